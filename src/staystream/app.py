@@ -1,0 +1,270 @@
+"""The HTTP API of a worker process (Starlette): ingest, calendar, listing, search, operations.
+
+Writes go to the writer process and are answered once it says they are durable; reads come
+straight from shared memory and read-only SQLite, so they see every acknowledged write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import zlib
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from . import metrics, openapi
+from .config import Config
+from .fx import default_fx, load_fx
+from .ingest import BodyError, Parsed, TooManyEvents, Validator, epoch_day
+from .money import MoneyError
+from .search import QueryError, parse_query, search
+from .store import Store
+from .types import WriteRequest
+from .wire import WriterClient, WriterUnavailable
+
+log = logging.getLogger("staystream.http")
+_json = msgspec.json.Encoder()
+NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/json-seq", "application/ndjson"}
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+def json_response(content: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_json.encode(content), status, headers, media_type="application/json")
+
+
+def create_app(config: Config, shm_path: Path) -> Starlette:
+    fx = default_fx(config.fx_table)
+    state: dict[str, object] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = Store(config.database_path, shm_path, fx)
+        client = WriterClient(str(shm_path / "writer.sock"))
+        await client.connect()
+        state.update(store=store, client=client, validator=Validator(
+            store.fx, config.earliest_night, config.horizon_days, config.max_night_price_eur))
+        state["fx_label"] = store.fx.label
+        yield
+
+    def route(path: str, name: str, methods: list[str] | None = None) -> Callable:
+        """Register a handler with metrics, store refresh and the one JSON error shape."""
+
+        def decorate(handler: Callable[[Request], Awaitable[Response]]) -> Route:
+            async def endpoint(request: Request) -> Response:
+                started = time.perf_counter()
+                try:
+                    store: Store = state["store"]  # type: ignore[assignment]
+                    store.refresh()
+                    if store.fx.label != state["fx_label"]:
+                        state["validator"].set_fx(store.fx, config.max_night_price_eur)  # type: ignore[attr-defined]
+                        state["fx_label"] = store.fx.label
+                    response = await handler(request)
+                except HTTPError as exc:
+                    response = json_response({"error": str(exc)}, exc.status, exc.headers)
+                except Exception:
+                    log.exception("unexpected error", extra={"route": name})
+                    response = json_response({"error": "internal error; see the server log"}, 500)
+                metrics.requests.labels(name, str(response.status_code)).inc()
+                metrics.request_seconds.labels(name).observe(time.perf_counter() - started)
+                return response
+
+            return Route(path, endpoint, methods=methods, name=name)
+
+        return decorate
+
+    @route("/v1/events", "events", ["POST"])
+    async def post_events(request: Request) -> Response:
+        store: Store = state["store"]  # type: ignore[assignment]
+        if store.backlog >= config.max_backlog_events:
+            metrics.shed.inc()
+            raise HTTPError(503, f"the writer has {store.backlog} events waiting; retry shortly",
+                            {"Retry-After": "1"})
+        ndjson = _is_ndjson(request)
+        body = await _read_body(request, config.max_body_bytes)
+        if ndjson is None:
+            ndjson = not body.lstrip().startswith(b"[")
+        validator: Validator = state["validator"]  # type: ignore[assignment]
+        try:
+            parsed = validator.parse(body, ndjson, config.max_events_per_request)
+        except TooManyEvents as exc:
+            raise HTTPError(413, str(exc)) from None
+        except BodyError as exc:
+            raise HTTPError(400, str(exc)) from None
+        for rejection in parsed.rejected:
+            metrics.events_rejected.labels(_reason(str(rejection["error"]))).inc()
+        if parsed.accepted:
+            client: WriterClient = state["client"]  # type: ignore[assignment]
+            rates = parsed.rate_columns()
+            try:
+                reply = await client.write(WriteRequest(
+                    0, parsed.keys, rates.tobytes(), parsed.listings, parsed.delists, parsed.newest_changed_at))
+            except WriterUnavailable as exc:
+                raise HTTPError(503, f"nothing was stored: {exc}", {"Retry-After": "1"}) from None
+            if reply.error is not None:
+                raise HTTPError(503, f"nothing was stored: {reply.error}", {"Retry-After": "1"})
+            _count_accepted(parsed)
+        return json_response({"accepted": parsed.accepted, "rejected": parsed.rejected})
+
+    @route("/v1/listings/{source}/{listing_id:path}/calendar", "calendar", ["GET"])
+    async def get_calendar(request: Request) -> Response:
+        store: Store = state["store"]  # type: ignore[assignment]
+        source, listing_id = request.path_params["source"], request.path_params["listing_id"]
+        start = _query_date(request, "start")
+        end = _query_date(request, "end")
+        if start is not None and end is not None and end <= start:
+            raise HTTPError(400, f"end: '{request.query_params['end']}' is not after start "
+                                 f"'{request.query_params['start']}'; expected end > start")
+        row = store.find(source, listing_id)
+        if row is None:
+            raise HTTPError(404, f"nothing was ever received for listing '{listing_id}' of source '{source}'")
+        nights = store.nights(row, start, end)
+        return json_response({"source": source, "listing_id": listing_id, "nights": nights})
+
+    @route("/v1/listings/{source}/{listing_id:path}", "listing", ["GET"])
+    async def get_listing(request: Request) -> Response:
+        store: Store = state["store"]  # type: ignore[assignment]
+        row = store.find(request.path_params["source"], request.path_params["listing_id"])
+        if row is None:
+            raise HTTPError(404, f"nothing was ever received for listing '{request.path_params['listing_id']}' "
+                                 f"of source '{request.path_params['source']}'")
+        return json_response(store.listing(row))
+
+    @route("/v1/search", "search", ["GET"])
+    async def get_search(request: Request) -> Response:
+        store: Store = state["store"]  # type: ignore[assignment]
+        try:
+            query = parse_query(request.query_params, config.horizon_days)
+        except QueryError as exc:
+            raise HTTPError(400, str(exc)) from None
+        return json_response(search(store, query))
+
+    @route("/v1/admin/fx", "fx", ["GET", "PUT"])
+    async def fx_table(request: Request) -> Response:
+        store: Store = state["store"]  # type: ignore[assignment]
+        if request.method == "GET":
+            return Response(store.fx.to_bytes(), media_type="application/json")
+        body = await _read_body(request, config.max_body_bytes)
+        try:
+            replacement = load_fx(body)
+        except MoneyError as exc:
+            raise HTTPError(400, str(exc)) from None
+        client: WriterClient = state["client"]  # type: ignore[assignment]
+        reply = await client.write(WriteRequest(0, [], b"", [], [], {}, replacement.to_bytes()))
+        if reply.error is not None:
+            raise HTTPError(503, reply.error, {"Retry-After": "1"})
+        return json_response({"fx": replacement.label})
+
+    @route("/healthz", "healthz", ["GET"])
+    async def healthz(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    @route("/readyz", "readyz", ["GET"])
+    async def readyz(request: Request) -> Response:
+        store: Store = state["store"]  # type: ignore[assignment]
+        client: WriterClient = state["client"]  # type: ignore[assignment]
+        problems = []
+        if not store.ready:
+            problems.append("the store is still recovering")
+        if client.stream is None:
+            problems.append("the writer is not connected")
+        if store.backlog >= config.max_backlog_events:
+            problems.append(f"write backlog {store.backlog} is at its limit {config.max_backlog_events}")
+        try:
+            store.connection.execute("SELECT 1").fetchone()
+        except Exception as exc:  # the database file is gone or unreadable
+            problems.append(f"the store cannot be read: {exc}")
+        body = {"status": "ready" if not problems else "not ready", "problems": problems,
+                "backlog_events": store.backlog}
+        return json_response(body, 200 if not problems else 503)
+
+    @route("/metrics", "metrics", ["GET"])
+    async def get_metrics(request: Request) -> Response:
+        data, content_type = metrics.render()
+        return Response(data, media_type=content_type)
+
+    @route("/openapi.json", "openapi", ["GET"])
+    async def get_openapi(request: Request) -> Response:
+        return json_response(openapi.SCHEMA)
+
+    @route("/docs", "docs", ["GET"])
+    async def get_docs(request: Request) -> Response:
+        return HTMLResponse(openapi.docs_page())
+
+    routes = [post_events, get_calendar, get_listing, get_search, fx_table, healthz, readyz,
+              get_metrics, get_openapi, get_docs]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _is_ndjson(request: Request) -> bool | None:
+    """NDJSON, a JSON array, or None to sniff; 415 for anything else."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type:
+        return None
+    if content_type in NDJSON_TYPES:
+        return True
+    if content_type == "application/json":
+        return False
+    raise HTTPError(415, f"content-type: '{content_type}' is not supported; expected "
+                         "application/x-ndjson or application/json")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", ""):
+        raise HTTPError(415, f"content-encoding: '{encoding}' is not supported; expected gzip or none")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPError(413, f"body of {declared} bytes is over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPError(413, f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if encoding == "gzip":
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        try:
+            body = inflater.decompress(body, limit + 1)
+        except zlib.error as exc:
+            raise HTTPError(400, f"body is not valid gzip: {exc}") from None
+        if len(body) > limit or inflater.unconsumed_tail:
+            raise HTTPError(413, f"body is over the limit of {limit} bytes once decompressed")
+        if not inflater.eof:
+            raise HTTPError(400, "body is not valid gzip: the stream is truncated")
+    return body
+
+
+def _query_date(request: Request, name: str) -> int | None:
+    text = request.query_params.get(name)
+    if text is None:
+        return None
+    try:
+        return epoch_day(dt.date.fromisoformat(text))
+    except ValueError:
+        raise HTTPError(400, f"{name}: '{text}' is not a date; expected YYYY-MM-DD") from None
+
+
+def _reason(error: str) -> str:
+    """The field an error names: a bounded label set for the rejection counter."""
+    field = error.split(":", 1)[0]
+    return field if field.isidentifier() and len(field) <= 20 else "other"
+
+
+def _count_accepted(parsed: Parsed) -> None:
+    for (source, kind), count in parsed.accepted_by_source.items():
+        metrics.events_accepted.labels(source, kind).inc(count)

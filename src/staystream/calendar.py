@@ -1,0 +1,237 @@
+"""The calendar store: every night of every listing, in shared memory, last-writer-wins.
+
+Layout (measured in docs/performance.md):
+
+- an *entry* is what one rate event set: price (minor units, -1 for none), currency,
+  min_nights, available, changed_at (µs). Entries are immutable once written and shared by all
+  the nights the event won, so a night costs a 4-byte reference, not the 24 bytes of its values;
+- nights are kept in *pages* of 64 consecutive nights, allocated on first write; page slot 0 is
+  the shared empty page, and entry 0 the "no value" entry (oldest possible `changed_at`);
+- `directory[row, page - base_page]` is the slot holding that page of that listing's calendar.
+
+The writer owns the reference counts and the free list; an entry whose count drops to zero is
+reused only after `GRACE_SECONDS`, so a reader that picked a reference just before it was
+overwritten still reads the value it saw.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+
+from .shm import Counter, SharedArrays
+
+PAGE = 64
+GRACE_SECONDS = 5.0
+OLDEST = np.iinfo(np.int64).min
+
+ARRAYS = {
+    "directory": np.dtype("<i4"),
+    "pages": np.dtype("<u4"),
+    "entry_changed_at": np.dtype("<i8"),
+    "entry_price": np.dtype("<i8"),
+    "entry_currency": np.dtype("<u2"),
+    "entry_min_nights": np.dtype("<u2"),
+    "entry_available": np.dtype("u1"),
+}
+ENTRY_FIELDS = {
+    "entry_changed_at": "changed_at",
+    "entry_price": "price",
+    "entry_currency": "currency",
+    "entry_min_nights": "min_nights",
+    "entry_available": "available",
+}
+
+
+class CalendarWriter:
+    """The writer's handle: applies batches of rate events to the shared calendar."""
+
+    def __init__(self, shared: SharedArrays, base_page: int, width: int, rows: int = 1024) -> None:
+        self.shared = shared
+        self.base_page = base_page
+        shared.counters[Counter.BASE_PAGE] = base_page
+        shared.allocate("directory", rows, width)
+        shared.allocate("pages", 1024, PAGE)
+        for name in ENTRY_FIELDS:
+            shared.allocate(name, 1024)
+        shared["entry_changed_at"][0] = OLDEST
+        shared["entry_price"][0] = -1
+        self.slots = 1  # slot 0: the empty page
+        self.entries = 1  # entry 0: no value
+        self.refcount = np.zeros(1024, dtype=np.int64)
+        self.free = np.empty(0, dtype=np.int64)
+        self.quarantine: deque[tuple[float, np.ndarray]] = deque()
+        self._publish()
+
+    # -- applying ------------------------------------------------------------------------
+
+    def apply(self, batch: np.ndarray) -> int:
+        """Apply rate events (`types.RATE_DTYPE`, `key` = row) in order; returns nights won."""
+        if len(batch) == 0:
+            return 0
+        ids = self._new_entries(batch)
+        counts = batch["nights"].astype(np.int64)
+        event = np.repeat(np.arange(len(batch)), counts)
+        starts = np.cumsum(counts) - counts
+        day = batch["start"][event].astype(np.int64) + (np.arange(len(event)) - starts[event])
+        row = batch["key"][event].astype(np.int64)
+        changed_at = batch["changed_at"][event]
+        keep = _last_writer_per_night(row, day, changed_at, event)
+        row, day, changed_at, entry = row[keep], day[keep], changed_at[keep], ids[event[keep]]
+
+        page = day // PAGE - self.base_page
+        offset = day % PAGE
+        self._ensure_capacity(int(row.max()) + 1, int(page.min()), int(page.max()))
+        page = day // PAGE - self.base_page  # the base may have moved
+        directory = self.shared["directory"]
+        slot = directory[row, page]
+        missing = slot == 0
+        if missing.any():
+            self._allocate_pages(row[missing], page[missing])
+            directory = self.shared["directory"]
+            slot = directory[row, page]
+        pages = self.shared["pages"]
+        old = pages[slot, offset].astype(np.int64)
+        wins = changed_at >= self.shared["entry_changed_at"][old]
+        pages[slot[wins], offset[wins]] = entry[wins]
+        self._count_references(entry[wins], old[wins], ids)
+        return int(wins.sum())
+
+    def _new_entries(self, batch: np.ndarray) -> np.ndarray:
+        now = time.monotonic()
+        while self.quarantine and self.quarantine[0][0] <= now:
+            self.free = np.concatenate([self.free, self.quarantine.popleft()[1]])
+        n = len(batch)
+        reused = self.free[:n]
+        self.free = self.free[n:]
+        fresh = np.arange(self.entries, self.entries + n - len(reused), dtype=np.int64)
+        if len(fresh):
+            self.entries += len(fresh)
+            if self.entries > len(self.shared["entry_price"]):
+                for name in ENTRY_FIELDS:
+                    self.shared.grow(name, self.entries)
+                refcount = np.zeros(len(self.shared["entry_price"]), dtype=np.int64)
+                refcount[: len(self.refcount)] = self.refcount
+                self.refcount = refcount
+        ids = np.concatenate([reused, fresh])
+        for name, field in ENTRY_FIELDS.items():
+            self.shared[name][ids] = batch[field]
+        return ids
+
+    def _count_references(self, won: np.ndarray, lost: np.ndarray, ids: np.ndarray) -> None:
+        referenced, counts = np.unique(won, return_counts=True)
+        self.refcount[referenced] += counts
+        released, counts = np.unique(lost[lost != 0], return_counts=True)
+        self.refcount[released] -= counts
+        dead = released[self.refcount[released] == 0]
+        if len(dead):
+            self.quarantine.append((time.monotonic() + GRACE_SECONDS, dead))
+        unused = ids[self.refcount[ids] == 0]  # never visible to a reader: free at once
+        if len(unused):
+            self.free = np.concatenate([self.free, unused])
+
+    # -- space ---------------------------------------------------------------------------
+
+    def _ensure_capacity(self, rows: int, first_page: int, last_page: int) -> None:
+        directory = self.shared["directory"]
+        shift = max(0, -first_page)
+        width = max(directory.shape[1], last_page + 1) + shift
+        if shift:
+            # Nights before the base: widen to the left (rare: an import older than any so far).
+            self.base_page -= shift
+            self.shared.counters[Counter.BASE_PAGE] = self.base_page
+            moved = np.zeros((directory.shape[0], width), dtype=directory.dtype)
+            moved[:, shift : shift + directory.shape[1]] = directory
+            self.shared.allocate("directory", directory.shape[0], width, moved)
+        elif width > directory.shape[1]:
+            self.shared.allocate("directory", directory.shape[0], width, directory)
+        if rows > len(self.shared["directory"]):
+            self.shared.grow("directory", rows)
+        self._publish()
+
+    def ensure_rows(self, rows: int) -> None:
+        if rows > len(self.shared["directory"]):
+            self.shared.grow("directory", rows)
+
+    def _allocate_pages(self, row: np.ndarray, page: np.ndarray) -> None:
+        width = self.shared["directory"].shape[1]
+        needed = np.unique(row * width + page)
+        first = self.slots
+        self.slots += len(needed)
+        if self.slots > len(self.shared["pages"]):
+            self.shared.grow("pages", self.slots)
+        self.shared["directory"][needed // width, needed % width] = np.arange(first, self.slots)
+        self._publish()
+
+    def _publish(self) -> None:
+        self.shared.counters[Counter.SLOTS] = self.slots
+        self.shared.counters[Counter.ENTRIES] = self.entries
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def copy_state(self, rows: int) -> dict[str, np.ndarray]:
+        """A consistent copy to write out while applying goes on (refcounts are derived)."""
+        state = {
+            "directory": self.shared["directory"][:rows].copy(),
+            "pages": self.shared["pages"][: self.slots].copy(),
+            "base_page": np.array([self.base_page]),
+        }
+        for name in ENTRY_FIELDS:
+            state[name] = self.shared[name][: self.entries].copy()
+        return state
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a `copy_state`; reference counts and the free list are recomputed."""
+        directory = state["directory"]
+        self.base_page = int(state["base_page"][0])
+        self.shared.counters[Counter.BASE_PAGE] = self.base_page
+        width = max(directory.shape[1], self.shared["directory"].shape[1])
+        self.shared.allocate("directory", max(len(directory), 1024), width, directory)
+        self.slots = len(state["pages"])
+        self.shared.allocate("pages", max(self.slots, 1024), PAGE, state["pages"])
+        self.entries = len(state["entry_price"])
+        for name in ENTRY_FIELDS:
+            self.shared.allocate(name, max(self.entries, 1024), 1, state[name])
+        self.refcount = np.bincount(
+            state["pages"].ravel(), minlength=len(self.shared["entry_price"])
+        ).astype(np.int64)
+        self.refcount[0] = 0
+        self.free = np.flatnonzero(self.refcount[1 : self.entries] == 0) + 1
+        self._publish()
+
+
+def _last_writer_per_night(row: np.ndarray, day: np.ndarray, changed_at: np.ndarray, arrival: np.ndarray) -> np.ndarray:
+    """Indices of the winning update of each (row, night): greatest changed_at, then arrival."""
+    night = (row << 24) | (day & 0xFFFFFF)
+    order = np.lexsort((arrival, changed_at, night))
+    sorted_night = night[order]
+    last = np.empty(len(order), dtype=bool)
+    last[-1] = True
+    np.not_equal(sorted_night[1:], sorted_night[:-1], out=last[:-1])
+    return order[last]
+
+
+class CalendarReader:
+    """A worker's read-only view of the calendar."""
+
+    def __init__(self, shared: SharedArrays) -> None:
+        self.shared = shared
+
+    def entries_for_nights(self, rows: np.ndarray, days: np.ndarray) -> np.ndarray:
+        """Entry ids, shape (len(rows), len(days)); 0 where a night has no value."""
+        directory = self.shared["directory"]
+        base = int(self.shared.counters[Counter.BASE_PAGE])
+        page = days // PAGE - base
+        inside = (page >= 0) & (page < directory.shape[1])
+        known = rows < len(directory)
+        result = np.zeros((len(rows), len(days)), dtype=np.int64)
+        if inside.any() and known.any():
+            slot = directory[np.ix_(rows[known], page[inside])]
+            found = self.shared["pages"][slot, (days[inside] % PAGE)[None, :]]
+            result[np.ix_(np.flatnonzero(known), np.flatnonzero(inside))] = found
+        return result
+
+    def column(self, name: str) -> np.ndarray:
+        return self.shared[name]

@@ -1,0 +1,93 @@
+"""Settings, declared once: each `Config` field is a CLI flag and a `STAYSTREAM_*` variable.
+
+Precedence: command-line flag, then environment variable, then the default. A value that does not
+parse is refused loudly, naming the setting and the value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+def _flag(text: str) -> bool:
+    return text.lower() in {"1", "true", "yes", "on"}
+
+
+def _setting(default: Any, help: str, cast: Callable[[str], Any]) -> Any:
+    return field(default=default, metadata={"help": help, "cast": cast})
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = _setting("127.0.0.1", "address to listen on", str)
+    port: int = _setting(8080, "TCP port to listen on (0: any free port)", int)
+    data_dir: Path = _setting(Path("var"), "where the embedded store lives", Path)
+    workers: int = _setting(os.cpu_count() or 1, "HTTP worker processes", _positive_int)
+    max_body_bytes: int = _setting(
+        16 * 1024 * 1024, "largest request body in bytes, before and after gzip", _positive_int
+    )
+    max_events_per_request: int = _setting(
+        100_000, "most events one request may carry", _positive_int
+    )
+    max_backlog_events: int = _setting(
+        1_000_000, "events waiting for the writer above which writes get 503", _positive_int
+    )
+    max_night_price_eur: int = _setting(
+        100_000, "ceiling on one night's price, in EUR at the FX table's rates", _positive_int
+    )
+    earliest_night: dt.date = _setting(
+        dt.date(2015, 1, 1), "oldest night accepted (historical imports)", dt.date.fromisoformat
+    )
+    horizon_days: int = _setting(730, "how many days past today a night may be", _positive_int)
+    snapshot_log_events: int = _setting(
+        5_000_000, "rate events logged since the last snapshot that trigger a new one", _positive_int
+    )
+    fx_table: Path | None = _setting(None, "JSON FX table to use instead of the shipped one", Path)
+    seed_sample: bool = _setting(False, "import the shipped sample city into an empty store", _flag)
+    log_level: str = _setting("info", "debug, info, warning or error", str)
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "store.sqlite3"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.data_dir / "snapshot"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One `--flag` per setting; values stay strings until `from_arguments` casts them."""
+    for setting in fields(Config):
+        flag = "--" + setting.name.replace("_", "-")
+        if setting.metadata["cast"] is _flag:
+            parser.add_argument(flag, action="store_const", const="true", help=setting.metadata["help"])
+        else:
+            parser.add_argument(flag, help=f"{setting.metadata['help']} (default: {setting.default})")
+
+
+def from_arguments(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
+    environ = dict(os.environ) if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in fields(Config):
+        text = getattr(args, setting.name, None) or environ.get("STAYSTREAM_" + setting.name.upper())
+        if text is None:
+            continue
+        try:
+            values[setting.name] = setting.metadata["cast"](text)
+        except (TypeError, ValueError):
+            raise SystemExit(
+                f"Setting '{setting.name}' has value '{text}'. Not a valid {setting.type}."
+            ) from None
+    return Config(**values)

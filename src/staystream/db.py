@@ -1,0 +1,142 @@
+"""The durable half of the embedded store: SQLite holding listings, the rate log and settings.
+
+Only the writer process writes (one connection, `synchronous=FULL`, so a `COMMIT` is on disk
+before anyone is told); workers open read-only connections for listing details. WAL mode lets
+those readers run beside the writer without blocking it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .types import Delist, Listing
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS listings (
+    row INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    listing_id TEXT NOT NULL,
+    name TEXT, kind INTEGER, lat REAL, lon REAL, max_guests INTEGER,
+    property_id TEXT, city TEXT, country TEXT, bedrooms INTEGER, url TEXT,
+    described_at INTEGER,   -- changed_at (µs) of the winning listing event
+    delisted_at INTEGER,    -- changed_at (µs) of the winning delist event
+    UNIQUE (source, listing_id)
+);
+CREATE TABLE IF NOT EXISTS rate_log (
+    seq INTEGER PRIMARY KEY,   -- commit sequence of the group
+    events BLOB NOT NULL       -- the group's rate events, packed types.RATE_DTYPE, key = row
+);
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+"""
+
+LISTING_FIELDS = "name, kind, lat, lon, max_guests, property_id, city, country, bedrooms, url"
+
+
+def connect_writer(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("PRAGMA cache_size=-262144")
+    connection.executescript(SCHEMA)
+    return connection
+
+
+def connect_reader(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA query_only=1")
+    return connection
+
+
+def commit_group(
+    connection: sqlite3.Connection,
+    new_keys: list[tuple[int, str, str]],
+    listings: list[tuple[int, Listing]],
+    delists: list[tuple[int, Delist]],
+    seq: int,
+    rate_events: bytes | None,
+    settings: dict[str, bytes],
+) -> None:
+    """One transaction for a whole group of requests; durable when this returns."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        if new_keys:
+            connection.executemany(
+                "INSERT INTO listings (row, source, listing_id) VALUES (?, ?, ?)", new_keys
+            )
+        if listings:
+            connection.executemany(
+                f"UPDATE listings SET ({LISTING_FIELDS}, described_at) = "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "WHERE row = ? AND (described_at IS NULL OR described_at <= ?)",
+                [
+                    (l.name, l.kind, l.lat, l.lon, l.max_guests, l.property_id, l.city,
+                     l.country, l.bedrooms, l.url, l.changed_at, row, l.changed_at)
+                    for row, l in listings
+                ],
+            )
+        if delists:
+            connection.executemany(
+                "UPDATE listings SET delisted_at = ? "
+                "WHERE row = ? AND (delisted_at IS NULL OR delisted_at <= ?)",
+                [(d.changed_at, row, d.changed_at) for row, d in delists],
+            )
+        if rate_events:
+            connection.execute("INSERT INTO rate_log (seq, events) VALUES (?, ?)", (seq, rate_events))
+        for name, value in settings.items():
+            connection.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (name, value))
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def all_keys(connection: sqlite3.Connection) -> Iterator[tuple[int, str, str]]:
+    yield from connection.execute("SELECT row, source, listing_id FROM listings")
+
+
+def listing_columns(connection: sqlite3.Connection) -> Iterable[tuple]:
+    return connection.execute(
+        "SELECT row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at "
+        "FROM listings WHERE described_at IS NOT NULL OR delisted_at IS NOT NULL"
+    )
+
+
+def log_after(connection: sqlite3.Connection, seq: int) -> Iterator[tuple[int, bytes]]:
+    yield from connection.execute("SELECT seq, events FROM rate_log WHERE seq > ? ORDER BY seq", (seq,))
+
+
+def last_seq(connection: sqlite3.Connection) -> int:
+    return connection.execute("SELECT coalesce(max(seq), 0) FROM rate_log").fetchone()[0]
+
+
+def truncate_log(connection: sqlite3.Connection, seq: int) -> None:
+    connection.execute("DELETE FROM rate_log WHERE seq <= ?", (seq,))
+
+
+def setting(connection: sqlite3.Connection, name: str) -> bytes | None:
+    row = connection.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+    return None if row is None else row[0]
+
+
+def find_row(connection: sqlite3.Connection, source: str, listing_id: str) -> int | None:
+    row = connection.execute(
+        "SELECT row FROM listings WHERE source = ? AND listing_id = ?", (source, listing_id)
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def details(connection: sqlite3.Connection, rows: list[int]) -> dict[int, dict[str, object]]:
+    """Listing details by row, for the rows asked (a page of search results)."""
+    if not rows:
+        return {}
+    marks = ",".join("?" * len(rows))
+    cursor = connection.execute(
+        f"SELECT row, source, listing_id, {LISTING_FIELDS}, described_at, delisted_at "
+        f"FROM listings WHERE row IN ({marks})",
+        rows,
+    )
+    names = [column[0] for column in cursor.description]
+    return {values[0]: dict(zip(names, values)) for values in cursor}

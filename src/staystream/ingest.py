@@ -1,0 +1,354 @@
+"""Decode, validate and normalize a `POST /v1/events` body into columns for the writer.
+
+The happy path decodes the whole body in one msgspec call; only a body with a bad event falls
+back to decoding event by event, so one bad event costs its own rejection and nothing else.
+Every rejection names the field, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import msgspec
+import numpy as np
+
+from .fx import Fx
+from .money import COUNTRIES, CURRENCIES, CURRENCY_INDEX, EXPONENT
+from .types import (
+    KIND_INDEX,
+    KINDS,
+    NO_PRICE,
+    RATE_DTYPE,
+    Delist,
+    DelistEvent,
+    Event,
+    Listing,
+    ListingEvent,
+    RateEvent,
+    listing_key,
+)
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+MICROSECOND = dt.timedelta(microseconds=1)
+MAX_NIGHTS_PER_EVENT = 550
+MAX_MIN_NIGHTS = 1125  # Airbnb's own upper bound for a minimum stay
+MAX_GUESTS = 500  # a whole hostel or villa compound, not a typo of 50000
+MAX_CLOCK_SKEW = dt.timedelta(hours=1)
+SOURCE_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
+MAX_TEXT = {"name": 500, "city": 200, "url": 2048, "property_id": 128}
+
+_events = msgspec.json.Decoder(list[Event])
+_event = msgspec.json.Decoder(Event)
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+_any = msgspec.json.Decoder()
+
+
+class BodyError(ValueError):
+    """The body as a whole cannot be parsed (`400`)."""
+
+
+class TooManyEvents(BodyError):
+    """More events than one request may carry (`413`)."""
+
+
+class Rejected(ValueError):
+    """One event is invalid; the message names field, value and expectation."""
+
+
+@dataclass
+class Parsed:
+    """A body's valid events as the writer wants them, plus its rejections."""
+
+    keys: list[str] = field(default_factory=list)
+    rates: list[tuple[int, int, int, int, int, int, int, int]] = field(default_factory=list)
+    listings: list[Listing] = field(default_factory=list)
+    delists: list[Delist] = field(default_factory=list)
+    rejected: list[dict[str, object]] = field(default_factory=list)
+    newest_changed_at: dict[str, int] = field(default_factory=dict)
+    accepted_by_source: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> int:
+        return len(self.rates) + len(self.listings) + len(self.delists)
+
+    def rate_columns(self) -> np.ndarray:
+        return np.array(self.rates, dtype=RATE_DTYPE)
+
+
+def epoch_day(day: dt.date) -> int:
+    return day.toordinal() - EPOCH_ORDINAL
+
+
+def day_from_epoch(days: int) -> dt.date:
+    return dt.date.fromordinal(days + EPOCH_ORDINAL)
+
+
+def micros(moment: dt.datetime) -> int:
+    return (moment - EPOCH) // MICROSECOND
+
+
+def from_micros(value: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=value)
+
+
+def format_changed_at(value: int) -> str:
+    """RFC 3339 in UTC with milliseconds, or microseconds where the source sent them."""
+    moment = from_micros(value)
+    if moment.microsecond % 1000:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def split_events(body: bytes, ndjson: bool) -> list[bytes] | None:
+    """The NDJSON lines of a body (blank lines skipped); None for a JSON array body."""
+    if not ndjson:
+        return None
+    return [line for line in body.split(b"\n") if line.strip()]
+
+
+class Validator:
+    """Validates events against the configured horizon, ceilings and the FX table."""
+
+    def __init__(self, fx: Fx, earliest_night: dt.date, horizon_days: int, max_night_price_eur: int):
+        self.earliest_day = epoch_day(earliest_night)
+        self.horizon_days = horizon_days
+        self.set_fx(fx, max_night_price_eur)
+
+    def set_fx(self, fx: Fx, max_night_price_eur: int) -> None:
+        """Ceilings follow the FX table: 100,000 EUR is a different number of yen or dong."""
+        eur = CURRENCY_INDEX["EUR"]
+        self.ceiling_minor = [
+            fx.convert_minor(max_night_price_eur * 100, eur, index) if index in fx.rates
+            else 10**15  # no rate to judge by: only guard the storage
+            for index in range(len(CURRENCIES))
+        ]
+
+    def parse(self, body: bytes, ndjson: bool, max_events: int) -> Parsed:
+        """All events of a body, validated. Raises `BodyError` when the body cannot be read."""
+        lines = split_events(body, ndjson)
+        if lines is not None and len(lines) > max_events:
+            raise TooManyEvents(f"body has {len(lines)} events; the limit is {max_events} a request")
+        joined = b"[" + b",".join(lines) + b"]" if lines is not None else body
+        try:
+            events: list[object] = list(_events.decode(joined))
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            events = self._decode_one_by_one(lines, body)
+        if len(events) > max_events:
+            raise TooManyEvents(f"body has {len(events)} events; the limit is {max_events} a request")
+        today = epoch_day(dt.date.today())
+        parsed = Parsed()
+        key_index: dict[str, int] = {}
+        newest = parsed.newest_changed_at
+        by_source = parsed.accepted_by_source
+        for index, event in enumerate(events):
+            try:
+                if isinstance(event, Rejected):
+                    raise event
+                if isinstance(event, RateEvent):
+                    key = _key(event)
+                    row = self._rate(event, today)
+                    slot = key_index.get(key)
+                    if slot is None:
+                        slot = key_index[key] = len(parsed.keys)
+                        parsed.keys.append(key)
+                    parsed.rates.append((slot, *row))
+                    changed_at, kind = row[2], "rate"
+                elif isinstance(event, ListingEvent):
+                    listing = self._listing(event)
+                    parsed.listings.append(listing)
+                    key, changed_at, kind = listing.key, listing.changed_at, "listing"
+                else:
+                    assert isinstance(event, DelistEvent)
+                    delist = Delist(_key(event), _changed_at(event.changed_at))
+                    parsed.delists.append(delist)
+                    key, changed_at, kind = delist.key, delist.changed_at, "delist"
+            except Rejected as exc:
+                parsed.rejected.append({"index": index, "error": str(exc)})
+                continue
+            source = key.partition("\x00")[0]
+            if changed_at > newest.get(source, -1):
+                newest[source] = changed_at
+            by_source[source, kind] = by_source.get((source, kind), 0) + 1
+        return parsed
+
+    def _decode_one_by_one(self, lines: list[bytes] | None, body: bytes) -> list[object]:
+        if lines is None:
+            try:
+                raws = _raw_list.decode(body)
+            except msgspec.ValidationError:
+                raise BodyError("body is not a JSON array of event objects") from None
+            except msgspec.DecodeError as exc:
+                raise BodyError(f"body is not a JSON array of event objects: {exc}") from None
+            lines = [bytes(raw) for raw in raws]
+        return [_decode_event(line) for line in lines]
+
+    def _rate(self, event: RateEvent, today: int) -> tuple[int, int, int, int, int, int, int]:
+        start, end = epoch_day(event.start), epoch_day(event.end)
+        nights = end - start
+        if nights <= 0:
+            raise Rejected(f"end: '{event.end}' is not after start '{event.start}'; expected end > start")
+        if nights > MAX_NIGHTS_PER_EVENT:
+            raise Rejected(
+                f"end: '{event.end}' is {nights} nights after start '{event.start}'; "
+                f"expected at most {MAX_NIGHTS_PER_EVENT}"
+            )
+        if start < self.earliest_day:
+            raise Rejected(
+                f"start: '{event.start}' is before the earliest night kept "
+                f"({day_from_epoch(self.earliest_day)})"
+            )
+        if end > today + self.horizon_days + 1:
+            raise Rejected(
+                f"end: '{event.end}' is past the horizon of {self.horizon_days} days ahead "
+                f"(last night {day_from_epoch(today + self.horizon_days)})"
+            )
+        currency = CURRENCY_INDEX.get(event.currency.strip().upper(), -1)
+        if currency < 0:
+            raise Rejected(f"currency: '{event.currency}' is not an ISO 4217 currency code")
+        if event.price is None:
+            if event.available:
+                raise Rejected("price: missing; expected a price >= 0 unless available is false")
+            price = NO_PRICE
+        else:
+            price = self._price(event.price, currency)
+        if not 1 <= event.min_nights <= MAX_MIN_NIGHTS:
+            raise Rejected(
+                f"min_nights: {event.min_nights} is out of range; expected 1 to {MAX_MIN_NIGHTS}"
+            )
+        changed_at = _changed_at(event.changed_at)
+        return (start, nights, changed_at, price, currency, event.min_nights, event.available)
+
+    def _price(self, price: Decimal, currency: int) -> int:
+        if not price.is_finite():
+            raise Rejected(f"price: '{price}' is not a finite number")
+        if price < 0:
+            raise Rejected(f"price: '{price}' is negative; expected a price >= 0")
+        exponent = EXPONENT[currency]
+        minor = price.scaleb(exponent)
+        if minor != minor.to_integral_value():
+            raise Rejected(
+                f"price: '{price}' has more decimals than {CURRENCIES[currency]} allows "
+                f"({exponent})"
+            )
+        value = int(minor)
+        if value > self.ceiling_minor[currency]:
+            raise Rejected(
+                f"price: '{price}' {CURRENCIES[currency]} is above the ceiling of "
+                f"{Decimal(self.ceiling_minor[currency]).scaleb(-exponent)} a night"
+            )
+        return value
+
+    def _listing(self, event: ListingEvent) -> Listing:
+        kind = KIND_INDEX.get(event.kind.strip().lower(), -1)
+        if kind < 0:
+            raise Rejected(f"kind: '{event.kind}' is not one of {', '.join(KINDS)}")
+        if not (math.isfinite(event.lat) and -90 <= event.lat <= 90):
+            raise Rejected(f"lat: {event.lat} is out of range; expected -90 to 90")
+        if not (math.isfinite(event.lon) and -180 <= event.lon <= 180):
+            raise Rejected(f"lon: {event.lon} is out of range; expected -180 to 180")
+        if not 1 <= event.max_guests <= MAX_GUESTS:
+            raise Rejected(f"max_guests: {event.max_guests} is out of range; expected 1 to {MAX_GUESTS}")
+        if event.bedrooms is not None and not 0 <= event.bedrooms <= 100:
+            raise Rejected(f"bedrooms: {event.bedrooms} is out of range; expected 0 to 100")
+        country = None
+        if event.country is not None:
+            country = event.country.strip().upper()
+            if country not in COUNTRIES:
+                raise Rejected(f"country: '{event.country}' is not an ISO 3166-1 alpha-2 code")
+        url = _text("url", event.url)
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise Rejected(f"url: '{url[:100]}' is not an http(s) URL")
+        name = _text("name", event.name)
+        if not name:
+            raise Rejected("name: '' is empty; expected a name")
+        property_id = event.property_id
+        return Listing(
+            key=_key(event),
+            name=name,
+            kind=kind,
+            lat=event.lat,
+            lon=event.lon,
+            max_guests=event.max_guests,
+            changed_at=_changed_at(event.changed_at),
+            property_id=_text("property_id", None if property_id is None else str(property_id)),
+            city=_text("city", event.city),
+            country=country,
+            bedrooms=event.bedrooms,
+            url=url,
+        )
+
+
+def _decode_event(line: bytes) -> object:
+    """One event, or the `Rejected` that says what is wrong with it."""
+    try:
+        return _event.decode(line)
+    except msgspec.ValidationError as exc:  # a subclass of DecodeError: catch it first
+        return Rejected(_explain(exc, line))
+    except msgspec.DecodeError as exc:
+        return Rejected(f"event is not valid JSON: {exc}")
+
+
+def _explain(exc: msgspec.ValidationError, line: bytes) -> str:
+    """msgspec's message with the field named first and the offending value added."""
+    message = str(exc)
+    missing = re.search(r"missing required field `(\w+)`", message)
+    if missing:
+        return f"{missing.group(1)}: missing; expected a value (required field)"
+    match = re.search(r" - at `\$(?:\.(\w+))?", message)
+    if not match:
+        return f"event: {message[0].lower()}{message[1:]}; expected a JSON object with a 'type'"
+    what = message[: match.start()]
+    name = match.group(1)
+    if name is None:
+        return f"event: {what}; expected a JSON object with a 'type'"
+    try:
+        document = _any.decode(line)
+        value = document.get(name) if isinstance(document, dict) else None
+    except msgspec.DecodeError:
+        value = None
+    if name == "type":
+        return f"type: {value!r} is not one of 'listing', 'rate', 'delist'"
+    shown = "missing" if value is None and "required" in what.lower() else f"{value!r}"
+    return f"{name}: {shown}; {what[0].lower()}{what[1:]}"
+
+
+def _key(event: RateEvent | ListingEvent | DelistEvent) -> str:
+    source = event.source.strip().lower()
+    if not SOURCE_PATTERN.fullmatch(source):
+        raise Rejected(f"source: '{event.source}' is invalid; expected [a-z0-9_-]{{1,32}}")
+    listing_id = unicodedata.normalize("NFC", str(event.listing_id).strip())
+    if not 1 <= len(listing_id) <= 128 or not listing_id.isprintable():
+        raise Rejected(
+            f"listing_id: {str(event.listing_id)[:140]!r} is invalid; expected 1 to 128 "
+            "printable characters"
+        )
+    return listing_key(source, listing_id)
+
+
+def _changed_at(moment: dt.datetime) -> int:
+    if moment.tzinfo is None:
+        raise Rejected(
+            f"changed_at: '{moment.isoformat()}' has no time zone; expected RFC 3339 with a "
+            "zone, like 2026-11-26T08:00:00Z"
+        )
+    if moment - dt.datetime.now(dt.timezone.utc) > MAX_CLOCK_SKEW:
+        raise Rejected(
+            f"changed_at: '{moment.isoformat()}' is in the future; expected at most "
+            f"{MAX_CLOCK_SKEW} ahead of the server clock"
+        )
+    return micros(moment)
+
+
+def _text(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = unicodedata.normalize("NFC", value.strip())
+    if len(text) > MAX_TEXT[name]:
+        raise Rejected(f"{name}: '{text[:40]}...' is {len(text)} characters; expected at most {MAX_TEXT[name]}")
+    return text or None

@@ -1,0 +1,82 @@
+"""Listing columns in shared memory: what search filters on, one array per attribute.
+
+SQLite holds the full description (names, URLs); these columns are the part search scans.
+A listing is searchable once described, unless a delist is at least as new as the description
+(a delist wins a tie; a newer description brings the listing back).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .shm import Counter, SharedArrays
+from .types import Delist, Listing
+
+ARRAYS = {
+    "lat": np.dtype("<f8"),
+    "lon": np.dtype("<f8"),
+    "kind": np.dtype("u1"),
+    "max_guests": np.dtype("<u2"),
+    "bedrooms": np.dtype("<i2"),
+    "described_at": np.dtype("<i8"),
+    "delisted_at": np.dtype("<i8"),
+    "searchable": np.dtype("u1"),
+}
+NEVER = np.iinfo(np.int64).min
+
+
+class ListingColumns:
+    """The writer's handle on the listing columns."""
+
+    def __init__(self, shared: SharedArrays, rows: int = 1024) -> None:
+        self.shared = shared
+        for name in ARRAYS:
+            shared.allocate(name, rows)
+        shared["described_at"][:] = NEVER
+        shared["delisted_at"][:] = NEVER
+        self.rows = 0
+
+    def add_rows(self, rows: int) -> None:
+        if rows > len(self.shared["lat"]):
+            old = len(self.shared["lat"])
+            for name in ARRAYS:
+                self.shared.grow(name, rows)
+            self.shared["described_at"][old:] = NEVER
+            self.shared["delisted_at"][old:] = NEVER
+        self.rows = max(self.rows, rows)
+        self.shared.counters[Counter.ROWS] = self.rows
+
+    def describe(self, row: int, listing: Listing) -> None:
+        """Last-writer-wins, as `db.commit_group` applied it to SQLite."""
+        shared = self.shared
+        if listing.changed_at < shared["described_at"][row]:
+            return
+        shared["lat"][row] = listing.lat
+        shared["lon"][row] = listing.lon
+        shared["kind"][row] = listing.kind
+        shared["max_guests"][row] = listing.max_guests
+        shared["bedrooms"][row] = -1 if listing.bedrooms is None else listing.bedrooms
+        shared["described_at"][row] = listing.changed_at
+        self._update_searchable(row)
+
+    def delist(self, row: int, delist: Delist) -> None:
+        if delist.changed_at >= self.shared["delisted_at"][row]:
+            self.shared["delisted_at"][row] = delist.changed_at
+            self._update_searchable(row)
+
+    def load(self, rows: list[tuple]) -> None:
+        """Restore from `db.listing_columns` rows at start-up."""
+        for row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at in rows:
+            shared = self.shared
+            if described_at is not None:
+                shared["lat"][row], shared["lon"][row] = lat, lon
+                shared["kind"][row], shared["max_guests"][row] = kind, max_guests
+                shared["bedrooms"][row] = -1 if bedrooms is None else bedrooms
+                shared["described_at"][row] = described_at
+            if delisted_at is not None:
+                shared["delisted_at"][row] = delisted_at
+            self._update_searchable(row)
+
+    def _update_searchable(self, row: int) -> None:
+        described = self.shared["described_at"][row]
+        self.shared["searchable"][row] = described != NEVER and described > self.shared["delisted_at"][row]

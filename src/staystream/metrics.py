@@ -1,0 +1,66 @@
+"""Prometheus metrics, shared by all processes of one server (prometheus-client multiprocess mode).
+
+`serve` points `PROMETHEUS_MULTIPROC_DIR` at a fresh directory before any process imports this
+module; every process then writes its samples there and any worker's `/metrics` merges them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+events_accepted = Counter("staystream_events_accepted_total", "Events accepted", ["source", "type"])
+events_rejected = Counter("staystream_events_rejected_total", "Events rejected", ["reason"])
+requests = Counter("staystream_http_requests_total", "HTTP requests", ["route", "status"])
+request_seconds = Histogram(
+    "staystream_http_request_seconds", "HTTP request latency", ["route"], buckets=LATENCY_BUCKETS
+)
+shed = Counter("staystream_shed_requests_total", "Writes refused with 503 because of backlog")
+commit_seconds = Histogram(
+    "staystream_commit_seconds", "Durable commit of one group (SQLite, fsync)", buckets=LATENCY_BUCKETS
+)
+apply_seconds = Histogram(
+    "staystream_apply_seconds", "Applying one committed group to memory", buckets=LATENCY_BUCKETS
+)
+group_requests = Histogram(
+    "staystream_commit_group_requests", "Requests sharing one commit",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+group_events = Histogram(
+    "staystream_commit_group_events", "Events in one commit",
+    buckets=(1, 10, 100, 1_000, 10_000, 100_000, 1_000_000),
+)
+nights_applied = Counter("staystream_nights_applied_total", "Night values that won last-writer-wins")
+backlog_events = Gauge(
+    "staystream_backlog_events", "Events handed to the writer, not yet committed", multiprocess_mode="max"
+)
+freshness_lag = Gauge(
+    "staystream_freshness_lag_seconds",
+    "Now minus changed_at of the newest applied event, per source",
+    ["source"],
+    multiprocess_mode="max",
+)
+snapshot_seconds = Histogram(
+    "staystream_snapshot_seconds", "Writing one calendar snapshot", buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60)
+)
+
+
+def render() -> tuple[bytes, str]:
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,130 @@
+"""The OpenAPI 3.1 description of the API, and a self-contained page that renders it."""
+
+from __future__ import annotations
+
+import html
+
+from .types import KINDS
+
+_error = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _param(name: str, description: str, schema: dict, required: bool = False, where: str = "query") -> dict:
+    return {"name": name, "in": where, "required": required, "description": description, "schema": schema}
+
+
+SCHEMA: dict = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "staystream",
+        "version": "1",
+        "description": "Real-time lodging prices and availability: ingest (wire contract v1), calendars and search.",
+    },
+    "paths": {
+        "/v1/events": {
+            "post": {
+                "summary": "Ingest listing, rate and delist events (wire contract v1)",
+                "description": "NDJSON (`application/x-ndjson`) or a JSON array (`application/json`), optionally "
+                "gzip. Answered 200 only once every accepted event is durable. Invalid events are rejected "
+                "one by one with their index; the valid ones of the body are accepted.",
+                "requestBody": {"content": {
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
+                }},
+                "responses": {
+                    "200": {"description": "accepted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestResult"}}}},
+                    "400": _error, "413": _error, "415": _error,
+                    "503": {**_error, "description": "load shed or writer unavailable; see Retry-After"},
+                },
+            }
+        },
+        "/v1/listings/{source}/{listing_id}/calendar": {
+            "get": {
+                "summary": "A listing's nightly calendar",
+                "parameters": [
+                    _param("source", "marketplace", {"type": "string"}, True, "path"),
+                    _param("listing_id", "the source's id", {"type": "string"}, True, "path"),
+                    _param("start", "first night (inclusive)", {"type": "string", "format": "date"}),
+                    _param("end", "last night (exclusive)", {"type": "string", "format": "date"}),
+                ],
+                "responses": {"200": {"description": "nights that hold a value, in date order"}, "400": _error, "404": _error},
+            }
+        },
+        "/v1/listings/{source}/{listing_id}": {
+            "get": {
+                "summary": "A listing's details",
+                "parameters": [
+                    _param("source", "marketplace", {"type": "string"}, True, "path"),
+                    _param("listing_id", "the source's id", {"type": "string"}, True, "path"),
+                ],
+                "responses": {"200": {"description": "details, `searchable` says whether search shows it"}, "404": _error},
+            }
+        },
+        "/v1/search": {
+            "get": {
+                "summary": "Units free for a whole stay in an area, with totals, ranked and paged",
+                "parameters": [
+                    _param("lat", "centre latitude (with lon, radius_km)", {"type": "number"}),
+                    _param("lon", "centre longitude", {"type": "number"}),
+                    _param("radius_km", "radius in km (default 10)", {"type": "number"}),
+                    _param("bbox", "min_lon,min_lat,max_lon,max_lat (instead of lat/lon)", {"type": "string"}),
+                    _param("checkin", "first night", {"type": "string", "format": "date"}, True),
+                    _param("checkout", "day of departure (1 to 90 nights after checkin)", {"type": "string", "format": "date"}, True),
+                    _param("guests", "guests (default 1)", {"type": "integer"}),
+                    _param("min_price", "lowest stay total, in the ranking currency", {"type": "string"}),
+                    _param("max_price", "highest stay total, in the ranking currency", {"type": "string"}),
+                    _param("kind", "one or more kinds, repeated or comma-separated", {"type": "string", "enum": list(KINDS)}),
+                    _param("currency", "show and rank prices in this ISO 4217 currency", {"type": "string"}),
+                    _param("sort", "total (default), nightly or distance", {"type": "string", "enum": ["total", "nightly", "distance"]}),
+                    _param("limit", "results per page, 1 to 200 (default 20)", {"type": "integer"}),
+                    _param("cursor", "next_cursor of the previous page", {"type": "string"}),
+                ],
+                "responses": {"200": {"description": "`{results, next_cursor, fx, ...}`"}, "400": _error},
+            }
+        },
+        "/v1/admin/fx": {
+            "get": {"summary": "The FX table in use", "responses": {"200": {"description": "the table"}}},
+            "put": {"summary": "Replace the FX table (all workers, durable)", "responses": {"200": {"description": "replaced"}, "400": _error}},
+        },
+        "/healthz": {"get": {"summary": "The process answers", "responses": {"200": {"description": "ok"}}}},
+        "/readyz": {"get": {"summary": "The store works and the write backlog is under its limit", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready, with the problems"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}},
+    },
+    "components": {
+        "schemas": {
+            "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+            "IngestResult": {
+                "type": "object",
+                "properties": {
+                    "accepted": {"type": "integer"},
+                    "rejected": {"type": "array", "items": {"type": "object", "properties": {"index": {"type": "integer"}, "error": {"type": "string"}}}},
+                },
+            },
+            "Event": {
+                "type": "object",
+                "description": "`type` is listing, rate or delist; fields as in the wire contract",
+                "properties": {"type": {"type": "string", "enum": ["listing", "rate", "delist"]}},
+                "required": ["type"],
+            },
+        }
+    },
+}
+
+
+def docs_page() -> str:
+    """A plain page listing every operation (no CDN: this service may run offline)."""
+    rows = []
+    for path, operations in SCHEMA["paths"].items():
+        for method, operation in operations.items():
+            parameters = ", ".join(p["name"] for p in operation.get("parameters", []))
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(operation['summary'])}</td><td>{html.escape(parameters)}</td></tr>"
+            )
+    return (
+        "<!doctype html><meta charset=utf-8><title>staystream API</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td{padding:4px 10px;border-bottom:1px solid #ddd}</style>"
+        "<h1>staystream API</h1><p>Machine-readable: <a href=/openapi.json>/openapi.json</a></p>"
+        "<table><tr><th>method</th><th>path</th><th>what</th><th>parameters</th></tr>"
+        + "".join(rows) + "</table>"
+    )

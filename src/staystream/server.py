@@ -1,0 +1,157 @@
+"""`staystream serve`: the supervisor that runs one writer and N HTTP workers on one port.
+
+The supervisor binds the socket, starts the writer, waits until it has recovered the store,
+then forks the workers that share the socket. Children die with the supervisor (even on
+`kill -9`, through PR_SET_PDEATHSIG), a dead worker is replaced, and a dead writer stops the
+service: no worker can acknowledge anything without it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from .config import Config
+from .logs import configure
+
+log = logging.getLogger("staystream.server")
+PR_SET_PDEATHSIG = 1
+
+def shared_memory_path() -> Path:
+    """A fresh directory on tmpfs for this server; leftovers of dead servers are removed."""
+    root = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path("/tmp")
+    for stale in root.glob("staystream-*"):
+        pid = stale.name.removeprefix("staystream-")
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    path = root / f"staystream-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+def _writer_main(config: Config, shm_path: Path) -> None:
+    _die_with_parent()
+    configure(config.log_level)
+    from .writer import run
+
+    run(config, shm_path)
+
+def _worker_main(config: Config, shm_path: Path, listener: socket.socket) -> None:
+    _die_with_parent()
+    configure(config.log_level)
+    import uvicorn
+
+    from .app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config, shm_path), loop="uvloop", http="httptools", lifespan="on",
+            access_log=False, log_config=None, log_level="warning", timeout_keep_alive=30,
+            limit_concurrency=2048,
+        )
+    )
+    server.run(sockets=[listener])
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    listener.listen(4096)
+    listener.set_inheritable(True)
+    return listener
+
+def serve(config: Config) -> int:
+    configure(config.log_level)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    shm_path = shared_memory_path()
+    (shm_path / "metrics").mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shm_path / "metrics")
+    listener = bind(config.host, config.port)
+    host, port = listener.getsockname()[:2]
+    context = multiprocessing.get_context("fork")
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    writer = context.Process(target=_writer_main, args=(config, shm_path), name="writer")
+    writer.start()
+    if not _wait_for_writer(writer, shm_path):
+        log.error("the writer did not start; see its log above")
+        shutil.rmtree(shm_path, ignore_errors=True)
+        return 1
+    workers = [_start_worker(context, config, shm_path, listener) for _ in range(config.workers)]
+    log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
+                                 "data_dir": str(config.data_dir)})
+    print(f"staystream listening on http://{host}:{port}", flush=True)
+    exit_code = 0
+    while not stopping:
+        time.sleep(0.2)
+        if not writer.is_alive():
+            log.error("the writer exited; stopping the service", extra={"exitcode": writer.exitcode})
+            exit_code = 1
+            break
+        for i, worker in enumerate(workers):
+            if not worker.is_alive():
+                log.warning("worker exited; starting another", extra={"exitcode": worker.exitcode})
+                workers[i] = _start_worker(context, config, shm_path, listener)
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(10)
+        if worker.is_alive():
+            worker.kill()
+    if writer.is_alive():
+        writer.terminate()  # the writer drains, snapshots, then exits
+        writer.join(120)
+    listener.close()
+    shutil.rmtree(shm_path, ignore_errors=True)
+    log.info("stopped")
+    return exit_code
+
+def _start_worker(context, config: Config, shm_path: Path, listener: socket.socket):  # type: ignore[no-untyped-def]
+    worker = context.Process(target=_worker_main, args=(config, shm_path, listener), name="worker")
+    worker.start()
+    return worker
+
+def _wait_for_writer(writer: multiprocessing.Process, shm_path: Path) -> bool:
+
+    control = shm_path / "ctl"
+    while writer.is_alive():
+        if control.exists() and (shm_path / "writer.sock").exists():
+            from .shm import Counter, SharedArrays
+            from .writer import SHARED_ARRAYS
+
+            shared = SharedArrays(shm_path, SHARED_ARRAYS, create=False)
+            if shared.counters[Counter.READY] == 1:
+                return True
+        time.sleep(0.05)
+    return False

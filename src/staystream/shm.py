@@ -1,0 +1,113 @@
+"""Arrays in shared memory: one writer creates and grows them, every process maps them.
+
+Each array lives in its own file under a tmpfs directory (`/dev/shm/...`), named
+`{name}.{generation}`. A small control file holds, per array, its generation and row width, plus
+a few shared counters. Growing an array writes a new generation and unlinks the old file; a
+reader calls `refresh()` at the start of each request and remaps what changed. A reader that
+still holds an old mapping keeps valid (if stale) memory: Linux frees it at the last unmap.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+
+import numpy as np
+
+COUNTERS = 32  # control slots past the per-array ones, indexed by the `Counter` constants
+
+
+class Counter:
+    """Indices of the shared counters in the control file."""
+
+    ROWS = 0  # listing rows in use
+    SLOTS = 1  # calendar page slots in use
+    ENTRIES = 2  # calendar entries in use (high-water mark)
+    SEQ = 3  # last applied commit sequence
+    BACKLOG = 4  # events handed to the writer and not yet answered
+    BASE_PAGE = 5  # page number of directory column 0
+    FX_GENERATION = 6  # bumped when the FX table is replaced
+    READY = 7  # 1 once the writer recovered the store
+
+
+class SharedArrays:
+    def __init__(self, path: Path, specs: dict[str, np.dtype], create: bool) -> None:
+        self.path = path
+        self.names = list(specs)
+        self.dtypes = {name: np.dtype(dtype) for name, dtype in specs.items()}
+        self.arrays: dict[str, np.ndarray] = {}
+        self._generations: dict[str, int] = {}
+        control_size = (2 * len(self.names) + COUNTERS) * 8
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+            with open(path / "ctl", "wb") as f:
+                f.truncate(control_size)
+        self._control_map = _map(path / "ctl", writable=True)
+        self.control = np.frombuffer(self._control_map, dtype=np.int64)
+        self.counters = self.control[2 * len(self.names) :]
+
+    def _slot(self, name: str) -> int:
+        return 2 * self.names.index(name)
+
+    def allocate(self, name: str, rows: int, width: int = 1, source: np.ndarray | None = None) -> np.ndarray:
+        """(Writer) a new generation of `name` with `rows` capacity, filled from `source`."""
+        slot = self._slot(name)
+        generation = int(self.control[slot]) + 1
+        dtype = self.dtypes[name]
+        file = self.path / f"{name}.{generation}"
+        with open(file, "wb") as f:
+            f.truncate(max(rows * width * dtype.itemsize, 1))
+        array = _as_array(_map(file, writable=True), dtype, rows, width)
+        if source is not None:
+            if width == 1 or source.ndim == 1:
+                array[: len(source)] = source
+            else:
+                array[: source.shape[0], : source.shape[1]] = source
+        old = self.path / f"{name}.{generation - 1}"
+        self.control[slot + 1] = width
+        self.control[slot] = generation
+        if old.exists():
+            old.unlink()
+        self.arrays[name] = array
+        self._generations[name] = generation
+        return array
+
+    def grow(self, name: str, rows: int, width: int | None = None) -> np.ndarray:
+        """(Writer) at least `rows` capacity (doubling), keeping the contents."""
+        current = self.arrays[name]
+        new_width = width if width is not None else (1 if current.ndim == 1 else current.shape[1])
+        capacity = max(rows, 2 * len(current), 1024)
+        return self.allocate(name, capacity, new_width, current)
+
+    def refresh(self) -> None:
+        """(Reader) remap every array whose generation changed since the last call."""
+        for name in self.names:
+            slot = self._slot(name)
+            generation = int(self.control[slot])
+            if generation and generation != self._generations.get(name):
+                width = int(self.control[slot + 1])
+                try:
+                    mapped = _map(self.path / f"{name}.{generation}", writable=False)
+                except FileNotFoundError:
+                    return self.refresh()  # grown again meanwhile: read the control again
+                rows = len(mapped) // (width * self.dtypes[name].itemsize)
+                self.arrays[name] = _as_array(mapped, self.dtypes[name], rows, width)
+                self._generations[name] = generation
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+
+def _map(file: Path, writable: bool) -> mmap.mmap:
+    fd = os.open(file, os.O_RDWR if writable else os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        return mmap.mmap(fd, size, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
+
+
+def _as_array(buffer: mmap.mmap, dtype: np.dtype, rows: int, width: int) -> np.ndarray:
+    array = np.frombuffer(buffer, dtype=dtype, count=rows * width)
+    return array if width == 1 else array.reshape(rows, width)

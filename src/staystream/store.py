@@ -1,0 +1,113 @@
+"""A worker's read view of the embedded store: shared arrays plus read-only SQLite."""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+
+from . import db
+from .calendar import PAGE, CalendarReader
+from .fx import Fx, load_fx
+from .ingest import day_from_epoch, format_changed_at
+from .money import CURRENCIES, format_minor
+from .shm import Counter, SharedArrays
+from .types import KINDS
+from .writer import SHARED_ARRAYS
+
+
+class Store:
+    def __init__(self, database_path: Path, shm_path: Path, fx: Fx) -> None:
+        self.shared = SharedArrays(shm_path, SHARED_ARRAYS, create=False)
+        self.calendar = CalendarReader(self.shared)
+        self.connection = db.connect_reader(database_path)
+        self.fx = fx
+        self._fx_generation = 0
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Call at the start of every request: remap grown arrays, pick up a new FX table."""
+        self.shared.refresh()
+        generation = int(self.shared.counters[Counter.FX_GENERATION])
+        if generation != self._fx_generation:
+            stored = db.setting(self.connection, "fx")
+            if stored is not None:
+                self.fx = load_fx(stored)
+            self._fx_generation = generation
+
+    @property
+    def backlog(self) -> int:
+        return int(self.shared.counters[Counter.BACKLOG])
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.shared.counters[Counter.READY])
+
+    def find(self, source: str, listing_id: str) -> int | None:
+        source = source.strip().lower()
+        listing_id = unicodedata.normalize("NFC", listing_id.strip())
+        return db.find_row(self.connection, source, listing_id)
+
+    def listing(self, row: int) -> dict[str, object]:
+        found = db.details(self.connection, [row])[row]
+        return describe(found, bool(self.shared["searchable"][row]) if row < len(self.shared["searchable"]) else False)
+
+    def nights(self, row: int, start: int | None, end: int | None) -> list[dict[str, object]]:
+        """The nights of one listing that hold a value, in date order, [start, end)."""
+        directory = self.shared["directory"]
+        if row >= len(directory):
+            return []
+        base = int(self.shared.counters[Counter.BASE_PAGE])
+        used = np.flatnonzero(directory[row])
+        if len(used) == 0:
+            return []
+        first = (base + int(used[0])) * PAGE
+        last = (base + int(used[-1]) + 1) * PAGE
+        start = first if start is None else max(start, first)
+        end = last if end is None else min(end, last)
+        if end <= start:
+            return []
+        days = np.arange(start, end, dtype=np.int64)
+        entries = self.calendar.entries_for_nights(np.array([row]), days)[0]
+        held = entries != 0
+        days, entries = days[held], entries[held]
+        price = self.shared["entry_price"][entries].tolist()
+        currency = self.shared["entry_currency"][entries].tolist()
+        available = self.shared["entry_available"][entries].tolist()
+        min_nights = self.shared["entry_min_nights"][entries].tolist()
+        changed_at = self.shared["entry_changed_at"][entries].tolist()
+        return [
+            {
+                "night": day_from_epoch(day).isoformat(),
+                "price": None if price[i] < 0 else format_minor(price[i], currency[i]),
+                "currency": CURRENCIES[currency[i]],
+                "available": bool(available[i]),
+                "min_nights": min_nights[i],
+                "changed_at": format_changed_at(changed_at[i]),
+            }
+            for i, day in enumerate(days.tolist())
+        ]
+
+
+def describe(found: dict[str, object], searchable: bool) -> dict[str, object]:
+    """A listing's details as the API shows them."""
+    kind = found.get("kind")
+    described_at, delisted_at = found.get("described_at"), found.get("delisted_at")
+    return {
+        "source": found["source"],
+        "listing_id": found["listing_id"],
+        "name": found.get("name"),
+        "kind": None if kind is None else KINDS[kind],  # type: ignore[index]
+        "lat": found.get("lat"),
+        "lon": found.get("lon"),
+        "max_guests": found.get("max_guests"),
+        "property_id": found.get("property_id"),
+        "city": found.get("city"),
+        "country": found.get("country"),
+        "bedrooms": found.get("bedrooms"),
+        "url": found.get("url"),
+        "described_at": None if described_at is None else format_changed_at(described_at),  # type: ignore[arg-type]
+        "delisted_at": None if delisted_at is None else format_changed_at(delisted_at),  # type: ignore[arg-type]
+        "searchable": searchable,
+    }

@@ -1,0 +1,123 @@
+"""The core types: events as they arrive, the columns they become, and the writer's frames.
+
+Other modules compose around these. Events are msgspec structs (decoded in C); a request's
+valid rate events travel as one packed numpy array (`RATE_DTYPE`), never as Python objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import msgspec
+import numpy as np
+
+KINDS: tuple[str, ...] = (
+    "hotel_room", "apartment", "house", "private_room", "shared_room", "hostel_bed", "other",
+)
+KIND_INDEX = {kind: i for i, kind in enumerate(KINDS)}
+
+
+class ListingEvent(msgspec.Struct, tag="listing", tag_field="type"):
+    source: str
+    listing_id: str | int
+    name: str
+    kind: str
+    lat: float
+    lon: float
+    max_guests: int
+    changed_at: dt.datetime
+    property_id: str | int | None = None
+    city: str | None = None
+    country: str | None = None
+    bedrooms: int | None = None
+    url: str | None = None
+
+
+class RateEvent(msgspec.Struct, tag="rate", tag_field="type"):
+    source: str
+    listing_id: str | int
+    start: dt.date
+    end: dt.date
+    currency: str
+    changed_at: dt.datetime
+    price: Decimal | None = None
+    available: bool = True
+    min_nights: int = 1
+
+
+class DelistEvent(msgspec.Struct, tag="delist", tag_field="type"):
+    source: str
+    listing_id: str | int
+    changed_at: dt.datetime
+
+
+Event = ListingEvent | RateEvent | DelistEvent
+
+
+class Listing(msgspec.Struct, array_like=True):
+    """A validated, normalized listing description, as stored."""
+
+    key: str
+    name: str
+    kind: int
+    lat: float
+    lon: float
+    max_guests: int
+    changed_at: int
+    property_id: str | None
+    city: str | None
+    country: str | None
+    bedrooms: int | None
+    url: str | None
+
+
+class Delist(msgspec.Struct, array_like=True):
+    key: str
+    changed_at: int
+
+
+# One rate event as a row: `key` indexes `WriteRequest.keys` on the wire and is the listing's
+# row number once the writer resolved it. Nights are days since 1970-01-01; `changed_at` is
+# microseconds since the epoch (UTC); `price` is in minor units of `currency`, -1 for none.
+RATE_DTYPE = np.dtype(
+    [
+        ("key", "<i4"),
+        ("start", "<i4"),
+        ("nights", "<i2"),
+        ("changed_at", "<i8"),
+        ("price", "<i8"),
+        ("currency", "<u2"),
+        ("min_nights", "<u2"),
+        ("available", "u1"),
+    ]
+)
+NO_PRICE = -1
+
+
+class WriteRequest(msgspec.Struct, array_like=True):
+    """One HTTP request's valid events, handed from a worker to the writer."""
+
+    id: int
+    keys: list[str]
+    rates: bytes
+    listings: list[Listing]
+    delists: list[Delist]
+    newest: dict[str, int]  # per source, the greatest changed_at among the events
+    fx: bytes | None = None  # a replacement FX table (admin), stored with the group
+
+
+class WriteReply(msgspec.Struct, array_like=True):
+    id: int
+    seq: int
+    error: str | None = None
+
+
+def listing_key(source: str, listing_id: str) -> str:
+    """The store's key of a unit: source and id joined by a byte neither may contain."""
+    return f"{source}\x00{listing_id}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    source, _, listing_id = key.partition("\x00")
+    return source, listing_id

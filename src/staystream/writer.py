@@ -1,0 +1,270 @@
+"""The writer process: the single owner of every write.
+
+Workers send one frame per request over a unix socket. The writer takes every frame that is
+waiting (group commit), writes them in one SQLite transaction that is fsynced before it
+returns, applies them to the shared arrays, and only then answers each frame. While one group
+commits in a thread, the next one forms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import db, metrics, snapshot, wire
+from .calendar import ARRAYS as CALENDAR_ARRAYS
+from .calendar import PAGE, CalendarWriter
+from .config import Config
+from .ingest import epoch_day
+from .listings import ARRAYS as LISTING_ARRAYS
+from .listings import ListingColumns
+from .shm import Counter, SharedArrays
+from .types import RATE_DTYPE, Delist, Listing, WriteReply, WriteRequest, split_key
+
+log = logging.getLogger("staystream.writer")
+SHARED_ARRAYS = {**CALENDAR_ARRAYS, **LISTING_ARRAYS}
+
+
+@dataclass
+class Group:
+    """Frames that commit together, with their keys resolved to rows."""
+
+    frames: list[tuple[asyncio.StreamWriter, WriteRequest, int]]
+    new_keys: list[tuple[int, str, str]] = field(default_factory=list)
+    rates: np.ndarray = field(default_factory=lambda: np.empty(0, RATE_DTYPE))
+    listings: list[tuple[int, Listing]] = field(default_factory=list)
+    delists: list[tuple[int, Delist]] = field(default_factory=list)
+    settings: dict[str, bytes] = field(default_factory=dict)
+    seq: int = 0
+
+
+class Writer:
+    def __init__(self, config: Config, shm_path: Path) -> None:
+        self.config = config
+        self.socket_path = shm_path / "writer.sock"
+        self.connection = db.connect_writer(config.database_path)
+        self.shared = SharedArrays(shm_path, SHARED_ARRAYS, create=True)
+        self.columns = ListingColumns(self.shared)
+        base_page = epoch_day(config.earliest_night) // PAGE
+        last_page = (epoch_day(dt.date.today()) + config.horizon_days) // PAGE + 1
+        self.calendar = CalendarWriter(self.shared, base_page, last_page - base_page + 1)
+        self.keys: dict[str, int] = {}
+        self.seq = 0
+        self.logged_since_snapshot = 0
+        self.newest: dict[str, int] = {}
+        self.backlog = 0
+        self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="commit")
+        self.snapshot_thread: threading.Thread | None = None
+        self.queue: asyncio.Queue[tuple[asyncio.StreamWriter, WriteRequest, int] | None]
+
+    # -- start-up ------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        started = time.perf_counter()
+        snapshot_seq = 0
+        found = snapshot.load_latest(self.config.snapshot_dir)
+        if found is not None:
+            snapshot_seq, state = found
+            self.calendar.load_state(state)
+        for row, source, listing_id in db.all_keys(self.connection):
+            self.keys[f"{source}\x00{listing_id}"] = row
+        self._add_rows(len(self.keys))
+        self.columns.load(list(db.listing_columns(self.connection)))
+        self.seq = snapshot_seq
+        replayed = 0
+        for seq, events in db.log_after(self.connection, snapshot_seq):
+            batch = np.frombuffer(events, dtype=RATE_DTYPE)
+            self.calendar.apply(batch)
+            self.seq = seq
+            replayed += len(batch)
+        self.logged_since_snapshot = replayed
+        self.shared.counters[Counter.SEQ] = self.seq
+        log.info(
+            "recovered",
+            extra={"listings": len(self.keys), "snapshot_seq": snapshot_seq, "replayed_events": replayed,
+                   "seconds": round(time.perf_counter() - started, 3)},
+        )
+
+    def _add_rows(self, rows: int) -> None:
+        self.calendar.ensure_rows(rows)
+        self.columns.add_rows(rows)
+
+    # -- serving -------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        self.queue = asyncio.Queue()
+        server = await asyncio.start_unix_server(self._connection, path=str(self.socket_path))
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        self.shared.counters[Counter.READY] = 1
+        committer = asyncio.create_task(self._commit_loop())
+        reporter = asyncio.create_task(self._report_freshness())
+        await stop.wait()
+        log.info("writer stopping: draining queued writes")
+        server.close()
+        self.queue.put_nowait(None)
+        await committer
+        reporter.cancel()
+        self._wait_for_snapshot()
+        if self.logged_since_snapshot:
+            self.take_snapshot(background=False)
+        self.connection.close()
+        log.info("writer stopped", extra={"seq": self.seq})
+
+    async def _connection(self, reader: asyncio.StreamReader, stream: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request = await wire.read_request(reader)
+                events = len(request.listings) + len(request.delists) + len(request.rates) // RATE_DTYPE.itemsize
+                self._backlog(events)
+                self.queue.put_nowait((stream, request, events))
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            return
+
+    def _backlog(self, change: int) -> None:
+        self.backlog += change
+        self.shared.counters[Counter.BACKLOG] = self.backlog
+        metrics.backlog_events.set(self.backlog)
+
+    async def _commit_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while not stopping:
+            item = await self.queue.get()
+            frames = []
+            while item is not None:
+                frames.append(item)
+                if self.queue.empty():
+                    break
+                item = self.queue.get_nowait()
+            stopping = item is None
+            if frames:
+                await self._commit(loop, Group(frames))
+
+    async def _commit(self, loop: asyncio.AbstractEventLoop, group: Group) -> None:
+        rows_before = len(self.keys)
+        error = None
+        try:
+            self._prepare(group)
+            started = time.perf_counter()
+            await loop.run_in_executor(
+                self.db_thread, db.commit_group, self.connection, group.new_keys, group.listings,
+                group.delists, group.seq, group.rates.tobytes() if len(group.rates) else None,
+                group.settings,
+            )
+            metrics.commit_seconds.observe(time.perf_counter() - started)
+        except Exception as exc:  # the group is not durable: forget its new keys, tell the workers
+            log.exception("commit failed")
+            for _, source, listing_id in group.new_keys:
+                self.keys.pop(f"{source}\x00{listing_id}", None)
+            assert len(self.keys) == rows_before
+            error = f"commit failed: {exc}"
+        else:
+            self._apply(group)
+        events = 0
+        for stream, request, count in group.frames:
+            events += count
+            stream.write(wire.encode(WriteReply(request.id, self.seq, error)))
+        self._backlog(-events)
+        metrics.group_requests.observe(len(group.frames))
+        metrics.group_events.observe(events)
+        if error is None and self.logged_since_snapshot >= self.config.snapshot_log_events:
+            self.take_snapshot(background=True)
+
+    def _prepare(self, group: Group) -> None:
+        parts = []
+        for _, request, _ in group.frames:
+            rows = np.empty(len(request.keys), dtype=np.int32)
+            for i, key in enumerate(request.keys):
+                rows[i] = self._row(key, group)
+            if request.rates:
+                rates = np.frombuffer(request.rates, dtype=RATE_DTYPE).copy()
+                rates["key"] = rows[rates["key"]]
+                parts.append(rates)
+            group.listings.extend((self._row(l.key, group), l) for l in request.listings)
+            group.delists.extend((self._row(d.key, group), d) for d in request.delists)
+            if request.fx is not None:
+                group.settings["fx"] = request.fx
+        if parts:
+            group.rates = np.concatenate(parts)
+            group.seq = self.seq + 1
+
+    def _row(self, key: str, group: Group) -> int:
+        row = self.keys.get(key)
+        if row is None:
+            row = self.keys[key] = len(self.keys)
+            group.new_keys.append((row, *split_key(key)))
+        return row
+
+    def _apply(self, group: Group) -> None:
+        started = time.perf_counter()
+        self._add_rows(len(self.keys))
+        if len(group.rates):
+            metrics.nights_applied.inc(self.calendar.apply(group.rates))
+            self.seq = group.seq
+            self.logged_since_snapshot += len(group.rates)
+        for row, listing in group.listings:
+            self.columns.describe(row, listing)
+        for row, delist in group.delists:
+            self.columns.delist(row, delist)
+        for _, request, _ in group.frames:
+            for source, changed_at in request.newest.items():
+                if changed_at > self.newest.get(source, -1):
+                    self.newest[source] = changed_at
+        if group.settings.get("fx"):
+            self.shared.counters[Counter.FX_GENERATION] += 1
+        self.shared.counters[Counter.SEQ] = self.seq
+        metrics.apply_seconds.observe(time.perf_counter() - started)
+
+    async def _report_freshness(self) -> None:
+        while True:
+            now = time.time() * 1e6
+            for source, changed_at in self.newest.items():
+                metrics.freshness_lag.labels(source).set(max(0.0, (now - changed_at) / 1e6))
+            await asyncio.sleep(1)
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def take_snapshot(self, background: bool) -> None:
+        """Copy the calendar now, write it out, then drop the log rows it covers."""
+        if self.snapshot_thread is not None and self.snapshot_thread.is_alive():
+            return
+        seq, state = self.seq, self.calendar.copy_state(len(self.keys))
+        self.logged_since_snapshot = 0
+
+        def write() -> None:
+            started = time.perf_counter()
+            snapshot.write(self.config.snapshot_dir, seq, state)
+            self.db_thread.submit(db.truncate_log, self.connection, seq).result()
+            metrics.snapshot_seconds.observe(time.perf_counter() - started)
+            log.info("snapshot written", extra={"seq": seq, "seconds": round(time.perf_counter() - started, 3)})
+
+        if background:
+            self.snapshot_thread = threading.Thread(target=write, name="snapshot", daemon=True)
+            self.snapshot_thread.start()
+        else:
+            write()
+
+    def _wait_for_snapshot(self) -> None:
+        if self.snapshot_thread is not None:
+            self.snapshot_thread.join()
+
+
+def run(config: Config, shm_path: Path) -> None:
+    """Entry point of the writer process."""
+    writer = Writer(config, shm_path)
+    writer.recover()
+    import uvloop
+
+    uvloop.run(writer.serve())
