@@ -26,6 +26,7 @@ from .fx import default_fx, load_fx
 from .ingest import BodyError, Parsed, TooManyEvents, Validator, epoch_day
 from .money import MoneyError
 from .search import QueryError, parse_query, search
+from .sources import source_routes
 from .store import Store
 from .types import WriteRequest
 from .wire import WriterClient, WriterUnavailable
@@ -104,20 +105,25 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
             raise HTTPError(413, str(exc)) from None
         except BodyError as exc:
             raise HTTPError(400, str(exc)) from None
+        await submit(parsed)
+        return json_response({"accepted": parsed.accepted, "rejected": parsed.rejected})
+
+    async def submit(parsed: Parsed) -> None:
+        """Hand valid events to the writer; returns once they are durable (else HTTPError 503)."""
         for rejection in parsed.rejected:
             metrics.events_rejected.labels(_reason(str(rejection["error"]))).inc()
-        if parsed.accepted:
-            client: WriterClient = state["client"]  # type: ignore[assignment]
-            rates = parsed.rate_columns()
-            try:
-                reply = await client.write(WriteRequest(
-                    0, parsed.keys, rates.tobytes(), parsed.listings, parsed.delists, parsed.newest_changed_at))
-            except WriterUnavailable as exc:
-                raise HTTPError(503, f"nothing was stored: {exc}", {"Retry-After": "1"}) from None
-            if reply.error is not None:
-                raise HTTPError(503, f"nothing was stored: {reply.error}", {"Retry-After": "1"})
-            _count_accepted(parsed)
-        return json_response({"accepted": parsed.accepted, "rejected": parsed.rejected})
+        if not parsed.accepted:
+            return
+        client: WriterClient = state["client"]  # type: ignore[assignment]
+        rates = parsed.rate_columns()
+        try:
+            reply = await client.write(WriteRequest(
+                0, parsed.keys, rates.tobytes(), parsed.listings, parsed.delists, parsed.newest_changed_at))
+        except WriterUnavailable as exc:
+            raise HTTPError(503, f"nothing was stored: {exc}", {"Retry-After": "1"}) from None
+        if reply.error is not None:
+            raise HTTPError(503, f"nothing was stored: {reply.error}", {"Retry-After": "1"})
+        _count_accepted(parsed)
 
     @route("/v1/listings/{source}/{listing_id:path}/calendar", "calendar", ["GET"])
     async def get_calendar(request: Request) -> Response:
@@ -204,8 +210,15 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
     async def get_docs(request: Request) -> Response:
         return HTMLResponse(openapi.docs_page())
 
+    async def ingest(events: list[object]) -> Parsed:
+        """Validate canonical events from a source adapter and store them (durable on return)."""
+        validator: Validator = state["validator"]  # type: ignore[assignment]
+        parsed = validator.validate(events)
+        await submit(parsed)
+        return parsed
+
     routes = [post_events, get_calendar, get_listing, get_search, fx_table, healthz, readyz,
-              get_metrics, get_openapi, get_docs]
+              get_metrics, get_openapi, get_docs, *source_routes(route, ingest)]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

@@ -141,6 +141,10 @@ class Validator:
             events = self._decode_one_by_one(lines, body)
         if len(events) > max_events:
             raise TooManyEvents(f"body has {len(events)} events; the limit is {max_events} a request")
+        return self.validate(events)
+
+    def validate(self, events: list[object]) -> Parsed:
+        """Events decoded from any source (or the `Rejected` of one that did not decode)."""
         today = epoch_day(dt.date.today())
         parsed = Parsed()
         key_index: dict[str, int] = {}
