@@ -12,18 +12,17 @@ import asyncio
 import datetime as dt
 import logging
 import signal
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import db, metrics, snapshot, wire
+from . import metrics, wire
 from .calendar import ARRAYS as CALENDAR_ARRAYS
 from .calendar import PAGE, CalendarWriter
 from .config import Config
+from .durable import Durable, SqliteDurable, StoreLocked
 from .ingest import epoch_day
 from .listings import ARRAYS as LISTING_ARRAYS
 from .listings import ListingColumns
@@ -48,10 +47,10 @@ class Group:
 
 
 class Writer:
-    def __init__(self, config: Config, shm_path: Path) -> None:
+    def __init__(self, config: Config, shm_path: Path, durable: Durable) -> None:
         self.config = config
         self.socket_path = shm_path / "writer.sock"
-        self.connection = db.connect_writer(config.database_path)
+        self.durable = durable
         self.shared = SharedArrays(shm_path, SHARED_ARRAYS, create=True)
         self.columns = ListingColumns(self.shared)
         base_page = epoch_day(config.earliest_night) // PAGE
@@ -62,26 +61,25 @@ class Writer:
         self.logged_since_snapshot = 0
         self.newest: dict[str, int] = {}
         self.backlog = 0
-        self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="commit")
-        self.snapshot_thread: threading.Thread | None = None
+        self.snapshotting: asyncio.Task[None] | None = None
         self.queue: asyncio.Queue[tuple[asyncio.StreamWriter, WriteRequest, int] | None]
 
     # -- start-up ------------------------------------------------------------------------
 
-    def recover(self) -> None:
+    async def recover(self) -> None:
         started = time.perf_counter()
+        recovered = await self.durable.recover()
         snapshot_seq = 0
-        found = snapshot.load_latest(self.config.snapshot_dir)
-        if found is not None:
-            snapshot_seq, state = found
+        if recovered.snapshot is not None:
+            snapshot_seq, state = recovered.snapshot
             self.calendar.load_state(state)
-        for row, source, listing_id in db.all_keys(self.connection):
+        for row, source, listing_id in recovered.keys:
             self.keys[f"{source}\x00{listing_id}"] = row
         self._add_rows(len(self.keys))
-        self.columns.load(list(db.listing_columns(self.connection)))
+        self.columns.load(recovered.columns)
         self.seq = snapshot_seq
         replayed = 0
-        for seq, events in db.log_after(self.connection, snapshot_seq):
+        for seq, events in recovered.log:
             batch = np.frombuffer(events, dtype=RATE_DTYPE)
             self.calendar.apply(batch)
             self.seq = seq
@@ -116,10 +114,11 @@ class Writer:
         self.queue.put_nowait(None)
         await committer
         reporter.cancel()
-        self._wait_for_snapshot()
+        if self.snapshotting is not None:
+            await self.snapshotting
         if self.logged_since_snapshot:
-            self.take_snapshot(background=False)
-        self.connection.close()
+            await self.take_snapshot()
+        await self.durable.close()
         log.info("writer stopped", extra={"seq": self.seq})
 
     async def _connection(self, reader: asyncio.StreamReader, stream: asyncio.StreamWriter) -> None:
@@ -138,7 +137,6 @@ class Writer:
         metrics.backlog_events.set(self.backlog)
 
     async def _commit_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         stopping = False
         while not stopping:
             item = await self.queue.get()
@@ -150,18 +148,17 @@ class Writer:
                 item = self.queue.get_nowait()
             stopping = item is None
             if frames:
-                await self._commit(loop, Group(frames))
+                await self._commit(Group(frames))
 
-    async def _commit(self, loop: asyncio.AbstractEventLoop, group: Group) -> None:
+    async def _commit(self, group: Group) -> None:
         rows_before = len(self.keys)
         error = None
         try:
             self._prepare(group)
             started = time.perf_counter()
-            await loop.run_in_executor(
-                self.db_thread, db.commit_group, self.connection, group.new_keys, group.listings,
-                group.delists, group.seq, group.rates.tobytes() if len(group.rates) else None,
-                group.settings,
+            await self.durable.commit_group(
+                group.new_keys, group.listings, group.delists, group.seq,
+                group.rates.tobytes() if len(group.rates) else None, group.settings,
             )
             metrics.commit_seconds.observe(time.perf_counter() - started)
         except Exception as exc:  # the group is not durable: forget its new keys, tell the workers
@@ -179,8 +176,9 @@ class Writer:
         self._backlog(-events)
         metrics.group_requests.observe(len(group.frames))
         metrics.group_events.observe(events)
-        if error is None and self.logged_since_snapshot >= self.config.snapshot_log_events:
-            self.take_snapshot(background=True)
+        busy = self.snapshotting is not None and not self.snapshotting.done()
+        if error is None and not busy and self.logged_since_snapshot >= self.config.snapshot_log_events:
+            self.snapshotting = asyncio.create_task(self.take_snapshot())
 
     def _prepare(self, group: Group) -> None:
         parts = []
@@ -236,35 +234,33 @@ class Writer:
 
     # -- snapshots -----------------------------------------------------------------------
 
-    def take_snapshot(self, background: bool) -> None:
-        """Copy the calendar now, write it out, then drop the log rows it covers."""
-        if self.snapshot_thread is not None and self.snapshot_thread.is_alive():
-            return
+    async def take_snapshot(self) -> None:
+        """Copy the calendar now (between groups, so it is consistent), write it out while
+        commits go on, then drop the log rows it covers."""
+        started = time.perf_counter()
         seq, state = self.seq, self.calendar.copy_state(len(self.keys))
         self.logged_since_snapshot = 0
-
-        def write() -> None:
-            started = time.perf_counter()
-            snapshot.write(self.config.snapshot_dir, seq, state)
-            self.db_thread.submit(db.truncate_log, self.connection, seq).result()
-            metrics.snapshot_seconds.observe(time.perf_counter() - started)
-            log.info("snapshot written", extra={"seq": seq, "seconds": round(time.perf_counter() - started, 3)})
-
-        if background:
-            self.snapshot_thread = threading.Thread(target=write, name="snapshot", daemon=True)
-            self.snapshot_thread.start()
-        else:
-            write()
-
-    def _wait_for_snapshot(self) -> None:
-        if self.snapshot_thread is not None:
-            self.snapshot_thread.join()
+        try:
+            await self.durable.write_snapshot(seq, state)
+        except Exception:
+            log.exception("snapshot failed; the log keeps everything, retrying later")
+            return
+        metrics.snapshot_seconds.observe(time.perf_counter() - started)
+        log.info("snapshot written", extra={"seq": seq, "seconds": round(time.perf_counter() - started, 3)})
 
 
 def run(config: Config, shm_path: Path) -> None:
     """Entry point of the writer process."""
-    writer = Writer(config, shm_path)
-    writer.recover()
     import uvloop
 
-    uvloop.run(writer.serve())
+    async def main() -> None:
+        try:
+            durable = SqliteDurable(config.data_dir)
+        except StoreLocked as exc:
+            log.error(str(exc))
+            raise SystemExit(3) from None
+        writer = Writer(config, shm_path, durable)
+        await writer.recover()
+        await writer.serve()
+
+    uvloop.run(main())

@@ -1,0 +1,109 @@
+"""Where the writer makes things durable: the interface, and its embedded SQLite implementation.
+
+The writer is the same program whatever holds its durable state. A backend keeps listings
+(with their row numbers), the log of rate events since the last calendar snapshot, the snapshot
+itself, and settings. `commit_group` returns only once the group survives a crash of any
+process; everything else follows from that and from last-writer-wins making replay idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+
+from . import db, snapshot
+from .types import Delist, Listing
+
+
+class Durable(Protocol):
+    async def recover(self) -> "Recovered": ...
+
+    async def commit_group(
+        self,
+        new_keys: list[tuple[int, str, str]],
+        listings: list[tuple[int, Listing]],
+        delists: list[tuple[int, Delist]],
+        seq: int,
+        rate_events: bytes | None,
+        settings: dict[str, bytes],
+    ) -> None: ...
+
+    async def write_snapshot(self, seq: int, state: dict[str, np.ndarray]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Recovered:
+    """What a backend hands the writer at start-up, in the order the writer needs it."""
+
+    def __init__(self, snapshot: tuple[int, dict[str, np.ndarray]] | None, keys: list[tuple[int, str, str]],
+                 columns: list[tuple], log: Iterator[tuple[int, bytes]]) -> None:
+        self.snapshot = snapshot
+        self.keys = keys
+        self.columns = columns
+        self.log = log
+
+
+class StoreLocked(RuntimeError):
+    """Another server already owns this data directory."""
+
+
+class SqliteDurable:
+    """The embedded default: one SQLite file (WAL, synchronous=FULL) and snapshot files."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_directory(data_dir)
+        self.path = data_dir / "store.sqlite3"
+        self.snapshot_dir = data_dir / "snapshot"
+        self.connection = db.connect_writer(self.path)
+        # One thread owns the connection: commits run there while the event loop goes on.
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
+
+    async def recover(self) -> Recovered:
+        found = snapshot.load_latest(self.snapshot_dir)
+        after = 0 if found is None else found[0]
+        return Recovered(
+            found,
+            list(db.all_keys(self.connection)),
+            list(db.listing_columns(self.connection)),
+            db.log_after(self.connection, after),
+        )
+
+    async def commit_group(self, new_keys, listings, delists, seq, rate_events, settings) -> None:  # type: ignore[no-untyped-def]
+        await asyncio.get_running_loop().run_in_executor(
+            self.thread, db.commit_group, self.connection, new_keys, listings, delists, seq,
+            rate_events, settings,
+        )
+
+    async def write_snapshot(self, seq: int, state: dict[str, np.ndarray]) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, snapshot.write, self.snapshot_dir, seq, state)
+        await loop.run_in_executor(self.thread, db.truncate_log, self.connection, seq)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.thread, self.connection.close)
+        self.thread.shutdown()
+
+
+def _lock_directory(data_dir: Path) -> int:
+    """An exclusive lock held for the life of the process: two writers on one store corrupt it."""
+    fd = os.open(data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreLocked(
+            f"data dir '{data_dir}' is in use by another staystream (pid {owner}); stop it, "
+            "or point this one at another --data-dir (or use `import --url` against the running one)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
