@@ -72,31 +72,29 @@ class CalendarWriter:
         if len(batch) == 0:
             return 0
         ids = self._new_entries(batch)
+        row_of_event = batch["key"].astype(np.int64)
+        start = batch["start"].astype(np.int64)
         counts = batch["nights"].astype(np.int64)
-        event = np.repeat(np.arange(len(batch)), counts)
-        starts = np.cumsum(counts) - counts
-        day = batch["start"][event].astype(np.int64) + (np.arange(len(event)) - starts[event])
-        row = batch["key"][event].astype(np.int64)
-        changed_at = batch["changed_at"][event]
-        keep = _last_writer_per_night(row, day, changed_at, event)
-        row, day, changed_at, entry = row[keep], day[keep], changed_at[keep], ids[event[keep]]
+        first_page = start // PAGE - self.base_page
+        last_page = (start + counts - 1) // PAGE - self.base_page
+        self._ensure_capacity(int(row_of_event.max()) + 1, int(first_page.min()), int(last_page.max()))
+        shift = self.base_page  # the base may have moved left
+        self._allocate_pages(row_of_event, start // PAGE - shift, (start + counts - 1) // PAGE - shift)
 
-        page = day // PAGE - self.base_page
-        offset = day % PAGE
-        self._ensure_capacity(int(row.max()) + 1, int(page.min()), int(page.max()))
-        page = day // PAGE - self.base_page  # the base may have moved
-        directory = self.shared["directory"]
-        slot = directory[row, page]
-        missing = slot == 0
-        if missing.any():
-            self._allocate_pages(row[missing], page[missing])
-            directory = self.shared["directory"]
-            slot = directory[row, page]
-        pages = self.shared["pages"]
-        old = pages[slot, offset].astype(np.int64)
+        event = np.repeat(np.arange(len(batch)), counts)
+        day = start[event] + (np.arange(len(event)) - (np.cumsum(counts) - counts)[event])
+        slot = self.shared["directory"][row_of_event[event], day // PAGE - self.base_page]
+        flat = slot.astype(np.int64) * PAGE + day % PAGE
+        changed_at = batch["changed_at"][event]
+        if _overlapping(row_of_event, start, counts):
+            keep = _last_writer_per_night(flat, changed_at, event)
+            flat, changed_at, event = flat[keep], changed_at[keep], event[keep]
+
+        pages = self.shared["pages"].reshape(-1)
+        old = pages[flat].astype(np.int64)
         wins = changed_at >= self.shared["entry_changed_at"][old]
-        pages[slot[wins], offset[wins]] = entry[wins]
-        self._count_references(entry[wins], old[wins], ids)
+        pages[flat[wins]] = ids[event[wins]]
+        self._count_references(np.bincount(event[wins], minlength=len(batch)), old[wins], ids)
         return int(wins.sum())
 
     def _new_entries(self, batch: np.ndarray) -> np.ndarray:
@@ -120,15 +118,14 @@ class CalendarWriter:
             self.shared[name][ids] = batch[field]
         return ids
 
-    def _count_references(self, won: np.ndarray, lost: np.ndarray, ids: np.ndarray) -> None:
-        referenced, counts = np.unique(won, return_counts=True)
-        self.refcount[referenced] += counts
-        released, counts = np.unique(lost[lost != 0], return_counts=True)
-        self.refcount[released] -= counts
-        dead = released[self.refcount[released] == 0]
+    def _count_references(self, won_per_event: np.ndarray, replaced: np.ndarray, ids: np.ndarray) -> None:
+        self.refcount[ids] += won_per_event
+        replaced = replaced[replaced != 0]
+        np.subtract.at(self.refcount, replaced, 1)
+        dead = np.unique(replaced[self.refcount[replaced] == 0])
         if len(dead):
             self.quarantine.append((time.monotonic() + GRACE_SECONDS, dead))
-        unused = ids[self.refcount[ids] == 0]  # never visible to a reader: free at once
+        unused = ids[won_per_event == 0]  # never visible to a reader: free at once
         if len(unused):
             self.free = np.concatenate([self.free, unused])
 
@@ -155,14 +152,23 @@ class CalendarWriter:
         if rows > len(self.shared["directory"]):
             self.shared.grow("directory", rows)
 
-    def _allocate_pages(self, row: np.ndarray, page: np.ndarray) -> None:
-        width = self.shared["directory"].shape[1]
-        needed = np.unique(row * width + page)
+    def _allocate_pages(self, row: np.ndarray, first_page: np.ndarray, last_page: np.ndarray) -> None:
+        """Give every (row, page) the events touch a slot, at page granularity (not per night)."""
+        directory = self.shared["directory"]
+        width = directory.shape[1]
+        spans = last_page - first_page + 1
+        event = np.repeat(np.arange(len(row)), spans)
+        page = first_page[event] + (np.arange(len(event)) - (np.cumsum(spans) - spans)[event])
+        cell = row[event] * width + page
+        missing = cell[directory.reshape(-1)[cell] == 0]
+        if len(missing) == 0:
+            return
+        needed = np.unique(missing)
         first = self.slots
         self.slots += len(needed)
         if self.slots > len(self.shared["pages"]):
             self.shared.grow("pages", self.slots)
-        self.shared["directory"][needed // width, needed % width] = np.arange(first, self.slots)
+        self.shared["directory"].reshape(-1)[needed] = np.arange(first, self.slots)
         self._publish()
 
     def _publish(self) -> None:
@@ -202,14 +208,20 @@ class CalendarWriter:
         self._publish()
 
 
-def _last_writer_per_night(row: np.ndarray, day: np.ndarray, changed_at: np.ndarray, arrival: np.ndarray) -> np.ndarray:
-    """Indices of the winning update of each (row, night): greatest changed_at, then arrival."""
-    night = (row << 24) | (day & 0xFFFFFF)
-    order = np.lexsort((arrival, changed_at, night))
-    sorted_night = night[order]
+def _overlapping(row: np.ndarray, start: np.ndarray, nights: np.ndarray) -> bool:
+    """Whether two events of the batch touch the same night (then the batch needs dedupe)."""
+    order = np.lexsort((start, row))
+    row, start, end = row[order], start[order], (start + nights)[order]
+    return bool(np.any((row[1:] == row[:-1]) & (start[1:] < np.maximum.accumulate(end)[:-1])))
+
+
+def _last_writer_per_night(flat: np.ndarray, changed_at: np.ndarray, arrival: np.ndarray) -> np.ndarray:
+    """Indices of the winning update of each night: greatest changed_at, then latest arrival."""
+    order = np.lexsort((arrival, changed_at, flat))
+    sorted_flat = flat[order]
     last = np.empty(len(order), dtype=bool)
     last[-1] = True
-    np.not_equal(sorted_night[1:], sorted_night[:-1], out=last[:-1])
+    np.not_equal(sorted_flat[1:], sorted_flat[:-1], out=last[:-1])
     return order[last]
 
 

@@ -118,10 +118,12 @@ class Validator:
     def __init__(self, fx: Fx, earliest_night: dt.date, horizon_days: int, max_night_price_eur: int):
         self.earliest_day = epoch_day(earliest_night)
         self.horizon_days = horizon_days
+        self._prices: dict[tuple[Decimal, int], int] = {}  # prices repeat: skip the Decimal work
         self.set_fx(fx, max_night_price_eur)
 
     def set_fx(self, fx: Fx, max_night_price_eur: int) -> None:
         """Ceilings follow the FX table: 100,000 EUR is a different number of yen or dong."""
+        self._prices = {}
         eur = CURRENCY_INDEX["EUR"]
         self.ceiling_minor = [
             fx.convert_minor(max_night_price_eur * 100, eur, index) if index in fx.rates
@@ -146,6 +148,7 @@ class Validator:
     def validate(self, events: list[object]) -> Parsed:
         """Events decoded from any source (or the `Rejected` of one that did not decode)."""
         today = epoch_day(dt.date.today())
+        latest_allowed = micros(dt.datetime.now(dt.timezone.utc) + MAX_CLOCK_SKEW)
         parsed = Parsed()
         key_index: dict[str, int] = {}
         newest = parsed.newest_changed_at
@@ -156,7 +159,7 @@ class Validator:
                     raise event
                 if isinstance(event, RateEvent):
                     key = _key(event)
-                    row = self._rate(event, today)
+                    row = self._rate(event, today, latest_allowed)
                     slot = key_index.get(key)
                     if slot is None:
                         slot = key_index[key] = len(parsed.keys)
@@ -164,12 +167,12 @@ class Validator:
                     parsed.rates.append((slot, *row))
                     changed_at, kind = row[2], "rate"
                 elif isinstance(event, ListingEvent):
-                    listing = self._listing(event)
+                    listing = self._listing(event, latest_allowed)
                     parsed.listings.append(listing)
                     key, changed_at, kind = listing.key, listing.changed_at, "listing"
                 else:
                     assert isinstance(event, DelistEvent)
-                    delist = Delist(_key(event), _changed_at(event.changed_at))
+                    delist = Delist(_key(event), _changed_at(event.changed_at, latest_allowed))
                     parsed.delists.append(delist)
                     key, changed_at, kind = delist.key, delist.changed_at, "delist"
             except Rejected as exc:
@@ -192,8 +195,9 @@ class Validator:
             lines = [bytes(raw) for raw in raws]
         return [_decode_event(line) for line in lines]
 
-    def _rate(self, event: RateEvent, today: int) -> tuple[int, int, int, int, int, int, int]:
-        start, end = epoch_day(event.start), epoch_day(event.end)
+    def _rate(self, event: RateEvent, today: int, latest_allowed: int) -> tuple[int, int, int, int, int, int, int]:
+        start = event.start.toordinal() - EPOCH_ORDINAL
+        end = event.end.toordinal() - EPOCH_ORDINAL
         nights = end - start
         if nights <= 0:
             raise Rejected(f"end: '{event.end}' is not after start '{event.start}'; expected end > start")
@@ -212,7 +216,9 @@ class Validator:
                 f"end: '{event.end}' is past the horizon of {self.horizon_days} days ahead "
                 f"(last night {day_from_epoch(today + self.horizon_days)})"
             )
-        currency = CURRENCY_INDEX.get(event.currency.strip().upper(), -1)
+        currency = CURRENCY_INDEX.get(event.currency, -1)
+        if currency < 0:
+            currency = CURRENCY_INDEX.get(event.currency.strip().upper(), -1)
         if currency < 0:
             raise Rejected(f"currency: '{event.currency}' is not an ISO 4217 currency code")
         if event.price is None:
@@ -225,10 +231,20 @@ class Validator:
             raise Rejected(
                 f"min_nights: {event.min_nights} is out of range; expected 1 to {MAX_MIN_NIGHTS}"
             )
-        changed_at = _changed_at(event.changed_at)
+        changed_at = _changed_at(event.changed_at, latest_allowed)
         return (start, nights, changed_at, price, currency, event.min_nights, event.available)
 
     def _price(self, price: Decimal, currency: int) -> int:
+        cached = self._prices.get((price, currency))
+        if cached is not None:
+            return cached
+        value = self._checked_price(price, currency)
+        if len(self._prices) > 100_000:
+            self._prices.clear()
+        self._prices[price, currency] = value
+        return value
+
+    def _checked_price(self, price: Decimal, currency: int) -> int:
         if not price.is_finite():
             raise Rejected(f"price: '{price}' is not a finite number")
         if price < 0:
@@ -248,7 +264,7 @@ class Validator:
             )
         return value
 
-    def _listing(self, event: ListingEvent) -> Listing:
+    def _listing(self, event: ListingEvent, latest_allowed: int) -> Listing:
         kind = KIND_INDEX.get(event.kind.strip().lower(), -1)
         if kind < 0:
             raise Rejected(f"kind: '{event.kind}' is not one of {', '.join(KINDS)}")
@@ -279,7 +295,7 @@ class Validator:
             lat=event.lat,
             lon=event.lon,
             max_guests=event.max_guests,
-            changed_at=_changed_at(event.changed_at),
+            changed_at=_changed_at(event.changed_at, latest_allowed),
             property_id=_text("property_id", None if property_id is None else str(property_id)),
             city=_text("city", event.city),
             country=country,
@@ -322,7 +338,22 @@ def _explain(exc: msgspec.ValidationError, line: bytes) -> str:
     return f"{name}: {shown}; {what[0].lower()}{what[1:]}"
 
 
+_keys: dict[tuple[str, str | int], str] = {}
+
+
 def _key(event: RateEvent | ListingEvent | DelistEvent) -> str:
+    """The normalized key; feeds repeat the same listings, so normalization is cached."""
+    raw = (event.source, event.listing_id)
+    key = _keys.get(raw)
+    if key is None:
+        key = _normalized_key(event)
+        if len(_keys) > 1_000_000:
+            _keys.clear()
+        _keys[raw] = key
+    return key
+
+
+def _normalized_key(event: RateEvent | ListingEvent | DelistEvent) -> str:
     source = event.source.strip().lower()
     if not SOURCE_PATTERN.fullmatch(source):
         raise Rejected(f"source: '{event.source}' is invalid; expected [a-z0-9_-]{{1,32}}")
@@ -335,18 +366,19 @@ def _key(event: RateEvent | ListingEvent | DelistEvent) -> str:
     return listing_key(source, listing_id)
 
 
-def _changed_at(moment: dt.datetime) -> int:
+def _changed_at(moment: dt.datetime, latest_allowed: int) -> int:
     if moment.tzinfo is None:
         raise Rejected(
             f"changed_at: '{moment.isoformat()}' has no time zone; expected RFC 3339 with a "
             "zone, like 2026-11-26T08:00:00Z"
         )
-    if moment - dt.datetime.now(dt.timezone.utc) > MAX_CLOCK_SKEW:
+    value = micros(moment)
+    if value > latest_allowed:
         raise Rejected(
             f"changed_at: '{moment.isoformat()}' is in the future; expected at most "
             f"{MAX_CLOCK_SKEW} ahead of the server clock"
         )
-    return micros(moment)
+    return value
 
 
 def _text(name: str, value: str | None) -> str | None:
