@@ -1,0 +1,116 @@
+"""The calendar store against a plain-dict model: last-writer-wins, references, snapshots."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from staystream.calendar import ARRAYS, PAGE, CalendarReader, CalendarWriter
+from staystream.shm import SharedArrays
+from staystream.types import RATE_DTYPE
+
+BASE_DAY = 20_400  # 2025-11-08
+
+
+@pytest.fixture
+def shm_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="staystream-test-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def random_batch(rng: np.random.Generator, size: int, listings: int, clock: int) -> np.ndarray:
+    batch = np.zeros(size, RATE_DTYPE)
+    batch["key"] = rng.integers(0, listings, size)
+    batch["start"] = BASE_DAY + rng.integers(-40, 300, size)
+    batch["nights"] = rng.integers(1, 30, size)
+    batch["changed_at"] = clock + rng.integers(0, 50, size)  # many ties on purpose
+    batch["price"] = rng.integers(-1, 10**6, size)
+    batch["currency"] = rng.integers(0, 3, size)
+    batch["min_nights"] = rng.integers(1, 10, size)
+    batch["available"] = rng.integers(0, 2, size)
+    return batch
+
+
+def apply_to_model(model: dict, batch: np.ndarray) -> None:
+    """Per night: the greatest changed_at wins; at equal changed_at, the later arrival."""
+    for event in batch.tolist():
+        row, start, nights, changed_at = event[0], event[1], event[2], event[3]
+        for day in range(start, start + nights):
+            held = model.get((row, day))
+            if held is None or held[0] <= changed_at:
+                model[row, day] = (changed_at, *event[4:])
+
+
+def read_all(reader: CalendarReader, rows: int) -> dict:
+    days = np.arange(BASE_DAY - 64, BASE_DAY + 400, dtype=np.int64)
+    entries = reader.entries_for_nights(np.arange(rows), days)
+    shared = reader.shared
+    found = {}
+    for row, column in zip(*np.nonzero(entries)):
+        entry = entries[row, column]
+        found[int(row), int(days[column])] = (
+            int(shared["entry_changed_at"][entry]), int(shared["entry_price"][entry]),
+            int(shared["entry_currency"][entry]), int(shared["entry_min_nights"][entry]),
+            int(shared["entry_available"][entry]),
+        )
+    return found
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_batches_match_the_model(shm_dir: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    writer = CalendarWriter(SharedArrays(shm_dir, ARRAYS, create=True), BASE_DAY // PAGE, 8)
+    reader = CalendarReader(SharedArrays(shm_dir, ARRAYS, create=False))
+    model: dict = {}
+    for step in range(6):
+        batch = random_batch(rng, 300, 40, clock=step * 20)  # overlapping clocks: old events lose
+        writer.apply(batch)
+        apply_to_model(model, batch)
+        reader.shared.refresh()
+        assert read_all(reader, 40) == model, f"seed={seed} step={step}"
+    # every page reference is counted exactly once; nothing referenced is on the free list
+    pages = writer.shared["pages"][: writer.slots].ravel()
+    counted = np.bincount(pages, minlength=len(writer.refcount))
+    counted[0] = 0
+    assert np.array_equal(counted[: writer.entries], writer.refcount[: writer.entries])
+    assert not np.isin(writer.free, pages).any()
+
+
+def test_snapshot_state_restores_identically(shm_dir: Path) -> None:
+    rng = np.random.default_rng(7)
+    writer = CalendarWriter(SharedArrays(shm_dir / "a", ARRAYS, create=True), BASE_DAY // PAGE, 8)
+    for step in range(4):
+        writer.apply(random_batch(rng, 200, 30, clock=step * 100))
+    state = writer.copy_state(30)
+    restored = CalendarWriter(SharedArrays(shm_dir / "b", ARRAYS, create=True), BASE_DAY // PAGE, 8)
+    restored.load_state(state)
+    assert read_all(CalendarReader(restored.shared), 30) == read_all(CalendarReader(writer.shared), 30)
+    assert np.array_equal(restored.refcount[: writer.entries], writer.refcount[: writer.entries])
+    # both go on identically from there
+    batch = random_batch(rng, 200, 30, clock=1_000)
+    writer.apply(batch)
+    restored.apply(batch)
+    assert read_all(CalendarReader(restored.shared), 30) == read_all(CalendarReader(writer.shared), 30)
+
+
+def test_nights_before_the_base_widen_the_directory(shm_dir: Path) -> None:
+    writer = CalendarWriter(SharedArrays(shm_dir, ARRAYS, create=True), BASE_DAY // PAGE, 4)
+    batch = np.zeros(2, RATE_DTYPE)
+    batch["key"] = [0, 1]
+    batch["start"] = [BASE_DAY - 1000, BASE_DAY + 600]  # far before the base, far after the width
+    batch["nights"] = [3, 3]
+    batch["changed_at"] = [1, 1]
+    batch["price"] = [100, 200]
+    batch["available"] = 1
+    batch["min_nights"] = 1
+    assert writer.apply(batch) == 6
+    reader = CalendarReader(SharedArrays(shm_dir, ARRAYS, create=False))
+    reader.shared.refresh()
+    entries = reader.entries_for_nights(np.array([0, 1]), np.array([BASE_DAY - 1000, BASE_DAY + 602]))
+    assert reader.shared["entry_price"][entries].tolist() == [[100, -1], [-1, 200]]
