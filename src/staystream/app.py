@@ -33,6 +33,7 @@ from .wire import WriterClient, WriterUnavailable
 
 log = logging.getLogger("staystream.http")
 _json = msgspec.json.Encoder()
+INFLIGHT_BODIES = 8  # request bodies (at the size limit) one worker holds at most
 NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/json-seq", "application/ndjson"}
 
 
@@ -59,6 +60,7 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         state.update(store=store, client=client, validator=Validator(
             store.fx, config.earliest_night, config.horizon_days, config.max_night_price_eur))
         state["fx_label"] = store.fx.label
+        state["inflight_bytes"] = 0
         yield
 
     def route(path: str, name: str, methods: list[str] | None = None) -> Callable:
@@ -95,23 +97,37 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
             raise HTTPError(503, f"the writer has {store.backlog} events waiting; retry shortly",
                             {"Retry-After": "1"})
         ndjson = _is_ndjson(request)
-        body = await _read_body(request, config.max_body_bytes)
-        if ndjson is None:
-            ndjson = not body.lstrip().startswith(b"[")
-        validator: Validator = state["validator"]  # type: ignore[assignment]
+        # Bodies being read or parsed are bounded per worker, so memory stays bounded however
+        # many clients push at once (a compressed body counts at its limit: it may inflate).
+        declared = request.headers.get("content-length", "")
+        reserved = int(declared) if declared.isdigit() and "gzip" not in request.headers.get(
+            "content-encoding", "") else config.max_body_bytes
+        reserved = min(reserved, config.max_body_bytes)
+        if state["inflight_bytes"] + reserved > INFLIGHT_BODIES * config.max_body_bytes:  # type: ignore[operator]
+            metrics.shed.inc()
+            raise HTTPError(503, "too many request bodies in progress; retry shortly", {"Retry-After": "1"})
+        state["inflight_bytes"] += reserved  # type: ignore[operator]
         try:
-            parsed = validator.parse(body, ndjson, config.max_events_per_request)
-        except TooManyEvents as exc:
-            raise HTTPError(413, str(exc)) from None
-        except BodyError as exc:
-            raise HTTPError(400, str(exc)) from None
-        await submit(parsed)
+            body = await _read_body(request, config.max_body_bytes)
+            if ndjson is None:
+                ndjson = not body.lstrip().startswith(b"[")
+            validator: Validator = state["validator"]  # type: ignore[assignment]
+            try:
+                parsed = validator.parse(body, ndjson, config.max_events_per_request)
+            except TooManyEvents as exc:
+                raise HTTPError(413, str(exc)) from None
+            except BodyError as exc:
+                raise HTTPError(400, str(exc)) from None
+            del body
+            await submit(parsed)
+        finally:
+            state["inflight_bytes"] -= reserved  # type: ignore[operator]
         return json_response({"accepted": parsed.accepted, "rejected": parsed.rejected})
 
     async def submit(parsed: Parsed) -> None:
         """Hand valid events to the writer; returns once they are durable (else HTTPError 503)."""
-        for rejection in parsed.rejected:
-            metrics.events_rejected.labels(_reason(str(rejection["error"]))).inc()
+        for (source, reason), count in parsed.rejected_by_source.items():
+            metrics.events_rejected.labels(source, reason).inc(count)
         if not parsed.accepted:
             return
         client: WriterClient = state["client"]  # type: ignore[assignment]
@@ -270,12 +286,6 @@ def _query_date(request: Request, name: str) -> int | None:
         return epoch_day(dt.date.fromisoformat(text))
     except ValueError:
         raise HTTPError(400, f"{name}: '{text}' is not a date; expected YYYY-MM-DD") from None
-
-
-def _reason(error: str) -> str:
-    """The field an error names: a bounded label set for the rejection counter."""
-    field = error.split(":", 1)[0]
-    return field if field.isidentifier() and len(field) <= 20 else "other"
 
 
 def _count_accepted(parsed: Parsed) -> None:

@@ -72,6 +72,7 @@ class Parsed:
     rejected: list[dict[str, object]] = field(default_factory=list)
     newest_changed_at: dict[str, int] = field(default_factory=dict)
     accepted_by_source: dict[tuple[str, str], int] = field(default_factory=dict)
+    rejected_by_source: dict[tuple[str, str], int] = field(default_factory=dict)  # (source, field)
 
     @property
     def accepted(self) -> int:
@@ -177,6 +178,10 @@ class Validator:
                     key, changed_at, kind = delist.key, delist.changed_at, "delist"
             except Rejected as exc:
                 parsed.rejected.append({"index": index, "error": str(exc)})
+                source = _source_label(event)
+                reason = str(exc).split(":", 1)[0]
+                reason = reason if reason.isidentifier() and len(reason) <= 20 else "other"
+                parsed.rejected_by_source[source, reason] = parsed.rejected_by_source.get((source, reason), 0) + 1
                 continue
             source = key.partition("\x00")[0]
             if changed_at > newest.get(source, -1):
@@ -364,6 +369,14 @@ def _normalized_key(event: RateEvent | ListingEvent | DelistEvent) -> str:
             "printable characters"
         )
     return listing_key(source, listing_id)
+
+
+def _source_label(event: object) -> str:
+    """A rejected event's source for metrics: only a valid one, so labels stay few."""
+    source = getattr(event, "source", None)
+    if isinstance(source, str) and SOURCE_PATTERN.fullmatch(source.strip().lower()):
+        return source.strip().lower()
+    return "invalid"
 
 
 def _changed_at(moment: dt.datetime, latest_allowed: int) -> int:

@@ -21,7 +21,9 @@ from prometheus_client import (
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 events_accepted = Counter("staystream_events_accepted_total", "Events accepted", ["source", "type"])
-events_rejected = Counter("staystream_events_rejected_total", "Events rejected", ["reason"])
+events_rejected = Counter(
+    "staystream_events_rejected_total", "Events rejected, by source and the field at fault", ["source", "reason"]
+)
 requests = Counter("staystream_http_requests_total", "HTTP requests", ["route", "status"])
 request_seconds = Histogram(
     "staystream_http_request_seconds", "HTTP request latency", ["route"], buckets=LATENCY_BUCKETS
