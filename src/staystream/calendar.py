@@ -241,9 +241,19 @@ class CalendarReader:
         result = np.zeros((len(rows), len(days)), dtype=np.int64)
         if inside.any() and known.any():
             slot = directory[np.ix_(rows[known], page[inside])]
-            found = self.shared["pages"][slot, (days[inside] % PAGE)[None, :]]
+            found = self._mapped("pages", slot)[slot, (days[inside] % PAGE)[None, :]]
             result[np.ix_(np.flatnonzero(known), np.flatnonzero(inside))] = found
         return result
 
-    def column(self, name: str) -> np.ndarray:
-        return self.shared[name]
+    def entry(self, name: str, entries: np.ndarray) -> np.ndarray:
+        """An entry column (`entry_price`, ...) gathered at `entries`."""
+        return self._mapped(name, entries)[entries]
+
+    def _mapped(self, name: str, indices: np.ndarray) -> np.ndarray:
+        """The array, remapped if the writer grew it since this request's refresh: the writer
+        publishes a grown array before it stores any index pointing into the new part."""
+        array = self.shared[name]
+        if indices.size and int(indices.max()) >= len(array):
+            self.shared.refresh()
+            array = self.shared[name]
+        return array

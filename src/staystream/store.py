@@ -72,11 +72,12 @@ class Store:
         entries = self.calendar.entries_for_nights(np.array([row]), days)[0]
         held = entries != 0
         days, entries = days[held], entries[held]
-        price = self.shared["entry_price"][entries].tolist()
-        currency = self.shared["entry_currency"][entries].tolist()
-        available = self.shared["entry_available"][entries].tolist()
-        min_nights = self.shared["entry_min_nights"][entries].tolist()
-        changed_at = self.shared["entry_changed_at"][entries].tolist()
+        entry = self.calendar.entry
+        price = entry("entry_price", entries).tolist()
+        currency = entry("entry_currency", entries).tolist()
+        available = entry("entry_available", entries).tolist()
+        min_nights = entry("entry_min_nights", entries).tolist()
+        changed_at = entry("entry_changed_at", entries).tolist()
         return [
             {
                 "night": day_from_epoch(day).isoformat(),
