@@ -170,9 +170,10 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         store: Store = state["store"]  # type: ignore[assignment]
         try:
             query = parse_query(request.query_params, config.horizon_days)
+            answer = search(store, query)  # raises QueryError too (a currency the FX table lacks)
         except QueryError as exc:
             raise HTTPError(400, str(exc)) from None
-        return json_response(search(store, query))
+        return json_response(answer)
 
     @route("/v1/admin/fx", "fx", ["GET", "PUT"])
     async def fx_table(request: Request) -> Response:
@@ -247,8 +248,10 @@ def _is_ndjson(request: Request) -> bool | None:
         return True
     if content_type == "application/json":
         return False
+    hint = (" (curl sends it by default with --data: add -H 'content-type: application/x-ndjson')"
+            if content_type == "application/x-www-form-urlencoded" else "")
     raise HTTPError(415, f"content-type: '{content_type}' is not supported; expected "
-                         "application/x-ndjson or application/json")
+                         f"application/x-ndjson or application/json{hint}")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -65,17 +65,25 @@ class ListingColumns:
             self._update_searchable(row)
 
     def load(self, rows: list[tuple]) -> None:
-        """Restore from `db.listing_columns` rows at start-up."""
-        for row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at in rows:
-            shared = self.shared
-            if described_at is not None:
-                shared["lat"][row], shared["lon"][row] = lat, lon
-                shared["kind"][row], shared["max_guests"][row] = kind, max_guests
-                shared["bedrooms"][row] = -1 if bedrooms is None else bedrooms
-                shared["described_at"][row] = described_at
-            if delisted_at is not None:
-                shared["delisted_at"][row] = delisted_at
-            self._update_searchable(row)
+        """Restore from `db.listing_columns` rows at start-up, column by column."""
+        if not rows:
+            return
+        row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at = (
+            np.array(column, dtype=object) for column in zip(*rows)
+        )
+        row = row.astype(np.int64)
+        described = np.array([value is not None for value in described_at])
+        shared = self.shared
+        for name, values, fill in (
+            ("kind", kind, 0), ("lat", lat, 0.0), ("lon", lon, 0.0), ("max_guests", max_guests, 0),
+            ("bedrooms", bedrooms, -1), ("described_at", described_at, NEVER), ("delisted_at", delisted_at, NEVER),
+        ):
+            known = np.array([value is not None for value in values])
+            column = np.full(len(values), fill, dtype=shared[name].dtype)
+            column[known] = values[known].astype(shared[name].dtype)
+            shared[name][row] = column
+        searchable = (shared["described_at"][row] != NEVER) & (shared["described_at"][row] > shared["delisted_at"][row])
+        shared["searchable"][row] = described & searchable
 
     def _update_searchable(self, row: int) -> None:
         described = self.shared["described_at"][row]
