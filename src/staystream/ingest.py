@@ -41,6 +41,7 @@ MAX_MIN_NIGHTS = 1125  # Airbnb's own upper bound for a minimum stay
 MAX_GUESTS = 500  # a whole hostel or villa compound, not a typo of 50000
 MAX_CLOCK_SKEW = dt.timedelta(hours=1)
 SOURCE_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
+INVALID = -2  # a column value that failed its check (prices are >= 0, NO_PRICE is -1)
 MAX_TEXT = {"name": 500, "city": 200, "url": 2048, "property_id": 128}
 
 _events = msgspec.json.Decoder(list[Event])
@@ -66,7 +67,7 @@ class Parsed:
     """A body's valid events as the writer wants them, plus its rejections."""
 
     keys: list[str] = field(default_factory=list)
-    rates: list[tuple[int, int, int, int, int, int, int, int]] = field(default_factory=list)
+    rates: np.ndarray = field(default_factory=lambda: np.empty(0, RATE_DTYPE))
     listings: list[Listing] = field(default_factory=list)
     delists: list[Delist] = field(default_factory=list)
     rejected: list[dict[str, object]] = field(default_factory=list)
@@ -74,12 +75,24 @@ class Parsed:
     accepted_by_source: dict[tuple[str, str], int] = field(default_factory=dict)
     rejected_by_source: dict[tuple[str, str], int] = field(default_factory=dict)  # (source, field)
 
+    def reject(self, index: int, event: object, error: Rejected) -> None:
+        self.rejected.append({"index": index, "error": str(error)})
+        reason = str(error).split(":", 1)[0]
+        reason = reason if reason.isidentifier() and len(reason) <= 20 else "other"
+        label = (_source_label(event), reason)
+        self.rejected_by_source[label] = self.rejected_by_source.get(label, 0) + 1
+
+    def count(self, source: str, kind: str, newest: int, events: int) -> None:
+        if newest > self.newest_changed_at.get(source, -1):
+            self.newest_changed_at[source] = newest
+        self.accepted_by_source[source, kind] = self.accepted_by_source.get((source, kind), 0) + events
+
     @property
     def accepted(self) -> int:
         return len(self.rates) + len(self.listings) + len(self.delists)
 
     def rate_columns(self) -> np.ndarray:
-        return np.array(self.rates, dtype=RATE_DTYPE)
+        return self.rates
 
 
 def epoch_day(day: dt.date) -> int:
@@ -151,43 +164,97 @@ class Validator:
         today = epoch_day(dt.date.today())
         latest_allowed = micros(dt.datetime.now(dt.timezone.utc) + MAX_CLOCK_SKEW)
         parsed = Parsed()
-        key_index: dict[str, int] = {}
-        newest = parsed.newest_changed_at
-        by_source = parsed.accepted_by_source
-        for index, event in enumerate(events):
-            try:
-                if isinstance(event, Rejected):
-                    raise event
-                if isinstance(event, RateEvent):
-                    key = _key(event)
-                    row = self._rate(event, today, latest_allowed)
-                    slot = key_index.get(key)
-                    if slot is None:
-                        slot = key_index[key] = len(parsed.keys)
-                        parsed.keys.append(key)
-                    parsed.rates.append((slot, *row))
-                    changed_at, kind = row[2], "rate"
-                elif isinstance(event, ListingEvent):
-                    listing = self._listing(event, latest_allowed)
-                    parsed.listings.append(listing)
-                    key, changed_at, kind = listing.key, listing.changed_at, "listing"
-                else:
-                    assert isinstance(event, DelistEvent)
-                    delist = Delist(_key(event), _changed_at(event.changed_at, latest_allowed))
-                    parsed.delists.append(delist)
-                    key, changed_at, kind = delist.key, delist.changed_at, "delist"
-            except Rejected as exc:
-                parsed.rejected.append({"index": index, "error": str(exc)})
-                source = _source_label(event)
-                reason = str(exc).split(":", 1)[0]
-                reason = reason if reason.isidentifier() and len(reason) <= 20 else "other"
-                parsed.rejected_by_source[source, reason] = parsed.rejected_by_source.get((source, reason), 0) + 1
-                continue
-            source = key.partition("\x00")[0]
-            if changed_at > newest.get(source, -1):
-                newest[source] = changed_at
-            by_source[source, kind] = by_source.get((source, kind), 0) + 1
+        rate_positions = [i for i, event in enumerate(events) if type(event) is RateEvent]
+        if rate_positions:
+            self._rates(parsed, [events[i] for i in rate_positions], rate_positions, today, latest_allowed)  # type: ignore[misc]
+        if len(rate_positions) < len(events):
+            rates = set(rate_positions)
+            for index, event in enumerate(events):
+                if index not in rates:
+                    self._other(parsed, index, event, latest_allowed)
+            parsed.rejected.sort(key=lambda rejection: rejection["index"])  # type: ignore[arg-type,return-value]
         return parsed
+
+    def _rates(self, parsed: Parsed, events: list[RateEvent], positions: list[int], today: int,
+               latest_allowed: int) -> None:
+        """Rate events column by column: the Python work per event is a few list items.
+
+        Any event that fails a check is run again through `_rate` alone, which says why."""
+        n = len(events)
+        keys = [_key_or_none(e.source, e.listing_id) for e in events]
+        start = np.fromiter([e.start.toordinal() for e in events], np.int64, n) - EPOCH_ORDINAL
+        nights = np.fromiter([e.end.toordinal() for e in events], np.int64, n) - EPOCH_ORDINAL - start
+        currency = np.fromiter([CURRENCY_INDEX.get(e.currency, -1) for e in events], np.int64, n)
+        price = np.fromiter(
+            [self._minor_or_invalid(e.price, e.available, c) for e, c in zip(events, currency.tolist())], np.int64, n
+        )
+        min_nights = np.fromiter([e.min_nights for e in events], np.int64, n)
+        changed_at = np.fromiter([_micros_or_invalid(e.changed_at) for e in events], np.int64, n)
+        bad = (
+            (nights <= 0) | (nights > MAX_NIGHTS_PER_EVENT) | (start < self.earliest_day)
+            | (start + nights > today + self.horizon_days + 1) | (currency < 0) | (price == INVALID)
+            | (min_nights < 1) | (min_nights > MAX_MIN_NIGHTS) | (changed_at == INVALID)
+            | (changed_at > latest_allowed) | np.fromiter([k is None for k in keys], bool, n)
+        )
+        good = np.flatnonzero(~bad)
+        for i in np.flatnonzero(bad).tolist():
+            event = events[i]
+            try:
+                key = _key(event)
+                row = self._rate(event, today, latest_allowed)
+            except Rejected as exc:
+                parsed.reject(positions[i], event, exc)
+                continue
+            # Normalizable (e.g. ' eur ' or an upper-case source): accepted after all.
+            keys[i], start[i], nights[i], changed_at[i], price[i], currency[i], min_nights[i] = (key, *row[:6])
+            good = np.append(good, i)
+        good.sort()
+        key_index: dict[str, int] = {}
+        slots = [key_index.setdefault(keys[i], len(key_index)) for i in good.tolist()]  # type: ignore[arg-type]
+        parsed.keys = list(key_index)
+        rates = np.empty(len(good), RATE_DTYPE)
+        rates["key"] = slots
+        rates["start"] = start[good]
+        rates["nights"] = nights[good]
+        rates["changed_at"] = changed_at[good]
+        rates["price"] = price[good]
+        rates["currency"] = currency[good]
+        rates["min_nights"] = min_nights[good]
+        rates["available"] = np.fromiter([events[i].available for i in good.tolist()], bool, len(good))
+        parsed.rates = rates
+        if len(good):
+            sources = np.array([key.partition("\x00")[0] for key in parsed.keys])[rates["key"]]
+            for source in np.unique(sources).tolist():
+                mine = sources == source
+                parsed.count(source, "rate", int(rates["changed_at"][mine].max()), int(mine.sum()))
+
+    def _other(self, parsed: Parsed, index: int, event: object, latest_allowed: int) -> None:
+        try:
+            if isinstance(event, Rejected):
+                raise event
+            if isinstance(event, ListingEvent):
+                listing = self._listing(event, latest_allowed)
+                parsed.listings.append(listing)
+                key, changed_at, kind = listing.key, listing.changed_at, "listing"
+            else:
+                assert isinstance(event, DelistEvent)
+                delist = Delist(_key(event), _changed_at(event.changed_at, latest_allowed))
+                parsed.delists.append(delist)
+                key, changed_at, kind = delist.key, delist.changed_at, "delist"
+        except Rejected as exc:
+            parsed.reject(index, event, exc)
+            return
+        parsed.count(key.partition("\x00")[0], kind, changed_at, 1)
+
+    def _minor_or_invalid(self, price: Decimal | None, available: bool, currency: int) -> int:
+        if price is None:
+            return INVALID if available else NO_PRICE
+        if currency < 0:
+            return INVALID
+        try:
+            return self._price(price, currency)
+        except Rejected:
+            return INVALID
 
     def _decode_one_by_one(self, lines: list[bytes] | None, body: bytes) -> list[object]:
         if lines is None:
@@ -356,6 +423,22 @@ def _key(event: RateEvent | ListingEvent | DelistEvent) -> str:
             _keys.clear()
         _keys[raw] = key
     return key
+
+
+def _key_or_none(source: str, listing_id: str | int) -> str | None:
+    """The cached key when the pair was seen before and is already normalized, else None."""
+    key = _keys.get((source, listing_id))
+    if key is None and SOURCE_PATTERN.fullmatch(source) and isinstance(listing_id, str) \
+            and 1 <= len(listing_id) <= 128 and listing_id.isprintable() and listing_id.isascii() \
+            and listing_id == listing_id.strip():
+        key = _keys[source, listing_id] = listing_key(source, listing_id)
+    return key
+
+
+def _micros_or_invalid(moment: dt.datetime) -> int:
+    if moment.tzinfo is None:
+        return INVALID
+    return (moment - EPOCH) // MICROSECOND
 
 
 def _normalized_key(event: RateEvent | ListingEvent | DelistEvent) -> str:

@@ -183,9 +183,10 @@ class Writer:
     def _prepare(self, group: Group) -> None:
         parts = []
         for _, request, _ in group.frames:
-            rows = np.empty(len(request.keys), dtype=np.int32)
-            for i, key in enumerate(request.keys):
-                rows[i] = self._row(key, group)
+            known = self.keys.get
+            rows = np.fromiter([known(key, -1) for key in request.keys], np.int32, len(request.keys))
+            for i in np.flatnonzero(rows < 0).tolist():
+                rows[i] = self._row(request.keys[i], group)
             if request.rates:
                 rates = np.frombuffer(request.rates, dtype=RATE_DTYPE).copy()
                 rates["key"] = rows[rates["key"]]
@@ -255,7 +256,12 @@ def run(config: Config, shm_path: Path) -> None:
 
     async def main() -> None:
         try:
-            durable = SqliteDurable(config.data_dir)
+            if config.store == "embedded":
+                durable: Durable = SqliteDurable(config.data_dir)
+            else:
+                from .pgstore import PostgresDurable
+
+                durable = await PostgresDurable.open(config.store, config.pg_pool_size, config.data_dir)
         except StoreLocked as exc:
             log.error(str(exc))
             raise SystemExit(3) from None
