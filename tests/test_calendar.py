@@ -109,7 +109,10 @@ def test_nights_before_the_base_widen_the_directory(shm_dir: Path) -> None:
     batch["price"] = [100, 200]
     batch["available"] = 1
     batch["min_nights"] = 1
-    assert writer.apply(batch) == 6
+    assert writer.apply(batch) == (6, 0)
+    assert writer.apply(batch) == (6, 0), "a resent event ties and wins again (later arrival)"
+    batch["changed_at"] = 0
+    assert writer.apply(batch) == (0, 2), "older events change nothing"
     reader = CalendarReader(SharedArrays(shm_dir, ARRAYS, create=False))
     reader.shared.refresh()
     entries = reader.entries_for_nights(np.array([0, 1]), np.array([BASE_DAY - 1000, BASE_DAY + 602]))

@@ -67,10 +67,13 @@ class CalendarWriter:
 
     # -- applying ------------------------------------------------------------------------
 
-    def apply(self, batch: np.ndarray) -> int:
-        """Apply rate events (`types.RATE_DTYPE`, `key` = row) in order; returns nights won."""
+    def apply(self, batch: np.ndarray) -> tuple[int, int]:
+        """Apply rate events (`types.RATE_DTYPE`, `key` = row) in order.
+
+        Returns (nights won, events that won no night): an event that changes nothing keeps
+        no entry and moves no reference."""
         if len(batch) == 0:
-            return 0
+            return 0, 0
         ids = self._new_entries(batch)
         row_of_event = batch["key"].astype(np.int64)
         start = batch["start"].astype(np.int64)
@@ -94,8 +97,9 @@ class CalendarWriter:
         old = pages[flat].astype(np.int64)
         wins = changed_at >= self.shared["entry_changed_at"][old]
         pages[flat[wins]] = ids[event[wins]]
-        self._count_references(np.bincount(event[wins], minlength=len(batch)), old[wins], ids)
-        return int(wins.sum())
+        won_per_event = np.bincount(event[wins], minlength=len(batch))
+        self._count_references(won_per_event, old[wins], ids)
+        return int(wins.sum()), int(np.count_nonzero(won_per_event == 0))
 
     def _new_entries(self, batch: np.ndarray) -> np.ndarray:
         now = time.monotonic()

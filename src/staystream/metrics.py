@@ -44,6 +44,9 @@ group_events = Histogram(
     buckets=(1, 10, 100, 1_000, 10_000, 100_000, 1_000_000),
 )
 nights_applied = Counter("staystream_nights_applied_total", "Night values that won last-writer-wins")
+events_unchanged = Counter(
+    "staystream_events_unchanged_total", "Rate events that won no night (resent or older than what is held)"
+)
 backlog_events = Gauge(
     "staystream_backlog_events", "Events handed to the writer, not yet committed", multiprocess_mode="max"
 )

@@ -210,7 +210,9 @@ class Writer:
         started = time.perf_counter()
         self._add_rows(len(self.keys))
         if len(group.rates):
-            metrics.nights_applied.inc(self.calendar.apply(group.rates))
+            nights, unchanged = self.calendar.apply(group.rates)
+            metrics.nights_applied.inc(nights)
+            metrics.events_unchanged.inc(unchanged)
             self.seq = group.seq
             self.logged_since_snapshot += len(group.rates)
         for row, listing in group.listings:
