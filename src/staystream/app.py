@@ -33,6 +33,7 @@ from .wire import WriterClient, WriterUnavailable
 
 log = logging.getLogger("staystream.http")
 _json = msgspec.json.Encoder()
+BULK_HEADER = "x-staystream-bulk"  # set by importers: their writes yield to live traffic
 INFLIGHT_BODIES = 8  # request bodies (at the size limit) one worker holds at most
 NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/json-seq", "application/ndjson"}
 
@@ -119,12 +120,12 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
             except BodyError as exc:
                 raise HTTPError(400, str(exc)) from None
             del body
-            await submit(parsed)
+            await submit(parsed, bulk=request.headers.get(BULK_HEADER, "") not in ("", "0", "false"))
         finally:
             state["inflight_bytes"] -= reserved  # type: ignore[operator]
         return json_response({"accepted": parsed.accepted, "rejected": parsed.rejected})
 
-    async def submit(parsed: Parsed) -> None:
+    async def submit(parsed: Parsed, bulk: bool = False) -> None:
         """Hand valid events to the writer; returns once they are durable (else HTTPError 503)."""
         for (source, reason), count in parsed.rejected_by_source.items():
             metrics.events_rejected.labels(source, reason).inc(count)
@@ -134,7 +135,8 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         rates = parsed.rate_columns()
         try:
             reply = await client.write(WriteRequest(
-                0, parsed.keys, rates.tobytes(), parsed.listings, parsed.delists, parsed.newest_changed_at))
+                0, parsed.keys, rates.tobytes(), parsed.listings, parsed.delists, parsed.newest_changed_at,
+                bulk=bulk))
         except WriterUnavailable as exc:
             raise HTTPError(503, f"nothing was stored: {exc}", {"Retry-After": "1"}) from None
         if reply.error is not None:
@@ -227,15 +229,20 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
     async def get_docs(request: Request) -> Response:
         return HTMLResponse(openapi.docs_page())
 
-    async def ingest(events: list[object]) -> Parsed:
-        """Validate canonical events from a source adapter and store them (durable on return)."""
+    async def ingest(events: list[object], all_or_nothing: bool = False) -> Parsed:
+        """Validate canonical events from a source adapter and store them (durable on return).
+
+        With `all_or_nothing`, one rejected event means none is stored (Expedia's rule)."""
         validator: Validator = state["validator"]  # type: ignore[assignment]
         parsed = validator.validate(events)
+        if all_or_nothing and parsed.rejected:
+            return parsed
         await submit(parsed)
         return parsed
 
     routes = [post_events, get_calendar, get_listing, get_search, fx_table, healthz, readyz,
-              get_metrics, get_openapi, get_docs, *source_routes(route, ingest)]
+              get_metrics, get_openapi, get_docs, *source_routes(
+                  route, ingest, lambda: state["store"], lambda request: _read_body(request, config.max_body_bytes))]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

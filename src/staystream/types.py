@@ -105,6 +105,7 @@ class WriteRequest(msgspec.Struct, array_like=True):
     delists: list[Delist]
     newest: dict[str, int]  # per source, the greatest changed_at among the events
     fx: bytes | None = None  # a replacement FX table (admin), stored with the group
+    bulk: bool = False  # from a bulk import: yields to live traffic in the writer
 
 
 class WriteReply(msgspec.Struct, array_like=True):

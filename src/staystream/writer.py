@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections import deque
 import logging
 import signal
 import time
@@ -31,19 +32,61 @@ from .types import RATE_DTYPE, Delist, Listing, WriteReply, WriteRequest, split_
 
 log = logging.getLogger("staystream.writer")
 SHARED_ARRAYS = {**CALENDAR_ARRAYS, **LISTING_ARRAYS}
+Frame = tuple[asyncio.StreamWriter, WriteRequest, int]  # (reply to, request, events)
 
 
 @dataclass
 class Group:
     """Frames that commit together, with their keys resolved to rows."""
 
-    frames: list[tuple[asyncio.StreamWriter, WriteRequest, int]]
+    frames: list[Frame]
     new_keys: list[tuple[int, str, str]] = field(default_factory=list)
     rates: np.ndarray = field(default_factory=lambda: np.empty(0, RATE_DTYPE))
     listings: list[tuple[int, Listing]] = field(default_factory=list)
     delists: list[tuple[int, Delist]] = field(default_factory=list)
     settings: dict[str, bytes] = field(default_factory=dict)
     seq: int = 0
+
+
+GROUP_NIGHTS = 400_000  # applying this many night updates takes ~50 ms: a group's latency bound
+
+
+class Waiting:
+    """Frames waiting for the next group: live traffic first, bulk imports fill what is left.
+
+    A group stops growing at `GROUP_NIGHTS` night updates (a frame larger than that goes
+    alone), so a re-import of a whole marketplace cannot put seconds of work ahead of a live
+    price change."""
+
+    def __init__(self) -> None:
+        self.live: deque[tuple[Frame, int]] = deque()
+        self.bulk: deque[tuple[Frame, int]] = deque()
+        self.ready = asyncio.Event()
+        self.closed = False
+
+    def add(self, frame: Frame, nights: int, bulk: bool) -> None:
+        (self.bulk if bulk else self.live).append((frame, nights))
+        self.ready.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.ready.set()
+
+    async def take(self) -> list[Frame] | None:
+        """The next group; None once closed and drained."""
+        while not (self.live or self.bulk):
+            if self.closed:
+                return None
+            self.ready.clear()
+            await self.ready.wait()
+        frames: list[Frame] = []
+        nights = 0
+        for queue in (self.live, self.bulk):
+            while queue and (not frames or nights + queue[0][1] <= GROUP_NIGHTS):
+                frame, size = queue.popleft()
+                frames.append(frame)
+                nights += size
+        return frames
 
 
 class Writer:
@@ -62,7 +105,6 @@ class Writer:
         self.newest: dict[str, int] = {}
         self.backlog = 0
         self.snapshotting: asyncio.Task[None] | None = None
-        self.queue: asyncio.Queue[tuple[asyncio.StreamWriter, WriteRequest, int] | None]
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -99,7 +141,7 @@ class Writer:
     # -- serving -------------------------------------------------------------------------
 
     async def serve(self) -> None:
-        self.queue = asyncio.Queue()
+        self.waiting = Waiting()
         server = await asyncio.start_unix_server(self._connection, path=str(self.socket_path))
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -111,7 +153,7 @@ class Writer:
         await stop.wait()
         log.info("writer stopping: draining queued writes")
         server.close()
-        self.queue.put_nowait(None)
+        self.waiting.close()
         await committer
         reporter.cancel()
         if self.snapshotting is not None:
@@ -125,9 +167,10 @@ class Writer:
         try:
             while True:
                 request = await wire.read_request(reader)
-                events = len(request.listings) + len(request.delists) + len(request.rates) // RATE_DTYPE.itemsize
+                rates = np.frombuffer(request.rates, dtype=RATE_DTYPE)
+                events = len(request.listings) + len(request.delists) + len(rates)
                 self._backlog(events)
-                self.queue.put_nowait((stream, request, events))
+                self.waiting.add((stream, request, events), int(rates["nights"].sum()), request.bulk)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             return
 
@@ -137,18 +180,8 @@ class Writer:
         metrics.backlog_events.set(self.backlog)
 
     async def _commit_loop(self) -> None:
-        stopping = False
-        while not stopping:
-            item = await self.queue.get()
-            frames = []
-            while item is not None:
-                frames.append(item)
-                if self.queue.empty():
-                    break
-                item = self.queue.get_nowait()
-            stopping = item is None
-            if frames:
-                await self._commit(Group(frames))
+        while (frames := await self.waiting.take()) is not None:
+            await self._commit(Group(frames))
 
     async def _commit(self, group: Group) -> None:
         rows_before = len(self.keys)
