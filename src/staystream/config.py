@@ -25,6 +25,12 @@ def _flag(text: str) -> bool:
     return text.lower() in {"1", "true", "yes", "on"}
 
 
+def _store(text: str) -> str:
+    if text == "embedded" or text.startswith(("postgresql://", "postgres://")):
+        return text
+    raise ValueError(text)
+
+
 def _setting(default: Any, help: str, cast: Callable[[str], Any]) -> Any:
     return field(default=default, metadata={"help": help, "cast": cast})
 
@@ -57,6 +63,10 @@ class Config:
     fx_table: Path | None = _setting(None, "JSON FX table to use instead of the shipped one", Path)
     seed_sample: bool = _setting(False, "import the shipped sample city into an empty store", _flag)
     log_level: str = _setting("info", "debug, info, warning or error", str)
+    store: str = _setting(
+        "embedded", "durable store: 'embedded' (SQLite in --data-dir) or a postgresql:// URI", _store
+    )
+    pg_pool_size: int = _setting(4, "PostgreSQL connections of the writer (with --store postgresql://)", _positive_int)
 
     @property
     def database_path(self) -> Path:
