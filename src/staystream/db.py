@@ -128,6 +128,13 @@ def find_row(connection: sqlite3.Connection, source: str, listing_id: str) -> in
     return None if row is None else row[0]
 
 
+def listing_ids_with_prefix(connection: sqlite3.Connection, source: str, prefix: str, limit: int = 1000) -> list[str]:
+    """Listing ids of `source` starting with `prefix` (a hotel's rate plans): an index range, not LIKE."""
+    return [row[0] for row in connection.execute(
+        "SELECT listing_id FROM listings WHERE source = ? AND listing_id >= ? AND listing_id < ? "
+        "ORDER BY listing_id LIMIT ?", (source, prefix, prefix + "\U0010ffff", limit))]
+
+
 def details(connection: sqlite3.Connection, rows: list[int]) -> dict[int, dict[str, object]]:
     """Listing details by row, for the rows asked (a page of search results)."""
     if not rows:

@@ -2,17 +2,96 @@
 
 Each adapter turns a native message into canonical events; `ingest` validates and stores them
 and returns only once they are durable, so native endpoints give the same guarantee as
-`POST /v1/events`.
+`POST /v1/events`. Push protocols answer in their own format with HTTP 200, errors inside the
+body (OTA `<Errors>`, EQC `<Error>`), as their senders expect; HTTP status codes are kept for
+what a sender should retry as is: 413 (body too large), 503 (the writer is unavailable).
+
+Adapters merge partial changes over the nights the store holds (`adapters/merge.py`), so a
+route holds a per-(source, hotel) lock in this worker while it reads, merges and stores: two
+messages for one hotel arriving at one worker cannot interleave their read-modify-write.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import weakref
+from decimal import Decimal
 from typing import Awaitable, Callable
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
-Ingest = Callable[[list[object]], Awaitable[object]]
+from . import db
+from .adapters import ota
+from .adapters.merge import Night
+from .ingest import SOURCE_PATTERN
+from .store import Store
+
+Ingest = Callable[..., Awaitable[object]]
+XML = "application/xml; charset=utf-8"
 
 
-def source_routes(route: Callable[..., Callable[..., Route]], ingest: Ingest) -> list[Route]:
-    return []
+class StoreKnown:
+    """What the store holds for one source, as adapters ask for it (`merge.Known`)."""
+
+    def __init__(self, store: Store, source: str) -> None:
+        self.store, self.source = store, source
+
+    def listing_ids(self, prefix: str) -> list[str]:
+        return db.listing_ids_with_prefix(self.store.connection, self.source, prefix)
+
+    def nights(self, listing_id: str) -> dict[dt.date, Night]:
+        row = self.store.find(self.source, listing_id)
+        if row is None:
+            return {}
+        return {
+            dt.date.fromisoformat(night["night"]): Night(  # type: ignore[arg-type]
+                None if night["price"] is None else Decimal(night["price"]),  # type: ignore[arg-type]
+                night["currency"], night["available"], night["min_nights"],  # type: ignore[arg-type]
+            )
+            for night in self.store.nights(row, None, None)
+        }
+
+
+def source_routes(
+    route: Callable[..., Callable[..., Route]],
+    ingest: Ingest,
+    store: Callable[[], Store] | None = None,
+    read_body: Callable[[Request], Awaitable[bytes]] | None = None,
+) -> list[Route]:
+    from .app import HTTPError  # app imports this module: import at call time
+
+    locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def lock(source: str, hotel: str | None) -> asyncio.Lock:
+        key = (source, hotel or "")
+        found = locks.get(key)
+        if found is None:
+            found = locks[key] = asyncio.Lock()
+        return found
+
+    def source_of(request: Request) -> str:
+        source = request.path_params["source"]
+        if not SOURCE_PATTERN.fullmatch(source):
+            raise HTTPError(400, f"source: '{source[:40]}' is invalid; expected [a-z0-9_-]{{1,32}}")
+        return source
+
+    async def body_of(request: Request) -> bytes:
+        assert read_body is not None
+        return await read_body(request)
+
+    @route("/v1/sources/{source}/ota", "source_ota", ["POST"])
+    async def post_ota(request: Request) -> Response:
+        source = source_of(request)
+        message = ota.open_message(await body_of(request))
+        async with lock(source, message.hotel):
+            assert store is not None
+            outcome = ota.convert(message, source, StoreKnown(store(), source))
+            if outcome.events:
+                parsed = await ingest(outcome.events)
+                outcome.rejected(parsed.rejected)  # type: ignore[attr-defined]
+        return Response(ota.response(message, outcome), media_type=XML)
+
+    return [post_ota]

@@ -1,0 +1,461 @@
+"""OpenTravel (OTA 2003/05) ARI notifications: rates, availability and inventory counts.
+
+Reads `OTA_HotelRateAmountNotifRQ`, `OTA_HotelAvailNotifRQ` and `OTA_HotelInvCountNotifRQ` (as
+Booking.com, Google Hotel Center, SiteMinder and Sabre send them, bare or in a SOAP envelope)
+and answers the matching `...RS`. The choices, with their reasons, are in docs/adapters.md:
+
+- a product is the listing `{HotelCode}:{InvTypeCode}:{RatePlanCode}`, its property the hotel;
+  an element without `RatePlanCode` applies to every rate plan of the room type the store (or
+  this message) knows; with none known it changes nothing and says so in a Warning;
+- `Start`/`End` are inclusive nights; `Mon`..`Sun` (`Weds`, `Thur`) masks apply;
+- the price is the 2-guest amount, else the per-room one (no `NumberOfGuests`), else the
+  occupancy nearest to 2 (fewer guests on a tie); `AmountAfterTax` wins over
+  `AmountBeforeTax`; integer amounts with `DecimalPlaces` are minor units (Booking.com);
+- the message `TimeStamp` (with a zone) is every event's `changed_at`; without it the message
+  is refused, because last-writer-wins needs the sender's clock, not ours;
+- restrictions and counts change only their own fields: the rest of the night is carried
+  forward from the store (`merge.py`); min stay (`SetMinLOS`, `SetForwardMinStay`) ->
+  `min_nights`, Master `Close`/`Open`, `BookingLimit` and `InvCount@Count` 0 / > 0 ->
+  `available`; CTA, CTD, max stay and booking offsets have no column and are reported as
+  ignored in Warnings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Callable
+
+from ..money import CURRENCY_INDEX
+from .merge import NOTHING_KNOWN, Change, Known, Merger, nights_between
+from .messages import (
+    Invalid,
+    Outcome,
+    Problem,
+    bool_attr,
+    code_attr,
+    date_attr,
+    decimal_attr,
+    int_attr,
+    located,
+    text_attr,
+)
+from .xmlsafe import XMLRejected, children, parse_document, to_bytes
+
+OTA_NAMESPACE = "http://www.opentravel.org/OTA/2003/05"
+# RQ root -> (container, update element); the RS is the root with RS for RQ.
+MESSAGES = {
+    "OTA_HotelRateAmountNotifRQ": ("RateAmountMessages", "RateAmountMessage"),
+    "OTA_HotelAvailNotifRQ": ("AvailStatusMessages", "AvailStatusMessage"),
+    "OTA_HotelInvCountNotifRQ": ("Inventories", "Inventory"),
+}
+WEEKDAYS = {"Mon": 0, "Tue": 1, "Weds": 2, "Wed": 2, "Thur": 3, "Thu": 3, "Fri": 4, "Sat": 5, "Sun": 6}
+MAX_RANGE_NIGHTS = 1100  # one element: three years of nights; more is a typo in End
+MAX_PRODUCT_NIGHTS = 1_000_000  # one message: product x night updates (Expedia allows 5,000)
+MAX_MIN_NIGHTS = 1125
+MAX_REPORTED = 100  # errors or warnings in one RS; the rest are counted
+SHORT_TEXT = {15: "Invalid date", 61: "Invalid currency code", 320: "Invalid value",
+              321: "Required field missing", 450: "Unable to process", 783: "Room/rate combination not found"}
+_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(OTA_Hotel(?:RateAmount|Avail|InvCount)NotifRQ)\b")
+
+
+@dataclass
+class Message:
+    """An RQ as read: what the RS must echo, the hotel, and the parsed root (if it parsed)."""
+
+    name: str | None = None  # the RQ root name; None when the document is not one we read
+    echo_token: str | None = None
+    version: str | None = None
+    target: str | None = None
+    soap_namespace: str | None = None
+    hotel: str | None = None
+    timestamp: dt.datetime | None = None
+    root: ET.Element | None = None
+    errors: list[Problem] = field(default_factory=list)  # faults of the message as a whole
+
+
+def parse(document: bytes, source: str, known: Known = NOTHING_KNOWN) -> tuple[Message, Outcome]:
+    """A whole RQ document as canonical rate events, with its errors and warnings."""
+    message = open_message(document)
+    return message, convert(message, source, known)
+
+
+def open_message(document: bytes) -> Message:
+    """Parse the envelope: which RQ, its echo fields, hotel and TimeStamp. Never raises."""
+    try:
+        parsed = parse_document(document)
+    except XMLRejected as exc:
+        found = _ROOT.search(document, 0, 1 << 20)
+        name = found.group(1).decode() if found else None
+        return Message(name=name, errors=[Problem("", f"the document was not read: {exc}", 450, 7)])
+    root = parsed.root
+    message = Message(soap_namespace=parsed.soap_namespace, root=root,
+                      echo_token=root.get("EchoToken"), version=root.get("Version"), target=root.get("Target"))
+    if root.tag not in MESSAGES:
+        message.errors.append(Problem(root.tag, f"'{root.tag}' is not a message this endpoint reads; "
+                                                f"expected one of {', '.join(MESSAGES)}", 450, 7))
+        return message
+    message.name = root.tag
+    container_name = MESSAGES[root.tag][0]
+    try:
+        message.timestamp = _timestamp(root)
+        container = root.find(container_name)
+        if container is None:
+            raise Invalid(container_name, "missing; expected the element holding the updates", 321, 10)
+        message.hotel = code_attr(container, "HotelCode", container_name, required=True)
+    except Invalid as exc:
+        message.errors.append(exc.problem)
+    return message
+
+
+def convert(message: Message, source: str, known: Known = NOTHING_KNOWN) -> Outcome:
+    """The message's updates as rate events, merged over what `known` holds for each night."""
+    outcome = Outcome(errors=list(message.errors))
+    if message.errors or message.root is None or message.name is None:
+        return outcome
+    assert message.hotel is not None and message.timestamp is not None
+    container_name, element_name = MESSAGES[message.name]
+    container = message.root.find(container_name)
+    assert container is not None
+    reader = _Reader(message, source, known, outcome)
+    convert_one = {
+        "OTA_HotelRateAmountNotifRQ": reader.rate_amount,
+        "OTA_HotelAvailNotifRQ": reader.avail_status,
+        "OTA_HotelInvCountNotifRQ": reader.inventory,
+    }[message.name]
+    elements = list(children(container, element_name, ""))
+    reader.collect_rate_plans(elements)
+    for element, path in elements:
+        outcome.elements += 1
+        try:
+            convert_one(element, path)
+        except Invalid as exc:
+            outcome.errors.append(exc.problem)
+        except _TooMuch as exc:
+            outcome.errors.append(Problem(path, str(exc), 450, 3))
+            break
+    if not elements:
+        outcome.warn(container_name, f"holds no {element_name}; nothing was changed", 321, 11)
+    return outcome
+
+
+class _TooMuch(Exception):
+    """The message changes more product-nights than one request may."""
+
+
+class _Reader:
+    """Turns update elements into merged rate events; state shared across one message."""
+
+    def __init__(self, message: Message, source: str, known: Known, outcome: Outcome) -> None:
+        assert message.hotel is not None and message.timestamp is not None
+        self.hotel, self.known, self.outcome = message.hotel, known, outcome
+        self.notif_type = (message.root.get("NotifType") or "Delta") if message.root is not None else "Delta"
+        self.merger = Merger(source, known, message.timestamp)
+        self.named_plans: dict[str, set[str]] = {}  # room type -> rate plans this message names
+        self.budget = MAX_PRODUCT_NIGHTS
+
+    def collect_rate_plans(self, elements: list[tuple[ET.Element, str]]) -> None:
+        """Rate plans named anywhere in the message count as known for room-level elements."""
+        for element, _ in elements:
+            control = element.find("StatusApplicationControl")
+            if control is None:
+                continue
+            room, plan = control.get("InvTypeCode"), control.get("RatePlanCode")
+            if room and plan and ":" not in room + plan:
+                self.named_plans.setdefault(room.strip(), set()).add(plan.strip())
+
+    # -- the three messages -------------------------------------------------------------------
+
+    def rate_amount(self, element: ET.Element, path: str) -> None:
+        control, control_path = _control(element, path)
+        nights = _nights(control, control_path)
+        products = self.products(control, control_path, path)
+        if self.notif_type.lower() == "remove":
+            self.apply(products, nights, lambda listing: Change(remove_price=True), path)
+            return
+        rates = element.find("Rates")
+        found = list(children(rates, "Rate", f"{path}/Rates")) if rates is not None else []
+        if not found:
+            raise Invalid(f"{path}/Rates", "missing; expected Rates/Rate with BaseByGuestAmts "
+                                           "(or NotifType=\"Remove\" on the message)", 321, 10)
+        for rate, rate_path in found:
+            rate_nights = nights
+            if rate.get("Start") or rate.get("End"):  # SiteMinder narrows the range per Rate
+                rate_nights = _nights(rate, rate_path, fallback_weekdays=control)
+            amount, currency = _amount(rate, rate_path)
+            if currency is not None and currency not in CURRENCY_INDEX:
+                where = located(rate_path, "CurrencyCode")
+                raise Invalid(where, f"'{currency}' is not an ISO 4217 currency code", 61, 3)
+
+            def change(listing: str, amount: Decimal = amount, currency: str | None = currency,
+                       where: str = rate_path) -> Change:
+                chosen = currency or self.merger.currency(listing)
+                if chosen is None:
+                    raise Invalid(located(where, "CurrencyCode"),
+                                  f"missing, and no currency is known yet for {listing}; "
+                                  "expected an ISO 4217 code on Rate or BaseByGuestAmt", 321, 10)
+                return Change(price=amount, currency=chosen)
+
+            self.apply(products, rate_nights, change, path)
+
+    def avail_status(self, element: ET.Element, path: str) -> None:
+        control, control_path = _control(element, path)
+        nights = _nights(control, control_path)
+        products = self.products(control, control_path, path)
+        opens: list[bool] = []
+        warned = len(self.outcome.warnings)
+        limit = int_attr(element, "BookingLimit", path, 0, 1_000_000)
+        if limit is not None:
+            opens.append(limit > 0)
+        for status, status_path in children(element, "RestrictionStatus", path):
+            for name in ("MinAdvancedBookingOffset", "MaxAdvancedBookingOffset"):
+                if status.get(name) is not None:
+                    self.outcome.warn(located(status_path, name), "booking offsets are not stored; ignored")
+            value = text_attr(status, "Status", status_path)
+            if value is None:
+                continue
+            if value.lower() not in ("open", "close"):
+                raise Invalid(located(status_path, "Status"), f"'{value}' is not a status; expected Open or Close")
+            restriction = text_attr(status, "Restriction", status_path) or "Master"
+            if restriction.lower() == "master":
+                opens.append(value.lower() == "open")
+            elif restriction.lower() in ("arrival", "departure"):
+                self.outcome.warn(located(status_path, "Restriction"),
+                                  f"closed-to-{restriction.lower()} is not stored; ignored")
+            else:
+                raise Invalid(located(status_path, "Restriction"),
+                              f"'{restriction}' is not a restriction; expected Master, Arrival or Departure")
+        min_nights = self.min_stay(element, path)
+        available = None if not opens else all(opens)
+        change = Change(available=available, min_nights=min_nights)
+        if change.empty:
+            if len(self.outcome.warnings) == warned:  # else the warnings already say what was ignored
+                self.outcome.warn(path, "changes nothing the store keeps (availability or minimum stay)")
+            return
+        self.apply(products, nights, lambda listing: change, path)
+
+    def inventory(self, element: ET.Element, path: str) -> None:
+        control, control_path = _control(element, path)
+        nights = _nights(control, control_path)
+        products = self.products(control, control_path, path, all_rooms=bool_attr(control, "AllInvCode", control_path))
+        counts = element.find("InvCounts")
+        count = None
+        ignored: list[str] = []
+        for inv_count, count_path in children(counts, "InvCount", f"{path}/InvCounts") if counts is not None else ():
+            count_type = text_attr(inv_count, "CountType", count_path)
+            if count_type not in (None, "2"):
+                ignored.append(count_type)
+                continue
+            count = int_attr(inv_count, "Count", count_path, 0, 1_000_000, required=True)
+        if count is None:
+            if ignored:
+                self.outcome.warn(f"{path}/InvCounts", f"no InvCount with CountType 2 (available to sell); "
+                                                       f"CountType {', '.join(ignored)} ignored")
+                return
+            raise Invalid(f"{path}/InvCounts/InvCount", "missing; expected InvCount with Count", 321, 10)
+        change = Change(available=count > 0)
+        self.apply(products, nights, lambda listing: change, path)
+
+    # -- shared parts -------------------------------------------------------------------------
+
+    def min_stay(self, element: ET.Element, path: str) -> int | None:
+        """The minimum stay the element sets (the stricter of arrival and through), 1 if removed."""
+        result: int | None = None
+        stays = element.find("LengthsOfStay")
+        for los, los_path in children(stays, "LengthOfStay", f"{path}/LengthsOfStay") if stays is not None else ():
+            kind = text_attr(los, "MinMaxMessageType", los_path, required=True)
+            assert kind is not None
+            if kind in ("SetMinLOS", "SetForwardMinStay"):
+                unit = text_attr(los, "TimeUnit", los_path) or "Day"
+                if unit != "Day":
+                    raise Invalid(located(los_path, "TimeUnit"), f"'{unit}' is not supported; expected Day")
+                time = int_attr(los, "Time", los_path, 1, MAX_MIN_NIGHTS, required=True)
+                assert time is not None
+                result = max(result or 1, time)
+            elif kind in ("RemoveMinLOS", "RemoveForwardMinStay"):
+                result = max(result or 1, 1)
+            elif kind in ("SetMaxLOS", "SetForwardMaxStay", "RemoveMaxLOS", "RemoveForwardMaxStay",
+                          "FixedLOS", "FullPatternLOS"):
+                self.outcome.warn(located(los_path, "MinMaxMessageType"), f"{kind} is not stored; ignored")
+            else:
+                raise Invalid(located(los_path, "MinMaxMessageType"), f"'{kind}' is not a length-of-stay "
+                              "type; expected SetMinLOS, SetForwardMinStay, RemoveMinLOS or a max-stay type")
+        if element.find("LOS_Pattern") is not None or (stays is not None and stays.find("LOS_Pattern") is not None):
+            self.outcome.warn(f"{path}/LOS_Pattern", "full-pattern LOS is not stored; ignored")
+        return result
+
+    def products(self, control: ET.Element, control_path: str, path: str, all_rooms: bool | None = False) -> list[str]:
+        """The listing ids an element applies to (see the module docstring)."""
+        plan = code_attr(control, "RatePlanCode", control_path)
+        if all_rooms:
+            prefix = f"{self.hotel}:"
+            room = None
+        else:
+            room = code_attr(control, "InvTypeCode", control_path, required=True)
+            if plan is not None:
+                return [f"{self.hotel}:{room}:{plan}"]
+            prefix = f"{self.hotel}:{room}:"
+        listings = set(self.known.listing_ids(prefix))
+        for named_room, plans in self.named_plans.items():
+            if room is None or named_room == room:
+                listings.update(f"{self.hotel}:{named_room}:{p}" for p in plans)
+        if plan is not None:  # AllInvCode with a rate plan: that plan of every room type
+            listings = {listing for listing in listings if listing.endswith(f":{plan}")}
+        if not listings:
+            what = "the hotel" if room is None else f"room type '{room}'"
+            self.outcome.warn(path, f"names no RatePlanCode and no rate plan of {what} is known yet "
+                                    "(send its rates first); nothing was changed", 783, 3)
+        return sorted(listings)
+
+    def apply(self, products: list[str], nights: list[dt.date], change: Callable[[str], Change], path: str) -> None:
+        self.budget -= len(products) * len(nights)
+        if self.budget < 0:
+            raise _TooMuch(f"the message changes more than {MAX_PRODUCT_NIGHTS} product-nights; "
+                           "this element and those after it were not applied: split the message")
+        changes = [(listing, change(listing)) for listing in products]  # all or none of an element
+        for listing, one in changes:
+            events, skipped = self.merger.apply(listing, nights, one)
+            self.outcome.add(events, path)
+            for nights_skipped in skipped:
+                self.outcome.warn(path, str(nights_skipped), 842, 3)
+
+
+def _timestamp(root: ET.Element) -> dt.datetime:
+    value = text_attr(root, "TimeStamp", root.tag, required=True)
+    assert value is not None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(located(root.tag, "TimeStamp"), f"'{value[:40]}' is not an ISO 8601 date-time; "
+                                                      "expected e.g. 2025-03-01T10:15:00Z") from None
+    if moment.tzinfo is None:
+        raise Invalid(located(root.tag, "TimeStamp"), f"'{value}' has no time zone; expected e.g. "
+                                                      "2025-03-01T10:15:00Z (last-writer-wins needs it)")
+    return moment
+
+
+def _control(element: ET.Element, path: str) -> tuple[ET.Element, str]:
+    control = element.find("StatusApplicationControl")
+    control_path = f"{path}/StatusApplicationControl"
+    if control is None:
+        raise Invalid(control_path, "missing; expected Start, End and InvTypeCode", 321, 10)
+    return control, control_path
+
+
+def _nights(element: ET.Element, path: str, fallback_weekdays: ET.Element | None = None) -> list[dt.date]:
+    """Inclusive `Start`..`End` on the weekdays of the mask (the element's, else the fallback's)."""
+    start = date_attr(element, "Start", path, required=True)
+    end = date_attr(element, "End", path, required=True)
+    assert start is not None and end is not None
+    if end < start:
+        raise Invalid(located(path, "End"), f"'{end}' is before Start '{start}'; expected End >= Start "
+                                            "(both are nights, inclusive)", 15, 3)
+    if (end - start).days + 1 > MAX_RANGE_NIGHTS:
+        raise Invalid(located(path, "End"), f"'{end}' is {(end - start).days + 1} nights from Start '{start}'; "
+                                            f"expected at most {MAX_RANGE_NIGHTS}", 15, 3)
+    weekdays = _weekdays(element, path)
+    if weekdays is None and fallback_weekdays is not None:
+        weekdays = _weekdays(fallback_weekdays, path)
+    return nights_between(start, end, weekdays)
+
+
+def _weekdays(element: ET.Element, path: str) -> frozenset[int] | None:
+    """The mask's days (0 = Monday), None without a mask; an absent day counts as true."""
+    flags: dict[int, bool] = {}
+    for name, day in WEEKDAYS.items():
+        flag = bool_attr(element, name, path)
+        if flag is not None:
+            flags[day] = flag
+    if not flags:
+        return None
+    return frozenset(day for day in range(7) if flags.get(day, True))
+
+
+def _amount(rate: ET.Element, path: str) -> tuple[Decimal, str | None]:
+    """The nightly amount of a Rate by the occupancy rule, and its currency if it names one."""
+    holder = rate.find("BaseByGuestAmts")
+    amounts = list(children(holder, "BaseByGuestAmt", f"{path}/BaseByGuestAmts")) if holder is not None else []
+    candidates = []
+    for amount, amount_path in amounts:
+        age = text_attr(amount, "AgeQualifyingCode", amount_path)
+        if age not in (None, "10"):  # child amounts (8) and the like are supplements, not the rate
+            continue
+        guests = int_attr(amount, "NumberOfGuests", amount_path, 1, 99)
+        rank = (0, 0) if guests == 2 else (1, 0) if guests is None else (2, abs(guests - 2) * 2 + (guests > 2))
+        candidates.append((rank, amount, amount_path))
+    if not candidates:
+        raise Invalid(f"{path}/BaseByGuestAmts/BaseByGuestAmt", "missing; expected an adult or per-room "
+                                                                 "amount (AmountAfterTax or AmountBeforeTax)", 321, 10)
+    _, chosen, chosen_path = min(candidates, key=lambda candidate: candidate[0])
+    places = int_attr(chosen, "DecimalPlaces", chosen_path, 0, 4)
+    if places is None:
+        places = int_attr(rate, "DecimalPlaces", path, 0, 4)
+    value = decimal_attr(chosen, "AmountAfterTax", chosen_path, places)
+    if value is None:
+        value = decimal_attr(chosen, "AmountBeforeTax", chosen_path, places)
+    if value is None:
+        raise Invalid(chosen_path, "has neither AmountAfterTax nor AmountBeforeTax; expected one", 321, 10)
+    currency = text_attr(chosen, "CurrencyCode", chosen_path) or text_attr(rate, "CurrencyCode", path)
+    return value, currency.upper() if currency else None
+
+
+def response(message: Message, outcome: Outcome, now: dt.datetime | None = None) -> bytes:
+    """The RS for `message`: `<Success/>` (+ `<Warnings>`), or `<Errors>` naming each failed part.
+
+    Elements not named in `<Errors>` were applied (as Sabre reports partial failures); resending
+    the whole message is safe, since equal TimeStamps make re-application change nothing.
+    """
+    name = message.name[:-2] + "RS" if message.name else "OTA_ErrorRS"
+    moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    attributes = {"xmlns": OTA_NAMESPACE}
+    if message.echo_token is not None:
+        attributes["EchoToken"] = message.echo_token
+    attributes["TimeStamp"] = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    attributes["Version"] = message.version or "1.0"
+    if message.target is not None:
+        attributes["Target"] = message.target
+    root = ET.Element(name, attributes)
+    if outcome.errors:
+        errors = ET.SubElement(root, "Errors")
+        for problem in outcome.errors[:MAX_REPORTED]:
+            _problem(errors, "Error", problem, status="NotProcessed")
+        if len(outcome.errors) > MAX_REPORTED:
+            _problem(errors, "Error", Problem("", f"{len(outcome.errors) - MAX_REPORTED} more errors not listed", 450, 3),
+                     status="NotProcessed")
+    else:
+        ET.SubElement(root, "Success")
+        if outcome.warnings:
+            warnings = ET.SubElement(root, "Warnings")
+            for problem in _grouped(outcome.warnings)[:MAX_REPORTED]:
+                _problem(warnings, "Warning", problem)
+    return to_bytes(root, message.soap_namespace)
+
+
+def _problem(parent: ET.Element, tag: str, problem: Problem, status: str | None = None) -> None:
+    attributes = {"Type": str(problem.type), "Code": str(problem.code),
+                  "ShortText": SHORT_TEXT.get(problem.code, "Invalid value")}
+    if status:
+        attributes["Status"] = status
+    if problem.where:
+        attributes["NodeList"] = problem.where
+    ET.SubElement(parent, tag, attributes).text = str(problem)
+
+
+def _grouped(problems: list[Problem]) -> list[Problem]:
+    """One warning per distinct (message, code) with the elements it concerns, so 700 days of
+    ignored closed-to-arrival flags make one Warning, not 700."""
+    groups: dict[tuple[str, int], list[Problem]] = {}
+    for problem in problems:
+        groups.setdefault((problem.message, problem.code), []).append(problem)
+    grouped = []
+    for same in groups.values():
+        first = same[0]
+        if len(same) == 1:
+            grouped.append(first)
+            continue
+        places = ", ".join(p.where for p in same[:5]) + (f" and {len(same) - 5} more" if len(same) > 5 else "")
+        grouped.append(Problem(first.where, f"{first.message} (in {len(same)} places: {places})", first.code, first.type))
+    return grouped

@@ -1,0 +1,421 @@
+"""OTA ARI notifications: parsing rules, carry-forward, RS shape, hostile XML, and the real API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import xml.etree.ElementTree as ET
+from decimal import Decimal
+
+import pytest
+
+from staystream.adapters import ota
+from staystream.adapters.merge import MemoryKnown, Night
+
+NS = "http://www.opentravel.org/OTA/2003/05"
+TODAY = dt.date.today()
+STAMP = "2025-03-01T10:15:00Z"
+
+
+def day(offset: int) -> str:
+    return (TODAY + dt.timedelta(days=offset)).isoformat()
+
+
+def rate_rq(body: str, hotel: str = "H123", stamp: str = STAMP, extra: str = "") -> bytes:
+    return (f'<OTA_HotelRateAmountNotifRQ xmlns="{NS}" EchoToken="rate-000123" TimeStamp="{stamp}" '
+            f'Version="3.0" {extra}><POS><Source><RequestorID ID="partner-key"/></Source></POS>'
+            f'<RateAmountMessages HotelCode="{hotel}">{body}</RateAmountMessages>'
+            f'</OTA_HotelRateAmountNotifRQ>').encode()
+
+
+def avail_rq(body: str, hotel: str = "H123", stamp: str = "2025-03-01T10:15:02Z") -> bytes:
+    return (f'<OTA_HotelAvailNotifRQ xmlns="{NS}" EchoToken="avail-000124" TimeStamp="{stamp}" Version="3.0">'
+            f'<AvailStatusMessages HotelCode="{hotel}">{body}</AvailStatusMessages></OTA_HotelAvailNotifRQ>').encode()
+
+
+def inv_rq(body: str, hotel: str = "H123", stamp: str = "2025-03-01T10:15:03Z") -> bytes:
+    return (f'<OTA_HotelInvCountNotifRQ xmlns="{NS}" EchoToken="inv-000125" TimeStamp="{stamp}" Version="3.0">'
+            f'<Inventories HotelCode="{hotel}">{body}</Inventories></OTA_HotelInvCountNotifRQ>').encode()
+
+
+def rate_message(start: str, end: str, amounts: str, room: str = "DLX-K", plan: str = "BAR-FLEX",
+                 mask: str = "", currency: str = 'CurrencyCode="EUR"') -> str:
+    plan_attr = f'RatePlanCode="{plan}"' if plan else ""
+    return (f'<RateAmountMessage><StatusApplicationControl Start="{start}" End="{end}" '
+            f'InvTypeCode="{room}" {plan_attr} {mask}/><Rates><Rate {currency}><BaseByGuestAmts>'
+            f'{amounts}</BaseByGuestAmts></Rate></Rates></RateAmountMessage>')
+
+
+def nights_of(events: list, listing: str | None = None) -> dict[str, tuple]:
+    """Per night: (price, currency, available, min_nights), from the events as stored in order."""
+    result: dict[str, tuple] = {}
+    for event in events:
+        if listing is not None and event.listing_id != listing:
+            continue
+        night = event.start
+        while night < event.end:
+            result[night.isoformat()] = (event.price, event.currency, event.available, event.min_nights)
+            night += dt.timedelta(days=1)
+    return result
+
+
+def known(listing: str, first: int, count: int, price: str | None = "100.00", available: bool = True,
+          min_nights: int = 1, currency: str = "EUR") -> MemoryKnown:
+    nights = {TODAY + dt.timedelta(days=first + i): Night(None if price is None else Decimal(price), currency,
+                                                          available, min_nights) for i in range(count)}
+    return MemoryKnown({listing: nights})
+
+
+# -- rates ------------------------------------------------------------------------------------
+
+
+def test_rate_amount_inclusive_range_weekday_mask_and_two_guest_amount() -> None:
+    start = TODAY + dt.timedelta(days=(7 - TODAY.weekday()) % 7 + 7)  # a Monday, next week or after
+    end = start + dt.timedelta(days=13)
+    body = rate_message(start.isoformat(), end.isoformat(),
+                        '<BaseByGuestAmt NumberOfGuests="1" AmountAfterTax="120.00" CurrencyCode="EUR"/>'
+                        '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="140.00" CurrencyCode="EUR"/>',
+                        mask='Mon="true" Tue="true" Weds="true" Thur="true" Fri="false" Sat="false" Sun="true"')
+    message, outcome = ota.parse(rate_rq(body), "booking")
+    assert outcome.errors == [] and outcome.warnings == []
+    nights = nights_of(outcome.events)
+    expected = [start + dt.timedelta(days=i) for i in range(14) if (start + dt.timedelta(days=i)).weekday() not in (4, 5)]
+    assert sorted(nights) == [d.isoformat() for d in expected]  # End is a night: inclusive
+    assert set(nights.values()) == {(Decimal("140.00"), "EUR", True, 1)}
+    assert {e.listing_id for e in outcome.events} == {"H123:DLX-K:BAR-FLEX"}
+    assert all(e.changed_at == dt.datetime(2025, 3, 1, 10, 15, tzinfo=dt.timezone.utc) for e in outcome.events)
+    assert len(outcome.events) == 3  # Mon-Thu, Sun-Thu, Sun: runs, not nights
+    assert message.echo_token == "rate-000123" and message.hotel == "H123"
+
+
+@pytest.mark.parametrize(("amounts", "expected"), [
+    ('<BaseByGuestAmt NumberOfGuests="1" AmountAfterTax="120"/><BaseByGuestAmt NumberOfGuests="3" AmountAfterTax="160"/>', "120"),
+    ('<BaseByGuestAmt NumberOfGuests="3" AmountAfterTax="160"/><BaseByGuestAmt AmountAfterTax="150"/>', "150"),
+    ('<BaseByGuestAmt NumberOfGuests="4" AmountAfterTax="190"/><BaseByGuestAmt NumberOfGuests="3" AmountAfterTax="160"/>', "160"),
+    ('<BaseByGuestAmt NumberOfGuests="2" AgeQualifyingCode="8" AmountAfterTax="20"/>'
+     '<BaseByGuestAmt NumberOfGuests="2" AgeQualifyingCode="10" AmountAfterTax="140"/>', "140"),
+    ('<BaseByGuestAmt NumberOfGuests="2" AmountBeforeTax="118.00" AmountAfterTax="140.00"/>', "140.00"),
+    ('<BaseByGuestAmt NumberOfGuests="2" AmountBeforeTax="118.00"/>', "118.00"),
+    ('<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="13350" DecimalPlaces="2"/>', "133.50"),
+])
+def test_amount_rules(amounts: str, expected: str) -> None:
+    _, outcome = ota.parse(rate_rq(rate_message(day(10), day(10), amounts)), "booking")
+    assert outcome.errors == []
+    assert [e.price for e in outcome.events] == [Decimal(expected)]
+
+
+def test_decimal_places_on_rate_and_its_misuse() -> None:
+    body = ('<RateAmountMessage><StatusApplicationControl Start="{0}" End="{0}" InvTypeCode="R" RatePlanCode="P"/>'
+            '<Rates><Rate CurrencyCode="JOD" DecimalPlaces="3"><BaseByGuestAmts>'
+            '<BaseByGuestAmt AmountAfterTax="{1}"/></BaseByGuestAmts></Rate></Rates></RateAmountMessage>')
+    _, outcome = ota.parse(rate_rq(body.format(day(5), "75125")), "booking")
+    assert [(e.price, e.currency) for e in outcome.events] == [(Decimal("75.125"), "JOD")]
+    _, outcome = ota.parse(rate_rq(body.format(day(5), "75.125")), "booking")
+    assert outcome.events == []
+    assert [str(p) for p in outcome.errors] == [
+        "RateAmountMessage[1]/Rates/Rate[1]/BaseByGuestAmts/BaseByGuestAmt[1]@AmountAfterTax: '75.125' is not a "
+        "whole number; with DecimalPlaces=3 the amount is written in minor units (13350 for 133.50)"]
+
+
+def test_currency_falls_back_to_the_products_known_currency() -> None:
+    amounts = '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="99.00"/>'
+    store = known("H123:DLX-K:BAR-FLEX", 30, 2, currency="CHF")
+    _, outcome = ota.parse(rate_rq(rate_message(day(10), day(11), amounts, currency="")), "booking", store)
+    assert outcome.errors == []
+    assert {(e.price, e.currency) for e in outcome.events} == {(Decimal("99.00"), "CHF")}
+    _, outcome = ota.parse(rate_rq(rate_message(day(10), day(11), amounts, currency="")), "booking")
+    assert outcome.events == []
+    assert "CurrencyCode: missing, and no currency is known yet for H123:DLX-K:BAR-FLEX" in str(outcome.errors[0])
+    _, outcome = ota.parse(rate_rq(rate_message(day(10), day(11), amounts, currency='CurrencyCode="EURO"')), "booking")
+    assert str(outcome.errors[0]) == "RateAmountMessage[1]/Rates/Rate[1]@CurrencyCode: 'EURO' is not an ISO 4217 currency code"
+
+
+def test_rate_keeps_a_closed_night_closed_and_its_min_stay() -> None:
+    store = known("H123:DLX-K:BAR-FLEX", 10, 3, price="100.00", available=False, min_nights=3)
+    body = rate_message(day(10), day(12), '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="110.00"/>')
+    _, outcome = ota.parse(rate_rq(body), "booking", store)
+    assert set(nights_of(outcome.events).values()) == {(Decimal("110.00"), "EUR", False, 3)}
+
+
+def test_room_level_rate_applies_to_every_known_rate_plan_of_the_room() -> None:
+    store = MemoryKnown({
+        "H123:DLX-K:BAR": {TODAY: Night(Decimal("1"), "EUR", True, 1)},
+        "H123:DLX-K:NRF": {TODAY: Night(Decimal("1"), "EUR", True, 1)},
+        "H123:STD:BAR": {TODAY: Night(Decimal("1"), "EUR", True, 1)},
+        "H1234:DLX-K:BAR": {TODAY: Night(Decimal("1"), "EUR", True, 1)},
+    })
+    body = rate_message(day(3), day(3), '<BaseByGuestAmt AmountAfterTax="80"/>', plan="")
+    _, outcome = ota.parse(rate_rq(body), "booking", store)
+    assert sorted(e.listing_id for e in outcome.events) == ["H123:DLX-K:BAR", "H123:DLX-K:NRF"]
+
+
+def test_remove_notif_makes_nights_unavailable_without_price() -> None:
+    store = known("H123:DLX-K:BAR-FLEX", 5, 2, price="100.00", min_nights=2)
+    body = f'<RateAmountMessage><StatusApplicationControl Start="{day(5)}" End="{day(6)}" InvTypeCode="DLX-K" RatePlanCode="BAR-FLEX"/></RateAmountMessage>'
+    _, outcome = ota.parse(rate_rq(body, extra='NotifType="Remove"'), "booking", store)
+    assert set(nights_of(outcome.events).values()) == {(None, "EUR", False, 2)}
+
+
+# -- availability and restrictions ------------------------------------------------------------
+
+
+def test_avail_restrictions_carry_the_current_price_forward() -> None:
+    store = known("H123:DLX-K:BAR-FLEX", 10, 3, price="129.00")
+    body = (f'<AvailStatusMessage><StatusApplicationControl Start="{day(10)}" End="{day(11)}" InvTypeCode="DLX-K" '
+            f'RatePlanCode="BAR-FLEX"/><LengthsOfStay ArrivalDateBased="true"><LengthOfStay MinMaxMessageType="SetMinLOS" '
+            f'Time="2" TimeUnit="Day"/></LengthsOfStay><RestrictionStatus Status="Close" Restriction="Arrival"/>'
+            f'</AvailStatusMessage>')
+    _, outcome = ota.parse(avail_rq(body), "booking", store)
+    assert nights_of(outcome.events) == {day(10): (Decimal("129.00"), "EUR", True, 2),
+                                         day(11): (Decimal("129.00"), "EUR", True, 2)}
+    assert [str(w) for w in outcome.warnings] == [
+        "AvailStatusMessage[1]/RestrictionStatus[1]@Restriction: closed-to-arrival is not stored; ignored"]
+
+
+def test_avail_without_known_price_closes_but_cannot_open() -> None:
+    store = known("H123:DLX-K:BAR-FLEX", 20, 1, price="90.00")  # only day 20 has a price
+    close = (f'<AvailStatusMessage><StatusApplicationControl Start="{day(19)}" End="{day(20)}" InvTypeCode="DLX-K" '
+             f'RatePlanCode="BAR-FLEX"/><RestrictionStatus Status="Close"/></AvailStatusMessage>')
+    _, outcome = ota.parse(avail_rq(close), "booking", store)
+    assert nights_of(outcome.events) == {day(19): (None, "EUR", False, 1), day(20): (Decimal("90.00"), "EUR", False, 1)}
+    open_ = close.replace('Status="Close"', 'Status="Open"')
+    _, outcome = ota.parse(avail_rq(open_), "booking", store)
+    assert nights_of(outcome.events) == {day(20): (Decimal("90.00"), "EUR", True, 1)}
+    assert [str(w) for w in outcome.warnings] == [
+        f"AvailStatusMessage[1]: H123:DLX-K:BAR-FLEX: night {day(19)} cannot become available: no price is known "
+        "for them yet"]
+
+
+def test_avail_elements_merge_in_order_within_one_message() -> None:
+    """Sabre sends min stay and stop-sell for the same nights in separate elements."""
+    store = known("H123:DLX-K:BAR-FLEX", 10, 2, price="129.00")
+    control = f'<StatusApplicationControl Start="{day(10)}" End="{day(11)}" InvTypeCode="DLX-K" RatePlanCode="BAR-FLEX"/>'
+    body = (f'<AvailStatusMessage>{control}<LengthsOfStay><LengthOfStay MinMaxMessageType="SetForwardMinStay" '
+            f'Time="3"/></LengthsOfStay></AvailStatusMessage>'
+            f'<AvailStatusMessage>{control}<RestrictionStatus Status="Close" Restriction="Master"/></AvailStatusMessage>')
+    _, outcome = ota.parse(avail_rq(body), "booking", store)
+    assert nights_of(outcome.events) == {day(10): (Decimal("129.00"), "EUR", False, 3),
+                                         day(11): (Decimal("129.00"), "EUR", False, 3)}
+
+
+def test_booking_limit_and_room_level_avail_without_known_plans() -> None:
+    body = (f'<AvailStatusMessage BookingLimit="0"><StatusApplicationControl Start="{day(1)}" End="{day(2)}" '
+            f'InvTypeCode="SUITE"/></AvailStatusMessage>')
+    _, outcome = ota.parse(avail_rq(body), "booking")
+    assert outcome.events == [] and outcome.errors == []
+    assert [(str(w), w.code) for w in outcome.warnings] == [
+        ("AvailStatusMessage[1]: names no RatePlanCode and no rate plan of room type 'SUITE' is known yet "
+         "(send its rates first); nothing was changed", 783)]
+    store = known("H123:SUITE:BAR", 1, 2)
+    _, outcome = ota.parse(avail_rq(body), "booking", store)
+    assert set(nights_of(outcome.events).values()) == {(Decimal("100.00"), "EUR", False, 1)}
+
+
+# -- inventory --------------------------------------------------------------------------------
+
+
+def test_inv_count_zero_closes_and_positive_reopens() -> None:
+    store = MemoryKnown({"H123:DLX-K:BAR": {TODAY + dt.timedelta(days=4): Night(Decimal("80"), "EUR", False, 1)},
+                         "H123:STD:BAR": {TODAY + dt.timedelta(days=4): Night(Decimal("60"), "EUR", True, 1)}})
+    body = (f'<Inventory><StatusApplicationControl Start="{day(4)}" End="{day(4)}" InvTypeCode="DLX-K"/>'
+            f'<InvCounts><InvCount Count="3" CountType="2"/></InvCounts></Inventory>'
+            f'<Inventory><StatusApplicationControl Start="{day(4)}" End="{day(4)}" InvTypeCode="STD"/>'
+            f'<InvCounts><InvCount Count="0" CountType="2"/></InvCounts></Inventory>')
+    _, outcome = ota.parse(inv_rq(body), "booking", store)
+    assert nights_of(outcome.events, "H123:DLX-K:BAR") == {day(4): (Decimal("80"), "EUR", True, 1)}
+    assert nights_of(outcome.events, "H123:STD:BAR") == {day(4): (Decimal("60"), "EUR", False, 1)}
+    all_rooms = (f'<Inventory><StatusApplicationControl Start="{day(4)}" End="{day(4)}" AllInvCode="true"/>'
+                 f'<InvCounts><InvCount Count="0"/></InvCounts></Inventory>')
+    _, outcome = ota.parse(inv_rq(all_rooms), "booking", store)
+    assert sorted(e.listing_id for e in outcome.events) == ["H123:DLX-K:BAR", "H123:STD:BAR"]
+    other_type = body.replace('CountType="2"', 'CountType="1"')
+    _, outcome = ota.parse(inv_rq(other_type), "booking", store)
+    assert outcome.events == [] and "no InvCount with CountType 2" in str(outcome.warnings[0])
+
+
+# -- refusals ---------------------------------------------------------------------------------
+
+
+def test_timestamp_is_required_with_a_zone() -> None:
+    body = rate_message(day(1), day(1), '<BaseByGuestAmt AmountAfterTax="1"/>')
+    doc = rate_rq(body).replace(f'TimeStamp="{STAMP}"'.encode(), b"")
+    _, outcome = ota.parse(doc, "booking")
+    assert outcome.events == []
+    assert [(str(e), e.type, e.code) for e in outcome.errors] == [
+        ("OTA_HotelRateAmountNotifRQ@TimeStamp: missing; it is required", 10, 321)]
+    _, outcome = ota.parse(rate_rq(body, stamp="2025-03-01T10:15:00"), "booking")
+    assert "has no time zone" in str(outcome.errors[0])
+
+
+def test_bad_elements_are_named_and_do_not_stop_the_rest() -> None:
+    good = rate_message(day(1), day(1), '<BaseByGuestAmt AmountAfterTax="50.00"/>')
+    bad_date = rate_message("2025-13-01", day(1), '<BaseByGuestAmt AmountAfterTax="50.00"/>')
+    backwards = rate_message(day(5), day(1), '<BaseByGuestAmt AmountAfterTax="50.00"/>')
+    bad_amount = rate_message(day(1), day(1), '<BaseByGuestAmt AmountAfterTax="fifty"/>')
+    bad_mask = rate_message(day(1), day(1), '<BaseByGuestAmt AmountAfterTax="1"/>', mask='Mon="yes"')
+    no_room = good.replace('InvTypeCode="DLX-K"', "")
+    _, outcome = ota.parse(rate_rq(bad_date + good + backwards + bad_amount + bad_mask + no_room), "booking")
+    assert [str(e) for e in outcome.errors] == [
+        "RateAmountMessage[1]/StatusApplicationControl@Start: '2025-13-01' is not a date; expected YYYY-MM-DD",
+        f"RateAmountMessage[3]/StatusApplicationControl@End: '{day(1)}' is before Start '{day(5)}'; expected "
+        "End >= Start (both are nights, inclusive)",
+        "RateAmountMessage[4]/Rates/Rate[1]/BaseByGuestAmts/BaseByGuestAmt[1]@AmountAfterTax: 'fifty' is not a "
+        "decimal amount; expected e.g. 129.50",
+        "RateAmountMessage[5]/StatusApplicationControl@Mon: 'yes' is not a boolean; expected true, false, 1 or 0",
+        "RateAmountMessage[6]/StatusApplicationControl@InvTypeCode: missing; it is required",
+    ]
+    assert nights_of(outcome.events) == {day(1): (Decimal("50.00"), "EUR", True, 1)}
+    assert outcome.origins == ["RateAmountMessage[2]"]
+
+
+def test_unknown_root_and_wrong_message() -> None:
+    message, outcome = ota.parse(b"<OTA_PingRQ/>", "booking")
+    body = ota.response(message, outcome)
+    root = ET.fromstring(body)
+    assert root.tag == f"{{{NS}}}OTA_ErrorRS"
+    assert "'OTA_PingRQ' is not a message this endpoint reads" in root.find(f"{{{NS}}}Errors/{{{NS}}}Error").text
+
+
+# -- the RS -----------------------------------------------------------------------------------
+
+
+def test_rs_echoes_token_and_version_with_own_timestamp_and_warnings() -> None:
+    body = "".join(
+        f'<AvailStatusMessage><StatusApplicationControl Start="{day(i)}" End="{day(i)}" InvTypeCode="R" '
+        f'RatePlanCode="P"/><RestrictionStatus Status="Close" Restriction="Departure"/></AvailStatusMessage>'
+        for i in range(1, 8))
+    message, outcome = ota.parse(avail_rq(body), "booking", known("H123:R:P", 1, 7))
+    now = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
+    root = ET.fromstring(ota.response(message, outcome, now))
+    assert root.tag == f"{{{NS}}}OTA_HotelAvailNotifRS"
+    assert root.attrib == {"EchoToken": "avail-000124", "TimeStamp": "2026-01-02T03:04:05.678Z", "Version": "3.0"}
+    assert root.find(f"{{{NS}}}Success") is not None and root.find(f"{{{NS}}}Errors") is None
+    warnings = root.findall(f"{{{NS}}}Warnings/{{{NS}}}Warning")
+    assert len(warnings) == 1  # seven identical warnings grouped
+    assert warnings[0].get("Type") == "11"
+    assert "closed-to-departure is not stored; ignored (in 7 places: AvailStatusMessage[1]/RestrictionStatus[1]" \
+           "@Restriction, " in warnings[0].text
+
+
+def test_errors_rs_has_no_success_and_soap_envelope_is_answered_in_kind() -> None:
+    inner = rate_rq(rate_message("2025-02-30", day(1), '<BaseByGuestAmt AmountAfterTax="1"/>')).decode()
+    soap = ('<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header/>'
+            f'<soapenv:Body>{inner}</soapenv:Body></soapenv:Envelope>').encode()
+    message, outcome = ota.parse(soap, "siteminder")
+    root = ET.fromstring(ota.response(message, outcome))
+    assert root.tag == "{http://schemas.xmlsoap.org/soap/envelope/}Envelope"
+    rs = root.find("{http://schemas.xmlsoap.org/soap/envelope/}Body")[0]
+    assert rs.tag == f"{{{NS}}}OTA_HotelRateAmountNotifRS" and rs.find(f"{{{NS}}}Success") is None
+    error = rs.find(f"{{{NS}}}Errors/{{{NS}}}Error")
+    assert error.attrib == {"Type": "3", "Code": "15", "ShortText": "Invalid date", "Status": "NotProcessed",
+                            "NodeList": "RateAmountMessage[1]/StatusApplicationControl@Start"}
+
+
+# -- hostile XML ------------------------------------------------------------------------------
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+<!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]>
+<OTA_HotelRateAmountNotifRQ xmlns="http://www.opentravel.org/OTA/2003/05" EchoToken="&lol9;"/>"""
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<OTA_HotelAvailNotifRQ xmlns="http://www.opentravel.org/OTA/2003/05" EchoToken="&xxe;" TimeStamp="2025-03-01T10:15:00Z">
+<AvailStatusMessages HotelCode="&xxe;"/></OTA_HotelAvailNotifRQ>"""
+QUADRATIC = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "' + b"x" * 50_000 + b'">]><OTA_HotelAvailNotifRQ>'
+             + b"&a;" * 50_000 + b"</OTA_HotelAvailNotifRQ>")
+DEEP = b"<OTA_HotelInvCountNotifRQ>" + b"<a>" * 50_000 + b"</a>" * 50_000 + b"</OTA_HotelInvCountNotifRQ>"
+WIDE = b'<OTA_HotelInvCountNotifRQ TimeStamp="2025-03-01T10:15:00Z"><Inventories HotelCode="H">' \
+       + b"<x/>" * 250_000 + b"</Inventories></OTA_HotelInvCountNotifRQ>"
+
+
+@pytest.mark.parametrize(("document", "expected", "rs"), [
+    (BILLION_LAUGHS, "a DTD (<!DOCTYPE>) is not accepted", "OTA_HotelRateAmountNotifRS"),
+    (XXE, "a DTD (<!DOCTYPE>) is not accepted", "OTA_HotelAvailNotifRS"),
+    (QUADRATIC, "a DTD (<!DOCTYPE>) is not accepted", "OTA_HotelAvailNotifRS"),
+    (DEEP, "elements nest deeper than 32 levels", "OTA_HotelInvCountNotifRS"),
+    (WIDE, "more than 200000 elements; split the message", "OTA_HotelInvCountNotifRS"),
+    (b"<OTA_HotelAvailNotifRQ><AvailStatusMessages></OTA_HotelAvailNotifRQ>", "not well-formed XML: mismatched tag",
+     "OTA_HotelAvailNotifRS"),
+    (b"", "the body is empty", "OTA_ErrorRS"),
+    (b"\xff\xfe<not xml", "not well-formed XML", "OTA_ErrorRS"),
+], ids=["billion-laughs", "xxe-file", "quadratic-blowup", "deep", "wide", "malformed", "empty", "garbage"])
+def test_hostile_and_broken_xml_is_refused_quickly(document: bytes, expected: str, rs: str) -> None:
+    started = time.perf_counter()
+    message, outcome = ota.parse(document, "booking")
+    assert time.perf_counter() - started < 5
+    assert outcome.events == []
+    assert expected in str(outcome.errors[0])
+    body = ota.response(message, outcome)
+    assert b"root:" not in body  # nothing of /etc/passwd
+    assert ET.fromstring(body).tag == f"{{{NS}}}{rs}"
+
+
+# -- through the real HTTP API ----------------------------------------------------------------
+
+
+def post(client, document: bytes, source: str = "booking"):
+    response = client.post(f"/v1/sources/{source}/ota", content=document, headers={"content-type": "text/xml"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/xml")
+    return ET.fromstring(response.content)
+
+
+def calendar(client, listing: str, source: str = "booking") -> dict[str, tuple]:
+    response = client.get(f"/v1/listings/{source}/{listing}/calendar")
+    assert response.status_code == 200, response.text
+    return {n["night"]: (n["price"], n["currency"], n["available"], n["min_nights"], n["changed_at"])
+            for n in response.json()["nights"]}
+
+
+def test_http_rates_then_restrictions_then_counts_read_back(server) -> None:
+    rates = (rate_message(day(30), day(32), '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="14000" DecimalPlaces="2"/>',
+                          room="DBL", plan="BAR")
+             + rate_message(day(30), day(32), '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="12000" DecimalPlaces="2"/>',
+                            room="DBL", plan="NRF"))
+    avail = (f'<AvailStatusMessage><StatusApplicationControl Start="{day(31)}" End="{day(31)}" InvTypeCode="DBL"/>'
+             f'<LengthsOfStay><LengthOfStay MinMaxMessageType="SetMinLOS" Time="2" TimeUnit="Day"/></LengthsOfStay>'
+             f'</AvailStatusMessage>')
+    counts = (f'<Inventory><StatusApplicationControl Start="{day(32)}" End="{day(32)}" InvTypeCode="DBL"/>'
+              f'<InvCounts><InvCount Count="0" CountType="2"/></InvCounts></Inventory>')
+    with server.client() as client:
+        for document in (rate_rq(rates, hotel="HTTP1"), avail_rq(avail, hotel="HTTP1"), inv_rq(counts, hotel="HTTP1")):
+            rs = post(client, document)
+            assert rs.find(f"{{{NS}}}Success") is not None, ET.tostring(rs)
+            assert rs.find(f"{{{NS}}}Warnings") is None, ET.tostring(rs)
+        for plan, price in (("BAR", "140.00"), ("NRF", "120.00")):
+            assert calendar(client, f"HTTP1:DBL:{plan}") == {
+                day(30): (price, "EUR", True, 1, "2025-03-01T10:15:00.000Z"),
+                day(31): (price, "EUR", True, 2, "2025-03-01T10:15:02.000Z"),
+                day(32): (price, "EUR", False, 1, "2025-03-01T10:15:03.000Z"),
+            }
+
+
+def test_http_partial_failure_names_the_bad_elements_and_applies_the_rest(server) -> None:
+    good = rate_message(day(40), day(41), '<BaseByGuestAmt AmountAfterTax="75.00"/>', room="R", plan="P")
+    beyond = rate_message(day(40), day(4000), '<BaseByGuestAmt AmountAfterTax="75.00"/>', room="R", plan="Q")
+    far = rate_message(day(900), day(901), '<BaseByGuestAmt AmountAfterTax="75.00"/>', room="R", plan="Q")
+    with server.client() as client:
+        rs = post(client, rate_rq(good + beyond + far, hotel="HTTP2"))
+        assert rs.find(f"{{{NS}}}Success") is None
+        errors = rs.findall(f"{{{NS}}}Errors/{{{NS}}}Error")
+        assert [e.get("NodeList") for e in errors] == ["RateAmountMessage[2]/StatusApplicationControl@End",
+                                                       "RateAmountMessage[3]"]
+        assert "is past the horizon of" in errors[1].text  # the service's own rejection, located
+        assert set(calendar(client, "HTTP2:R:P")) == {day(40), day(41)}
+
+
+def test_http_hostile_documents_never_500_or_hang(server) -> None:
+    with server.client() as client:
+        for document in (BILLION_LAUGHS, XXE, DEEP, WIDE):
+            started = time.perf_counter()
+            rs = post(client, document)
+            assert time.perf_counter() - started < 10
+            assert rs.find(f"{{{NS}}}Errors") is not None
+            assert b"root:" not in ET.tostring(rs)
+        too_big = b"<OTA_HotelAvailNotifRQ>" + b" " * (17 * 1024 * 1024) + b"</OTA_HotelAvailNotifRQ>"
+        response = client.post("/v1/sources/booking/ota", content=too_big)
+        assert response.status_code == 413 and "over the limit" in response.json()["error"]
+        assert client.post("/v1/sources/Bad Source/ota", content=b"<x/>").status_code == 400
+        assert client.get("/healthz").status_code == 200
