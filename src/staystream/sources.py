@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import db
-from .adapters import ota
+from .adapters import expedia, ota
 from .adapters.merge import Night
 from .ingest import SOURCE_PATTERN
 from .store import Store
@@ -94,4 +94,16 @@ def source_routes(
                 outcome.rejected(parsed.rejected)  # type: ignore[attr-defined]
         return Response(ota.response(message, outcome), media_type=XML)
 
-    return [post_ota]
+    @route("/v1/sources/{source}/expedia", "source_expedia", ["POST"])
+    async def post_expedia(request: Request) -> Response:
+        source = source_of(request)
+        message = expedia.open_message(await body_of(request))
+        async with lock(source, message.hotel):
+            assert store is not None
+            outcome = expedia.convert(message, source, StoreKnown(store(), source))
+            if outcome.events and not outcome.errors:  # with an Error nothing is applied
+                parsed = await ingest(outcome.events, all_or_nothing=True)
+                outcome.rejected(parsed.rejected, code=expedia.INVALID)  # type: ignore[attr-defined]
+        return Response(expedia.response(message, outcome), media_type=XML)
+
+    return [post_ota, post_expedia]

@@ -65,7 +65,7 @@ class Outcome:
     def warn(self, where: str, message: str, code: int = 320, type: int = 11) -> None:
         self.warnings.append(Problem(where, message, code, type))
 
-    def rejected(self, rejected: list[dict[str, object]]) -> None:
+    def rejected(self, rejected: list[dict[str, object]], code: int = 320) -> None:
         """Turn the service's rejections (`{"index", "error"}`) into errors at their element."""
         seen: set[tuple[str, str]] = set()
         for rejection in rejected:
@@ -74,7 +74,7 @@ class Outcome:
             if (where, error) in seen:  # one element's runs often fail for the same reason
                 continue
             seen.add((where, error))
-            self.errors.append(Problem(where, error, 320, 3))
+            self.errors.append(Problem(where, error, code, 3))
 
 
 def located(path: str, name: str) -> str:
@@ -159,3 +159,46 @@ def decimal_attr(element: ET.Element, name: str, path: str, decimal_places: int 
     if not amount.is_finite() or amount < 0 or "e" in value.lower():
         raise Invalid(where, f"'{value[:40]}' is not a plain non-negative amount; expected e.g. 129.50")
     return amount
+
+
+def weekdays_attr(element: ET.Element, path: str, names: dict[str, int]) -> frozenset[int] | None:
+    """A day-of-week mask (0 = Monday) from boolean attributes; None when the element has none.
+
+    A day the mask leaves out counts as true (Google's default; SiteMinder sends all or none).
+    """
+    flags: dict[int, bool] = {}
+    for name, day in names.items():
+        flag = bool_attr(element, name, path)
+        if flag is not None:
+            flags[day] = flag
+    if not flags:
+        return None
+    return frozenset(day for day in range(7) if flags.get(day, True))
+
+
+def occupancy_rank(guests: int | None) -> tuple[int, int]:
+    """Order of preference among per-occupancy amounts, lowest first: the 2-guest amount
+    (what metasearch shows: a double room), then the per-room amount (no occupancy), then the
+    occupancy nearest to 2, fewer guests on a tie (1 before 3)."""
+    if guests == 2:
+        return (0, 0)
+    if guests is None:
+        return (1, 0)
+    return (2, abs(guests - 2) * 2 + (guests > 2))
+
+
+def grouped(problems: list[Problem]) -> list[Problem]:
+    """One warning per distinct (message, code) with the elements it concerns, so 700 days of
+    ignored closed-to-arrival flags make one Warning, not 700."""
+    groups: dict[tuple[str, int], list[Problem]] = {}
+    for problem in problems:
+        groups.setdefault((problem.message, problem.code), []).append(problem)
+    result = []
+    for same in groups.values():
+        first = same[0]
+        if len(same) == 1:
+            result.append(first)
+            continue
+        places = ", ".join(p.where for p in same[:5]) + (f" and {len(same) - 5} more" if len(same) > 5 else "")
+        result.append(Problem(first.where, f"{first.message} (in {len(same)} places: {places})", first.code, first.type))
+    return result

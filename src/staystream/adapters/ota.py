@@ -39,9 +39,12 @@ from .messages import (
     code_attr,
     date_attr,
     decimal_attr,
+    grouped,
     int_attr,
     located,
+    occupancy_rank,
     text_attr,
+    weekdays_attr,
 )
 from .xmlsafe import XMLRejected, children, parse_document, to_bytes
 
@@ -356,22 +359,10 @@ def _nights(element: ET.Element, path: str, fallback_weekdays: ET.Element | None
     if (end - start).days + 1 > MAX_RANGE_NIGHTS:
         raise Invalid(located(path, "End"), f"'{end}' is {(end - start).days + 1} nights from Start '{start}'; "
                                             f"expected at most {MAX_RANGE_NIGHTS}", 15, 3)
-    weekdays = _weekdays(element, path)
+    weekdays = weekdays_attr(element, path, WEEKDAYS)
     if weekdays is None and fallback_weekdays is not None:
-        weekdays = _weekdays(fallback_weekdays, path)
+        weekdays = weekdays_attr(fallback_weekdays, path, WEEKDAYS)
     return nights_between(start, end, weekdays)
-
-
-def _weekdays(element: ET.Element, path: str) -> frozenset[int] | None:
-    """The mask's days (0 = Monday), None without a mask; an absent day counts as true."""
-    flags: dict[int, bool] = {}
-    for name, day in WEEKDAYS.items():
-        flag = bool_attr(element, name, path)
-        if flag is not None:
-            flags[day] = flag
-    if not flags:
-        return None
-    return frozenset(day for day in range(7) if flags.get(day, True))
 
 
 def _amount(rate: ET.Element, path: str) -> tuple[Decimal, str | None]:
@@ -384,8 +375,7 @@ def _amount(rate: ET.Element, path: str) -> tuple[Decimal, str | None]:
         if age not in (None, "10"):  # child amounts (8) and the like are supplements, not the rate
             continue
         guests = int_attr(amount, "NumberOfGuests", amount_path, 1, 99)
-        rank = (0, 0) if guests == 2 else (1, 0) if guests is None else (2, abs(guests - 2) * 2 + (guests > 2))
-        candidates.append((rank, amount, amount_path))
+        candidates.append((occupancy_rank(guests), amount, amount_path))
     if not candidates:
         raise Invalid(f"{path}/BaseByGuestAmts/BaseByGuestAmt", "missing; expected an adult or per-room "
                                                                  "amount (AmountAfterTax or AmountBeforeTax)", 321, 10)
@@ -429,7 +419,7 @@ def response(message: Message, outcome: Outcome, now: dt.datetime | None = None)
         ET.SubElement(root, "Success")
         if outcome.warnings:
             warnings = ET.SubElement(root, "Warnings")
-            for problem in _grouped(outcome.warnings)[:MAX_REPORTED]:
+            for problem in grouped(outcome.warnings)[:MAX_REPORTED]:
                 _problem(warnings, "Warning", problem)
     return to_bytes(root, message.soap_namespace)
 
@@ -442,20 +432,3 @@ def _problem(parent: ET.Element, tag: str, problem: Problem, status: str | None 
     if problem.where:
         attributes["NodeList"] = problem.where
     ET.SubElement(parent, tag, attributes).text = str(problem)
-
-
-def _grouped(problems: list[Problem]) -> list[Problem]:
-    """One warning per distinct (message, code) with the elements it concerns, so 700 days of
-    ignored closed-to-arrival flags make one Warning, not 700."""
-    groups: dict[tuple[str, int], list[Problem]] = {}
-    for problem in problems:
-        groups.setdefault((problem.message, problem.code), []).append(problem)
-    grouped = []
-    for same in groups.values():
-        first = same[0]
-        if len(same) == 1:
-            grouped.append(first)
-            continue
-        places = ", ".join(p.where for p in same[:5]) + (f" and {len(same) - 5} more" if len(same) > 5 else "")
-        grouped.append(Problem(first.where, f"{first.message} (in {len(same)} places: {places})", first.code, first.type))
-    return grouped

@@ -1,0 +1,216 @@
+"""Expedia EQC AvailRateUpdateRQ: rules, all-or-nothing errors, hostile XML, and the real API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import xml.etree.ElementTree as ET
+from decimal import Decimal
+
+import pytest
+
+from staystream.adapters import expedia
+from staystream.adapters.merge import MemoryKnown, Night
+
+RQ_NS = "http://www.expediaconnect.com/EQC/AR/2011/06"
+RS_NS = "http://www.expediaconnect.com/EQC/AR/2007/02"
+TODAY = dt.date.today()
+RECEIVED = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def day(offset: int) -> str:
+    return (TODAY + dt.timedelta(days=offset)).isoformat()
+
+
+def rq(updates: str, hotel: str = "1234567") -> bytes:
+    return (f'<?xml version="1.0" encoding="UTF-8"?><AvailRateUpdateRQ xmlns="{RQ_NS}">'
+            f'<Authentication username="u" password="p"/><Hotel id="{hotel}"/>{updates}</AvailRateUpdateRQ>').encode()
+
+
+def update(ranges: str, rooms: str) -> str:
+    return f"<AvailRateUpdate>{ranges}{rooms}</AvailRateUpdate>"
+
+
+def date_range(first: int, last: int, mask: str = "") -> str:
+    return f'<DateRange from="{day(first)}" to="{day(last)}" {mask}/>'
+
+
+def nights_of(events: list, listing: str | None = None) -> dict[str, tuple]:
+    result: dict[str, tuple] = {}
+    for event in events:
+        if listing is not None and event.listing_id != listing:
+            continue
+        night = event.start
+        while night < event.end:
+            result[night.isoformat()] = (event.price, event.currency, event.available, event.min_nights)
+            night += dt.timedelta(days=1)
+    return result
+
+
+SAMPLE = update(
+    date_range(10, 12),
+    '<RoomType id="200001" closed="false"><Inventory totalInventoryAvailable="5"/>'
+    '<RatePlan id="300001A" closed="false"><Rate currency="USD">'
+    '<PerOccupancy rate="150.00" occupancy="1"/><PerOccupancy rate="170.00" occupancy="2"/></Rate>'
+    '<Restrictions minLOS="2" maxLOS="14" closedToArrival="false" closedToDeparture="false"/>'
+    '</RatePlan></RoomType>')
+
+
+def test_sample_update_inclusive_range_two_guest_rate_min_stay_and_warnings() -> None:
+    _, outcome = expedia.parse(rq(SAMPLE), "expedia", received_at=RECEIVED)
+    assert outcome.errors == []
+    assert nights_of(outcome.events) == {day(n): (Decimal("170.00"), "USD", True, 2) for n in (10, 11, 12)}
+    assert {e.listing_id for e in outcome.events} == {"1234567:200001:300001A"}
+    assert {e.changed_at for e in outcome.events} == {RECEIVED}  # EQC has no message time
+    assert sorted(w.message for w in outcome.warnings) == [
+        "closedToArrival is not stored; ignored", "closedToDeparture is not stored; ignored",
+        "maxLOS is not stored; ignored"]
+
+
+def test_per_day_rate_weekday_mask_and_repeated_ranges() -> None:
+    start = TODAY + dt.timedelta(days=(7 - TODAY.weekday()) % 7 + 7)  # a Monday
+    offset = (start - TODAY).days
+    ranges = (date_range(offset, offset + 6, 'sun="true" mon="false" tue="false" wed="false" thu="false" fri="true" sat="true"')
+              + date_range(offset + 20, offset + 20))
+    body = update(ranges, '<RoomType id="9989"><RatePlan id="556895"><Rate currency="EUR"><PerDay rate="55.00"/>'
+                          '</Rate></RatePlan></RoomType>')
+    _, outcome = expedia.parse(rq(body, hotel="35499"), "expedia", received_at=RECEIVED)
+    assert outcome.errors == [] and outcome.warnings == []
+    assert sorted(nights_of(outcome.events)) == [day(offset + 4), day(offset + 5), day(offset + 6), day(offset + 20)]
+
+
+def test_room_closed_and_inventory_apply_to_every_known_rate_plan() -> None:
+    night = TODAY + dt.timedelta(days=5)
+    store = MemoryKnown({"H:R:A": {night: Night(Decimal("90"), "EUR", True, 1)},
+                         "H:R:B": {night: Night(Decimal("80"), "EUR", True, 3)},
+                         "H:S:A": {night: Night(Decimal("70"), "EUR", True, 1)}})
+    body = update(date_range(5, 5), '<RoomType id="R" closed="true"/>')
+    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", store, RECEIVED)
+    assert nights_of(outcome.events, "H:R:A") == {day(5): (Decimal("90"), "EUR", False, 1)}
+    assert nights_of(outcome.events, "H:R:B") == {day(5): (Decimal("80"), "EUR", False, 3)}
+    assert nights_of(outcome.events, "H:S:A") == {}
+    # Inventory 0 closes the room even where its rate plan says open; the named plan gets its price
+    body = update(date_range(5, 5), '<RoomType id="R"><Inventory flexibleAllocation="0"/><RatePlan id="A" closed="false">'
+                                    '<Rate currency="EUR"><PerDay rate="95"/></Rate></RatePlan></RoomType>')
+    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", store, RECEIVED)
+    assert nights_of(outcome.events, "H:R:A") == {day(5): (Decimal("95"), "EUR", False, 1)}
+    assert nights_of(outcome.events, "H:R:B") == {day(5): (Decimal("80"), "EUR", False, 3)}
+    body = update(date_range(5, 5), '<RoomType id="Z" closed="true"/>')
+    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", store, RECEIVED)
+    assert outcome.events == [] and outcome.errors == []
+    assert [w.code for w in outcome.warnings] == [expedia.NO_RATE_PLAN]
+
+
+def test_restriction_only_update_carries_price_and_reports_nights_without_one() -> None:
+    store = MemoryKnown({"H:R:A": {TODAY + dt.timedelta(days=3): Night(Decimal("60.00"), "GBP", True, 1)}})
+    body = update(date_range(3, 4), '<RoomType id="R"><RatePlan id="A"><Restrictions minLOS="4"/></RatePlan></RoomType>')
+    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", store, RECEIVED)
+    assert nights_of(outcome.events) == {day(3): (Decimal("60.00"), "GBP", True, 4)}
+    assert [str(w) for w in outcome.warnings] == [
+        f"AvailRateUpdate[1]/RoomType[1]/RatePlan[1]: H:R:A: night {day(4)} cannot become available: "
+        "no price is known for them yet"]
+
+
+def test_one_error_means_nothing_applies_and_every_error_is_named() -> None:
+    good = update(date_range(1, 2), '<RoomType id="R"><RatePlan id="A"><Rate currency="EUR"><PerDay rate="50"/>'
+                                    '</Rate></RatePlan></RoomType>')
+    bad = update('<DateRange from="2025-02-30" to="2025-03-02"/>',
+                 '<RoomType id="R"><RatePlan id="A"><Rate currency="EURO"><PerDay rate="-5"/></Rate></RatePlan></RoomType>')
+    worse = update(date_range(3, 3), '<RoomType id="R"><RatePlan id="B"><Rate currency="EUR"><PerDay rate="-5"/>'
+                                     '</Rate></RatePlan></RoomType>')
+    message, outcome = expedia.parse(rq(good + bad + worse), "expedia", received_at=RECEIVED)
+    assert [(str(e), e.code) for e in outcome.errors] == [
+        ("AvailRateUpdate[2]/DateRange[1]@from: '2025-02-30' is not a date; expected YYYY-MM-DD", expedia.INVALID_DATE),
+        ("AvailRateUpdate[3]/RoomType[1]/RatePlan[1]/Rate/PerDay@rate: '-5' is not a plain non-negative amount; "
+         "expected e.g. 129.50", expedia.INVALID_RATE),
+    ]
+    root = ET.fromstring(expedia.response(message, outcome))
+    assert root.tag == f"{{{RS_NS}}}AvailRateUpdateRS" and root.find(f"{{{RS_NS}}}Success") is None
+    errors = root.findall(f"{{{RS_NS}}}Error")
+    assert [e.get("code") for e in errors] == ["3003", "3202"]
+    assert errors[0].text.endswith("; nothing in the message was applied")
+
+
+def test_success_rs_shape() -> None:
+    message, outcome = expedia.parse(rq(SAMPLE), "expedia", received_at=RECEIVED)
+    root = ET.fromstring(expedia.response(message, outcome))
+    warnings = root.findall(f"{{{RS_NS}}}Success/{{{RS_NS}}}Warning")
+    assert [w.get("code") for w in warnings] == ["7001"] * 3
+    message, outcome = expedia.parse(rq(SAMPLE.replace(' maxLOS="14" closedToArrival="false" closedToDeparture="false"', "")),
+                                     "expedia", received_at=RECEIVED)
+    assert expedia.response(message, outcome) == (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b'<AvailRateUpdateRS xmlns="http://www.expediaconnect.com/EQC/AR/2007/02"><Success /></AvailRateUpdateRS>')
+
+
+@pytest.mark.parametrize(("document", "expected"), [
+    (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
+     b'<AvailRateUpdateRQ><Hotel id="&b;"/></AvailRateUpdateRQ>', "a DTD (<!DOCTYPE>) is not accepted"),
+    (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+     b'<AvailRateUpdateRQ><Hotel id="&x;"/></AvailRateUpdateRQ>', "a DTD (<!DOCTYPE>) is not accepted"),
+    (b"<AvailRateUpdateRQ>" + b"<a>" * 10_000 + b"</a>" * 10_000 + b"</AvailRateUpdateRQ>", "nest deeper than 32"),
+    (b"<AvailRateUpdateRQ><Hotel id='1'/>", "not well-formed XML: no element found"),
+    (b"<OTA_HotelAvailNotifRQ/>", "'OTA_HotelAvailNotifRQ' is not an AvailRateUpdateRQ"),
+    (rq(""), "AvailRateUpdate: missing; expected at least one"),
+    (rq(SAMPLE).replace(b'<Hotel id="1234567"/>', b""), 'Hotel: missing; expected <Hotel id="..."/>'),
+])
+def test_unreadable_messages(document: bytes, expected: str) -> None:
+    started = time.perf_counter()
+    message, outcome = expedia.parse(document, "expedia", received_at=RECEIVED)
+    assert time.perf_counter() - started < 5
+    assert outcome.events == [] or outcome.errors
+    assert expected in str(outcome.errors[0])
+    root = ET.fromstring(expedia.response(message, outcome))
+    assert root.find(f"{{{RS_NS}}}Error") is not None and b"root:" not in expedia.response(message, outcome)
+
+
+# -- through the real HTTP API ----------------------------------------------------------------
+
+
+def post(client, document: bytes) -> ET.Element:
+    response = client.post("/v1/sources/vrbo/expedia", content=document, headers={"content-type": "text/xml"})
+    assert response.status_code == 200, response.text
+    return ET.fromstring(response.content)
+
+
+def calendar(client, listing: str) -> dict[str, tuple] | None:
+    response = client.get(f"/v1/listings/vrbo/{listing}/calendar")
+    if response.status_code == 404:
+        return None
+    return {n["night"]: (n["price"], n["currency"], n["available"], n["min_nights"]) for n in response.json()["nights"]}
+
+
+def test_http_rates_then_room_close_read_back(server) -> None:
+    rates = update(date_range(20, 22), '<RoomType id="R1"><RatePlan id="A"><Rate currency="EUR"><PerOccupancy rate="100.00" '
+                                       'occupancy="2"/></Rate><Restrictions minLOS="2"/></RatePlan><RatePlan id="B"><Rate '
+                                       'currency="EUR"><PerDay rate="90.00"/></Rate></RatePlan></RoomType>')
+    close = update(date_range(21, 21), '<RoomType id="R1" closed="true"/>')
+    with server.client() as client:
+        assert post(client, rq(rates, hotel="77")).find(f"{{{RS_NS}}}Success") is not None
+        assert post(client, rq(close, hotel="77")).find(f"{{{RS_NS}}}Success") is not None
+        assert calendar(client, "77:R1:A") == {day(20): ("100.00", "EUR", True, 2), day(21): ("100.00", "EUR", False, 2),
+                                               day(22): ("100.00", "EUR", True, 2)}
+        assert calendar(client, "77:R1:B") == {day(20): ("90.00", "EUR", True, 1), day(21): ("90.00", "EUR", False, 1),
+                                               day(22): ("90.00", "EUR", True, 1)}
+
+
+def test_http_error_stores_nothing_even_when_only_the_service_rejects(server) -> None:
+    good = update(date_range(5, 6), '<RoomType id="R"><RatePlan id="A"><Rate currency="EUR"><PerDay rate="70"/></Rate>'
+                                    '</RatePlan></RoomType>')
+    past_horizon = update(date_range(1000, 1001), '<RoomType id="R"><RatePlan id="A"><Rate currency="EUR"><PerDay rate="70"/>'
+                                                  '</Rate></RatePlan></RoomType>')
+    with server.client() as client:
+        root = post(client, rq(good + past_horizon, hotel="88"))
+        errors = root.findall(f"{{{RS_NS}}}Error")
+        assert len(errors) == 1 and errors[0].text.startswith("AvailRateUpdate[2]/RoomType[1]/RatePlan[1]: end: ")
+        assert "past the horizon" in errors[0].text
+        assert calendar(client, "88:R:A") is None  # the good update was not applied either
+        assert post(client, rq(good, hotel="88")).find(f"{{{RS_NS}}}Success") is not None
+        assert set(calendar(client, "88:R:A") or {}) == {day(5), day(6)}
+
+
+def test_http_hostile_xml(server) -> None:
+    with server.client() as client:
+        root = post(client, b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><AvailRateUpdateRQ>&x;</AvailRateUpdateRQ>')
+        assert root.find(f"{{{RS_NS}}}Error").get("code") == "2001"
+        assert b"root:" not in ET.tostring(root)
