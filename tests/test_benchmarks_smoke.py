@@ -1,0 +1,35 @@
+"""The benchmark harness runs end to end (`make bench` in miniature). No timing is asserted:
+speed is proven by `make bench` on a quiet machine, not by tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_run(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "benchmarks.run", "throughput", "latency", "ceiling",
+        "--quick", "--listings", "2000", "--workers", "2", "--time-scale", "0.5",
+        "--output", str(tmp_path), "--workdir", str(tmp_path),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [results] = tmp_path.glob("*.json")
+    report = json.loads(results.read_text())
+    assert report["machine"]["nproc"] >= 1
+    throughput = report["scenarios"]["throughput"]["workers=2"]["median"]
+    assert throughput["events_per_s"]["median"] > 0
+    assert throughput["errors"]["median"] == 0
+    assert throughput["nights_won_fraction"]["median"] == 1.0  # every event was a real update
+    for fraction in ("25%", "50%", "90%"):
+        latency = report["scenarios"]["latency"][fraction]["median"]
+        assert latency["requests"]["median"] > 0
+        assert latency["errors"]["median"] == 0
+    assert report["scenarios"]["ceiling"]["median"]["night_updates_per_s"]["median"] > 0
+    assert "| sustained night updates/s |" in results.with_suffix(".md").read_text()
+    assert not list(tmp_path.glob("staystream-bench-*")), "the work dir was left behind"
