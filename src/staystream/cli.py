@@ -13,7 +13,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the service (HTTP API, writer, workers)")
     settings.add_arguments(serve)
+    from . import importer
+
+    importer.add_arguments(commands.add_parser("import", help="stream native source files into the store"))
     args = parser.parse_args(argv)
+    if args.command == "import":
+        return importer.main(args)
     if args.command == "serve":
         from .server import serve as run
 

@@ -112,6 +112,10 @@ def serve(config: Config) -> int:
     log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
                                  "data_dir": str(config.data_dir)})
     print(f"staystream listening on http://{host}:{port}", flush=True)
+    if config.seed_sample:  # the sample city, posted over HTTP by a child (importer.seed_sample)
+        from .importer import seed_sample
+
+        context.Process(target=seed_sample, args=(config, host, port), name="seed", daemon=True).start()
     exit_code = 0
     while not stopping:
         time.sleep(0.2)

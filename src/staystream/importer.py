@@ -1,0 +1,592 @@
+"""`staystream import`: stream native source files through an adapter into a running service.
+
+    staystream import --format insideairbnb --source airbnb --currency SGD listings.csv.gz calendar.csv.gz
+
+Events go over HTTP (`POST /v1/events`, gzip NDJSON batches, several in flight), to `--url` or
+to a server this command starts on a loopback port against `--data-dir` for the duration of the
+import, so an import gets exactly the validation and durability of any other write. Files are
+read as streams (memory does not grow with their size); a batch is retried until the service
+accepts it (`429`/`503` after their `Retry-After`, connection errors with backoff) and only a
+permanent refusal stops the import, saying what was not stored. Re-sending a batch is harmless:
+events keep their source's `changed_at`, and last-writer-wins makes a replay change nothing.
+
+Rows the adapter or the service rejects are written to a rejects file (CSV: file, line,
+last_line, outcome, reason) and do not stop the rest.
+
+`seed_sample` is the same path for `serve --seed-sample`: the shipped sample city (Inside
+Airbnb Singapore, nights shifted to start today) posted to the server that starts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import fcntl
+import gzip
+import http.client
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator
+
+import msgspec
+
+from .adapters import Input, InputError, Item, Options, load
+from .ingest import Rejected
+from .types import ListingEvent, RateEvent
+
+log = logging.getLogger("staystream.import")
+
+BATCH_EVENTS = 10_000
+IN_FLIGHT = 4
+GIVE_UP_SECONDS = 300.0  # a server unreachable this long stops the import (nothing is dropped)
+PLACEHOLDER_EUR = Decimal(7000)  # default placeholder price: this much EUR a night, converted
+SAMPLE_LISTINGS = "data/sample-singapore-listings.csv.gz"
+SAMPLE_CALENDAR = "data/sample-singapore-calendar.csv.gz"
+SAMPLE_OPTIONS = dict(source="airbnb", currency="SGD", city="Singapore", country="SG")
+_encoder = msgspec.json.Encoder()
+_reply = msgspec.json.Decoder(dict[str, Any])
+
+
+class ImportFailed(RuntimeError):
+    """The service refused a batch for good, or stayed unreachable: the import stopped."""
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                        help="native input files (gzip or plain); insideairbnb: listings and calendar")
+    parser.add_argument("--format", required=True, help="the adapter, e.g. insideairbnb")
+    parser.add_argument("--source", required=True, help="the marketplace the events belong to, e.g. airbnb")
+    parser.add_argument("--currency", help="ISO 4217 code of prices the files write without one (SGD)")
+    parser.add_argument("--city", help="city name for listing events (optional)")
+    parser.add_argument("--country", help="ISO 3166-1 alpha-2 country for listing events (optional)")
+    parser.add_argument("--placeholder-price", metavar="AMOUNT",
+                        help="nightly prices >= AMOUNT (file currency) are placeholders: kept as "
+                             f"unavailable; 'none' to keep them bookable (default: {PLACEHOLDER_EUR} "
+                             "EUR at the shipped FX table's rate)")
+    parser.add_argument("--url", help="a running staystream to send to, e.g. http://127.0.0.1:8080 "
+                                      "(default: start one on --data-dir for the import)")
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(os.environ.get("STAYSTREAM_DATA_DIR", "var")),
+                        help="the store to import into when no --url is given (default: var)")
+    parser.add_argument("--rejects", type=Path, default=Path("import-rejects.csv"),
+                        help="where rejected rows go, with line and reason (default: import-rejects.csv)")
+    parser.add_argument("--batch-events", type=int, default=BATCH_EVENTS,
+                        help=f"events per request (default: {BATCH_EVENTS})")
+    parser.add_argument("--in-flight", type=int, default=IN_FLIGHT,
+                        help=f"requests in flight at once (default: {IN_FLIGHT})")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run `staystream import`; 0 when every batch was answered, 1 when the import stopped."""
+    try:
+        adapter = load(args.format)
+        options = Options(
+            source=args.source, currency=args.currency, city=args.city, country=args.country,
+            placeholder_price=_placeholder(args.placeholder_price, args.currency),
+        )
+        for path in args.files:
+            if not path.is_file():
+                raise InputError(f"{path}: no such file")
+        if args.batch_events < 1 or args.in_flight < 1:
+            raise InputError("--batch-events and --in-flight must be at least 1")
+    except InputError as exc:
+        print(f"staystream import: {exc}", file=sys.stderr)
+        return 2
+    server = None
+    url = args.url
+    if url is None:
+        try:
+            server = LocalServer.start(args.data_dir)
+        except ImportFailed as exc:
+            print(f"staystream import: {exc}", file=sys.stderr)
+            return 1
+        url = server.url
+    files = [open(path, "rb") for path in args.files]
+    try:
+        with open(args.rejects, "w", newline="") as rejects_file:
+            report = Report(rejects_file, progress=sys.stderr.isatty())
+            report.total_bytes = sum(path.stat().st_size for path in args.files)
+            report.files = files
+            items = adapter.read([Input(path.name, f) for path, f in zip(args.files, files)], options)
+            try:
+                send(items, url, report, args.batch_events, args.in_flight)
+            except InputError as exc:
+                print(f"\nstaystream import: {exc}", file=sys.stderr)
+                return 2
+            except (ImportFailed, KeyboardInterrupt) as exc:
+                report.finish()
+                print(f"\nstaystream import stopped: {exc or 'interrupted'}", file=sys.stderr)
+                print(report.summary(url, args, server, args.rejects), file=sys.stderr)
+                return 1
+            report.finish()
+            print(report.summary(url, args, server, args.rejects))
+    finally:
+        for f in files:
+            f.close()
+        if server is not None:
+            server.stop()
+    return 0
+
+
+def _placeholder(text: str | None, currency: str | None) -> Decimal | None:
+    if text is not None:
+        if text.strip().lower() == "none":
+            return None
+        try:
+            return Decimal(text.replace(",", ""))
+        except InvalidOperation:
+            raise InputError(f"--placeholder-price: '{text}' is not an amount or 'none'") from None
+    if currency is None:
+        return None
+    from .fx import default_fx
+    from .money import CURRENCY_INDEX, EXPONENT
+
+    fx = default_fx()
+    index, eur = CURRENCY_INDEX.get(currency.strip().upper()), CURRENCY_INDEX["EUR"]
+    if index is None or index not in fx.rates:
+        return None  # no rate to judge by: the service's own ceiling still applies
+    minor = fx.convert_minor(int(PLACEHOLDER_EUR) * 100, eur, index)
+    return Decimal(minor).scaleb(-EXPONENT[index])
+
+
+# -- sending -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    lines: list[bytes] = field(default_factory=list)
+    where: list[tuple[str, int, int, int]] = field(default_factory=list)  # file, line, last_line, nights
+
+
+def send(items: Iterable[Item], url: str, report: "Report", batch_events: int = BATCH_EVENTS,
+         in_flight: int = IN_FLIGHT) -> None:
+    """Every item's event posted to `url` (rejections reported); returns once all are answered."""
+    sender = Sender(url, in_flight, report.answered)
+    batch = Batch()
+    try:
+        for count, item in enumerate(items):
+            report.read(item)
+            if not isinstance(item.event, Rejected):
+                nights = (item.event.end - item.event.start).days if isinstance(item.event, RateEvent) else 0
+                batch.lines.append(_encoder.encode(item.event))
+                batch.where.append((item.file, item.line, item.last_line, nights))
+                if len(batch.lines) >= batch_events:
+                    sender.submit(batch)
+                    batch = Batch()
+            if count % 2048 == 0:
+                report.show()
+        if batch.lines:
+            sender.submit(batch)
+    except BaseException:
+        sender.abort()
+        raise
+    sender.close()
+
+
+class Sender:
+    """Posts batches from a few threads, each with its own keep-alive connection.
+
+    At most `in_flight` batches are posted at once and as many wait, so memory stays bounded
+    whatever the input size; `submit` blocks until a slot frees. The first permanent failure
+    is raised by the next `submit` or by `close`.
+    """
+
+    def __init__(self, url: str, in_flight: int, answered: Callable[[Batch, dict[str, Any]], None]) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InputError(f"--url: '{url}' is not an http(s) URL like http://127.0.0.1:8080")
+        self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
+        self.path = parts.path.rstrip("/") + "/v1/events"
+        self.url = url
+        self.answered = answered
+        self.pool = ThreadPoolExecutor(in_flight, thread_name_prefix="post")
+        self.slots = threading.BoundedSemaphore(in_flight * 2)
+        self.local = threading.local()
+        self.failure: BaseException | None = None
+        self.stopping = threading.Event()
+
+    def submit(self, batch: Batch) -> None:
+        while not self.slots.acquire(timeout=0.5):
+            self._raise_failure()
+        self._raise_failure()
+        self.pool.submit(self._run, batch)
+
+    def close(self) -> None:
+        """Wait for every batch to be answered; raises the first permanent failure."""
+        self.pool.shutdown(wait=True)
+        self._raise_failure()
+
+    def abort(self) -> None:
+        """The caller is failing: stop retrying behind its back, wait for the threads."""
+        self.stopping.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            self.stopping.set()
+            raise ImportFailed(str(self.failure)) from self.failure
+
+    def _run(self, batch: Batch) -> None:
+        try:
+            if self.failure is None:
+                self._deliver(batch)
+        except BaseException as exc:  # noqa: BLE001 - handed to the submitting thread
+            if self.failure is None:
+                self.failure = exc
+        finally:
+            self.slots.release()
+
+    def _deliver(self, batch: Batch) -> None:
+        body = gzip.compress(b"\n".join(batch.lines) + b"\n", compresslevel=1)
+        unreachable_since: float | None = None
+        backoff = 0.2
+        while True:
+            if self.stopping.is_set():
+                raise ImportFailed("stopped")
+            try:
+                status, headers, data = self._post(body)
+            except (OSError, http.client.HTTPException) as exc:
+                self._disconnect()
+                status, headers, data = 0, {}, str(exc).encode()
+            if status == 200:
+                self.answered(batch, _reply.decode(data))
+                return
+            if status in (429, 503):
+                unreachable_since = None
+                time.sleep(_retry_after(headers.get("retry-after")))
+                continue
+            if status == 413 and len(batch.lines) > 1:
+                half = len(batch.lines) // 2
+                self._deliver(Batch(batch.lines[:half], batch.where[:half]))
+                self._deliver(Batch(batch.lines[half:], batch.where[half:]))
+                return
+            first = batch.where[0]
+            what = f"{first[0]} lines {first[1]} to {batch.where[-1][2]}"
+            if status == 0 or status >= 500:
+                now = time.monotonic()
+                unreachable_since = unreachable_since or now
+                if now - unreachable_since > GIVE_UP_SECONDS:
+                    raise ImportFailed(f"{self.url} kept failing for {GIVE_UP_SECONDS:.0f} s "
+                                       f"({_error_text(status, data)}); {what} may not be stored")
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            raise ImportFailed(f"{self.url} refused a batch ({_error_text(status, data)}); "
+                               f"{what} are not stored")
+
+    def _post(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        connection = getattr(self.local, "connection", None)
+        if connection is None:
+            kind = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+            connection = self.local.connection = kind(self.host, self.port, timeout=600)
+        connection.request("POST", self.path, body, {
+            "content-type": "application/x-ndjson", "content-encoding": "gzip",
+            "user-agent": "staystream-import",
+            "x-staystream-bulk": "1",  # an import yields to live traffic in the writer's groups
+        })
+        response = connection.getresponse()
+        data = response.read()
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        if headers.get("connection", "").lower() == "close":
+            self._disconnect()
+        return response.status, headers, data
+
+    def _disconnect(self) -> None:
+        connection = getattr(self.local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self.local.connection = None
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value or 1), 0.05), 60.0)
+    except ValueError:  # an HTTP date: rare for a load-shedding service; wait a second
+        return 1.0
+
+
+def _error_text(status: int, data: bytes) -> str:
+    if status == 0:
+        return data.decode(errors="replace")
+    try:
+        return f"{status}: {_reply.decode(data).get('error')}"
+    except msgspec.DecodeError:
+        return f"{status}: {data[:200].decode(errors='replace')}"
+
+
+# -- reporting ---------------------------------------------------------------------------------------
+
+
+class Report:
+    """Counts, the rejects file, the progress line on a terminal and the closing summary."""
+
+    def __init__(self, rejects: IO[str] | None, progress: bool) -> None:
+        self.rejects = csv.writer(rejects) if rejects is not None else None
+        if self.rejects is not None:
+            self.rejects.writerow(["file", "line", "last_line", "outcome", "reason"])
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.started = time.monotonic()
+        self.elapsed = 0.0
+        self.rows: dict[str, int] = {}
+        self.nights_read = 0
+        self.events_sent = 0
+        self.accepted = 0
+        self.nights_accepted = 0
+        self.rejected = 0
+        self.adjusted = 0
+        self.examples: list[str] = []
+        self.total_bytes = 0
+        self.files: list[BinaryIO] = []
+        self._shown = 0.0
+
+    def read(self, item: Item) -> None:
+        self.rows[item.file] = self.rows.get(item.file, 0) + item.rows
+        if isinstance(item.event, Rejected):
+            self.reject(item.file, item.line, item.last_line, str(item.event))
+        else:
+            self.events_sent += 1
+            if isinstance(item.event, RateEvent):
+                self.nights_read += item.rows
+        if item.note is not None:
+            with self.lock:
+                self.adjusted += item.rows
+                if self.rejects is not None:
+                    self.rejects.writerow([item.file, item.line, item.last_line, "adjusted", item.note])
+
+    def reject(self, file: str, line: int, last_line: int, reason: str) -> None:
+        with self.lock:
+            self.rejected += 1
+            if len(self.examples) < 3:
+                lines = f"{line}" if line == last_line else f"{line}-{last_line}"
+                self.examples.append(f"{file}:{lines}: {reason}")
+            if self.rejects is not None:
+                self.rejects.writerow([file, line, last_line, "rejected", reason])
+            else:
+                log.warning("rejected", extra={"file": file, "line": line, "reason": reason})
+
+    def answered(self, batch: Batch, reply: dict[str, Any]) -> None:
+        """A 200 for `batch`: count what was stored, report what was not, by source line."""
+        rejected = reply.get("rejected") or []
+        refused_nights = 0
+        for rejection in rejected:
+            file, line, last_line, nights = batch.where[int(rejection["index"])]
+            refused_nights += nights
+            self.reject(file, line, last_line, str(rejection["error"]))
+        with self.lock:
+            self.accepted += int(reply.get("accepted", 0))
+            self.nights_accepted += sum(where[3] for where in batch.where) - refused_nights
+
+    def show(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.progress or (now - self._shown < 0.25 and not force):
+            return
+        self._shown = now
+        elapsed = max(now - self.started, 1e-6)
+        done = sum(_position(f) for f in self.files)
+        fraction = min(done / self.total_bytes, 1.0) if self.total_bytes else 0.0
+        eta = f"ETA {elapsed / fraction - elapsed:4.0f} s" if fraction > 0.01 else "ETA    ?  "
+        width = 24
+        bar = "#" * int(fraction * width) + "-" * (width - int(fraction * width))
+        rows = sum(self.rows.values())
+        sys.stderr.write(
+            f"\r[{bar}] {fraction:4.0%} {rows:>11,} rows {rows / elapsed:>9,.0f} rows/s "
+            f"{self.nights_read / elapsed:>9,.0f} nights/s  {eta}  rejected {self.rejected:,} "
+        )
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        self.elapsed = time.monotonic() - self.started
+        if self.progress:
+            self.show(force=True)
+            sys.stderr.write("\n")
+
+    def nights_per_second(self) -> float:
+        return self.nights_accepted / self.elapsed if self.elapsed else 0.0
+
+    def summary(self, url: str, args: argparse.Namespace, server: "LocalServer | None",
+                rejects_path: Path | None) -> str:
+        where = f"local store {args.data_dir}" if server is not None else url
+        rows = ", ".join(f"{name} {count:,}" for name, count in self.rows.items())
+        lines = [
+            f"imported {args.format} (source {args.source}) into {where}",
+            f"  rows read:       {sum(self.rows.values()):,} ({rows})",
+            f"  events accepted: {self.accepted:,} of {self.events_sent:,} sent "
+            f"({self.nights_accepted:,} nights)",
+            f"  rejected:        {self.rejected:,}" + (f" (see {rejects_path})" if self.rejected else ""),
+        ]
+        lines += [f"    {example}" for example in self.examples]
+        if self.adjusted:
+            lines.append(f"  adjusted:        {self.adjusted:,} nights at or above the placeholder "
+                         f"price kept as unavailable (see {rejects_path})")
+        lines.append(f"  elapsed:         {self.elapsed:.1f} s, {self.nights_per_second():,.0f} nights/s, "
+                     f"{sum(self.rows.values()) / max(self.elapsed, 1e-6):,.0f} rows/s")
+        return "\n".join(lines)
+
+
+def _position(f: BinaryIO) -> int:
+    try:
+        return f.tell()
+    except (OSError, ValueError):
+        return 0
+
+
+# -- a server of our own ---------------------------------------------------------------------------
+
+
+class LocalServer:
+    """`staystream serve` on a free loopback port against a data dir, for one import."""
+
+    def __init__(self, process: subprocess.Popen, url: str, log_file: IO[bytes]) -> None:  # type: ignore[type-arg]
+        self.process, self.url, self.log_file = process, url, log_file
+
+    @classmethod
+    def start(cls, data_dir: Path, timeout: float = 600.0) -> "LocalServer":
+        data_dir.mkdir(parents=True, exist_ok=True)
+        owner = _store_owner(data_dir)
+        if owner is not None:
+            raise ImportFailed(
+                f"a staystream server (pid {owner}) is running on data dir '{data_dir}'; import into "
+                "it with --url http://HOST:PORT (its address), or stop it first")
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("STAYSTREAM_SEED_SAMPLE", "STAYSTREAM_HOST", "STAYSTREAM_PORT")}
+        log_file = tempfile.TemporaryFile()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "staystream", "serve", "--host", "127.0.0.1", "--port", "0",
+             "--data-dir", str(data_dir)],
+            stdout=subprocess.PIPE, stderr=log_file, env=env,
+        )
+        deadline = time.monotonic() + timeout
+        assert process.stdout is not None
+        while time.monotonic() < deadline:
+            line = process.stdout.readline().decode(errors="replace")
+            if "listening on" in line:
+                process.stdout.close()
+                return cls(process, line.strip().rsplit(" ", 1)[-1], log_file)
+            if not line and process.poll() is not None:
+                break
+        process.kill()
+        process.wait()
+        log_file.seek(0)
+        tail = log_file.read().decode(errors="replace")[-2000:]
+        raise ImportFailed(f"could not start a server on data dir '{data_dir}'; its log:\n{tail}")
+
+    def stop(self) -> None:
+        """Clean shutdown: the writer drains and writes a snapshot before the server exits."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(300)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log_file.close()
+
+
+def _store_owner(data_dir: Path) -> str | None:
+    """The pid holding the data dir's lock (a running server), or None when it is free."""
+    path = data_dir / "lock"
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+    finally:
+        os.close(fd)  # releases our lock too
+    return None
+
+
+# -- the sample city ---------------------------------------------------------------------------------
+
+
+def sample_items(today: dt.date, now: dt.datetime) -> Iterator[Item]:
+    """The shipped sample (Inside Airbnb Singapore), nights shifted so the first one is `today`.
+
+    The scrape's nights start at its scrape date; every night moves by the same number of days
+    and every event is dated `now`, so the sample is always bookable from today on.
+    """
+    adapter = load("insideairbnb")
+    base = resources.files("staystream")
+    with base.joinpath(SAMPLE_LISTINGS).open("rb") as listings, \
+            base.joinpath(SAMPLE_CALENDAR).open("rb") as calendar:
+        options = Options(**SAMPLE_OPTIONS, placeholder_price=_placeholder(None, "SGD"))  # type: ignore[arg-type]
+        shift: dt.timedelta | None = None
+        for item in adapter.read([Input("listings", listings), Input("calendar", calendar)], options):
+            event = item.event
+            if isinstance(event, RateEvent):
+                shift = shift if shift is not None else today - event.start
+                event = msgspec.structs.replace(event, start=event.start + shift, end=event.end + shift,
+                                                changed_at=now)
+            elif isinstance(event, ListingEvent):
+                event = msgspec.structs.replace(event, changed_at=now)
+            yield item._replace(event=event)
+
+
+def seed_sample(config: Any, host: str, port: int) -> None:
+    """In a child of `serve`: post the sample city to the server when its store is empty."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    from . import db
+    from .server import _die_with_parent
+
+    _die_with_parent()
+    try:
+        connection = db.connect_reader(config.database_path)
+        empty = connection.execute("SELECT NOT EXISTS (SELECT 1 FROM listings)").fetchone()[0]
+        connection.close()
+    except Exception as exc:  # noqa: BLE001 - a store we cannot read is not an empty one
+        log.warning("not seeding the sample city: the store cannot be read", extra={"error": str(exc)})
+        return
+    if not empty:
+        log.info("not seeding the sample city: the store already holds listings")
+        return
+    loopback = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    url = f"http://[{loopback}]:{port}" if ":" in loopback else f"http://{loopback}:{port}"
+    today = dt.date.today()
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(seconds=1)
+    report = Report(None, progress=False)
+    log.info("seeding the sample city (Inside Airbnb Singapore, nights shifted to start today)")
+    held: list[Item] = []
+
+    def rates_first() -> Iterator[Item]:
+        for item in sample_items(today, now):
+            if isinstance(item.event, ListingEvent):
+                held.append(item)
+            else:
+                yield item
+
+    try:
+        # Listings last, in one batch: a store holding them holds the whole sample, so a server
+        # stopped mid-seed seeds again at its next start instead of keeping half a city.
+        send(rates_first(), url, report)
+        send(held, url, report, batch_events=len(held) + 1)
+    except ImportFailed as exc:
+        log.error("seeding the sample city failed", extra={"error": str(exc)})
+        return
+    report.finish()
+    checkin, checkout = today + dt.timedelta(days=7), today + dt.timedelta(days=10)
+    log.info(
+        "sample city seeded", extra={
+            "events": report.accepted, "nights": report.nights_accepted,
+            "rejected": report.rejected, "seconds": round(report.elapsed, 2),
+            "try": f"{url}/v1/search?lat=1.29&lon=103.85&radius_km=5&checkin={checkin}"
+                   f"&checkout={checkout}&guests=2",
+        })
