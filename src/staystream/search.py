@@ -1,33 +1,68 @@
 """Search: every unit in an area free for a whole stay, with its total, ranked, in pages.
 
-Everything up to the page of results is numpy over the shared columns: the area and guest
-filters over listing columns, one gather of calendar entries per night of the stay, then
-availability, the check-in night's `min_nights`, the totals and the ranking. Only the page that
-is returned touches Python objects and SQLite (names, URLs).
+A result is a searchable listing (described, not delisted) inside the area whose `max_guests`
+fits, of one of the kinds asked, with an available price on every night of the stay and a
+check-in night whose `min_nights` allows the stay's length.
+
+Money is exact. A stay's total in a currency T: the nights are summed per currency, each sum is
+converted to T at the FX table's rates (divided by its rate, multiplied by T's, as
+`Fx.convert_minor` does; a sum already in T is not converted), and the result is rounded once,
+half-even, to T's minor unit. A stay priced in one currency thus shows
+`Fx.convert_minor(sum of nights)`. The listing's own currency is its check-in night's; each night
+of the breakdown is converted on its own, so nights may add up to a few minor units more or less
+than the total.
+
+Ranking is in the `currency` asked, else in the FX table's base currency (`ranked_in` says which;
+`min_price`/`max_price` are in it too), on exact totals rounded to its minor unit:
+`total` by (total, distance, row), `nightly` by (nightly average, total, distance, row) and
+`distance` by (distance, total, row); the row (arrival order of the listing) only breaks exact
+ties. A stay in a currency the FX table has no rate for cannot be compared: it comes last when
+neither `currency` nor a price bound is given, and is left out otherwise.
+
+Pages use a keyset cursor: the keys of the last result, bound to the query that issued it (a
+cursor used with other parameters is refused; `limit` may change between pages).
+
+Everything up to the page of results is numpy over the shared columns; only the page that is
+returned touches Python objects and SQLite (names, URLs).
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import math
+import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import Callable, Iterable, Protocol
 
 import msgspec
 import numpy as np
 
-from .ingest import day_from_epoch, epoch_day, format_changed_at
 from . import db
+from .calendar import PAGE
+from .fx import Fx
+from .ingest import day_from_epoch, epoch_day, format_changed_at
 from .money import CURRENCIES, CURRENCY_INDEX, EXPONENT, MoneyError, format_minor, parse_decimal
-from .shm import Counter
+from .shm import Counter, SharedArrays
 from .store import Store, describe
 from .types import KIND_INDEX, KINDS
 
 EARTH_RADIUS_KM = 6371.0088
 MAX_STAY_NIGHTS = 90
 MAX_LIMIT = 200
+DEFAULT_LIMIT = 20
+DEFAULT_RADIUS_KM = 10.0
 SORTS = ("total", "nightly", "distance")
+PARAMETERS = (
+    "lat", "lon", "radius_km", "bbox", "checkin", "checkout", "guests", "kind", "min_price",
+    "max_price", "currency", "sort", "limit", "cursor",
+)
+REPEATABLE = frozenset({"kind"})
+UNRANKED = np.int64(2**62)  # the price key of a stay the FX table cannot convert: last
+CURSOR_VERSION = 1
+_WHOLE = re.compile(r"[+-]?\d{1,9}")
 
 
 class QueryError(ValueError):
@@ -35,14 +70,20 @@ class QueryError(ValueError):
 
 
 @dataclass(frozen=True)
-class Query:
+class Area:
+    """Latitude band, one or two longitude intervals (two across the antimeridian), a centre."""
+
     min_lat: float
     max_lat: float
-    min_lon: float
-    max_lon: float
-    center: tuple[float, float]
-    radius_km: float | None
-    checkin: int
+    lon_ranges: tuple[tuple[float, float], ...]
+    center: tuple[float, float]  # (lat, lon): distances are measured from here
+    radius_km: float | None  # a circle inside the box, or None for the box itself
+
+
+@dataclass(frozen=True)
+class Query:
+    area: Area
+    checkin: int  # days since 1970-01-01
     nights: int
     guests: int
     kinds: tuple[int, ...]
@@ -51,133 +92,135 @@ class Query:
     currency: int | None  # None: shown in each listing's own currency, ranked in the FX base
     sort: str
     limit: int
-    after: tuple[float, int] | None
+    after: tuple[list[int | float], int] | None  # keys and row of the previous page's last result
+    fingerprint: str  # what a cursor is bound to: every parameter but `limit` and `cursor`
 
 
-def parse_query(params: "MultiParams", horizon_days: int) -> Query:
-    get = params.get
-    if get("bbox") is not None:
-        parts = _floats("bbox", get("bbox"), 4)
-        min_lon, min_lat, max_lon, max_lat = parts
-        if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
-            raise QueryError(
-                f"bbox: '{get('bbox')}' is not min_lon,min_lat,max_lon,max_lat within the globe"
-            )
-        center, radius = ((min_lat + max_lat) / 2, (min_lon + max_lon) / 2), None
-    elif get("lat") is not None or get("lon") is not None:
-        lat = _float("lat", get("lat"), -90, 90)
-        lon = _float("lon", get("lon"), -180, 180)
-        radius = _float("radius_km", get("radius_km") or "10", 0.01, 500)
-        span = math.degrees(radius / EARTH_RADIUS_KM)
-        lon_span = span / max(math.cos(math.radians(lat)), 1e-6)
-        min_lat, max_lat = lat - span, lat + span
-        min_lon, max_lon = (lon - lon_span, lon + lon_span) if lon_span < 180 else (-180, 180)
-        center = (lat, lon)
-    else:
-        raise QueryError("area: missing; expected lat, lon and radius_km, or bbox=min_lon,min_lat,max_lon,max_lat")
-    checkin = _date("checkin", get("checkin"))
-    checkout = _date("checkout", get("checkout"))
-    nights = (checkout - checkin).days
-    if not 1 <= nights <= MAX_STAY_NIGHTS:
-        raise QueryError(
-            f"checkout: '{checkout}' is {nights} nights after checkin '{checkin}'; expected 1 to {MAX_STAY_NIGHTS}"
-        )
-    if checkout > dt.date.today() + dt.timedelta(days=horizon_days + 1):
-        raise QueryError(f"checkout: '{checkout}' is past the horizon of {horizon_days} days")
-    guests = int(_float("guests", get("guests") or "1", 1, 500))
-    kinds = []
-    for text in params.getlist("kind"):
-        for kind in filter(None, (k.strip() for k in text.split(","))):
-            if kind not in KIND_INDEX:
-                raise QueryError(f"kind: '{kind}' is not one of {', '.join(KINDS)}")
-            kinds.append(KIND_INDEX[kind])
-    currency = None
-    if get("currency"):
-        code = get("currency").strip().upper()
-        if code not in CURRENCY_INDEX:
-            raise QueryError(f"currency: '{get('currency')}' is not an ISO 4217 currency code")
-        currency = CURRENCY_INDEX[code]
-    sort = get("sort") or "total"
-    if sort not in SORTS:
-        raise QueryError(f"sort: '{sort}' is not one of {', '.join(SORTS)}")
-    limit = int(_float("limit", get("limit") or "20", 1, MAX_LIMIT))
-    return Query(
-        min_lat, max_lat, min_lon, max_lon, center, radius, epoch_day(checkin), nights, guests,
-        tuple(kinds), _price("min_price", get("min_price")), _price("max_price", get("max_price")),
-        currency, sort, limit, _cursor(get("cursor")),
-    )
-
-
-class MultiParams:
+class MultiParams(Protocol):
     """What `parse_query` needs of Starlette's `QueryParams`."""
 
     def get(self, key: str) -> str | None: ...
     def getlist(self, key: str) -> list[str]: ...
+    def multi_items(self) -> list[tuple[str, str]]: ...
+
+
+def parse_query(params: MultiParams, horizon_days: int) -> Query:
+    counts: dict[str, int] = {}
+    for name, _ in params.multi_items():
+        if name not in PARAMETERS:
+            raise QueryError(f"{name}: unknown parameter; expected some of {', '.join(PARAMETERS)}")
+        counts[name] = counts.get(name, 0) + 1
+        if counts[name] > 1 and name not in REPEATABLE:
+            raise QueryError(f"{name}: given {counts[name]} times; expected once")
+
+    def optional(name: str) -> str | None:
+        """An optional parameter: an empty value (a blank form field) is the same as none."""
+        text = params.get(name)
+        return None if text is None or not text.strip() else text.strip()
+
+    area = _area(params.get, optional)
+    checkin = _date("checkin", params.get("checkin"))
+    checkout = _date("checkout", params.get("checkout"))
+    nights = (checkout - checkin).days
+    if not 1 <= nights <= MAX_STAY_NIGHTS:
+        raise QueryError(
+            f"checkout: '{checkout}' is {nights} nights after checkin '{checkin}'; "
+            f"expected 1 to {MAX_STAY_NIGHTS}"
+        )
+    last = dt.date.today() + dt.timedelta(days=horizon_days + 1)
+    if checkout > last:
+        raise QueryError(
+            f"checkout: '{checkout}' is past the horizon of {horizon_days} days; expected at most {last}"
+        )
+    guests = _int("guests", optional("guests") or "1", 1, 500)
+    kinds: list[int] = []
+    for text in params.getlist("kind"):
+        for kind in filter(None, (k.strip().lower() for k in text.split(","))):
+            if kind not in KIND_INDEX:
+                raise QueryError(f"kind: '{kind}' is not one of {', '.join(KINDS)}")
+            kinds.append(KIND_INDEX[kind])
+    currency = None
+    code = optional("currency")
+    if code is not None:
+        if code.upper() not in CURRENCY_INDEX:
+            raise QueryError(f"currency: '{code}' is not an ISO 4217 code of a currency prices are in; expected a code like EUR")
+        currency = CURRENCY_INDEX[code.upper()]
+    sort = optional("sort") or "total"
+    if sort not in SORTS:
+        raise QueryError(f"sort: '{sort}' is not one of {', '.join(SORTS)}")
+    limit = _int("limit", optional("limit") or str(DEFAULT_LIMIT), 1, MAX_LIMIT)
+    min_price = _price("min_price", optional("min_price"))
+    max_price = _price("max_price", optional("max_price"))
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise QueryError(f"min_price: '{min_price}' is above max_price '{max_price}'")
+    kinds_key = tuple(sorted(set(kinds)))
+    fingerprint = hashlib.blake2b(
+        repr((
+            area, epoch_day(checkin), nights, guests, kinds_key,
+            None if min_price is None else str(min_price.normalize()),
+            None if max_price is None else str(max_price.normalize()), currency, sort,
+        )).encode(),
+        digest_size=8,
+    ).hexdigest()
+    return Query(
+        area, epoch_day(checkin), nights, guests, kinds_key, min_price, max_price, currency, sort,
+        limit, _cursor(optional("cursor"), fingerprint, len(_SORT_KEYS[sort])), fingerprint,
+    )
 
 
 def search(store: Store, query: Query) -> dict[str, object]:
     shared = store.shared
-    rows_in_use = int(shared.counters[Counter.ROWS])
-    lat, lon = shared["lat"][:rows_in_use], shared["lon"][:rows_in_use]
-    mask = (
-        (shared["searchable"][:rows_in_use] == 1)
-        & (shared["max_guests"][:rows_in_use] >= query.guests)
-        & (lat >= query.min_lat) & (lat <= query.max_lat)
-        & (lon >= query.min_lon) & (lon <= query.max_lon)
-    )
-    if query.kinds:
-        mask &= np.isin(shared["kind"][:rows_in_use], query.kinds)
-    rows = np.flatnonzero(mask)
-    distance = _distance_km(lat[rows], lon[rows], *query.center)
-    if query.radius_km is not None:
-        near = distance <= query.radius_km
-        rows, distance = rows[near], distance[near]
-
-    days = np.arange(query.checkin, query.checkin + query.nights, dtype=np.int64)
-    entries = store.calendar.entries_for_nights(rows, days)
-    price = shared["entry_price"][entries]
-    currency = shared["entry_currency"][entries].astype(np.int64)
-    open_ = (
-        (entries != 0).all(axis=1)
-        & (shared["entry_available"][entries] == 1).all(axis=1)
-        & (price >= 0).all(axis=1)
-        & (shared["entry_min_nights"][entries[:, 0]] <= query.nights)
-        & (currency == currency[:, :1]).all(axis=1)  # a stay priced in one currency
-    )
-    rows, distance, entries, price = rows[open_], distance[open_], entries[open_], price[open_]
-    own_currency = currency[open_, 0] if len(rows) else np.empty(0, np.int64)
-    total = price.sum(axis=1)
-
     fx = store.fx
-    ranking_currency = query.currency if query.currency is not None else CURRENCY_INDEX[fx.table.base]
-    converted = total * fx.minor_factors(ranking_currency)[own_currency]
-    keep = ~np.isnan(converted)  # no FX rate for that currency: cannot be ranked against others
-    scale = 10 ** EXPONENT[ranking_currency]
-    if query.min_price is not None:
-        keep &= converted >= float(query.min_price * scale) - 0.5
-    if query.max_price is not None:
-        keep &= converted <= float(query.max_price * scale) + 0.5
-    rows, distance, entries, total, own_currency, converted = (
-        a[keep] for a in (rows, distance, entries, total, own_currency, converted)
-    )
-    key = distance if query.sort == "distance" else converted / (query.nights if query.sort == "nightly" else 1)
-    if query.after is not None:
-        after_key, after_row = query.after
-        later = (key > after_key) | ((key == after_key) & (rows > after_row))
-        rows, distance, entries, total, own_currency, key = (
-            a[later] for a in (rows, distance, entries, total, own_currency, key)
+    if query.currency is not None and query.currency not in fx.rates:
+        raise QueryError(
+            f"currency: '{CURRENCIES[query.currency]}' has no rate in the FX table "
+            f"'{fx.table.name}' of {fx.table.date}; expected one of {', '.join(sorted(fx.table.rates))}"
         )
+    ranking = query.currency if query.currency is not None else CURRENCY_INDEX[fx.table.base]
+
+    rows = _candidates(shared, query)
+    distance = _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+    if query.area.radius_km is not None:
+        near = distance <= query.area.radius_km
+        rows, distance = rows[near], distance[near]
+    rows, distance, entries = _open_stays(shared, rows, distance, query.checkin, query.nights)
+    price = _fresh(shared, "entry_price", entries)[entries]
+    currency = _fresh(shared, "entry_currency", entries)[entries].astype(np.int64)
+    priced = (price >= 0).all(axis=1)
+
+    total = _totals(fx, price, currency, ranking)
+    ranked = total != UNRANKED
+    single = (currency == currency[:, :1]).all(axis=1)
+    keep = priced & (ranked | single)  # a stay in several currencies needs rates for any total
+    if query.currency is not None or query.min_price is not None or query.max_price is not None:
+        keep &= ranked
+    scale = Decimal(10) ** EXPONENT[ranking]
+    if query.min_price is not None:
+        keep &= total >= int((query.min_price * scale).to_integral_value(ROUND_CEILING))
+    if query.max_price is not None:
+        keep &= total <= int((query.max_price * scale).to_integral_value(ROUND_FLOOR))
+    rows, distance, entries, total = rows[keep], distance[keep], entries[keep], total[keep]
+    nightly = np.where(total == UNRANKED, UNRANKED, _half_even_div(total, query.nights))
+    keys = {"total": total, "nightly": nightly, "distance": distance}
+    sort_keys = [keys[name] for name in _SORT_KEYS[query.sort]]
+
     matches = len(rows)
-    order = _top(key, rows, query.limit)
+    if query.after is not None:
+        later = _after(sort_keys, rows, *query.after)
+        rows, distance, entries = rows[later], distance[later], entries[later]
+        sort_keys = [key[later] for key in sort_keys]
+    order = _top(sort_keys, rows, query.limit)
     page_rows = rows[order].tolist()
     found = db.details(store.connection, page_rows)
-    results = []
-    for i, row in zip(order.tolist(), page_rows):
-        results.append(_result(store, query, found[row], entries[i], int(total[i]), int(own_currency[i]), float(distance[i])))
+    results = [
+        _result(store, query, found[row], entries[i], float(distance[i]))
+        for i, row in zip(order.tolist(), page_rows)
+        if row in found
+    ]
     next_cursor = None
-    if matches > len(order) and len(order):
+    if len(rows) > len(order) and len(order):
         last = order[-1]
-        next_cursor = _encode_cursor(float(key[last]), int(rows[last]))
+        next_cursor = _encode_cursor(query.fingerprint, [key[last].item() for key in sort_keys], int(rows[last]))
     return {
         "results": results,
         "next_cursor": next_cursor,
@@ -187,52 +230,104 @@ def search(store: Store, query: Query) -> dict[str, object]:
             "checkout": day_from_epoch(query.checkin + query.nights).isoformat(),
             "nights": query.nights,
         },
+        "sort": query.sort,
         "currency": None if query.currency is None else CURRENCIES[query.currency],
-        "ranked_in": CURRENCIES[ranking_currency],
+        "ranked_in": CURRENCIES[ranking],
         "fx": fx.label,
     }
 
 
-def _result(store: Store, query: Query, found: dict, entries: np.ndarray, total: int, own: int, distance: float) -> dict:
-    shared = store.shared
-    shown = own if query.currency is None else query.currency
-    nightly = shared["entry_price"][entries].tolist()
-    changed = shared["entry_changed_at"][entries]
-    fx = store.fx
-    listing = describe(found, True)
-    listing.pop("searchable")
-    total_shown = fx.convert_minor(total, own, shown)
-    return {
-        **listing,
-        "total": format_minor(total_shown, shown),
-        "currency": CURRENCIES[shown],
-        "nightly_average": format_minor(round(total_shown / query.nights), shown),
-        "nights": [
-            {
-                "night": day_from_epoch(query.checkin + i).isoformat(),
-                "price": format_minor(fx.convert_minor(p, own, shown), shown),
-            }
-            for i, p in enumerate(nightly)
-        ],
-        "listing_currency": CURRENCIES[own],
-        "listing_total": format_minor(total, own),
-        "distance_km": round(distance, 3),
-        "price_changed_at": format_changed_at(int(changed.max())),
-    }
+_SORT_KEYS = {
+    "total": ("total", "distance"),
+    "nightly": ("nightly", "total", "distance"),
+    "distance": ("distance", "total"),
+}
 
 
-def _top(key: np.ndarray, rows: np.ndarray, limit: int) -> np.ndarray:
-    """Indices of the `limit` smallest (key, row) pairs, in order."""
-    if len(key) > limit:
-        kth = np.partition(key, limit - 1)[limit - 1]
-        candidates = np.flatnonzero(key <= kth)
-    else:
-        candidates = np.arange(len(key))
-    order = candidates[np.lexsort((rows[candidates], key[candidates]))]
-    return order[:limit]
+# -- the area and the listing filters ----------------------------------------------------------
+
+
+def _candidates(shared: SharedArrays, query: Query) -> np.ndarray:
+    """Rows inside the area's box that are searchable, fit the guests and are of a kind asked."""
+    area = query.area
+    names = ("lat", "lon", "searchable", "max_guests", "kind")
+    # A writer may grow the columns while we read: use only rows every mapping covers.
+    rows_in_use = min(int(shared.counters[Counter.ROWS]), *(len(shared[name]) for name in names))
+    lat = shared["lat"][:rows_in_use]
+    rows = np.flatnonzero((lat >= area.min_lat) & (lat <= area.max_lat))
+    if area.lon_ranges != ((-180.0, 180.0),):
+        lon = shared["lon"][rows]
+        inside = np.zeros(len(rows), dtype=bool)
+        for low, high in area.lon_ranges:
+            inside |= (lon >= low) & (lon <= high)
+        rows = rows[inside]
+    keep = (shared["searchable"][rows] == 1) & (shared["max_guests"][rows] >= query.guests)
+    if query.kinds:
+        keep &= np.isin(shared["kind"][rows], query.kinds)
+    return rows[keep]
+
+
+def _area(get: Callable[[str], str | None], optional: Callable[[str], str | None]) -> Area:
+    point = [name for name in ("lat", "lon", "radius_km") if get(name) is not None]
+    if get("bbox") is not None:
+        if point:
+            raise QueryError(f"bbox: given with {', '.join(point)}; expected either bbox or lat, lon and radius_km")
+        return _bbox(get("bbox") or "")
+    if not point:
+        raise QueryError("area: missing; expected lat, lon and radius_km, or bbox=min_lon,min_lat,max_lon,max_lat")
+    lat = _float("lat", get("lat"), -90, 90)
+    lon = _float("lon", get("lon"), -180, 180)
+    radius = _float("radius_km", optional("radius_km") or str(DEFAULT_RADIUS_KM), 0.01, 500)
+    return circle_area(lat, lon, radius)
+
+
+def circle_area(lat: float, lon: float, radius_km: float) -> Area:
+    """The circle and the smallest lat/lon box around it (exact on a sphere, poles and
+    antimeridian included: J. P. Matuschek, "Finding Points Within a Distance of a
+    Latitude/Longitude Using Bounding Coordinates")."""
+    angle = radius_km / EARTH_RADIUS_KM
+    margin = 1e-9  # degrees: the box only pre-filters, the distance decides
+    min_lat = lat - math.degrees(angle) - margin
+    max_lat = lat + math.degrees(angle) + margin
+    if min_lat <= -90 or max_lat >= 90:  # a pole inside: every longitude
+        return Area(max(min_lat, -90.0), min(max_lat, 90.0), ((-180.0, 180.0),), (lat, lon), radius_km)
+    span = math.degrees(math.asin(min(1.0, math.sin(angle) / math.cos(math.radians(lat))))) + margin
+    return Area(min_lat, max_lat, _lon_ranges(lon - span, lon + span), (lat, lon), radius_km)
+
+
+def _lon_ranges(west: float, east: float) -> tuple[tuple[float, float], ...]:
+    """[west, east] going east, as one or two intervals inside [-180, 180]."""
+    if east - west >= 360:
+        return ((-180.0, 180.0),)
+    if west < -180:
+        return ((west + 360, 180.0), (-180.0, east))
+    if east > 180:
+        return ((west, 180.0), (-180.0, east - 360))
+    return ((west, east),)
+
+
+def _bbox(text: str) -> Area:
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise QueryError(f"bbox: '{text}' has {len(parts)} numbers; expected 4: min_lon,min_lat,max_lon,max_lat")
+    min_lon = _float("bbox", parts[0], -180, 180, "min_lon")
+    min_lat = _float("bbox", parts[1], -90, 90, "min_lat")
+    max_lon = _float("bbox", parts[2], -180, 180, "max_lon")
+    max_lat = _float("bbox", parts[3], -90, 90, "max_lat")
+    if min_lat > max_lat:
+        raise QueryError(f"bbox: '{text}' has min_lat {min_lat:g} above max_lat {max_lat:g}")
+    center_lat = (min_lat + max_lat) / 2
+    if min_lon <= max_lon:
+        return Area(min_lat, max_lat, ((min_lon, max_lon),), (center_lat, (min_lon + max_lon) / 2), None)
+    # min_lon east of max_lon: the box crosses the antimeridian (as in GeoJSON, RFC 7946 5.2).
+    center_lon = (min_lon + max_lon + 360) / 2
+    if center_lon >= 180:
+        center_lon -= 360
+    return Area(min_lat, max_lat, ((min_lon, 180.0), (-180.0, max_lon)), (center_lat, center_lon), None)
 
 
 def _distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_lon: float) -> np.ndarray:
+    """Great-circle distance (haversine, mean Earth radius)."""
     phi1, phi2 = np.radians(lat), math.radians(center_lat)
     dphi = phi2 - phi1
     dlambda = np.radians(center_lon - lon)
@@ -240,55 +335,229 @@ def _distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_lon
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
-def _float(name: str, text: str | None, low: float, high: float) -> float:
+# -- the calendar ------------------------------------------------------------------------------
+
+
+def _open_stays(
+    shared: SharedArrays, rows: np.ndarray, distance: np.ndarray, checkin: int, nights: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows available every night whose check-in night allows the stay, with their entries.
+
+    The check-in night is read first and the other nights a page (64 nights) at a time, dropping
+    rows as soon as one night is closed, so a long stay costs little for most rows.
+    """
+    directory = shared["directory"]
+    base = int(shared.counters[Counter.BASE_PAGE])
+    first_page, last_page = checkin // PAGE - base, (checkin + nights - 1) // PAGE - base
+    known = rows < len(directory)
+    rows, distance = rows[known], distance[known]
+    if first_page < 0 or last_page >= directory.shape[1] or len(rows) == 0:
+        return rows[:0], distance[:0], np.zeros((0, nights), dtype=np.int64)
+
+    pages = shared["pages"]
+    slot = directory[rows, first_page]
+    pages = _fresh(shared, "pages", slot)
+    first = pages[slot, checkin % PAGE].astype(np.int64)
+    available = _fresh(shared, "entry_available", first)
+    min_nights = _fresh(shared, "entry_min_nights", first)
+    open_ = (available[first] == 1) & (min_nights[first] <= nights)
+    rows, distance, blocks = rows[open_], distance[open_], [first[open_, None]]
+    day = checkin + 1
+    while day < checkin + nights and len(rows):
+        end = min(checkin + nights, (day // PAGE + 1) * PAGE)
+        slot = directory[rows, day // PAGE - base]
+        pages = _fresh(shared, "pages", slot)
+        block = pages[slot[:, None], np.arange(day % PAGE, (end - 1) % PAGE + 1)[None, :]].astype(np.int64)
+        available = _fresh(shared, "entry_available", block)
+        open_ = (available[block] == 1).all(axis=1)
+        rows, distance, block = rows[open_], distance[open_], block[open_]
+        blocks = [b[open_] for b in blocks] + [block]
+        day = end
+    if not len(rows):
+        return rows, distance, np.zeros((0, nights), dtype=np.int64)
+    return rows, distance, np.concatenate(blocks, axis=1)
+
+
+def _fresh(shared: SharedArrays, name: str, index: np.ndarray) -> np.ndarray:
+    """`shared[name]`, remapped if the writer grew it after this request mapped it (it grows an
+    array before it writes references into it)."""
+    array = shared[name]
+    if index.size and int(index.max()) >= len(array):
+        shared.refresh()
+        array = shared[name]
+    return array
+
+
+# -- money -------------------------------------------------------------------------------------
+
+
+def _totals(fx: Fx, price: np.ndarray, currency: np.ndarray, target: int) -> np.ndarray:
+    """Each stay's exact total in `target` minor units, `UNRANKED` where it cannot be converted.
+
+    Float factors give the answer for all but the totals within rounding error of half a minor
+    unit; those (exact ties like 815.5 yen included) are recomputed exactly with `Decimal`.
+    """
+    total = np.full(len(price), UNRANKED, dtype=np.int64)
+    factors = fx.minor_factors(target)[currency]
+    convertible = ~np.isnan(factors).any(axis=1)
+    same = (currency == target).all(axis=1)
+    total[same] = price[same].sum(axis=1)
+    other = np.flatnonzero(convertible & ~same)
+    if len(other):
+        value = (price[other] * factors[other]).sum(axis=1)
+        rounded = np.rint(value)
+        doubtful = (np.abs(np.abs(value - np.floor(value)) - 0.5) < 1e-6 + 1e-12 * np.abs(value)) | (
+            np.abs(value) > 2.0**52
+        )
+        total[other] = rounded.astype(np.int64)
+        for i in other[doubtful].tolist():
+            total[i] = exact_total(fx, price[i].tolist(), currency[i].tolist(), target)
+    return total
+
+
+def exact_total(fx: Fx, prices: Iterable[int], currencies: Iterable[int], target: int) -> int:
+    """The stay's total in `target` minor units, by the rule in this module's docstring."""
+    sums: dict[int, int] = {}
+    for price, currency in zip(prices, currencies):
+        sums[currency] = sums.get(currency, 0) + price
+    if len(sums) == 1:
+        ((currency, minor),) = sums.items()
+        return fx.convert_minor(minor, currency, target)
+    total = Decimal(0)
+    for currency, minor in sums.items():
+        amount = Decimal(minor).scaleb(-EXPONENT[currency])
+        total += amount if currency == target else amount / fx.rates[currency] * fx.rates[target]
+    return int(total.scaleb(EXPONENT[target]).quantize(Decimal(1), ROUND_HALF_EVEN))
+
+
+def _half_even_div(total: np.ndarray, divisor: int) -> np.ndarray:
+    quotient, remainder = np.divmod(total, divisor)
+    up = (2 * remainder > divisor) | ((2 * remainder == divisor) & (quotient % 2 == 1))
+    return quotient + up
+
+
+# -- ranking and pages -------------------------------------------------------------------------
+
+
+def _after(keys: list[np.ndarray], rows: np.ndarray, after_keys: list[int | float], after_row: int) -> np.ndarray:
+    """Which (keys..., row) come strictly after the cursor's, lexicographically."""
+    later = rows > after_row
+    for key, value in reversed(list(zip(keys, after_keys))):
+        later = (key > value) | ((key == value) & later)
+    return later
+
+
+def _top(keys: list[np.ndarray], rows: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of the `limit` smallest (keys..., row), in order."""
+    candidates = np.arange(len(rows))
+    if len(rows) > 4 * limit:
+        kth = np.partition(keys[0], limit - 1)[limit - 1]
+        candidates = np.flatnonzero(keys[0] <= kth)
+    order = np.lexsort([rows[candidates], *(key[candidates] for key in reversed(keys))])
+    return candidates[order[:limit]]
+
+
+def _result(store: Store, query: Query, found: dict[str, object], entries: np.ndarray, distance: float) -> dict[str, object]:
+    shared = store.shared
+    fx = store.fx
+    prices = shared["entry_price"][entries].tolist()
+    currencies = shared["entry_currency"][entries].tolist()
+    own = currencies[0]
+    shown = own if query.currency is None else query.currency
+    total = exact_total(fx, prices, currencies, shown)
+    listing = describe(found, True)
+    listing.pop("searchable")
+    return {
+        **listing,
+        "total": format_minor(total, shown),
+        "currency": CURRENCIES[shown],
+        "nightly_average": format_minor(int(_half_even_div(np.array([total]), query.nights)[0]), shown),
+        "nights": [
+            {
+                "night": day_from_epoch(query.checkin + i).isoformat(),
+                "price": format_minor(fx.convert_minor(price, currency, shown), shown),
+                "listing_price": format_minor(price, currency),
+                "listing_currency": CURRENCIES[currency],
+            }
+            for i, (price, currency) in enumerate(zip(prices, currencies))
+        ],
+        "listing_currency": CURRENCIES[own],
+        "listing_total": format_minor(exact_total(fx, prices, currencies, own), own),
+        "distance_km": round(distance, 3),
+        "price_changed_at": format_changed_at(int(shared["entry_changed_at"][entries].max())),
+    }
+
+
+def _encode_cursor(fingerprint: str, keys: list[int | float], row: int) -> str:
+    data = msgspec.json.encode([CURSOR_VERSION, fingerprint, keys, row])
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _cursor(text: str | None, fingerprint: str, key_count: int) -> tuple[list[int | float], int] | None:
+    if text is None:
+        return None
+    try:
+        version, issued_for, keys, row = msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        valid = (
+            version == CURSOR_VERSION and isinstance(issued_for, str) and isinstance(row, int)
+            and isinstance(keys, list) and len(keys) == key_count
+            and all(isinstance(k, (int, float)) and not isinstance(k, bool) for k in keys)
+        )
+    except Exception:
+        valid = False
+    if not valid:
+        raise QueryError(f"cursor: '{text[:60]}' is not a cursor this service issued; expected a next_cursor")
+    if issued_for != fingerprint:
+        raise QueryError(
+            "cursor: it was issued for a search with other parameters; repeat the parameters of the "
+            "search that returned it (only limit may change), or start again without a cursor"
+        )
+    return keys, row
+
+
+# -- parameters --------------------------------------------------------------------------------
+
+
+def _float(name: str, text: str | None, low: float, high: float, part: str | None = None) -> float:
+    label = f"{name}: {part} '{text}'" if part else f"{name}: '{text}'"
     if text is None:
         raise QueryError(f"{name}: missing; expected a number from {low:g} to {high:g}")
     try:
         value = float(text)
     except ValueError:
-        raise QueryError(f"{name}: '{text}' is not a number; expected {low:g} to {high:g}") from None
+        raise QueryError(f"{label} is not a number; expected {low:g} to {high:g}") from None
     if not (math.isfinite(value) and low <= value <= high):
-        raise QueryError(f"{name}: '{text}' is out of range; expected {low:g} to {high:g}")
+        raise QueryError(f"{label} is out of range; expected {low:g} to {high:g}")
     return value
 
 
-def _floats(name: str, text: str, count: int) -> list[float]:
-    parts = text.split(",")
-    if len(parts) != count:
-        raise QueryError(f"{name}: '{text}' has {len(parts)} numbers; expected {count}")
-    return [_float(name, part, -180, 180) for part in parts]
+def _int(name: str, text: str, low: int, high: int) -> int:
+    if not _WHOLE.fullmatch(text):
+        raise QueryError(f"{name}: '{text}' is not a whole number; expected {low} to {high}")
+    value = int(text)
+    if not low <= value <= high:
+        raise QueryError(f"{name}: '{text}' is out of range; expected {low} to {high}")
+    return value
 
 
 def _date(name: str, text: str | None) -> dt.date:
-    if text is None:
+    if text is None or not text.strip():
         raise QueryError(f"{name}: missing; expected a date YYYY-MM-DD")
     try:
-        return dt.date.fromisoformat(text)
+        return dt.date.fromisoformat(text.strip())
     except ValueError:
         raise QueryError(f"{name}: '{text}' is not a date; expected YYYY-MM-DD") from None
 
 
 def _price(name: str, text: str | None) -> Decimal | None:
-    if text is None or text == "":
+    if text is None:
         return None
     try:
         amount = parse_decimal(text)
     except MoneyError:
-        raise QueryError(f"{name}: '{text}' is not a decimal amount") from None
+        raise QueryError(f"{name}: '{text}' is not a decimal amount; expected a number like 150 or 99.50") from None
     if amount < 0:
         raise QueryError(f"{name}: '{text}' is negative; expected an amount >= 0")
+    if amount >= 10**15:
+        raise QueryError(f"{name}: '{text}' is out of range; expected an amount below 10^15")
     return amount
-
-
-def _encode_cursor(key: float, row: int) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([key, row])).decode().rstrip("=")
-
-
-def _cursor(text: str | None) -> tuple[float, int] | None:
-    if not text:
-        return None
-    try:
-        key, row = msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        return float(key), int(row)
-    except Exception:
-        raise QueryError(f"cursor: '{text[:60]}' is not a cursor this service issued") from None
