@@ -24,9 +24,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import db
-from .adapters import expedia, ota
+from .adapters import expedia, ical, ota
 from .adapters.merge import Night
 from .ingest import SOURCE_PATTERN
+from .money import CURRENCY_INDEX
 from .store import Store
 
 Ingest = Callable[..., Awaitable[object]]
@@ -61,7 +62,7 @@ def source_routes(
     store: Callable[[], Store] | None = None,
     read_body: Callable[[Request], Awaitable[bytes]] | None = None,
 ) -> list[Route]:
-    from .app import HTTPError  # app imports this module: import at call time
+    from .app import HTTPError, json_response  # app imports this module: import at call time
 
     locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -106,4 +107,48 @@ def source_routes(
                 outcome.rejected(parsed.rejected, code=expedia.INVALID)  # type: ignore[attr-defined]
         return Response(expedia.response(message, outcome), media_type=XML)
 
-    return [post_ota, post_expedia]
+    @route("/v1/sources/{source}/listings/{listing_id:path}/ical", "source_ical", ["POST"])
+    async def post_ical(request: Request) -> Response:
+        source, listing_id = source_of(request), request.path_params["listing_id"]
+        start = query_date(request, "start") or dt.datetime.now(dt.timezone.utc).date()
+        end = query_date(request, "end") or start + dt.timedelta(days=ical.DEFAULT_HORIZON_NIGHTS)
+        currency = request.query_params.get("currency")
+        if currency is not None and currency.strip().upper() not in CURRENCY_INDEX:
+            raise HTTPError(400, f"currency: '{currency[:40]}' is not an ISO 4217 currency code")
+        empty_ok = request.query_params.get("empty_ok", "false").lower() in ("1", "true", "yes")
+        try:
+            feed = ical.read_feed(await body_of(request))
+            async with lock(source, f"listing:{listing_id}"):
+                assert store is not None
+                result = ical.plan(feed, source, listing_id, StoreKnown(store(), source), start=start, end=end,
+                                   changed_at=dt.datetime.now(dt.timezone.utc),
+                                   currency=currency.strip().upper() if currency else None, empty_ok=empty_ok)
+                accepted, rejected = 0, []
+                if result.outcome.events:
+                    parsed = await ingest(result.outcome.events)
+                    accepted, rejected = parsed.accepted, parsed.rejected  # type: ignore[attr-defined]
+        except ical.FeedError as exc:
+            raise HTTPError(400, str(exc)) from None
+        outcome = result.outcome
+        return json_response({
+            "source": source, "listing_id": listing_id,
+            "horizon": {"start": start.isoformat(), "end": end.isoformat()},
+            "feed_events": feed.vevents, "cancelled_events": feed.cancelled,
+            "blocked_nights": result.blocked_nights, "open_nights": result.open_nights,
+            "opened": result.opened, "changed_nights": result.changed_nights,
+            "accepted": accepted, "rejected": rejected,
+            "errors": [{"line": int(p.where.removeprefix("line ")) if p.where.startswith("line ") else None,
+                        "error": str(p)} for p in outcome.errors],
+            "warnings": [str(p) for p in outcome.warnings],
+        })
+
+    def query_date(request: Request, name: str) -> dt.date | None:
+        text = request.query_params.get(name)
+        if text is None:
+            return None
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            raise HTTPError(400, f"{name}: '{text[:40]}' is not a date; expected YYYY-MM-DD") from None
+
+    return [post_ota, post_expedia, post_ical]
