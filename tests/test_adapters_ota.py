@@ -419,3 +419,11 @@ def test_http_hostile_documents_never_500_or_hang(server) -> None:
         assert response.status_code == 413 and "over the limit" in response.json()["error"]
         assert client.post("/v1/sources/Bad Source/ota", content=b"<x/>").status_code == 400
         assert client.get("/healthz").status_code == 200
+
+
+def test_openapi_describes_the_native_source_endpoints(server) -> None:
+    with server.client() as client:
+        paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/sources/{source}/ota", "/v1/sources/{source}/expedia",
+                 "/v1/sources/{source}/listings/{listing_id}/ical"):
+        assert "post" in paths[path], path

@@ -86,6 +86,49 @@ SCHEMA: dict = {
             "get": {"summary": "The FX table in use", "responses": {"200": {"description": "the table"}}},
             "put": {"summary": "Replace the FX table (all workers, durable)", "responses": {"200": {"description": "replaced"}, "400": _error}},
         },
+        "/v1/sources/{source}/ota": {
+            "post": {
+                "summary": "OpenTravel ARI push: OTA_HotelRateAmountNotifRQ, OTA_HotelAvailNotifRQ, OTA_HotelInvCountNotifRQ",
+                "description": "Bare or in a SOAP envelope. Answered with the matching ...RS (HTTP 200): <Success/> "
+                "(+ <Warnings>), or <Errors> naming each element that was not applied (the others were). "
+                "Listing ids are {HotelCode}:{InvTypeCode}:{RatePlanCode}. See docs/adapters.md.",
+                "parameters": [_param("source", "marketplace, e.g. booking", {"type": "string"}, True, "path")],
+                "requestBody": {"content": {"application/xml": {"schema": {"type": "string"}}}},
+                "responses": {"200": {"description": "the OTA RS", "content": {"application/xml": {}}},
+                              "400": _error, "413": _error, "503": _error},
+            }
+        },
+        "/v1/sources/{source}/expedia": {
+            "post": {
+                "summary": "Expedia EQC AvailRateUpdateRQ push",
+                "description": "Answered with AvailRateUpdateRS (HTTP 200): <Success/> (with any <Warning>), or "
+                "<Error>s, in which case nothing in the message was applied. Listing ids are "
+                "{Hotel id}:{RoomType id}:{RatePlan id}. See docs/adapters.md.",
+                "parameters": [_param("source", "marketplace, e.g. expedia or vrbo", {"type": "string"}, True, "path")],
+                "requestBody": {"content": {"application/xml": {"schema": {"type": "string"}}}},
+                "responses": {"200": {"description": "the AvailRateUpdateRS", "content": {"application/xml": {}}},
+                              "400": _error, "413": _error, "503": _error},
+            }
+        },
+        "/v1/sources/{source}/listings/{listing_id}/ical": {
+            "post": {
+                "summary": "An iCalendar (RFC 5545) availability feed of one listing",
+                "description": "Events block nights, every other night of [start, end) is open; prices are kept "
+                "as stored. Malformed events are reported by line, and then no night is opened.",
+                "parameters": [
+                    _param("source", "marketplace", {"type": "string"}, True, "path"),
+                    _param("listing_id", "the source's id", {"type": "string"}, True, "path"),
+                    _param("start", "first night of the feed's horizon (default today)", {"type": "string", "format": "date"}),
+                    _param("end", "end of the horizon, exclusive (default start + 365)", {"type": "string", "format": "date"}),
+                    _param("currency", "currency for blocked nights the store has none for", {"type": "string"}),
+                    _param("empty_ok", "a feed without events opens every night (default false)", {"type": "boolean"}),
+                ],
+                "requestBody": {"content": {"text/calendar": {"schema": {"type": "string"}}}},
+                "responses": {"200": {"description": "`{blocked_nights, open_nights, opened, changed_nights, accepted, "
+                                                     "rejected, errors, warnings, ...}`"},
+                              "400": _error, "413": _error, "503": _error},
+            }
+        },
         "/healthz": {"get": {"summary": "The process answers", "responses": {"200": {"description": "ok"}}}},
         "/readyz": {"get": {"summary": "The store works and the write backlog is under its limit", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready, with the problems"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}},
