@@ -17,7 +17,7 @@ import asyncio
 import datetime as dt
 import weakref
 from decimal import Decimal
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,6 +31,8 @@ from .money import CURRENCY_INDEX
 from .store import Store
 
 Ingest = Callable[..., Awaitable[object]]
+T = TypeVar("T")
+LARGE_BODY = 256 * 1024  # bytes of XML above which parsing leaves the event loop
 XML = "application/xml; charset=utf-8"
 
 
@@ -59,9 +61,10 @@ class StoreKnown:
 def source_routes(
     route: Callable[..., Callable[..., Route]],
     ingest: Ingest,
-    store: Callable[[], Store] | None = None,
-    read_body: Callable[[Request], Awaitable[bytes]] | None = None,
+    store: Callable[[], Store],
+    read_body: Callable[[Request], Awaitable[bytes]],
 ) -> list[Route]:
+    """The native-format routes, registered with `route` (metrics, errors) by `app.create_app`."""
     from .app import HTTPError, json_response  # app imports this module: import at call time
 
     locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
@@ -79,16 +82,18 @@ def source_routes(
             raise HTTPError(400, f"source: '{source[:40]}' is invalid; expected [a-z0-9_-]{{1,32}}")
         return source
 
-    async def body_of(request: Request) -> bytes:
-        assert read_body is not None
-        return await read_body(request)
+    async def opened(request: Request, open_message: Callable[[bytes], T]) -> T:
+        """Parse a pushed XML body; a large one in a thread, so this worker keeps answering."""
+        body = await read_body(request)
+        if len(body) > LARGE_BODY:
+            return await asyncio.to_thread(open_message, body)
+        return open_message(body)
 
     @route("/v1/sources/{source}/ota", "source_ota", ["POST"])
     async def post_ota(request: Request) -> Response:
         source = source_of(request)
-        message = ota.open_message(await body_of(request))
+        message = await opened(request, ota.open_message)
         async with lock(source, message.hotel):
-            assert store is not None
             outcome = ota.convert(message, source, StoreKnown(store(), source))
             if outcome.events:
                 parsed = await ingest(outcome.events)
@@ -98,9 +103,8 @@ def source_routes(
     @route("/v1/sources/{source}/expedia", "source_expedia", ["POST"])
     async def post_expedia(request: Request) -> Response:
         source = source_of(request)
-        message = expedia.open_message(await body_of(request))
+        message = await opened(request, expedia.open_message)
         async with lock(source, message.hotel):
-            assert store is not None
             outcome = expedia.convert(message, source, StoreKnown(store(), source))
             if outcome.events and not outcome.errors:  # with an Error nothing is applied
                 parsed = await ingest(outcome.events, all_or_nothing=True)
@@ -117,9 +121,8 @@ def source_routes(
             raise HTTPError(400, f"currency: '{currency[:40]}' is not an ISO 4217 currency code")
         empty_ok = request.query_params.get("empty_ok", "false").lower() in ("1", "true", "yes")
         try:
-            feed = ical.read_feed(await body_of(request))
+            feed = ical.read_feed(await read_body(request))
             async with lock(source, f"listing:{listing_id}"):
-                assert store is not None
                 result = ical.plan(feed, source, listing_id, StoreKnown(store(), source), start=start, end=end,
                                    changed_at=dt.datetime.now(dt.timezone.utc),
                                    currency=currency.strip().upper() if currency else None, empty_ok=empty_ok)
