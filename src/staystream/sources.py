@@ -82,6 +82,11 @@ def source_routes(
             raise HTTPError(400, f"source: '{source[:40]}' is invalid; expected [a-z0-9_-]{{1,32}}")
         return source
 
+    def xml_type(request: Request) -> str:
+        """Answer in the request's XML media type: SOAP 1.1 senders (SiteMinder) use text/xml."""
+        sent = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        return "text/xml; charset=utf-8" if sent == "text/xml" else XML
+
     async def opened(request: Request, open_message: Callable[[bytes], T]) -> T:
         """Parse a pushed XML body; a large one in a thread, so this worker keeps answering."""
         body = await read_body(request)
@@ -98,7 +103,7 @@ def source_routes(
             if outcome.events:
                 parsed = await ingest(outcome.events)
                 outcome.rejected(parsed.rejected)  # type: ignore[attr-defined]
-        return Response(ota.response(message, outcome), media_type=XML)
+        return Response(ota.response(message, outcome), media_type=xml_type(request))
 
     @route("/v1/sources/{source}/expedia", "source_expedia", ["POST"])
     async def post_expedia(request: Request) -> Response:
@@ -109,7 +114,7 @@ def source_routes(
             if outcome.events and not outcome.errors:  # with an Error nothing is applied
                 parsed = await ingest(outcome.events, all_or_nothing=True)
                 outcome.rejected(parsed.rejected, code=expedia.INVALID)  # type: ignore[attr-defined]
-        return Response(expedia.response(message, outcome), media_type=XML)
+        return Response(expedia.response(message, outcome), media_type=xml_type(request))
 
     @route("/v1/sources/{source}/listings/{listing_id:path}/ical", "source_ical", ["POST"])
     async def post_ical(request: Request) -> Response:
