@@ -188,7 +188,9 @@ class Validator:
         price = np.fromiter(
             [self._minor_or_invalid(e.price, e.available, c) for e, c in zip(events, currency.tolist())], np.int64, n
         )
-        min_nights = np.fromiter([e.min_nights for e in events], np.int64, n)
+        # Out-of-range values (even beyond int64) become 0: flagged bad, `_rate` says why.
+        min_nights = np.fromiter(
+            [m if 0 < m <= MAX_MIN_NIGHTS else 0 for m in (e.min_nights for e in events)], np.int64, n)
         changed_at = np.fromiter([_micros_or_invalid(e.changed_at) for e in events], np.int64, n)
         bad = (
             (nights <= 0) | (nights > MAX_NIGHTS_PER_EVENT) | (start < self.earliest_day)
@@ -307,6 +309,8 @@ class Validator:
         return (start, nights, changed_at, price, currency, event.min_nights, event.available)
 
     def _price(self, price: Decimal, currency: int) -> int:
+        if price.is_snan():  # a signaling NaN cannot be a cache key; rejected like any NaN
+            return self._checked_price(price, currency)
         cached = self._prices.get((price, currency))
         if cached is not None:
             return cached
@@ -322,13 +326,19 @@ class Validator:
         if price < 0:
             raise Rejected(f"price: '{price}' is negative; expected a price >= 0")
         exponent = EXPONENT[currency]
-        minor = price.scaleb(exponent)
-        if minor != minor.to_integral_value():
+        if price and price.adjusted() > 15:  # above every ceiling; int() would take minutes
+            raise Rejected(
+                f"price: '{price}' {CURRENCIES[currency]} is above the ceiling of "
+                f"{Decimal(self.ceiling_minor[currency]).scaleb(-exponent)} a night"
+            )
+        # quantize cannot fail at <= 20 digits; scaleb alone rounds past 28 digits or underflows
+        quantized = price.quantize(Decimal(1).scaleb(-exponent))
+        if quantized != price:
             raise Rejected(
                 f"price: '{price}' has more decimals than {CURRENCIES[currency]} allows "
                 f"({exponent})"
             )
-        value = int(minor)
+        value = int(quantized.scaleb(exponent))
         if value > self.ceiling_minor[currency]:
             raise Rejected(
                 f"price: '{price}' {CURRENCIES[currency]} is above the ceiling of "
