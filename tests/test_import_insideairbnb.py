@@ -390,3 +390,20 @@ def test_listing_events_keep_ids_as_strings_and_dates_of_the_scrape() -> None:
 def test_currency_is_required() -> None:
     with pytest.raises(InputError, match="--currency SGD"):
         list(load("insideairbnb").read([Input("l.csv", io.BytesIO(BAD_LISTINGS.encode()))], Options("airbnb")))
+
+
+def test_shed_load_and_oversized_batches_are_retried_not_dropped(server_factory, tmp_path: Path) -> None:
+    """A server that sheds (503 + Retry-After) and refuses big bodies (413) still gets every event."""
+    strict = server_factory("--max-backlog-events", "1500", "--max-events-per-request", "2500")
+    package = Path(__file__).resolve().parent.parent / "src/staystream/data"
+    result, _ = run_import(
+        *import_args(package / "sample-singapore-listings.csv.gz", package / "sample-singapore-calendar.csv.gz",
+                     extra=("--batch-events", "4000", "--in-flight", "6")),
+        "--url", strict.url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    sent = re.search(r"events accepted: ([\d,]+) of ([\d,]+) sent \(299,665 nights\)", result.stdout)
+    assert sent and sent.group(1) == sent.group(2), result.stdout
+    with strict.client() as client:
+        metrics = client.get("/metrics").text
+        assert re.search(r'staystream_http_requests_total\{route="events",status="413"\} [1-9]', metrics)
+        assert re.search(r"staystream_shed_requests_total [1-9]", metrics), "no 503 was provoked"

@@ -25,6 +25,7 @@ import datetime as dt
 import fcntl
 import gzip
 import http.client
+import itertools
 import logging
 import os
 import signal
@@ -93,42 +94,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run `staystream import`; 0 when every batch was answered, 1 when the import stopped."""
+    """Run `staystream import`; 0 when every batch was answered, 1 when it stopped, 2 for bad input."""
+    files: list[BinaryIO] = []
+    server = None
     try:
         adapter = load(args.format)
         options = Options(
             source=args.source, currency=args.currency, city=args.city, country=args.country,
             placeholder_price=_placeholder(args.placeholder_price, args.currency),
         )
+        if args.batch_events < 1 or args.in_flight < 1:
+            raise InputError("--batch-events and --in-flight must be at least 1")
         for path in args.files:
             if not path.is_file():
                 raise InputError(f"{path}: no such file")
-        if args.batch_events < 1 or args.in_flight < 1:
-            raise InputError("--batch-events and --in-flight must be at least 1")
-    except InputError as exc:
-        print(f"staystream import: {exc}", file=sys.stderr)
-        return 2
-    server = None
-    url = args.url
-    if url is None:
-        try:
+            files.append(open(path, "rb"))
+        items = adapter.read([Input(path.name, f) for path, f in zip(args.files, files)], options)
+        first = next(items, None)  # headers are checked before a server is started for nothing
+        url = args.url
+        if url is None:
             server = LocalServer.start(args.data_dir)
-        except ImportFailed as exc:
-            print(f"staystream import: {exc}", file=sys.stderr)
-            return 1
-        url = server.url
-    files = [open(path, "rb") for path in args.files]
-    try:
+            url = server.url
         with open(args.rejects, "w", newline="") as rejects_file:
             report = Report(rejects_file, progress=sys.stderr.isatty())
             report.total_bytes = sum(path.stat().st_size for path in args.files)
             report.files = files
-            items = adapter.read([Input(path.name, f) for path, f in zip(args.files, files)], options)
             try:
-                send(items, url, report, args.batch_events, args.in_flight)
-            except InputError as exc:
-                print(f"\nstaystream import: {exc}", file=sys.stderr)
-                return 2
+                send(itertools.chain([first] if first else [], items), url, report, args.batch_events,
+                     args.in_flight)
             except (ImportFailed, KeyboardInterrupt) as exc:
                 report.finish()
                 print(f"\nstaystream import stopped: {exc or 'interrupted'}", file=sys.stderr)
@@ -136,12 +129,18 @@ def main(args: argparse.Namespace) -> int:
                 return 1
             report.finish()
             print(report.summary(url, args, server, args.rejects))
+        return 0
+    except InputError as exc:
+        print(f"staystream import: {exc}", file=sys.stderr)
+        return 2
+    except ImportFailed as exc:  # the local server did not start
+        print(f"staystream import: {exc}", file=sys.stderr)
+        return 1
     finally:
         for f in files:
             f.close()
         if server is not None:
             server.stop()
-    return 0
 
 
 def _placeholder(text: str | None, currency: str | None) -> Decimal | None:
