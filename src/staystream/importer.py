@@ -48,6 +48,8 @@ from .adapters import Input, InputError, Item, Options, load
 from .ingest import Rejected
 from .types import ListingEvent, RateEvent
 
+__all__ = ["ImportFailed", "LocalServer", "Report", "Sender", "add_arguments", "main", "sample_items",
+           "seed_sample", "send"]
 log = logging.getLogger("staystream.import")
 
 BATCH_EVENTS = 10_000

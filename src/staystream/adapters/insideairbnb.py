@@ -34,6 +34,7 @@ from ..ingest import MAX_NIGHTS_PER_EVENT, Rejected
 from ..types import ListingEvent, RateEvent
 from . import Input, InputError, Item, Options, open_text
 
+__all__ = ["kind_of", "parse_amount", "read"]
 LISTING_COLUMNS = ("id", "name", "latitude", "longitude", "room_type", "property_type", "accommodates")
 CALENDAR_COLUMNS = ("listing_id", "date", "available", "price", "minimum_nights")
 # An amount as Inside Airbnb writes it: an optional currency sign, comma thousands, a point.
