@@ -214,3 +214,21 @@ def test_http_hostile_xml(server) -> None:
         root = post(client, b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><AvailRateUpdateRQ>&x;</AvailRateUpdateRQ>')
         assert root.find(f"{{{RS_NS}}}Error").get("code") == "2001"
         assert b"root:" not in ET.tostring(root)
+
+
+def test_mutated_documents_only_ever_produce_errors() -> None:
+    """Every attribute value replaced by hostile text, one at a time: never an exception."""
+    import random
+    import re
+
+    rng = random.Random(7)
+    garbage = ["", "-1", "0", "9999-12-31", "1e309", "NaN", "2025-02-30", "x" * 300, "::", "99999999999999999999",
+               "true", "maybe"]
+    store = MemoryKnown({"1234567:200001:300001A": {TODAY: Night(Decimal("1"), "USD", True, 1)}})
+    document = rq(SAMPLE + update(date_range(1, 3, 'sun="false"'), '<RoomType id="200001" closed="true"/>'))
+    values = list(re.finditer(rb'="([^"]*)"', document))
+    for _ in range(120):
+        found = rng.choice(values)
+        mutated = document[:found.start(1)] + rng.choice(garbage).encode() + document[found.end(1):]
+        message, outcome = expedia.parse(mutated, "expedia", store, RECEIVED)
+        ET.fromstring(expedia.response(message, outcome))

@@ -250,3 +250,15 @@ def test_http_refusals(server) -> None:
         assert body["errors"] == [{"line": 8, "error": "line 8: 'BROKEN LINE' is not a content line; expected "
                                                        "NAME[;PARAM=VALUE]:VALUE"}]
         assert body["opened"] is False and body["accepted"] == 1
+
+
+def test_dates_at_the_ends_of_the_calendar_are_errors_not_crashes() -> None:
+    feed = ical.read_feed(airbnb("\n".join([
+        vevent("DTSTART;VALUE=DATE:99991231"),
+        vevent("DTSTART;VALUE=DATE:20250101", "DURATION:P99999999W"),
+        vevent("DTSTART:99991231T230000Z"),
+        vevent(f"DTSTART;VALUE=DATE:{ics(1)}", f"DTEND;VALUE=DATE:{ics(2)}"),
+    ])).replace(b"VERSION:2.0", b"VERSION:2.0\r\nX-WR-TIMEZONE:America/New_York"))
+    assert [str(p) for p in feed.problems] == [f"line {n}: the event ends after year 9999; expected a real stay"
+                                               for n in (6, 9, 13)]
+    assert blocked(feed) == {d(1)}

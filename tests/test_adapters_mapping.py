@@ -205,3 +205,9 @@ def test_import_command_stores_what_the_feed_says(server, tmp_path: Path) -> Non
         assert (listing["name"], listing["kind"], listing["city"]) == ("Ostseeblick Whg. 3", "apartment", "Kühlungsborn")
     with open(rejects, newline="") as f:
         assert [r[:4] for r in csv.reader(f)][1:] == [["belegung.csv", "4", "4", "rejected"]]
+
+
+def test_dates_past_year_9999_are_rejected(german: mapping.Mapping) -> None:
+    result = items(german_feed(row().replace(de(10), "31.12.9999").replace(de(16), "31.12.9999")), german)
+    assert [str(item.event) for item in result if isinstance(item.event, Rejected)] == [
+        "end: the nights run past year 9999; expected a real stay"]

@@ -339,8 +339,11 @@ WIDE = b'<OTA_HotelInvCountNotifRQ TimeStamp="2025-03-01T10:15:00Z"><Inventories
     (b"<OTA_HotelAvailNotifRQ><AvailStatusMessages></OTA_HotelAvailNotifRQ>", "not well-formed XML: mismatched tag",
      "OTA_HotelAvailNotifRS"),
     (b"", "the body is empty", "OTA_ErrorRS"),
+    (b'<?xml version="1.0" encoding="klingon"?><OTA_HotelAvailNotifRQ/>', "names an unknown encoding",
+     "OTA_HotelAvailNotifRS"),
     (b"\xff\xfe<not xml", "not well-formed XML", "OTA_ErrorRS"),
-], ids=["billion-laughs", "xxe-file", "quadratic-blowup", "deep", "wide", "malformed", "empty", "garbage"])
+], ids=["billion-laughs", "xxe-file", "quadratic-blowup", "deep", "wide", "malformed", "empty", "encoding",
+        "garbage"])
 def test_hostile_and_broken_xml_is_refused_quickly(document: bytes, expected: str, rs: str) -> None:
     started = time.perf_counter()
     message, outcome = ota.parse(document, "booking")
@@ -427,3 +430,32 @@ def test_openapi_describes_the_native_source_endpoints(server) -> None:
     for path in ("/v1/sources/{source}/ota", "/v1/sources/{source}/expedia",
                  "/v1/sources/{source}/listings/{listing_id}/ical"):
         assert "post" in paths[path], path
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_mutated_documents_only_ever_produce_errors(seed: int) -> None:
+    """Every attribute value replaced by hostile text, one at a time: never an exception."""
+    import random
+    import re
+
+    rng = random.Random(seed)
+    garbage = ["", " ", "-1", "0", "9999-12-31", "0001-01-01", "1e309", "NaN", "2025-02-30", "x" * 300, "::",
+               "99999999999999999999", "true", "Close", "\u0000", "2025-03-01T10:15:00", "P99999999W", "13350.5"]
+    documents = [
+        rate_rq(rate_message(day(3), day(9), '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="140.00" DecimalPlaces="2"/>',
+                             mask='Mon="true" Sat="false"')),
+        avail_rq(f'<AvailStatusMessage BookingLimit="3"><StatusApplicationControl Start="{day(1)}" End="{day(4)}" '
+                 f'InvTypeCode="R"/><LengthsOfStay><LengthOfStay MinMaxMessageType="SetMinLOS" Time="2" TimeUnit="Day"/>'
+                 f'</LengthsOfStay><RestrictionStatus Status="Close" Restriction="Master"/></AvailStatusMessage>'),
+        inv_rq(f'<Inventory><StatusApplicationControl Start="{day(1)}" End="{day(4)}" InvTypeCode="R" AllInvCode="false"/>'
+               f'<InvCounts><InvCount Count="0" CountType="2"/></InvCounts></Inventory>'),
+    ]
+    store = known("H123:R:P", 0, 10)
+    for document in documents:
+        values = list(re.finditer(rb'="([^"]*)"', document))
+        for _ in range(40):
+            found = rng.choice(values)
+            value = rng.choice(garbage).replace("\u0000", "&#1;").encode()
+            mutated = document[:found.start(1)] + value + document[found.end(1):]
+            message, outcome = ota.parse(mutated, "booking", store)
+            ET.fromstring(ota.response(message, outcome))  # the RS is always well-formed

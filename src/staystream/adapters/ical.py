@@ -289,6 +289,8 @@ def _event(lines: list[_Line], begin: int, feed: Feed) -> None:
         feed.blocks.append(_block(start, end, begin, props))
     except _Bad as exc:
         feed.problems.append(Problem(f"line {exc.line}", exc.message))
+    except OverflowError:  # 9999-12-31 plus a day, or a DURATION of millions of weeks
+        feed.problems.append(Problem(f"line {begin}", "the event ends after year 9999; expected a real stay"))
 
 
 class _Bad(Exception):
@@ -360,7 +362,12 @@ def _localize(feed: Feed) -> None:
         if block.timed is None:
             continue
         start, end = block.timed
-        first, last = _local(start, zone), _local(end, zone)
+        try:
+            first, last = _local(start, zone), _local(end, zone)
+        except OverflowError:  # year 1 or 9999 moved across a zone
+            feed.problems.append(Problem(f"line {block.line}", "the event is outside years 1 to 9999 in the feed's zone"))
+            block.end = block.first
+            continue
         if last < first:
             feed.problems.append(Problem(f"line {end.line}", "DTEND is before DTSTART; expected the end after the start"))
             block.end = block.first  # blocks nothing

@@ -209,6 +209,8 @@ def parse(feed: bytes | BinaryIO, mapping: Mapping, source: str, name: str = "fe
                     event: Any = build(table, record, source)
                 except Rejected as exc:
                     event = Rejected(f"{label}{exc}")
+                except OverflowError:
+                    event = Rejected(f"{label}end: the nights run past year 9999; expected a real stay")
                 if isinstance(event, ListingEvent):
                     key = msgspec.structs.astuple(event)
                     if key in described:

@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from ..types import RateEvent
 
 TRUE_WORDS = {"true": True, "1": True, "false": False, "0": False}
+FIRST_DATE, LAST_DATE = dt.date(1970, 1, 1), dt.date(2199, 12, 31)  # far beyond any horizon, far from overflow
 
 
 @dataclass(frozen=True)
@@ -109,12 +110,17 @@ def date_attr(element: ET.Element, name: str, path: str, required: bool = False)
         return None
     try:
         if "T" in value:  # some senders write midnight datetimes where xs:date belongs
-            return dt.datetime.fromisoformat(value).date()
-        if len(value) != 10:
+            day = dt.datetime.fromisoformat(value).date()
+        elif len(value) != 10:
             raise ValueError(value)
-        return dt.date.fromisoformat(value)
+        else:
+            day = dt.date.fromisoformat(value)
     except ValueError:
         raise Invalid(located(path, name), f"'{value[:40]}' is not a date; expected YYYY-MM-DD", 15, 3) from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise Invalid(located(path, name), f"'{value}' is out of range; expected a date from {FIRST_DATE} "
+                                           f"to {LAST_DATE}", 15, 3)
+    return day
 
 
 def int_attr(element: ET.Element, name: str, path: str, low: int, high: int, required: bool = False) -> int | None:

@@ -116,6 +116,8 @@ def parse_document(document: bytes, max_depth: int = MAX_DEPTH, max_elements: in
         ) from None
     except ET.ParseError as exc:
         raise XMLRejected(f"not well-formed XML: {exc}") from None
+    except LookupError as exc:  # <?xml encoding="..."?> naming no codec Python has
+        raise XMLRejected(f"the XML declaration names an unknown encoding ({str(exc)[:80]})") from None
     except RecursionError:  # defensive: the depth bound should make this unreachable
         raise XMLRejected(f"elements nest deeper than {max_depth} levels") from None
     soap = builder.root_namespace if builder.root_namespace in SOAP_NAMESPACES else None
