@@ -119,6 +119,7 @@ def _run(listings: int, group_events: int, seconds: float, directory: Path | Non
         stamp = int(time.time() * 1e6)
         deadline = time.perf_counter() + seconds
         began = time.perf_counter()
+        cpu = time.process_time()
         while time.perf_counter() < deadline:
             group = pool[groups % POOL]
             stamp = max(int(time.time() * 1e6), stamp + len(group))
@@ -136,6 +137,7 @@ def _run(listings: int, group_events: int, seconds: float, directory: Path | Non
             events += len(group)
             nights += int(group["nights"].sum())
         elapsed = time.perf_counter() - began
+        cpu = time.process_time() - cpu
         connection.close()
         return {
             "listings": listings,
@@ -147,6 +149,7 @@ def _run(listings: int, group_events: int, seconds: float, directory: Path | Non
             "commit_ms_per_group": 1000 * commit_time / max(groups, 1),
             "apply_ms_per_group": 1000 * apply_time / max(groups, 1),
             "prefill_seconds": prefill_seconds,
+            "cpu_us_per_night_update": 1e6 * cpu / nights if nights else None,
         }
     finally:
         shutil.rmtree(shm, ignore_errors=True)

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-listings", help="comma-separated sizes of the memory scenario (default 250000,1000000)")
     parser.add_argument("--workers", help="comma-separated worker counts the throughput scenario compares; "
                         "the others run with the last (default 1,2)")
+    parser.add_argument("--connections", type=int, help="connections of the max-speed (closed-loop) runs (default 16)")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiply every duration by this")
     parser.add_argument("--loadgen-processes", type=int, help="load generator processes (default 1)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="directory of the results files")
@@ -94,6 +95,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["small_city_listings"] = args.small_listings
     if args.memory_listings:
         overrides["memory_listings"] = tuple(int(n) for n in args.memory_listings.split(","))
+    if args.connections is not None:
+        overrides["closed_connections"] = args.connections
     if args.workers:
         overrides["workers"] = tuple(int(n) for n in args.workers.split(","))
     if args.loadgen_processes is not None:
@@ -276,7 +279,9 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
                         f"{_spread(m['events_per_s'])} events/s; ack p99 {_spread(m['latency_ms']['p99'])} ms; "
                         f"errors {_spread(m['errors'])}, 503 {_spread(m['status_503'])}; server cores "
                         f"{ {k: round(_m(v), 2) for k, v in m['server_cores'].items()} }; group "
-                        f"{_m(m['mean_group_events']):,.0f} events; other load {_m(m['other_load_cores']):.2f} cores")
+                        f"{_m(m['mean_group_events']):,.0f} events; other load {_m(m['other_load_cores']):.2f} cores"
+                        + (f"; server CPU {_m(m['server_cpu_us_per_night_update']):.3f} µs a night update"
+                           if "server_cpu_us_per_night_update" in m else ""))
     elif name == "latency":
         for fraction, r in result.items():
             if not fraction.endswith("%"):
@@ -291,7 +296,9 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
         m = result["median"]
         rows.append(f"steady {_m(m['steady_events_per_s']):,.0f} -> {_m(m['burst_events_per_s']):,.0f} events/s: "
                     f"max latency through the burst {_spread(m['max_latency_through_burst_ms'])} ms; "
-                    f"burst p99 {_spread(m['phases']['burst']['latency_ms']['p99'], 1, 1)} ms; "
+                    f"p99 before {_spread(m['phases']['before']['latency_ms']['p99'], 1, 1)} ms, "
+                    f"during {_spread(m['phases']['burst']['latency_ms']['p99'], 1, 1)} ms, "
+                    f"after {_spread(m['phases']['after']['latency_ms']['p99'], 1, 1)} ms; "
                     f"recovery {_spread(m['recovery_seconds'], 1, 2)} s (back under {_m(m['recovery_threshold_ms']):.1f} ms)")
     elif name == "search":
         for case, r in result.items():
@@ -309,7 +316,8 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
         m = result["median"]
         rows.append(f"store alone ({_m(m['group_events']):,.0f}-event groups): {_spread(m['night_updates_per_s'], 1e-6, 2)} M "
                     f"night updates/s, {_spread(m['events_per_s'])} events/s; commit {_m(m['commit_ms_per_group']):.2f} ms "
-                    f"+ apply {_m(m['apply_ms_per_group']):.2f} ms a group")
+                    f"+ apply {_m(m['apply_ms_per_group']):.2f} ms a group"
+                    + (f"; CPU {_m(m['cpu_us_per_night_update']):.3f} µs a night update" if "cpu_us_per_night_update" in m else ""))
         if result.get("service_to_ceiling") is not None:
             rows.append(f"service / store ceiling: {result['service_to_ceiling']:.2f}")
     elif name == "memory":

@@ -87,10 +87,13 @@ class Bench:
         """The 100k-listing city with `workers` workers: prefilled once, restarted to switch."""
         if self.city is not None and self.city.workers == workers:
             return self.city
-        if self.city is not None:
-            self.city.stop()
+        stopped = self.city.stop() if self.city is not None else None
         self.city = service.start(self.workdir / "city", workers)
         self.log(f"  staystream --workers {workers}: ready in {self.city.ready_seconds:.2f} s")
+        restarts = self.notes.setdefault("city_starts", [])
+        assert isinstance(restarts, list)
+        restarts.append({"workers": workers, "listings": self.settings.city_listings if self.city_prefilled else 0,
+                         "previous_stop_seconds": stopped, "ready_seconds": self.city.ready_seconds})
         if not self.city_prefilled:
             self.notes["city_prefill"] = prefill(self.city, self.settings.city_listings, self.settings, self.log)
             self.city_prefilled = True
@@ -158,7 +161,9 @@ def measured(server: Service, jobs: list[Job], warmup: float) -> tuple[Result, d
     total_busy = (busy_after[0] - busy_before[0]) / seconds
     ours = sum(cores.values()) + result.generator_cpu_seconds / seconds
     groups = delta("staystream_commit_group_events_count")
-    sent_nights = int(result.records["nights"][result.records["ok"] == 1].sum())
+    acked = result.records[result.records["ok"] == 1]
+    sent_nights = int(acked["nights"].sum())
+    cpu_used = {role: after - cpu_before.get(role, 0.0) for role, after in cpu_after.items()}
     side: dict[str, object] = {
         "server_cores": cores,
         "connections_per_process": {role: n for role, n in connections.items() if role.startswith("worker")},
@@ -169,6 +174,10 @@ def measured(server: Service, jobs: list[Job], warmup: float) -> tuple[Result, d
         "commit_ms_mean": 1000 * delta("staystream_commit_seconds_sum") / max(delta("staystream_commit_seconds_count"), 1),
         "apply_ms_mean": 1000 * delta("staystream_apply_seconds_sum") / max(delta("staystream_apply_seconds_count"), 1),
         "nights_won_fraction": delta("staystream_nights_applied_total") / sent_nights if sent_nights else None,
+        # CPU time per acknowledged request: what the work costs, whoever else shares the cores
+        "cpu_ms_per_request": {role: round(1000 * used / len(acked), 3) for role, used in cpu_used.items()
+                               if len(acked) and role != "supervisor"},
+        "server_cpu_us_per_night_update": 1e6 * sum(cpu_used.values()) / sent_nights if sent_nights else None,
     }
     return result, side
 
