@@ -179,18 +179,23 @@ def search(store: Store, query: Query) -> dict[str, object]:
     ranking = query.currency if query.currency is not None else CURRENCY_INDEX[fx.table.base]
 
     rows = _candidates(shared, query)
-    distance = _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+    distance = None
     if query.area.radius_km is not None:
+        distance = _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
         near = distance <= query.area.radius_km
         rows, distance = rows[near], distance[near]
-    rows, distance, entries = _open_stays(shared, rows, distance, query.checkin, query.nights)
+    rows, kept, entries = _open_stays(shared, rows, query.checkin, query.nights)
+    distance = (
+        distance[kept] if distance is not None
+        else _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+    )
     price = _fresh(shared, "entry_price", entries)[entries]
-    currency = _fresh(shared, "entry_currency", entries)[entries].astype(np.int64)
-    priced = (price >= 0).all(axis=1)
+    currency = _fresh(shared, "entry_currency", entries)[entries]
+    priced = price.min(axis=0) >= 0  # an available night has a price: a guard, not a filter
+    single = (currency == currency[0]).all(axis=0)
 
-    total = _totals(fx, price, currency, ranking)
+    total = _totals(fx, price, currency, single, ranking)
     ranked = total != UNRANKED
-    single = (currency == currency[:, :1]).all(axis=1)
     keep = priced & (ranked | single)  # a stay in several currencies needs rates for any total
     if query.currency is not None or query.min_price is not None or query.max_price is not None:
         keep &= ranked
@@ -199,7 +204,7 @@ def search(store: Store, query: Query) -> dict[str, object]:
         keep &= total >= int((query.min_price * scale).to_integral_value(ROUND_CEILING))
     if query.max_price is not None:
         keep &= total <= int((query.max_price * scale).to_integral_value(ROUND_FLOOR))
-    rows, distance, entries, total = rows[keep], distance[keep], entries[keep], total[keep]
+    rows, distance, entries, total = rows[keep], distance[keep], entries[:, keep], total[keep]
     nightly = np.where(total == UNRANKED, UNRANKED, _half_even_div(total, query.nights))
     keys = {"total": total, "nightly": nightly, "distance": distance}
     sort_keys = [keys[name] for name in _SORT_KEYS[query.sort]]
@@ -207,16 +212,10 @@ def search(store: Store, query: Query) -> dict[str, object]:
     matches = len(rows)
     if query.after is not None:
         later = _after(sort_keys, rows, *query.after)
-        rows, distance, entries = rows[later], distance[later], entries[later]
+        rows, distance, entries = rows[later], distance[later], entries[:, later]
         sort_keys = [key[later] for key in sort_keys]
     order = _top(sort_keys, rows, query.limit)
-    page_rows = rows[order].tolist()
-    found = db.details(store.connection, page_rows)
-    results = [
-        _result(store, query, found[row], entries[i], float(distance[i]))
-        for i, row in zip(order.tolist(), page_rows)
-        if row in found
-    ]
+    results = _results(store, query, rows[order], entries[:, order], distance[order])
     next_cursor = None
     if len(rows) > len(order) and len(order):
         last = order[-1]
@@ -338,10 +337,10 @@ def _distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_lon
 # -- the calendar ------------------------------------------------------------------------------
 
 
-def _open_stays(
-    shared: SharedArrays, rows: np.ndarray, distance: np.ndarray, checkin: int, nights: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rows available every night whose check-in night allows the stay, with their entries.
+def _open_stays(shared: SharedArrays, rows: np.ndarray, checkin: int, nights: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows available every night whose check-in night allows the stay, which of the given
+    rows they are, and their entries, nights x rows (night-major: the reductions over the nights
+    of each row then run over contiguous memory, several times faster than along short rows).
 
     The check-in night is read first and the other nights a page (64 nights) at a time, dropping
     rows as soon as one night is closed, so a long stay costs little for most rows.
@@ -349,33 +348,32 @@ def _open_stays(
     directory = shared["directory"]
     base = int(shared.counters[Counter.BASE_PAGE])
     first_page, last_page = checkin // PAGE - base, (checkin + nights - 1) // PAGE - base
-    known = rows < len(directory)
-    rows, distance = rows[known], distance[known]
-    if first_page < 0 or last_page >= directory.shape[1] or len(rows) == 0:
-        return rows[:0], distance[:0], np.zeros((0, nights), dtype=np.int64)
-
-    pages = shared["pages"]
+    index = np.flatnonzero(rows < len(directory))
+    if first_page < 0 or last_page >= directory.shape[1] or len(index) == 0:
+        return rows[:0], index[:0], np.zeros((nights, 0), dtype=np.uint32)
+    rows = rows[index]
     slot = directory[rows, first_page]
     pages = _fresh(shared, "pages", slot)
-    first = pages[slot, checkin % PAGE].astype(np.int64)
+    first = pages[slot, checkin % PAGE]
     available = _fresh(shared, "entry_available", first)
     min_nights = _fresh(shared, "entry_min_nights", first)
     open_ = (available[first] == 1) & (min_nights[first] <= nights)
-    rows, distance, blocks = rows[open_], distance[open_], [first[open_, None]]
+    rows, index, blocks = rows[open_], index[open_], [first[None, open_]]
     day = checkin + 1
     while day < checkin + nights and len(rows):
         end = min(checkin + nights, (day // PAGE + 1) * PAGE)
         slot = directory[rows, day // PAGE - base]
         pages = _fresh(shared, "pages", slot)
-        block = pages[slot[:, None], np.arange(day % PAGE, (end - 1) % PAGE + 1)[None, :]].astype(np.int64)
+        # Slices of whole page rows, then transposed: faster than one 2-D fancy index.
+        block = np.ascontiguousarray(pages[:, day % PAGE : (end - 1) % PAGE + 1][slot].T)
         available = _fresh(shared, "entry_available", block)
-        open_ = (available[block] == 1).all(axis=1)
-        rows, distance, block = rows[open_], distance[open_], block[open_]
-        blocks = [b[open_] for b in blocks] + [block]
+        open_ = (available[block] == 1).all(axis=0)
+        rows, index = rows[open_], index[open_]
+        blocks = [b[:, open_] for b in blocks] + [block[:, open_]]
         day = end
     if not len(rows):
-        return rows, distance, np.zeros((0, nights), dtype=np.int64)
-    return rows, distance, np.concatenate(blocks, axis=1)
+        return rows, index, np.zeros((nights, 0), dtype=np.uint32)
+    return rows, index, np.concatenate(blocks, axis=0)
 
 
 def _fresh(shared: SharedArrays, name: str, index: np.ndarray) -> np.ndarray:
@@ -391,27 +389,33 @@ def _fresh(shared: SharedArrays, name: str, index: np.ndarray) -> np.ndarray:
 # -- money -------------------------------------------------------------------------------------
 
 
-def _totals(fx: Fx, price: np.ndarray, currency: np.ndarray, target: int) -> np.ndarray:
-    """Each stay's exact total in `target` minor units, `UNRANKED` where it cannot be converted.
+def _totals(fx: Fx, price: np.ndarray, currency: np.ndarray, single: np.ndarray, target: int) -> np.ndarray:
+    """Each stay's (a column of nights x stays `price` and `currency`) exact total in `target` minor units, `UNRANKED` where it cannot be converted.
 
     Float factors give the answer for all but the totals within rounding error of half a minor
-    unit; those (exact ties like 815.5 yen included) are recomputed exactly with `Decimal`.
+    unit; those (exact ties like 6753.5 cents included) are recomputed exactly with `Decimal`.
+    Stays in one currency (`single`, nearly all) need only their sum and one factor.
     """
-    total = np.full(len(price), UNRANKED, dtype=np.int64)
-    factors = fx.minor_factors(target)[currency]
-    convertible = ~np.isnan(factors).any(axis=1)
-    same = (currency == target).all(axis=1)
-    total[same] = price[same].sum(axis=1)
-    other = np.flatnonzero(convertible & ~same)
+    factors = fx.minor_factors(target)
+    own = currency[0].astype(np.intp)
+    sums = price.sum(axis=0)
+    value = np.where(single, sums * factors[own], np.nan)
+    mixed = np.flatnonzero(~single)
+    if len(mixed):
+        value[mixed] = (price[:, mixed] * factors[currency[:, mixed].astype(np.intp)]).sum(axis=0)
+    total = np.full(len(sums), UNRANKED, dtype=np.int64)
+    same = single & (own == target)
+    total[same] = sums[same]
+    other = np.flatnonzero(~same & ~np.isnan(value))
     if len(other):
-        value = (price[other] * factors[other]).sum(axis=1)
+        value = value[other]
         rounded = np.rint(value)
-        doubtful = (np.abs(np.abs(value - np.floor(value)) - 0.5) < 1e-6 + 1e-12 * np.abs(value)) | (
+        doubtful = (np.abs(value - np.floor(value) - 0.5) < 1e-6 + 1e-12 * np.abs(value)) | (
             np.abs(value) > 2.0**52
         )
         total[other] = rounded.astype(np.int64)
         for i in other[doubtful].tolist():
-            total[i] = exact_total(fx, price[i].tolist(), currency[i].tolist(), target)
+            total[i] = exact_total(fx, price[:, i].tolist(), currency[:, i].tolist(), target)
     return total
 
 
@@ -457,35 +461,67 @@ def _top(keys: list[np.ndarray], rows: np.ndarray, limit: int) -> np.ndarray:
     return candidates[order[:limit]]
 
 
-def _result(store: Store, query: Query, found: dict[str, object], entries: np.ndarray, distance: float) -> dict[str, object]:
-    shared = store.shared
-    fx = store.fx
-    prices = shared["entry_price"][entries].tolist()
-    currencies = shared["entry_currency"][entries].tolist()
-    own = currencies[0]
-    shown = own if query.currency is None else query.currency
-    total = exact_total(fx, prices, currencies, shown)
-    listing = describe(found, True)
-    listing.pop("searchable")
-    return {
-        **listing,
-        "total": format_minor(total, shown),
-        "currency": CURRENCIES[shown],
-        "nightly_average": format_minor(int(_half_even_div(np.array([total]), query.nights)[0]), shown),
-        "nights": [
-            {
-                "night": day_from_epoch(query.checkin + i).isoformat(),
-                "price": format_minor(fx.convert_minor(price, currency, shown), shown),
-                "listing_price": format_minor(price, currency),
-                "listing_currency": CURRENCIES[currency],
-            }
-            for i, (price, currency) in enumerate(zip(prices, currencies))
-        ],
-        "listing_currency": CURRENCIES[own],
-        "listing_total": format_minor(exact_total(fx, prices, currencies, own), own),
-        "distance_km": round(distance, 3),
-        "price_changed_at": format_changed_at(int(shared["entry_changed_at"][entries].max())),
-    }
+def _results(store: Store, query: Query, rows: np.ndarray, entries: np.ndarray, distance: np.ndarray) -> list[dict[str, object]]:
+    """The page as the API shows it. Prices repeat across nights and results (a rate event sets
+    many nights), so each (price, currency) is converted and formatted once a page."""
+    shared, fx = store.shared, store.fx
+    found = db.details(store.connection, rows.tolist())
+    days = [day_from_epoch(query.checkin + i).isoformat() for i in range(query.nights)]
+    changed_at = shared["entry_changed_at"][entries].max(axis=0).tolist() if len(rows) else []
+    codes: dict[int, str] = {}
+    texts: dict[tuple[int, int], str] = {}
+    shown_texts: dict[tuple[int, int, int], str] = {}
+
+    def text(minor: int, currency: int) -> str:
+        value = texts.get((minor, currency))
+        if value is None:
+            value = texts[minor, currency] = format_minor(minor, currency)
+        return value
+
+    def shown_text(minor: int, currency: int, shown: int) -> str:
+        if currency == shown:
+            return text(minor, currency)
+        value = shown_texts.get((minor, currency, shown))
+        if value is None:
+            value = shown_texts[minor, currency, shown] = format_minor(fx.convert_minor(minor, currency, shown), shown)
+        return value
+
+    results = []
+    for row, prices, currencies, distance_km, changed in zip(
+        rows.tolist(), shared["entry_price"][entries].T.tolist(), shared["entry_currency"][entries].T.tolist(),
+        distance.tolist(), changed_at,
+    ):
+        if row not in found:  # only if SQLite lost a row the shared columns still have
+            continue
+        own = currencies[0]
+        shown = own if query.currency is None else query.currency
+        total = exact_total(fx, prices, currencies, shown)
+        for currency in currencies:
+            if currency not in codes:
+                codes[currency] = CURRENCIES[currency]
+        listing = describe(found[row], True)
+        listing.pop("searchable")
+        results.append({
+            **listing,
+            "total": format_minor(total, shown),
+            "currency": CURRENCIES[shown],
+            "nightly_average": format_minor(_half_even(total, query.nights), shown),
+            "nights": [
+                {"night": day, "price": shown_text(price, currency, shown), "listing_price": text(price, currency),
+                 "listing_currency": codes[currency]}
+                for day, price, currency in zip(days, prices, currencies)
+            ],
+            "listing_currency": CURRENCIES[own],
+            "listing_total": format_minor(total if shown == own else exact_total(fx, prices, currencies, own), own),
+            "distance_km": round(distance_km, 3),
+            "price_changed_at": format_changed_at(changed),
+        })
+    return results
+
+
+def _half_even(value: int, divisor: int) -> int:
+    quotient, remainder = divmod(value, divisor)
+    return quotient + (2 * remainder > divisor or (2 * remainder == divisor and quotient % 2 == 1))
 
 
 def _encode_cursor(fingerprint: str, keys: list[int | float], row: int) -> str:

@@ -1,0 +1,209 @@
+"""`python -m benchmarks.search_micro`: what `search.py` itself costs, without HTTP.
+
+Listing columns and calendars are filled directly in shared memory (the writer's own classes,
+no server), then query mixes run in this process through `parse_query` + `search` + the JSON
+encoding a worker does, and their latencies are printed (min of `--repeat` runs of each
+percentile, as the machine is shared). `--write-load N` forks a process that keeps applying
+N rate events a second to the same arrays meanwhile, as the writer does under load.
+
+    .venv/bin/python -m benchmarks.search_micro --listings 50000
+    .venv/bin/python -m benchmarks.search_micro --listings 100000 --write-load 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+import msgspec
+import numpy as np
+from starlette.datastructures import QueryParams
+
+from staystream import db
+from staystream.calendar import PAGE, CalendarWriter
+from staystream.fx import default_fx
+from staystream.ingest import epoch_day
+from staystream.listings import ListingColumns
+from staystream.money import CURRENCY_INDEX
+from staystream.search import parse_query, search
+from staystream.shm import SharedArrays
+from staystream.store import Store
+from staystream.types import RATE_DTYPE
+from staystream.writer import SHARED_ARRAYS
+
+CITY_LAT, CITY_LON = 48.8566, 2.3522
+HALF_LAT, HALF_LON = 0.10, 0.15  # about 22 km x 22 km, as benchmarks/workload.py
+HORIZON_DAYS = 730
+_json = msgspec.json.Encoder()
+
+
+def build(directory: Path, listings: int, nights: int, seed: int) -> tuple[Store, CalendarWriter, int]:
+    """Shared arrays and a SQLite store holding `listings` units with `nights`-night calendars."""
+    rng = np.random.default_rng(seed)
+    shm = directory / "shm"
+    shared = SharedArrays(shm, SHARED_ARRAYS, create=True)
+    columns = ListingColumns(shared)
+    today = epoch_day(dt.date.today())
+    base_page = epoch_day(dt.date(2015, 1, 1)) // PAGE
+    calendar = CalendarWriter(shared, base_page, (today + HORIZON_DAYS) // PAGE + 2 - base_page)
+    calendar.ensure_rows(listings)
+    columns.add_rows(listings)
+    lat = CITY_LAT + rng.uniform(-HALF_LAT, HALF_LAT, listings)
+    lon = CITY_LON + rng.uniform(-HALF_LON, HALF_LON, listings)
+    kind = rng.integers(0, 4, listings)
+    guests = rng.integers(1, 7, listings)
+    shared["lat"][:listings], shared["lon"][:listings] = lat, lon
+    shared["kind"][:listings], shared["max_guests"][:listings] = kind, guests
+    shared["described_at"][:listings] = 1
+    shared["searchable"][:listings] = 1
+
+    connection = db.connect_writer(directory / "store.sqlite3")
+    connection.execute("BEGIN")
+    connection.executemany(
+        "INSERT INTO listings (row, source, listing_id, name, kind, lat, lon, max_guests, described_at) "
+        "VALUES (?, 'bench', ?, ?, ?, ?, ?, ?, 1)",
+        ((i, f"L{i:07d}", f"Bench unit {i}", int(kind[i]), float(lat[i]), float(lon[i]), int(guests[i]))
+         for i in range(listings)),
+    )
+    connection.execute("COMMIT")
+    connection.close()
+
+    # Four seasons a calendar (as the load generator's prefill), 1 in 10 unavailable; one
+    # listing in ten priced in USD, and one in twenty with a season in another currency.
+    currencies = np.array([CURRENCY_INDEX["EUR"], CURRENCY_INDEX["USD"], CURRENCY_INDEX["GBP"]])
+    own = np.where(rng.random(listings) < 0.1, currencies[1], currencies[0])
+    first = today + 1
+    for start in range(0, listings, 5000):
+        rows = np.arange(start, min(listings, start + 5000))
+        cuts = np.sort(rng.integers(1, nights - 1, (len(rows), 3)), axis=1)
+        bounds = np.concatenate([np.zeros((len(rows), 1), int), cuts, np.full((len(rows), 1), nights)], axis=1)
+        batch = np.zeros(len(rows) * 4, dtype=RATE_DTYPE)
+        batch["key"] = np.repeat(rows, 4)
+        batch["start"] = first + bounds[:, :4].ravel()
+        batch["nights"] = np.diff(bounds, axis=1).ravel()
+        keep = batch["nights"] > 0
+        batch["changed_at"] = 1_700_000_000_000_000
+        closed = rng.random(len(batch)) < 0.1
+        batch["price"] = np.where(closed, -1, rng.integers(50, 400, len(batch)) * 100)
+        batch["available"] = ~closed
+        batch["min_nights"] = rng.integers(1, 4, len(batch))
+        batch["currency"] = np.repeat(own[rows], 4)
+        other = rng.random(len(batch)) < 0.05 / 4
+        batch["currency"][other] = currencies[2]
+        calendar.apply(batch[keep])
+    store = Store(directory / "store.sqlite3", shm, default_fx())
+    return store, calendar, first
+
+
+def queries(kind: str, count: int, first_night: int, nights: int, rng: np.random.Generator) -> list[QueryParams]:
+    out = []
+    for _ in range(count):
+        stay = int(rng.integers(1, 8)) if kind != "long" else int(rng.integers(14, 91))
+        checkin = dt.date.fromordinal(dt.date(1970, 1, 1).toordinal() + first_night + int(rng.integers(0, nights - stay)))
+        params: dict[str, str] = {
+            "checkin": checkin.isoformat(),
+            "checkout": (checkin + dt.timedelta(days=stay)).isoformat(),
+            "guests": str(int(rng.integers(1, 5))),
+        }
+        if kind == "city bbox":
+            params["bbox"] = f"{CITY_LON - HALF_LON},{CITY_LAT - HALF_LAT},{CITY_LON + HALF_LON},{CITY_LAT + HALF_LAT}"
+        else:
+            params["lat"] = f"{CITY_LAT + rng.uniform(-HALF_LAT, HALF_LAT) * 0.9:.5f}"
+            params["lon"] = f"{CITY_LON + rng.uniform(-HALF_LON, HALF_LON) * 0.9:.5f}"
+            params["radius_km"] = f"{rng.uniform(1, 5):.2f}"
+        if kind == "USD by distance":
+            params.update(currency="USD", sort="distance", max_price=str(int(rng.integers(200, 2000))))
+        out.append(QueryParams(urllib.parse.urlencode(params)))
+    return out
+
+
+def run(store: Store, mix: list[QueryParams]) -> tuple[np.ndarray, np.ndarray]:
+    """Wall-clock and CPU milliseconds of each query (CPU time: what the query costs when the
+    machine is shared; wall-clock: what a client would have waited)."""
+    wall, cpu = np.empty(len(mix)), np.empty(len(mix))
+    for i, params in enumerate(mix):
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        store.refresh()
+        _json.encode(search(store, parse_query(params, HORIZON_DAYS)))
+        wall[i], cpu[i] = time.perf_counter() - started, time.thread_time() - started_cpu
+    return wall * 1000, cpu * 1000
+
+
+def write_load(calendar: CalendarWriter, listings: int, first_night: int, nights: int, per_second: int) -> int:
+    """Fork a process applying `per_second` rate events a second (batches of 1000, 7-30 nights)."""
+    pid = os.fork()
+    if pid:
+        return pid
+    rng = np.random.default_rng(os.getpid())
+    changed_at = 1_800_000_000_000_000
+    try:
+        while True:
+            started = time.perf_counter()
+            batch = np.zeros(1000, dtype=RATE_DTYPE)
+            batch["key"] = rng.integers(0, listings, 1000)
+            batch["nights"] = rng.integers(7, 31, 1000)
+            batch["start"] = first_night + rng.integers(0, nights - 30, 1000)
+            batch["changed_at"] = changed_at + np.arange(1000)
+            changed_at += 1000
+            batch["price"] = rng.integers(50, 400, 1000) * 100
+            batch["currency"] = CURRENCY_INDEX["EUR"]
+            batch["min_nights"] = 1
+            batch["available"] = 1
+            calendar.apply(batch)
+            time.sleep(max(0.0, 1000 / per_second - (time.perf_counter() - started)))
+    finally:
+        os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.search_micro", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--listings", type=int, default=50_000)
+    parser.add_argument("--nights", type=int, default=365, help="calendar length of every listing")
+    parser.add_argument("--queries", type=int, default=1000, help="queries of each mix")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--write-load", type=int, default=0, metavar="EVENTS_PER_S")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+
+    directory = Path(tempfile.mkdtemp(prefix="staystream-micro-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    child = 0
+    try:
+        started = time.perf_counter()
+        store, calendar, first_night = build(directory, args.listings, args.nights, args.seed)
+        print(f"{args.listings:,} listings x {args.nights} nights built in {time.perf_counter() - started:.1f} s; "
+              f"python {platform.python_version()}, numpy {np.__version__}, sqlite {sqlite3.sqlite_version}, "
+              f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}")
+        if args.write_load:
+            child = write_load(calendar, args.listings, first_night, args.nights, args.write_load)
+            print(f"writing {args.write_load:,} rate events/s from process {child}")
+        rng = np.random.default_rng(args.seed)
+        print(f"{'mix':<18}{'wall ms: p50':>13}{'p90':>7}{'p99':>7}{'max':>7}{'cpu ms: p50':>13}{'p99':>7}"
+              "  matches (mean)")
+        for kind in ("city 1-5 km", "long", "city bbox", "USD by distance"):
+            mix = queries(kind, args.queries, first_night, args.nights, rng)
+            runs = [run(store, mix) for _ in range(args.repeat)]
+            wall = [min(np.percentile(w, q) for w, _ in runs) for q in (50, 90, 99, 100)]
+            cpu = [min(np.percentile(c, q) for _, c in runs) for q in (50, 99)]
+            matches = np.mean([search(store, parse_query(p, HORIZON_DAYS))["matches"] for p in mix[:100]])
+            print(f"{kind:<18}{wall[0]:13.2f}" + "".join(f"{f:7.2f}" for f in wall[1:]) + f"{cpu[0]:13.2f}{cpu[1]:7.2f}"
+                  f"  {matches:,.0f}")
+    finally:
+        if child:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+        shutil.rmtree(directory, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
