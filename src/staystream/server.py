@@ -49,6 +49,10 @@ def _alive(pid: int) -> bool:
 def _die_with_parent() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    # fork copied the supervisor's handler, which in a child would swallow a SIGTERM sent before
+    # uvicorn or the writer installs its own: a stop right after start then waited 10 s a worker.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 def _writer_main(config: Config, shm_path: Path) -> None:
     _die_with_parent()

@@ -1,0 +1,146 @@
+"""Durability: kill -9 under concurrent load, restart on the same data dir, nothing acknowledged lost.
+
+The load (tests/acked.py) remembers, per night, the newest value a 200 acknowledged; after the
+restart every such night must hold that value or a newer one. Snapshots and log truncation run
+under load too, and a clean SIGTERM stop must keep everything through the snapshot path.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from acked import AckedLoad
+from wire_events import listing, post_ok, unique_id
+
+
+def children(pid: int) -> dict[int, str]:
+    """Live (non-zombie) processes whose parent is `pid`, with their command lines."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        state, parent = stat.rsplit(")", 1)[1].split()[:2]
+        if int(parent) == pid and state != "Z":
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def alive(pid: int, cmdline: str) -> bool:
+    """Whether `pid` still runs the same program (not a zombie, not a reused pid)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        now = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z" and now == cmdline
+
+
+def kill_everything(server) -> None:
+    """kill -9 of the supervisor; its writer and workers must die with it."""
+    family = children(server.process.pid)
+    assert len(family) >= 3, f"expected a writer and two workers, found {family}"
+    server.kill()
+    deadline = time.monotonic() + 5
+    while (survivors := {pid: cmd for pid, cmd in family.items() if alive(pid, cmd)}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not survivors, f"children outlived the supervisor: {survivors}"
+
+
+def describe_units(server, prefix: str, count: int) -> list[str]:
+    """Acknowledged listing events, to check the listings table survives too."""
+    listing_ids = [f"{prefix}-unit-{i}" for i in range(count)]
+    with server.client() as client:
+        post_ok(client, [listing(listing_id, lat=10 + i / 100, lon=20, source="faulttest", name=f"Unit {i}")
+                         for i, listing_id in enumerate(listing_ids)])
+    return listing_ids
+
+
+def assert_units_described(server, listing_ids: list[str]) -> None:
+    with server.client() as client:
+        for i, listing_id in enumerate(listing_ids):
+            response = client.get(f"/v1/listings/faulttest/{listing_id}")
+            assert response.status_code == 200, response.text
+            assert response.json()["name"] == f"Unit {i}"
+
+
+def run_load_then_kill(server, prefix: str, delay: float, threads: int = 4) -> AckedLoad:
+    load = AckedLoad(url=lambda: server.url, prefix=prefix, threads=threads).start()
+    try:
+        load.wait_for_acks(3)
+        time.sleep(delay)
+        kill_everything(server)
+    finally:
+        load.stop()
+    assert load.requests_acked >= 3
+    return load
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.4, 1.5])
+def test_kill_9_under_load_loses_nothing_acknowledged(server_factory, delay: float) -> None:
+    server = server_factory()
+    prefix = unique_id("kill")
+    units = describe_units(server, prefix, 5)
+    load = run_load_then_kill(server, prefix, delay)
+    restarted = server_factory(data_dir=server.data_dir)
+    assert load.lost(restarted.url) == []
+    assert_units_described(restarted, units)
+
+
+def test_snapshots_and_log_truncation_under_load_then_two_kills(server_factory) -> None:
+    """A snapshot every ~50 events while writes go on; recovery = snapshot + the log after it."""
+    server = server_factory("--snapshot-log-events", "50")
+    data_dir = server.data_dir
+    first = run_load_then_kill(server, unique_id("snap1"), 1.0)
+    snapshots = [p.name for p in (data_dir / "snapshot").iterdir() if p.name.isdigit()]
+    assert snapshots, "no snapshot was written under load"
+    with sqlite3.connect(f"file:{data_dir / 'store.sqlite3'}?mode=ro", uri=True) as database:
+        oldest, logged = database.execute("SELECT min(seq), count(*) FROM rate_log").fetchone()
+    assert oldest is None or oldest > 1, "the log was never truncated"
+    assert logged < first.requests_acked, (logged, first.requests_acked)
+
+    again = server_factory("--snapshot-log-events", "50", data_dir=data_dir)
+    assert first.lost(again.url) == []
+    second = run_load_then_kill(again, unique_id("snap2"), 0.5)
+    last = server_factory("--snapshot-log-events", "50", data_dir=data_dir)
+    assert first.lost(last.url) == []
+    assert second.lost(last.url) == []
+
+
+def test_sigterm_under_load_drains_snapshots_and_restarts_whole(server_factory) -> None:
+    server = server_factory()
+    prefix = unique_id("term")
+    units = describe_units(server, prefix, 3)
+    load = AckedLoad(url=lambda: server.url, prefix=prefix).start()
+    try:
+        load.wait_for_acks(10)
+        assert server.stop() == 0, server.log()[-2000:]
+    finally:
+        load.stop()
+    with sqlite3.connect(f"file:{server.data_dir / 'store.sqlite3'}?mode=ro", uri=True) as database:
+        assert database.execute("SELECT count(*) FROM rate_log").fetchone() == (0,), "stop left log rows"
+    assert any(p.name.isdigit() for p in (server.data_dir / "snapshot").iterdir())
+    restarted = server_factory(data_dir=server.data_dir)
+    assert load.lost(restarted.url) == []
+    assert_units_described(restarted, units)
+    with httpx.Client(base_url=restarted.url) as client:
+        assert client.get("/readyz").status_code == 200
+
+
+def test_sigterm_right_after_start_stops_promptly(server_factory) -> None:
+    """A stop that arrives while the workers still start must not wait out their join timeout."""
+    server = server_factory()
+    family = children(server.process.pid)
+    started = time.monotonic()
+    assert server.stop() == 0
+    assert time.monotonic() - started < 5, "a starting worker ignored SIGTERM"
+    assert not {pid: cmd for pid, cmd in family.items() if alive(pid, cmd)}
