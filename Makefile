@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench bench-race clean
 
 $(BIN)/staystream: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+# staystream --store postgresql:// against the Go daemon (../shared/anchors/go-ingest), same PostgreSQL
+bench-race: install
+	$(BIN)/python -m benchmarks.race_go
 
 clean:
 	rm -rf $(VENV) var
