@@ -226,6 +226,23 @@ def test_delist_removes_from_search_but_keeps_the_calendar(server) -> None:
         assert [e["price"] for e in nights(client, listing_id).values()] == ["70.00"] * 4
 
 
+def test_descriptions_are_last_writer_wins_and_a_newer_one_undoes_a_delist(server) -> None:
+    listing_id = unique_id("describe")
+    (lat, lon), (old_lat, old_lon) = lonely_place(listing_id), lonely_place(listing_id + "-old")
+    with server.client() as client:
+        post_ok(client, [rate(listing_id, 40, 44, "60.00"),
+                         listing(listing_id, lat=lat, lon=lon, name="New name", changed=10)])
+        post_ok(client, [listing(listing_id, lat=old_lat, lon=old_lon, name="Old name", changed=5)])
+        assert client.get(f"/v1/listings/airbnb/{listing_id}").json()["name"] == "New name"
+        assert listing_id in search_ids(client, lat, lon, 40, 42)
+        assert listing_id not in search_ids(client, old_lat, old_lon, 40, 42)
+        post_ok(client, [delist(listing_id, changed=10)])  # a delist wins a tie
+        assert listing_id not in search_ids(client, lat, lon, 40, 42)
+        post_ok(client, [listing(listing_id, lat=lat, lon=lon, name="Back", changed=11)])
+        assert listing_id in search_ids(client, lat, lon, 40, 42)
+        assert client.get(f"/v1/listings/airbnb/{listing_id}").json()["name"] == "Back"
+
+
 # -- the calendar ------------------------------------------------------------------------------
 
 
@@ -234,6 +251,17 @@ def test_calendar_of_a_never_seen_listing_is_404(server) -> None:
         missing = unique_id("never")
         assert missing in json_error(calendar(client, missing), 404)
         json_error(calendar(client, "x", source="never-seen-source"), 404)
+
+
+def test_calendar_of_a_listing_without_rates_is_empty(server) -> None:
+    """Something was received (a description, a delist): 200 with no nights, not 404."""
+    described, delisted = unique_id("no-rates"), unique_id("only-delist")
+    with server.client() as client:
+        post_ok(client, [listing(described, lat=1, lon=1), delist(delisted)])
+        for listing_id in (described, delisted):
+            response = calendar(client, listing_id)
+            assert response.status_code == 200, response.text
+            assert response.json()["nights"] == []
 
 
 def test_calendar_window_order_gaps_and_shape(server) -> None:
@@ -279,10 +307,14 @@ def test_changed_at_is_returned_in_utc_with_its_precision(server) -> None:
     micro = (CLOCK_BASE + dt.timedelta(seconds=9, microseconds=123456)).isoformat().replace("+00:00", "Z")
     with server.client() as client:
         post_ok(client, [{**rate(listing_id, 1, 2), "changed_at": plus_two.isoformat()},
-                         {**rate(listing_id, 2, 3), "changed_at": micro}])
+                         {**rate(listing_id, 2, 3), "changed_at": micro},
+                         {**rate(listing_id, 3, 4), "changed_at": "1969-12-31T23:59:59.999999Z"},
+                         {**rate(listing_id, 4, 5), "changed_at": "0001-01-01T00:00:00+00:00"}])
         stored = nights(client, listing_id)
     assert stored[night(1)]["changed_at"] == stamp(7)
     assert stored[night(2)]["changed_at"] == micro
+    assert stored[night(3)]["changed_at"] == "1969-12-31T23:59:59.999999Z"
+    assert stored[night(4)]["changed_at"] == "0001-01-01T00:00:00.000Z"
 
 
 def test_read_after_ack_whichever_worker_answers(server) -> None:
@@ -294,6 +326,45 @@ def test_read_after_ack_whichever_worker_answers(server) -> None:
             price = f"{100 + step}.00"
             post_ok(writer, [rate(listing_id, 1, 3, price, changed=step)])
             assert [e["price"] for e in nights(reader, listing_id).values()] == [price, price], step
+
+
+def test_read_after_ack_while_the_shared_arrays_grow(server) -> None:
+    """Thousands of new listings grow (remap) the shared arrays; readers never see a stale view."""
+    prefix = unique_id("grow")
+    acked: list[tuple[str, str]] = []
+    problems: list[object] = []
+    writing = threading.Event()
+    writing.set()
+
+    def read_back() -> None:
+        rng = random.Random(prefix)
+        with server.client(limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            while writing.is_set():
+                if not acked:
+                    time.sleep(0.01)
+                    continue
+                listing_id, price = acked[rng.randrange(len(acked))]
+                response = calendar(client, listing_id)
+                if response.status_code != 200 or response.json()["nights"][0]["price"] != price:
+                    problems.append((listing_id, price, response.status_code, response.text[:200]))
+
+    readers = [threading.Thread(target=read_back) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        with server.client() as client, server.client() as other:
+            for batch in range(6):
+                listing_ids = [f"{prefix}-{batch}-{i}" for i in range(500)]
+                price = f"{batch}.{batch:02d}"
+                post_ok(client, [rate(listing_id, 50 + i % 300, 52 + i % 300, price)
+                                 for i, listing_id in enumerate(listing_ids)])
+                assert nights(other, listing_ids[-1])[night(50 + 499 % 300)]["price"] == price
+                acked.extend((listing_id, price) for listing_id in listing_ids)
+    finally:
+        writing.clear()
+        for reader in readers:
+            reader.join(30)
+    assert problems == []
 
 
 # -- values: money, currencies, text -----------------------------------------------------------

@@ -7,6 +7,8 @@ under load too, and a clean SIGTERM stop must keep everything through the snapsh
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ import httpx
 import pytest
 
 from acked import AckedLoad
-from wire_events import listing, post_ok, unique_id
+from wire_events import calendar, listing, night, nights, post_ok, rate, unique_id
 
 
 def children(pid: int) -> dict[int, str]:
@@ -54,6 +56,18 @@ def kill_everything(server) -> None:
     while (survivors := {pid: cmd for pid, cmd in family.items() if alive(pid, cmd)}) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not survivors, f"children outlived the supervisor: {survivors}"
+
+
+def started_at(pid: int) -> int:
+    """Clock ticks after boot when `pid` started (field 22 of /proc/<pid>/stat)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+
+def writer_and_workers(server) -> tuple[int, list[int]]:
+    """The writer starts first (the workers wait for its recovery): the oldest child."""
+    family = sorted(children(server.process.pid), key=started_at)
+    assert len(family) >= 3, family
+    return family[0], family[1:]
 
 
 def describe_units(server, prefix: str, count: int) -> list[str]:
@@ -144,3 +158,66 @@ def test_sigterm_right_after_start_stops_promptly(server_factory) -> None:
     assert server.stop() == 0
     assert time.monotonic() - started < 5, "a starting worker ignored SIGTERM"
     assert not {pid: cmd for pid, cmd in family.items() if alive(pid, cmd)}
+
+
+def test_kill_9_of_the_writer_stops_the_service_and_loses_nothing(server_factory) -> None:
+    server = server_factory()
+    prefix = unique_id("writer")
+    load = AckedLoad(url=lambda: server.url, prefix=prefix).start()
+    try:
+        load.wait_for_acks(5)
+        writer, workers = writer_and_workers(server)
+        os.kill(writer, signal.SIGKILL)
+        assert server.process.wait(30) == 1, "the supervisor must stop when its writer dies"
+        time.sleep(0.3)
+    finally:
+        load.stop()
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists() and
+                Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    restarted = server_factory(data_dir=server.data_dir)
+    assert load.lost(restarted.url) == []
+
+
+def test_kill_9_of_a_worker_is_replaced_and_loses_nothing(server_factory) -> None:
+    server = server_factory()
+    prefix = unique_id("worker")
+    load = AckedLoad(url=lambda: server.url, prefix=prefix).start()
+    try:
+        load.wait_for_acks(5)
+        _, workers = writer_and_workers(server)
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while workers[0] in children(server.process.pid) or len(children(server.process.pid)) < 3:
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+            time.sleep(0.05)
+        load.wait_for_acks(20)  # the service goes on with the replacement
+    finally:
+        load.stop()
+    assert load.lost(server.url) == []
+    kill_everything(server)
+    restarted = server_factory(data_dir=server.data_dir)
+    assert load.lost(restarted.url) == []
+
+
+def test_growth_and_changed_settings_survive_snapshot_and_kill(server_factory) -> None:
+    """Past the initial 1024 rows, and a restart with an earlier --earliest-night, which widens
+    the snapshot's calendar to the left."""
+    server = server_factory("--earliest-night", "2020-01-01")
+    prefix = unique_id("grow")
+    listing_ids = [f"{prefix}-{i}" for i in range(2500)]
+    expected = {listing_id: (night(i % 300), f"{i}.00") for i, listing_id in enumerate(listing_ids)}
+    old = f"{prefix}-history"
+    with server.client() as client:
+        post_ok(client, [rate(listing_id, i % 300, i % 300 + 2, f"{i}.00") for i, listing_id in enumerate(listing_ids)])
+        post_ok(client, [rate(old, 0, 1) | {"start": "2020-01-05", "end": "2020-01-06"}])
+    assert server.stop() == 0  # snapshot with base page at 2020
+    widened = server_factory("--earliest-night", "2015-01-01", data_dir=server.data_dir)
+    with widened.client() as client:
+        post_ok(client, [rate(old, 0, 1) | {"start": "2016-03-01", "end": "2016-03-02"}])
+    kill_everything(widened)
+    restarted = server_factory(data_dir=server.data_dir)
+    with restarted.client() as client:
+        assert [n["night"] for n in calendar(client, old).json()["nights"]] == ["2016-03-01", "2020-01-05"]
+        for listing_id in listing_ids[::7] + listing_ids[1020:1030] + listing_ids[-5:]:
+            day, price = expected[listing_id]
+            assert nights(client, listing_id)[day]["price"] == price, listing_id

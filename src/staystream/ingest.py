@@ -113,10 +113,9 @@ def from_micros(value: int) -> dt.datetime:
 
 def format_changed_at(value: int) -> str:
     """RFC 3339 in UTC with milliseconds, or microseconds where the source sent them."""
-    moment = from_micros(value)
-    if moment.microsecond % 1000:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    moment = from_micros(value)  # isoformat, not strftime: "%Y" drops the zeros of year 0001
+    precision = "microseconds" if moment.microsecond % 1000 else "milliseconds"
+    return moment.isoformat(timespec=precision).replace("+00:00", "Z")
 
 
 def split_events(body: bytes, ndjson: bool) -> list[bytes] | None:
