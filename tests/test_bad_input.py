@@ -220,10 +220,12 @@ def test_earliest_night_and_horizon_follow_the_settings(server_factory) -> None:
 # -- whole bodies --------------------------------------------------------------------------------
 
 
-def test_truncated_gzip_is_400(server) -> None:
+def test_truncated_or_bad_gzip_is_400(server) -> None:
+    """Truncated anywhere, not gzip, or followed by bytes that are no further gzip member."""
     compressed = gzip.compress(json.dumps(rate(unique_id("gz"), 1, 2)).encode())
     with server.client() as client:
-        for body in (compressed[:-8], compressed[: len(compressed) // 2], b"not gzip at all"):
+        for body in (compressed[:-8], compressed[: len(compressed) // 2], b"not gzip at all",
+                     compressed + b"trailing garbage", compressed + compressed[:10]):
             response = client.post("/v1/events", content=body, headers={**NDJSON, "content-encoding": "gzip"})
             assert response.status_code == 400, response.text
             assert "gzip" in response.json()["error"]

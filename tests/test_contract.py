@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from wire_events import (
-    CLOCK_BASE, JSON, NDJSON, calendar, delist, listing, nights, post, post_ok, rate, stamp, night,
+    CLOCK_BASE, JSON, NDJSON, calendar, delist, listing, ndjson, night, nights, post, post_ok, rate, stamp,
     unique_id,
 )
 
@@ -60,6 +60,31 @@ def test_ndjson_and_json_array_bodies_plain_or_gzip(server, as_array: bool, gzip
         stored = nights(client, listing_id)
     assert {day: entry["price"] for day, entry in stored.items()} == {
         night(10): "90.00", night(11): "90.00", night(12): "95.50"}
+
+
+def test_every_member_of_a_multi_member_gzip_body_counts(server) -> None:
+    """`cat a.gz b.gz` is one valid gzip body (RFC 1952); the second member is not optional."""
+    listing_id = unique_id("members")
+    members = b"".join(gzip.compress(ndjson([rate(listing_id, n, n + 1)])) for n in range(3))
+    with server.client() as client:
+        response = client.post("/v1/events", content=members, headers={**NDJSON, "content-encoding": "gzip"})
+        assert response.json() == {"accepted": 3, "rejected": []}
+        assert set(nights(client, listing_id)) == {night(0), night(1), night(2)}
+
+
+def test_windows_line_endings_in_ndjson(server) -> None:
+    listing_id = unique_id("crlf")
+    with server.client() as client:
+        body = ndjson([rate(listing_id, 1, 2), rate(listing_id, 2, 3)]).replace(b"\n", b"\r\n")
+        assert client.post("/v1/events", content=body, headers=NDJSON).json() == {"accepted": 2, "rejected": []}
+
+
+def test_same_listing_id_under_two_sources_is_two_listings(server) -> None:
+    listing_id = unique_id("shared-id")
+    with server.client() as client:
+        post_ok(client, [rate(listing_id, 1, 2, "10.00"), rate(listing_id, 1, 2, "20.00", source="vrbo")])
+        assert nights(client, listing_id)[night(1)]["price"] == "10.00"
+        assert nights(client, listing_id, source="vrbo")[night(1)]["price"] == "20.00"
 
 
 def test_content_type_parameters_are_ignored(server) -> None:
@@ -147,6 +172,8 @@ def test_limits_answer_413(server_factory) -> None:
         message = json_error(client.post("/v1/events", content=bomb,
                                          headers={**NDJSON, "content-encoding": "gzip"}), 413)
         assert "4096" in message
+        members = gzip.compress(b" " * 3000) + gzip.compress(b" " * 3000)  # each fits, together not
+        json_error(client.post("/v1/events", content=members, headers={**NDJSON, "content-encoding": "gzip"}), 413)
 
 
 @pytest.mark.parametrize("headers", [

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from acked import AckedLoad
-from wire_events import calendar, listing, night, nights, post_ok, rate, unique_id
+from wire_events import calendar, delist, listing, night, nights, post_ok, rate, unique_id
 
 
 def children(pid: int) -> dict[int, str]:
@@ -221,3 +221,34 @@ def test_growth_and_changed_settings_survive_snapshot_and_kill(server_factory) -
         for listing_id in listing_ids[::7] + listing_ids[1020:1030] + listing_ids[-5:]:
             day, price = expected[listing_id]
             assert nights(client, listing_id)[day]["price"] == price, listing_id
+
+
+def test_search_visibility_survives_kill_and_clean_restart(server_factory) -> None:
+    """Which listings search shows is rebuilt from the store: descriptions, delists, their order."""
+    server = server_factory()
+    lat, lon = -62.5, 101.25
+    shown, delisted, undescribed, relisted = (unique_id(name) for name in ("shown", "delisted", "bare", "relisted"))
+    events = [rate(listing_id, 10, 14, "50.00", source="faulttest")
+              for listing_id in (shown, delisted, undescribed, relisted)]
+    events += [listing(shown, lat=lat, lon=lon, source="faulttest", changed=1),
+               listing(delisted, lat=lat, lon=lon, source="faulttest", changed=1),
+               delist(delisted, source="faulttest", changed=2),
+               delist(relisted, source="faulttest", changed=1),
+               listing(relisted, lat=lat, lon=lon, source="faulttest", changed=2)]
+
+    def found(running) -> set[str]:
+        with running.client() as client:
+            response = client.get("/v1/search", params={"lat": lat, "lon": lon, "radius_km": 1,
+                                                        "checkin": night(10), "checkout": night(13)})
+        assert response.status_code == 200, response.text
+        return {result["listing_id"] for result in response.json()["results"]}
+
+    with server.client() as client:
+        post_ok(client, events)
+    assert found(server) == {shown, relisted}
+    kill_everything(server)
+    after_kill = server_factory(data_dir=server.data_dir)
+    assert found(after_kill) == {shown, relisted}
+    assert after_kill.stop() == 0
+    after_stop = server_factory(data_dir=server.data_dir)
+    assert found(after_stop) == {shown, relisted}

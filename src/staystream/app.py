@@ -276,16 +276,28 @@ async def _read_body(request: Request, limit: int) -> bytes:
         chunks.append(chunk)
     body = b"".join(chunks)
     if encoding == "gzip":
+        body = _gunzip(body, limit)
+    return body
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Every member of a gzip body: RFC 1952 allows several (`cat a.gz b.gz`), none may be lost."""
+    members, size = [], 0
+    while True:
         inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
         try:
-            body = inflater.decompress(body, limit + 1)
+            member = inflater.decompress(data, limit - size + 1)
         except zlib.error as exc:
             raise HTTPError(400, f"body is not valid gzip: {exc}") from None
-        if len(body) > limit or inflater.unconsumed_tail:
+        size += len(member)
+        if size > limit or inflater.unconsumed_tail:
             raise HTTPError(413, f"body is over the limit of {limit} bytes once decompressed")
         if not inflater.eof:
             raise HTTPError(400, "body is not valid gzip: the stream is truncated")
-    return body
+        members.append(member)
+        data = inflater.unused_data
+        if not data:
+            return b"".join(members)
 
 
 def _query_date(request: Request, name: str) -> int | None:
