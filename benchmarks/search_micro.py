@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import mmap
 import os
 import platform
 import shutil
@@ -35,6 +36,7 @@ from staystream.fx import default_fx
 from staystream.ingest import epoch_day
 from staystream.listings import ListingColumns
 from staystream.money import CURRENCY_INDEX
+from staystream import search as search_module
 from staystream.search import parse_query, search
 from staystream.shm import SharedArrays
 from staystream.store import Store
@@ -47,8 +49,17 @@ HORIZON_DAYS = 730
 _json = msgspec.json.Encoder()
 
 
-def build(directory: Path, listings: int, nights: int, seed: int) -> tuple[Store, CalendarWriter, int]:
-    """Shared arrays and a SQLite store holding `listings` units with `nights`-night calendars."""
+def city_centers(cities: int, seed: int) -> np.ndarray:
+    """(lat, lon) of each city: Paris first, the others anywhere between 40 S and 60 N."""
+    rng = np.random.default_rng(seed + 1)
+    centers = np.column_stack([rng.uniform(-40, 60, cities), rng.uniform(-180, 180, cities)])
+    centers[0] = CITY_LAT, CITY_LON
+    return centers
+
+
+def build(directory: Path, listings: int, nights: int, seed: int, cities: int) -> tuple[Store, CalendarWriter, int]:
+    """Shared arrays and a SQLite store holding `listings` units with `nights`-night calendars,
+    spread evenly over `cities` cities of 22 km x 22 km."""
     rng = np.random.default_rng(seed)
     shm = directory / "shm"
     shared = SharedArrays(shm, SHARED_ARRAYS, create=True)
@@ -58,8 +69,9 @@ def build(directory: Path, listings: int, nights: int, seed: int) -> tuple[Store
     calendar = CalendarWriter(shared, base_page, (today + HORIZON_DAYS) // PAGE + 2 - base_page)
     calendar.ensure_rows(listings)
     columns.add_rows(listings)
-    lat = CITY_LAT + rng.uniform(-HALF_LAT, HALF_LAT, listings)
-    lon = CITY_LON + rng.uniform(-HALF_LON, HALF_LON, listings)
+    center = city_centers(cities, seed)[rng.integers(0, cities, listings)]
+    lat = center[:, 0] + rng.uniform(-HALF_LAT, HALF_LAT, listings)
+    lon = center[:, 1] + rng.uniform(-HALF_LON, HALF_LON, listings)
     kind = rng.integers(0, 4, listings)
     guests = rng.integers(1, 7, listings)
     shared["lat"][:listings], shared["lon"][:listings] = lat, lon
@@ -105,10 +117,12 @@ def build(directory: Path, listings: int, nights: int, seed: int) -> tuple[Store
     return store, calendar, first
 
 
-def queries(kind: str, count: int, first_night: int, nights: int, rng: np.random.Generator) -> list[QueryParams]:
+def queries(kind: str, count: int, first_night: int, nights: int, centers: np.ndarray,
+            rng: np.random.Generator) -> list[QueryParams]:
     out = []
     for _ in range(count):
-        stay = int(rng.integers(1, 8)) if kind != "long" else int(rng.integers(14, 91))
+        city_lat, city_lon = centers[rng.integers(0, len(centers))]
+        stay = min(nights - 1, int(rng.integers(1, 8)) if kind != "long" else int(rng.integers(14, 91)))
         checkin = dt.date.fromordinal(dt.date(1970, 1, 1).toordinal() + first_night + int(rng.integers(0, nights - stay)))
         params: dict[str, str] = {
             "checkin": checkin.isoformat(),
@@ -116,10 +130,10 @@ def queries(kind: str, count: int, first_night: int, nights: int, rng: np.random
             "guests": str(int(rng.integers(1, 5))),
         }
         if kind == "city bbox":
-            params["bbox"] = f"{CITY_LON - HALF_LON},{CITY_LAT - HALF_LAT},{CITY_LON + HALF_LON},{CITY_LAT + HALF_LAT}"
+            params["bbox"] = f"{city_lon - HALF_LON},{city_lat - HALF_LAT},{city_lon + HALF_LON},{city_lat + HALF_LAT}"
         else:
-            params["lat"] = f"{CITY_LAT + rng.uniform(-HALF_LAT, HALF_LAT) * 0.9:.5f}"
-            params["lon"] = f"{CITY_LON + rng.uniform(-HALF_LON, HALF_LON) * 0.9:.5f}"
+            params["lat"] = f"{city_lat + rng.uniform(-HALF_LAT, HALF_LAT) * 0.9:.5f}"
+            params["lon"] = f"{city_lon + rng.uniform(-HALF_LON, HALF_LON) * 0.9:.5f}"
             params["radius_km"] = f"{rng.uniform(1, 5):.2f}"
         if kind == "USD by distance":
             params.update(currency="USD", sort="distance", max_price=str(int(rng.integers(200, 2000))))
@@ -139,8 +153,10 @@ def run(store: Store, mix: list[QueryParams]) -> tuple[np.ndarray, np.ndarray]:
     return wall * 1000, cpu * 1000
 
 
-def write_load(calendar: CalendarWriter, listings: int, first_night: int, nights: int, per_second: int) -> int:
-    """Fork a process applying `per_second` rate events a second (batches of 1000, 7-30 nights)."""
+def write_load(calendar: CalendarWriter, listings: int, first_night: int, nights: int, per_second: int,
+               applied: np.ndarray) -> int:
+    """Fork a process applying `per_second` rate events a second (batches of 1000, 7-30 nights);
+    it counts what it applied in `applied` (shared memory)."""
     pid = os.fork()
     if pid:
         return pid
@@ -160,6 +176,7 @@ def write_load(calendar: CalendarWriter, listings: int, first_night: int, nights
             batch["min_nights"] = 1
             batch["available"] = 1
             calendar.apply(batch)
+            applied[0] += len(batch)
             time.sleep(max(0.0, 1000 / per_second - (time.perf_counter() - started)))
     finally:
         os._exit(0)
@@ -172,31 +189,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=1000, help="queries of each mix")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--write-load", type=int, default=0, metavar="EVENTS_PER_S")
+    parser.add_argument("--cities", type=int, default=1, help="cities the listings are spread over (default 1)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-index", action="store_true", help="scan the listing columns even past "
+                        f"{search_module.INDEX_MIN_ROWS:,} listings (to compare with the spatial index)")
     args = parser.parse_args(argv)
 
     directory = Path(tempfile.mkdtemp(prefix="staystream-micro-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
     child = 0
+    applied = np.frombuffer(mmap.mmap(-1, 8), dtype=np.int64)
     try:
         started = time.perf_counter()
-        store, calendar, first_night = build(directory, args.listings, args.nights, args.seed)
-        print(f"{args.listings:,} listings x {args.nights} nights built in {time.perf_counter() - started:.1f} s; "
+        store, calendar, first_night = build(directory, args.listings, args.nights, args.seed, args.cities)
+        print(f"{args.listings:,} listings in {args.cities} cities x {args.nights} nights built in {time.perf_counter() - started:.1f} s; "
               f"python {platform.python_version()}, numpy {np.__version__}, sqlite {sqlite3.sqlite_version}, "
               f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}")
         if args.write_load:
-            child = write_load(calendar, args.listings, first_night, args.nights, args.write_load)
-            print(f"writing {args.write_load:,} rate events/s from process {child}")
+            child = write_load(calendar, args.listings, first_night, args.nights, args.write_load, applied)
+            load_started = time.perf_counter()
+            print(f"writing {args.write_load:,} rate events/s (7-30 nights each) from process {child}")
+        if args.no_index:
+            search_module.INDEX_MIN_ROWS = 2**62
         rng = np.random.default_rng(args.seed)
+        started = time.perf_counter()
+        run(store, queries("city 1-5 km", 1, first_night, args.nights, city_centers(args.cities, args.seed), rng))
+        indexed = args.listings >= search_module.INDEX_MIN_ROWS
+        print(f"first search: {1000 * (time.perf_counter() - started):.1f} ms"
+              + (" (builds this process's spatial index)" if indexed else " (no spatial index: columns scanned)"))
         print(f"{'mix':<18}{'wall ms: p50':>13}{'p90':>7}{'p99':>7}{'max':>7}{'cpu ms: p50':>13}{'p99':>7}"
               "  matches (mean)")
         for kind in ("city 1-5 km", "long", "city bbox", "USD by distance"):
-            mix = queries(kind, args.queries, first_night, args.nights, rng)
+            mix = queries(kind, args.queries, first_night, args.nights, city_centers(args.cities, args.seed), rng)
             runs = [run(store, mix) for _ in range(args.repeat)]
             wall = [min(np.percentile(w, q) for w, _ in runs) for q in (50, 90, 99, 100)]
             cpu = [min(np.percentile(c, q) for _, c in runs) for q in (50, 99)]
             matches = np.mean([search(store, parse_query(p, HORIZON_DAYS))["matches"] for p in mix[:100]])
             print(f"{kind:<18}{wall[0]:13.2f}" + "".join(f"{f:7.2f}" for f in wall[1:]) + f"{cpu[0]:13.2f}{cpu[1]:7.2f}"
                   f"  {matches:,.0f}")
+        if child:
+            print(f"write load achieved: {applied[0] / (time.perf_counter() - load_started):,.0f} rate events/s")
     finally:
         if child:
             os.kill(child, signal.SIGKILL)

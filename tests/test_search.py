@@ -797,3 +797,72 @@ def test_fx_table_replaced_live(server_factory) -> None:
         tie = client.get("/v1/search", params={"lat": 1, "lon": 1, "radius_km": 1, **stay(day, 1), "currency": "JPY"}).json()
         # Exact ties, rounded half-even: 0.12 EUR / 0.8 * 150 = 22.5 -> 22 yen; 0.04 -> 7.5 -> 8.
         assert {r["listing_id"]: r["total"] for r in tie["results"]} == {"fx-1": "6249", "fx-2": "22", "fx-3": "8"}
+
+
+# -- the spatial index, in-process: it must find what a scan finds, while rows move -------------
+
+
+def test_place_index_finds_what_a_scan_finds(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    from starlette.datastructures import QueryParams
+
+    from staystream import search
+    from staystream.listings import ListingColumns
+    from staystream.shm import SharedArrays
+    from staystream.types import Listing
+    from staystream.writer import SHARED_ARRAYS
+
+    monkeypatch.setattr(search, "INDEX_MIN_ROWS", 0)
+    monkeypatch.setattr(search, "INDEX_REBUILD_MOVES", 300)
+    monkeypatch.setattr(search, "INDEX_IN_BACKGROUND", False)
+    rng = random.Random(SEED)
+    writer = SharedArrays(tmp_path / "shm", SHARED_ARRAYS, create=True)
+    columns = ListingColumns(writer)
+    reader = SharedArrays(tmp_path / "shm", SHARED_ARRAYS, create=False)
+    places = [(48.85, 2.35), (-17.0, 180.0), (89.5, 0.0), (0.0, 0.0), (-45.0, -179.9)]
+    clock = [1_700_000_000_000_000]
+
+    def describe(row: int) -> None:
+        lat, lon = rng.choice(places)
+        lat = max(-90.0, min(90.0, lat + rng.uniform(-0.4, 0.4)))
+        lon = (lon + rng.uniform(-0.6, 0.6) + 180) % 360 - 180
+        clock[0] += 1
+        columns.describe(row, Listing(f"k{row}", "x", 0, round(lat, 6), round(lon, 6), rng.randrange(1, 5),
+                                      clock[0], None, None, None, None, None))
+
+    def check(rounds: int) -> None:
+        reader.refresh()
+        lat, lon = writer["lat"][: columns.rows], writer["lon"][: columns.rows]
+        for _ in range(rounds):
+            center = rng.choice(places)
+            if rng.random() < 0.5:
+                params = {"lat": center[0], "lon": center[1], "radius_km": rng.choice([1, 10, 40, 200])}
+            else:
+                west = (center[1] - rng.uniform(0, 0.5) + 180) % 360 - 180
+                east = (center[1] + rng.uniform(0, 0.5) + 180) % 360 - 180
+                south, north = max(-90, center[0] - rng.uniform(0, 0.5)), min(90, center[0] + rng.uniform(0, 0.5))
+                params = {"bbox": f"{west},{south},{east},{north}"}
+            guests = rng.randrange(1, 4)
+            query = search.parse_query(QueryParams({**params, "checkin": "2027-01-01", "checkout": "2027-01-02",
+                                                    "guests": str(guests)}), 730)
+            area = query.area
+            inside = (lat >= area.min_lat) & (lat <= area.max_lat) & np.logical_or.reduce(
+                [(lon >= low) & (lon <= high) for low, high in area.lon_ranges])
+            inside &= (writer["searchable"][: columns.rows] == 1) & (writer["max_guests"][: columns.rows] >= guests)
+            got = search._candidates(reader, query)
+            assert search._indexes.get(reader) is not None
+            assert got.tolist() == np.flatnonzero(inside).tolist(), params
+
+    columns.add_rows(2000)
+    for row in range(0, 2000, 2):  # every other row described; the rest only "has rates"
+        describe(row)
+    check(60)
+    first_index = search._indexes[reader]
+    for step in range(6):  # moves, first descriptions and new rows, until the index rebuilds
+        for _ in range(120):
+            describe(rng.randrange(columns.rows))
+        columns.add_rows(columns.rows + 100)
+        for row in range(columns.rows - 100, columns.rows, 3):
+            describe(row)
+        check(30)
+    assert search._indexes[reader] is not first_index, "the index was never rebuilt"

@@ -21,6 +21,9 @@ ARRAYS = {
     "described_at": np.dtype("<i8"),
     "delisted_at": np.dtype("<i8"),
     "searchable": np.dtype("u1"),
+    # Append-only log of the rows whose coordinates were set, `Counter.MOVED` long: search's
+    # spatial index (built from a copy) checks these rows directly until its next rebuild.
+    "moved": np.dtype("<i4"),
 }
 NEVER = np.iinfo(np.int64).min
 
@@ -51,6 +54,10 @@ class ListingColumns:
         shared = self.shared
         if listing.changed_at < shared["described_at"][row]:
             return
+        placed = (
+            shared["described_at"][row] == NEVER or shared["lat"][row] != listing.lat
+            or shared["lon"][row] != listing.lon
+        )
         shared["lat"][row] = listing.lat
         shared["lon"][row] = listing.lon
         shared["kind"][row] = listing.kind
@@ -58,6 +65,12 @@ class ListingColumns:
         shared["bedrooms"][row] = -1 if listing.bedrooms is None else listing.bedrooms
         shared["described_at"][row] = listing.changed_at
         self._update_searchable(row)
+        if placed:  # logged after the coordinates are written: a reader of the log sees them
+            moved = int(shared.counters[Counter.MOVED])
+            if moved >= len(shared["moved"]):
+                shared.grow("moved", moved + 1)
+            shared["moved"][moved] = row
+            shared.counters[Counter.MOVED] = moved + 1
 
     def delist(self, row: int, delist: Delist) -> None:
         if delist.changed_at >= self.shared["delisted_at"][row]:

@@ -33,6 +33,8 @@ import datetime as dt
 import hashlib
 import math
 import re
+import threading
+import weakref
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Callable, Iterable, Protocol
@@ -252,8 +254,14 @@ def _candidates(shared: SharedArrays, query: Query) -> np.ndarray:
     names = ("lat", "lon", "searchable", "max_guests", "kind")
     # A writer may grow the columns while we read: use only rows every mapping covers.
     rows_in_use = min(int(shared.counters[Counter.ROWS]), *(len(shared[name]) for name in names))
-    lat = shared["lat"][:rows_in_use]
-    rows = np.flatnonzero((lat >= area.min_lat) & (lat <= area.max_lat))
+    index = _place_index(shared, rows_in_use, area)
+    if index is None:
+        lat = shared["lat"][:rows_in_use]
+        rows = np.flatnonzero((lat >= area.min_lat) & (lat <= area.max_lat))
+    else:
+        rows = index.candidates(shared, area, rows_in_use)
+        lat = shared["lat"][rows]
+        rows = rows[(lat >= area.min_lat) & (lat <= area.max_lat)]
     if area.lon_ranges != ((-180.0, 180.0),):
         lon = shared["lon"][rows]
         inside = np.zeros(len(rows), dtype=bool)
@@ -264,6 +272,99 @@ def _candidates(shared: SharedArrays, query: Query) -> np.ndarray:
     if query.kinds:
         keep &= np.isin(shared["kind"][rows], query.kinds)
     return rows[keep]
+
+
+class PlaceIndex:
+    """Listing rows sorted by (latitude cell, longitude), as of a build: an area reads the few
+    slices its cells cover instead of every row (a coarse grid as one sorted array).
+
+    The index is this process's own copy, so it must learn of changes: the writer appends every
+    row whose coordinates it sets (a first description included) to the `moved` log
+    (`Counter.MOVED`), and the rows logged since the build that lie in the area are added.
+    Rows added since and never described are not searchable, so they need no reading. Every
+    candidate is then checked against the current coordinates.
+    """
+
+    def __init__(self, shared: SharedArrays, rows_in_use: int) -> None:
+        # The log position is read before the coordinates: a move during the build is re-read.
+        self.moves = int(shared.counters[Counter.MOVED])
+        self.rows = rows_in_use
+        key = _place_key(shared["lat"][:rows_in_use], shared["lon"][:rows_in_use])
+        order = np.argsort(key, kind="stable")
+        self.keys = key[order]
+        self.order = order.astype(np.int32)  # 12 bytes a row with the key
+
+    def moved_since(self, shared: SharedArrays) -> int:
+        return int(shared.counters[Counter.MOVED]) - self.moves
+
+    def candidates(self, shared: SharedArrays, area: Area, rows_in_use: int) -> np.ndarray:
+        """Sorted rows that may be inside the area (a superset: check their coordinates)."""
+        cells = np.arange(_cell(area.min_lat), _cell(area.max_lat) + 1) * CELL_STRIDE
+        starts, ends = [], []
+        for low, high in area.lon_ranges:
+            starts.append(np.searchsorted(self.keys, cells + (low + 180 - 1e-9), "left"))
+            ends.append(np.searchsorted(self.keys, cells + (high + 180 + 1e-9), "right"))
+        parts = [self.order[s:e] for s, e in zip(np.concatenate(starts).tolist(), np.concatenate(ends).tolist()) if e > s]
+        moves = int(shared.counters[Counter.MOVED])
+        if moves > self.moves:
+            log = _fresh(shared, "moved", np.array([moves - 1]))[self.moves : moves].astype(np.int64)
+            log = log[log < rows_in_use]
+            lat, lon = shared["lat"][log], shared["lon"][log]
+            near = (lat >= area.min_lat) & (lat <= area.max_lat)
+            near &= np.logical_or.reduce([(lon >= low) & (lon <= high) for low, high in area.lon_ranges])
+            parts.append(log[near])
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        rows = np.concatenate(parts).astype(np.int64)
+        rows = np.unique(rows) if len(parts) > 1 else np.sort(rows)
+        return rows[rows < rows_in_use] if self.rows > rows_in_use else rows
+
+
+INDEX_MIN_ROWS = 200_000  # below this, one pass over the latitude column is as fast
+INDEX_REBUILD_MOVES = 32_768  # rows moved since the build past which (and past 1/16) it is rebuilt
+INDEX_MAX_CELLS = 400  # an area taller than 40 degrees of latitude scans instead
+INDEX_IN_BACKGROUND = True  # build in a thread (argsort releases the GIL); searches scan meanwhile
+CELL_DEGREES = 0.1  # latitude rows of the grid, ~11 km
+CELL_STRIDE = 400.0  # a cell's keys: stride * cell + (lon + 180), lon + 180 < 400
+_indexes: "weakref.WeakKeyDictionary[SharedArrays, PlaceIndex]" = weakref.WeakKeyDictionary()
+_building: "weakref.WeakSet[SharedArrays]" = weakref.WeakSet()
+
+
+def _cell(lat: float | np.ndarray) -> np.ndarray:
+    return np.floor((np.asarray(lat, dtype=np.float64) + 90) / CELL_DEGREES)
+
+
+def _place_key(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    return _cell(lat) * CELL_STRIDE + (lon + 180)
+
+
+def _place_index(shared: SharedArrays, rows_in_use: int, area: Area) -> PlaceIndex | None:
+    """This process's index of the listing rows, or None to scan the columns: below
+    `INDEX_MIN_ROWS`, for very tall areas, before the first build is done, and when so many rows
+    moved since the build that reading them would cost more than a scan (a rebuild is under way).
+    """
+    if rows_in_use < INDEX_MIN_ROWS or _cell(area.max_lat) - _cell(area.min_lat) >= INDEX_MAX_CELLS:
+        return None
+    index = _indexes.get(shared)
+    moved = 0 if index is None else index.moved_since(shared)
+    if (index is None or moved > max(INDEX_REBUILD_MOVES, len(index.keys) // 16)) and shared not in _building:
+        _building.add(shared)
+        if INDEX_IN_BACKGROUND:
+            threading.Thread(target=_build_index, args=(shared, rows_in_use), name="place-index", daemon=True).start()
+        else:
+            _build_index(shared, rows_in_use)
+        index = _indexes.get(shared)
+        moved = 0 if index is None else index.moved_since(shared)
+    if index is None or moved > len(index.keys) // 4:
+        return None
+    return index
+
+
+def _build_index(shared: SharedArrays, rows_in_use: int) -> None:
+    try:
+        _indexes[shared] = PlaceIndex(shared, rows_in_use)
+    finally:
+        _building.discard(shared)
 
 
 def _area(get: Callable[[str], str | None], optional: Callable[[str], str | None]) -> Area:

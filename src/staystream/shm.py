@@ -29,6 +29,7 @@ class Counter:
     BASE_PAGE = 5  # page number of directory column 0
     FX_GENERATION = 6  # bumped when the FX table is replaced
     READY = 7  # 1 once the writer recovered the store
+    MOVED = 8  # entries in the listings' `moved` log (rows whose coordinates were set)
 
 
 class SharedArrays:
