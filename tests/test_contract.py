@@ -87,6 +87,17 @@ def test_same_listing_id_under_two_sources_is_two_listings(server) -> None:
         assert nights(client, listing_id, source="vrbo")[night(1)]["price"] == "20.00"
 
 
+@pytest.mark.parametrize("listing_id", ["a/b", "a?b#c", "%41", "x/calendar", "a+b", "\U0001f642", 48213],
+                         ids=["slash", "query-and-fragment", "percent", "calendar-suffix", "plus", "emoji", "number"])
+def test_any_printable_listing_id_round_trips_through_the_url(server, listing_id: object) -> None:
+    unique = listing_id if isinstance(listing_id, int) else f"{listing_id}-{unique_id('')}"
+    with server.client() as client:
+        post_ok(client, [{**rate("placeholder", 1, 2), "listing_id": unique}])
+        response = calendar(client, str(unique))
+    assert response.status_code == 200, response.text
+    assert response.json()["listing_id"] == str(unique) and len(response.json()["nights"]) == 1
+
+
 def test_content_type_parameters_are_ignored(server) -> None:
     listing_id = unique_id("charset")
     body = json.dumps([rate(listing_id, 1, 2)]).encode()

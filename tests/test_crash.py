@@ -156,7 +156,7 @@ def test_sigterm_right_after_start_stops_promptly(server_factory) -> None:
     family = children(server.process.pid)
     started = time.monotonic()
     assert server.stop() == 0
-    assert time.monotonic() - started < 5, "a starting worker ignored SIGTERM"
+    assert time.monotonic() - started < 8, "a starting worker ignored SIGTERM (it waits 10 s)"
     assert not {pid: cmd for pid, cmd in family.items() if alive(pid, cmd)}
 
 
