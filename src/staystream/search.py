@@ -16,8 +16,16 @@ Ranking is in the `currency` asked, else in the FX table's base currency (`ranke
 `min_price`/`max_price` are in it too), on exact totals rounded to its minor unit:
 `total` by (total, distance, row), `nightly` by (nightly average, total, distance, row) and
 `distance` by (distance, total, row); the row (arrival order of the listing) only breaks exact
-ties. A stay in a currency the FX table has no rate for cannot be compared: it comes last when
+ties. For one stay `nightly` orders exactly as `total` does (every result has the same number
+of nights); it names the order a client shows nightly prices in, and will differ once a search
+compares stays of several lengths. Distances are from the circle's centre, or the box's.
+A stay in a currency the FX table has no rate for cannot be compared: it comes last when
 neither `currency` nor a price bound is given, and is left out otherwise.
+
+Areas: a circle (`lat`, `lon`, `radius_km`) or a box (`bbox`; `min_lon` > `max_lon` crosses the
+antimeridian, as in GeoJSON); both work across the antimeridian and around the poles. Past
+`INDEX_MIN_ROWS` listings a worker keeps a spatial index (`PlaceIndex`) so an area reads only
+its own cells.
 
 Pages use a keyset cursor: the keys of the last result, bound to the query that issued it (a
 cursor used with other parameters is refused; `limit` may change between pages).
