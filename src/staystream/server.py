@@ -46,23 +46,25 @@ def _alive(pid: int) -> bool:
         return True
     return True
 
-def _die_with_parent() -> None:
+def _die_with_parent(supervisor: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != supervisor:  # it died before the line above took effect
+        os._exit(1)
     # fork copied the supervisor's handler, which in a child would swallow a SIGTERM sent before
     # uvicorn or the writer installs its own: a stop right after start then waited 10 s a worker.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-def _writer_main(config: Config, shm_path: Path) -> None:
-    _die_with_parent()
+def _writer_main(config: Config, shm_path: Path, supervisor: int) -> None:
+    _die_with_parent(supervisor)
     configure(config.log_level)
     from .writer import run
 
     run(config, shm_path)
 
-def _worker_main(config: Config, shm_path: Path, listener: socket.socket) -> None:
-    _die_with_parent()
+def _worker_main(config: Config, shm_path: Path, listener: socket.socket, supervisor: int) -> None:
+    _die_with_parent(supervisor)
     configure(config.log_level)
     import uvicorn
 
@@ -106,7 +108,7 @@ def serve(config: Config) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    writer = context.Process(target=_writer_main, args=(config, shm_path), name="writer")
+    writer = context.Process(target=_writer_main, args=(config, shm_path, os.getpid()), name="writer")
     writer.start()
     if not _wait_for_writer(writer, shm_path):
         log.error("the writer did not start; see its log above")
@@ -146,7 +148,7 @@ def serve(config: Config) -> int:
     return exit_code
 
 def _start_worker(context, config: Config, shm_path: Path, listener: socket.socket):  # type: ignore[no-untyped-def]
-    worker = context.Process(target=_worker_main, args=(config, shm_path, listener), name="worker")
+    worker = context.Process(target=_worker_main, args=(config, shm_path, listener, os.getpid()), name="worker")
     worker.start()
     return worker
 
