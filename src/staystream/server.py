@@ -79,17 +79,37 @@ def _worker_main(config: Config, shm_path: Path, listener: socket.socket, superv
     )
     server.run(sockets=[listener])
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, count: int) -> list[socket.socket]:
+    """One listening socket per worker on the same port (SO_REUSEPORT).
+
+    The kernel spreads new connections over the sockets; with one shared socket, whichever
+    worker woke first accepted every pending connection and kept it (keep-alive), so one worker
+    queued while the other idled."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind((host, port))
-    except OSError as exc:
-        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    listener.listen(4096)
-    listener.set_inheritable(True)
-    return listener
+    # First a plain bind: SO_REUSEPORT alone would let a second server join a port in use and
+    # silently take half of another store's traffic.
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        port = probe.getsockname()[1]
+    listeners = []
+    for _ in range(count):
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            listener.bind((host, port))
+        except OSError as exc:
+            raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        listener.listen(4096)
+        listener.set_inheritable(True)
+        port = listener.getsockname()[1]  # port 0: the others join the port the first one got
+        listeners.append(listener)
+    return listeners
+
 
 def serve(config: Config) -> int:
     configure(config.log_level)
@@ -97,8 +117,8 @@ def serve(config: Config) -> int:
     shm_path = shared_memory_path()
     (shm_path / "metrics").mkdir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shm_path / "metrics")
-    listener = bind(config.host, config.port)
-    host, port = listener.getsockname()[:2]
+    listeners = bind(config.host, config.port, config.workers)
+    host, port = listeners[0].getsockname()[:2]
     context = multiprocessing.get_context("fork")
     stopping = False
 
@@ -114,7 +134,7 @@ def serve(config: Config) -> int:
         log.error("the writer did not start; see its log above")
         shutil.rmtree(shm_path, ignore_errors=True)
         return 1
-    workers = [_start_worker(context, config, shm_path, listener) for _ in range(config.workers)]
+    workers = [_start_worker(context, config, shm_path, listener) for listener in listeners]
     log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
                                  "data_dir": str(config.data_dir)})
     print(f"staystream listening on http://{host}:{port}", flush=True)
@@ -132,7 +152,7 @@ def serve(config: Config) -> int:
         for i, worker in enumerate(workers):
             if not worker.is_alive():
                 log.warning("worker exited; starting another", extra={"exitcode": worker.exitcode})
-                workers[i] = _start_worker(context, config, shm_path, listener)
+                workers[i] = _start_worker(context, config, shm_path, listeners[i])
     for worker in workers:
         worker.terminate()
     for worker in workers:
@@ -142,7 +162,8 @@ def serve(config: Config) -> int:
     if writer.is_alive():
         writer.terminate()  # the writer drains, snapshots, then exits
         writer.join(120)
-    listener.close()
+    for listener in listeners:
+        listener.close()
     shutil.rmtree(shm_path, ignore_errors=True)
     log.info("stopped")
     return exit_code
