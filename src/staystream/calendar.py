@@ -140,7 +140,9 @@ class CalendarWriter:
         shift = max(0, -first_page)
         width = max(directory.shape[1], last_page + 1) + shift
         if shift:
-            # Nights before the base: widen to the left (rare: an import older than any so far).
+            # Nights before the base: widen to the left. Only log replay at start-up can get
+            # here (ingest rejects nights before --earliest-night, the configured base), so no
+            # reader sees the base and the directory change apart.
             self.base_page -= shift
             self.shared.counters[Counter.BASE_PAGE] = self.base_page
             moved = np.zeros((directory.shape[0], width), dtype=directory.dtype)
@@ -194,11 +196,17 @@ class CalendarWriter:
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore a `copy_state`; reference counts and the free list are recomputed."""
-        directory = state["directory"]
-        self.base_page = int(state["base_page"][0])
-        self.shared.counters[Counter.BASE_PAGE] = self.base_page
-        width = max(directory.shape[1], self.shared["directory"].shape[1])
-        self.shared.allocate("directory", max(len(directory), 1024), width, directory)
+        saved = state["directory"]
+        saved_base = int(state["base_page"][0])
+        # The configured span may reach earlier or later than the saved one: take both, now,
+        # before any reader maps the directory (at run time ingest rejects nights before it).
+        base = min(self.base_page, saved_base)
+        last = max(self.base_page + self.shared["directory"].shape[1], saved_base + saved.shape[1])
+        directory = np.zeros((max(len(saved), 1024), last - base), dtype=saved.dtype)
+        directory[: len(saved), saved_base - base : saved_base - base + saved.shape[1]] = saved
+        self.base_page = base
+        self.shared.counters[Counter.BASE_PAGE] = base
+        self.shared.allocate("directory", len(directory), directory.shape[1], directory)
         self.slots = len(state["pages"])
         self.shared.allocate("pages", max(self.slots, 1024), PAGE, state["pages"])
         self.entries = len(state["entry_price"])

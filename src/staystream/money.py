@@ -2,11 +2,9 @@
 
 Prices never pass through binary floating point. A price arrives as a JSON number or a decimal
 string, becomes a `Decimal`, and is stored as an integer count of the currency's minor unit
-(cents for EUR, yen for JPY, fils for KWD). A price with more decimals than its currency has is
-rejected, not rounded: the source meant something we cannot store exactly.
+(cents for EUR, yen for JPY, fils for KWD); `ingest.Validator` rejects, rather than rounds, a
+price with more decimals than its currency has: the source meant something we cannot store.
 
->>> to_minor(Decimal("129.5"), "EUR")
-12950
 >>> format_minor(12950, "EUR")
 '129.50'
 """
@@ -51,7 +49,7 @@ def currency_index(code: str) -> int:
 
 
 def parse_decimal(value: object) -> Decimal:
-    """A JSON number or plain decimal string as an exact `Decimal` (no exponents, no NaN)."""
+    """A JSON number or decimal string (`"1.5"`, `"1e2"`) as an exact `Decimal`; no NaN, no infinity."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         raise MoneyError(f"{value!r} is not a number or decimal string")
     if isinstance(value, float):
@@ -63,17 +61,6 @@ def parse_decimal(value: object) -> Decimal:
     if not number.is_finite():
         raise MoneyError(f"'{value}' is not a finite number")
     return number
-
-
-def to_minor(amount: Decimal, currency: str) -> int:
-    """`amount` in integer minor units of `currency`; raises when it would need rounding."""
-    exponent = EXPONENT[CURRENCY_INDEX[currency]]
-    minor = amount.scaleb(exponent)
-    if minor != minor.to_integral_value():
-        raise MoneyError(
-            f"'{amount}' has more decimals than {currency} allows ({exponent})"
-        )
-    return int(minor)
 
 
 def format_minor(minor: int, currency_or_index: str | int) -> str:
