@@ -6,6 +6,7 @@ straight from shared memory and read-only SQLite, so they see every acknowledged
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -34,6 +35,7 @@ from .wire import WriterClient, WriterUnavailable
 log = logging.getLogger("staystream.http")
 _json = msgspec.json.Encoder()
 BULK_HEADER = "x-staystream-bulk"  # set by importers: their writes yield to live traffic
+VALIDATION_SLICE = 250  # events validated between two chances for other requests to run
 INFLIGHT_BODIES = 8  # request bodies (at the size limit) one worker holds at most
 NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/json-seq", "application/ndjson"}
 
@@ -114,12 +116,18 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
                 ndjson = not body.lstrip().startswith(b"[")
             validator: Validator = state["validator"]  # type: ignore[assignment]
             try:
-                parsed = validator.parse(body, ndjson, config.max_events_per_request)
+                events = validator.decode(body, ndjson, config.max_events_per_request)
             except TooManyEvents as exc:
                 raise HTTPError(413, str(exc)) from None
             except BodyError as exc:
                 raise HTTPError(400, str(exc)) from None
             del body
+            # Validated in slices, yielding between them, so a search that arrives meanwhile
+            # waits for one slice, not for the whole body.
+            parsed = validator.validate(events[:VALIDATION_SLICE])
+            for first in range(VALIDATION_SLICE, len(events), VALIDATION_SLICE):
+                await asyncio.sleep(0)
+                parsed.extend(validator.validate(events[first : first + VALIDATION_SLICE], first))
             await submit(parsed, bulk=request.headers.get(BULK_HEADER, "") not in ("", "0", "false"))
         finally:
             state["inflight_bytes"] -= reserved  # type: ignore[operator]

@@ -87,6 +87,25 @@ class Parsed:
             self.newest_changed_at[source] = newest
         self.accepted_by_source[source, kind] = self.accepted_by_source.get((source, kind), 0) + events
 
+    def extend(self, later: Parsed) -> None:
+        """Append the result of validating the next slice of the same request."""
+        if len(later.rates):
+            slots = {key: i for i, key in enumerate(self.keys)}
+            remap = np.array([slots.setdefault(key, len(slots)) for key in later.keys], dtype=np.int32)
+            self.keys = list(slots)
+            rates = later.rates.copy()
+            rates["key"] = remap[rates["key"]]
+            self.rates = np.concatenate([self.rates, rates])
+        self.listings += later.listings
+        self.delists += later.delists
+        self.rejected += later.rejected
+        for source, newest in later.newest_changed_at.items():
+            self.newest_changed_at[source] = max(newest, self.newest_changed_at.get(source, -1))
+        for label, count in later.accepted_by_source.items():
+            self.accepted_by_source[label] = self.accepted_by_source.get(label, 0) + count
+        for label, count in later.rejected_by_source.items():
+            self.rejected_by_source[label] = self.rejected_by_source.get(label, 0) + count
+
     @property
     def accepted(self) -> int:
         return len(self.rates) + len(self.listings) + len(self.delists)
@@ -146,6 +165,10 @@ class Validator:
 
     def parse(self, body: bytes, ndjson: bool, max_events: int) -> Parsed:
         """All events of a body, validated. Raises `BodyError` when the body cannot be read."""
+        return self.validate(self.decode(body, ndjson, max_events))
+
+    def decode(self, body: bytes, ndjson: bool, max_events: int) -> list[object]:
+        """A body's events, each a typed struct or the `Rejected` saying why it is not one."""
         lines = split_events(body, ndjson)
         if lines is not None and len(lines) > max_events:
             raise TooManyEvents(f"body has {len(lines)} events; the limit is {max_events} a request")
@@ -156,19 +179,21 @@ class Validator:
             events = self._decode_one_by_one(lines, body)
         if len(events) > max_events:
             raise TooManyEvents(f"body has {len(events)} events; the limit is {max_events} a request")
-        return self.validate(events)
+        return events
 
-    def validate(self, events: list[object]) -> Parsed:
-        """Events decoded from any source (or the `Rejected` of one that did not decode)."""
+    def validate(self, events: list[object], first_index: int = 0) -> Parsed:
+        """Events decoded from any source (or the `Rejected` of one that did not decode);
+        `first_index` is the index of `events[0]` in its request, for rejections."""
         today = epoch_day(dt.date.today())
         latest_allowed = micros(dt.datetime.now(dt.timezone.utc) + MAX_CLOCK_SKEW)
         parsed = Parsed()
-        rate_positions = [i for i, event in enumerate(events) if type(event) is RateEvent]
+        rate_positions = [i for i, event in enumerate(events, first_index) if type(event) is RateEvent]
         if rate_positions:
-            self._rates(parsed, [events[i] for i in rate_positions], rate_positions, today, latest_allowed)  # type: ignore[misc]
+            rate_events = [events[i - first_index] for i in rate_positions]
+            self._rates(parsed, rate_events, rate_positions, today, latest_allowed)  # type: ignore[arg-type]
         if len(rate_positions) < len(events):
             rates = set(rate_positions)
-            for index, event in enumerate(events):
+            for index, event in enumerate(events, first_index):
                 if index not in rates:
                     self._other(parsed, index, event, latest_allowed)
             parsed.rejected.sort(key=lambda rejection: rejection["index"])  # type: ignore[arg-type,return-value]
