@@ -14,6 +14,7 @@ search queries agree on the same listings without talking to each other:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -63,12 +64,18 @@ class City:
     seed: int = 7
 
     def places(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(self.seed)
-        lat = CITY_LAT + rng.uniform(-HALF_LAT, HALF_LAT, self.listings)
-        lon = CITY_LON + rng.uniform(-HALF_LON, HALF_LON, self.listings)
-        kind = rng.integers(0, len(KINDS), self.listings)
-        guests = rng.integers(1, 7, self.listings)
-        return lat, lon, kind, guests
+        """(lat, lon, kind index, max_guests) of every listing; computed once per process."""
+        return _places(self.listings, self.seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _places(listings: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lat = CITY_LAT + rng.uniform(-HALF_LAT, HALF_LAT, listings)
+    lon = CITY_LON + rng.uniform(-HALF_LON, HALF_LON, listings)
+    kind = rng.integers(0, len(KINDS), listings)
+    guests = rng.integers(1, 7, listings)
+    return lat, lon, kind, guests
 
 
 def prefill_lines(city: City, first: int, last: int, changed_at: str) -> list[bytes]:
@@ -77,30 +84,41 @@ def prefill_lines(city: City, first: int, last: int, changed_at: str) -> list[by
     Each calendar is 4 rate events (seasons of random length, 50-400 EUR, min_nights 1-3); about
     one season in ten is unavailable (no price), as real calendars have booked stretches.
     """
-    lat, lon, kind, guests = (a[first:last] for a in city.places())
+    lat, lon, kind, guests = (a[first:last].tolist() for a in city.places())
+    count = last - first
     rng = np.random.default_rng((city.seed, first))
-    night0 = first_night()
-    days = [iso_day(night0 + d) for d in range(CALENDAR_NIGHTS + 1)]
+    days = _calendar_days(first_night())
+    # 3 distinct cuts in [30, 335) a listing: 4 seasons of at least one night
+    cuts = np.sort(rng.integers(30, CALENDAR_NIGHTS - 32, (count, 3)), axis=1)
+    cuts[:, 1] = np.maximum(cuts[:, 1], cuts[:, 0] + 1)
+    cuts[:, 2] = np.maximum(cuts[:, 2], cuts[:, 1] + 1)
+    bounds = np.concatenate([np.zeros((count, 1), int), cuts, np.full((count, 1), CALENDAR_NIGHTS)], 1).tolist()
+    booked = (rng.random((count, 4)) < 0.1).tolist()
+    prices = rng.integers(50, 400, (count, 4)).tolist()
+    min_nights = rng.integers(1, 4, (count, 4)).tolist()
     lines = []
-    for j in range(last - first):
+    for j in range(count):
         lid = listing_id(first + j)
         lines.append(
             f'{{"type":"listing","source":"{SOURCE}","listing_id":"{lid}","name":"Bench {KINDS[kind[j]]} {first + j}",'
             f'"kind":"{KINDS[kind[j]]}","lat":{lat[j]:.6f},"lon":{lon[j]:.6f},"max_guests":{guests[j]},'
             f'"city":"Paris","country":"FR","changed_at":"{changed_at}Z"}}'.encode()
         )
-        cuts = np.sort(rng.choice(np.arange(30, CALENDAR_NIGHTS - 30), 3, replace=False))
-        bounds = [0, *cuts.tolist(), CALENDAR_NIGHTS]
         for s in range(4):
-            if rng.random() < 0.1:
+            if booked[j][s]:
                 value = '"available":false'
             else:
-                value = f'"price":"{int(rng.integers(50, 400))}.00","min_nights":{int(rng.integers(1, 4))}'
+                value = f'"price":"{prices[j][s]}.00","min_nights":{min_nights[j][s]}'
             lines.append(
-                f'{{"type":"rate","source":"{SOURCE}","listing_id":"{lid}","start":"{days[bounds[s]]}",'
-                f'"end":"{days[bounds[s + 1]]}",{value},"currency":"EUR","changed_at":"{changed_at}Z"}}'.encode()
+                f'{{"type":"rate","source":"{SOURCE}","listing_id":"{lid}","start":"{days[bounds[j][s]]}",'
+                f'"end":"{days[bounds[j][s + 1]]}",{value},"currency":"EUR","changed_at":"{changed_at}Z"}}'.encode()
             )
     return lines
+
+
+@functools.lru_cache(maxsize=2)
+def _calendar_days(night0: int) -> list[str]:
+    return [iso_day(night0 + d) for d in range(CALENDAR_NIGHTS + 1)]
 
 
 def rate_columns(rng: np.random.Generator, listings: np.ndarray, events: int) -> np.ndarray:
