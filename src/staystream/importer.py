@@ -541,14 +541,12 @@ def sample_items(today: dt.date, now: dt.datetime) -> Iterator[Item]:
             yield item._replace(event=event)
 
 
-def seed_sample(config: Any, host: str, port: int) -> None:
+def seed_sample(config: Any, host: str, port: int, supervisor: int) -> None:
     """In a child of `serve`: post the sample city to the server when its store is empty."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
     from . import db
     from .server import _die_with_parent
 
-    _die_with_parent()
+    _die_with_parent(supervisor)
     try:
         connection = db.connect_reader(config.database_path)
         empty = connection.execute("SELECT NOT EXISTS (SELECT 1 FROM listings)").fetchone()[0]

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -141,7 +140,7 @@ def serve(config: Config) -> int:
     if config.seed_sample:  # the sample city, posted over HTTP by a child (importer.seed_sample)
         from .importer import seed_sample
 
-        context.Process(target=seed_sample, args=(config, host, port), name="seed", daemon=True).start()
+        context.Process(target=seed_sample, args=(config, host, port, os.getpid()), name="seed", daemon=True).start()
     exit_code = 0
     while not stopping:
         time.sleep(0.2)
