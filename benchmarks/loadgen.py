@@ -42,6 +42,7 @@ RECORD = np.dtype([
     ("ok", "u1"),  # 200 and nothing rejected
     ("events", "<i4"),
     ("nights", "<i4"),
+    ("matches", "<i4"),  # search: the `matches` of the answer (-1 for writes)
 ])
 TEMPLATE_BUDGET = 640  # request bodies kept per process (~100 KB each)
 READY_TIMEOUT = 600.0
@@ -108,6 +109,8 @@ class Result:
             "errors": int(((meant["ok"] == 0) & (meant["status"] != 503)).sum()),
             "status_503": int((meant["status"] == 503).sum()),
             "generator_cores": self.generator_cpu_seconds / self.duration if self.duration else 0.0,
+            **({"mean_matches": float(meant["matches"][meant["matches"] >= 0].mean())}
+               if (meant["matches"] >= 0).any() else {}),
         }
 
 
@@ -237,8 +240,18 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
+def _matches(body: bytes) -> int:
+    at = body.find(b'"matches":')
+    if at < 0:
+        return -1
+    end = at + 10
+    while end < len(body) and body[end : end + 1].isdigit():
+        end += 1
+    return int(body[at + 10 : end] or -1)
+
+
 async def _connection(job: Job, source: RateSource | PrefillSource | SearchSource, times: np.ndarray | None,
-                      start: float, out: list[tuple[float, float, float, int, int, int, int]]) -> None:
+                      start: float, out: list[tuple[float, float, float, int, int, int, int, int]]) -> None:
     end = float("inf") if job.workload == "prefill" else start + job.duration
     reader, writer = await asyncio.open_connection(job.host, job.port, limit=1 << 20)
     k = 0
@@ -270,9 +283,10 @@ async def _connection(job: Job, source: RateSource | PrefillSource | SearchSourc
                 reader, writer = await asyncio.open_connection(job.host, job.port, limit=1 << 20)
             done = time.monotonic()
             ok = status == 200 and (events == 0 or b'"rejected":[]' in body)
+            matches = _matches(body) if job.workload == "search" and status == 200 else -1
             if status == 200 and not ok and len(out) < 3:
                 print(f"loadgen: events rejected: {body[:300]!r}", flush=True)
-            out.append((intended - start, sent - start, done - start, status, ok, events, nights))
+            out.append((intended - start, sent - start, done - start, status, ok, events, nights, matches))
             if status == 503 and job.retry_shed:
                 source.again(item)
                 await asyncio.sleep(0.2)
@@ -280,8 +294,8 @@ async def _connection(job: Job, source: RateSource | PrefillSource | SearchSourc
         writer.close()
 
 
-async def _run(job: Job, sources: list, start: float) -> list[tuple[float, float, float, int, int, int, int]]:
-    out: list[tuple[float, float, float, int, int, int, int]] = []
+async def _run(job: Job, sources: list, start: float) -> list[tuple[float, float, float, int, int, int, int, int]]:
+    out: list[tuple[float, float, float, int, int, int, int, int]] = []
     all_times = None if job.schedule is None else schedule_times(job.schedule)
     total = job.processes * len(sources)
     tasks = []

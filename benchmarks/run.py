@@ -307,7 +307,7 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
             m = r["median"]
             lat = m["search_latency_ms"]
             line = (f"{case}: search p50 {_spread(lat['p50'], 1, 1)} ms, p99 {_spread(lat['p99'], 1, 1)} ms, "
-                    f"max {_spread(lat['max'], 1, 1)} ms")
+                    f"max {_spread(lat['max'], 1, 1)} ms; {_m(m.get('search_mean_matches', 0.0)):,.0f} matches a search")
             if "write" in m:
                 line += (f"; writes {_spread(m['write']['night_updates_per_s'], 1e-6, 2)} M night updates/s, "
                          f"ack p99 {_spread(m['write']['latency_ms']['p99'], 1, 1)} ms")

@@ -284,6 +284,7 @@ def search_run(bench: Bench, server: Service, listings: int, write_fraction: flo
     searched = result.only("search").summary(warmup=warmup)
     out = {"listings": listings, "workers": server.workers, "searches_per_s": rate,
            "search_latency_ms": searched["latency_ms"], "search_errors": searched["errors"],
+           "search_mean_matches": searched.get("mean_matches", 0.0),
            "write_events_per_s_offered": writes, **side}
     if write_fraction > 0:
         written = result.only("write").summary(warmup=warmup)
