@@ -53,7 +53,6 @@ class Settings:
     search_write_fraction: float = 0.5
     ceiling_seconds: float = 10.0
     generator_seconds: float = 8.0
-    restarts: int = 3
 
     @classmethod
     def quick(cls, **overrides: object) -> "Settings":
@@ -61,7 +60,7 @@ class Settings:
             repeat=1, city_listings=20_000, small_city_listings=10_000, memory_listings=(20_000, 40_000),
             closed_connections=16, open_connections=32, warmup_seconds=1.0, throughput_seconds=4.0,
             latency_seconds=4.0, burst_phases=(2.0, 4.0, 3.0), search_seconds=4.0, ceiling_seconds=2.0,
-            generator_seconds=2.0, restarts=1,
+            generator_seconds=2.0,
         )
         base.update(overrides)
         return cls(**base)  # type: ignore[arg-type]
@@ -317,14 +316,14 @@ def memory_size(bench: Bench, listings: int) -> dict[str, object]:
     finally:
         server.kill()
     crash_restarts = []
-    for _ in range(s.restarts):
+    for _ in range(s.repeat):
         server = service.start(directory, s.workers[-1])
         crash_restarts.append(server.ready_seconds)
         after_crash = server.memory()
         server.kill()
     clean_restarts, stops = [], []
     server = service.start(directory, s.workers[-1])
-    for i in range(s.restarts):
+    for _ in range(s.repeat):
         stops.append(server.stop())
         server = service.start(directory, s.workers[-1])
         clean_restarts.append(server.ready_seconds)
