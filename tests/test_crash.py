@@ -111,8 +111,8 @@ def test_kill_9_under_load_loses_nothing_acknowledged(server_factory, delay: flo
 
 
 def test_snapshots_and_log_truncation_under_load_then_two_kills(server_factory) -> None:
-    """A snapshot every ~50 events while writes go on; recovery = snapshot + the log after it."""
-    server = server_factory("--snapshot-log-events", "50")
+    """A snapshot every ~500 night updates while writes go on; recovery = snapshot + the log after it."""
+    server = server_factory("--snapshot-log-nights", "500")
     data_dir = server.data_dir
     first = run_load_then_kill(server, unique_id("snap1"), 1.0)
     snapshots = [p.name for p in (data_dir / "snapshot").iterdir() if p.name.isdigit()]
@@ -122,10 +122,10 @@ def test_snapshots_and_log_truncation_under_load_then_two_kills(server_factory) 
     assert oldest is None or oldest > 1, "the log was never truncated"
     assert logged < first.requests_acked, (logged, first.requests_acked)
 
-    again = server_factory("--snapshot-log-events", "50", data_dir=data_dir)
+    again = server_factory("--snapshot-log-nights", "500", data_dir=data_dir)
     assert first.lost(again.url) == []
     second = run_load_then_kill(again, unique_id("snap2"), 0.5)
-    last = server_factory("--snapshot-log-events", "50", data_dir=data_dir)
+    last = server_factory("--snapshot-log-nights", "500", data_dir=data_dir)
     assert first.lost(last.url) == []
     assert second.lost(last.url) == []
 

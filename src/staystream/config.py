@@ -57,8 +57,9 @@ class Config:
         dt.date(2015, 1, 1), "oldest night accepted (historical imports)", dt.date.fromisoformat
     )
     horizon_days: int = _setting(730, "how many days past today a night may be", _positive_int)
-    snapshot_log_events: int = _setting(
-        5_000_000, "rate events logged since the last snapshot that trigger a new one", _positive_int
+    snapshot_log_nights: int = _setting(
+        50_000_000, "night updates logged since the last snapshot that trigger a new one "
+        "(bounds restart time: replay runs at ~10 M night updates/s)", _positive_int
     )
     fx_table: Path | None = _setting(None, "JSON FX table to use instead of the shipped one", Path)
     seed_sample: bool = _setting(False, "import the shipped sample city into an empty store", _flag)

@@ -120,13 +120,14 @@ class Writer:
         self._add_rows(len(self.keys))
         self.columns.load(recovered.columns)
         self.seq = snapshot_seq
-        replayed = 0
+        replayed = replayed_nights = 0
         for seq, events in recovered.log:
             batch = np.frombuffer(events, dtype=RATE_DTYPE)
             self.calendar.apply(batch)
             self.seq = seq
             replayed += len(batch)
-        self.logged_since_snapshot = replayed
+            replayed_nights += int(batch["nights"].sum())
+        self.logged_since_snapshot = replayed_nights
         self.shared.counters[Counter.SEQ] = self.seq
         log.info(
             "recovered",
@@ -210,7 +211,7 @@ class Writer:
         metrics.group_requests.observe(len(group.frames))
         metrics.group_events.observe(events)
         busy = self.snapshotting is not None and not self.snapshotting.done()
-        if error is None and not busy and self.logged_since_snapshot >= self.config.snapshot_log_events:
+        if error is None and not busy and self.logged_since_snapshot >= self.config.snapshot_log_nights:
             self.snapshotting = asyncio.create_task(self.take_snapshot())
 
     def _prepare(self, group: Group) -> None:
@@ -247,7 +248,7 @@ class Writer:
             metrics.nights_applied.inc(nights)
             metrics.events_unchanged.inc(unchanged)
             self.seq = group.seq
-            self.logged_since_snapshot += len(group.rates)
+            self.logged_since_snapshot += int(group.rates["nights"].sum())
         for row, listing in group.listings:
             self.columns.describe(row, listing)
         for row, delist in group.delists:
