@@ -74,12 +74,25 @@ class SharedArrays:
         self._generations[name] = generation
         return array
 
-    def grow(self, name: str, rows: int, width: int | None = None) -> np.ndarray:
-        """(Writer) at least `rows` capacity (doubling), keeping the contents."""
+    def grow(self, name: str, rows: int) -> np.ndarray:
+        """(Writer) at least `rows` capacity (doubling), keeping the contents.
+
+        The file is extended in place and renamed to the next generation: nothing is copied
+        (a copy of a few hundred MB stalled every write behind it), and a reader's old mapping
+        stays valid, over the same memory."""
         current = self.arrays[name]
-        new_width = width if width is not None else (1 if current.ndim == 1 else current.shape[1])
+        width = 1 if current.ndim == 1 else current.shape[1]
         capacity = max(rows, 2 * len(current), 1024)
-        return self.allocate(name, capacity, new_width, current)
+        slot = self._slot(name)
+        generation = int(self.control[slot]) + 1
+        file = self.path / f"{name}.{generation}"
+        os.truncate(self.path / f"{name}.{generation - 1}", capacity * width * self.dtypes[name].itemsize)
+        os.rename(self.path / f"{name}.{generation - 1}", file)
+        array = _as_array(_map(file, writable=True), self.dtypes[name], capacity, width)
+        self.control[slot] = generation
+        self.arrays[name] = array
+        self._generations[name] = generation
+        return array
 
     def refresh(self) -> None:
         """(Reader) remap every array whose generation changed since the last call."""
