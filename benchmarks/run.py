@@ -24,8 +24,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import scenarios
+from . import bulk_live, scenarios
 from .scenarios import NAMES, Bench, Settings
+
+NAMES = (*NAMES, bulk_live.NAME)  # bulk import beside live traffic: benchmarks/bulk_live.py
 
 RESULTS = Path(__file__).parent / "results"
 MiB = 2**20
@@ -202,7 +204,7 @@ def run_memory(bench: Bench) -> dict[str, Any]:
 
 RUNNERS: dict[str, Callable[[Bench], dict[str, Any]]] = {
     "generator": run_generator, "throughput": run_throughput, "latency": run_latency, "burst": run_burst,
-    "search": run_search, "ceiling": run_ceiling, "memory": run_memory,
+    "search": run_search, "ceiling": run_ceiling, "memory": run_memory, bulk_live.NAME: bulk_live.run,
 }
 
 
@@ -331,6 +333,8 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
         how = "extrapolated linearly" if pm["extrapolated"] else "measured"
         rows.append(f"per million listings ({how}): {pm['gib_per_million_listings']:.2f} GiB; restart to ready "
                     f"{pm['restart_seconds_per_million']:.1f} s clean, {pm['crash_restart_seconds_per_million']:.1f} s after kill -9")
+    elif name == bulk_live.NAME:
+        rows += bulk_live.rows(result)
     return rows
 
 
