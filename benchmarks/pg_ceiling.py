@@ -110,7 +110,7 @@ def _main(uri: str, listings: int, seconds: float, pipe: Connection) -> None:
 
 
 async def _run(uri: str, listings: int, seconds: float) -> dict[str, object]:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     settings = {"synchronous_commit": "on"}
     setup = await asyncpg.connect(uri, server_settings=settings)

@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import httpx
 
@@ -45,12 +45,16 @@ class AckedLoad:
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _workers: list[threading.Thread] = field(default_factory=list)
+    _running: threading.Event = field(default_factory=threading.Event)
+    _parked: list[threading.Event] = field(default_factory=list)
 
     def listing_ids(self) -> list[str]:
         return [f"{self.prefix}-{t}-{i}" for t in range(self.threads) for i in range(self.listings_per_thread)]
 
     def start(self) -> "AckedLoad":
+        self._running.set()
         for t in range(self.threads):
+            self._parked.append(threading.Event())
             worker = threading.Thread(target=self._run, args=(t,), daemon=True)
             worker.start()
             self._workers.append(worker)
@@ -58,8 +62,20 @@ class AckedLoad:
 
     def stop(self) -> None:
         self._stop.set()
+        self._running.set()
         for worker in self._workers:
             worker.join(60)
+
+    def pause(self) -> None:
+        """Returns once no request is in flight; `acked` then holds still until `resume`."""
+        self._running.clear()
+        for parked in self._parked:
+            assert parked.wait(60), "a writer thread did not park"
+
+    def resume(self) -> None:
+        for parked in self._parked:
+            parked.clear()
+        self._running.set()
 
     def wait_for_acks(self, requests: int, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -73,7 +89,12 @@ class AckedLoad:
         clock = thread  # µs; threads never share a listing, so never a timestamp either
         with httpx.Client(timeout=30) as client:
             while not self._stop.is_set():
-                events, nights = [], []
+                if not self._running.is_set():
+                    self._parked[thread].set()
+                    self._running.wait()
+                    continue
+                events: list[dict[str, object]] = []
+                nights: list[tuple[tuple[str, int], Night]] = []
                 for _ in range(self.events_per_request):
                     clock += self.threads
                     listing = f"{self.prefix}-{thread}-{rng.randrange(self.listings_per_thread)}"
@@ -133,4 +154,47 @@ class AckedLoad:
                     micros = (changed_at - EPOCH) // dt.timedelta(microseconds=1)
                     if micros < expected.changed_at or (micros == expected.changed_at and found["price"] != expected.price):
                         problems.append(f"{listing} night {night}: read {found}, acknowledged {expected}")
+        return problems
+
+    def lost_in_postgres(self, uri: str) -> list[str]:
+        """Every acknowledged night that PostgreSQL (scaled mode's rate log) holds older."""
+        import asyncio
+
+        import asyncpg  # type: ignore[import-untyped]
+        import numpy as np
+
+        from staystream.types import RATE_DTYPE
+
+        async def read() -> tuple[list[Any], list[Any]]:
+            connection = await asyncpg.connect(uri)
+            try:
+                keys = await connection.fetch("SELECT row, source, listing_id FROM staystream.listings")
+                logs = await connection.fetch("SELECT events FROM staystream.rate_log ORDER BY seq")
+                snapshots = await connection.fetchval("SELECT count(*) FROM staystream.snapshots")
+            finally:
+                await connection.close()
+            assert snapshots == 0, "a snapshot replaced log rows: compare through a bootstrapped node instead"
+            return keys, logs
+
+        keys, logs = asyncio.run(read())
+        listing_of = {row: listing_id for row, source, listing_id in keys if source == self.source}
+        first = (FIRST_NIGHT - dt.date(1970, 1, 1)).days
+        epoch = int(EPOCH.timestamp()) * 1_000_000
+        stored: dict[tuple[str, int], tuple[int, int]] = {}
+        for record in logs:
+            for event in np.frombuffer(record["events"], RATE_DTYPE).tolist():
+                key, start, nights, changed_at, price = event[:5]
+                listing = listing_of.get(key)
+                if listing is None:
+                    continue
+                for night in range(start - first, start - first + nights):
+                    old = stored.get((listing, night))
+                    if old is None or changed_at >= old[0]:
+                        stored[(listing, night)] = (changed_at, price)
+        problems = []
+        for (listing, night), expected in sorted(self.acked.items()):
+            found = stored.get((listing, night))
+            want = (epoch + expected.changed_at, int(expected.price.replace(".", "")))
+            if found is None or found[0] < want[0] or (found[0] == want[0] and found[1] != want[1]):
+                problems.append(f"{listing} night {night}: PostgreSQL has {found}, acknowledged {want}")
         return problems

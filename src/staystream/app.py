@@ -58,7 +58,13 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = Store(config.database_path, shm_path, fx)
-        client = WriterClient(str(shm_path / "writer.sock"))
+        if config.log:  # scaled mode: JetStream acknowledges, the local writer applies (streamlog.py)
+            from .streamlog import PublishingClient
+
+            client: WriterClient = PublishingClient(str(shm_path / "writer.sock"), config.log,
+                                                    config.log_partitions, "search" in config.role)
+        else:
+            client = WriterClient(str(shm_path / "writer.sock"))
         await client.connect()
         state.update(store=store, client=client, validator=Validator(
             store.fx, config.earliest_night, config.horizon_days, config.max_night_price_eur))
@@ -220,8 +226,14 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
             store.connection.execute("SELECT 1").fetchone()
         except Exception as exc:  # the database file is gone or unreadable
             problems.append(f"the store cannot be read: {exc}")
+        lag: dict[str, object] = {}
+        if config.log:  # scaled mode: how far behind the stream this node is
+            from .streamlog import read_lag
+
+            lag, lagging = read_lag(shm_path)
+            problems += lagging
         body = {"status": "ready" if not problems else "not ready", "problems": problems,
-                "backlog_events": store.backlog}
+                "backlog_events": store.backlog, **({"log": lag} if lag else {})}
         return json_response(body, 200 if not problems else 503)
 
     @route("/metrics", "metrics", ["GET"])

@@ -49,7 +49,7 @@ from .durable import Recovered, StoreLocked, _lock_directory
 from .types import Delist, Listing
 
 try:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - depends on the install
     raise ImportError(
         "--store postgresql://... needs asyncpg: pip install 'staystream[scale]'"
@@ -310,6 +310,7 @@ class PostgresDurable:
         if rate_events:
             self.seq = seq
         if new_keys or listings or delists or settings:
+            assert self.mirror is not None
             try:
                 await asyncio.get_running_loop().run_in_executor(
                     self.thread, db.commit_group, self.mirror, new_keys, listings, delists, 0, None, settings,
@@ -386,7 +387,7 @@ class PostgresDurable:
         if self.pool is not None:
             try:
                 await asyncio.wait_for(self.pool.close(), 10)
-            except (asyncio.TimeoutError, *CONNECTION_ERRORS):
+            except CONNECTION_ERRORS:
                 self.pool.terminate()
         if self.lock_connection is not None:
             self.lock_connection.terminate()
@@ -439,7 +440,7 @@ async def _load_snapshot(connection: asyncpg.Connection, seq: int) -> dict[str, 
     return {name: np.load(io.BytesIO(b"".join(chunks)), allow_pickle=False) for name, chunks in parts.items()}
 
 
-def _rebuild_mirror(path: Path, entries: list[tuple], settings: list[tuple]) -> sqlite3.Connection:
+def _rebuild_mirror(path: Path, entries: list[tuple[Any, ...]], settings: list[tuple[Any, ...]]) -> sqlite3.Connection:
     """A fresh SQLite copy of the listings and settings, for the HTTP workers. No fsync: it is
     rebuilt from PostgreSQL at every start."""
     for suffix in ("", "-wal", "-shm"):

@@ -292,8 +292,12 @@ def run(config: Config, shm_path: Path) -> None:
 
     async def main() -> None:
         try:
-            if config.store == "embedded":
-                durable: Durable = SqliteDurable(config.data_dir)
+            if config.log:
+                from .scaled import StreamDurable
+
+                durable: Durable = await StreamDurable.open(config, shm_path)
+            elif config.store == "embedded":
+                durable = SqliteDurable(config.data_dir)
             else:
                 from .pgstore import PostgresDurable
 

@@ -1,0 +1,349 @@
+"""Scaled mode in the writer process: `serve --log nats://... --store postgresql://... --role ...`.
+
+The writer's durable backend when a JetStream log is configured. Durability comes from the
+stream: HTTP workers publish and are acknowledged by JetStream before they hand a request to
+their writer (`streamlog.PublishingClient`). What this backend does for the writer:
+
+- start-up (role search): the calendar from PostgreSQL, the system of record the appliers keep
+  (the newest snapshot, the log rows after it, the listings), then the stream from the
+  appliers' position on (`staystream.positions`);
+- follow (role search): every stream message, from every ingest node, goes to this node's
+  writer as a request over its socket, in stream order. A node applies its own requests twice,
+  once before acknowledging them (read-after-ack) and once from the stream: last-writer-wins
+  makes that harmless, and the stream's order then settles `changed_at` ties the same way on
+  every node;
+- commits: only the local SQLite mirror the workers read listing details from (rebuilt at
+  start-up, no fsync);
+- snapshots (role search): into PostgreSQL as in `pgstore`, labelled with the stream position
+  they cover, one node at a time (advisory lock); the log rows they cover are deleted;
+- role apply: runs the `applier.Applier` as a task of this process.
+
+Lag (messages and seconds behind the stream, for following and applying) goes to `/metrics`
+and, through `lag.json` in the shared-memory directory, to every worker's `/readyz`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterator
+
+import msgspec
+import nats
+import numpy as np
+from prometheus_client import Gauge, Histogram
+
+from . import db, streamlog
+from .applier import SCALED_SCHEMA, Applier, partition_list
+from .config import Config
+from .durable import Recovered, _lock_directory
+from .pgstore import CONNECTION_ERRORS, CONNECT_TIMEOUT, SCHEMA, _backoff, _rebuild_mirror, _serialize
+from .types import RATE_DTYPE, Delist, Listing, split_key
+from .wire import WriterClient, WriterUnavailable
+
+log = logging.getLogger("staystream.scaled")
+RETRIED: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, nats.errors.Error)
+
+SNAPSHOT_LOCK = 0x53_74_61_79_53_6E_70  # one snapshot writer at a time
+CHUNK_BYTES = 8 << 20
+FOLLOW_BATCH = 2_000
+
+follow_lag_messages = Gauge("staystream_follow_lag_messages", "Stream messages this node has not applied yet",
+                            multiprocess_mode="max")
+follow_lag_seconds = Gauge("staystream_follow_lag_seconds", "How far behind the stream this node's reads are",
+                           multiprocess_mode="max")
+follow_delay = Histogram(
+    "staystream_follow_delay_seconds", "From a message's arrival in the stream to its apply on this node",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+class StreamDurable:
+    def __init__(self, config: Config, shm_path: Path) -> None:
+        self.config = config
+        self.roles = streamlog.roles(config.role)
+        self.shm_path = shm_path
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self._directory_lock = _lock_directory(config.data_dir)
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="mirror")
+        self.mirror: Any = None
+        self.nc: Any = None
+        self.js: Any = None
+        self.pool: Any = None
+        self.applier: Applier | None = None
+        self.key_of_row: list[str] = []
+        self.start_seq = 1
+        self.followed_seq = 0  # every stream message up to here is applied by this node's writer
+        # (writer seq after applying, stream seq covered): a snapshot copied at writer seq W
+        # holds every message up to the S of the last pair with a writer seq <= W.
+        self.applied: deque[tuple[int, int]] = deque()
+        self.lag_messages = 0
+        self.lag_seconds = 0.0
+        self.tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def open(cls, config: Config, shm_path: Path) -> "StreamDurable":
+        durable = cls(config, shm_path)
+        durable.nc = await _retrying("connect to NATS", lambda: streamlog.connect(config.log, "staystream-writer"))
+        durable.js = durable.nc.jetstream(timeout=5)
+        await streamlog.ensure_stream(durable.nc, config.log_replicas)
+        if durable.roles & {"apply", "search"}:
+            if config.store == "embedded":
+                raise SystemExit("--role apply or search with --log needs --store postgresql://... "
+                                 "(PostgreSQL is the system of record in scaled mode)")
+            import asyncpg  # type: ignore[import-untyped]
+
+            durable.pool = await _retrying("connect to PostgreSQL", lambda: asyncpg.create_pool(
+                config.store, min_size=1, max_size=config.pg_pool_size, timeout=CONNECT_TIMEOUT,
+                server_settings={"synchronous_commit": "on", "application_name": "staystream-scaled"}))
+            await _retrying("create the schema", durable._schema)
+        if "apply" in durable.roles:
+            partitions = partition_list(config.apply_partitions, config.log_partitions)
+            durable.applier = Applier(durable.js, durable.pool, partitions, config.log_partitions)
+            durable.tasks.append(asyncio.create_task(durable.applier.run()))
+        durable.tasks.append(asyncio.create_task(durable._report()))
+        return durable
+
+    async def _schema(self) -> None:
+        async with self.pool.acquire() as connection:
+            async with connection.transaction():
+                # Several nodes may start at once: one creates, the others wait for it.
+                await connection.execute("SELECT pg_advisory_xact_lock($1)", SNAPSHOT_LOCK + 1)
+                await connection.execute(SCHEMA)
+                await connection.execute(SCALED_SCHEMA)
+
+    # -- start-up ------------------------------------------------------------------------
+
+    async def recover(self) -> Recovered:
+        loop = asyncio.get_running_loop()
+        if "search" not in self.roles:  # ingest or apply only: this node's reads hold nothing
+            self.mirror = await loop.run_in_executor(
+                self.thread, _rebuild_mirror, self.config.database_path, [], [])
+            return Recovered(None, [], [], iter([]))
+        started = time.perf_counter()
+        found = await _retrying("bootstrap from PostgreSQL", self._read_all)
+        snapshot_keys, state, entries, settings, logs, positions = found
+        keys: list[str] = list(snapshot_keys)
+        local = {key: row for row, key in enumerate(keys)}
+        max_pg = max((r[0] for r in entries), default=-1)
+        pg_to_local = np.full(max_pg + 1, -1, np.int32)
+        mirror_entries = []
+        for record in entries:
+            key = f"{record[1]}\x00{record[2]}"
+            row = local.setdefault(key, len(keys))
+            if row == len(keys):
+                keys.append(key)
+            pg_to_local[record[0]] = row
+            mirror_entries.append((row, *record[1:]))
+        described = {entry[0] for entry in mirror_entries}
+        mirror_entries += [(row, *split_key(key), *([None] * 12)) for row, key in enumerate(keys) if row not in described]
+        columns = [(int(pg_to_local[r[0]]), r[4], r[5], r[6], r[7], r[11], r[13], r[14])
+                   for r in entries if r[13] is not None or r[14] is not None]
+        self.key_of_row = keys
+        self.start_seq = positions + 1
+        self.mirror = await loop.run_in_executor(
+            self.thread, _rebuild_mirror, self.config.database_path, mirror_entries, settings)
+        stream = await self.js.stream_info(streamlog.STREAM)
+        if stream.state.first_seq > self.start_seq and stream.state.messages:
+            log.error("the stream no longer holds messages PostgreSQL lacks; raise the stream's retention",
+                      extra={"from": self.start_seq, "first_in_stream": stream.state.first_seq})
+        log.info("bootstrapped from PostgreSQL", extra={
+            "listings": len(keys), "snapshot": state is not None, "log_rows": len(logs),
+            "stream_from": self.start_seq, "seconds": round(time.perf_counter() - started, 3)})
+        self.tasks.append(asyncio.create_task(self._follow()))
+        return Recovered(None if state is None else (0, state), [(row, *split_key(key)) for row, key in enumerate(keys)],
+                         columns, _remapped(logs, pg_to_local))
+
+    async def _read_all(self) -> tuple[Any, ...]:
+        from .pgstore import MIRROR_COLUMNS
+
+        async with self.pool.acquire() as connection:
+            async with connection.transaction(isolation="repeatable_read", readonly=True):
+                snapshot = await connection.fetchrow(
+                    "SELECT seq, stream_seq FROM staystream.snapshots WHERE stream_seq IS NOT NULL "
+                    "ORDER BY stream_seq DESC LIMIT 1")
+                keys: list[str] = []
+                state = None
+                if snapshot is not None:
+                    keys, state = await _load_snapshot(connection, snapshot["seq"])
+                entries = [tuple(r) for r in await connection.fetch(
+                    f"SELECT {MIRROR_COLUMNS} FROM staystream.listings ORDER BY row")]
+                settings = [tuple(r) for r in await connection.fetch("SELECT name, value FROM staystream.settings")]
+                logs = [r["events"] for r in await connection.fetch("SELECT events FROM staystream.rate_log ORDER BY seq")]
+                counted = await connection.fetchrow(
+                    "SELECT count(*) AS n, coalesce(min(stream_seq), 0) AS low FROM staystream.positions "
+                    "WHERE partition < $1", self.config.log_partitions)
+        complete = counted["n"] == self.config.log_partitions
+        return keys, state, entries, settings, logs, counted["low"] if complete else 0
+
+    # -- following the stream ------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        from nats.js.api import ConsumerConfig, DeliverPolicy
+
+        client = WriterClient(str(self.shm_path / "writer.sock"))
+        while True:  # the writer listens once recovery returned
+            try:
+                await client.connect()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.start_seq)
+        subscription = await _retrying("subscribe to the stream", lambda: self.js.subscribe(
+            f"{streamlog.SUBJECT}.*", ordered_consumer=True, config=config, pending_msgs_limit=200_000,
+            pending_bytes_limit=1 << 30))
+        while True:
+            try:
+                batch = [await subscription.next_msg(timeout=1.0)]
+            except asyncio.TimeoutError:
+                self.lag_messages, self.lag_seconds = 0, 0.0
+                continue
+            while len(batch) < FOLLOW_BATCH and subscription.pending_msgs:
+                batch.append(await subscription.next_msg(timeout=1.0))
+            request = streamlog.merge([streamlog.decode(m.data) for m in batch])
+            while True:
+                try:
+                    reply = await client.write(request)
+                except WriterUnavailable:
+                    return  # the writer is gone: so is this process, shortly
+                if reply.error is None:
+                    break
+                log.warning("the writer refused followed events; retrying", extra={"error": reply.error})
+                await asyncio.sleep(0.5)
+            last = batch[-1].metadata
+            self.followed_seq = last.sequence.stream
+            self.applied.append((reply.seq, self.followed_seq))
+            oldest = min(m.metadata.timestamp.timestamp() for m in batch)
+            follow_delay.observe(max(0.0, time.time() - oldest))
+            self.lag_messages = int(last.num_pending or 0)
+            self.lag_seconds = max(0.0, time.time() - oldest) if self.lag_messages else 0.0
+
+    async def _report(self) -> None:
+        path = self.shm_path / streamlog.LAG_FILE
+        while True:
+            lag: dict[str, Any] = {"roles": sorted(self.roles)}
+            if "search" in self.roles:
+                lag["follow"] = {"messages": self.lag_messages, "seconds": round(self.lag_seconds, 3),
+                                 "stream_seq": self.followed_seq}
+                follow_lag_messages.set(self.lag_messages)
+                follow_lag_seconds.set(self.lag_seconds)
+            if self.applier is not None:
+                lag["apply"] = {"messages": self.applier.lag_messages, "seconds": round(self.applier.lag_seconds, 3),
+                                "postgres_reachable": self.applier.down_since is None}
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(lag))
+            os.replace(temporary, path)
+            await asyncio.sleep(0.5)
+
+    # -- what the writer calls -----------------------------------------------------------
+
+    async def commit_group(
+        self,
+        new_keys: list[tuple[int, str, str]],
+        listings: list[tuple[int, Listing]],
+        delists: list[tuple[int, Delist]],
+        seq: int,
+        rate_events: bytes | None,
+        settings: dict[str, bytes],
+    ) -> None:
+        """Durable already (JetStream acknowledged it, or it came from the stream): mirror only."""
+        if new_keys or listings or delists or settings:
+            await asyncio.get_running_loop().run_in_executor(
+                self.thread, db.commit_group, self.mirror, new_keys, listings, delists, 0, None, settings,
+            )
+        for row, source, listing_id in new_keys:
+            assert row == len(self.key_of_row), (row, len(self.key_of_row))
+            self.key_of_row.append(f"{source}\x00{listing_id}")
+
+    async def write_snapshot(self, seq: int, state: dict[str, np.ndarray]) -> None:
+        """`state` was copied starting at writer seq `seq` (perhaps in chunks while groups went
+        on: a fuzzy copy, fine for last-writer-wins replay); it covers the stream up to the last
+        followed request the writer had applied by then."""
+        covered = 0
+        while self.applied and self.applied[0][0] <= seq:
+            covered = self.applied.popleft()[1]
+        if covered:
+            self.applied.appendleft((seq, covered))  # still the label for a later snapshot
+        keys = self.key_of_row[: len(state["directory"])]
+        if "search" not in self.roles or self.pool is None or covered == 0:
+            return
+        blobs = await asyncio.get_running_loop().run_in_executor(None, _serialize, state)
+        blobs["keys"] = msgspec.msgpack.encode(keys)
+        async with self.pool.acquire() as connection:
+            if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", SNAPSHOT_LOCK):
+                return  # another node is writing one
+            try:
+                newest = await connection.fetchval("SELECT max(stream_seq) FROM staystream.snapshots")
+                if newest is not None and newest >= covered:
+                    return
+                snapshot_id = await connection.fetchval("SELECT nextval('staystream.snapshot_ids')")
+                for name, blob in blobs.items():
+                    view = memoryview(blob)
+                    for chunk, start in enumerate(range(0, max(len(view), 1), CHUNK_BYTES)):
+                        await connection.execute(
+                            "INSERT INTO staystream.snapshot_chunks (seq, name, chunk, data) VALUES ($1, $2, $3, $4)",
+                            snapshot_id, name, chunk, view[start : start + CHUNK_BYTES])
+                async with connection.transaction():
+                    await connection.execute(
+                        "INSERT INTO staystream.snapshots (seq, stream_seq) VALUES ($1, $2)", snapshot_id, covered)
+                    await connection.execute("DELETE FROM staystream.snapshots WHERE seq <> $1", snapshot_id)
+                    await connection.execute("DELETE FROM staystream.snapshot_chunks WHERE seq <> $1", snapshot_id)
+                    await connection.execute("DELETE FROM staystream.rate_log WHERE stream_seq <= $1", covered)
+                log.info("snapshot in PostgreSQL", extra={"stream_seq": covered, "listings": len(keys)})
+            finally:
+                await connection.execute("SELECT pg_advisory_unlock($1)", SNAPSHOT_LOCK)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.nc is not None:
+            try:
+                await asyncio.wait_for(self.nc.close(), 5)
+            except Exception:
+                pass
+        if self.pool is not None:
+            try:
+                await asyncio.wait_for(self.pool.close(), 10)
+            except CONNECTION_ERRORS:
+                self.pool.terminate()
+        if self.mirror is not None:
+            await asyncio.get_running_loop().run_in_executor(self.thread, self.mirror.close)
+        self.thread.shutdown()
+
+
+def _remapped(logs: list[bytes], pg_to_local: np.ndarray) -> Iterator[tuple[int, bytes]]:
+    for seq, events in enumerate(logs, start=1):
+        batch = np.frombuffer(events, RATE_DTYPE).copy()
+        batch["key"] = pg_to_local[batch["key"]]
+        yield seq, batch.tobytes()
+
+
+async def _load_snapshot(connection: Any, snapshot_id: int) -> tuple[list[str], dict[str, np.ndarray]]:
+    parts: dict[str, list[bytes]] = {}
+    for record in await connection.fetch(
+        "SELECT name, data FROM staystream.snapshot_chunks WHERE seq = $1 ORDER BY name, chunk", snapshot_id
+    ):
+        parts.setdefault(record["name"], []).append(record["data"])
+    keys = msgspec.msgpack.decode(b"".join(parts.pop("keys", [])) or b"\x90", type=list[str])
+    state = {name: np.load(io.BytesIO(b"".join(chunks)), allow_pickle=False) for name, chunks in parts.items()}
+    return keys, state
+
+
+async def _retrying(what: str, step: Callable[[], Awaitable[Any]]) -> Any:
+    attempt = 0
+    while True:
+        try:
+            return await step()
+        except RETRIED as exc:
+            attempt += 1
+            if attempt % 10 == 1:
+                log.warning("retrying", extra={"during": what, "error": f"{type(exc).__name__}: {exc}"})
+            await asyncio.sleep(_backoff(attempt))

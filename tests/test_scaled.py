@@ -1,0 +1,160 @@
+"""Scaled mode with real servers and real faults: a 3-node JetStream cluster (sync_interval
+always, stream R3), PostgreSQL, two ingest nodes (`--role ingest,search`) and an applier
+(`--role apply`). Under load: kill -9 the stream leader's NATS node, kill -9 the applier and
+restart it, crash PostgreSQL and restart it. After each: every acknowledged event reads back
+from the node that acknowledged it and from the other one, and, once the applier drained the
+stream, from PostgreSQL itself."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import pytest
+from acked import AckedLoad
+from conftest import Server, start_server
+from nats_fixtures import NatsCluster
+from pg_fixtures import Postgres
+
+PARTITIONS = "4"
+
+
+def node(data_dir: Path, postgres: Postgres, cluster: NatsCluster, role: str) -> Server:
+    return start_server(data_dir, "--store", postgres.uri, "--log", cluster.url, "--role", role,
+                        "--log-partitions", PARTITIONS, workers=1)
+
+
+def eventually(check: Callable[[], list[str]], timeout: float = 30) -> None:
+    """`check` returns problems; wait until there are none."""
+    deadline = time.monotonic() + timeout
+    while True:
+        problems = check()
+        if not problems:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(problems)} problems, first: {problems[:5]}")
+        time.sleep(0.3)
+
+
+def applier_drained(applier: Server) -> list[str]:
+    try:
+        lag = httpx.get(applier.url + "/readyz", timeout=5).json().get("log", {}).get("apply", {})
+    except httpx.HTTPError as exc:
+        return [f"applier unreachable: {exc}"]
+    if lag.get("messages", 1) != 0 or not lag.get("postgres_reachable", False):
+        return [f"applier lag {lag}"]
+    return []
+
+
+def stream_leader(cluster: NatsCluster) -> int:
+    import nats
+
+    async def ask() -> str:
+        connection = await nats.connect(cluster.urls, connect_timeout=2)
+        try:
+            info = await connection.jetstream(timeout=5).stream_info("STAYSTREAM")
+            assert info.cluster is not None
+            return str(info.cluster.leader)
+        finally:
+            await connection.close()
+
+    return int(asyncio.run(ask()).removeprefix("n"))
+
+
+def test_faults_under_load_lose_nothing_acknowledged(tmp_path: Path) -> None:
+    with Postgres() as postgres, NatsCluster(3) as cluster:
+        first = node(tmp_path / "ingest1", postgres, cluster, "ingest,search")
+        second = node(tmp_path / "ingest2", postgres, cluster, "ingest,search")
+        applier = node(tmp_path / "apply", postgres, cluster, "apply")
+        loads = [AckedLoad(lambda: first.url, "one", threads=2).start(),
+                 AckedLoad(lambda: second.url, "two", threads=2, seed=6).start()]
+        servers = [first, second, applier]
+        try:
+
+            def verify(phase: str) -> None:
+                for load in loads:
+                    load.pause()
+                for load, own in zip(loads, (first, second)):
+                    assert load.requests_acked > 0, phase
+                    assert load.lost(own.url) == [], f"{phase}: read-after-ack on the acknowledging node"
+                for load, other in zip(loads, (second, first)):
+                    eventually(lambda: load.lost(other.url))
+                eventually(lambda: applier_drained(applier))
+                for load in loads:
+                    assert load.lost_in_postgres(postgres.uri) == [], f"{phase}: in PostgreSQL"
+                for load in loads:
+                    load.resume()
+
+            def acks(requests: int = 15) -> None:
+                for load in loads:
+                    load.wait_for_acks(requests, timeout=60)
+
+            acks()
+            leader = stream_leader(cluster)
+            cluster.kill_node(leader)  # the stream's leader, kill -9: the other two elect one
+            acks()
+            verify("a NATS node killed")
+            cluster.start_node(leader)
+
+            acks()
+            applier.kill()  # kill -9 of the applier's process group in the middle of its batches
+            acks()
+            applier = servers[2] = node(tmp_path / "apply", postgres, cluster, "apply")
+            acks()
+            verify("the applier killed and restarted")
+
+            acks()
+            postgres.restart(crash=True)  # kill -9 of every PostgreSQL process; ingest goes on
+            acks()
+            verify("PostgreSQL crashed and restarted")
+            assert sum(load.statuses.get(200, 0) for load in loads) > 100
+        finally:
+            for load in loads:
+                load.stop()
+            for server in servers:
+                server.stop()
+
+
+def test_all_roles_in_one_node_then_bootstrap_from_postgres(tmp_path: Path) -> None:
+    """The small deployment: every role in one process group. A second node started later
+    bootstraps from PostgreSQL (a snapshot written at the first one's clean stop) plus the stream."""
+    body = (
+        '{"type":"listing","source":"vrbo","listing_id":"all-1","name":"Chalet","kind":"house",'
+        '"lat":45.92,"lon":6.87,"max_guests":6,"changed_at":"2026-11-26T08:00:00Z"}\n'
+        '{"type":"rate","source":"vrbo","listing_id":"all-1","start":"2027-01-10","end":"2027-01-13",'
+        '"price":"410.5","currency":"EUR","changed_at":"2026-11-26T08:00:00Z"}\n'
+    )
+    later = (
+        '{"type":"rate","source":"vrbo","listing_id":"all-1","start":"2027-01-12","end":"2027-01-14",'
+        '"price":"390","currency":"EUR","changed_at":"2026-11-26T09:00:00Z"}\n'
+    )
+    with Postgres() as postgres, NatsCluster(3) as cluster:
+        first = node(tmp_path / "all", postgres, cluster, "ingest,apply,search")
+        try:
+            with first.client() as client:
+                response = client.post("/v1/events", content=body, headers={"content-type": "application/x-ndjson"})
+                assert response.status_code == 200, response.text
+                nights = client.get("/v1/listings/vrbo/all-1/calendar").json()["nights"]
+                assert [n["price"] for n in nights] == ["410.50"] * 3  # read-after-ack
+                ready = client.get("/readyz").json()
+                assert set(ready["log"]) >= {"follow", "apply"}, ready
+                assert "staystream_apply_lag_messages" in client.get("/metrics").text
+            eventually(lambda: applier_drained(first))
+        finally:
+            assert first.stop() == 0  # a clean stop writes a snapshot into PostgreSQL
+        assert postgres.psql("SELECT count(*) FROM staystream.snapshots") == "1"
+        second = node(tmp_path / "search", postgres, cluster, "ingest,search")
+        try:
+            with second.client() as client:
+                response = client.post("/v1/events", content=later, headers={"content-type": "application/x-ndjson"})
+                assert response.status_code == 200, response.text
+                nights = client.get("/v1/listings/vrbo/all-1/calendar").json()["nights"]
+                assert [n["price"] for n in nights] == ["410.50", "410.50", "390.00", "390.00"]
+                found = client.get("/v1/search", params={"lat": 45.92, "lon": 6.87, "radius_km": 2,
+                                                         "checkin": "2027-01-10", "checkout": "2027-01-12"})
+                assert [r["listing_id"] for r in found.json()["results"]] == ["all-1"], found.text
+        finally:
+            second.stop()
