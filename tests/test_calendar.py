@@ -5,11 +5,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Generator, Iterator
 
 import numpy as np
 import pytest
 
+from staystream import calendar
 from staystream.calendar import ARRAYS, PAGE, CalendarReader, CalendarWriter
 from staystream.shm import SharedArrays
 from staystream.types import RATE_DTYPE
@@ -82,12 +83,21 @@ def test_random_batches_match_the_model(shm_dir: Path, seed: int) -> None:
     assert not np.isin(writer.free, pages).any()
 
 
+def drain(copying: Generator[None, None, dict]) -> dict:
+    """Run a gradual copy to its end with no writes in between."""
+    while True:
+        try:
+            next(copying)
+        except StopIteration as done:
+            return done.value
+
+
 def test_snapshot_state_restores_identically(shm_dir: Path) -> None:
     rng = np.random.default_rng(7)
     writer = CalendarWriter(SharedArrays(shm_dir / "a", ARRAYS, create=True), BASE_DAY // PAGE, 8)
     for step in range(4):
         writer.apply(random_batch(rng, 200, 30, clock=step * 100))
-    state = writer.copy_state(30)
+    state = drain(writer.copy_state(30))
     restored = CalendarWriter(SharedArrays(shm_dir / "b", ARRAYS, create=True), BASE_DAY // PAGE, 8)
     restored.load_state(state)
     assert read_all(CalendarReader(restored.shared), 30) == read_all(CalendarReader(writer.shared), 30)
@@ -97,6 +107,38 @@ def test_snapshot_state_restores_identically(shm_dir: Path) -> None:
     writer.apply(batch)
     restored.apply(batch)
     assert read_all(CalendarReader(restored.shared), 30) == read_all(CalendarReader(writer.shared), 30)
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_snapshot_copied_while_writes_go_on_is_exact_after_replay(
+    shm_dir: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks copied between batches give a fuzzy copy; replaying the batches applied since
+    the copy began makes it equal to the live state, entry reuse and growth included."""
+    monkeypatch.setattr(calendar, "GRACE_SECONDS", 0.0)  # released entries are reusable at once
+    rng = np.random.default_rng(seed)
+    writer = CalendarWriter(SharedArrays(shm_dir / "live", ARRAYS, create=True), BASE_DAY // PAGE, 8)
+    for step in range(5):
+        writer.apply(random_batch(rng, 300, 60, clock=step * 40))
+    copying = writer.copy_state(80, chunk_bytes=512)  # tiny chunks: many writes interleave
+    since_start = []
+    clock = 200
+    while True:
+        batch = random_batch(rng, 50, 80, clock=clock)  # rows 60-79 appear only meanwhile
+        clock += 20
+        writer.apply(batch)
+        since_start.append(batch)
+        try:
+            next(copying)
+        except StopIteration as done:
+            state = done.value
+            break
+    assert len(since_start) > 5, "the copy should have taken many chunks"
+    restored = CalendarWriter(SharedArrays(shm_dir / "restored", ARRAYS, create=True), BASE_DAY // PAGE, 8)
+    restored.load_state(state)
+    for batch in since_start:
+        restored.apply(batch)
+    assert read_all(CalendarReader(restored.shared), 80) == read_all(CalendarReader(writer.shared), 80)
 
 
 def test_nights_before_the_base_widen_the_directory(shm_dir: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from typing import Callable, Generator
 
 import numpy as np
 
@@ -63,6 +64,7 @@ class CalendarWriter:
         self.refcount = np.zeros(1024, dtype=np.int64)
         self.free = np.empty(0, dtype=np.int64)
         self.quarantine: deque[tuple[float, np.ndarray]] = deque()
+        self.copying = 0  # snapshots in progress: entries stay out of reuse meanwhile
         self._publish()
 
     # -- applying ------------------------------------------------------------------------
@@ -103,7 +105,7 @@ class CalendarWriter:
 
     def _new_entries(self, batch: np.ndarray) -> np.ndarray:
         now = time.monotonic()
-        while self.quarantine and self.quarantine[0][0] <= now:
+        while self.quarantine and self.quarantine[0][0] <= now and not self.copying:
             self.free = np.concatenate([self.free, self.quarantine.popleft()[1]])
         n = len(batch)
         reused = self.free[:n]
@@ -183,16 +185,28 @@ class CalendarWriter:
 
     # -- snapshots -----------------------------------------------------------------------
 
-    def copy_state(self, rows: int) -> dict[str, np.ndarray]:
-        """A consistent copy to write out while applying goes on (refcounts are derived)."""
-        state = {
-            "directory": self.shared["directory"][:rows].copy(),
-            "pages": self.shared["pages"][: self.slots].copy(),
-            "base_page": np.array([self.base_page]),
-        }
-        for name in ENTRY_FIELDS:
-            state[name] = self.shared[name][: self.entries].copy()
-        return state
+    def copy_state(self, rows: int, chunk_bytes: int = 16 << 20) -> Generator[None, None, dict[str, np.ndarray]]:
+        """A copy to write out, taken a chunk at a time: the caller applies batches between
+        chunks (`yield`), so a snapshot never stalls writes for the whole memcpy.
+
+        The copy is fuzzy: each chunk is as of when it was copied, newer than the sequence
+        at the start. Replaying the log after that sequence makes it exact (last-writer-wins,
+        in order). It holds because nothing it references changes meanwhile: entries are
+        immutable and, while copying, none is reused; page slots and directory columns only
+        grow. Reference counts are derived at load."""
+        self.copying += 1
+        try:
+            state: dict[str, np.ndarray] = {"base_page": np.array([self.base_page])}
+            width = self.shared["directory"].shape[1]
+            state["directory"] = yield from _copy_rows(lambda: self.shared["directory"][:, :width], rows, chunk_bytes)
+            # Slots the directory copy can name exist by now, entries the pages copy can by then.
+            state["pages"] = yield from _copy_rows(lambda: self.shared["pages"], self.slots, chunk_bytes)
+            entries = self.entries
+            for name in ENTRY_FIELDS:
+                state[name] = yield from _copy_rows(lambda: self.shared[name], entries, chunk_bytes)
+            return state
+        finally:
+            self.copying -= 1
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore a `copy_state`; reference counts and the free list are recomputed."""
@@ -218,6 +232,19 @@ class CalendarWriter:
         self.refcount[0] = 0
         self.free = np.flatnonzero(self.refcount[1 : self.entries] == 0) + 1
         self._publish()
+
+
+def _copy_rows(array: Callable[[], np.ndarray], rows: int, chunk_bytes: int) -> Generator[None, None, np.ndarray]:
+    """Rows [0, rows) of an array the writer may grow meanwhile: it is looked up again for
+    every chunk."""
+    parts, done = [], 0
+    while done < rows:
+        current = array()
+        step = max(1, chunk_bytes // max(1, current[:1].nbytes))
+        parts.append(current[done : min(rows, done + step)].copy())
+        done += len(parts[-1])
+        yield
+    return np.concatenate(parts) if parts else array()[:0].copy()
 
 
 def _overlapping(row: np.ndarray, start: np.ndarray, nights: np.ndarray) -> bool:

@@ -272,11 +272,19 @@ class Writer:
     # -- snapshots -----------------------------------------------------------------------
 
     async def take_snapshot(self) -> None:
-        """Copy the calendar now (between groups, so it is consistent), write it out while
-        commits go on, then drop the log rows it covers."""
+        """Copy the calendar a chunk at a time between groups (fuzzy, made exact by the log
+        after `seq`), write it out while commits go on, then drop the log rows it covers."""
         started = time.perf_counter()
-        seq, state = self.seq, self.calendar.copy_state(len(self.keys))
+        seq = self.seq
         self.logged_since_snapshot = 0
+        copying = self.calendar.copy_state(len(self.keys))
+        while True:
+            try:
+                next(copying)
+            except StopIteration as done:
+                state = done.value
+                break
+            await asyncio.sleep(0)  # let groups commit and apply between chunks
         try:
             await self.durable.write_snapshot(seq, state)
         except Exception:
