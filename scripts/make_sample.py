@@ -1,6 +1,6 @@
 """Build the sample city shipped for `staystream serve --seed-sample` from Inside Airbnb Singapore.
 
-    python scripts/make_sample.py [--from /work/shared/data/singapore] [--to src/staystream/data]
+    python scripts/make_sample.py [--from tests/data/singapore] [--to src/staystream/data]
 
 Writes `sample-singapore-listings.csv.gz` and `sample-singapore-calendar.csv.gz`: the same
 format as Inside Airbnb's files (so the Inside Airbnb adapter reads them), with only the columns
@@ -35,7 +35,7 @@ FIRST_NIGHTS = 60
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--from", dest="source", type=Path, default=Path("/work/shared/data/singapore"))
+    parser.add_argument("--from", dest="source", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "data" / "singapore")
     parser.add_argument("--to", dest="target", type=Path,
                         default=Path(__file__).resolve().parent.parent / "src/staystream/data")
     parser.add_argument("--others", type=int, default=200, help="long-stay listings to add")
