@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from . import metrics, openapi
+from .auth import EVERY_SOURCE, AuthError, Credentials, check_sources
 from .config import Config
 from .fx import default_fx, load_fx
 from .ingest import BodyError, Parsed, TooManyEvents, Validator, epoch_day
@@ -53,6 +54,7 @@ def json_response(content: object, status: int = 200, headers: dict[str, str] | 
 
 def create_app(config: Config, shm_path: Path) -> Starlette:
     fx = default_fx(config.fx_table)
+    credentials = Credentials.load(config.tokens)
     state: dict[str, object] = {}
 
     @asynccontextmanager
@@ -79,6 +81,8 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
             async def endpoint(request: Request) -> Response:
                 started = time.perf_counter()
                 try:
+                    if request.method != "GET" and credentials is not None:
+                        _authorize(credentials, request, name)
                     store: Store = state["store"]  # type: ignore[assignment]
                     store.refresh()
                     if store.fx.label != state["fx_label"]:
@@ -87,6 +91,9 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
                     response = await handler(request)
                 except HTTPError as exc:
                     response = json_response({"error": str(exc)}, exc.status, exc.headers)
+                except AuthError as exc:
+                    response = json_response({"error": str(exc)}, exc.status,
+                                             {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
                 except Exception:
                     log.exception("unexpected error", extra={"route": name})
                     response = json_response({"error": "internal error; see the server log"}, 500)
@@ -134,6 +141,8 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
             for first in range(VALIDATION_SLICE, len(events), VALIDATION_SLICE):
                 await asyncio.sleep(0)
                 parsed.extend(validator.validate(events[first : first + VALIDATION_SLICE], first))
+            if credentials is not None:
+                check_sources(request.state.sources, {source for source, _ in parsed.accepted_by_source})
             await submit(parsed, bulk=request.headers.get(BULK_HEADER, "") not in ("", "0", "false"))
         finally:
             state["inflight_bytes"] -= reserved  # type: ignore[operator]
@@ -264,6 +273,16 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
               get_metrics, get_openapi, get_docs, *source_routes(
                   route, ingest, lambda: state["store"], lambda request: _read_body(request, config.max_body_bytes))]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _authorize(credentials: Credentials, request: Request, route: str) -> None:
+    """Credentials for a write: the token, the source in the path, admin rights for admin."""
+    sources = credentials.sources_of(request.headers.get("authorization"))
+    if route == "fx" and EVERY_SOURCE not in sources:
+        raise AuthError(403, "authorization: replacing the FX table needs a credential for every source (*)")
+    if "source" in request.path_params:
+        check_sources(sources, [request.path_params["source"].strip().lower()])
+    request.state.sources = sources
 
 
 def _is_ndjson(request: Request) -> bool | None:

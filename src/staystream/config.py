@@ -75,6 +75,10 @@ class Config:
         "(bounds restart time: replay runs at ~10 M night updates/s)", _positive_int
     )
     fx_table: Path | None = _setting(None, "JSON FX table to use instead of the shipped one", Path)
+    tokens: Path | None = _setting(
+        None, "file of write credentials, '<token> <source>[,<source>...]' or '<token> *' a line "
+        "(none: writes need no credential)", Path
+    )
     seed_sample: bool = _setting(False, "import the shipped sample city into an empty store", _flag)
     log_level: str = _setting("info", "debug, info, warning or error", str)
     store: str = _setting(

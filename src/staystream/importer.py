@@ -45,6 +45,7 @@ from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator
 import msgspec
 
 from .adapters import Input, InputError, Item, Options, load
+from .auth import EVERY_SOURCE, Credentials
 from .ingest import Rejected
 from .types import ListingEvent, RateEvent
 
@@ -53,6 +54,7 @@ __all__ = ["ImportFailed", "LocalServer", "Report", "Sender", "add_arguments", "
 log = logging.getLogger("staystream.import")
 
 BATCH_EVENTS = 10_000
+TOKEN_VARIABLE = "STAYSTREAM_TOKEN"  # the credential sent with every batch, when the server wants one
 IN_FLIGHT = 4
 GIVE_UP_SECONDS = 300.0  # a server unreachable this long stops the import (nothing is dropped)
 PLACEHOLDER_EUR = Decimal(7000)  # default placeholder price: this much EUR a night, converted
@@ -296,11 +298,14 @@ class Sender:
         if connection is None:
             kind = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
             connection = self.local.connection = kind(self.host, self.port, timeout=600)
-        connection.request("POST", self.path, body, {
+        headers = {
             "content-type": "application/x-ndjson", "content-encoding": "gzip",
             "user-agent": "staystream-import",
             "x-staystream-bulk": "1",  # an import yields to live traffic in the writer's groups
-        })
+        }
+        if os.environ.get(TOKEN_VARIABLE):
+            headers["authorization"] = f"Bearer {os.environ[TOKEN_VARIABLE]}"
+        connection.request("POST", self.path, body, headers)
         response = connection.getresponse()
         data = response.read()
         headers = {name.lower(): value for name, value in response.getheaders()}
@@ -559,6 +564,10 @@ def seed_sample(config: Any, host: str, port: int, supervisor: int) -> None:
         return
     loopback = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     url = f"http://[{loopback}]:{port}" if ":" in loopback else f"http://{loopback}:{port}"
+    credentials = Credentials.load(config.tokens)
+    if credentials is not None:  # seed with a credential that may write every source
+        os.environ[TOKEN_VARIABLE] = next(
+            (token for token, sources in credentials.grants.items() if EVERY_SOURCE in sources), "")
     today = dt.date.today()
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(seconds=1)
     report = Report(None, progress=False)

@@ -34,6 +34,8 @@ SCHEMA: dict = {
                 "responses": {
                     "200": {"description": "accepted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestResult"}}}},
                     "400": _error, "413": _error, "415": _error,
+                    "401": {**_error, "description": "no credential (when the server has --tokens)"},
+                    "403": {**_error, "description": "unknown credential, or a source it may not write"},
                     "503": {**_error, "description": "load shed or writer unavailable; see Retry-After"},
                 },
             }

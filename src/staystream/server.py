@@ -141,6 +141,8 @@ def serve(config: Config) -> int:
     log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
                                  "data_dir": str(config.data_dir)})
     print(f"staystream listening on http://{host}:{port}", flush=True)
+    if config.tokens is None:
+        log.warning("writes need no credential: give --tokens FILE to require one")
     if config.seed_sample:  # the sample city, posted over HTTP by a child (importer.seed_sample)
         from .importer import seed_sample
 
