@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test bench bench-race clean
+.PHONY: install run test bench bench-race bench-scaled clean
 
 $(BIN)/staystream: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ bench: install
 # staystream --store postgresql:// against the Go daemon (../shared/anchors/go-ingest), same PostgreSQL
 bench-race: install
 	$(BIN)/python -m benchmarks.race_go
+
+# scaled mode (3 NATS servers, PostgreSQL, applier, 1-2 ingest nodes): throughput, latency, sync cost
+bench-scaled: install
+	$(BIN)/python -m benchmarks.scaled_bench
 
 clean:
 	rm -rf $(VENV) var

@@ -13,7 +13,8 @@ with the same load from `benchmarks.loadgen`:
    time (no coordinated omission); staystream also at half of the Go daemon's max (the same
    absolute load).
 
-`--rounds` rounds (go-ingest then staystream in each), medians reported, then the PostgreSQL
+`--rounds` rounds (go-ingest, staystream, then with `--jetstream` (default) the full scaled path:
+3 NATS servers, an applier and an ingest node on the same PostgreSQL), medians reported, then the PostgreSQL
 ceiling for the same night updates in both layouts (`benchmarks.pg_ceiling`). Everything shares
 the machine's cores, as in production on one box: PostgreSQL, the contender and the generator.
 Prints staystream's figures as ratios to go-ingest's, against issue 5's bar, and keeps them in
@@ -114,6 +115,28 @@ def start_staystream(uri: str, workdir: Path, workers: int) -> Contender:
     return Contender("staystream", server.port, lambda: list(server.processes().values()), stop, server.log_path)
 
 
+def start_scaled(uri: str, workdir: Path, workers: int) -> Contender:
+    """The full JetStream path: 3 NATS servers (R3, sync_interval always), an applier and one
+    ingest node (`--role ingest,search`), the same PostgreSQL. Its cores include NATS's."""
+    from nats_fixtures import NatsCluster
+
+    cluster = NatsCluster(3).start()
+    common = ["--store", uri, "--log", cluster.url, "--log-partitions", "4"]
+    applier = service.start(workdir / "scaled-apply", 1, *common, "--role", "apply")
+    ingest = service.start(workdir / "scaled-ingest", workers, *common, "--role", "ingest,search")
+
+    def pids() -> list[int]:
+        nats = [p.pid for p in cluster.processes if p is not None]
+        return [*ingest.processes().values(), *applier.processes().values(), *nats]
+
+    def stop() -> None:
+        ingest.stop()
+        applier.stop()
+        cluster.close()
+
+    return Contender("staystream+jetstream", ingest.port, pids, stop, ingest.log_path)
+
+
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -210,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each load run")
     parser.add_argument("--ceiling-seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2, help="staystream HTTP workers")
+    parser.add_argument("--jetstream", action=argparse.BooleanOptionalAction, default=True,
+                        help="also race the full JetStream path (3 NATS servers, applier, ingest node)")
     parser.add_argument("--quick", action="store_true", help="1 round, 4,000 listings, 5 s runs: a smoke run")
     parser.add_argument("--anchors", type=Path, default=ANCHORS, help="the shared anchors directory")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -260,6 +285,14 @@ def main(argv: list[str] | None = None) -> int:
                 figures["staystream"] = measure(ours, postgres, args, extra, log)
             finally:
                 ours.stop()
+            if args.jetstream:
+                scaled = start_scaled(create_database(postgres, "scaled"), workdir / f"round{round_index}",
+                                      args.workers)
+                try:
+                    prefill(scaled, args.listings, settings, log)  # type: ignore[arg-type]
+                    figures["staystream+jetstream"] = measure(scaled, postgres, args, extra, log)
+                finally:
+                    scaled.stop()
             report["rounds"].append(figures)
         log("[PostgreSQL ceiling for the same night updates]")
         report["postgres_ceiling"] = pg_ceiling.measure(
@@ -290,7 +323,7 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         return statistics.median(values) if values else None
 
     out: dict[str, Any] = {}
-    for name in ("go-ingest", "staystream"):
+    for name in ("go-ingest", "staystream", "staystream+jetstream"):
         out[name] = {
             "max_night_updates_per_s": median(name, "max", "night_updates_per_s"),
             "half_load_p99_ms": median(name, "half", "latency_ms", "p99"),
@@ -299,13 +332,15 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
             "own_cores_at_max": median(name, "max", "cores", name),
             "other_load_cores_at_max": median(name, "max", "cores", "other"),
         }
-    out["staystream"]["p99_ms_at_half_of_go_max"] = median("staystream", "at half of go-ingest's max", "latency_ms", "p99")
-    go, ours = out["go-ingest"], out["staystream"]
-    if go["max_night_updates_per_s"]:
-        out["throughput_ratio"] = ours["max_night_updates_per_s"] / go["max_night_updates_per_s"]
-        out["half_load_p99_ratio"] = ours["half_load_p99_ms"] / go["half_load_p99_ms"]
-        if ours["p99_ms_at_half_of_go_max"] is not None:
-            out["same_load_p99_ratio"] = ours["p99_ms_at_half_of_go_max"] / go["half_load_p99_ms"]
+    go = out["go-ingest"]
+    for name, prefix in (("staystream", ""), ("staystream+jetstream", "jetstream_")):
+        ours = out[name]
+        ours["p99_ms_at_half_of_go_max"] = median(name, "at half of go-ingest's max", "latency_ms", "p99")
+        if go["max_night_updates_per_s"] and ours["max_night_updates_per_s"]:
+            out[prefix + "throughput_ratio"] = ours["max_night_updates_per_s"] / go["max_night_updates_per_s"]
+            out[prefix + "half_load_p99_ratio"] = ours["half_load_p99_ms"] / go["half_load_p99_ms"]
+            if ours["p99_ms_at_half_of_go_max"] is not None:
+                out[prefix + "same_load_p99_ratio"] = ours["p99_ms_at_half_of_go_max"] / go["half_load_p99_ms"]
     return out
 
 
@@ -343,6 +378,23 @@ def render(report: dict[str, Any]) -> str:
         f"{ceiling['batch_log']['events_per_batch']:,} events a batch) "
         f"{ceiling['batch_log']['night_updates_per_s']:,.0f} night updates/s.",
     ]
+    js = s["staystream+jetstream"]
+    if js["max_night_updates_per_s"] is not None:
+        lines += [
+            "",
+            "The full JetStream path (3 NATS servers R3 with sync_interval always, an applier, one ingest node; "
+            "the cores below include NATS's):",
+            "",
+            "| figure | go-ingest | staystream + JetStream | ratio |",
+            "|---|---:|---:|---:|",
+            f"| night updates/s at max speed | {n(go['max_night_updates_per_s'])} | {n(js['max_night_updates_per_s'])} "
+            f"| {n(s.get('jetstream_throughput_ratio'), 2)}x |",
+            f"| ack p99 at half of its own max, ms | {n(go['half_load_p99_ms'], 1)} | {n(js['half_load_p99_ms'], 1)} "
+            f"| {n(s.get('jetstream_half_load_p99_ratio'), 2)}x |",
+            f"| ack p99 at half of go-ingest's max, ms | {n(go['half_load_p99_ms'], 1)} "
+            f"| {n(js['p99_ms_at_half_of_go_max'], 1)} | {n(s.get('jetstream_same_load_p99_ratio'), 2)}x |",
+            f"| staystream + NATS cores at max speed | {n(go['own_cores_at_max'], 2)} | {n(js['own_cores_at_max'], 2)} | |",
+        ]
     if isinstance(report.get("go_ingest"), str):
         lines.append(f"go-ingest: {report['go_ingest']}")
     return "\n".join(lines)

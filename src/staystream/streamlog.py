@@ -151,7 +151,7 @@ async def _quiet(exc: Exception) -> None:
 
 
 async def _disconnected() -> None:
-    log.warning("disconnected from NATS; reconnecting")
+    log.info("disconnected from NATS (reconnecting, unless shutting down)")
 
 
 async def _reconnected() -> None:
