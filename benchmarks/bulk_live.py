@@ -92,8 +92,8 @@ def measure(b: BulkSettings, workdir: Path, log: Callable[[str], None] = print) 
                 f"{alone[-1]['night_updates_per_s']:,.0f}/s")
         out: dict[str, Any] = {"settings": b.__dict__, "prefill": filled,
                                "import_alone": {"median": _aggregate(alone), "runs": alone}}
-        # live load long enough for the import beside it to end well before it does
-        budget = 2 * statistics.median(a["wall_seconds"] for a in alone) + max(2.0, b.baseline_seconds / 2)
+        # live load long enough for the import beside it to end before it does, even slowed 3x
+        budget = 3 * statistics.median(a["wall_seconds"] for a in alone) + max(2.0, b.baseline_seconds / 2)
         for size in b.sizes:
             top = max_rate(server, size, b)
             rate = b.live_fraction * top["requests_per_s"]
@@ -291,9 +291,11 @@ def beside(server: Service, inputs: Inputs, size: int, rate: float, budget: floa
     out["offered_night_updates_per_s"] = float(acked["nights"].mean() * rate) if len(acked) else 0.0
     base, dur = out["baseline"]["latency_ms"], during["latency_ms"]
     out["p99_ratio"] = dur["p99"] / base["p99"] if base["p99"] else None
-    out["bar_judged"] = out["import"]["night_updates"] >= BAR_NIGHTS and covered
-    out["bar_met"] = bool(dur["p99"] <= P99_BAR_MS and dur["max"] <= MAX_BAR_MS and during["errors"] == 0
-                          and during["status_503"] == 0 and out["bar_judged"])
+    within = bool(dur["p99"] <= P99_BAR_MS and dur["max"] <= MAX_BAR_MS and during["errors"] == 0
+                  and during["status_503"] == 0)
+    # an import that outlasted the live load is judged only if what was measured already misses
+    out["bar_judged"] = out["import"]["night_updates"] >= BAR_NIGHTS and (covered or not within)
+    out["bar_met"] = within and out["bar_judged"]
     return out
 
 
@@ -384,6 +386,9 @@ def _side(before: Snapshot, after: Snapshot, importer_cpu: float, loadgen_cores:
         "commit_ms_mean": 1000 * before.delta(after, "staystream_commit_seconds_sum") / commits if commits else 0.0,
         "apply_ms_mean": 1000 * before.delta(after, "staystream_apply_seconds_sum") / applies if applies else 0.0,
         "shed_503": int(before.delta(after, "staystream_shed_requests_total")),
+        "snapshots": int(before.delta(after, "staystream_snapshot_seconds_count")),
+        "commits_over_250ms": int(commits - before.delta(after, 'staystream_commit_seconds_bucket{le="0.25"}')),
+        "applies_over_250ms": int(applies - before.delta(after, 'staystream_apply_seconds_bucket{le="0.25"}')),
     }
 
 
@@ -454,15 +459,23 @@ def rows(result: dict[str, Any]) -> list[str]:
             f"night updates in {_spread(m['import']['seconds'], 1)} s ({_spread(m['import']['night_updates_per_s'])}/s); "
             f"503 {_spread(m['during_import']['status_503'])}, errors {_spread(m['during_import']['errors'])}; "
             f"other load {_spread(m['during_import']['other_load_cores'], 2)} cores; bar (p99 <= {P99_BAR_MS:.0f} ms, "
-            f"max <= {MAX_BAR_MS:.0f} ms, >= {BAR_NIGHTS / 1e6:.0f} M nights) "
-            f"{_verdict(m['bar_judged'], m['bar_met'], 'met in every run', 'missed in at least one run')}")
+            f"max <= {MAX_BAR_MS:.0f} ms, >= {BAR_NIGHTS / 1e6:.0f} M nights) {_tally(r['runs'])}")
     return lines
 
 
-def _verdict(judged: bool, met: bool, yes: str = "met", no: str = "MISSED") -> str:
+def _verdict(judged: bool, met: bool) -> str:
     if not judged:
         return f"not judged (the import carried under {BAR_NIGHTS / 1e6:.0f} M nights, or outlasted the live load)"
-    return yes if met else no
+    return "met" if met else "MISSED"
+
+
+def _tally(runs: list[dict[str, Any]]) -> str:
+    judged = [run for run in runs if run["bar_judged"]]
+    if not judged:
+        return _verdict(False, False)
+    met = sum(run["bar_met"] for run in judged)
+    unjudged = f" ({len(runs) - len(judged)} not judged)" if len(judged) < len(runs) else ""
+    return f"met in {met} of {len(judged)} runs{unjudged}"
 
 
 def _m(value: Any) -> float:
