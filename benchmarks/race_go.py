@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import os
 import signal
 import statistics
@@ -297,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         log("[PostgreSQL ceiling for the same night updates]")
         report["postgres_ceiling"] = pg_ceiling.measure(
             create_database(postgres, "ceiling"), args.listings, args.ceiling_seconds)
+    shutil.rmtree(workdir, ignore_errors=True)  # data dirs and logs of the servers: large, done with
     report["summary"] = summarize(report)
     report["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     text = render(report)

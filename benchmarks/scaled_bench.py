@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 report["cases"][f"sync {sync}, {count} ingest"] = run_case(args, postgres, sync, count, workdir)
         log("[PostgreSQL ceiling for the same updates]")
         report["postgres_ceiling"] = pg_ceiling.measure(create_database(postgres, "ceiling"), args.listings, 8.0)
+    shutil.rmtree(workdir, ignore_errors=True)  # data dirs and logs of the servers: large, done with
     text = render(report)
     log(text)
     args.output.mkdir(parents=True, exist_ok=True)
