@@ -18,8 +18,12 @@ run: install
 test: install
 	$(BIN)/pytest
 
+# everything: the embedded service (issues 2-4), then PostgreSQL against the Go daemon and the
+# scaled mode (issue 5); each part also runs alone (below, and benchmarks.run <scenario>)
 bench: install
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.race_go
+	$(BIN)/python -m benchmarks.scaled_bench
 
 # staystream --store postgresql:// against the Go daemon (../shared/anchors/go-ingest), same PostgreSQL
 bench-race: install
