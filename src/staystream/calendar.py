@@ -237,14 +237,13 @@ class CalendarWriter:
 def _copy_rows(array: Callable[[], np.ndarray], rows: int, chunk_bytes: int) -> Generator[None, None, np.ndarray]:
     """Rows [0, rows) of an array the writer may grow meanwhile: it is looked up again for
     every chunk."""
-    parts, done = [], 0
-    while done < rows:
-        current = array()
-        step = max(1, chunk_bytes // max(1, current[:1].nbytes))
-        parts.append(current[done : min(rows, done + step)].copy())
-        done += len(parts[-1])
+    first = array()
+    copy = np.empty((rows, *first.shape[1:]), dtype=first.dtype)  # filled in place: one copy's memory
+    step = max(1, chunk_bytes // max(1, first[:1].nbytes))
+    for done in range(0, rows, step):
+        copy[done : done + step] = array()[done : done + step]
         yield
-    return np.concatenate(parts) if parts else array()[:0].copy()
+    return copy
 
 
 def _overlapping(row: np.ndarray, start: np.ndarray, nights: np.ndarray) -> bool:
