@@ -241,7 +241,7 @@ def _copy_rows(array: Callable[[], np.ndarray], rows: int, chunk_bytes: int) -> 
     copy = np.empty((rows, *first.shape[1:]), dtype=first.dtype)  # filled in place: one copy's memory
     step = max(1, chunk_bytes // max(1, first[:1].nbytes))
     for done in range(0, rows, step):
-        copy[done : done + step] = array()[done : done + step]
+        copy[done : done + step] = array()[done : min(rows, done + step)]
         yield
     return copy
 
