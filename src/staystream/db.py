@@ -112,8 +112,15 @@ def last_seq(connection: sqlite3.Connection) -> int:
     return connection.execute("SELECT coalesce(max(seq), 0) FROM rate_log").fetchone()[0]
 
 
-def truncate_log(connection: sqlite3.Connection, seq: int) -> None:
-    connection.execute("DELETE FROM rate_log WHERE seq <= ?", (seq,))
+def truncate_log(connection: sqlite3.Connection, seq: int, rows: int) -> int:
+    """Delete up to `rows` log rows at or before `seq`; returns how many went.
+
+    A few rows a transaction: the commit thread runs these between group commits, and one
+    DELETE of a snapshot's worth of log (tens of MB) held every acknowledgment for a second."""
+    return connection.execute(
+        "DELETE FROM rate_log WHERE seq IN (SELECT seq FROM rate_log WHERE seq <= ? ORDER BY seq LIMIT ?)",
+        (seq, rows),
+    ).rowcount
 
 
 def setting(connection: sqlite3.Connection, name: str) -> bytes | None:

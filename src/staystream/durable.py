@@ -85,7 +85,8 @@ class SqliteDurable:
     async def write_snapshot(self, seq: int, state: dict[str, np.ndarray]) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, snapshot.write, self.snapshot_dir, seq, state)
-        await loop.run_in_executor(self.thread, db.truncate_log, self.connection, seq)
+        while await loop.run_in_executor(self.thread, db.truncate_log, self.connection, seq, 16):
+            pass
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self.thread, self.connection.close)
