@@ -108,10 +108,6 @@ def log_after(connection: sqlite3.Connection, seq: int) -> Iterator[tuple[int, b
     yield from connection.execute("SELECT seq, events FROM rate_log WHERE seq > ? ORDER BY seq", (seq,))
 
 
-def last_seq(connection: sqlite3.Connection) -> int:
-    return connection.execute("SELECT coalesce(max(seq), 0) FROM rate_log").fetchone()[0]
-
-
 def truncate_log(connection: sqlite3.Connection, seq: int, rows: int) -> int:
     """Delete up to `rows` log rows at or before `seq`; returns how many went.
 

@@ -40,14 +40,6 @@ class MoneyError(ValueError):
     """A price or currency that cannot be stored exactly; the message says why."""
 
 
-def currency_index(code: str) -> int:
-    """Normalize (trim, upper-case) and look up an ISO 4217 code."""
-    try:
-        return CURRENCY_INDEX[code.strip().upper()]
-    except KeyError:
-        raise MoneyError(f"'{code}' is not an ISO 4217 currency code") from None
-
-
 def parse_decimal(value: object) -> Decimal:
     """A JSON number or decimal string (`"1.5"`, `"1e2"`) as an exact `Decimal`; no NaN, no infinity."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):

@@ -119,7 +119,7 @@ def serve(config: Config) -> int:
     # Imported once here (after the metrics directory is set): a forked child, a replacement
     # worker above all, then starts serving in milliseconds instead of re-importing for seconds.
     import uvicorn  # noqa: F401
-    from . import app, writer  # noqa: F401
+    from . import app as _app, writer as _writer  # noqa: F401
     listeners = bind(config.host, config.port, config.workers)
     host, port = listeners[0].getsockname()[:2]
     context = multiprocessing.get_context("fork")
