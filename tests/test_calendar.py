@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Generator, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import pytest
 
-from staystream import calendar
+from staystream import calendar, snapshot
 from staystream.calendar import ARRAYS, PAGE, CalendarReader, CalendarWriter
 from staystream.shm import SharedArrays
 from staystream.types import RATE_DTYPE
@@ -83,13 +83,12 @@ def test_random_batches_match_the_model(shm_dir: Path, seed: int) -> None:
     assert not np.isin(writer.free, pages).any()
 
 
-def drain(copying: Generator[None, None, dict]) -> dict:
-    """Run a gradual copy to its end with no writes in between."""
-    while True:
-        try:
-            next(copying)
-        except StopIteration as done:
-            return done.value
+def assemble(pieces: Iterable[tuple[str, memoryview]]) -> dict[str, np.ndarray]:
+    """The arrays a streamed snapshot holds, read back from its .npy bytes."""
+    parts: dict[str, list[bytes]] = {}
+    for name, piece in pieces:
+        parts.setdefault(name, []).append(bytes(piece))
+    return {name: snapshot.from_npy(b"".join(chunks)) for name, chunks in parts.items()}
 
 
 def test_snapshot_state_restores_identically(shm_dir: Path) -> None:
@@ -97,7 +96,7 @@ def test_snapshot_state_restores_identically(shm_dir: Path) -> None:
     writer = CalendarWriter(SharedArrays(shm_dir / "a", ARRAYS, create=True), BASE_DAY // PAGE, 8)
     for step in range(4):
         writer.apply(random_batch(rng, 200, 30, clock=step * 100))
-    state = drain(writer.copy_state(30))
+    state = assemble(snapshot.npy_pieces(writer.snapshot_chunks(30)))
     restored = CalendarWriter(SharedArrays(shm_dir / "b", ARRAYS, create=True), BASE_DAY // PAGE, 8)
     restored.load_state(state)
     assert read_all(CalendarReader(restored.shared), 30) == read_all(CalendarReader(writer.shared), 30)
@@ -120,19 +119,20 @@ def test_snapshot_copied_while_writes_go_on_is_exact_after_replay(
     writer = CalendarWriter(SharedArrays(shm_dir / "live", ARRAYS, create=True), BASE_DAY // PAGE, 8)
     for step in range(5):
         writer.apply(random_batch(rng, 300, 60, clock=step * 40))
-    copying = writer.copy_state(80, chunk_bytes=512)  # tiny chunks: many writes interleave
     since_start = []
     clock = 200
-    while True:
-        batch = random_batch(rng, 50, 80, clock=clock)  # rows 60-79 appear only meanwhile
-        clock += 20
-        writer.apply(batch)
-        since_start.append(batch)
-        try:
-            next(copying)
-        except StopIteration as done:
-            state = done.value
-            break
+
+    def writes_between_pieces() -> Iterator[tuple[str, memoryview]]:
+        nonlocal clock
+        for piece in snapshot.npy_pieces(writer.snapshot_chunks(80, chunk_bytes=512)):  # tiny chunks
+            yield piece
+            batch = random_batch(rng, 50, 80, clock=clock)  # rows 60-79 appear only meanwhile
+            clock += 20
+            writer.apply(batch)
+            since_start.append(batch)
+
+    state = assemble(writes_between_pieces())
+    assert writer.copying == 0, "entries are reusable again once the last piece is taken"
     assert len(since_start) > 5, "the copy should have taken many chunks"
     restored = CalendarWriter(SharedArrays(shm_dir / "restored", ARRAYS, create=True), BASE_DAY // PAGE, 8)
     restored.load_state(state)

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Callable, Generator
+from typing import Callable, Iterator
 
 import numpy as np
 
 from .shm import Counter, SharedArrays
+from .snapshot import Chunk
 
 PAGE = 64
 GRACE_SECONDS = 5.0
@@ -185,31 +186,31 @@ class CalendarWriter:
 
     # -- snapshots -----------------------------------------------------------------------
 
-    def copy_state(self, rows: int, chunk_bytes: int = 16 << 20) -> Generator[None, None, dict[str, np.ndarray]]:
-        """A copy to write out, taken a chunk at a time: the caller applies batches between
-        chunks (`yield`), so a snapshot never stalls writes for the whole memcpy.
+    def snapshot_chunks(self, rows: int, chunk_bytes: int = 16 << 20) -> Iterator[Chunk]:
+        """The state to write out, as copies of at most `chunk_bytes`: the caller applies
+        batches between chunks, so a snapshot neither stalls writes for a whole memcpy nor
+        holds a second calendar in memory.
 
         The copy is fuzzy: each chunk is as of when it was copied, newer than the sequence
         at the start. Replaying the log after that sequence makes it exact (last-writer-wins,
         in order). It holds because nothing it references changes meanwhile: entries are
-        immutable and, while copying, none is reused; page slots and directory columns only
-        grow. Reference counts are derived at load."""
+        immutable and, until the last chunk is taken, none is reused; page slots and directory
+        columns only grow. Reference counts are derived at load."""
         self.copying += 1
         try:
-            state: dict[str, np.ndarray] = {"base_page": np.array([self.base_page])}
+            yield "base_page", (1,), np.array([self.base_page])
             width = self.shared["directory"].shape[1]
-            state["directory"] = yield from _copy_rows(lambda: self.shared["directory"][:, :width], rows, chunk_bytes)
+            yield from _copy_rows("directory", lambda: self.shared["directory"][:, :width], rows, chunk_bytes)
             # Slots the directory copy can name exist by now, entries the pages copy can by then.
-            state["pages"] = yield from _copy_rows(lambda: self.shared["pages"], self.slots, chunk_bytes)
+            yield from _copy_rows("pages", lambda: self.shared["pages"], self.slots, chunk_bytes)
             entries = self.entries
             for name in ENTRY_FIELDS:
-                state[name] = yield from _copy_rows(lambda: self.shared[name], entries, chunk_bytes)
-            return state
+                yield from _copy_rows(name, lambda: self.shared[name], entries, chunk_bytes)
         finally:
             self.copying -= 1
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore a `copy_state`; reference counts and the free list are recomputed."""
+        """Restore what `snapshot_chunks` wrote; reference counts and the free list are recomputed."""
         saved = state["directory"]
         saved_base = int(state["base_page"][0])
         # The configured span may reach earlier or later than the saved one: take both, now,
@@ -234,16 +235,14 @@ class CalendarWriter:
         self._publish()
 
 
-def _copy_rows(array: Callable[[], np.ndarray], rows: int, chunk_bytes: int) -> Generator[None, None, np.ndarray]:
-    """Rows [0, rows) of an array the writer may grow meanwhile: it is looked up again for
-    every chunk."""
+def _copy_rows(name: str, array: Callable[[], np.ndarray], rows: int, chunk_bytes: int) -> Iterator[Chunk]:
+    """Rows [0, rows) of an array the writer may grow meanwhile (it is looked up again for
+    every chunk), at least one chunk even when empty."""
     first = array()
-    copy = np.empty((rows, *first.shape[1:]), dtype=first.dtype)  # filled in place: one copy's memory
+    shape = (rows, *first.shape[1:])
     step = max(1, chunk_bytes // max(1, first[:1].nbytes))
-    for done in range(0, rows, step):
-        copy[done : done + step] = array()[done : min(rows, done + step)]
-        yield
-    return copy
+    for done in range(0, max(rows, 1), step):
+        yield name, shape, array()[done : min(rows, done + step)].copy()
 
 
 def _overlapping(row: np.ndarray, start: np.ndarray, nights: np.ndarray) -> bool:

@@ -34,7 +34,10 @@ class Durable(Protocol):
         settings: dict[str, bytes],
     ) -> None: ...
 
-    async def write_snapshot(self, seq: int, state: dict[str, np.ndarray]) -> None: ...
+    async def write_snapshot(self, seq: int, rows: int, pieces: Iterator[snapshot.Piece]) -> None:
+        """Store the calendar as of `seq` (fuzzy, see `CalendarWriter.snapshot_chunks`) for
+        listing rows [0, rows), taking one piece at a time: the next is copied only when
+        asked for, so writes go on in between and no second calendar is ever in memory."""
 
     async def close(self) -> None: ...
 
@@ -82,9 +85,15 @@ class SqliteDurable:
             rate_events, settings,
         )
 
-    async def write_snapshot(self, seq: int, state: dict[str, np.ndarray]) -> None:
+    async def write_snapshot(self, seq: int, rows: int, pieces: Iterator[snapshot.Piece]) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, snapshot.write, self.snapshot_dir, seq, state)
+        files = await loop.run_in_executor(None, snapshot.Files, self.snapshot_dir, seq)
+        try:
+            for name, piece in pieces:
+                await loop.run_in_executor(None, files.write, name, piece)
+            await loop.run_in_executor(None, files.complete)
+        finally:
+            files.close()
         while await loop.run_in_executor(self.thread, db.truncate_log, self.connection, seq, 16):
             pass
 

@@ -32,20 +32,19 @@ session advisory lock taken again after every reconnect.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
 from prometheus_client import Counter, Gauge
 
 from . import db
 from .durable import Recovered, StoreLocked, _lock_directory
+from .snapshot import Piece, from_npy
 from .types import Delist, Listing
 
 try:
@@ -254,7 +253,8 @@ class PostgresDurable:
             snapshot = None
             snapshot_seq = await connection.fetchval("SELECT max(seq) FROM staystream.snapshots")
             if snapshot_seq is not None:
-                snapshot = (snapshot_seq, await _load_snapshot(connection, snapshot_seq))
+                blobs = await load_chunks(connection, snapshot_seq)
+                snapshot = (snapshot_seq, {name: from_npy(blob) for name, blob in blobs.items()})
             entries = await connection.fetch(f"SELECT {MIRROR_COLUMNS} FROM staystream.listings ORDER BY row")
             keys = [(r["row"], r["source"], r["listing_id"]) for r in entries]
             columns = [
@@ -358,22 +358,15 @@ class PostgresDurable:
 
     # -- snapshots -----------------------------------------------------------------------
 
-    async def write_snapshot(self, seq: int, state: dict[str, np.ndarray]) -> None:
+    async def write_snapshot(self, seq: int, rows: int, pieces: Iterator[Piece]) -> None:
         """Chunks first (each its own commit, so commits go on beside them), then one short
         transaction that makes the snapshot current and deletes what it supersedes."""
         assert self.pool is not None
-        blobs = await asyncio.get_running_loop().run_in_executor(None, _serialize, state)
         async with self.pool.acquire() as connection:
             newest = await connection.fetchval("SELECT max(seq) FROM staystream.snapshots")
             if newest is None or newest < seq:
                 await connection.execute("DELETE FROM staystream.snapshot_chunks WHERE seq = $1", seq)
-                for name, blob in blobs.items():
-                    view = memoryview(blob)
-                    for chunk, start in enumerate(range(0, max(len(view), 1), CHUNK_BYTES)):
-                        await connection.execute(
-                            "INSERT INTO staystream.snapshot_chunks (seq, name, chunk, data) VALUES ($1, $2, $3, $4)",
-                            seq, name, chunk, view[start : start + CHUNK_BYTES],
-                        )
+                await insert_chunks(connection, seq, pieces)
             async with connection.transaction():
                 await connection.execute(
                     "INSERT INTO staystream.snapshots (seq) VALUES ($1) ON CONFLICT DO NOTHING", seq
@@ -422,22 +415,26 @@ def _listing_columns(newest: dict[int, Listing]) -> list[list[Any]]:
     ]
 
 
-def _serialize(state: dict[str, np.ndarray]) -> dict[str, bytes]:
-    blobs = {}
-    for name, array in state.items():
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)
-        blobs[name] = buffer.getvalue()
-    return blobs
+async def insert_chunks(connection: asyncpg.Connection, seq: int, pieces: Iterator[Piece]) -> None:
+    """The pieces of each array as numbered rows of at most `CHUNK_BYTES`."""
+    numbers: dict[str, int] = {}
+    for name, piece in pieces:
+        for start in range(0, len(piece), CHUNK_BYTES):
+            number = numbers[name] = numbers.get(name, -1) + 1
+            await connection.execute(
+                "INSERT INTO staystream.snapshot_chunks (seq, name, chunk, data) VALUES ($1, $2, $3, $4)",
+                seq, name, number, piece[start : start + CHUNK_BYTES],
+            )
 
 
-async def _load_snapshot(connection: asyncpg.Connection, seq: int) -> dict[str, np.ndarray]:
+async def load_chunks(connection: asyncpg.Connection, seq: int) -> dict[str, bytes]:
+    """Each array's (or blob's) bytes, its chunks joined in order."""
     parts: dict[str, list[bytes]] = {}
     for record in await connection.fetch(
         "SELECT name, data FROM staystream.snapshot_chunks WHERE seq = $1 ORDER BY name, chunk", seq
     ):
         parts.setdefault(record["name"], []).append(record["data"])
-    return {name: np.load(io.BytesIO(b"".join(chunks)), allow_pickle=False) for name, chunks in parts.items()}
+    return {name: b"".join(chunks) for name, chunks in parts.items()}
 
 
 def _rebuild_mirror(path: Path, entries: list[tuple[Any, ...]], settings: list[tuple[Any, ...]]) -> sqlite3.Connection:

@@ -25,7 +25,7 @@ and, through `lag.json` in the shared-memory directory, to every worker's `/read
 from __future__ import annotations
 
 import asyncio
-import io
+import itertools
 import json
 import logging
 import os
@@ -44,7 +44,9 @@ from . import db, streamlog
 from .applier import SCALED_SCHEMA, Applier, partition_list
 from .config import Config
 from .durable import Recovered, _lock_directory
-from .pgstore import CONNECTION_ERRORS, CONNECT_TIMEOUT, SCHEMA, _backoff, _rebuild_mirror, _serialize
+from .pgstore import (CONNECTION_ERRORS, CONNECT_TIMEOUT, SCHEMA, _backoff, _rebuild_mirror, insert_chunks,
+                      load_chunks)
+from .snapshot import Piece, from_npy
 from .types import RATE_DTYPE, Delist, Listing, split_key
 from .wire import WriterClient, WriterUnavailable
 
@@ -52,7 +54,6 @@ log = logging.getLogger("staystream.scaled")
 RETRIED: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, nats.errors.Error)
 
 SNAPSHOT_LOCK = 0x53_74_61_79_53_6E_70  # one snapshot writer at a time
-CHUNK_BYTES = 8 << 20
 FOLLOW_BATCH = 2_000
 
 follow_lag_messages = Gauge("staystream_follow_lag_messages", "Stream messages this node has not applied yet",
@@ -262,20 +263,18 @@ class StreamDurable:
             assert row == len(self.key_of_row), (row, len(self.key_of_row))
             self.key_of_row.append(f"{source}\x00{listing_id}")
 
-    async def write_snapshot(self, seq: int, state: dict[str, np.ndarray]) -> None:
-        """`state` was copied starting at writer seq `seq` (perhaps in chunks while groups went
-        on: a fuzzy copy, fine for last-writer-wins replay); it covers the stream up to the last
+    async def write_snapshot(self, seq: int, rows: int, pieces: Iterator[Piece]) -> None:
+        """The pieces were copied starting at writer seq `seq` (in chunks while groups go on:
+        a fuzzy copy, fine for last-writer-wins replay); they cover the stream up to the last
         followed request the writer had applied by then."""
         covered = 0
         while self.applied and self.applied[0][0] <= seq:
             covered = self.applied.popleft()[1]
         if covered:
             self.applied.appendleft((seq, covered))  # still the label for a later snapshot
-        keys = self.key_of_row[: len(state["directory"])]
+        keys = self.key_of_row[:rows]
         if "search" not in self.roles or self.pool is None or covered == 0:
             return
-        blobs = await asyncio.get_running_loop().run_in_executor(None, _serialize, state)
-        blobs["keys"] = msgspec.msgpack.encode(keys)
         async with self.pool.acquire() as connection:
             if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", SNAPSHOT_LOCK):
                 return  # another node is writing one
@@ -284,12 +283,8 @@ class StreamDurable:
                 if newest is not None and newest >= covered:
                     return
                 snapshot_id = await connection.fetchval("SELECT nextval('staystream.snapshot_ids')")
-                for name, blob in blobs.items():
-                    view = memoryview(blob)
-                    for chunk, start in enumerate(range(0, max(len(view), 1), CHUNK_BYTES)):
-                        await connection.execute(
-                            "INSERT INTO staystream.snapshot_chunks (seq, name, chunk, data) VALUES ($1, $2, $3, $4)",
-                            snapshot_id, name, chunk, view[start : start + CHUNK_BYTES])
+                keys_piece = ("keys", memoryview(msgspec.msgpack.encode(keys)))
+                await insert_chunks(connection, snapshot_id, itertools.chain([keys_piece], pieces))
                 async with connection.transaction():
                     await connection.execute(
                         "INSERT INTO staystream.snapshots (seq, stream_seq) VALUES ($1, $2)", snapshot_id, covered)
@@ -327,14 +322,9 @@ def _remapped(logs: list[bytes], pg_to_local: np.ndarray) -> Iterator[tuple[int,
 
 
 async def _load_snapshot(connection: Any, snapshot_id: int) -> tuple[list[str], dict[str, np.ndarray]]:
-    parts: dict[str, list[bytes]] = {}
-    for record in await connection.fetch(
-        "SELECT name, data FROM staystream.snapshot_chunks WHERE seq = $1 ORDER BY name, chunk", snapshot_id
-    ):
-        parts.setdefault(record["name"], []).append(record["data"])
-    keys = msgspec.msgpack.decode(b"".join(parts.pop("keys", [])) or b"\x90", type=list[str])
-    state = {name: np.load(io.BytesIO(b"".join(chunks)), allow_pickle=False) for name, chunks in parts.items()}
-    return keys, state
+    blobs = await load_chunks(connection, snapshot_id)
+    keys = msgspec.msgpack.decode(blobs.pop("keys", b"\x90"), type=list[str])
+    return keys, {name: from_npy(blob) for name, blob in blobs.items()}
 
 
 async def _retrying(what: str, step: Callable[[], Awaitable[Any]]) -> Any:

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections import deque
 import logging
 import signal
 import time
+from collections import deque
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import metrics, wire
+from . import metrics, snapshot, wire
 from .calendar import ARRAYS as CALENDAR_ARRAYS
 from .calendar import PAGE, CalendarWriter
 from .config import Config
@@ -272,24 +273,18 @@ class Writer:
     # -- snapshots -----------------------------------------------------------------------
 
     async def take_snapshot(self) -> None:
-        """Copy the calendar a chunk at a time between groups (fuzzy, made exact by the log
-        after `seq`), write it out while commits go on, then drop the log rows it covers."""
+        """Stream the calendar to the backend a chunk at a time while groups go on (a fuzzy
+        copy, made exact by the log after `seq`); the backend then drops the log it covers."""
         started = time.perf_counter()
         seq = self.seq
         self.logged_since_snapshot = 0
-        copying = self.calendar.copy_state(len(self.keys))
-        while True:
+        rows = len(self.keys)
+        with closing(self.calendar.snapshot_chunks(rows)) as chunks:
             try:
-                next(copying)
-            except StopIteration as done:
-                state = done.value
-                break
-            await asyncio.sleep(0)  # let groups commit and apply between chunks
-        try:
-            await self.durable.write_snapshot(seq, state)
-        except Exception:
-            log.exception("snapshot failed; the log keeps everything, retrying later")
-            return
+                await self.durable.write_snapshot(seq, rows, snapshot.npy_pieces(chunks))
+            except Exception:
+                log.exception("snapshot failed; the log keeps everything, retrying later")
+                return
         metrics.snapshot_seconds.observe(time.perf_counter() - started)
         log.info("snapshot written", extra={"seq": seq, "seconds": round(time.perf_counter() - started, 3)})
 
