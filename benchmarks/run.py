@@ -325,13 +325,15 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
     elif name == "memory":
         for size in result["sizes"]:
             mem = size["memory"]
-            rows.append(f"{size['listings']:,} listings: {mem['total_bytes'] / 2**30:.2f} GiB "
-                        f"(shm {mem['shm_bytes'] / 2**30:.2f}, processes {(mem['total_bytes'] - mem['shm_bytes']) / 2**30:.2f}); "
+            rows.append(f"{size['listings']:,} listings: {mem['total_bytes'] / 2**30:.2f} GiB at rest "
+                        f"(shm {mem['shm_bytes'] / 2**30:.2f}, processes {(mem['total_bytes'] - mem['shm_bytes']) / 2**30:.2f}), "
+                        f"peak while filling {mem['peak_bytes'] / 2**30:.2f} GiB; "
                         f"restart to ready {statistics.median(size['restart_ready_seconds']):.2f} s clean, "
                         f"{statistics.median(size['crash_restart_ready_seconds']):.2f} s after kill -9")
         pm = result["per_million"]
         how = "extrapolated linearly" if pm["extrapolated"] else "measured"
-        rows.append(f"per million listings ({how}): {pm['gib_per_million_listings']:.2f} GiB; restart to ready "
+        rows.append(f"per million listings ({how}): {pm['gib_per_million_listings']:.2f} GiB at rest, "
+                    f"{pm['peak_gib_per_million_listings']:.2f} GiB peak; restart to ready "
                     f"{pm['restart_seconds_per_million']:.1f} s clean, {pm['crash_restart_seconds_per_million']:.1f} s after kill -9")
     elif name == bulk_live.NAME:
         rows += bulk_live.rows(result)
@@ -362,7 +364,8 @@ def _bars(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     add(f"search p99 on {city:,} listings under writes, ms", "", "<= 20",
         lambda: _spread(s["search"][f"{city} listings, under writes"]["median"]["search_latency_ms"]["p99"], 1, 1))
     add("GiB per million listings (365 nights)", "", "<= 4",
-        lambda: f"{s['memory']['per_million']['gib_per_million_listings']:.2f}")
+        lambda: f"{s['memory']['per_million']['gib_per_million_listings']:.2f} at rest, "
+                f"{s['memory']['per_million']['peak_gib_per_million_listings']:.2f} peak while filling")
     add("restart to ready for a million listings, s", "", "<= 30",
         lambda: f"{s['memory']['per_million']['restart_seconds_per_million']:.1f} clean, "
                 f"{s['memory']['per_million']['crash_restart_seconds_per_million']:.1f} after kill -9")

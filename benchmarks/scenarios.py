@@ -173,6 +173,7 @@ def measured(server: Service, jobs: list[Job], warmup: float) -> tuple[Result, d
         "commit_ms_mean": 1000 * delta("staystream_commit_seconds_sum") / max(delta("staystream_commit_seconds_count"), 1),
         "apply_ms_mean": 1000 * delta("staystream_apply_seconds_sum") / max(delta("staystream_apply_seconds_count"), 1),
         "nights_won_fraction": delta("staystream_nights_applied_total") / sent_nights if sent_nights else None,
+        "snapshots": int(delta("staystream_snapshot_seconds_count")),  # each one streams the calendar to disk
         # CPU time per acknowledged request: what the work costs, whoever else shares the cores
         "cpu_ms_per_request": {role: round(1000 * used / len(acked), 3) for role, used in cpu_used.items()
                                if len(acked) and role != "supervisor"},
@@ -305,14 +306,17 @@ def ceiling_run(bench: Bench) -> dict[str, object]:
 
 
 def memory_size(bench: Bench, listings: int) -> dict[str, object]:
-    """Prefill `listings`, read memory, then restart after kill -9 and after a clean stop."""
+    """Prefill `listings` (sampling memory throughout: snapshots run meanwhile), read memory
+    at rest, then restart after kill -9 and after a clean stop."""
     s = bench.settings
     directory = bench.workdir / f"memory-{listings}"
     server = service.start(directory, s.workers[-1])
     try:
-        filled = prefill(server, listings, s, bench.log)
+        with PeakMemory(server) as peak:
+            filled = prefill(server, listings, s, bench.log)
         time.sleep(1.0)
         memory = server.memory()
+        memory["peak_bytes"] = max(peak.total_bytes, memory["total_bytes"])
     finally:
         server.kill()
     crash_restarts = []
@@ -337,22 +341,41 @@ def memory_size(bench: Bench, listings: int) -> dict[str, object]:
             "crash_restart_ready_seconds": crash_restarts, "stop_seconds": stops}
 
 
+class PeakMemory:
+    """The largest `total_bytes` seen while the block runs, sampled twice a second."""
+
+    def __init__(self, server: Service) -> None:
+        self.server = server
+        self.total_bytes = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> "PeakMemory":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def _sample(self) -> None:
+        while not self.done.wait(0.5):
+            self.total_bytes = max(self.total_bytes, int(self.server.memory()["total_bytes"]))  # type: ignore[call-overload]
+
+
 def per_million(sizes: list[dict[str, object]]) -> dict[str, object]:
     """Least-squares line through (listings, bytes): the extrapolation to a million listings."""
     xs = [float(m["listings"]) for m in sizes]  # type: ignore[arg-type]
     ys = [float(m["memory"]["total_bytes"]) for m in sizes]  # type: ignore[index]
-    if len(xs) < 2:
-        slope, intercept = ys[0] / xs[0], 0.0
-    else:
-        mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
-        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
-        intercept = mean_y - slope * mean_x
+    peaks = [float(m["memory"]["peak_bytes"]) for m in sizes]  # type: ignore[index]
+    slope, intercept = _fit(xs, ys)
     ready = [statistics.median(m["restart_ready_seconds"]) for m in sizes]  # type: ignore[arg-type]
     crash = [statistics.median(m["crash_restart_ready_seconds"]) for m in sizes]  # type: ignore[arg-type]
     return {
         "bytes_per_listing": slope,
         "fixed_bytes": intercept,
         "gib_per_million_listings": (slope * 1e6 + intercept) / 2**30,
+        "peak_gib_per_million_listings": _line(xs, peaks) / 2**30,
         "extrapolated": max(xs) < 1e6,
         "restart_seconds_per_million": _line(xs, ready),
         "crash_restart_seconds_per_million": _line(xs, crash),
@@ -362,8 +385,14 @@ def per_million(sizes: list[dict[str, object]]) -> dict[str, object]:
 def _line(xs: list[float], ys: list[float]) -> float:
     """y at x = 1e6 on the least-squares line (never below the slowest measured point: with
     small sizes the fixed start-up cost dominates and noise can tilt the line down)."""
+    slope, intercept = _fit(xs, ys)
+    return max(slope * 1e6 + intercept, max(ys))
+
+
+def _fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least-squares (slope, intercept); through the origin with a single point."""
     if len(xs) < 2:
-        return ys[0] * 1e6 / xs[0]
+        return ys[0] / xs[0], 0.0
     mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
     slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
-    return max(mean_y + slope * (1e6 - mean_x), max(ys))
+    return slope, mean_y - slope * mean_x
