@@ -115,8 +115,8 @@ def test_snapshots_and_log_truncation_under_load_then_two_kills(server_factory) 
     server = server_factory("--snapshot-log-nights", "500")
     data_dir = server.data_dir
     first = run_load_then_kill(server, unique_id("snap1"), 1.0)
-    snapshots = [p.name for p in (data_dir / "snapshot").iterdir() if p.name.isdigit()]
-    assert snapshots, "no snapshot was written under load"
+    slots = sorted(p.parent.name for p in (data_dir / "snapshot").glob("*/complete"))
+    assert slots, "no snapshot was written under load"
     with sqlite3.connect(f"file:{data_dir / 'store.sqlite3'}?mode=ro", uri=True) as database:
         oldest, logged = database.execute("SELECT min(seq), count(*) FROM rate_log").fetchone()
     assert oldest is None or oldest > 1, "the log was never truncated"
@@ -142,7 +142,7 @@ def test_sigterm_under_load_drains_snapshots_and_restarts_whole(server_factory) 
         load.stop()
     with sqlite3.connect(f"file:{server.data_dir / 'store.sqlite3'}?mode=ro", uri=True) as database:
         assert database.execute("SELECT count(*) FROM rate_log").fetchone() == (0,), "stop left log rows"
-    assert any(p.name.isdigit() for p in (server.data_dir / "snapshot").iterdir())
+    assert list((server.data_dir / "snapshot").glob("*/complete")), "stop wrote no snapshot"
     restarted = server_factory(data_dir=server.data_dir)
     assert load.lost(restarted.url) == []
     assert_units_described(restarted, units)

@@ -74,6 +74,10 @@ class Config:
         50_000_000, "night updates logged since the last snapshot that trigger a new one "
         "(bounds restart time: replay runs at ~10 M night updates/s)", _positive_int
     )
+    snapshot_write_mb_s: int = _setting(
+        256, "most MB/s a snapshot writes to disk (embedded store): faster starves the fsync "
+        "every acknowledgment waits for", _positive_int
+    )
     fx_table: Path | None = _setting(None, "JSON FX table to use instead of the shipped one", Path)
     tokens: Path | None = _setting(
         None, "file of write credentials, '<token> <source>[,<source>...]' or '<token> *' a line "
@@ -94,10 +98,6 @@ class Config:
     @property
     def database_path(self) -> Path:
         return self.data_dir / "store.sqlite3"
-
-    @property
-    def snapshot_dir(self) -> Path:
-        return self.data_dir / "snapshot"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

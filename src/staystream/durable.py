@@ -60,11 +60,12 @@ class StoreLocked(RuntimeError):
 class SqliteDurable:
     """The embedded default: one SQLite file (WAL, synchronous=FULL) and snapshot files."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, snapshot_bytes_per_second: float) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self._lock = _lock_directory(data_dir)
         self.path = data_dir / "store.sqlite3"
         self.snapshot_dir = data_dir / "snapshot"
+        self.snapshot_bytes_per_second = snapshot_bytes_per_second
         self.connection = db.connect_writer(self.path)
         # One thread owns the connection: commits run there while the event loop goes on.
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
@@ -87,7 +88,9 @@ class SqliteDurable:
 
     async def write_snapshot(self, seq: int, rows: int, pieces: Iterator[snapshot.Piece]) -> None:
         loop = asyncio.get_running_loop()
-        files = await loop.run_in_executor(None, snapshot.Files, self.snapshot_dir, seq)
+        files = await loop.run_in_executor(
+            None, snapshot.Files, self.snapshot_dir, seq, self.snapshot_bytes_per_second
+        )
         try:
             for name, piece in pieces:
                 await loop.run_in_executor(None, files.write, name, piece)

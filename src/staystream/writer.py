@@ -300,7 +300,7 @@ def run(config: Config, shm_path: Path) -> None:
 
                 durable: Durable = await StreamDurable.open(config, shm_path)
             elif config.store == "embedded":
-                durable = SqliteDurable(config.data_dir)
+                durable = SqliteDurable(config.data_dir, config.snapshot_write_mb_s * 1e6)
             else:
                 from .pgstore import PostgresDurable
 
