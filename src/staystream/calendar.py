@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
 import numpy as np
 
@@ -186,7 +186,7 @@ class CalendarWriter:
 
     # -- snapshots -----------------------------------------------------------------------
 
-    def snapshot_chunks(self, rows: int, chunk_bytes: int = 4 << 20) -> Iterator[Chunk]:
+    def snapshot_chunks(self, rows: int, chunk_bytes: int = 4 << 20) -> Generator[Chunk, None, None]:
         """The state to write out, as copies of at most `chunk_bytes`: the caller applies
         batches between chunks, so a snapshot neither stalls writes for a whole memcpy nor
         holds a second calendar in memory.

@@ -43,7 +43,7 @@ def npy_pieces(chunks: Iterator[Chunk]) -> Iterator[Piece]:
             )
             yield name, header.getbuffer()
             current = name
-        yield name, memoryview(np.ascontiguousarray(rows).reshape(-1).view(np.uint8))
+        yield name, np.ascontiguousarray(rows).reshape(-1).view(np.uint8).data
 
 
 def from_npy(data: bytes) -> np.ndarray:
