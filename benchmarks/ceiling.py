@@ -62,7 +62,7 @@ def _run(listings: int, group_events: int, seconds: float, directory: Path | Non
     from staystream.ingest import epoch_day
     from staystream.money import CURRENCY_INDEX
     from staystream.shm import SharedArrays
-    from staystream.types import RATE_DTYPE
+    from staystream.types import RATE_DTYPE, Commit
 
     config = Config()
     work = Path(tempfile.mkdtemp(prefix="staystream-ceiling-", dir=directory))
@@ -95,7 +95,7 @@ def _run(listings: int, group_events: int, seconds: float, directory: Path | Non
         seq = 0
         for chunk in np.array_split(prefill, max(1, len(prefill) // 100_000)):
             seq += 1
-            db.commit_group(connection, [], [], [], seq, chunk.tobytes(), {})
+            db.commit_group(connection, Commit([], [], [], seq, chunk.tobytes(), {}))
             calendar.apply(chunk)
         prefill_seconds = time.perf_counter() - started
 
@@ -126,7 +126,7 @@ def _run(listings: int, group_events: int, seconds: float, directory: Path | Non
             group["changed_at"] = stamp + np.arange(len(group))  # strictly newer: every night a real update
             seq += 1
             t0 = time.perf_counter()
-            db.commit_group(connection, [], [], [], seq, group.tobytes(), {})
+            db.commit_group(connection, Commit([], [], [], seq, group.tobytes(), {}))
             t1 = time.perf_counter()
             applied = calendar.apply(group)  # nights won (and, in newer versions, unchanged events)
             won += applied[0] if isinstance(applied, tuple) else applied

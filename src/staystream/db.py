@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .types import Delist, Listing
+from .types import Commit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS listings (
@@ -50,16 +50,9 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def commit_group(
-    connection: sqlite3.Connection,
-    new_keys: list[tuple[int, str, str]],
-    listings: list[tuple[int, Listing]],
-    delists: list[tuple[int, Delist]],
-    seq: int,
-    rate_events: bytes | None,
-    settings: dict[str, bytes],
-) -> None:
+def commit_group(connection: sqlite3.Connection, commit: Commit) -> None:
     """One transaction for a whole group of requests; durable when this returns."""
+    new_keys, listings, delists = commit.new_keys, commit.listings, commit.delists
     connection.execute("BEGIN IMMEDIATE")
     try:
         if new_keys:
@@ -83,9 +76,9 @@ def commit_group(
                 "WHERE row = ? AND (delisted_at IS NULL OR delisted_at <= ?)",
                 [(d.changed_at, row, d.changed_at) for row, d in delists],
             )
-        if rate_events:
-            connection.execute("INSERT INTO rate_log (seq, events) VALUES (?, ?)", (seq, rate_events))
-        for name, value in settings.items():
+        if commit.rate_events:
+            connection.execute("INSERT INTO rate_log (seq, events) VALUES (?, ?)", (commit.seq, commit.rate_events))
+        for name, value in commit.settings.items():
             connection.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (name, value))
         connection.execute("COMMIT")
     except BaseException:

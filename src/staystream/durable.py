@@ -18,21 +18,13 @@ from typing import Iterator, Protocol
 import numpy as np
 
 from . import db, snapshot
-from .types import Delist, Listing
+from .types import Commit
 
 
 class Durable(Protocol):
     async def recover(self) -> "Recovered": ...
 
-    async def commit_group(
-        self,
-        new_keys: list[tuple[int, str, str]],
-        listings: list[tuple[int, Listing]],
-        delists: list[tuple[int, Delist]],
-        seq: int,
-        rate_events: bytes | None,
-        settings: dict[str, bytes],
-    ) -> None: ...
+    async def commit_group(self, commit: Commit) -> None: ...
 
     async def write_snapshot(self, seq: int, rows: int, pieces: Iterator[snapshot.Piece]) -> None:
         """Store the calendar as of `seq` (fuzzy, see `CalendarWriter.snapshot_chunks`) for
@@ -80,11 +72,8 @@ class SqliteDurable:
             db.log_after(self.connection, after),
         )
 
-    async def commit_group(self, new_keys, listings, delists, seq, rate_events, settings) -> None:  # type: ignore[no-untyped-def]
-        await asyncio.get_running_loop().run_in_executor(
-            self.thread, db.commit_group, self.connection, new_keys, listings, delists, seq,
-            rate_events, settings,
-        )
+    async def commit_group(self, commit: Commit) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.thread, db.commit_group, self.connection, commit)
 
     async def write_snapshot(self, seq: int, rows: int, pieces: Iterator[snapshot.Piece]) -> None:
         loop = asyncio.get_running_loop()

@@ -45,7 +45,7 @@ from prometheus_client import Counter, Gauge
 from . import db
 from .durable import Recovered, StoreLocked, _lock_directory
 from .snapshot import Piece, from_npy
-from .types import Delist, Listing
+from .types import Commit, Listing
 
 try:
     import asyncpg  # type: ignore[import-untyped]
@@ -272,15 +272,7 @@ class PostgresDurable:
 
     # -- commits -------------------------------------------------------------------------
 
-    async def commit_group(
-        self,
-        new_keys: list[tuple[int, str, str]],
-        listings: list[tuple[int, Listing]],
-        delists: list[tuple[int, Delist]],
-        seq: int,
-        rate_events: bytes | None,
-        settings: dict[str, bytes],
-    ) -> None:
+    async def commit_group(self, commit: Commit) -> None:
         """One transaction; returns once it committed (synchronous_commit=on) and the mirror
         holds it. Raises `PostgresUnavailable` when PostgreSQL stays away: not acknowledged."""
         assert self.pool is not None
@@ -293,7 +285,7 @@ class PostgresDurable:
             try:
                 await self._lock()
                 async with self.pool.acquire(timeout=RETRY_SECONDS) as connection:
-                    await self._write(connection, new_keys, listings, delists, seq, rate_events, settings)
+                    await self._write(connection, commit)
                 break
             except CONNECTION_ERRORS as exc:
                 self.unsure = True
@@ -306,32 +298,25 @@ class PostgresDurable:
                 await asyncio.sleep(_backoff(attempt))
                 attempt += 1
         self._reached()
-        self.rows += len(new_keys)
-        if rate_events:
-            self.seq = seq
-        if new_keys or listings or delists or settings:
+        self.rows += len(commit.new_keys)
+        if commit.rate_events:
+            self.seq = commit.seq
+        if commit.describes:
             assert self.mirror is not None
             try:
                 await asyncio.get_running_loop().run_in_executor(
-                    self.thread, db.commit_group, self.mirror, new_keys, listings, delists, 0, None, settings,
+                    self.thread, db.commit_group, self.mirror, commit.without_rates()
                 )
             except BaseException:
                 # The writer will forget this group: make the next commit remove it from PostgreSQL.
-                self.rows -= len(new_keys)
+                self.rows -= len(commit.new_keys)
                 self.unsure = True
                 raise
 
-    async def _write(
-        self,
-        connection: asyncpg.Connection,
-        new_keys: list[tuple[int, str, str]],
-        listings: list[tuple[int, Listing]],
-        delists: list[tuple[int, Delist]],
-        seq: int,
-        rate_events: bytes | None,
-        settings: dict[str, bytes],
-    ) -> None:
-        if rate_events and not (new_keys or listings or delists or settings or self.unsure):
+    async def _write(self, connection: asyncpg.Connection, commit: Commit) -> None:
+        new_keys, listings, delists, seq, rate_events = (
+            commit.new_keys, commit.listings, commit.delists, commit.seq, commit.rate_events)
+        if rate_events and not (commit.describes or self.unsure):
             await connection.execute(INSERT_LOG, seq, rate_events)  # one statement: one round trip
             return
         async with connection.transaction():
@@ -352,7 +337,7 @@ class PostgresDurable:
                 )
             if rate_events:
                 await connection.execute(INSERT_LOG, seq, rate_events)
-            for name, value in settings.items():
+            for name, value in commit.settings.items():
                 await connection.execute(UPSERT_SETTING, name, value)
         self.unsure = False
 

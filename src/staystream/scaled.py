@@ -47,7 +47,7 @@ from .durable import Recovered, _lock_directory
 from .pgstore import (CONNECTION_ERRORS, CONNECT_TIMEOUT, SCHEMA, _backoff, _rebuild_mirror, insert_chunks,
                       load_chunks)
 from .snapshot import Piece, from_npy
-from .types import RATE_DTYPE, Delist, Listing, split_key
+from .types import RATE_DTYPE, Commit, split_key
 from .wire import WriterClient, WriterUnavailable
 
 log = logging.getLogger("staystream.scaled")
@@ -245,21 +245,13 @@ class StreamDurable:
 
     # -- what the writer calls -----------------------------------------------------------
 
-    async def commit_group(
-        self,
-        new_keys: list[tuple[int, str, str]],
-        listings: list[tuple[int, Listing]],
-        delists: list[tuple[int, Delist]],
-        seq: int,
-        rate_events: bytes | None,
-        settings: dict[str, bytes],
-    ) -> None:
+    async def commit_group(self, commit: Commit) -> None:
         """Durable already (JetStream acknowledged it, or it came from the stream): mirror only."""
-        if new_keys or listings or delists or settings:
+        if commit.describes:
             await asyncio.get_running_loop().run_in_executor(
-                self.thread, db.commit_group, self.mirror, new_keys, listings, delists, 0, None, settings,
+                self.thread, db.commit_group, self.mirror, commit.without_rates()
             )
-        for row, source, listing_id in new_keys:
+        for row, source, listing_id in commit.new_keys:
             assert row == len(self.key_of_row), (row, len(self.key_of_row))
             self.key_of_row.append(f"{source}\x00{listing_id}")
 

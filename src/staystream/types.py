@@ -108,6 +108,25 @@ class WriteRequest(msgspec.Struct, array_like=True):
     bulk: bool = False  # from a bulk import: yields to live traffic in the writer
 
 
+class Commit(msgspec.Struct):
+    """What one group commit makes durable, whatever the backend."""
+
+    new_keys: list[tuple[int, str, str]]  # (row, source, listing_id) of listings first seen
+    listings: list[tuple[int, Listing]]  # by row
+    delists: list[tuple[int, Delist]]  # by row
+    seq: int  # the sequence of `rate_events`
+    rate_events: bytes | None  # packed RATE_DTYPE, key = row
+    settings: dict[str, bytes]
+
+    @property
+    def describes(self) -> bool:
+        """Whether anything beside rate events changes: listings, keys or settings."""
+        return bool(self.new_keys or self.listings or self.delists or self.settings)
+
+    def without_rates(self) -> "Commit":
+        return Commit(self.new_keys, self.listings, self.delists, 0, None, self.settings)
+
+
 class WriteReply(msgspec.Struct, array_like=True):
     id: int
     seq: int

@@ -29,7 +29,7 @@ from .ingest import epoch_day
 from .listings import ARRAYS as LISTING_ARRAYS
 from .listings import ListingColumns
 from .shm import Counter, SharedArrays
-from .types import RATE_DTYPE, Delist, Listing, WriteReply, WriteRequest, split_key
+from .types import RATE_DTYPE, Commit, Delist, Listing, WriteReply, WriteRequest, split_key
 
 log = logging.getLogger("staystream.writer")
 SHARED_ARRAYS = {**CALENDAR_ARRAYS, **LISTING_ARRAYS}
@@ -191,10 +191,10 @@ class Writer:
         try:
             self._prepare(group)
             started = time.perf_counter()
-            await self.durable.commit_group(
+            await self.durable.commit_group(Commit(
                 group.new_keys, group.listings, group.delists, group.seq,
                 group.rates.tobytes() if len(group.rates) else None, group.settings,
-            )
+            ))
             metrics.commit_seconds.observe(time.perf_counter() - started)
         except Exception as exc:  # the group is not durable: forget its new keys, tell the workers
             log.exception("commit failed")
