@@ -9,8 +9,8 @@ On disk there are two slots, `a/` and `b/`; a slot holds a complete snapshot whe
 place: its marker is removed first, the files are rewritten and fsynced, then the marker is
 written, so a crash leaves the newer complete snapshot untouched. Overwriting rather than
 deleting matters: on this machine deleting an old 512 MB snapshot stalled the WAL fsync every
-acknowledgment waits for by 45-71 ms (the filesystem discards the freed blocks), overwriting
-in place by at most 2 ms (docs/performance.md).
+acknowledgment waits for by up to 48-81 ms (the filesystem discards the freed blocks),
+overwriting in place by at most 1.4-1.7 ms (`benchmarks/snapshot_disk.py`).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Files:
 
     Writes go out in `FLUSH_BYTES` slices, each fdatasynced, at most `bytes_per_second`:
     a burst of hundreds of MB of dirty pages made the WAL fsync queue behind it for up to a
-    second, and an unpaced stream of slices still put its p99 at 4-20 ms (0.5 ms idle)."""
+    second; paced, the fsync's max stays near 1 ms on this machine, a margin for slower disks."""
 
     def __init__(self, directory: Path, seq: int, bytes_per_second: float) -> None:
         directory.mkdir(parents=True, exist_ok=True)
