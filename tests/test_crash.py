@@ -253,3 +253,32 @@ def test_search_visibility_survives_kill_and_clean_restart(server_factory) -> No
     assert after_kill.stop() == 0
     after_stop = server_factory(data_dir=server.data_dir)
     assert found(after_stop) == {shown, relisted}
+
+
+def test_a_failed_snapshot_is_retried_without_another_threshold_of_writes(server_factory) -> None:
+    """A snapshot that fails (here: a file where its directory goes) stays due: once the disk
+    takes it again, the retry writes it after a few seconds and a few writes, not after
+    another `--snapshot-log-nights` of them; and what was acknowledged meanwhile survives."""
+    server = server_factory("--snapshot-log-nights", "1000")
+    blocker = server.data_dir / "snapshot"
+    blocker.write_text("in the way")
+    prefix = unique_id("retry")
+    with server.client() as client:
+        post_ok(client, [rate(f"{prefix}-{i}", 0, 50) for i in range(30)])  # 1,500 nights: due
+        deadline = time.monotonic() + 10
+        while "snapshot failed" not in server.log() and time.monotonic() < deadline:
+            post_ok(client, [rate(f"{prefix}-0", 60, 61)])
+            time.sleep(0.2)
+        assert "snapshot failed" in server.log()
+        blocker.unlink()
+        nights_after, deadline = 0, time.monotonic() + 30
+        while not list(blocker.glob("*/complete")) and time.monotonic() < deadline:
+            post_ok(client, [rate(f"{prefix}-1", 70, 71, changed=nights_after)])
+            nights_after += 1
+            time.sleep(0.2)
+    assert list(blocker.glob("*/complete")), "the failed snapshot was never retried"
+    assert nights_after < 1000
+    kill_everything(server)
+    restarted = server_factory(data_dir=server.data_dir)
+    with restarted.client() as client:
+        assert set(nights(client, f"{prefix}-29")) == {night(i) for i in range(50)}

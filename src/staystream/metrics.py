@@ -59,6 +59,9 @@ freshness_lag = Gauge(
 snapshot_seconds = Histogram(
     "staystream_snapshot_seconds", "Writing one calendar snapshot", buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60)
 )
+snapshot_failures = Counter(
+    "staystream_snapshot_failures_total", "Calendar snapshots that failed (retried; the log grows meanwhile)"
+)
 
 
 def render() -> tuple[bytes, str]:

@@ -50,6 +50,7 @@ class Group:
 
 
 GROUP_NIGHTS = 400_000  # applying this many night updates takes ~50 ms: a group's latency bound
+SNAPSHOT_RETRY_SECONDS = 10.0  # after a failed snapshot (disk full, say): soon, but not every group
 
 
 class Waiting:
@@ -106,6 +107,7 @@ class Writer:
         self.newest: dict[str, int] = {}
         self.backlog = 0
         self.snapshotting: asyncio.Task[None] | None = None
+        self.snapshot_retry_at = 0.0
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -212,7 +214,8 @@ class Writer:
         metrics.group_requests.observe(len(group.frames))
         metrics.group_events.observe(events)
         busy = self.snapshotting is not None and not self.snapshotting.done()
-        if error is None and not busy and self.logged_since_snapshot >= self.config.snapshot_log_nights:
+        due = self.logged_since_snapshot >= self.config.snapshot_log_nights and time.monotonic() >= self.snapshot_retry_at
+        if error is None and not busy and due:
             self.snapshotting = asyncio.create_task(self.take_snapshot())
 
     def _prepare(self, group: Group) -> None:
@@ -276,14 +279,18 @@ class Writer:
         """Stream the calendar to the backend a chunk at a time while groups go on (a fuzzy
         copy, made exact by the log after `seq`); the backend then drops the log it covers."""
         started = time.perf_counter()
-        seq = self.seq
+        seq, logged = self.seq, self.logged_since_snapshot
         self.logged_since_snapshot = 0
         rows = len(self.keys)
         with closing(self.calendar.snapshot_chunks(rows)) as chunks:
             try:
                 await self.durable.write_snapshot(seq, rows, snapshot.npy_pieces(chunks))
             except Exception:
-                log.exception("snapshot failed; the log keeps everything, retrying later")
+                log.exception("snapshot failed; the log keeps everything",
+                              extra={"retry_in_seconds": SNAPSHOT_RETRY_SECONDS})
+                metrics.snapshot_failures.inc()
+                self.logged_since_snapshot += logged  # still due: the log it would cover only grew
+                self.snapshot_retry_at = time.monotonic() + SNAPSHOT_RETRY_SECONDS
                 return
         metrics.snapshot_seconds.observe(time.perf_counter() - started)
         log.info("snapshot written", extra={"seq": seq, "seconds": round(time.perf_counter() - started, 3)})
