@@ -69,10 +69,12 @@ def lag(node: service.Service) -> dict[str, Any]:
 
 
 def wait_drained(applier: service.Service, timeout: float = 300) -> float:
-    started = time.monotonic()
+    """Seconds until JetStream confirms, after the call, that nothing waits for PostgreSQL."""
+    started, asked_at = time.monotonic(), time.time()
     while time.monotonic() - started < timeout:
         try:
-            if lag(applier).get("apply", {}).get("messages", -1) == 0:
+            apply = lag(applier).get("apply", {})
+            if apply.get("messages", -1) == 0 and apply.get("confirmed_at", 0) > asked_at:
                 return time.monotonic() - started
         except (OSError, ValueError):
             pass

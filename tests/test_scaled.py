@@ -39,12 +39,14 @@ def eventually(check: Callable[[], list[str]], timeout: float = 30) -> None:
         time.sleep(0.3)
 
 
-def applier_drained(applier: Server) -> list[str]:
+def applier_drained(applier: Server, since: float) -> list[str]:
+    """Problems unless JetStream confirmed, after wall time `since`, that nothing waits for
+    PostgreSQL (a confirmation from before is no proof: the applier may have stopped since)."""
     try:
         lag = httpx.get(applier.url + "/readyz", timeout=5).json().get("log", {}).get("apply", {})
     except httpx.HTTPError as exc:
         return [f"applier unreachable: {exc}"]
-    if lag.get("messages", 1) != 0 or not lag.get("postgres_reachable", False):
+    if lag.get("messages", 1) != 0 or not lag.get("postgres_reachable", False) or lag["confirmed_at"] <= since:
         return [f"applier lag {lag}"]
     return []
 
@@ -77,12 +79,13 @@ def test_faults_under_load_lose_nothing_acknowledged(tmp_path: Path) -> None:
             def verify(phase: str) -> None:
                 for load in loads:
                     load.pause()
+                paused_at = time.time()
                 for load, own in zip(loads, (first, second)):
                     assert load.requests_acked > 0, phase
                     assert load.lost(own.url) == [], f"{phase}: read-after-ack on the acknowledging node"
                 for load, other in zip(loads, (second, first)):
                     eventually(lambda: load.lost(other.url))
-                eventually(lambda: applier_drained(applier))
+                eventually(lambda: applier_drained(applier, paused_at), timeout=60)
                 for load in loads:
                     assert load.lost_in_postgres(postgres.uri) == [], f"{phase}: in PostgreSQL"
                 for load in loads:
@@ -142,7 +145,8 @@ def test_all_roles_in_one_node_then_bootstrap_from_postgres(tmp_path: Path) -> N
                 ready = client.get("/readyz").json()
                 assert set(ready["log"]) >= {"follow", "apply"}, ready
                 assert "staystream_apply_lag_messages" in client.get("/metrics").text
-            eventually(lambda: applier_drained(first))
+            written_at = time.time()
+            eventually(lambda: applier_drained(first, written_at))
         finally:
             assert first.stop() == 0  # a clean stop writes a snapshot into PostgreSQL
         assert postgres.psql("SELECT count(*) FROM staystream.snapshots") == "1"
@@ -158,3 +162,29 @@ def test_all_roles_in_one_node_then_bootstrap_from_postgres(tmp_path: Path) -> N
                 assert [r["listing_id"] for r in found.json()["results"]] == ["all-1"], found.text
         finally:
             second.stop()
+
+
+def test_a_node_cut_off_from_jetstream_is_not_ready(tmp_path: Path) -> None:
+    """With every NATS server killed, the follow and apply lags are unknown, not the last value:
+    a node that cannot see the stream must not tell its load balancer, or a test, that it is
+    caught up. Once the servers are back it is ready again."""
+    with Postgres() as postgres, NatsCluster(3) as cluster:
+        whole = node(tmp_path / "all", postgres, cluster, "ingest,apply,search")
+
+        def readiness() -> tuple[int, dict]:
+            response = httpx.get(whole.url + "/readyz", timeout=5)
+            return response.status_code, response.json()
+
+        try:
+            eventually(lambda: [] if readiness()[0] == 200 else [str(readiness())])
+            for i in range(3):
+                cluster.kill_node(i)
+            eventually(lambda: [] if readiness()[0] == 503 else [str(readiness())], timeout=15)
+            status, body = readiness()
+            assert body["log"]["follow"]["messages"] == -1 and body["log"]["apply"]["messages"] == -1, body
+            assert any(p.startswith("apply lag unknown: no word from JetStream") for p in body["problems"]), body
+            assert any(p.startswith("follow lag unknown") for p in body["problems"]), body
+            cluster.start()
+            eventually(lambda: [] if readiness()[0] == 200 else [str(readiness())], timeout=60)
+        finally:
+            whole.stop()

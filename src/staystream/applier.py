@@ -68,7 +68,7 @@ apply_delay = Histogram(
     "staystream_apply_delay_seconds", "From a message's arrival in the stream to its commit in PostgreSQL",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
-apply_lag_messages = Gauge("staystream_apply_lag_messages", "Stream messages not yet in PostgreSQL",
+apply_lag_messages = Gauge("staystream_apply_lag_messages", "Stream messages not yet in PostgreSQL (-1: unknown)",
                            multiprocess_mode="max")
 apply_lag_seconds = Gauge("staystream_apply_lag_seconds", "Age of the oldest stream message not yet in PostgreSQL",
                           multiprocess_mode="max")
@@ -95,15 +95,9 @@ class Applier:
         owned = "all" if len(partitions) == total_partitions else "-".join(map(str, partitions))
         self.consumer = f"staystream-apply-{owned}"
         self.rows: dict[str, int] = {}  # key -> PostgreSQL row, committed ones only
-        self.lag_messages = -1  # unknown until JetStream said (a fresh applier is not drained)
+        self.lag = streamlog.Lag()
         self.oldest_pending: float | None = None  # stream time (s) of the oldest unapplied message
         self.down_since: float | None = None
-
-    @property
-    def lag_seconds(self) -> float:
-        if self.lag_messages <= 0 or self.oldest_pending is None:
-            return 0.0
-        return max(0.0, time.time() - self.oldest_pending)
 
     async def run(self) -> None:
         """Consume and commit until cancelled; whatever goes wrong is logged and retried."""
@@ -247,16 +241,21 @@ class Applier:
             await asyncio.sleep(POSITION_EVERY_SECONDS)
             try:
                 info = await self.js.consumer_info(streamlog.STREAM, self.consumer, timeout=2)
-            except Exception:  # NATS failing over: the next round asks again
+            except Exception:  # NATS failing over: the next round asks again; the lag turns unknown
+                info = None
+            if info is not None:
+                messages = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+                if messages == 0:
+                    self.oldest_pending = None
+                elif self.oldest_pending is None:
+                    self.oldest_pending = time.time()  # refined when the next batch says when it arrived
+                self.lag.confirm(messages, self.oldest_pending)
+            lag = self.lag.report()
+            apply_lag_messages.set(lag["messages"])
+            apply_lag_seconds.set(lag["seconds"])
+            if info is None:
                 continue
-            self.lag_messages = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
             floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
-            if self.lag_messages == 0:
-                self.oldest_pending = None
-            elif self.oldest_pending is None:
-                self.oldest_pending = time.time()  # refined when the next batch says when it arrived
-            apply_lag_messages.set(self.lag_messages)
-            apply_lag_seconds.set(self.lag_seconds)
             try:
                 async with self.pool.acquire() as connection:
                     await connection.execute(

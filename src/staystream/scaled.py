@@ -56,7 +56,7 @@ RETRIED: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, nats.errors.Erro
 SNAPSHOT_LOCK = 0x53_74_61_79_53_6E_70  # one snapshot writer at a time
 FOLLOW_BATCH = 2_000
 
-follow_lag_messages = Gauge("staystream_follow_lag_messages", "Stream messages this node has not applied yet",
+follow_lag_messages = Gauge("staystream_follow_lag_messages", "Stream messages this node has not applied yet (-1: unknown)",
                             multiprocess_mode="max")
 follow_lag_seconds = Gauge("staystream_follow_lag_seconds", "How far behind the stream this node's reads are",
                            multiprocess_mode="max")
@@ -85,8 +85,7 @@ class StreamDurable:
         # (writer seq after applying, stream seq covered): a snapshot copied at writer seq W
         # holds every message up to the S of the last pair with a writer seq <= W.
         self.applied: deque[tuple[int, int]] = deque()
-        self.lag_messages = 0
-        self.lag_seconds = 0.0
+        self.follow_lag = streamlog.Lag()
         self.tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -149,6 +148,7 @@ class StreamDurable:
                    for r in entries if r[13] is not None or r[14] is not None]
         self.key_of_row = keys
         self.start_seq = positions + 1
+        self.followed_seq = positions
         self.mirror = await loop.run_in_executor(
             self.thread, _rebuild_mirror, self.config.database_path, mirror_entries, settings)
         stream = await self.js.stream_info(streamlog.STREAM)
@@ -158,7 +158,7 @@ class StreamDurable:
         log.info("bootstrapped from PostgreSQL", extra={
             "listings": len(keys), "snapshot": state is not None, "log_rows": len(logs),
             "stream_from": self.start_seq, "seconds": round(time.perf_counter() - started, 3)})
-        self.tasks.append(asyncio.create_task(self._follow()))
+        self.tasks += [asyncio.create_task(self._follow()), asyncio.create_task(self._watch_stream())]
         return Recovered(None if state is None else (0, state), [(row, *split_key(key)) for row, key in enumerate(keys)],
                          columns, _remapped(logs, pg_to_local))
 
@@ -204,7 +204,6 @@ class StreamDurable:
             try:
                 batch = [await subscription.next_msg(timeout=1.0)]
             except asyncio.TimeoutError:
-                self.lag_messages, self.lag_seconds = 0, 0.0
                 continue
             while len(batch) < FOLLOW_BATCH and subscription.pending_msgs:
                 batch.append(await subscription.next_msg(timeout=1.0))
@@ -223,21 +222,35 @@ class StreamDurable:
             self.applied.append((reply.seq, self.followed_seq))
             oldest = min(m.metadata.timestamp.timestamp() for m in batch)
             follow_delay.observe(max(0.0, time.time() - oldest))
-            self.lag_messages = int(last.num_pending or 0)
-            self.lag_seconds = max(0.0, time.time() - oldest) if self.lag_messages else 0.0
+
+    async def _watch_stream(self) -> None:
+        """Twice a second, the stream's last sequence against what this node applied: the follow
+        lag as JetStream confirms it. Silence from the subscription proves nothing (an ordered
+        consumer whose server died is silent until it is recreated)."""
+        first_seen: deque[tuple[int, float]] = deque()  # (stream seq, wall time first seen), rising
+        while True:
+            try:
+                last = int((await self.js.stream_info(streamlog.STREAM)).state.last_seq)
+            except Exception:  # NATS failing over: the lag turns unknown if this lasts
+                last = None
+            if last is not None:
+                if not first_seen or last > first_seen[-1][0]:
+                    first_seen.append((last, time.time()))
+                while first_seen and first_seen[0][0] <= self.followed_seq:
+                    first_seen.popleft()
+                self.follow_lag.confirm(max(0, last - self.followed_seq), first_seen[0][1] if first_seen else None)
+            await asyncio.sleep(0.5)
 
     async def _report(self) -> None:
         path = self.shm_path / streamlog.LAG_FILE
         while True:
             lag: dict[str, Any] = {"roles": sorted(self.roles)}
             if "search" in self.roles:
-                lag["follow"] = {"messages": self.lag_messages, "seconds": round(self.lag_seconds, 3),
-                                 "stream_seq": self.followed_seq}
-                follow_lag_messages.set(self.lag_messages)
-                follow_lag_seconds.set(self.lag_seconds)
+                lag["follow"] = {**self.follow_lag.report(), "stream_seq": self.followed_seq}
+                follow_lag_messages.set(lag["follow"]["messages"])
+                follow_lag_seconds.set(lag["follow"]["seconds"])
             if self.applier is not None:
-                lag["apply"] = {"messages": self.applier.lag_messages, "seconds": round(self.applier.lag_seconds, 3),
-                                "postgres_reachable": self.applier.down_since is None}
+                lag["apply"] = {**self.applier.lag.report(), "postgres_reachable": self.applier.down_since is None}
             temporary = path.with_suffix(".tmp")
             temporary.write_text(json.dumps(lag))
             os.replace(temporary, path)

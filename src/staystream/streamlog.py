@@ -48,6 +48,7 @@ DUPLICATE_WINDOW = 120.0
 ROLES = ("ingest", "apply", "search")
 LAG_FILE = "lag.json"  # in the shared-memory directory, written by the writer (scaled.py)
 NOT_READY_LAG_SECONDS = 5.0  # the freshness target's worst case
+LAG_UNKNOWN_AFTER_SECONDS = 3.0  # JetStream silent this long: the lag is unknown, not its last value
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(WriteRequest)
@@ -189,6 +190,38 @@ async def ensure_stream(nc: Any, replicas: int) -> None:
         await asyncio.sleep(min(0.1 * attempt, 1.0))
 
 
+class Lag:
+    """How far behind the stream a consumer is, as JetStream last confirmed it.
+
+    Unconfirmed for `LAG_UNKNOWN_AFTER_SECONDS` (a NATS node killed, the consumer's leader being
+    elected again), the lag is unknown (-1 messages, and the seconds since the last word), never
+    the last value: a "0" kept from before a failover let `/readyz` call an applier drained while
+    it applied nothing. `confirmed_at` (wall time) lets a caller ask for a confirmation newer than
+    something it did."""
+
+    def __init__(self) -> None:
+        self.messages = -1  # -1 until JetStream first answers
+        self.behind_since: float | None = None  # wall time of the oldest message not yet applied
+        self.confirmed_at = time.time()
+
+    def confirm(self, messages: int, behind_since: float | None) -> None:
+        self.messages = messages
+        self.behind_since = behind_since if messages else None
+        self.confirmed_at = time.time()
+
+    def report(self) -> dict[str, Any]:
+        """messages and seconds behind; -1 and the seconds without word when unknown."""
+        now = time.time()
+        silent = max(0.0, now - self.confirmed_at)
+        if self.messages < 0 or silent > LAG_UNKNOWN_AFTER_SECONDS:
+            messages, seconds = -1, silent
+        elif not self.messages or self.behind_since is None:
+            messages, seconds = self.messages, 0.0
+        else:
+            messages, seconds = self.messages, max(0.0, now - self.behind_since)
+        return {"messages": messages, "seconds": round(seconds, 3), "confirmed_at": round(self.confirmed_at, 3)}
+
+
 class PublishingClient(WriterClient):
     """A worker's writer client in scaled mode: JetStream first, then the local writer."""
 
@@ -238,10 +271,10 @@ def read_lag(shm_path: Path) -> tuple[dict[str, Any], list[str]]:
     except (OSError, ValueError):
         return {}, []
     problems = []
-    if lag.get("apply", {}).get("messages", 0) < 0:
-        problems.append("the applier has not heard from JetStream yet")
     for part in ("follow", "apply"):
-        seconds = lag.get(part, {}).get("seconds", 0.0)
-        if seconds > NOT_READY_LAG_SECONDS:
+        messages, seconds = lag.get(part, {}).get("messages", 0), lag.get(part, {}).get("seconds", 0.0)
+        if messages < 0:
+            problems.append(f"{part} lag unknown: no word from JetStream for {seconds:.1f} s")
+        elif seconds > NOT_READY_LAG_SECONDS:
             problems.append(f"{part} lag {seconds:.1f} s is over {NOT_READY_LAG_SECONDS:.0f} s")
     return lag, problems
