@@ -23,11 +23,9 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import os
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Iterator
 
 import numpy as np
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable
 
 import httpx
-import pytest
 from acked import AckedLoad
 from conftest import Server, start_server
 from nats_fixtures import NatsCluster
