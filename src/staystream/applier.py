@@ -121,16 +121,23 @@ class Applier:
         subscription = await self._retry_nats(lambda: self.js.pull_subscribe(
             "", durable=self.consumer, stream=streamlog.STREAM, config=config))
         reporter = asyncio.create_task(self._report())
+        failed_fetches = 0
         try:
             while True:
                 try:
                     messages = await subscription.fetch(BATCH_MESSAGES, timeout=1.0)
                 except asyncio.TimeoutError:
                     continue
-                except Exception as exc:  # NATS reconnecting, a server gone: fetch again
-                    log.warning("fetch failed; retrying", extra={"error": f"{type(exc).__name__}: {exc}"})
+                except Exception as exc:  # NATS reconnecting, the consumer electing a leader: again
+                    failed_fetches += 1
+                    if failed_fetches % 25 == 1:  # a failover fails ~20 fetches: one line, not 20
+                        log.warning("fetch failed; retrying", extra={
+                            "error": f"{type(exc).__name__}: {exc}", "failed_in_a_row": failed_fetches})
                     await asyncio.sleep(0.2)
                     continue
+                if failed_fetches:
+                    log.info("fetching again", extra={"after_failed": failed_fetches})
+                    failed_fetches = 0
                 messages = [m for m in messages if m.metadata is not None and m.data]
                 if messages:
                     await self._commit_until_done(messages)
