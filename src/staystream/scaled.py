@@ -224,21 +224,22 @@ class StreamDurable:
             follow_delay.observe(max(0.0, time.time() - oldest))
 
     async def _watch_stream(self) -> None:
-        """Twice a second, the stream's last sequence against what this node applied: the follow
-        lag as JetStream confirms it. Silence from the subscription proves nothing (an ordered
-        consumer whose server died is silent until it is recreated)."""
-        first_seen: deque[tuple[int, float]] = deque()  # (stream seq, wall time first seen), rising
+        """Twice a second, the stream's last sequence against what this node applied, and the
+        arrival time of the first message it has not: the follow lag as JetStream confirms it.
+        Silence from the subscription proves nothing (an ordered consumer whose server died is
+        silent until it is recreated)."""
+        every = f"{streamlog.SUBJECT}.*"
         while True:
             try:
+                followed = self.followed_seq
                 last = int((await self.js.stream_info(streamlog.STREAM)).state.last_seq)
+                oldest = None
+                if last > followed:
+                    first = await self.js.get_msg(streamlog.STREAM, seq=followed + 1, subject=every, next=True)
+                    oldest = first.time.timestamp() if first.time else time.time()
+                self.follow_lag.confirm(max(0, last - followed), oldest)
             except Exception:  # NATS failing over: the lag turns unknown if this lasts
-                last = None
-            if last is not None:
-                if not first_seen or last > first_seen[-1][0]:
-                    first_seen.append((last, time.time()))
-                while first_seen and first_seen[0][0] <= self.followed_seq:
-                    first_seen.popleft()
-                self.follow_lag.confirm(max(0, last - self.followed_seq), first_seen[0][1] if first_seen else None)
+                pass
             await asyncio.sleep(0.5)
 
     async def _report(self) -> None:

@@ -201,24 +201,22 @@ class Lag:
 
     def __init__(self) -> None:
         self.messages = -1  # -1 until JetStream first answers
-        self.behind_since: float | None = None  # wall time of the oldest message not yet applied
+        self.seconds = 0.0  # age of the oldest message not yet applied, when confirmed
         self.confirmed_at = time.time()
 
     def confirm(self, messages: int, behind_since: float | None) -> None:
-        self.messages = messages
-        self.behind_since = behind_since if messages else None
+        """`behind_since`: wall time the oldest message not yet applied reached the stream."""
         self.confirmed_at = time.time()
+        self.messages = messages
+        self.seconds = max(0.0, self.confirmed_at - behind_since) if messages and behind_since else 0.0
 
     def report(self) -> dict[str, Any]:
         """messages and seconds behind; -1 and the seconds without word when unknown."""
-        now = time.time()
-        silent = max(0.0, now - self.confirmed_at)
+        silent = max(0.0, time.time() - self.confirmed_at)
         if self.messages < 0 or silent > LAG_UNKNOWN_AFTER_SECONDS:
             messages, seconds = -1, silent
-        elif not self.messages or self.behind_since is None:
-            messages, seconds = self.messages, 0.0
         else:
-            messages, seconds = self.messages, max(0.0, now - self.behind_since)
+            messages, seconds = self.messages, self.seconds
         return {"messages": messages, "seconds": round(seconds, 3), "confirmed_at": round(self.confirmed_at, 3)}
 
 
