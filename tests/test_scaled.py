@@ -8,6 +8,8 @@ stream, from PostgreSQL itself."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Callable
@@ -15,6 +17,7 @@ from typing import Callable
 import httpx
 from acked import AckedLoad
 from conftest import Server, start_server
+from test_crash import children, started_at
 from nats_fixtures import NatsCluster
 from pg_fixtures import Postgres
 
@@ -163,10 +166,11 @@ def test_all_roles_in_one_node_then_bootstrap_from_postgres(tmp_path: Path) -> N
             second.stop()
 
 
-def test_a_node_cut_off_from_jetstream_is_not_ready(tmp_path: Path) -> None:
+def test_a_node_that_cannot_see_the_stream_is_not_ready(tmp_path: Path) -> None:
     """With every NATS server killed, the follow and apply lags are unknown, not the last value:
     a node that cannot see the stream must not tell its load balancer, or a test, that it is
-    caught up. Once the servers are back it is ready again."""
+    caught up. Once the servers are back it is ready again. Likewise while its writer process,
+    which follows the stream and reports the lags, is stopped."""
     with Postgres() as postgres, NatsCluster(3) as cluster:
         whole = node(tmp_path / "all", postgres, cluster, "ingest,apply,search")
 
@@ -189,5 +193,14 @@ def test_a_node_cut_off_from_jetstream_is_not_ready(tmp_path: Path) -> None:
             assert any(p.startswith("follow lag unknown") for p in body["problems"]), body
             cluster.start()
             eventually(lambda: [] if readiness()[0] == 200 else [str(readiness())], timeout=60)
+
+            writer = min(children(whole.process.pid), key=started_at)  # the oldest child
+            os.kill(writer, signal.SIGSTOP)  # a stuck writer: it follows the stream and reports
+            try:
+                eventually(lambda: [] if any("lag report is" in p for p in readiness()[1]["problems"])
+                           else [str(readiness())], timeout=15)
+            finally:
+                os.kill(writer, signal.SIGCONT)
+            eventually(lambda: [] if readiness()[0] == 200 else [str(readiness())], timeout=30)
         finally:
             whole.stop()

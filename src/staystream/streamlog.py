@@ -264,11 +264,15 @@ class PublishingClient(WriterClient):
 
 def read_lag(shm_path: Path) -> tuple[dict[str, Any], list[str]]:
     """(what `lag.json` says, problems for /readyz); ({}, []) outside scaled mode."""
+    path = shm_path / LAG_FILE
     try:
-        lag = json.loads((shm_path / LAG_FILE).read_text())
+        age = time.time() - path.stat().st_mtime
+        lag = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}, []
     problems = []
+    if age > LAG_UNKNOWN_AFTER_SECONDS:  # written every 0.5 s: the writer process is stuck
+        problems.append(f"the lag report is {age:.1f} s old: the writer process stopped writing it")
     for part in ("follow", "apply"):
         messages, seconds = lag.get(part, {}).get("messages", 0), lag.get(part, {}).get("seconds", 0.0)
         if messages < 0:
