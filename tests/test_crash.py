@@ -161,6 +161,32 @@ def test_sigterm_right_after_start_stops_promptly(server_factory) -> None:
     assert not {pid: cmd for pid, cmd in family.items() if alive(pid, cmd)}
 
 
+def test_a_stopped_writer_makes_the_service_not_ready(server_factory) -> None:
+    """A writer that stops running (SIGSTOP here; a blocked loop alike) takes no writes, so the
+    workers' /readyz must say so; it is ready again once the writer runs."""
+    server = server_factory()
+    writer, _ = writer_and_workers(server)
+
+    def status() -> tuple[int, list[str]]:
+        response = httpx.get(server.url + "/readyz", timeout=5)
+        return response.status_code, response.json()["problems"]
+
+    assert status() == (200, [])
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 15
+        while status()[0] == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        code, problems = status()
+        assert code == 503 and problems[0].startswith("the writer has not run for"), problems
+    finally:
+        os.kill(writer, signal.SIGCONT)
+    deadline = time.monotonic() + 15
+    while status()[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert status() == (200, [])
+
+
 def test_kill_9_of_the_writer_stops_the_service_and_loses_nothing(server_factory) -> None:
     server = server_factory()
     prefix = unique_id("writer")

@@ -38,6 +38,7 @@ _json = msgspec.json.Encoder()
 BULK_HEADER = "x-staystream-bulk"  # set by importers: their writes yield to live traffic
 VALIDATION_SLICE = 250  # events validated between two chances for other requests to run
 INFLIGHT_BODIES = 8  # request bodies (at the size limit) one worker holds at most
+WRITER_STUCK_SECONDS = 5.0  # the writer beats twice a second; silent this long, it is stuck
 NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/json-seq", "application/ndjson"}
 
 
@@ -227,6 +228,8 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         problems = []
         if not store.ready:
             problems.append("the store is still recovering")
+        elif store.writer_silent_seconds > WRITER_STUCK_SECONDS:
+            problems.append(f"the writer has not run for {store.writer_silent_seconds:.1f} s")
         if client.stream is None:
             problems.append("the writer is not connected")
         if store.backlog >= config.max_backlog_events:

@@ -30,6 +30,7 @@ class Counter:
     FX_GENERATION = 6  # bumped when the FX table is replaced
     READY = 7  # 1 once the writer recovered the store
     MOVED = 8  # entries in the listings' `moved` log (rows whose coordinates were set)
+    HEARTBEAT = 9  # the writer's CLOCK_MONOTONIC in ms, set twice a second: a stuck writer shows
 
 
 class SharedArrays:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from pathlib import Path
 
@@ -43,6 +44,11 @@ class Store:
     @property
     def ready(self) -> bool:
         return bool(self.shared.counters[Counter.READY])
+
+    @property
+    def writer_silent_seconds(self) -> float:
+        """Since the writer's last heartbeat (CLOCK_MONOTONIC is one clock for all processes)."""
+        return max(0.0, time.monotonic() - int(self.shared.counters[Counter.HEARTBEAT]) / 1000)
 
     def find(self, source: str, listing_id: str) -> int | None:
         source = source.strip().lower()

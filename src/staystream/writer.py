@@ -151,6 +151,8 @@ class Writer:
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        heart = asyncio.create_task(self._beat())
+        await asyncio.sleep(0)  # its first beat lands before the workers see READY
         self.shared.counters[Counter.READY] = 1
         committer = asyncio.create_task(self._commit_loop())
         reporter = asyncio.create_task(self._report_freshness())
@@ -160,6 +162,7 @@ class Writer:
         self.waiting.close()
         await committer
         reporter.cancel()
+        heart.cancel()
         if self.snapshotting is not None:
             await self.snapshotting
         if self.logged_since_snapshot:
@@ -265,6 +268,13 @@ class Writer:
             self.shared.counters[Counter.FX_GENERATION] += 1
         self.shared.counters[Counter.SEQ] = self.seq
         metrics.apply_seconds.observe(time.perf_counter() - started)
+
+    async def _beat(self) -> None:
+        """Twice a second, so that the workers' /readyz can tell a writer that stopped running
+        (its process stopped, its loop blocked) from one with nothing to do."""
+        while True:
+            self.shared.counters[Counter.HEARTBEAT] = time.monotonic_ns() // 1_000_000
+            await asyncio.sleep(0.5)
 
     async def _report_freshness(self) -> None:
         while True:
