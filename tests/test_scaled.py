@@ -17,9 +17,9 @@ from typing import Callable
 import httpx
 from acked import AckedLoad
 from conftest import Server, start_server
-from test_crash import children, started_at
 from nats_fixtures import NatsCluster
 from pg_fixtures import Postgres
+from test_crash import children, started_at
 
 PARTITIONS = "4"
 
