@@ -150,6 +150,8 @@ def serve(config: Config) -> int:
     exit_code = 0
     while not stopping:
         time.sleep(0.2)
+        if stopping:  # a Ctrl-C signals the whole process group: writer and workers stop with us
+            break
         if not writer.is_alive():
             log.error("the writer exited; stopping the service", extra={"exitcode": writer.exitcode})
             exit_code = 1
