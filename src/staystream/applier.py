@@ -95,7 +95,7 @@ class Applier:
         owned = "all" if len(partitions) == total_partitions else "-".join(map(str, partitions))
         self.consumer = f"staystream-apply-{owned}"
         self.rows: dict[str, int] = {}  # key -> PostgreSQL row, committed ones only
-        self.lag = streamlog.Lag()
+        self.lag = streamlog.Lag(apply_lag_messages, apply_lag_seconds)
         self.oldest_pending: float | None = None  # stream time (s) of the oldest unapplied message
         self.down_since: float | None = None
 
@@ -243,25 +243,19 @@ class Applier:
         return rows
 
     async def _report(self) -> None:
-        """Every half second: the ack floor into `positions`, and the lag into metrics."""
+        """Every half second: the lag as JetStream confirms it, and the ack floor into `positions`."""
         while True:
             await asyncio.sleep(POSITION_EVERY_SECONDS)
             try:
                 info = await self.js.consumer_info(streamlog.STREAM, self.consumer, timeout=2)
             except Exception:  # NATS failing over: the next round asks again; the lag turns unknown
-                info = None
-            if info is not None:
-                messages = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
-                if messages == 0:
-                    self.oldest_pending = None
-                elif self.oldest_pending is None:
-                    self.oldest_pending = time.time()  # refined when the next batch says when it arrived
-                self.lag.confirm(messages, self.oldest_pending)
-            lag = self.lag.report()
-            apply_lag_messages.set(lag["messages"])
-            apply_lag_seconds.set(lag["seconds"])
-            if info is None:
                 continue
+            messages = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            if messages == 0:
+                self.oldest_pending = None
+            elif self.oldest_pending is None:
+                self.oldest_pending = time.time()  # refined when the next batch says when it arrived
+            self.lag.confirm(messages, self.oldest_pending)
             floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
             try:
                 async with self.pool.acquire() as connection:

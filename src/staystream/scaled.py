@@ -85,7 +85,7 @@ class StreamDurable:
         # (writer seq after applying, stream seq covered): a snapshot copied at writer seq W
         # holds every message up to the S of the last pair with a writer seq <= W.
         self.applied: deque[tuple[int, int]] = deque()
-        self.follow_lag = streamlog.Lag()
+        self.follow_lag = streamlog.Lag(follow_lag_messages, follow_lag_seconds)
         self.tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -248,8 +248,6 @@ class StreamDurable:
             lag: dict[str, Any] = {"roles": sorted(self.roles)}
             if "search" in self.roles:
                 lag["follow"] = {**self.follow_lag.report(), "stream_seq": self.followed_seq}
-                follow_lag_messages.set(lag["follow"]["messages"])
-                follow_lag_seconds.set(lag["follow"]["seconds"])
             if self.applier is not None:
                 lag["apply"] = {**self.applier.lag.report(), "postgres_reachable": self.applier.down_since is None}
             temporary = path.with_suffix(".tmp")

@@ -197,9 +197,10 @@ class Lag:
     elected again), the lag is unknown (-1 messages, and the seconds since the last word), never
     the last value: a "0" kept from before a failover let `/readyz` call an applier drained while
     it applied nothing. `confirmed_at` (wall time) lets a caller ask for a confirmation newer than
-    something it did."""
+    something it did. Each report also sets the consumer's two gauges in `/metrics`."""
 
-    def __init__(self) -> None:
+    def __init__(self, messages_gauge: Any, seconds_gauge: Any) -> None:
+        self.gauges = (messages_gauge, seconds_gauge)
         self.messages = -1  # -1 until JetStream first answers
         self.seconds = 0.0  # age of the oldest message not yet applied, when confirmed
         self.confirmed_at = time.time()
@@ -217,6 +218,8 @@ class Lag:
             messages, seconds = -1, silent
         else:
             messages, seconds = self.messages, self.seconds
+        self.gauges[0].set(messages)
+        self.gauges[1].set(seconds)
         return {"messages": messages, "seconds": round(seconds, 3), "confirmed_at": round(self.confirmed_at, 3)}
 
 
