@@ -33,9 +33,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import loadgen, service
 from .loadgen import Job, Result
@@ -65,7 +66,7 @@ class BulkSettings:
     loadgen_processes: int = 1
 
     @classmethod
-    def of(cls, s: Settings) -> "BulkSettings":
+    def of(cls, s: Settings) -> BulkSettings:
         smoke = s.latency_seconds < 10
         return cls(repeat=s.repeat, listings=s.city_listings, workers=s.workers[-1], copies=1 if smoke else 5,
                    calendar_rows=200_000 if smoke else None, baseline_seconds=s.latency_seconds,
@@ -166,10 +167,10 @@ class Snapshot:
     busy: float
 
     @classmethod
-    def take(cls, server: Service) -> "Snapshot":
+    def take(cls, server: Service) -> Snapshot:
         return cls(time.monotonic(), server.metrics(), server.cpu_seconds(), machine_busy()[0])
 
-    def delta(self, later: "Snapshot", name: str) -> float:
+    def delta(self, later: Snapshot, name: str) -> float:
         return later.metrics.get(name, 0.0) - self.metrics.get(name, 0.0)
 
 
@@ -309,7 +310,7 @@ def _load_started(server: Service, thread: threading.Thread, timeout: float = 60
     return None
 
 
-def _window(result: Result, start: float, end: float, sampler: "Sampler") -> dict[str, Any]:
+def _window(result: Result, start: float, end: float, sampler: Sampler) -> dict[str, Any]:
     """Latency of the requests meant to go in [start, end), and second by second: the slowest
     request and what other users of the machine took meanwhile (a stall lines up with one or not)."""
     summary = result.summary(warmup=start, end=end)

@@ -56,13 +56,13 @@ def _main(listings: int, group_events: int, seconds: float, directory: Path | No
 
 
 def _run(listings: int, group_events: int, seconds: float, directory: Path | None) -> dict[str, object]:
-    from staystream import db
-    from staystream.calendar import ARRAYS, PAGE, CalendarWriter
     from staystream.config import Config
-    from staystream.ingest import epoch_day
-    from staystream.money import CURRENCY_INDEX
-    from staystream.shm import SharedArrays
-    from staystream.types import RATE_DTYPE, Commit
+    from staystream.durable import sqlite as db
+    from staystream.events.ingest import epoch_day
+    from staystream.events.money import CURRENCY_INDEX
+    from staystream.events.types import RATE_DTYPE, Commit
+    from staystream.memory.calendar import ARRAYS, PAGE, CalendarWriter
+    from staystream.memory.shm import SharedArrays
 
     config = Config()
     work = Path(tempfile.mkdtemp(prefix="staystream-ceiling-", dir=directory))

@@ -80,7 +80,7 @@ class Result:
     tag_names: tuple[str, ...] = ()
     cpu_by_tag: dict[str, float] = field(default_factory=dict)
 
-    def only(self, tag: str) -> "Result":
+    def only(self, tag: str) -> Result:
         """The requests of the jobs tagged `tag`."""
         index = self.tag_names.index(tag)
         assert self.tags is not None

@@ -182,7 +182,7 @@ async def _row_per_night(uri: str, settings: dict[str, str], batches: list[list[
 
 
 async def _batch_log(connection: object, pool: list[np.ndarray], seconds: float) -> dict[str, object]:
-    from staystream.types import RATE_DTYPE
+    from staystream.events.types import RATE_DTYPE
 
     packed = []
     for columns in pool:

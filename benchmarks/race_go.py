@@ -29,8 +29,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import shutil
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -38,9 +38,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import loadgen, pg_ceiling, service
 from .loadgen import Job

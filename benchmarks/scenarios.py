@@ -17,9 +17,9 @@ import shutil
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import ceiling, loadgen, service, workload
 from .loadgen import Job, Result
@@ -55,7 +55,7 @@ class Settings:
     generator_seconds: float = 8.0
 
     @classmethod
-    def quick(cls, **overrides: object) -> "Settings":
+    def quick(cls, **overrides: object) -> Settings:
         base = dict(
             repeat=1, city_listings=20_000, small_city_listings=10_000, memory_listings=(20_000, 40_000),
             closed_connections=16, open_connections=32, warmup_seconds=1.0, throughput_seconds=4.0,
@@ -350,7 +350,7 @@ class PeakMemory:
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self.thread.start()
         return self
 

@@ -12,13 +12,14 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
 FIRST_NIGHT = dt.date(2027, 3, 1)
-EPOCH = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -51,7 +52,7 @@ class AckedLoad:
     def listing_ids(self) -> list[str]:
         return [f"{self.prefix}-{t}-{i}" for t in range(self.threads) for i in range(self.listings_per_thread)]
 
-    def start(self) -> "AckedLoad":
+    def start(self) -> AckedLoad:
         self._running.set()
         for t in range(self.threads):
             self._parked.append(threading.Event())
@@ -163,7 +164,7 @@ class AckedLoad:
         import asyncpg  # type: ignore[import-untyped]
         import numpy as np
 
-        from staystream.types import RATE_DTYPE
+        from staystream.events.types import RATE_DTYPE
 
         async def read() -> tuple[list[Any], list[Any]]:
             connection = await asyncpg.connect(uri)

@@ -16,10 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+
 from pg_fixtures import PR_SET_PDEATHSIG, free_port
 
 
@@ -83,7 +84,7 @@ cluster {{
         log.close()
         _wait_port(self.client_ports[i], self.processes[i])
 
-    def start(self) -> "NatsCluster":
+    def start(self) -> NatsCluster:
         for i in range(len(self.processes)):
             self.start_node(i)
         return self
@@ -117,7 +118,7 @@ cluster {{
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "NatsCluster":
+    def __enter__(self) -> NatsCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -21,8 +21,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -138,7 +138,7 @@ class Postgres:
             check=True, capture_output=True, user=self.user,
         )
 
-    def start(self, timeout: float = 60) -> "Postgres":
+    def start(self, timeout: float = 60) -> Postgres:
         options = [arg for name, value in self.settings.items() for arg in ("-c", f"{name}={value}")]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
@@ -219,7 +219,7 @@ class Postgres:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "Postgres":
+    def __enter__(self) -> Postgres:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

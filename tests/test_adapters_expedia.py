@@ -15,7 +15,7 @@ from staystream.adapters.merge import MemoryKnown, Night
 RQ_NS = "http://www.expediaconnect.com/EQC/AR/2011/06"
 RS_NS = "http://www.expediaconnect.com/EQC/AR/2007/02"
 TODAY = dt.date.today()
-RECEIVED = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+RECEIVED = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def day(offset: int) -> str:

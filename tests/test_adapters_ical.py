@@ -12,7 +12,7 @@ from staystream.adapters import ical
 from staystream.adapters.merge import MemoryKnown, Night
 
 TODAY = dt.date.today()
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime.now(dt.UTC)
 
 
 def d(offset: int) -> dt.date:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from staystream.adapters import InputError, load, mapping
-from staystream.ingest import Rejected
-from staystream.types import ListingEvent, RateEvent
+from staystream.events.ingest import Rejected
+from staystream.events.types import ListingEvent, RateEvent
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "mappings"
 TODAY = dt.date.today()

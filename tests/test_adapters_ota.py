@@ -83,7 +83,7 @@ def test_rate_amount_inclusive_range_weekday_mask_and_two_guest_amount() -> None
     assert sorted(nights) == [d.isoformat() for d in expected]  # End is a night: inclusive
     assert set(nights.values()) == {(Decimal("140.00"), "EUR", True, 1)}
     assert {e.listing_id for e in outcome.events} == {"H123:DLX-K:BAR-FLEX"}
-    assert all(e.changed_at == dt.datetime(2025, 3, 1, 10, 15, tzinfo=dt.timezone.utc) for e in outcome.events)
+    assert all(e.changed_at == dt.datetime(2025, 3, 1, 10, 15, tzinfo=dt.UTC) for e in outcome.events)
     assert len(outcome.events) == 3  # Mon-Thu, Sun-Thu, Sun: runs, not nights
     assert message.echo_token == "rate-000123" and message.hotel == "H123"
 
@@ -285,7 +285,7 @@ def test_rs_echoes_token_and_version_with_own_timestamp_and_warnings() -> None:
         f'RatePlanCode="P"/><RestrictionStatus Status="Close" Restriction="Departure"/></AvailStatusMessage>'
         for i in range(1, 8))
     message, outcome = ota.parse(avail_rq(body), "booking", known("H123:R:P", 1, 7))
-    now = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
     root = ET.fromstring(ota.response(message, outcome, now))
     assert root.tag == f"{{{NS}}}OTA_HotelAvailNotifRS"
     assert root.attrib == {"EchoToken": "avail-000124", "TimeStamp": "2026-01-02T03:04:05.678Z", "Version": "3.0"}

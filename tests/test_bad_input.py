@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from wire_events import JSON, NDJSON, TODAY, calendar, listing, night, nights, post, post_ok, rate, unique_id
 
-FUTURE = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).isoformat()
+FUTURE = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat()
 # How a message says what would have been accepted: "expected ...", "is not one of ...",
 # "is not an ISO 4217 currency code", "invalid RFC3339 encoded date", "more decimals than EUR allows",
 # a named ceiling or bound.

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import pytest
 
-from staystream import calendar, snapshot
-from staystream.calendar import ARRAYS, PAGE, CalendarReader, CalendarWriter
-from staystream.shm import SharedArrays
-from staystream.types import RATE_DTYPE
+from staystream.durable import snapshot
+from staystream.events.types import RATE_DTYPE
+from staystream.memory import calendar
+from staystream.memory.calendar import ARRAYS, PAGE, CalendarReader, CalendarWriter
+from staystream.memory.shm import SharedArrays
 
 BASE_DAY = 20_400  # 2025-11-08
 

@@ -19,7 +19,19 @@ import httpx
 import pytest
 
 from wire_events import (
-    CLOCK_BASE, JSON, NDJSON, calendar, delist, listing, ndjson, night, nights, post, post_ok, rate, stamp,
+    CLOCK_BASE,
+    JSON,
+    NDJSON,
+    calendar,
+    delist,
+    listing,
+    ndjson,
+    night,
+    nights,
+    post,
+    post_ok,
+    rate,
+    stamp,
     unique_id,
 )
 
@@ -553,7 +565,7 @@ def test_metrics_count_events_commits_backlog_and_freshness(server) -> None:
     assert any(name == "staystream_commit_seconds_bucket" for name, _ in samples)
     assert ("staystream_backlog_events", frozenset()) in samples
     assert lag is not None, "no freshness lag for the source"
-    expected_lag = (dt.datetime.now(dt.timezone.utc) - CLOCK_BASE).total_seconds()
+    expected_lag = (dt.datetime.now(dt.UTC) - CLOCK_BASE).total_seconds()
     assert abs(lag - expected_lag) < 30, (lag, expected_lag)
 
 

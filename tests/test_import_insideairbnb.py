@@ -20,17 +20,17 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from conftest import Server, start_server
 from staystream.adapters import Input, InputError, Options, load
 from staystream.adapters.insideairbnb import kind_of, parse_amount
-from staystream.ingest import Rejected
-from staystream.types import ListingEvent, RateEvent
+from staystream.events.ingest import Rejected
+from staystream.events.types import ListingEvent, RateEvent
 
 DATA = Path(__file__).resolve().parent / "data" / "singapore"  # Inside Airbnb, CC BY 4.0: see its README
 LISTINGS, CALENDAR = DATA / "listings.csv.gz", DATA / "calendar.csv.gz"
@@ -372,7 +372,7 @@ def test_runs_of_equal_nights_become_one_rate_event() -> None:
         ("7", "2024-04-11", 550, 103, 652), ("7", "2025-10-13", 49, 653, 701),  # 550 nights at most
     ]
     # no listings file: every event is dated by the calendar's first night, its scrape date
-    assert {i.event.changed_at for i in items} == {dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)}
+    assert {i.event.changed_at for i in items} == {dt.datetime(2024, 1, 1, tzinfo=dt.UTC)}
 
 
 def test_listing_events_keep_ids_as_strings_and_dates_of_the_scrape() -> None:
@@ -381,7 +381,7 @@ def test_listing_events_keep_ids_as_strings_and_dates_of_the_scrape() -> None:
     first = items[0].event
     assert isinstance(first, ListingEvent)
     assert first.listing_id == "900000000000000001" and (items[0].line, items[0].last_line) == (2, 3)
-    assert first.changed_at == dt.datetime(2023, 9, 23, tzinfo=dt.timezone.utc)
+    assert first.changed_at == dt.datetime(2023, 9, 23, tzinfo=dt.UTC)
     assert first.city == "Singapore" and first.url == "https://www.airbnb.com/rooms/900000000000000001"
     assert [(i.line, type(i.event).__name__) for i in items] == [
         (2, "ListingEvent"), (4, "Rejected"), (5, "Rejected"), (6, "ListingEvent")]

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from acked import AckedLoad
 from conftest import Server, start_server
 from pg_fixtures import Postgres, create_database, postgres  # noqa: F401 (fixture)

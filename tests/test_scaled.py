@@ -11,10 +11,11 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
+
 from acked import AckedLoad
 from conftest import Server, start_server
 from nats_fixtures import NatsCluster

@@ -16,9 +16,9 @@ import json
 import math
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Iterator
 
 import httpx
 import pytest
@@ -79,11 +79,11 @@ class World:
 
 
 def micros(moment: dt.datetime) -> int:
-    return (moment - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(microseconds=1)
+    return (moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
 
 
 def rfc3339(value: int) -> str:
-    moment = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=value)
+    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=value)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -115,7 +115,7 @@ def format_minor(minor: int, currency: str) -> str:
 def make_events(rng: random.Random, today: dt.date, first_night: dt.date) -> list[dict[str, object]]:
     """Listing, rate and delist events for ~320 units, in no particular order."""
     events: list[dict[str, object]] = []
-    clock = micros(dt.datetime.combine(today, dt.time(), dt.timezone.utc)) - 4 * 86_400_000_000
+    clock = micros(dt.datetime.combine(today, dt.time(), dt.UTC)) - 4 * 86_400_000_000
     # Coarse times, so that equal `changed_at` (decided by arrival) are common.
     times = [clock + minute * 60_000_000 + rng.choice([0, 0, 123_000, 999_000]) for minute in range(0, 600, 7)]
     spots: list[tuple[float, float]] = []  # shared by units of one building: equal distances
@@ -806,11 +806,11 @@ def test_place_index_finds_what_a_scan_finds(tmp_path, monkeypatch: pytest.Monke
     import numpy as np
     from starlette.datastructures import QueryParams
 
-    from staystream import search
-    from staystream.listings import ListingColumns
-    from staystream.shm import SharedArrays
-    from staystream.types import Listing
-    from staystream.writer import SHARED_ARRAYS
+    from staystream.events.types import Listing
+    from staystream.memory.listings import ListingColumns
+    from staystream.memory.shm import SharedArrays
+    from staystream.search import engine as search
+    from staystream.writer.process import SHARED_ARRAYS
 
     monkeypatch.setattr(search, "INDEX_MIN_ROWS", 0)
     monkeypatch.setattr(search, "INDEX_REBUILD_MOVES", 300)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from staystream import snapshot
+from staystream.durable import snapshot
 
 
 def chunks(seq: int, rows: int) -> list[snapshot.Chunk]:

@@ -10,13 +10,13 @@ import datetime as dt
 import gzip
 import json
 import uuid
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import quote
 
 import httpx
 
 TODAY = dt.date.today()
-CLOCK_BASE = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=1)
+CLOCK_BASE = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
 NDJSON = {"content-type": "application/x-ndjson"}
 JSON = {"content-type": "application/json"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import config as settings
+from staystream import config as settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,14 +13,14 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the service (HTTP API, writer, workers)")
     settings.add_arguments(serve)
-    from . import importer
+    from staystream.importer import command as importer
 
     importer.add_arguments(commands.add_parser("import", help="stream native source files into the store"))
     args = parser.parse_args(argv)
     if args.command == "import":
         return importer.main(args)
     if args.command == "serve":
-        from .server import serve as run
+        from staystream.supervisor import serve as run
 
         return run(settings.from_arguments(args))
     return 2

@@ -25,13 +25,14 @@ import gzip
 import importlib
 import io
 import pkgutil
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import ModuleType
-from typing import BinaryIO, Iterator, NamedTuple, Protocol, Sequence, TextIO
+from typing import BinaryIO, NamedTuple, Protocol, TextIO
 
-from ..ingest import Rejected
-from ..types import Event
+from staystream.events.ingest import Rejected
+from staystream.events.types import Event
 
 __all__ = ["Adapter", "Input", "InputError", "Item", "Options", "formats", "load", "open_text"]
 

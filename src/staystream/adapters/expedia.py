@@ -30,9 +30,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ..money import CURRENCY_INDEX
-from .merge import NOTHING_KNOWN, Change, Known, Merger, nights_between
-from .messages import (
+from staystream.adapters.merge import NOTHING_KNOWN, Change, Known, Merger, nights_between
+from staystream.adapters.messages import (
     Invalid,
     Outcome,
     Problem,
@@ -47,7 +46,8 @@ from .messages import (
     text_attr,
     weekdays_attr,
 )
-from .xmlsafe import XMLRejected, children, parse_document, to_bytes
+from staystream.adapters.xmlsafe import XMLRejected, children, parse_document, to_bytes
+from staystream.events.money import CURRENCY_INDEX
 
 RS_NAMESPACE = "http://www.expediaconnect.com/EQC/AR/2007/02"  # what Expedia answers with, for both RQ versions
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
@@ -105,7 +105,7 @@ def convert(message: Message, source: str, known: Known = NOTHING_KNOWN,
     outcome = Outcome(errors=list(message.errors))
     if outcome.errors or message.root is None or message.hotel is None:
         return outcome
-    moment = received_at or dt.datetime.now(dt.timezone.utc)
+    moment = received_at or dt.datetime.now(dt.UTC)
     reader = _Reader(message.hotel, source, known, moment, outcome)
     updates = list(children(message.root, "AvailRateUpdate", ""))
     reader.collect_rate_plans(updates)

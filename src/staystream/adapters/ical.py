@@ -33,8 +33,8 @@ import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .merge import NOTHING_KNOWN, Change, Known, Merger, describe_nights
-from .messages import Outcome, Problem
+from staystream.adapters.merge import NOTHING_KNOWN, Change, Known, Merger, describe_nights
+from staystream.adapters.messages import Outcome, Problem
 
 DEFAULT_HORIZON_NIGHTS = 365  # Airbnb exports a year ahead; later nights sit in its rolling block
 MAX_VEVENTS = 50_000
@@ -382,5 +382,5 @@ def _local(moment: _Moment, zone: ZoneInfo | None) -> dt.datetime:
     assert moment.time is not None
     wall = dt.datetime.combine(moment.day, moment.time)
     if moment.utc and zone is not None:
-        return wall.replace(tzinfo=dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
+        return wall.replace(tzinfo=dt.UTC).astimezone(zone).replace(tzinfo=None)
     return wall

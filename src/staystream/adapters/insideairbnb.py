@@ -27,12 +27,13 @@ import csv
 import datetime as dt
 import re
 import sys
+from collections.abc import Iterator, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterator, Sequence
+from typing import Any
 
-from ..ingest import MAX_NIGHTS_PER_EVENT, Rejected
-from ..types import ListingEvent, RateEvent
-from . import Input, InputError, Item, Options, open_text
+from staystream.adapters import Input, InputError, Item, Options, open_text
+from staystream.events.ingest import MAX_NIGHTS_PER_EVENT, Rejected
+from staystream.events.types import ListingEvent, RateEvent
 
 __all__ = ["kind_of", "parse_amount", "read"]
 LISTING_COLUMNS = ("id", "name", "latitude", "longitude", "room_type", "property_type", "accommodates")
@@ -377,4 +378,4 @@ def _scrape_date(column: str, text: str) -> dt.datetime | None:
 
 
 def _midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)

@@ -32,16 +32,17 @@ import gzip
 import io
 import json
 import tomllib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, BinaryIO, Callable, Iterator, Sequence, TextIO
+from typing import Any, BinaryIO, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from ..ingest import Rejected
-from ..types import ListingEvent, RateEvent
-from . import Input, InputError, Item, Options
+from staystream.adapters import Input, InputError, Item, Options
+from staystream.events.ingest import Rejected
+from staystream.events.types import ListingEvent, RateEvent
 
 MAPPING_SUFFIXES = (".toml", ".json")
 TRUE_WORDS = ("true", "t", "yes", "y", "1")

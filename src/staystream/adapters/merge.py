@@ -22,11 +22,12 @@ night carries every change. Across messages it is read-modify-write against the 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterable, Protocol
+from typing import Protocol
 
-from ..types import RateEvent
+from staystream.events.types import RateEvent
 
 MAX_NIGHTS_PER_EVENT = 550  # the contract's limit; longer runs are split
 ONE_DAY = dt.timedelta(days=1)

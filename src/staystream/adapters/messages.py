@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from ..types import RateEvent
+from staystream.events.types import RateEvent
 
 TRUE_WORDS = {"true": True, "1": True, "false": False, "0": False}
 FIRST_DATE, LAST_DATE = dt.date(1970, 1, 1), dt.date(2199, 12, 31)  # far beyond any horizon, far from overflow

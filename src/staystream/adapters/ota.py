@@ -25,13 +25,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Callable
 
-from ..money import CURRENCY_INDEX
-from .merge import NOTHING_KNOWN, Change, Known, Merger, nights_between
-from .messages import (
+from staystream.adapters.merge import NOTHING_KNOWN, Change, Known, Merger, nights_between
+from staystream.adapters.messages import (
     Invalid,
     Outcome,
     Problem,
@@ -46,7 +45,8 @@ from .messages import (
     text_attr,
     weekdays_attr,
 )
-from .xmlsafe import XMLRejected, children, parse_document, to_bytes
+from staystream.adapters.xmlsafe import XMLRejected, children, parse_document, to_bytes
+from staystream.events.money import CURRENCY_INDEX
 
 OTA_NAMESPACE = "http://www.opentravel.org/OTA/2003/05"
 # RQ root -> (container, update element); the RS is the root with RS for RQ.
@@ -399,7 +399,7 @@ def response(message: Message, outcome: Outcome, now: dt.datetime | None = None)
     the whole message is safe, since equal TimeStamps make re-application change nothing.
     """
     name = message.name[:-2] + "RS" if message.name else "OTA_ErrorRS"
-    moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     attributes = {"xmlns": OTA_NAMESPACE}
     if message.echo_token is not None:
         attributes["EchoToken"] = message.echo_token

@@ -7,7 +7,7 @@ import struct
 
 import msgspec
 
-from .types import WriteReply, WriteRequest
+from staystream.events.types import WriteReply, WriteRequest
 
 _HEADER = struct.Struct("<I")
 _encoder = msgspec.msgpack.Encoder()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .shm import Counter, SharedArrays
-from .types import Delist, Listing
+from staystream.events.types import Delist, Listing
+from staystream.memory.shm import Counter, SharedArrays
 
 ARRAYS = {
     "lat": np.dtype("<f8"),

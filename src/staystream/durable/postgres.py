@@ -35,17 +35,18 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import Counter, Gauge
 
-from . import db
-from .durable import Recovered, StoreLocked, _lock_directory
-from .snapshot import Piece, from_npy
-from .types import Commit, Listing
+from staystream.durable import sqlite as db
+from staystream.durable.embedded import Recovered, StoreLocked, _lock_directory
+from staystream.durable.snapshot import Piece, from_npy
+from staystream.events.types import Commit, Listing
 
 try:
     import asyncpg  # type: ignore[import-untyped]
@@ -163,7 +164,7 @@ class PostgresDurable:
         self.down_since: float | None = None
 
     @classmethod
-    async def open(cls, dsn: str, pool_size: int, data_dir: Path) -> "PostgresDurable":
+    async def open(cls, dsn: str, pool_size: int, data_dir: Path) -> PostgresDurable:
         """Connect (waiting, with backoff, while PostgreSQL is away) and take the writer lock."""
         durable = cls(dsn, pool_size, data_dir)
         await durable._retrying("connect", durable._connect)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from .types import KINDS
+from staystream.events.types import KINDS
 
 _error = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 

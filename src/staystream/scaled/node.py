@@ -31,24 +31,33 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any
 
 import msgspec
 import nats
 import numpy as np
 from prometheus_client import Gauge, Histogram
 
-from . import db, streamlog
-from .applier import SCALED_SCHEMA, Applier, partition_list
-from .config import Config
-from .durable import Recovered, _lock_directory
-from .pgstore import (CONNECTION_ERRORS, CONNECT_TIMEOUT, SCHEMA, _backoff, _rebuild_mirror, insert_chunks,
-                      load_chunks)
-from .snapshot import Piece, from_npy
-from .types import RATE_DTYPE, Commit, split_key
-from .wire import WriterClient, WriterUnavailable
+from staystream.config import Config
+from staystream.durable import sqlite as db
+from staystream.durable.embedded import Recovered, _lock_directory
+from staystream.durable.postgres import (
+    CONNECT_TIMEOUT,
+    CONNECTION_ERRORS,
+    SCHEMA,
+    _backoff,
+    _rebuild_mirror,
+    insert_chunks,
+    load_chunks,
+)
+from staystream.durable.snapshot import Piece, from_npy
+from staystream.events.types import RATE_DTYPE, Commit, split_key
+from staystream.scaled import stream as streamlog
+from staystream.scaled.applier import SCALED_SCHEMA, Applier, partition_list
+from staystream.writer.wire import WriterClient, WriterUnavailable
 
 log = logging.getLogger("staystream.scaled")
 RETRIED: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, nats.errors.Error)
@@ -89,7 +98,7 @@ class StreamDurable:
         self.tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def open(cls, config: Config, shm_path: Path) -> "StreamDurable":
+    async def open(cls, config: Config, shm_path: Path) -> StreamDurable:
         durable = cls(config, shm_path)
         durable.nc = await _retrying("connect to NATS", lambda: streamlog.connect(config.log, "staystream-writer"))
         durable.js = durable.nc.jetstream(timeout=5)
@@ -112,12 +121,11 @@ class StreamDurable:
         return durable
 
     async def _schema(self) -> None:
-        async with self.pool.acquire() as connection:
-            async with connection.transaction():
-                # Several nodes may start at once: one creates, the others wait for it.
-                await connection.execute("SELECT pg_advisory_xact_lock($1)", SNAPSHOT_LOCK + 1)
-                await connection.execute(SCHEMA)
-                await connection.execute(SCALED_SCHEMA)
+        async with self.pool.acquire() as connection, connection.transaction():
+            # Several nodes may start at once: one creates, the others wait for it.
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", SNAPSHOT_LOCK + 1)
+            await connection.execute(SCHEMA)
+            await connection.execute(SCALED_SCHEMA)
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -163,7 +171,7 @@ class StreamDurable:
                          columns, _remapped(logs, pg_to_local))
 
     async def _read_all(self) -> tuple[Any, ...]:
-        from .pgstore import MIRROR_COLUMNS
+        from staystream.durable.postgres import MIRROR_COLUMNS
 
         async with self.pool.acquire() as connection:
             async with connection.transaction(isolation="repeatable_read", readonly=True):
@@ -203,7 +211,7 @@ class StreamDurable:
         while True:
             try:
                 batch = [await subscription.next_msg(timeout=1.0)]
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             while len(batch) < FOLLOW_BATCH and subscription.pending_msgs:
                 batch.append(await subscription.next_msg(timeout=1.0))

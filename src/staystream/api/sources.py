@@ -16,19 +16,20 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import weakref
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Awaitable, Callable, TypeVar
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import db
-from .adapters import expedia, ical, ota
-from .adapters.merge import Night
-from .ingest import SOURCE_PATTERN
-from .money import CURRENCY_INDEX
-from .store import Store
+from staystream.adapters import expedia, ical, ota
+from staystream.adapters.merge import Night
+from staystream.durable import sqlite as db
+from staystream.events.ingest import SOURCE_PATTERN
+from staystream.events.money import CURRENCY_INDEX
+from staystream.search.view import Store
 
 Ingest = Callable[..., Awaitable[object]]
 T = TypeVar("T")
@@ -65,7 +66,7 @@ def source_routes(
     read_body: Callable[[Request], Awaitable[bytes]],
 ) -> list[Route]:
     """The native-format routes, registered with `route` (metrics, errors) by `app.create_app`."""
-    from .app import HTTPError, json_response  # app imports this module: import at call time
+    from staystream.api.app import HTTPError, json_response  # app imports this module: import at call time
 
     locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -119,7 +120,7 @@ def source_routes(
     @route("/v1/sources/{source}/listings/{listing_id:path}/ical", "source_ical", ["POST"])
     async def post_ical(request: Request) -> Response:
         source, listing_id = source_of(request), request.path_params["listing_id"]
-        start = query_date(request, "start") or dt.datetime.now(dt.timezone.utc).date()
+        start = query_date(request, "start") or dt.datetime.now(dt.UTC).date()
         end = query_date(request, "end") or start + dt.timedelta(days=ical.DEFAULT_HORIZON_NIGHTS)
         currency = request.query_params.get("currency")
         if currency is not None and currency.strip().upper() not in CURRENCY_INDEX:
@@ -129,7 +130,7 @@ def source_routes(
             feed = ical.read_feed(await read_body(request))
             async with lock(source, f"listing:{listing_id}"):
                 result = ical.plan(feed, source, listing_id, StoreKnown(store(), source), start=start, end=end,
-                                   changed_at=dt.datetime.now(dt.timezone.utc),
+                                   changed_at=dt.datetime.now(dt.UTC),
                                    currency=currency.strip().upper() if currency else None, empty_ok=empty_ok)
                 accepted, rejected = 0, []
                 if result.outcome.events:

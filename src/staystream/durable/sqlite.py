@@ -8,10 +8,10 @@ those readers run beside the writer without blocking it.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
-from .types import Commit
+from staystream.events.types import Commit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS listings (

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import numpy as np
 
-from .shm import Counter, SharedArrays
-from .snapshot import Chunk
+from staystream.durable.snapshot import Chunk
+from staystream.memory.shm import Counter, SharedArrays
 
 PAGE = 64
 GRACE_SECONDS = 5.0

@@ -21,16 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics, snapshot, wire
-from .calendar import ARRAYS as CALENDAR_ARRAYS
-from .calendar import PAGE, CalendarWriter
-from .config import Config
-from .durable import Durable, SqliteDurable, StoreLocked
-from .ingest import epoch_day
-from .listings import ARRAYS as LISTING_ARRAYS
-from .listings import ListingColumns
-from .shm import Counter, SharedArrays
-from .types import RATE_DTYPE, Commit, Delist, Listing, WriteReply, WriteRequest, split_key
+from staystream import metrics
+from staystream.config import Config
+from staystream.durable import snapshot
+from staystream.durable.embedded import Durable, SqliteDurable, StoreLocked
+from staystream.events.ingest import epoch_day
+from staystream.events.types import RATE_DTYPE, Commit, Delist, Listing, WriteReply, WriteRequest, split_key
+from staystream.memory.calendar import ARRAYS as CALENDAR_ARRAYS
+from staystream.memory.calendar import PAGE, CalendarWriter
+from staystream.memory.listings import ARRAYS as LISTING_ARRAYS
+from staystream.memory.listings import ListingColumns
+from staystream.memory.shm import Counter, SharedArrays
+from staystream.writer import wire
 
 log = logging.getLogger("staystream.writer")
 SHARED_ARRAYS = {**CALENDAR_ARRAYS, **LISTING_ARRAYS}
@@ -314,13 +316,13 @@ def run(config: Config, shm_path: Path) -> None:
     async def main() -> None:
         try:
             if config.log:
-                from .scaled import StreamDurable
+                from staystream.scaled.node import StreamDurable
 
                 durable: Durable = await StreamDurable.open(config, shm_path)
             elif config.store == "embedded":
                 durable = SqliteDurable(config.data_dir, config.snapshot_write_mb_s * 1e6)
             else:
-                from .pgstore import PostgresDurable
+                from staystream.durable.postgres import PostgresDurable
 
                 durable = await PostgresDurable.open(config.store, config.pg_pool_size, config.data_dir)
         except StoreLocked as exc:

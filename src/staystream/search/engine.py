@@ -43,21 +43,22 @@ import math
 import re
 import threading
 import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 import msgspec
 import numpy as np
 
-from . import db
-from .calendar import PAGE
-from .fx import Fx
-from .ingest import day_from_epoch, epoch_day, format_changed_at
-from .money import CURRENCIES, CURRENCY_INDEX, EXPONENT, MoneyError, format_minor, parse_decimal
-from .shm import Counter, SharedArrays
-from .store import Store, describe
-from .types import KIND_INDEX, KINDS
+from staystream.durable import sqlite as db
+from staystream.events.fx import Fx
+from staystream.events.ingest import day_from_epoch, epoch_day, format_changed_at
+from staystream.events.money import CURRENCIES, CURRENCY_INDEX, EXPONENT, MoneyError, format_minor, parse_decimal
+from staystream.events.types import KIND_INDEX, KINDS
+from staystream.memory.calendar import PAGE
+from staystream.memory.shm import Counter, SharedArrays
+from staystream.search.view import Store, describe
 
 EARTH_RADIUS_KM = 6371.0088
 MAX_STAY_NIGHTS = 90
@@ -334,8 +335,8 @@ INDEX_MAX_CELLS = 400  # an area taller than 40 degrees of latitude scans instea
 INDEX_IN_BACKGROUND = True  # build in a thread (argsort releases the GIL); searches scan meanwhile
 CELL_DEGREES = 0.1  # latitude rows of the grid, ~11 km
 CELL_STRIDE = 400.0  # a cell's keys: stride * cell + (lon + 180), lon + 180 < 400
-_indexes: "weakref.WeakKeyDictionary[SharedArrays, PlaceIndex]" = weakref.WeakKeyDictionary()
-_building: "weakref.WeakSet[SharedArrays]" = weakref.WeakSet()
+_indexes: weakref.WeakKeyDictionary[SharedArrays, PlaceIndex] = weakref.WeakKeyDictionary()
+_building: weakref.WeakSet[SharedArrays] = weakref.WeakSet()
 
 
 def _cell(lat: float | np.ndarray) -> np.ndarray:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import os
 import time
-import json
 import zlib
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from .types import RATE_DTYPE, Delist, Listing, WriteReply, WriteRequest
-from .wire import WriterClient, WriterUnavailable
+from staystream.events.types import RATE_DTYPE, Delist, Listing, WriteReply, WriteRequest
+from staystream.writer.wire import WriterClient, WriterUnavailable
 
 try:
     import nats

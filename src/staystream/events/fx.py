@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from .money import CURRENCIES, CURRENCY_INDEX, EXPONENT, MoneyError, parse_decimal
+from staystream.events.money import CURRENCIES, CURRENCY_INDEX, EXPONENT, MoneyError, parse_decimal
 
 
 class FxTable(msgspec.Struct, frozen=True):

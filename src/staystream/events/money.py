@@ -18,13 +18,13 @@ import pycountry
 # ISO 4217 minor-unit exponents that differ from 2 (pycountry lists codes, not exponents).
 _EXPONENT_EXCEPTIONS = {
     **dict.fromkeys(
-        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
+        ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"], 0
     ),
-    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
-    **dict.fromkeys("CLF UYW".split(), 4),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+    **dict.fromkeys(["CLF", "UYW"], 4),
 }
 # Codes that are not money one can pay a night with (gold, testing, SDR units...).
-_NOT_PAYABLE = set("XAG XAU XBA XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX".split())
+_NOT_PAYABLE = set(["XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"])
 
 CURRENCIES: tuple[str, ...] = tuple(
     sorted(c.alpha_3 for c in pycountry.currencies if c.alpha_3 not in _NOT_PAYABLE)

@@ -35,19 +35,20 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator
+from typing import IO, Any, BinaryIO
 
 import msgspec
 
-from .adapters import Input, InputError, Item, Options, load
-from .auth import EVERY_SOURCE, Credentials
-from .ingest import Rejected
-from .types import ListingEvent, RateEvent
+from staystream.adapters import Input, InputError, Item, Options, load
+from staystream.api.auth import EVERY_SOURCE, Credentials
+from staystream.events.ingest import Rejected
+from staystream.events.types import ListingEvent, RateEvent
 
 __all__ = ["ImportFailed", "LocalServer", "Report", "Sender", "add_arguments", "main", "sample_items",
            "seed_sample", "send"]
@@ -160,8 +161,8 @@ def _placeholder(text: str | None, currency: str | None) -> Decimal | None:
             raise InputError(f"--placeholder-price: '{text}' is not an amount or 'none'") from None
     if currency is None:
         return None
-    from .fx import default_fx
-    from .money import CURRENCY_INDEX, EXPONENT
+    from staystream.events.fx import default_fx
+    from staystream.events.money import CURRENCY_INDEX, EXPONENT
 
     fx = default_fx()
     index, eur = CURRENCY_INDEX.get(currency.strip().upper()), CURRENCY_INDEX["EUR"]
@@ -181,7 +182,7 @@ class Batch:
     listings: int = 0
 
 
-def send(items: Iterable[Item], url: str, report: "Report", batch_events: int = BATCH_EVENTS,
+def send(items: Iterable[Item], url: str, report: Report, batch_events: int = BATCH_EVENTS,
          in_flight: int = IN_FLIGHT) -> None:
     """Every item's event posted to `url` (rejections reported); returns once all are answered."""
     sender = Sender(url, in_flight, report.answered)
@@ -431,7 +432,7 @@ class Report:
     def nights_per_second(self) -> float:
         return self.nights_accepted / self.elapsed if self.elapsed else 0.0
 
-    def summary(self, url: str, args: argparse.Namespace, server: "LocalServer | None",
+    def summary(self, url: str, args: argparse.Namespace, server: LocalServer | None,
                 rejects_path: Path | None) -> str:
         where = f"local store {args.data_dir}" if server is not None else url
         rows = ", ".join(f"{name} {count:,}" for name, count in self.rows.items())
@@ -468,7 +469,7 @@ class LocalServer:
         self.process, self.url, self.log_file = process, url, log_file
 
     @classmethod
-    def start(cls, data_dir: Path, timeout: float = 600.0) -> "LocalServer":
+    def start(cls, data_dir: Path, timeout: float = 600.0) -> LocalServer:
         data_dir.mkdir(parents=True, exist_ok=True)
         owner = _store_owner(data_dir)
         if owner is not None:
@@ -553,8 +554,8 @@ def sample_items(today: dt.date, now: dt.datetime) -> Iterator[Item]:
 
 def seed_sample(config: Any, host: str, port: int, supervisor: int) -> None:
     """In a child of `serve`: post the sample city to the server when its store is empty."""
-    from . import db
-    from .server import _die_with_parent
+    from staystream.durable import sqlite as db
+    from staystream.supervisor import _die_with_parent
 
     _die_with_parent(supervisor)
     try:
@@ -574,7 +575,7 @@ def seed_sample(config: Any, host: str, port: int, supervisor: int) -> None:
         os.environ[TOKEN_VARIABLE] = next(
             (token for token, sources in credentials.grants.items() if EVERY_SOURCE in sources), "")
     today = dt.date.today()
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(seconds=1)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(seconds=1)
     report = Report(None, progress=False)
     log.info("seeding the sample city (Inside Airbnb Singapore, nights shifted to start today)")
     held: list[Item] = []

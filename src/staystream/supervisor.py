@@ -18,8 +18,8 @@ import socket
 import time
 from pathlib import Path
 
-from .config import Config
-from .logs import configure
+from staystream.config import Config
+from staystream.logs import configure
 
 log = logging.getLogger("staystream.server")
 PR_SET_PDEATHSIG = 1
@@ -58,7 +58,7 @@ def _die_with_parent(supervisor: int) -> None:
 def _writer_main(config: Config, shm_path: Path, supervisor: int) -> None:
     _die_with_parent(supervisor)
     configure(config.log_level)
-    from .writer import run
+    from staystream.writer.process import run
 
     run(config, shm_path)
 
@@ -67,7 +67,7 @@ def _worker_main(config: Config, shm_path: Path, listener: socket.socket, superv
     configure(config.log_level)
     import uvicorn
 
-    from .app import create_app
+    from staystream.api.app import create_app
 
     server = uvicorn.Server(
         uvicorn.Config(
@@ -119,7 +119,8 @@ def serve(config: Config) -> int:
     # Imported once here (after the metrics directory is set): a forked child, a replacement
     # worker above all, then starts serving in milliseconds instead of re-importing for seconds.
     import uvicorn  # noqa: F401
-    from . import app as _app, writer as _writer  # noqa: F401
+
+    from staystream.api import app as _app  # noqa: F401
     listeners = bind(config.host, config.port, config.workers)
     host, port = listeners[0].getsockname()[:2]
     context = multiprocessing.get_context("fork")
@@ -144,7 +145,7 @@ def serve(config: Config) -> int:
     if config.tokens is None:
         log.warning("writes need no credential: give --tokens FILE to require one")
     if config.seed_sample:  # the sample city, posted over HTTP by a child (importer.seed_sample)
-        from .importer import seed_sample
+        from staystream.importer.command import seed_sample
 
         context.Process(target=seed_sample, args=(config, host, port, os.getpid()), name="seed", daemon=True).start()
     exit_code = 0
@@ -185,8 +186,8 @@ def _wait_for_writer(writer: multiprocessing.Process, shm_path: Path) -> bool:
     control = shm_path / "ctl"
     while writer.is_alive():
         if control.exists() and (shm_path / "writer.sock").exists():
-            from .shm import Counter, SharedArrays
-            from .writer import SHARED_ARRAYS
+            from staystream.memory.shm import Counter, SharedArrays
+            from staystream.writer.process import SHARED_ARRAYS
 
             shared = SharedArrays(shm_path, SHARED_ARRAYS, create=False)
             if shared.counters[Counter.READY] == 1:

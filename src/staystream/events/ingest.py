@@ -17,9 +17,9 @@ from decimal import Decimal
 import msgspec
 import numpy as np
 
-from .fx import Fx
-from .money import COUNTRIES, CURRENCIES, CURRENCY_INDEX, EXPONENT
-from .types import (
+from staystream.events.fx import Fx
+from staystream.events.money import COUNTRIES, CURRENCIES, CURRENCY_INDEX, EXPONENT
+from staystream.events.types import (
     KIND_INDEX,
     KINDS,
     NO_PRICE,
@@ -33,7 +33,7 @@ from .types import (
     listing_key,
 )
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 MICROSECOND = dt.timedelta(microseconds=1)
 MAX_NIGHTS_PER_EVENT = 550
@@ -185,7 +185,7 @@ class Validator:
         """Events decoded from any source (or the `Rejected` of one that did not decode);
         `first_index` is the index of `events[0]` in its request, for rejections."""
         today = epoch_day(dt.date.today())
-        latest_allowed = micros(dt.datetime.now(dt.timezone.utc) + MAX_CLOCK_SKEW)
+        latest_allowed = micros(dt.datetime.now(dt.UTC) + MAX_CLOCK_SKEW)
         parsed = Parsed()
         rate_positions = [i for i, event in enumerate(events, first_index) if type(event) is RateEvent]
         if rate_positions:

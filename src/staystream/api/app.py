@@ -12,9 +12,9 @@ import gc
 import logging
 import time
 import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 
 import msgspec
 from starlette.applications import Starlette
@@ -22,17 +22,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from . import metrics, openapi
-from .auth import EVERY_SOURCE, AuthError, Credentials, check_sources
-from .config import Config
-from .fx import default_fx, load_fx
-from .ingest import BodyError, Parsed, TooManyEvents, Validator, epoch_day
-from .money import MoneyError
-from .search import QueryError, parse_query, search
-from .sources import source_routes
-from .store import Store
-from .types import WriteRequest
-from .wire import WriterClient, WriterUnavailable
+from staystream import metrics
+from staystream.api import openapi
+from staystream.api.auth import EVERY_SOURCE, AuthError, Credentials, check_sources
+from staystream.api.sources import source_routes
+from staystream.config import Config
+from staystream.events.fx import default_fx, load_fx
+from staystream.events.ingest import BodyError, Parsed, TooManyEvents, Validator, epoch_day
+from staystream.events.money import MoneyError
+from staystream.events.types import WriteRequest
+from staystream.search.engine import QueryError, parse_query, search
+from staystream.search.view import Store
+from staystream.writer.wire import WriterClient, WriterUnavailable
 
 log = logging.getLogger("staystream.http")
 _json = msgspec.json.Encoder()
@@ -63,7 +64,7 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = Store(config.database_path, shm_path, fx)
         if config.log:  # scaled mode: JetStream acknowledges, the local writer applies (streamlog.py)
-            from .streamlog import PublishingClient
+            from staystream.scaled.stream import PublishingClient
 
             client: WriterClient = PublishingClient(str(shm_path / "writer.sock"), config.log,
                                                     config.log_partitions, "search" in config.role)
@@ -243,7 +244,7 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
             problems.append(f"the store cannot be read: {exc}")
         lag: dict[str, object] = {}
         if config.log:  # scaled mode: how far behind the stream this node is
-            from .streamlog import read_lag
+            from staystream.scaled.stream import read_lag
 
             lag, lagging = read_lag(shm_path)
             problems += lagging

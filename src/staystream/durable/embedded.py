@@ -11,18 +11,20 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from . import db, snapshot
-from .types import Commit
+from staystream.durable import snapshot
+from staystream.durable import sqlite as db
+from staystream.events.types import Commit
 
 
 class Durable(Protocol):
-    async def recover(self) -> "Recovered": ...
+    async def recover(self) -> Recovered: ...
 
     async def commit_group(self, commit: Commit) -> None: ...
 

@@ -123,7 +123,7 @@ class Commit(msgspec.Struct):
         """Whether anything beside rate events changes: listings, keys or settings."""
         return bool(self.new_keys or self.listings or self.delists or self.settings)
 
-    def without_rates(self) -> "Commit":
+    def without_rates(self) -> Commit:
         return Commit(self.new_keys, self.listings, self.delists, 0, None, self.settings)
 
 

@@ -26,11 +26,17 @@ from typing import Any
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
-from . import streamlog
-from .pgstore import (
-    CONNECTION_ERRORS, UPDATE_DELISTS, UPDATE_LISTINGS, UPSERT_SETTING, _backoff, _listing_columns, _newest,
+from staystream.durable.postgres import (
+    CONNECTION_ERRORS,
+    UPDATE_DELISTS,
+    UPDATE_LISTINGS,
+    UPSERT_SETTING,
+    _backoff,
+    _listing_columns,
+    _newest,
 )
-from .types import RATE_DTYPE, WriteRequest, split_key
+from staystream.events.types import RATE_DTYPE, WriteRequest, split_key
+from staystream.scaled import stream as streamlog
 
 log = logging.getLogger("staystream.applier")
 
@@ -126,7 +132,7 @@ class Applier:
             while True:
                 try:
                     messages = await subscription.fetch(BATCH_MESSAGES, timeout=1.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 except Exception as exc:  # NATS reconnecting, the consumer electing a leader: again
                     failed_fetches += 1
@@ -201,28 +207,27 @@ class Applier:
 
     async def _commit(self, request: WriteRequest, last_seq: int) -> None:
         named = set(request.keys) | {l.key for l in request.listings} | {d.key for d in request.delists}
-        async with self.pool.acquire() as connection:
-            async with connection.transaction():
-                rows = await self._resolve(connection, named)
-                if request.listings:
-                    newest = _newest([(rows[l.key], l) for l in request.listings])
-                    await connection.execute(UPDATE_LISTINGS, *_listing_columns(newest))
-                if request.delists:
-                    newest_delists = _newest([(rows[d.key], d) for d in request.delists])
-                    await connection.execute(
-                        UPDATE_DELISTS, list(newest_delists), [d.changed_at for d in newest_delists.values()]
-                    )
-                rates = np.frombuffer(request.rates, RATE_DTYPE)
-                if len(rates):
-                    by_index = np.array([rows[k] for k in request.keys], np.int32)
-                    events = rates.copy()
-                    events["key"] = by_index[events["key"]]
-                    await connection.execute(
-                        "INSERT INTO staystream.rate_log (seq, events, stream_seq) "
-                        "VALUES (nextval('staystream.log_seq'), $1, $2)", events.tobytes(), last_seq,
-                    )
-                if request.fx is not None:
-                    await connection.execute(UPSERT_SETTING, "fx", request.fx)
+        async with self.pool.acquire() as connection, connection.transaction():
+            rows = await self._resolve(connection, named)
+            if request.listings:
+                newest = _newest([(rows[l.key], l) for l in request.listings])
+                await connection.execute(UPDATE_LISTINGS, *_listing_columns(newest))
+            if request.delists:
+                newest_delists = _newest([(rows[d.key], d) for d in request.delists])
+                await connection.execute(
+                    UPDATE_DELISTS, list(newest_delists), [d.changed_at for d in newest_delists.values()]
+                )
+            rates = np.frombuffer(request.rates, RATE_DTYPE)
+            if len(rates):
+                by_index = np.array([rows[k] for k in request.keys], np.int32)
+                events = rates.copy()
+                events["key"] = by_index[events["key"]]
+                await connection.execute(
+                    "INSERT INTO staystream.rate_log (seq, events, stream_seq) "
+                    "VALUES (nextval('staystream.log_seq'), $1, $2)", events.tobytes(), last_seq,
+                )
+            if request.fx is not None:
+                await connection.execute(UPSERT_SETTING, "fx", request.fx)
         self.rows.update(rows)  # committed: safe to remember
 
     async def _resolve(self, connection: Any, keys: set[str]) -> dict[str, int]:

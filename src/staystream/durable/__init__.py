@@ -1,0 +1,1 @@
+"""Where writes become durable: the embedded SQLite store, PostgreSQL, calendar snapshots."""

@@ -1,0 +1,1 @@
+"""`staystream import`: native source files streamed through an adapter into a service."""

@@ -1,0 +1,1 @@
+"""State in shared memory: the calendar and listing columns, written by the writer, read by workers."""
