@@ -11,7 +11,6 @@ import datetime as dt
 import gc
 import logging
 import time
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from starlette.routing import Route
 from staystream import metrics
 from staystream.api import openapi
 from staystream.api.auth import EVERY_SOURCE, AuthError, Credentials, check_sources
+from staystream.api.gunzip import GzipError, gunzip
 from staystream.api.sources import source_routes
 from staystream.config import Config
 from staystream.events.fx import default_fx, load_fx
@@ -327,23 +327,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _gunzip(data: bytes, limit: int) -> bytes:
-    """Every member of a gzip body: RFC 1952 allows several (`cat a.gz b.gz`), none may be lost."""
-    members, size = [], 0
-    while True:
-        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        try:
-            member = inflater.decompress(data, limit - size + 1)
-        except zlib.error as exc:
-            raise HTTPError(400, f"body is not valid gzip: {exc}") from None
-        size += len(member)
-        if size > limit or inflater.unconsumed_tail:
-            raise HTTPError(413, f"body is over the limit of {limit} bytes once decompressed")
-        if not inflater.eof:
-            raise HTTPError(400, "body is not valid gzip: the stream is truncated")
-        members.append(member)
-        data = inflater.unused_data
-        if not data:
-            return b"".join(members)
+    try:
+        return gunzip(data, limit)
+    except GzipError as exc:
+        raise HTTPError(exc.status, str(exc)) from None
 
 
 def _query_date(request: Request, name: str) -> int | None:
