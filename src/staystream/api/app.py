@@ -7,9 +7,9 @@ straight from shared memory and read-only SQLite, so they see every acknowledged
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import gc
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,16 +17,22 @@ from pathlib import Path
 
 import msgspec
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from staystream import metrics
 from staystream.api import openapi
+from staystream.api.admission import BodyBudget, Hold
 from staystream.api.auth import EVERY_SOURCE, AuthError, Credentials, check_sources
+from staystream.api.deadlines import BodyDeadline
+from staystream.api.errors import HTTPError
 from staystream.api.gunzip import GzipError, gunzip
+from staystream.api.ratelimit import RateLimits
 from staystream.api.sources import source_routes
 from staystream.config import Config
+from staystream.events import bounds
 from staystream.events.fx import default_fx, load_fx
 from staystream.events.ingest import BodyError, Parsed, TooManyEvents, Validator, epoch_day
 from staystream.events.money import MoneyError
@@ -40,15 +46,9 @@ _json = msgspec.json.Encoder()
 BULK_HEADER = "x-staystream-bulk"  # set by importers: their writes yield to live traffic
 VALIDATION_SLICE = 250  # events validated between two chances for other requests to run
 INFLIGHT_BODIES = 8  # request bodies (at the size limit) one worker holds at most
+READS = ("GET", "HEAD")  # need no credential, hold no body
 WRITER_STUCK_SECONDS = 5.0  # the writer beats twice a second; silent this long, it is stuck
 NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/json-seq", "application/ndjson"}
-
-
-class HTTPError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
 
 
 def json_response(content: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -59,6 +59,8 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
     fx = default_fx(config.fx_table)
     credentials = Credentials.load(config.tokens)
     state: dict[str, object] = {}
+    budget = BodyBudget(INFLIGHT_BODIES * config.max_body_bytes, config.max_client_body_bytes)
+    rate_limits = RateLimits()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -74,7 +76,6 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         state.update(store=store, client=client, validator=Validator(
             store.fx, config.earliest_night, config.horizon_days, config.max_night_price_eur))
         state["fx_label"] = store.fx.label
-        state["inflight_bytes"] = 0
         gc.collect()
         gc.freeze()  # modules, app, store live on: full collections stop scanning them (performance.md)
         yield
@@ -85,9 +86,13 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         def decorate(handler: Callable[[Request], Awaitable[Response]]) -> Route:
             async def endpoint(request: Request) -> Response:
                 started = time.perf_counter()
+                hold = None
                 try:
-                    if request.method != "GET" and credentials is not None:
-                        _authorize(credentials, request, name)
+                    if request.method not in READS:
+                        clients = [request.client.host if request.client else "unknown"]
+                        if credentials is not None:
+                            clients.append(_authorize(credentials, rate_limits, request, name))
+                        hold = request.state.hold = budget.hold(clients)
                     store: Store = state["store"]  # type: ignore[assignment]
                     store.refresh()
                     if store.fx.label != state["fx_label"]:
@@ -99,9 +104,15 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
                 except AuthError as exc:
                     response = json_response({"error": str(exc)}, exc.status,
                                              {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+                except ClientDisconnect:  # the client left mid-body: nothing to answer, nothing wrong here
+                    log.info("client disconnected before its request was read", extra={"route": name})
+                    response = json_response({"error": "client disconnected"}, 499)
                 except Exception:
                     log.exception("unexpected error", extra={"route": name})
                     response = json_response({"error": "internal error; see the server log"}, 500)
+                finally:
+                    if hold is not None:
+                        hold.release()
                 metrics.requests.labels(name, str(response.status_code)).inc()
                 metrics.request_seconds.labels(name).observe(time.perf_counter() - started)
                 return response
@@ -118,39 +129,26 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
             raise HTTPError(503, f"the writer has {store.backlog} events waiting; retry shortly",
                             {"Retry-After": "1"})
         ndjson = _is_ndjson(request)
-        # Bodies being read or parsed are bounded per worker, so memory stays bounded however
-        # many clients push at once (a compressed body counts at its limit: it may inflate).
-        declared = request.headers.get("content-length", "")
-        reserved = int(declared) if declared.isdigit() and "gzip" not in request.headers.get(
-            "content-encoding", "") else config.max_body_bytes
-        reserved = min(reserved, config.max_body_bytes)
-        if state["inflight_bytes"] + reserved > INFLIGHT_BODIES * config.max_body_bytes:  # type: ignore[operator]
-            metrics.shed.inc()
-            raise HTTPError(503, "too many request bodies in progress; retry shortly", {"Retry-After": "1"})
-        state["inflight_bytes"] += reserved  # type: ignore[operator]
+        body = await _read_body(request, config.max_body_bytes)
+        if ndjson is None:
+            ndjson = not body.lstrip().startswith(b"[")
+        validator: Validator = state["validator"]  # type: ignore[assignment]
         try:
-            body = await _read_body(request, config.max_body_bytes)
-            if ndjson is None:
-                ndjson = not body.lstrip().startswith(b"[")
-            validator: Validator = state["validator"]  # type: ignore[assignment]
-            try:
-                events = validator.decode(body, ndjson, config.max_events_per_request)
-            except TooManyEvents as exc:
-                raise HTTPError(413, str(exc)) from None
-            except BodyError as exc:
-                raise HTTPError(400, str(exc)) from None
-            del body
-            # Validated in slices, yielding between them, so a search that arrives meanwhile
-            # waits for one slice, not for the whole body.
-            parsed = validator.validate(events[:VALIDATION_SLICE])
-            for first in range(VALIDATION_SLICE, len(events), VALIDATION_SLICE):
-                await asyncio.sleep(0)
-                parsed.extend(validator.validate(events[first : first + VALIDATION_SLICE], first))
-            if credentials is not None:
-                check_sources(request.state.sources, {source for source, _ in parsed.accepted_by_source})
-            await submit(parsed, bulk=request.headers.get(BULK_HEADER, "") not in ("", "0", "false"))
-        finally:
-            state["inflight_bytes"] -= reserved  # type: ignore[operator]
+            events = validator.decode(body, ndjson, config.max_events_per_request)
+        except TooManyEvents as exc:
+            raise HTTPError(413, str(exc)) from None
+        except BodyError as exc:
+            raise HTTPError(400, str(exc)) from None
+        del body
+        # Validated in slices, yielding between them, so a search that arrives meanwhile
+        # waits for one slice, not for the whole body.
+        parsed = validator.validate(events[:VALIDATION_SLICE])
+        for first in range(VALIDATION_SLICE, len(events), VALIDATION_SLICE):
+            await asyncio.sleep(0)
+            parsed.extend(validator.validate(events[first : first + VALIDATION_SLICE], first))
+        if credentials is not None:
+            check_sources(request.state.sources, {source for source, _ in parsed.accepted_by_source})
+        await submit(parsed, bulk=request.headers.get(BULK_HEADER, "") not in ("", "0", "false"))
         return json_response({"accepted": parsed.accepted, "rejected": parsed.rejected})
 
     async def submit(parsed: Parsed, bulk: bool = False) -> None:
@@ -279,17 +277,26 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
     routes = [post_events, get_calendar, get_listing, get_search, fx_table, healthz, readyz,
               get_metrics, get_openapi, get_docs, *source_routes(
                   route, ingest, lambda: state["store"], lambda request: _read_body(request, config.max_body_bytes))]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[
+        Middleware(BodyDeadline, idle=config.body_timeout, total=config.body_total_timeout)])
 
 
-def _authorize(credentials: Credentials, request: Request, route: str) -> None:
-    """Credentials for a write: the token, the source in the path, admin rights for admin."""
-    sources = credentials.sources_of(request.headers.get("authorization"))
+def _authorize(credentials: Credentials, rate_limits: RateLimits, request: Request, route: str) -> str:
+    """Credentials for a write: the token, its rate limit, the source in the path, admin rights
+    for admin. Returns the credential's name, which its share of the body budget is charged to."""
+    credential = credentials.credential_of(request.headers.get("authorization"))
+    wait = rate_limits.wait(credential)
+    if wait:
+        metrics.limited.labels("rate").inc()
+        raise HTTPError(429, f"this credential is over its rate of {credential.rate:g} writes a second; "
+                             f"retry in {wait:.2f} s", {"Retry-After": str(math.ceil(wait))})
+    sources = credential.sources
     if route == "fx" and EVERY_SOURCE not in sources:
         raise AuthError(403, "authorization: replacing the FX table needs a credential for every source (*)")
     if "source" in request.path_params:
         check_sources(sources, [request.path_params["source"].strip().lower()])
     request.state.sources = sources
+    return credential.name
 
 
 def _is_ndjson(request: Request) -> bool | None:
@@ -314,14 +321,21 @@ async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPError(413, f"body of {declared} bytes is over the limit of {limit} bytes")
+    hold: Hold = request.state.hold  # bodies are charged to the worker's budget (api/admission.py)
+    reserved = int(declared) if declared is not None and declared.isdigit() else 0
+    hold.charge(reserved)  # refused before reading a byte when the budget cannot take it
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise HTTPError(413, f"body is over the limit of {limit} bytes")
+        if size > reserved:
+            hold.charge(size - reserved)
+            reserved = size
         chunks.append(chunk)
     body = b"".join(chunks)
     if encoding == "gzip":
+        hold.charge(limit)  # the inflated copy: at most `limit`, charged before it exists
         body = _gunzip(body, limit)
     return body
 
@@ -338,9 +352,9 @@ def _query_date(request: Request, name: str) -> int | None:
     if text is None:
         return None
     try:
-        return epoch_day(dt.date.fromisoformat(text))
-    except ValueError:
-        raise HTTPError(400, f"{name}: '{text}' is not a date; expected YYYY-MM-DD") from None
+        return epoch_day(bounds.query_date(name, text))
+    except bounds.Rejected as exc:
+        raise HTTPError(400, str(exc)) from None
 
 
 def _count_accepted(parsed: Parsed) -> None:

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from staystream.adapters import expedia, ical, ota
 from staystream.adapters.merge import Night
 from staystream.durable import sqlite as db
+from staystream.events import bounds
 from staystream.events.ingest import SOURCE_PATTERN
 from staystream.events.money import CURRENCY_INDEX
 from staystream.search.view import Store
@@ -156,8 +157,8 @@ def source_routes(
         if text is None:
             return None
         try:
-            return dt.date.fromisoformat(text)
-        except ValueError:
-            raise HTTPError(400, f"{name}: '{text[:40]}' is not a date; expected YYYY-MM-DD") from None
+            return bounds.query_date(name, text)
+        except bounds.Rejected as exc:
+            raise HTTPError(400, str(exc)) from None
 
     return [post_ota, post_expedia, post_ical]
