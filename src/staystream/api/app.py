@@ -319,10 +319,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
     if encoding not in ("identity", "gzip", ""):
         raise HTTPError(415, f"content-encoding: '{encoding}' is not supported; expected gzip or none")
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HTTPError(413, f"body of {declared} bytes is over the limit of {limit} bytes")
     hold: Hold = request.state.hold  # bodies are charged to the worker's budget (api/admission.py)
-    reserved = int(declared) if declared is not None and declared.isdigit() else 0
+    reserved = int(declared) if declared is not None and declared.isascii() and declared.isdigit() else 0
     hold.charge(reserved)  # refused before reading a byte when the budget cannot take it
     chunks, size = [], 0
     async for chunk in request.stream():

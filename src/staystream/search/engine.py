@@ -54,7 +54,15 @@ import numpy as np
 from staystream.durable import sqlite as db
 from staystream.events.fx import Fx
 from staystream.events.ingest import day_from_epoch, epoch_day, format_changed_at
-from staystream.events.money import CURRENCIES, CURRENCY_INDEX, EXPONENT, MoneyError, format_minor, parse_decimal
+from staystream.events.money import (
+    CURRENCIES,
+    CURRENCY_INDEX,
+    DECIMAL_TEXT,
+    EXPONENT,
+    MoneyError,
+    format_minor,
+    parse_decimal,
+)
 from staystream.events.types import KIND_INDEX, KINDS
 from staystream.memory.calendar import PAGE
 from staystream.memory.shm import Counter, SharedArrays
@@ -73,7 +81,7 @@ PARAMETERS = (
 REPEATABLE = frozenset({"kind"})
 UNRANKED = np.int64(2**62)  # the price key of a stay the FX table cannot convert: last
 CURSOR_VERSION = 1
-_WHOLE = re.compile(r"[+-]?\d{1,9}")
+_WHOLE = re.compile(r"[+-]?[0-9]{1,9}")  # ASCII digits only: '\d' also takes '٣'
 
 
 class QueryError(ValueError):
@@ -668,10 +676,9 @@ def _float(name: str, text: str | None, low: float, high: float, part: str | Non
     label = f"{name}: {part} '{text}'" if part else f"{name}: '{text}'"
     if text is None:
         raise QueryError(f"{name}: missing; expected a number from {low:g} to {high:g}")
-    try:
-        value = float(text)
-    except ValueError:
-        raise QueryError(f"{label} is not a number; expected {low:g} to {high:g}") from None
+    if not DECIMAL_TEXT.fullmatch(text.strip()):  # float() also reads '1_0' as 10, 'nan', '٣'
+        raise QueryError(f"{label} is not a number; expected {low:g} to {high:g}")
+    value = float(text)
     if not (math.isfinite(value) and low <= value <= high):
         raise QueryError(f"{label} is out of range; expected {low:g} to {high:g}")
     return value
