@@ -133,15 +133,18 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         if ndjson is None:
             ndjson = not body.lstrip().startswith(b"[")
         validator: Validator = state["validator"]  # type: ignore[assignment]
+        # Decoded and validated in slices, yielding between them, so a search (or /healthz) that
+        # arrives meanwhile waits for one slice, not for the whole body.
+        events: list[object] = []
         try:
-            events = validator.decode(body, ndjson, config.max_events_per_request)
+            for part in validator.decode_parts(body, ndjson, config.max_events_per_request):
+                events += part
+                await asyncio.sleep(0)
         except TooManyEvents as exc:
             raise HTTPError(413, str(exc)) from None
         except BodyError as exc:
             raise HTTPError(400, str(exc)) from None
         del body
-        # Validated in slices, yielding between them, so a search that arrives meanwhile
-        # waits for one slice, not for the whole body.
         parsed = validator.validate(events[:VALIDATION_SLICE])
         for first in range(VALIDATION_SLICE, len(events), VALIDATION_SLICE):
             await asyncio.sleep(0)

@@ -34,7 +34,7 @@ from staystream.search.view import Store
 
 Ingest = Callable[..., Awaitable[object]]
 T = TypeVar("T")
-LARGE_BODY = 256 * 1024  # bytes of XML above which parsing leaves the event loop
+LARGE_BODY = 256 * 1024  # bytes of XML or iCal above which parsing leaves the event loop
 XML = "application/xml; charset=utf-8"
 
 
@@ -90,7 +90,7 @@ def source_routes(
         return "text/xml; charset=utf-8" if sent == "text/xml" else XML
 
     async def opened(request: Request, open_message: Callable[[bytes], T]) -> T:
-        """Parse a pushed XML body; a large one in a thread, so this worker keeps answering."""
+        """Parse a pushed body; a large one in a thread, so this worker keeps answering."""
         body = await read_body(request)
         if len(body) > LARGE_BODY:
             return await asyncio.to_thread(open_message, body)
@@ -128,7 +128,7 @@ def source_routes(
             raise HTTPError(400, f"currency: '{currency[:40]}' is not an ISO 4217 currency code")
         empty_ok = request.query_params.get("empty_ok", "false").lower() in ("1", "true", "yes")
         try:
-            feed = ical.read_feed(await read_body(request))
+            feed = await opened(request, ical.read_feed)
             async with lock(source, f"listing:{listing_id}"):
                 result = ical.plan(feed, source, listing_id, StoreKnown(store(), source), start=start, end=end,
                                    changed_at=dt.datetime.now(dt.UTC),
