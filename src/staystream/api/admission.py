@@ -14,7 +14,7 @@ and only until its body deadline (`api/deadlines.py`).
 >>> second.charge(20)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-staystream.api.errors.HTTPError: this client has 50 bytes of request bodies in progress here; ...
+staystream.api.errors.HTTPError: this client's request bodies in progress here would reach 70 bytes; ...
 >>> first.release(); budget.held
 0
 """
@@ -49,8 +49,8 @@ class Hold:
             held = budget.by_client.get(client, 0)
             if held + size > budget.share:
                 metrics.limited.labels("client_share").inc()
-                raise HTTPError(429, f"this client has {held} bytes of request bodies in progress here; "
-                                     f"expected at most {budget.share}: wait for them, then retry", RETRY)
+                raise HTTPError(429, f"this client's request bodies in progress here would reach {held + size} "
+                                     f"bytes; expected at most {budget.share}: wait for them, then retry", RETRY)
         if budget.held + size > budget.total:
             metrics.shed.inc()
             raise HTTPError(503, "too many request bodies in progress; retry shortly", RETRY)

@@ -5,7 +5,8 @@ awaiting `receive`; a client that sends one byte and stalls would hold the reque
 of the body budget and a concurrency slot forever. Here each piece of a body must arrive within
 `idle` seconds of the previous one and the whole body within `total` seconds of the request's
 start; else `receive` raises `HTTPError(408)` with `Connection: close` (the rest of the body is
-never read, so the connection cannot be reused).
+never read, so the connection cannot be reused). Any other answer given before the body was
+read whole (a 413, a 429) closes the connection too.
 """
 
 from __future__ import annotations
@@ -45,4 +46,12 @@ class BodyDeadline:
             body_done = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
-        await self.app(scope, guarded, send)
+        async def closing(message: Message) -> None:
+            """A response sent before the body was read closes the connection: the unread rest
+            would otherwise keep it open (each byte resets uvicorn's keep-alive timer)."""
+            if message["type"] == "http.response.start" and not body_done:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, guarded, closing)

@@ -26,6 +26,8 @@ from starlette.routing import Route
 
 from staystream.adapters import expedia, ical, ota
 from staystream.adapters.merge import Night
+from staystream.api.errors import HTTPError
+from staystream.api.offload import Offload
 from staystream.durable import sqlite as db
 from staystream.events import bounds
 from staystream.events.ingest import SOURCE_PATTERN
@@ -34,7 +36,6 @@ from staystream.search.view import Store
 
 Ingest = Callable[..., Awaitable[object]]
 T = TypeVar("T")
-LARGE_BODY = 256 * 1024  # bytes of XML or iCal above which parsing leaves the event loop
 XML = "application/xml; charset=utf-8"
 
 
@@ -67,7 +68,7 @@ def source_routes(
     read_body: Callable[[Request], Awaitable[bytes]],
 ) -> list[Route]:
     """The native-format routes, registered with `route` (metrics, errors) by `app.create_app`."""
-    from staystream.api.app import HTTPError, json_response  # app imports this module: import at call time
+    from staystream.api.app import json_response  # app imports this module: import at call time
 
     locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -89,12 +90,11 @@ def source_routes(
         sent = request.headers.get("content-type", "").split(";")[0].strip().lower()
         return "text/xml; charset=utf-8" if sent == "text/xml" else XML
 
+    offload = Offload()
+
     async def opened(request: Request, open_message: Callable[[bytes], T]) -> T:
-        """Parse a pushed body; a large one in a thread, so this worker keeps answering."""
-        body = await read_body(request)
-        if len(body) > LARGE_BODY:
-            return await asyncio.to_thread(open_message, body)
-        return open_message(body)
+        """Parse a pushed body; a large one in a helper process, so this worker keeps answering."""
+        return await offload.parse(open_message, await read_body(request))
 
     @route("/v1/sources/{source}/ota", "source_ota", ["POST"])
     async def post_ota(request: Request) -> Response:

@@ -18,7 +18,7 @@ KINDS: tuple[str, ...] = (
 KIND_INDEX = {kind: i for i, kind in enumerate(KINDS)}
 
 
-class ListingEvent(msgspec.Struct, tag="listing", tag_field="type"):
+class ListingEvent(msgspec.Struct, tag="listing", tag_field="type", gc=False):
     source: str
     listing_id: str | int
     name: str
@@ -34,7 +34,7 @@ class ListingEvent(msgspec.Struct, tag="listing", tag_field="type"):
     url: str | None = None
 
 
-class RateEvent(msgspec.Struct, tag="rate", tag_field="type"):
+class RateEvent(msgspec.Struct, tag="rate", tag_field="type", gc=False):
     source: str
     listing_id: str | int
     start: dt.date
@@ -46,7 +46,7 @@ class RateEvent(msgspec.Struct, tag="rate", tag_field="type"):
     min_nights: int = 1
 
 
-class DelistEvent(msgspec.Struct, tag="delist", tag_field="type"):
+class DelistEvent(msgspec.Struct, tag="delist", tag_field="type", gc=False):
     source: str
     listing_id: str | int
     changed_at: dt.datetime
