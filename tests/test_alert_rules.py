@@ -63,3 +63,10 @@ def test_every_rule_has_severity_summary_and_runbook() -> None:
 
 def alert_names() -> set[str]:
     return set(re.findall(r"- alert: (\w+)", RULES.read_text()))
+
+
+def test_every_rule_is_explained_in_the_operations_guide() -> None:
+    sections = set(re.findall(r"^### (\w+)$", (PROMETHEUS_DIR.parents[1] / "docs" / "operations.md").read_text(),
+                              re.MULTILINE))
+    assert alert_names() - sections == set(), "add a section to docs/operations.md"
+    assert sections - alert_names() == set(), "docs/operations.md explains alerts that do not exist"
