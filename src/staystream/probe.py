@@ -98,6 +98,8 @@ class Probe:
         except (OSError, http.client.HTTPException) as exc:
             self.connection.close()  # reconnects on the next request
             result.error = f"{self.url}: {type(exc).__name__}: {exc}"
+        except (msgspec.DecodeError, KeyError, TypeError) as exc:  # a proxy's error page, another service
+            result.error = f"{self.url}: an answer that is not staystream's: {type(exc).__name__}: {exc}"
         return result
 
     def _write(self, now: dt.datetime, night: dt.date, price: str) -> None:
@@ -114,7 +116,7 @@ class Probe:
         if status != 200:
             raise ProbeError(f"write: POST /v1/events answered {status}: {_text(answer)}")
         reply = msgspec.json.decode(answer)
-        if reply.get("accepted") != len(events):
+        if not isinstance(reply, dict) or reply.get("accepted") != len(events):
             raise ProbeError(f"write: the canary was not accepted: {_text(answer)}")
 
     def _wait_visible(self, result: Result, night: dt.date, price: Decimal, acked: float) -> None:
