@@ -30,7 +30,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
-from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 
 __all__ = ["CANARY_LAT", "CANARY_LON", "Probe", "Result", "add_arguments", "main"]
 
@@ -171,6 +170,10 @@ class Exported:
     """The probe's metrics, in a registry of their own (served on --metrics-port)."""
 
     def __init__(self) -> None:
+        # Imported here, not at the top: prometheus_client picks multiprocess mode when first
+        # imported, and `cli` imports this module before `serve` sets PROMETHEUS_MULTIPROC_DIR.
+        from prometheus_client import CollectorRegistry, Gauge, Histogram
+
         self.registry = CollectorRegistry()
         self.success = Gauge("staystream_probe_success", "1 if the last canary write was visible in time, else 0",
                              registry=self.registry)
@@ -210,6 +213,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     exported = Exported()
     if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
         start_http_server(args.metrics_port, registry=exported.registry)
     try:
         while True:
