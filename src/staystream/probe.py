@@ -180,8 +180,9 @@ class Exported:
         self.visible = Histogram(
             "staystream_probe_visible_seconds", "From the canary write's 200 to calendar and search showing it",
             buckets=VISIBLE_BUCKETS, registry=self.registry)
-        self.last_run = Gauge("staystream_probe_last_run_timestamp_seconds", "When the last probe run ended (Unix time)",
-                              registry=self.registry)
+        self.last_run = Gauge(
+            "staystream_probe_last_run_timestamp_seconds", "When the last probe run ended (Unix time)",
+            registry=self.registry)
 
     def record(self, result: Result) -> None:
         self.success.set(1 if result.ok else 0)
@@ -196,7 +197,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between two runs (default 10)")
     parser.add_argument("--once", action="store_true", help="run once, print the result, exit 0 if it passed, else 1")
     parser.add_argument("--timeout", type=_positive_float, default=5.0, metavar="SECONDS",
-                        help="how long the canary may take to become visible after its 200 (default 5: the worst case promised)")
+                        help="how long the canary may take to become visible after its 200 "
+                        "(default 5: the worst case promised)")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve the results as Prometheus metrics on this port (all addresses)")
     parser.add_argument("--listing-id", default="canary",
