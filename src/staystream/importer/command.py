@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import fcntl
 import gzip
 import http.client
 import itertools
@@ -47,8 +46,11 @@ import msgspec
 
 from staystream.adapters import Input, InputError, Item, Options, load
 from staystream.api.auth import EVERY_SOURCE, Credentials
+from staystream.api.headers import BULK_HEADER
+from staystream.durable.lock import owner_of
 from staystream.events.ingest import Rejected
 from staystream.events.types import ListingEvent, RateEvent
+from staystream.lifecycle import die_with_parent
 
 __all__ = ["ImportFailed", "LocalServer", "Report", "Sender", "add_arguments", "main", "sample_items",
            "seed_sample", "send"]
@@ -307,7 +309,7 @@ class Sender:
         headers = {
             "content-type": "application/x-ndjson", "content-encoding": "gzip",
             "user-agent": "staystream-import",
-            "x-staystream-bulk": "1",  # an import yields to live traffic in the writer's groups
+            BULK_HEADER: "1",  # an import yields to live traffic in the writer's groups
         }
         if os.environ.get(TOKEN_VARIABLE):
             headers["authorization"] = f"Bearer {os.environ[TOKEN_VARIABLE]}"
@@ -471,7 +473,7 @@ class LocalServer:
     @classmethod
     def start(cls, data_dir: Path, timeout: float = 600.0) -> LocalServer:
         data_dir.mkdir(parents=True, exist_ok=True)
-        owner = _store_owner(data_dir)
+        owner = owner_of(data_dir)
         if owner is not None:
             raise ImportFailed(
                 f"a staystream server (pid {owner}) is running on data dir '{data_dir}'; import into "
@@ -511,21 +513,6 @@ class LocalServer:
         self.log_file.close()
 
 
-def _store_owner(data_dir: Path) -> str | None:
-    """The pid holding the data dir's lock (a running server), or None when it is free."""
-    path = data_dir / "lock"
-    if not path.exists():
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-    finally:
-        os.close(fd)  # releases our lock too
-    return None
-
-
 # -- the sample city ---------------------------------------------------------------------------------
 
 
@@ -554,12 +541,11 @@ def sample_items(today: dt.date, now: dt.datetime) -> Iterator[Item]:
 
 def seed_sample(config: Any, host: str, port: int, supervisor: int) -> None:
     """In a child of `serve`: post the sample city to the server when its store is empty."""
-    from staystream.durable import sqlite as db
-    from staystream.supervisor import _die_with_parent
+    from staystream.durable import sqlite
 
-    _die_with_parent(supervisor)
+    die_with_parent(supervisor)
     try:
-        connection = db.connect_reader(config.database_path)
+        connection = sqlite.connect_reader(config.database_path)
         empty = connection.execute("SELECT NOT EXISTS (SELECT 1 FROM listings)").fetchone()[0]
         connection.close()
     except Exception as exc:  # noqa: BLE001 - a store we cannot read is not an empty one
