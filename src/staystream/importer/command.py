@@ -51,6 +51,7 @@ from staystream.durable.lock import owner_of
 from staystream.events.ingest import Rejected
 from staystream.events.types import ListingEvent, RateEvent
 from staystream.lifecycle import die_with_parent
+from staystream.paths import REJECTS_FILE
 
 __all__ = ["ImportFailed", "LocalServer", "Report", "Sender", "add_arguments", "main", "sample_items",
            "seed_sample", "send"]
@@ -95,8 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path,
                         default=Path(os.environ.get("STAYSTREAM_DATA_DIR", "var")),
                         help="the store to import into when no --url is given (default: var)")
-    parser.add_argument("--rejects", type=Path, default=Path("import-rejects.csv"),
-                        help="where rejected rows go, with line and reason (default: import-rejects.csv)")
+    parser.add_argument("--rejects", type=Path,
+                        help="where rejected rows go, with line and reason (default: import-rejects.csv in "
+                             "--data-dir; with --url, <first file>.rejects.csv beside the first file)")
     parser.add_argument("--batch-events", type=int, default=BATCH_EVENTS,
                         help=f"events per request (default: {BATCH_EVENTS})")
     parser.add_argument("--in-flight", type=int, default=IN_FLIGHT,
@@ -125,7 +127,8 @@ def main(args: argparse.Namespace) -> int:
         if url is None:
             server = LocalServer.start(args.data_dir)
             url = server.url
-        with open(args.rejects, "w", newline="") as rejects_file:
+        rejects = args.rejects or default_rejects(args.files[0], None if args.url else args.data_dir)
+        with open(rejects, "w", newline="") as rejects_file:
             report = Report(rejects_file, progress=sys.stderr.isatty())
             report.total_bytes = sum(path.stat().st_size for path in args.files)
             report.files = files
@@ -135,10 +138,10 @@ def main(args: argparse.Namespace) -> int:
             except (ImportFailed, KeyboardInterrupt) as exc:
                 report.finish()
                 print(f"\nstaystream import stopped: {exc or 'interrupted'}", file=sys.stderr)
-                print(report.summary(url, args, server, args.rejects), file=sys.stderr)
+                print(report.summary(url, args, server, rejects), file=sys.stderr)
                 return 1
             report.finish()
-            print(report.summary(url, args, server, args.rejects))
+            print(report.summary(url, args, server, rejects))
         return 0
     except InputError as exc:
         print(f"staystream import: {exc}", file=sys.stderr)
@@ -151,6 +154,15 @@ def main(args: argparse.Namespace) -> int:
             f.close()
         if server is not None:
             server.stop()
+
+
+def default_rejects(first_input: Path, data_dir: Path | None) -> Path:
+    """Where rejected rows go unless `--rejects` says: in the store the import started a server on,
+    else beside the input (never the current folder, which may be a source tree)."""
+    if data_dir is not None:
+        return data_dir / REJECTS_FILE
+    stem = first_input.name.removesuffix(".gz").removesuffix(".csv")
+    return first_input.with_name(f"{stem}.rejects.csv")
 
 
 def _placeholder(text: str | None, currency: str | None) -> Decimal | None:
