@@ -14,7 +14,7 @@ and only until its body deadline (`api/deadlines.py`).
 >>> second.charge(20)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-staystream.api.errors.HTTPError: this client's request bodies in progress here would reach 70 bytes; ...
+staystream.api.responses.HTTPError: this client's request bodies in progress here would reach 70 bytes; ...
 >>> first.release(); budget.held
 0
 """
@@ -22,7 +22,7 @@ staystream.api.errors.HTTPError: this client's request bodies in progress here w
 from __future__ import annotations
 
 from staystream import metrics
-from staystream.api.errors import HTTPError
+from staystream.api.responses import HTTPError
 
 RETRY = {"Retry-After": "1"}
 

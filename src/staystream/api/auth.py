@@ -41,7 +41,8 @@ class Credential:
 class Credentials:
     def __init__(self, grants: dict[str, frozenset[str]], limits: dict[str, Credential] | None = None) -> None:
         self.grants = grants
-        self.limits = limits or {token: Credential(f"grant {i}", sources) for i, (token, sources) in enumerate(grants.items())}
+        self.limits = limits or {token: Credential(f"grant {i}", sources)
+                                 for i, (token, sources) in enumerate(grants.items())}
 
     @classmethod
     def parse(cls, text: str, origin: str = "tokens") -> Credentials:

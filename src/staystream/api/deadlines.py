@@ -17,7 +17,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from staystream import metrics
-from staystream.api.errors import HTTPError
+from staystream.api.responses import HTTPError
 
 
 class BodyDeadline:

@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
-from staystream.api.errors import HTTPError
+from staystream.api.responses import HTTPError
 
 T = TypeVar("T")
 LARGE_DOCUMENT = 256 * 1024  # bytes above which a document is parsed in the helper process

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-MICROSECOND = dt.timedelta(microseconds=1)
+from staystream.dates import EPOCH, micros
+
 EARLIEST_CHANGE = EPOCH  # nothing a marketplace sends happened before 1970; the columns are epoch-based
 MAX_CLOCK_SKEW = dt.timedelta(hours=1)  # how far a sender's clock may run ahead of ours
 # Dates in queries (calendar, iCal horizon): far enough for any stay, far enough from year 9999
@@ -40,10 +40,6 @@ LON = 180.0
 
 class Rejected(ValueError):
     """One value (so one event) is invalid; the message names field, value and expectation."""
-
-
-def micros(moment: dt.datetime) -> int:
-    return (moment - EPOCH) // MICROSECOND
 
 
 def _rfc3339(moment: dt.datetime) -> str:

@@ -10,17 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import msgspec
 import numpy as np
 
+from staystream.dates import EPOCH, EPOCH_ORDINAL, MICROSECOND, day_from_epoch, epoch_day
 from staystream.events import bounds
-from staystream.events.bounds import EPOCH, MICROSECOND, Rejected
+from staystream.events.bounds import Rejected
 from staystream.events.fx import Fx
-from staystream.events.money import COUNTRIES, CURRENCIES, CURRENCY_INDEX, EXPONENT
+from staystream.events.money import AMOUNT_LIMIT, COUNTRIES, CURRENCIES, CURRENCY_INDEX, EXPONENT
 from staystream.events.types import (
     KIND_INDEX,
     KINDS,
@@ -35,7 +36,6 @@ from staystream.events.types import (
     listing_key,
 )
 
-EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 MAX_NIGHTS_PER_EVENT = 550
 MAX_MIN_NIGHTS = 1125  # Airbnb's own upper bound for a minimum stay
 MAX_GUESTS = 500  # a whole hostel or villa compound, not a typo of 50000
@@ -110,25 +110,6 @@ class Parsed:
         return self.rates
 
 
-def epoch_day(day: dt.date) -> int:
-    return day.toordinal() - EPOCH_ORDINAL
-
-
-def day_from_epoch(days: int) -> dt.date:
-    return dt.date.fromordinal(days + EPOCH_ORDINAL)
-
-
-def from_micros(value: int) -> dt.datetime:
-    return EPOCH + dt.timedelta(microseconds=value)
-
-
-def format_changed_at(value: int) -> str:
-    """RFC 3339 in UTC with milliseconds, or microseconds where the source sent them."""
-    moment = from_micros(value)  # isoformat, not strftime: "%Y" drops the zeros of year 0001
-    precision = "microseconds" if moment.microsecond % 1000 else "milliseconds"
-    return moment.isoformat(timespec=precision).replace("+00:00", "Z")
-
-
 def _windows(body: bytes, size: int = 1 << 20) -> Iterator[bytes]:
     """`body` in pieces of about `size` bytes, each cut after a newline (one line may be longer)."""
     start = 0
@@ -154,7 +135,7 @@ class Validator:
         eur = CURRENCY_INDEX["EUR"]
         self.ceiling_minor = [
             fx.convert_minor(max_night_price_eur * 100, eur, index) if index in fx.rates
-            else 10**15  # no rate to judge by: only guard the storage
+            else AMOUNT_LIMIT  # no rate to judge by: only guard the storage
             for index in range(len(CURRENCIES))
         ]
 
@@ -171,14 +152,15 @@ class Validator:
         between parts (a 16 MB body is ~0.4 s of decoding); parts may be empty. Splitting the
         body into events is one C pass (an array) or a split a megabyte at a time (NDJSON); the
         count is checked before any event is decoded, so a body of millions of `{}` is refused
-        at once. A part decodes in one msgspec call; only a part
-        with a bad event falls back to decoding its events one by one."""
+        at once. A part decodes in one msgspec call; only a part with a bad event falls back to
+        decoding its events one by one."""
         if ndjson:
             lines: list[bytes] = []
             for window in _windows(body):
                 lines += filter(bytes.strip, window.split(b"\n"))
                 if len(lines) > max_events:
-                    raise TooManyEvents(f"body has more than {max_events} events; the limit is {max_events} a request")
+                    raise TooManyEvents(f"body has more than {max_events} events; the limit is {max_events} "
+                                        "a request")
                 yield []  # a point where the caller may let other work run
         else:
             lines = _array_items(body, max_events)
@@ -189,7 +171,7 @@ class Validator:
             except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
                 yield [_decode_event(line) for line in part]
 
-    def validate(self, events: list[object], first_index: int = 0) -> Parsed:
+    def validate(self, events: Sequence[object], first_index: int = 0) -> Parsed:
         """Events decoded from any source (or the `Rejected` of one that did not decode);
         `first_index` is the index of `events[0]` in its request, for rejections."""
         today = epoch_day(dt.date.today())
