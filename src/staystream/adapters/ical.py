@@ -388,18 +388,18 @@ def _localize(feed: Feed) -> None:
         start, end = block.timed
         try:
             first, last = _local(start, zone), _local(end, zone)
-        except OverflowError:  # year 1 or 9999 moved across a zone
-            feed.problems.append(Problem(f"line {block.line}", "the event is outside years 1 to 9999 in the feed's zone"))
+            if last < first:
+                feed.problems.append(Problem(f"line {end.line}", "DTEND is before DTSTART; expected the end after the start"))
+                block.end = block.first  # blocks nothing
+                continue
+            last_date = last.date()
+            if last.time() == dt.time(0) and last > first:
+                last_date -= dt.timedelta(days=1)  # ends at midnight: that date is not touched
+            block.first, block.end = first.date(), last_date + dt.timedelta(days=1)
+        except OverflowError:  # year 1 or 9999 moved across a zone, or the day after 9999-12-31
+            feed.problems.append(Problem(f"line {block.line}",
+                                         "the event is outside years 1 to 9999 in the feed's zone"))
             block.end = block.first
-            continue
-        if last < first:
-            feed.problems.append(Problem(f"line {end.line}", "DTEND is before DTSTART; expected the end after the start"))
-            block.end = block.first  # blocks nothing
-            continue
-        last_date = last.date()
-        if last.time() == dt.time(0) and last > first:
-            last_date -= dt.timedelta(days=1)  # ends at midnight: that date is not touched
-        block.first, block.end = first.date(), last_date + dt.timedelta(days=1)
 
 
 def _local(moment: _Moment, zone: ZoneInfo | None) -> dt.datetime:

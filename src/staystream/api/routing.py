@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -18,6 +19,23 @@ from staystream.api.responses import HTTPError, json_response
 from staystream.api.state import Worker
 
 log = logging.getLogger("staystream.http")
+
+
+class Text(Convertor[str]):
+    """`{name:text}`: the rest of the path, slashes and line breaks too (Starlette's `path` is
+    `.*`, which stops at a line break: such an id answered a bare 404 instead of the handler's
+    own error). Listing ids are the source's and may hold either."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("text", Text())
 Handler = Callable[[Request, Worker], Awaitable[Response]]
 READS = ("GET", "HEAD")  # need no credential, hold no body
 

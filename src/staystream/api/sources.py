@@ -137,5 +137,5 @@ async def _opened(request: Request, worker: Worker, open_message: Callable[[byte
 ROUTES = [
     route("/v1/sources/{source}/ota", "source_ota", ["POST"], post_ota),
     route("/v1/sources/{source}/expedia", "source_expedia", ["POST"], post_expedia),
-    route("/v1/sources/{source}/listings/{listing_id:path}/ical", "source_ical", ["POST"], post_ical),
+    route("/v1/sources/{source}/listings/{listing_id:text}/ical", "source_ical", ["POST"], post_ical),
 ]
