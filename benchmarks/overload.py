@@ -4,12 +4,13 @@ What it shows (issue 10): memory stays bounded, the excess is refused with 429/5
 `Retry-After` (to the offender, not to the others), nothing acknowledged is lost, and a
 well-behaved client's p99 is back to its baseline within 5 s of the end.
 
-Clients: `flood` (credential `flood-key`, rate R writes/s, burst R) offers 10 x R writes/s of
-100 events each over many connections; `probe` (its own unlimited credential) writes one
+Clients: `flood` (credential `flood-key`, rate R writes/s, burst R, a bucket per worker: at
+most W x R writes/s with W workers) offers 10 x W x R writes/s of 100 events each over many
+connections; `probe` (its own unlimited credential) writes one
 small batch every 50 ms and reads a calendar, timing both, before, during and after the flood;
 attackers on other loopback addresses hold idle connections, half-sent headers and stalled
-chunked uploads, reconnecting as the server closes them. Every acknowledged write of both
-writers is read back at the end.
+chunked uploads (their own credential, `stall-key`), reconnecting as the server closes them.
+Every acknowledged write of both writers is read back at the end.
 
     python -m benchmarks.overload [--rate 40] [--seconds 60] [--workers 2]
 """
@@ -54,9 +55,9 @@ class Run:
         self.stop = asyncio.Event()
 
     async def flood(self, rate: float, seconds: float, connections: int) -> None:
-        """10 x rate writes a second, paced, spread over `connections` keep-alive connections."""
+        """`rate` writes a second, paced, spread over `connections` keep-alive connections."""
         headers = {"content-type": "application/x-ndjson", "authorization": "Bearer flood-key"}
-        interval = 1 / (10 * rate)
+        interval = 1 / rate
         queue: asyncio.Queue[int] = asyncio.Queue(maxsize=connections * 2)
 
         async def sender(client: httpx.AsyncClient) -> None:
@@ -111,7 +112,7 @@ class Run:
     async def attack(self, kind: str, source: str, count: int) -> None:
         """Keep `count` hostile connections open from `source`, reopening what the server closes."""
         payload = {"idle": b"", "half": b"GET /healthz HTTP/1.1\r\nHost: x\r\n",
-                   "stalled": b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer flood-key\r\n"
+                   "stalled": b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer stall-key\r\n"
                               b"Transfer-Encoding: chunked\r\nContent-Type: application/x-ndjson\r\n\r\n"
                               b"1\r\n{\r\n"}[kind]
 
@@ -139,7 +140,7 @@ def p99(samples: list[float]) -> float:
 async def main_async(args: argparse.Namespace) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="staystream-overload-"))
     tokens = work / "tokens"
-    tokens.write_text(f"flood-key airbnb rate={args.rate} burst={args.rate}\nprobe-key airbnb\n")
+    tokens.write_text(f"flood-key airbnb rate={args.rate} burst={args.rate}\nprobe-key airbnb\nstall-key airbnb\n")
     server = service.start(work / "var", args.workers, "--tokens", str(tokens))
     run = Run(server.url, server.port)
     memory: list[tuple[float, int]] = []
@@ -156,7 +157,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         flood_began = time.monotonic()
         attackers = [asyncio.create_task(run.attack(kind, source, count))
                      for kind, (source, count) in ATTACKERS.items()]
-        await run.flood(args.rate, args.seconds, args.connections)
+        # the most the credential may write is rate x workers (a bucket per worker): offer 10 x that
+        await run.flood(10 * args.rate * args.workers, args.seconds, args.connections)
         flood_ended = time.monotonic()
         await asyncio.sleep(args.after)
         run.stop.set()
@@ -179,7 +181,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
 
     baseline = window(0, flood_began)
     return {
-        "workers": args.workers, "rate_limit_writes_s": args.rate, "events_per_write": 100,
+        "workers": args.workers, "rate_limit_writes_s_per_worker": args.rate,
+        "max_write_rate_s": args.rate * args.workers, "events_per_write": 100,
         "offered_writes_s": round(run.offered, 1), "flood_seconds": args.seconds,
         "flood_statuses": dict(run.flood_statuses),
         "refusals_with_retry_after": run.flood_retry_after[True], "refusals_without": run.flood_retry_after[False],
@@ -200,7 +203,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="10x a credential's write rate, with hostile sockets mixed in")
-    parser.add_argument("--rate", type=float, default=40, help="the flood credential's rate=, writes/s")
+    parser.add_argument("--rate", type=float, default=5, help="the flood credential's rate=, writes/s a worker")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--baseline", type=float, default=10)
     parser.add_argument("--after", type=float, default=12)
