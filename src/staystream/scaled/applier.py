@@ -2,7 +2,7 @@
 
 One durable pull consumer per set of partitions (`--apply-partitions`, default all) takes
 what is waiting (up to `BATCH_MESSAGES` messages), and commits it into PostgreSQL in one
-transaction, in the layout of `pgstore` (listings, a log of packed batches, chunked calendar
+transaction, in the layout of `durable.postgres` (listings, a log of packed batches, chunked calendar
 snapshots written by search nodes): listing keys get rows from a sequence, the batch's rate
 events become one `rate_log` row (with the stream sequence of its last message), listing and
 delist events update `listings` last-writer-wins. Only after the commit are the messages

@@ -2,7 +2,7 @@
 
 The writer's durable backend when a JetStream log is configured. Durability comes from the
 stream: HTTP workers publish and are acknowledged by JetStream before they hand a request to
-their writer (`streamlog.PublishingClient`). What this backend does for the writer:
+their writer (`scaled.stream.PublishingClient`). What this backend does for the writer:
 
 - start-up (role search): the calendar from PostgreSQL, the system of record the appliers keep
   (the newest snapshot, the log rows after it, the listings), then the stream from the
@@ -14,7 +14,7 @@ their writer (`streamlog.PublishingClient`). What this backend does for the writ
   every node;
 - commits: only the local SQLite mirror the workers read listing details from (rebuilt at
   start-up, no fsync);
-- snapshots (role search): into PostgreSQL as in `pgstore`, labelled with the stream position
+- snapshots (role search): into PostgreSQL as in `durable.postgres`, labelled with the stream position
   they cover, one node at a time (advisory lock); the log rows they cover are deleted;
 - role apply: runs the `applier.Applier` as a task of this process.
 
