@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test fuzz bench bench-race bench-scaled bench-overload clean
+.PHONY: install run lint test fuzz bench bench-race bench-scaled bench-overload clean
 
 $(BIN)/staystream: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,12 @@ install: $(BIN)/staystream
 run: install
 	$(BIN)/staystream serve --seed-sample
 
-test: install
+# ruff (lint + import order) over everything, mypy --strict over the package (pyproject.toml)
+lint: install
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/mypy
+
+test: install lint
 	$(BIN)/pytest
 
 # hypothesis-drawn event bodies, OTA/Expedia/iCal documents and searches (5 x 16,000), then

@@ -32,7 +32,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from staystream.adapters import Input, InputError, Item, Options, open_text
-from staystream.events.ingest import MAX_NIGHTS_PER_EVENT, Rejected
+from staystream.events.bounds import Rejected
+from staystream.events.ingest import MAX_NIGHTS_PER_EVENT
 from staystream.events.types import ListingEvent, RateEvent
 
 __all__ = ["kind_of", "parse_amount", "read"]
@@ -63,7 +64,7 @@ def read(inputs: Sequence[Input], options: Options) -> Iterator[Item]:
     if len(set(kinds)) != len(kinds):
         raise InputError(f"two {kinds[0]} files given ({inputs[0].name}, {inputs[1].name}); "
                          "expected one listings file and one calendar file")
-    by_kind = {kind: rest for kind, *rest in opened}
+    by_kind = {kind: (name, reader, columns) for kind, name, reader, columns in opened}
     scraped = Scraped()
     if "listings" in by_kind:
         yield from _listings(*by_kind["listings"], options, scraped)
@@ -94,6 +95,7 @@ def _open(item: Input) -> tuple[str, str, Any, dict[str, int]]:
     except csv.Error as exc:
         raise InputError(f"{item.name}: line 1 is not CSV: {exc}") from None
     columns = {name: i for i, name in enumerate(header)}
+    required: tuple[str, ...]
     if "listing_id" in columns and "date" in columns:
         kind, required = "calendar", CALENDAR_COLUMNS
     elif "id" in columns and "latitude" in columns:

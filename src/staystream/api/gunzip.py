@@ -15,20 +15,15 @@ from __future__ import annotations
 
 import zlib
 
+from staystream.api.responses import HTTPError
+
 CHUNK = 16 * 1024  # input bytes fed at once: the most a member boundary can copy
 MAX_MEMBERS = 1000  # concatenated batches are a handful; thousands are an attack
 
 
-class GzipError(ValueError):
-    """The body is not gzip we inflate; `status` is 400 (malformed) or 413 (too large)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def gunzip(data: bytes, limit: int) -> bytes:
-    """Every member of `data` inflated, at most `limit` bytes in all, else `GzipError`."""
+    """Every member of `data` inflated, at most `limit` bytes in all; else `HTTPError` 400
+    (not gzip, truncated) or 413 (too large)."""
     view = memoryview(data)
     out: list[bytes] = []
     size = offset = members = 0
@@ -38,7 +33,7 @@ def gunzip(data: bytes, limit: int) -> bytes:
         if inflater is None:
             members += 1
             if members > MAX_MEMBERS:
-                raise GzipError(413, f"body has more than {MAX_MEMBERS} gzip members; expected a few")
+                raise HTTPError(413, f"body has more than {MAX_MEMBERS} gzip members; expected a few")
             inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
         if pending:
             piece: bytes | memoryview = pending
@@ -49,13 +44,13 @@ def gunzip(data: bytes, limit: int) -> bytes:
         try:
             inflated = inflater.decompress(piece, limit - size + 1)
         except zlib.error as exc:
-            raise GzipError(400, f"body is not valid gzip: {exc}") from None
+            raise HTTPError(400, f"body is not valid gzip: {exc}") from None
         size += len(inflated)
         if size > limit or inflater.unconsumed_tail:
-            raise GzipError(413, f"body is over the limit of {limit} bytes once decompressed")
+            raise HTTPError(413, f"body is over the limit of {limit} bytes once decompressed")
         out.append(inflated)
         if inflater.eof:
             pending, inflater = inflater.unused_data, None
     if inflater is not None or members == 0:
-        raise GzipError(400, "body is not valid gzip: the stream is truncated")
+        raise HTTPError(400, "body is not valid gzip: the stream is truncated")
     return b"".join(out)

@@ -156,11 +156,12 @@ class Validator:
         decoding its events one by one."""
         if ndjson:
             lines: list[bytes] = []
-            for window in _windows(body):
+            windows = _windows(body)
+            for window in windows:
                 lines += filter(bytes.strip, window.split(b"\n"))
                 if len(lines) > max_events:
-                    raise TooManyEvents(f"body has more than {max_events} events; the limit is {max_events} "
-                                        "a request")
+                    count = len(lines) + sum(len(list(filter(bytes.strip, rest.split(b"\n")))) for rest in windows)
+                    raise TooManyEvents(f"body has {count} events; the limit is {max_events} a request")
                 yield []  # a point where the caller may let other work run
         else:
             lines = _array_items(body, max_events)
@@ -180,13 +181,13 @@ class Validator:
         rate_positions = [i for i, event in enumerate(events, first_index) if type(event) is RateEvent]
         if rate_positions:
             rate_events = [events[i - first_index] for i in rate_positions]
-            self._rates(parsed, rate_events, rate_positions, today, now)  # type: ignore[arg-type]
+            self._rates(parsed, rate_events, rate_positions, today, now)  # type: ignore[arg-type]  # all RateEvent, by rate_positions
         if len(rate_positions) < len(events):
             rates = set(rate_positions)
             for index, event in enumerate(events, first_index):
                 if index not in rates:
                     self._other(parsed, index, event, now)
-            parsed.rejected.sort(key=lambda rejection: rejection["index"])  # type: ignore[arg-type,return-value]
+            parsed.rejected.sort(key=lambda rejection: rejection["index"])  # type: ignore[arg-type,return-value]  # index is an int
         return parsed
 
     def _rates(self, parsed: Parsed, events: list[RateEvent], positions: list[int], today: int,
@@ -201,7 +202,9 @@ class Validator:
         nights = np.fromiter([e.end.toordinal() for e in events], np.int64, n) - EPOCH_ORDINAL - start
         currency = np.fromiter([CURRENCY_INDEX.get(e.currency, -1) for e in events], np.int64, n)
         price = np.fromiter(
-            [self._minor_or_invalid(e.price, e.available, c) for e, c in zip(events, currency.tolist())], np.int64, n
+            [self._minor_or_invalid(e.price, e.available, c) for e, c in zip(events, currency.tolist(), strict=True)],
+            np.int64,
+            n,
         )
         # Out-of-range values (even beyond int64) become 0: flagged bad, `_rate` says why.
         min_nights = np.fromiter(
@@ -227,7 +230,7 @@ class Validator:
             good = np.append(good, i)
         good.sort()
         key_index: dict[str, int] = {}
-        slots = [key_index.setdefault(keys[i], len(key_index)) for i in good.tolist()]  # type: ignore[arg-type]
+        slots = [key_index.setdefault(keys[i], len(key_index)) for i in good.tolist()]  # type: ignore[arg-type]  # str keys at good rows
         parsed.keys = list(key_index)
         rates = np.empty(len(good), RATE_DTYPE)
         rates["key"] = slots
@@ -400,7 +403,8 @@ def _array_items(body: bytes, max_events: int) -> list[bytes]:
     except msgspec.DecodeError as exc:
         raise BodyError(f"body is not a JSON array of event objects: {exc}") from None
     except RecursionError:
-        raise BodyError("body nests arrays or objects too deeply; expected a JSON array of flat event objects") from None
+        raise BodyError("body nests arrays or objects too deeply; expected a JSON array of flat event "
+                        "objects") from None
 
 
 def _decode_event(line: bytes) -> object:
