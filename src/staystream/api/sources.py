@@ -13,7 +13,9 @@ messages for one hotel arriving at one worker cannot interleave their read-modif
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TypeVar
@@ -92,9 +94,11 @@ async def post_ical(request: Request, worker: Worker) -> Response:
     try:
         feed = await _opened(request, worker, ical.read_feed)
         async with worker.hotel_lock(source, f"listing:{listing_id}"):
-            result = ical.plan(feed, source, listing_id, StoreKnown(worker.store, source), start=start, end=end,
-                               changed_at=dt.datetime.now(dt.UTC),
-                               currency=currency.strip().upper() if currency else None, empty_ok=empty_ok)
+            # a large feed's plan in a thread: the loop gets the GIL back every switch interval
+            plan = functools.partial(ical.plan, feed, source, listing_id, StoreKnown(worker.store, source),
+                                     start=start, end=end, changed_at=dt.datetime.now(dt.UTC),
+                                     currency=currency.strip().upper() if currency else None, empty_ok=empty_ok)
+            result = await asyncio.to_thread(plan) if len(feed.blocks) > 1000 else plan()
             accepted, rejected = 0, []
             if result.outcome.events:
                 parsed = await ingest(worker, result.outcome.events)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from starlette.requests import Request
@@ -11,6 +10,7 @@ from starlette.responses import Response
 from staystream import metrics
 from staystream.api.auth import check_sources
 from staystream.api.headers import BULK_HEADER, is_bulk
+from staystream.api.pacing import Pacer
 from staystream.api.requests import is_ndjson, read_body
 from staystream.api.responses import HTTPError, json_response
 from staystream.api.routing import route
@@ -35,13 +35,14 @@ async def post_events(request: Request, worker: Worker) -> Response:
     if ndjson is None:
         ndjson = not body.lstrip().startswith(b"[")
     validator = worker.validator
-    # Decoded and validated in slices, yielding between them, so a search (or /healthz) that
-    # arrives meanwhile waits for one slice, not for the whole body.
+    # Decoded and validated in slices, pausing between them (api/pacing.py), so a search (or
+    # /healthz) that arrives meanwhile waits for a slice or two, not for the whole body.
     events: list[object] = []
+    pacer = Pacer()
     try:
         for part in validator.decode_parts(body, ndjson, config.max_events_per_request):
             events += part
-            await asyncio.sleep(0)
+            await pacer.breathe()
     except TooManyEvents as exc:
         raise HTTPError(413, str(exc)) from None
     except BodyError as exc:
@@ -49,7 +50,7 @@ async def post_events(request: Request, worker: Worker) -> Response:
     del body
     parsed = validator.validate(events[:VALIDATION_SLICE])
     for first in range(VALIDATION_SLICE, len(events), VALIDATION_SLICE):
-        await asyncio.sleep(0)
+        await pacer.breathe()
         parsed.extend(validator.validate(events[first : first + VALIDATION_SLICE], first))
     if worker.credentials is not None:
         check_sources(request.state.sources, {source for source, _ in parsed.accepted_by_source})
