@@ -226,6 +226,14 @@ def test_stalled_uploads_get_408_and_do_not_block_other_writers(server_factory) 
         assert client.get("/healthz").status_code == 200
 
 
+def test_connections_stay_open_unless_a_body_was_left_unread(server) -> None:
+    with server.client() as client:
+        assert "connection" not in client.get("/healthz").headers
+        assert "connection" not in post(client, [rate(unique_id("kept"), 1, 2)]).headers
+        refused = client.post("/v1/events", content=b"x" * 17_000_000, headers=NDJSON)  # refused on its length
+        assert refused.status_code == 413 and refused.headers["connection"] == "close"
+
+
 def test_write_rate_limit_per_credential(server_factory, tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("slow-key airbnb rate=2 burst=3\nfast-key airbnb\n")

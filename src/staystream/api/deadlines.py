@@ -29,7 +29,8 @@ class BodyDeadline:
             await self.app(scope, receive, send)
             return
         deadline = time.monotonic() + self.total
-        body_done = False
+        headers = dict(scope["headers"])
+        body_done = headers.get(b"content-length", b"0") == b"0" and b"transfer-encoding" not in headers
 
         async def guarded() -> Message:
             nonlocal body_done

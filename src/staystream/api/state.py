@@ -30,8 +30,7 @@ class Worker:
     client: WriterClient
     validator: Validator
     fx_label: dict[str, str]  # the FX table `validator` judges prices with
-    # request bodies being read or parsed, in all and per client (api/admission.py)
-    budget: BodyBudget = field(default_factory=lambda: BodyBudget(0, 0))
+    budget: BodyBudget  # request bodies being read or parsed, in all and per client (api/admission.py)
     rate_limits: RateLimits = field(default_factory=RateLimits)  # per credential (api/ratelimit.py)
     offload: Offload = field(default_factory=Offload)  # large native documents (api/offload.py)
     # per-(source, hotel) locks of the native-format routes (see sources.py); unused ones go away
