@@ -234,6 +234,21 @@ def test_connections_stay_open_unless_a_body_was_left_unread(server) -> None:
         assert refused.status_code == 413 and refused.headers["connection"] == "close"
 
 
+def test_a_full_worker_answers_503_with_retry_after(server_factory) -> None:
+    server = server_factory(*GUARDS, "--max-connections", "30", workers=1)
+    held = [attacker(server, f"127.0.0.{2 + i // 15}") for i in range(45)]  # 15 an address: under its cap
+    try:
+        time.sleep(0.3)
+        answers = [read_response(sock) for sock in held[30:]]
+        assert all(a.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in a for a in answers), answers[:2]
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.3)
+    with server.client() as client:
+        assert client.get("/healthz").status_code == 200
+
+
 def test_write_rate_limit_per_credential(server_factory, tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("slow-key airbnb rate=2 burst=3\nfast-key airbnb\n")

@@ -92,6 +92,9 @@ class Config:
     max_connections_per_client: int = _setting(
         256, "open connections one client address may hold to each worker; the next gets 429", _positive_int
     )
+    max_connections: int = _setting(
+        2048, "open connections each worker serves at once; the next gets 503 with Retry-After", _positive_int
+    )
     max_client_body_bytes: int = _setting(
         32 * 1024 * 1024, "bytes of request bodies one client (address, credential) may have in progress "
         "on a worker; past it 429 (a worker holds 8 x max-body-bytes in all, past that 503)", _positive_int

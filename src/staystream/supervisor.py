@@ -66,8 +66,9 @@ def _worker_main(config: Config, shm_path: Path, listener: socket.socket, superv
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config, shm_path), loop="uvloop", lifespan="on",
-            access_log=False, log_config=None, log_level="warning", limit_concurrency=2048,
-            **uvicorn_settings(config.header_timeout, config.keep_alive_timeout, config.max_connections_per_client),
+            access_log=False, log_config=None, log_level="warning",
+            **uvicorn_settings(config.header_timeout, config.keep_alive_timeout, config.max_connections_per_client,
+                               config.max_connections),
         )
     )
     server.run(sockets=[listener])

@@ -11,7 +11,9 @@ than its share:
   opening, or of the first byte of each later request; else `408` and close;
 - the request line and headers hold at most `MAX_HEADER_BYTES` (httptools has no limit); else `400`;
 - one client address holds at most `max_per_client` connections on this worker; the next one
-  is answered `429` with `Retry-After` and closed at once.
+  is answered `429` with `Retry-After` and closed at once;
+- the worker holds at most `max_connections` connections in all; the next one is answered `503`
+  with `Retry-After` and closed at once.
 
 Bodies, once headers are complete, are guarded by `api/deadlines.py` (an ASGI middleware).
 """
@@ -39,13 +41,15 @@ def _raw_response(status: str, message: str, retry_after: int | None = None) -> 
     return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
 
 
-def guarded_protocol(header_timeout: float, max_per_client: int) -> type[HttpToolsProtocol]:
+def guarded_protocol(header_timeout: float, max_per_client: int, max_connections: int) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol with the guards above (pass it as `uvicorn.Config(http=...)`)."""
     open_by_client: dict[str, int] = {}  # this worker's connections per client address
     too_slow = _raw_response("408 Request Timeout", f"request headers not complete within {header_timeout:g} s; "
                              "expected a whole request line and headers")
     too_many = _raw_response("429 Too Many Requests", f"this client already has {max_per_client} connections "
                              "open to this worker; expected at most that many", RETRY_AFTER_SECONDS)
+    full = _raw_response("503 Service Unavailable", f"this worker has {max_connections} connections open; "
+                         "retry shortly", RETRY_AFTER_SECONDS)
 
     class GuardedProtocol(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
@@ -54,6 +58,11 @@ def guarded_protocol(header_timeout: float, max_per_client: int) -> type[HttpToo
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            if len(self.connections) > max_connections:  # uvicorn's own 503 would come without Retry-After
+                metrics.shed_connections.labels("worker_full").inc()
+                transport.write(full)
+                transport.close()
+                return
             address = self.client[0] if self.client else "unknown"
             if open_by_client.get(address, 0) >= max_per_client:
                 metrics.shed_connections.labels("per_client").inc()
@@ -122,9 +131,14 @@ def guarded_protocol(header_timeout: float, max_per_client: int) -> type[HttpToo
     return GuardedProtocol
 
 
-def uvicorn_settings(header_timeout: float, keep_alive_timeout: float, max_per_client: int) -> dict[str, Any]:
-    """The `uvicorn.Config` keywords that bound connections (see the module docstring)."""
+def uvicorn_settings(header_timeout: float, keep_alive_timeout: float, max_per_client: int,
+                     max_connections: int) -> dict[str, Any]:
+    """The `uvicorn.Config` keywords that bound connections (see the module docstring).
+
+    uvicorn's `limit_concurrency` is set one above `max_connections`: the protocol refuses the
+    connection past it first, with `Retry-After`, so uvicorn's check never fires."""
     return {
-        "http": guarded_protocol(header_timeout, max_per_client),
+        "http": guarded_protocol(header_timeout, max_per_client, max_connections),
         "timeout_keep_alive": keep_alive_timeout,
+        "limit_concurrency": max_connections + 1,
     }
