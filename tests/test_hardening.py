@@ -93,30 +93,48 @@ def test_values_reads_cannot_represent_are_refused_at_every_entry_point(server_f
 # -- 2. work linear in the input, refused early, never stalling the worker ----------------------
 
 
-def test_parsers_refuse_early_and_stay_linear(server_factory) -> None:
+def folded_feed(lines: int) -> bytes:
+    return (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:x\r\n" + b" y\r\n" * lines
+            + b"END:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+def century_feed(events: int) -> bytes:
+    return (b"BEGIN:VCALENDAR\r\n" + b"BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:19500101\r\nDTEND;VALUE=DATE:20990101\r\n"
+            b"END:VEVENT\r\n" * events + b"END:VCALENDAR\r\n")
+
+
+def test_parsers_refuse_early(server_factory) -> None:
     server = server_factory(workers=1)
     cases = {
-        "gzip of 100,000 empty members": (gzip.compress(b"") * 100_000, {**NDJSON, "content-encoding": "gzip"},
-                                          "/v1/events", 413),
-        "5 M empty objects": (b"[" + b",".join([b"{}"] * 5_000_000) + b"]", {"content-type": "application/json"},
-                              "/v1/events", 413),
-        "JSON nested 200,000 deep": (b"[" * 200_000 + b"]" * 200_000, {"content-type": "application/json"},
-                                     "/v1/events", 400),
+        "gzip of 100,000 empty members": (gzip.compress(b"") * 100_000, {**NDJSON, "content-encoding": "gzip"}, 413),
+        "5 M empty objects": (b"[" + b",".join([b"{}"] * 5_000_000) + b"]", {"content-type": "application/json"}, 413),
+        "JSON nested 200,000 deep": (b"[" * 200_000 + b"]" * 200_000, {"content-type": "application/json"}, 400),
         "event nested 200,000 deep": (b'{"type":"rate","source":' + b"[" * 200_000 + b"]" * 200_000 + b"}",
-                                      NDJSON, "/v1/events", 200),
-        "800,000 folded iCal lines": (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:x\r\n" + b" y\r\n" * 800_000
-                                      + b"END:VEVENT\r\nEND:VCALENDAR\r\n", {}, "/v1/sources/s/listings/l/ical", 200),
-        "30,000 century-long iCal events": (
-            b"BEGIN:VCALENDAR\r\n" + b"BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:19500101\r\nDTEND;VALUE=DATE:20990101\r\n"
-            b"END:VEVENT\r\n" * 30_000 + b"END:VCALENDAR\r\n", {}, "/v1/sources/s/listings/l2/ical", 200),
+                                      NDJSON, 200),
     }
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        for name, (body, headers, path, status) in cases.items():
+        for name, (body, headers, status) in cases.items():
             started = time.perf_counter()
-            response = client.post(path, content=body, headers=headers)
+            response = client.post("/v1/events", content=body, headers=headers)
             took = time.perf_counter() - started
             assert response.status_code == status, (name, response.text[:300])
             assert took < 5, f"{name}: {took:.1f} s"
+
+
+def test_ical_parsing_is_linear(server_factory) -> None:
+    """8 x the input takes about 8 x the time (the quadratic versions took 64 x: 9 s at full size)."""
+    server = server_factory(workers=1)
+    path = "/v1/sources/s/listings/linear/ical"
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        assert client.post(path, content=century_feed(4000)).status_code == 200  # starts the helper process
+        for name, feed, full in (("folded lines", folded_feed, 800_000), ("century-long events", century_feed, 30_000)):
+            took = []
+            for size in (full // 8, full):
+                started = time.perf_counter()
+                response = client.post(path, content=feed(size))
+                took.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text[:300]
+            assert took[1] < 8 * took[0] * 2.5 + 0.5, f"{name}: {took[0]:.2f} s, then {took[1]:.2f} s at 8 x the size"
 
 
 def test_healthz_answers_within_100_ms_while_a_heavy_request_runs(server_factory) -> None:
@@ -126,8 +144,7 @@ def test_healthz_answers_within_100_ms_while_a_heavy_request_runs(server_factory
     listing_ids = [unique_id("heavy") for _ in range(50)]
     events = b"".join(json.dumps(rate(listing_ids[i % 50], 1 + i % 300, 3 + i % 300, "10.00")).encode() + b"\n"
                       for i in range(80_000))
-    feed = (b"BEGIN:VCALENDAR\r\n" + b"BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:19500101\r\nDTEND;VALUE=DATE:20990101\r\n"
-            b"END:VEVENT\r\n" * 30_000 + b"END:VCALENDAR\r\n")
+    feed = century_feed(30_000)
     heavy = [("/v1/events", events, NDJSON), ("/v1/sources/s/listings/l/ical", feed, {})]
     with httpx.Client(base_url=server.url, timeout=60) as client:
         client.get("/healthz")
