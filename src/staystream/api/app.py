@@ -37,6 +37,7 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         gc.collect()
         gc.freeze()  # modules, app, store live on: full collections stop scanning them (performance.md)
         yield
+        app.state.worker.offload.close()  # its helper process, if a large document started one
 
     routes = [*writes.ROUTES, *reads.ROUTES, *operations.ROUTES, *sources.ROUTES]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _no_route},
