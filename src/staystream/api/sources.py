@@ -13,7 +13,6 @@ messages for one hotel arriving at one worker cannot interleave their read-modif
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
 from collections.abc import Callable
@@ -92,13 +91,11 @@ async def post_ical(request: Request, worker: Worker) -> Response:
         raise HTTPError(400, f"currency: '{currency[:40]}' is not an ISO 4217 currency code")
     empty_ok = request.query_params.get("empty_ok", "false").lower() in ("1", "true", "yes")
     try:
-        feed = await _opened(request, worker, ical.read_feed)
+        feed = await _opened(request, worker, functools.partial(ical.read_feed_within, start=start, end=end))
         async with worker.hotel_lock(source, f"listing:{listing_id}"):
-            # a large feed's plan in a thread: the loop gets the GIL back every switch interval
-            plan = functools.partial(ical.plan, feed, source, listing_id, StoreKnown(worker.store, source),
-                                     start=start, end=end, changed_at=dt.datetime.now(dt.UTC),
-                                     currency=currency.strip().upper() if currency else None, empty_ok=empty_ok)
-            result = await asyncio.to_thread(plan) if len(feed.blocks) > 1000 else plan()
+            result = ical.plan(feed, source, listing_id, StoreKnown(worker.store, source), start=start, end=end,
+                               changed_at=dt.datetime.now(dt.UTC),
+                               currency=currency.strip().upper() if currency else None, empty_ok=empty_ok)
             accepted, rejected = 0, []
             if result.outcome.events:
                 parsed = await ingest(worker, result.outcome.events)
