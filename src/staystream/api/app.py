@@ -32,6 +32,7 @@ from staystream.events.ingest import BodyError, Parsed, TooManyEvents, Validator
 from staystream.events.money import MoneyError
 from staystream.events.types import WriteRequest
 from staystream.search.engine import QueryError, parse_query, search
+from staystream.search.flexible import parse_dates_query, search_dates
 from staystream.search.view import Store
 from staystream.writer.wire import WriterClient, WriterUnavailable
 
@@ -205,6 +206,15 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
             raise HTTPError(400, str(exc)) from None
         return json_response(answer)
 
+    @route("/v1/search/dates", "search_dates", ["GET"])
+    async def get_search_dates(request: Request) -> Response:
+        store: Store = state["store"]  # type: ignore[assignment]
+        try:
+            answer = search_dates(store, parse_dates_query(request.query_params, config.horizon_days))
+        except QueryError as exc:
+            raise HTTPError(400, str(exc)) from None
+        return json_response(answer)
+
     @route("/v1/admin/fx", "fx", ["GET", "PUT"])
     async def fx_table(request: Request) -> Response:
         store: Store = state["store"]  # type: ignore[assignment]
@@ -276,7 +286,7 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         await submit(parsed)
         return parsed
 
-    routes = [post_events, get_calendar, get_listing, get_search, fx_table, healthz, readyz,
+    routes = [post_events, get_calendar, get_listing, get_search_dates, get_search, fx_table, healthz, readyz,
               get_metrics, get_openapi, get_docs, *source_routes(
                   route, ingest, lambda: state["store"], lambda request: _read_body(request, config.max_body_bytes))]
     return Starlette(routes=routes, lifespan=lifespan)

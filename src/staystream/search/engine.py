@@ -347,7 +347,7 @@ class _Deals:
         rows, total = self.found.rows[todo], self.found.total[todo]
         similar = _similar_references(self.store, self.query, self.ranking, rows)
         query = self.query
-        open_, totals = window_totals(
+        open_, totals, _ = window_totals(
             self.store.shared, self.store.fx, rows, query.checkin - deals.USUAL_DAYS, 2 * deals.USUAL_DAYS + 1,
             query.nights, self.ranking)
         usual = deals.usual_references(open_, totals, int(UNRANKED))
@@ -641,11 +641,11 @@ def _bookable(shared: SharedArrays, entries: np.ndarray) -> np.ndarray:
 
 def window_totals(
     shared: SharedArrays, fx: Fx, rows: np.ndarray, first_checkin: int, checkins: int, nights: int, target: int,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stays of `nights` nights of each row, checking in on each of `checkins` days from
     `first_checkin`: whether each is open (every night bookable, the check-in night's
-    min_nights allows it) and its total (`stay_totals`; `UNRANKED` where closed), rows x
-    check-ins. One gather of the span's nights, then window sums of running sums: the cost
+    min_nights allows it), its total (`stay_totals`; `UNRANKED` where closed) and whether its
+    nights are in one currency, rows x check-ins. One gather of the span's nights, then window sums of running sums: the cost
     grows with the span, not with check-ins x nights."""
     span = checkins + nights - 1
     entries = _span_entries(shared, rows, first_checkin, span)
@@ -659,6 +659,7 @@ def window_totals(
     running = np.concatenate([zero, np.cumsum(price, axis=1)], axis=1)
     # changes[t]: how often the currency changes from night 0 to night t
     changes = np.concatenate([zero, np.cumsum(currency[:, 1:] != currency[:, :-1], axis=1)], axis=1)
+    single = changes[:, nights - 1 : nights - 1 + checkins] == changes[:, :checkins]
     total = np.full(open_.shape, UNRANKED, dtype=np.int64)
     unit, day = np.nonzero(open_)
     if len(unit):
@@ -667,9 +668,9 @@ def window_totals(
             return price[where], currency[where]
 
         total[unit, day] = stay_totals(
-            fx, running[unit, day + nights] - running[unit, day], currency[unit, day],
-            changes[unit, day + nights - 1] == changes[unit, day], nights_of, target)
-    return open_, total
+            fx, running[unit, day + nights] - running[unit, day], currency[unit, day], single[unit, day],
+            nights_of, target)
+    return open_, total, single
 
 
 def _span_entries(shared: SharedArrays, rows: np.ndarray, first: int, span: int) -> np.ndarray:

@@ -61,6 +61,9 @@ class Store:
         searchable = bool(self.shared["searchable"][row]) if row < len(self.shared["searchable"]) else False
         return {**describe(found, searchable), "place_id": self.place_ids([row]).get(row)}
 
+    def listing_key(self, row: int) -> tuple[str, str]:
+        return db.keys(self.connection, [row])[row]
+
     def place_ids(self, rows: list[int]) -> dict[int, str]:
         """row -> the `place_id` of the row's place (named after the listing that stands for it)."""
         place = self.shared["place"]
