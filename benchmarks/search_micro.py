@@ -30,18 +30,19 @@ import msgspec
 import numpy as np
 from starlette.datastructures import QueryParams
 
-from staystream.durable import sqlite as db
+from staystream.dates import epoch_day
+from staystream.durable import sqlite
 from staystream.events.fx import default_fx
-from staystream.events.ingest import epoch_day
 from staystream.events.money import CURRENCY_INDEX
 from staystream.events.types import RATE_DTYPE
 from staystream.memory.calendar import PAGE, CalendarWriter
+from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.listings import ListingColumns
 from staystream.memory.shm import SharedArrays
+from staystream.paths import database_path
 from staystream.search import engine as search_module
 from staystream.search.engine import parse_query, search
 from staystream.search.view import Store
-from staystream.writer.process import SHARED_ARRAYS
 
 CITY_LAT, CITY_LON = 48.8566, 2.3522
 HALF_LAT, HALF_LON = 0.10, 0.15  # about 22 km x 22 km, as benchmarks/workload.py
@@ -79,7 +80,7 @@ def build(directory: Path, listings: int, nights: int, seed: int, cities: int) -
     shared["described_at"][:listings] = 1
     shared["searchable"][:listings] = 1
 
-    connection = db.connect_writer(directory / "store.sqlite3")
+    connection = sqlite.connect_writer(database_path(directory))
     connection.execute("BEGIN")
     connection.executemany(
         "INSERT INTO listings (row, source, listing_id, name, kind, lat, lon, max_guests, described_at) "
@@ -113,7 +114,7 @@ def build(directory: Path, listings: int, nights: int, seed: int, cities: int) -
         other = rng.random(len(batch)) < 0.05 / 4
         batch["currency"][other] = currencies[2]
         calendar.apply(batch[keep])
-    store = Store(directory / "store.sqlite3", shm, default_fx())
+    store = Store(database_path(directory), shm, default_fx())
     return store, calendar, first
 
 
@@ -123,7 +124,9 @@ def queries(kind: str, count: int, first_night: int, nights: int, centers: np.nd
     for _ in range(count):
         city_lat, city_lon = centers[rng.integers(0, len(centers))]
         stay = min(nights - 1, int(rng.integers(1, 8)) if kind != "long" else int(rng.integers(14, 91)))
-        checkin = dt.date.fromordinal(dt.date(1970, 1, 1).toordinal() + first_night + int(rng.integers(0, nights - stay)))
+        checkin = dt.date.fromordinal(
+            dt.date(1970, 1, 1).toordinal() + first_night + int(rng.integers(0, nights - stay))
+        )
         params: dict[str, str] = {
             "checkin": checkin.isoformat(),
             "checkout": (checkin + dt.timedelta(days=stay)).isoformat(),
@@ -195,15 +198,20 @@ def main(argv: list[str] | None = None) -> int:
                         f"{search_module.INDEX_MIN_ROWS:,} listings (to compare with the spatial index)")
     args = parser.parse_args(argv)
 
-    directory = Path(tempfile.mkdtemp(prefix="staystream-micro-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    directory = Path(
+        tempfile.mkdtemp(prefix="staystream-micro-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+    )
     child = 0
     applied = np.frombuffer(mmap.mmap(-1, 8), dtype=np.int64)
     try:
         started = time.perf_counter()
         store, calendar, first_night = build(directory, args.listings, args.nights, args.seed, args.cities)
-        print(f"{args.listings:,} listings in {args.cities} cities x {args.nights} nights built in {time.perf_counter() - started:.1f} s; "
-              f"python {platform.python_version()}, numpy {np.__version__}, sqlite {sqlite3.sqlite_version}, "
-              f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"{args.listings:,} listings in {args.cities} cities x {args.nights} nights built in "
+            f"{time.perf_counter() - started:.1f} s; "
+            f"python {platform.python_version()}, numpy {np.__version__}, sqlite {sqlite3.sqlite_version}, "
+            f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}"
+        )
         if args.write_load:
             child = write_load(calendar, args.listings, first_night, args.nights, args.write_load, applied)
             load_started = time.perf_counter()

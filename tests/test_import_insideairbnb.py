@@ -44,6 +44,8 @@ pytestmark = pytest.mark.skipif(not CALENDAR.exists(), reason="the Singapore dat
 def run_import(*args: str, cwd: Path, timeout: float = 120) -> tuple[subprocess.CompletedProcess, int]:
     """`staystream import ...` as a child process; returns it and its peak RSS in kB."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if "--rejects" not in args:  # inputs may be the package's own files: keep the rejects out of the tree
+        args = (*args, "--rejects", str(cwd / "rejects.csv"))
     process = subprocess.Popen([sys.executable, "-m", "staystream", "import", *args], cwd=cwd,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     peak = 0
@@ -206,13 +208,14 @@ def test_local_import_refuses_a_data_dir_in_use(city: dict) -> None:
     assert "--url" in result.stderr and "running on data dir" in result.stderr
 
 
-BAD_LISTINGS = '''id,listing_url,name,latitude,longitude,property_type,room_type,accommodates,bedrooms,price,minimum_nights,last_scraped,calendar_last_scraped
-900000000000000001,https://www.airbnb.com/rooms/900000000000000001,"Loft, ""quoted""
+BAD_LISTINGS = ("id,listing_url,name,latitude,longitude,property_type,room_type,accommodates,bedrooms,price,"
+                "minimum_nights,last_scraped,calendar_last_scraped\n"
+                """900000000000000001,https://www.airbnb.com/rooms/900000000000000001,"Loft, ""quoted""
 with a line break",1.29,103.85,Entire loft,Entire home/apt,2,1.0,"$1,234.50",2,2023-09-23,2023-09-23
 900000000000000002,,No latitude,,103.85,Private room in home,Private room,2,,$80.00,1,2023-09-23,2023-09-23
 900000000000000003,,Odd room type,1.29,103.85,Castle,Whole castle,2,,$80.00,1,2023-09-23,2023-09-23
 900000000000000004,,Villa,1.3,103.8,Entire villa,Entire home/apt,8,4,$900.00,3,2023-09-23,2023-09-23
-'''
+""")
 BAD_CALENDAR = '''listing_id,date,available,price,adjusted_price,minimum_nights,maximum_nights
 900000000000000001,2023-10-01,t,"$1,234.50","$1,234.50",2,30
 900000000000000001,2023-10-02,t,$12;34,$12.34,2,30
@@ -228,6 +231,24 @@ BAD_CALENDAR = '''listing_id,date,available,price,adjusted_price,minimum_nights,
 900000000000000005,2023-10-01,t,,,,
 900000000000000005,2023-10-02,f,,,,
 '''
+
+
+def test_the_default_rejects_file_lands_beside_the_input_or_in_the_data_dir(server: Server, tmp_path: Path) -> None:
+    """Never a stray import-rejects.csv in the current folder: beside the input with --url, else in the store."""
+    inputs, cwd = tmp_path / "inputs", tmp_path / "cwd"
+    inputs.mkdir(), cwd.mkdir()
+    (inputs / "listings.csv.gz").write_bytes(gzip.compress(BAD_LISTINGS.encode()))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "staystream", "import", *import_args(inputs / "listings.csv.gz")]
+    remote = subprocess.run([*command, "--url", server.url], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert remote.returncode == 0, remote.stderr
+    assert "latitude: missing" in (inputs / "listings.rejects.csv").read_text()
+    local = subprocess.run([*command, "--data-dir", str(tmp_path / "store")], cwd=cwd, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert local.returncode == 0, local.stderr
+    assert "latitude: missing" in (tmp_path / "store" / "import-rejects.csv").read_text()
+    assert list(cwd.iterdir()) == []
 
 
 def test_malformed_rows_are_rejected_with_line_and_reason(server: Server, tmp_path: Path) -> None:
@@ -377,7 +398,9 @@ def test_runs_of_equal_nights_become_one_rate_event() -> None:
 
 def test_listing_events_keep_ids_as_strings_and_dates_of_the_scrape() -> None:
     data = BAD_LISTINGS.encode()
-    items = list(load("insideairbnb").read([Input("l.csv", io.BytesIO(data))], Options("airbnb", "SGD", city="Singapore")))
+    items = list(
+        load("insideairbnb").read([Input("l.csv", io.BytesIO(data))], Options("airbnb", "SGD", city="Singapore"))
+    )
     first = items[0].event
     assert isinstance(first, ListingEvent)
     assert first.listing_id == "900000000000000001" and (items[0].line, items[0].last_line) == (2, 3)

@@ -18,7 +18,8 @@ import pycountry
 # ISO 4217 minor-unit exponents that differ from 2 (pycountry lists codes, not exponents).
 _EXPONENT_EXCEPTIONS = {
     **dict.fromkeys(
-        ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"], 0
+        ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
+         "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"], 0
     ),
     **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
     **dict.fromkeys(["CLF", "UYW"], 4),
@@ -34,6 +35,8 @@ CURRENCIES: tuple[str, ...] = tuple(
 CURRENCY_INDEX: dict[str, int] = {code: i for i, code in enumerate(CURRENCIES)}
 EXPONENT: tuple[int, ...] = tuple(_EXPONENT_EXCEPTIONS.get(code, 2) for code in CURRENCIES)
 COUNTRIES: frozenset[str] = frozenset(c.alpha_2 for c in pycountry.countries)
+AMOUNT_LIMIT = 10**15
+"""Amounts from here up are refused in any unit: no real price, and int64 minor units of a 4-decimal currency."""
 
 
 class MoneyError(ValueError):

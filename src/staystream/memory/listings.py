@@ -11,12 +11,14 @@ groups offers by it and names the place after that row's key (`search.places.pla
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from staystream.events.types import Delist, Listing
 from staystream.memory.shm import Counter, SharedArrays
 
-ARRAYS = {
+ARRAYS: dict[str, np.dtype[Any]] = {
     "lat": np.dtype("<f8"),
     "lon": np.dtype("<f8"),
     "kind": np.dtype("u1"),
@@ -91,13 +93,13 @@ class ListingColumns:
             self.shared["delisted_at"][row] = delist.changed_at
             self._update_searchable(row)
 
-    def load(self, rows: list[tuple]) -> None:
-        """Restore from `db.listing_columns` rows at start-up, column by column (their last
+    def load(self, rows: list[tuple[Any, ...]]) -> None:
+        """Restore from `sqlite.listing_columns` rows at start-up, column by column (their last
         field, `property_id`, is the writer's: it decides places)."""
         if not rows:
             return
         row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at = (
-            np.array(column, dtype=object) for column in list(zip(*rows))[:8]
+            np.array(column, dtype=object) for column in list(zip(*rows, strict=True))[:8]
         )
         row = row.astype(np.int64)
         described = np.array([value is not None for value in described_at])

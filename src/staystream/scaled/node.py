@@ -1,4 +1,4 @@
-"""Scaled mode in the writer process: `serve --log nats://... --store postgresql://... --role ...`.
+"""Scaled mode in the writer process: `serve --stream nats://... --store postgresql://... --role ...`.
 
 The writer's durable backend when a JetStream log is configured. Durability comes from the
 stream: HTTP workers publish and are acknowledged by JetStream before they hand a request to
@@ -25,6 +25,7 @@ and, through `lag.json` in the shared-memory directory, to every worker's `/read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -34,7 +35,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import nats
@@ -42,31 +43,38 @@ import numpy as np
 from prometheus_client import Gauge, Histogram
 
 from staystream.config import Config
-from staystream.durable import sqlite as db
-from staystream.durable.embedded import Recovered, _lock_directory
+from staystream.durable import sqlite
+from staystream.durable.embedded import Recovered
+from staystream.durable.lock import lock_directory
 from staystream.durable.postgres import (
     CONNECT_TIMEOUT,
     CONNECTION_ERRORS,
+    MIRROR_COLUMNS,
     SCHEMA,
-    _backoff,
-    _rebuild_mirror,
     insert_chunks,
     load_chunks,
+    rebuild_mirror,
 )
 from staystream.durable.snapshot import Piece, from_npy
 from staystream.events.types import RATE_DTYPE, Commit, split_key
+from staystream.paths import writer_socket
+from staystream.retry import retrying
 from staystream.scaled import stream as streamlog
 from staystream.scaled.applier import SCALED_SCHEMA, Applier, partition_list
 from staystream.writer.wire import WriterClient, WriterUnavailable
 
 log = logging.getLogger("staystream.scaled")
+T = TypeVar("T")
 RETRIED: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, nats.errors.Error)
 
 SNAPSHOT_LOCK = 0x53_74_61_79_53_6E_70  # one snapshot writer at a time
 FOLLOW_BATCH = 2_000
 
-follow_lag_messages = Gauge("staystream_follow_lag_messages", "Stream messages this node has not applied yet (-1: unknown)",
-                            multiprocess_mode="max")
+follow_lag_messages = Gauge(
+    "staystream_follow_lag_messages",
+    "Stream messages this node has not applied yet (-1: unknown)",
+    multiprocess_mode="max",
+)
 follow_lag_seconds = Gauge("staystream_follow_lag_seconds", "How far behind the stream this node's reads are",
                            multiprocess_mode="max")
 follow_delay = Histogram(
@@ -81,7 +89,7 @@ class StreamDurable:
         self.roles = streamlog.roles(config.role)
         self.shm_path = shm_path
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self._directory_lock = _lock_directory(config.data_dir)
+        self._directory_lock = lock_directory(config.data_dir)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="mirror")
         self.mirror: Any = None
         self.nc: Any = None
@@ -100,22 +108,22 @@ class StreamDurable:
     @classmethod
     async def open(cls, config: Config, shm_path: Path) -> StreamDurable:
         durable = cls(config, shm_path)
-        durable.nc = await _retrying("connect to NATS", lambda: streamlog.connect(config.log, "staystream-writer"))
+        durable.nc = await _retrying("connect to NATS", lambda: streamlog.connect(config.stream, "staystream-writer"))
         durable.js = durable.nc.jetstream(timeout=5)
-        await streamlog.ensure_stream(durable.nc, config.log_replicas)
+        await streamlog.ensure_stream(durable.nc, config.stream_replicas)
         if durable.roles & {"apply", "search"}:
             if config.store == "embedded":
-                raise SystemExit("--role apply or search with --log needs --store postgresql://... "
+                raise SystemExit("--role apply or search with --stream needs --store postgresql://... "
                                  "(PostgreSQL is the system of record in scaled mode)")
-            import asyncpg  # type: ignore[import-untyped]
+            import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no types
 
             durable.pool = await _retrying("connect to PostgreSQL", lambda: asyncpg.create_pool(
                 config.store, min_size=1, max_size=config.pg_pool_size, timeout=CONNECT_TIMEOUT,
                 server_settings={"synchronous_commit": "on", "application_name": "staystream-scaled"}))
             await _retrying("create the schema", durable._schema)
         if "apply" in durable.roles:
-            partitions = partition_list(config.apply_partitions, config.log_partitions)
-            durable.applier = Applier(durable.js, durable.pool, partitions, config.log_partitions)
+            partitions = partition_list(config.apply_partitions, config.stream_partitions)
+            durable.applier = Applier(durable.js, durable.pool, partitions, config.stream_partitions)
             durable.tasks.append(asyncio.create_task(durable.applier.run()))
         durable.tasks.append(asyncio.create_task(durable._report()))
         return durable
@@ -133,7 +141,7 @@ class StreamDurable:
         loop = asyncio.get_running_loop()
         if "search" not in self.roles:  # ingest or apply only: this node's reads hold nothing
             self.mirror = await loop.run_in_executor(
-                self.thread, _rebuild_mirror, self.config.database_path, [], [])
+                self.thread, rebuild_mirror, self.config.database_path, [], [])
             return Recovered(None, [], [], iter([]))
         started = time.perf_counter()
         found = await _retrying("bootstrap from PostgreSQL", self._read_all)
@@ -151,14 +159,16 @@ class StreamDurable:
             pg_to_local[record[0]] = row
             mirror_entries.append((row, *record[1:]))
         described = {entry[0] for entry in mirror_entries}
-        mirror_entries += [(row, *split_key(key), *([None] * 12)) for row, key in enumerate(keys) if row not in described]
+        mirror_entries += [
+            (row, *split_key(key), *([None] * 12)) for row, key in enumerate(keys) if row not in described
+        ]
         columns = [(int(pg_to_local[r[0]]), r[4], r[5], r[6], r[7], r[11], r[13], r[14], r[8])
                    for r in entries if r[13] is not None or r[14] is not None]
         self.key_of_row = keys
         self.start_seq = positions + 1
         self.followed_seq = positions
         self.mirror = await loop.run_in_executor(
-            self.thread, _rebuild_mirror, self.config.database_path, mirror_entries, settings)
+            self.thread, rebuild_mirror, self.config.database_path, mirror_entries, settings)
         stream = await self.js.stream_info(streamlog.STREAM)
         if stream.state.first_seq > self.start_seq and stream.state.messages:
             log.error("the stream no longer holds messages PostgreSQL lacks; raise the stream's retention",
@@ -167,29 +177,31 @@ class StreamDurable:
             "listings": len(keys), "snapshot": state is not None, "log_rows": len(logs),
             "stream_from": self.start_seq, "seconds": round(time.perf_counter() - started, 3)})
         self.tasks += [asyncio.create_task(self._follow()), asyncio.create_task(self._watch_stream())]
-        return Recovered(None if state is None else (0, state), [(row, *split_key(key)) for row, key in enumerate(keys)],
-                         columns, _remapped(logs, pg_to_local))
+        return Recovered(
+            None if state is None else (0, state),
+            [(row, *split_key(key)) for row, key in enumerate(keys)],
+            columns,
+            _remapped(logs, pg_to_local),
+        )
 
     async def _read_all(self) -> tuple[Any, ...]:
-        from staystream.durable.postgres import MIRROR_COLUMNS
-
-        async with self.pool.acquire() as connection:
-            async with connection.transaction(isolation="repeatable_read", readonly=True):
-                snapshot = await connection.fetchrow(
-                    "SELECT seq, stream_seq FROM staystream.snapshots WHERE stream_seq IS NOT NULL "
-                    "ORDER BY stream_seq DESC LIMIT 1")
-                keys: list[str] = []
-                state = None
-                if snapshot is not None:
-                    keys, state = await _load_snapshot(connection, snapshot["seq"])
-                entries = [tuple(r) for r in await connection.fetch(
-                    f"SELECT {MIRROR_COLUMNS} FROM staystream.listings ORDER BY row")]
-                settings = [tuple(r) for r in await connection.fetch("SELECT name, value FROM staystream.settings")]
-                logs = [r["events"] for r in await connection.fetch("SELECT events FROM staystream.rate_log ORDER BY seq")]
-                counted = await connection.fetchrow(
-                    "SELECT count(*) AS n, coalesce(min(stream_seq), 0) AS low FROM staystream.positions "
-                    "WHERE partition < $1", self.config.log_partitions)
-        complete = counted["n"] == self.config.log_partitions
+        async with self.pool.acquire() as connection, connection.transaction(
+                isolation="repeatable_read", readonly=True):
+            snapshot = await connection.fetchrow(
+                "SELECT seq, stream_seq FROM staystream.snapshots WHERE stream_seq IS NOT NULL "
+                "ORDER BY stream_seq DESC LIMIT 1")
+            keys: list[str] = []
+            state = None
+            if snapshot is not None:
+                keys, state = await _load_snapshot(connection, snapshot["seq"])
+            entries = [tuple(r) for r in await connection.fetch(
+                f"SELECT {MIRROR_COLUMNS} FROM staystream.listings ORDER BY row")]
+            settings = [tuple(r) for r in await connection.fetch("SELECT name, value FROM staystream.settings")]
+            logs = [r["events"] for r in await connection.fetch("SELECT events FROM staystream.rate_log ORDER BY seq")]
+            counted = await connection.fetchrow(
+                "SELECT count(*) AS n, coalesce(min(stream_seq), 0) AS low FROM staystream.positions "
+                "WHERE partition < $1", self.config.stream_partitions)
+        complete = counted["n"] == self.config.stream_partitions
         return keys, state, entries, settings, logs, counted["low"] if complete else 0
 
     # -- following the stream ------------------------------------------------------------
@@ -197,7 +209,7 @@ class StreamDurable:
     async def _follow(self) -> None:
         from nats.js.api import ConsumerConfig, DeliverPolicy
 
-        client = WriterClient(str(self.shm_path / "writer.sock"))
+        client = WriterClient(str(writer_socket(self.shm_path)))
         while True:  # the writer listens once recovery returned
             try:
                 await client.connect()
@@ -269,7 +281,7 @@ class StreamDurable:
         """Durable already (JetStream acknowledged it, or it came from the stream): mirror only."""
         if commit.describes:
             await asyncio.get_running_loop().run_in_executor(
-                self.thread, db.commit_group, self.mirror, commit.without_rates()
+                self.thread, sqlite.commit_group, self.mirror, commit.without_rates()
             )
         for row, source, listing_id in commit.new_keys:
             assert row == len(self.key_of_row), (row, len(self.key_of_row))
@@ -312,10 +324,8 @@ class StreamDurable:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.nc is not None:
-            try:
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.close(), 5)
-            except Exception:
-                pass
         if self.pool is not None:
             try:
                 await asyncio.wait_for(self.pool.close(), 10)
@@ -339,13 +349,5 @@ async def _load_snapshot(connection: Any, snapshot_id: int) -> tuple[list[str], 
     return keys, {name: from_npy(blob) for name, blob in blobs.items()}
 
 
-async def _retrying(what: str, step: Callable[[], Awaitable[Any]]) -> Any:
-    attempt = 0
-    while True:
-        try:
-            return await step()
-        except RETRIED as exc:
-            attempt += 1
-            if attempt % 10 == 1:
-                log.warning("retrying", extra={"during": what, "error": f"{type(exc).__name__}: {exc}"})
-            await asyncio.sleep(_backoff(attempt))
+async def _retrying(what: str, step: Callable[[], Awaitable[T]]) -> T:
+    return await retrying(step, RETRIED, log, "retrying", what)

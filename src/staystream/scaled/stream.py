@@ -1,8 +1,8 @@
 """Scaled mode's replicated log: one NATS JetStream stream, partitioned by listing.
 
-`serve --log nats://a:4222,nats://b:4222 --store postgresql://...` puts a JetStream stream
+`serve --stream nats://a:4222,nats://b:4222 --store postgresql://...` puts a JetStream stream
 between ingest and everything else. Subjects are `staystream.events.<partition>`, with
-partition = crc32(key) mod `--log-partitions`, so every event of one listing goes to one
+partition = crc32(key) mod `--stream-partitions`, so every event of one listing goes to one
 partition and keeps its order there. A message is one `types.WriteRequest` in msgpack: the
 valid events of one HTTP request that fall in that partition, listings named by key (row
 numbers are local to each node).
@@ -36,7 +36,7 @@ try:
     import nats
     from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 except ImportError:  # pragma: no cover - depends on the install
-    raise ImportError("--log nats://... needs nats-py: pip install 'staystream[scale]'") from None
+    raise ImportError("--stream nats://... needs nats-py: pip install 'staystream[scale]'") from None
 
 log = logging.getLogger("staystream.streamlog")
 
@@ -92,7 +92,7 @@ def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
     part = np.fromiter((partition_of(k, partitions) for k in keys), np.int64, len(keys))
     rates = np.frombuffer(request.rates, RATE_DTYPE)
     rate_part = part[rates["key"]] if len(rates) else np.empty(0, np.int64)
-    listing_part = [partition_of(l.key, partitions) for l in request.listings]
+    listing_part = [partition_of(listing.key, partitions) for listing in request.listings]
     delist_part = [partition_of(d.key, partitions) for d in request.delists]
     touched = set(rate_part.tolist()) | set(listing_part) | set(delist_part)
     if not touched:
@@ -106,8 +106,8 @@ def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
         chosen["key"] = renumber[chosen["key"]]
         out[p] = WriteRequest(
             0, [keys[i] for i in mine.tolist()], chosen.tobytes(),
-            [l for l, q in zip(request.listings, listing_part) if q == p],
-            [d for d, q in zip(request.delists, delist_part) if q == p],
+            [listing for listing, q in zip(request.listings, listing_part, strict=True) if q == p],
+            [d for d, q in zip(request.delists, delist_part, strict=True) if q == p],
             request.newest, request.fx if p == min(touched) else None,
         )
     return out

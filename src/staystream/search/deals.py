@@ -41,7 +41,7 @@ def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.
     """Great-circle distance, elementwise (mean Earth radius, as the contract says)."""
     phi1, phi2 = np.radians(lat1), np.radians(lat2)
     a = np.sin((phi2 - phi1) / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1))))
 
 
 def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -141,7 +141,7 @@ def percent_tenths(total: np.ndarray, reference: np.ndarray) -> np.ndarray:
     reference = np.maximum(reference, 1)
     quotient, remainder = np.divmod((reference - total) * 1000, reference)
     up = (2 * remainder > reference) | ((2 * remainder == reference) & (quotient % 2 == 1))
-    return quotient + up
+    return np.asarray(quotient + up)
 
 
 def percent_text(tenths: int) -> str:

@@ -51,10 +51,18 @@ from typing import Protocol
 import msgspec
 import numpy as np
 
-from staystream.durable import sqlite as db
+from staystream.dates import day_from_epoch, epoch_day, format_changed_at
+from staystream.durable import sqlite
 from staystream.events.fx import Fx
-from staystream.events.ingest import day_from_epoch, epoch_day, format_changed_at
-from staystream.events.money import CURRENCIES, CURRENCY_INDEX, EXPONENT, MoneyError, format_minor, parse_decimal
+from staystream.events.money import (
+    AMOUNT_LIMIT,
+    CURRENCIES,
+    CURRENCY_INDEX,
+    EXPONENT,
+    MoneyError,
+    format_minor,
+    parse_decimal,
+)
 from staystream.events.types import KIND_INDEX, KINDS
 from staystream.memory.calendar import PAGE
 from staystream.memory.shm import Counter, SharedArrays
@@ -159,7 +167,9 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
     code = optional("currency")
     if code is not None:
         if code.upper() not in CURRENCY_INDEX:
-            raise QueryError(f"currency: '{code}' is not an ISO 4217 code of a currency prices are in; expected a code like EUR")
+            raise QueryError(
+                f"currency: '{code}' is not an ISO 4217 code of a currency prices are in; expected a code like EUR"
+            )
         currency = CURRENCY_INDEX[code.upper()]
     sort = optional("sort") or "total"
     _choice("sort", sort, SORTS)
@@ -322,7 +332,7 @@ def cheapest_per_place(store: Store, place: np.ndarray, total: np.ndarray, rows:
 
 def key_ranks(store: Store, rows: np.ndarray) -> np.ndarray:
     """The rows' order by (source, listing_id): ranks among these rows only."""
-    keys = db.keys(store.connection, rows.tolist())
+    keys = sqlite.keys(store.connection, rows.tolist())
     ranked = sorted(set(keys.values()))
     rank = {key: i for i, key in enumerate(ranked)}
     return np.array([rank.get(keys.get(row, ("", "")), -1) for row in rows.tolist()], dtype=np.int64)
@@ -363,7 +373,8 @@ class _Deals:
         if not kind:
             return None
         reference = int(self.reference[position])
-        tenths = int(deals.percent_tenths(self.found.total[position : position + 1], self.reference[position : position + 1])[0])
+        window = slice(position, position + 1)
+        tenths = int(deals.percent_tenths(self.found.total[window], self.reference[window])[0])
         return {"kind": deals.KINDS[kind - 1], "percent_below": deals.percent_text(tenths),
                 "reference_total": format_minor(reference, self.ranking)}
 
@@ -375,7 +386,8 @@ def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarr
     lat, lon = shared["lat"][rows], shared["lon"][rows]
     kind = shared["kind"][rows].astype(np.int64)
     group = kind << 16 | shared["max_guests"][rows].astype(np.int64)
-    pool = _candidates(shared, _around(lat, lon, deals.SIMILAR_RADIUS_KM), query.guests, tuple(np.unique(kind).tolist()))
+    area = _around(lat, lon, deals.SIMILAR_RADIUS_KM)
+    pool = _candidates(shared, area, query.guests, tuple(np.unique(kind).tolist()))
     pool_group = shared["kind"][pool].astype(np.int64) << 16 | shared["max_guests"][pool].astype(np.int64)
     pool = pool[np.isin(pool_group, group)]
     pool, _, entries = _open_stays(shared, pool, query.checkin, query.nights)
@@ -429,7 +441,7 @@ def _candidates(shared: SharedArrays, area: Area, guests: int, kinds: tuple[int,
     keep = (shared["searchable"][rows] == 1) & (shared["max_guests"][rows] >= guests)
     if kinds:
         keep &= np.isin(shared["kind"][rows], kinds)
-    return rows[keep]
+    return rows[keep]  # type: ignore[no-any-return]  # numpy types this operation as Any
 
 
 class PlaceIndex:
@@ -457,12 +469,16 @@ class PlaceIndex:
 
     def candidates(self, shared: SharedArrays, area: Area, rows_in_use: int) -> np.ndarray:
         """Sorted rows that may be inside the area (a superset: check their coordinates)."""
-        cells = np.arange(_cell(area.min_lat), _cell(area.max_lat) + 1) * CELL_STRIDE
+        cells = np.arange(_cell(area.min_lat), _cell(area.max_lat) + 1) * CELL_STRIDE  # type: ignore[call-overload]  # 0-d bounds
         starts, ends = [], []
         for low, high in area.lon_ranges:
             starts.append(np.searchsorted(self.keys, cells + (low + 180 - 1e-9), "left"))
             ends.append(np.searchsorted(self.keys, cells + (high + 180 + 1e-9), "right"))
-        parts = [self.order[s:e] for s, e in zip(np.concatenate(starts).tolist(), np.concatenate(ends).tolist()) if e > s]
+        parts: list[np.ndarray] = [
+            self.order[s:e]
+            for s, e in zip(np.concatenate(starts).tolist(), np.concatenate(ends).tolist(), strict=True)
+            if e > s
+        ]
         moves = int(shared.counters[Counter.MOVED])
         if moves > self.moves:
             log = _fresh(shared, "moved", np.array([moves - 1]))[self.moves : moves].astype(np.int64)
@@ -493,7 +509,7 @@ def _cell(lat: float | np.ndarray) -> np.ndarray:
 
 
 def _place_key(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    return _cell(lat) * CELL_STRIDE + (lon + 180)
+    return _cell(lat) * CELL_STRIDE + (lon + 180)  # type: ignore[no-any-return]  # numpy types this operation as Any
 
 
 def _place_index(shared: SharedArrays, rows_in_use: int, area: Area) -> PlaceIndex | None:
@@ -590,13 +606,15 @@ def _distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_lon
     dphi = phi2 - phi1
     dlambda = np.radians(center_lon - lon)
     a = np.sin(dphi / 2) ** 2 + np.cos(phi1) * math.cos(phi2) * np.sin(dlambda / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))  # type: ignore[no-any-return]  # numpy types this operation as Any
 
 
 # -- the calendar ------------------------------------------------------------------------------
 
 
-def _open_stays(shared: SharedArrays, rows: np.ndarray, checkin: int, nights: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _open_stays(
+    shared: SharedArrays, rows: np.ndarray, checkin: int, nights: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows available every night whose check-in night allows the stay, which of the given
     rows they are, and their entries, nights x rows (night-major: the reductions over the nights
     of each row then run over contiguous memory, several times faster than along short rows).
@@ -636,7 +654,7 @@ def _open_stays(shared: SharedArrays, rows: np.ndarray, checkin: int, nights: in
 def _bookable(shared: SharedArrays, entries: np.ndarray) -> np.ndarray:
     """Which nights (entry ids) a stay may include: available and priced."""
     available = _fresh(shared, "entry_available", entries)[entries] == 1
-    return available & (_fresh(shared, "entry_price", entries)[entries] >= 0)
+    return np.asarray(available & (_fresh(shared, "entry_price", entries)[entries] >= 0))
 
 
 def window_totals(
@@ -645,8 +663,8 @@ def window_totals(
     """Stays of `nights` nights of each row, checking in on each of `checkins` days from
     `first_checkin`: whether each is open (every night bookable, the check-in night's
     min_nights allows it), its total (`stay_totals`; `UNRANKED` where closed) and whether its
-    nights are in one currency, rows x check-ins. One gather of the span's nights, then window sums of running sums: the cost
-    grows with the span, not with check-ins x nights."""
+    nights are in one currency, rows x check-ins. One gather of the span's nights, then window
+    sums of running sums: the cost grows with the span, not with check-ins x nights."""
     span = checkins + nights - 1
     entries = _span_entries(shared, rows, first_checkin, span)
     bookable = _bookable(shared, entries)
@@ -713,7 +731,9 @@ def _totals(fx: Fx, price: np.ndarray, currency: np.ndarray, single: np.ndarray,
 NightsOf = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def stay_totals(fx: Fx, sums: np.ndarray, own: np.ndarray, single: np.ndarray, nights_of: NightsOf, target: int) -> np.ndarray:
+def stay_totals(
+    fx: Fx, sums: np.ndarray, own: np.ndarray, single: np.ndarray, nights_of: NightsOf, target: int,
+) -> np.ndarray:
     """The exact totals of many stays ((unit, check-in) pairs) in `target` minor units,
     `UNRANKED` where they cannot be converted: every total search ranks, filters or compares
     is made here (mandatory fees will join the nights here too).
@@ -754,7 +774,7 @@ def stay_totals(fx: Fx, sums: np.ndarray, own: np.ndarray, single: np.ndarray, n
 def exact_total(fx: Fx, prices: Iterable[int], currencies: Iterable[int], target: int) -> int:
     """The stay's total in `target` minor units, by the rule in this module's docstring."""
     sums: dict[int, int] = {}
-    for price, currency in zip(prices, currencies):
+    for price, currency in zip(prices, currencies, strict=True):
         sums[currency] = sums.get(currency, 0) + price
     if len(sums) == 1:
         ((currency, minor),) = sums.items()
@@ -769,7 +789,7 @@ def exact_total(fx: Fx, prices: Iterable[int], currencies: Iterable[int], target
 def _half_even_div(total: np.ndarray, divisor: int) -> np.ndarray:
     quotient, remainder = np.divmod(total, divisor)
     up = (2 * remainder > divisor) | ((2 * remainder == divisor) & (quotient % 2 == 1))
-    return quotient + up
+    return quotient + up  # type: ignore[no-any-return]  # numpy types this operation as Any
 
 
 # -- ranking and pages -------------------------------------------------------------------------
@@ -778,7 +798,7 @@ def _half_even_div(total: np.ndarray, divisor: int) -> np.ndarray:
 def _after(keys: list[np.ndarray], rows: np.ndarray, after_keys: list[int | float], after_row: int) -> np.ndarray:
     """Which (keys..., row) come strictly after the cursor's, lexicographically."""
     later = rows > after_row
-    for key, value in reversed(list(zip(keys, after_keys))):
+    for key, value in reversed(list(zip(keys, after_keys, strict=False))):
         later = (key > value) | ((key == value) & later)
     return later
 
@@ -799,7 +819,7 @@ def _results(store: Store, query: Query, found: Found, page: np.ndarray, place: 
     many nights), so each (price, currency) is converted and formatted once a page."""
     shared, fx = store.shared, store.fx
     rows, entries, distance = found.rows[page], found.entries[:, page], found.distance[page]
-    found_rows = db.details(store.connection, np.concatenate([rows, found.rows[offers]]).tolist())
+    found_rows = sqlite.details(store.connection, np.concatenate([rows, found.rows[offers]]).tolist())
     place_ids = store.place_ids(rows.tolist())
     days = [day_from_epoch(query.checkin + i).isoformat() for i in range(query.nights)]
     changed_at = shared["entry_changed_at"][entries].max(axis=0).tolist() if len(rows) else []
@@ -842,7 +862,7 @@ def _results(store: Store, query: Query, found: Found, page: np.ndarray, place: 
     results = []
     for position, row, prices, currencies, distance_km, changed in zip(
         page.tolist(), rows.tolist(), shared["entry_price"][entries].T.tolist(),
-        shared["entry_currency"][entries].T.tolist(), distance.tolist(), changed_at,
+        shared["entry_currency"][entries].T.tolist(), distance.tolist(), changed_at, strict=False,
     ):
         if row not in found_rows:  # only if SQLite lost a row the shared columns still have
             continue
@@ -862,7 +882,7 @@ def _results(store: Store, query: Query, found: Found, page: np.ndarray, place: 
             "nights": [
                 {"night": day, "price": shown_text(price, currency, shown), "listing_price": text(price, currency),
                  "listing_currency": codes[currency]}
-                for day, price, currency in zip(days, prices, currencies)
+                for day, price, currency in zip(days, prices, currencies, strict=True)
             ],
             "listing_currency": CURRENCIES[own],
             "listing_total": format_minor(total if shown == own else exact_total(fx, prices, currencies, own), own),
@@ -958,6 +978,6 @@ def _price(name: str, text: str | None) -> Decimal | None:
         raise QueryError(f"{name}: '{text}' is not a decimal amount; expected a number like 150 or 99.50") from None
     if amount < 0:
         raise QueryError(f"{name}: '{text}' is negative; expected an amount >= 0")
-    if amount >= 10**15:
+    if amount >= AMOUNT_LIMIT:
         raise QueryError(f"{name}: '{text}' is out of range; expected an amount below 10^15")
     return amount

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from staystream.events.ingest import day_from_epoch
+from staystream.dates import day_from_epoch
 from staystream.events.money import CURRENCIES, format_minor
 from staystream.search import engine
 from staystream.search.engine import UNRANKED, MultiParams, Query, QueryError

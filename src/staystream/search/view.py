@@ -9,21 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
-from staystream.durable import sqlite as db
+from staystream.dates import day_from_epoch, format_changed_at
+from staystream.durable import sqlite
 from staystream.events.fx import Fx, load_fx
-from staystream.events.ingest import day_from_epoch, format_changed_at
 from staystream.events.money import CURRENCIES, format_minor
 from staystream.events.types import KINDS
 from staystream.memory.calendar import PAGE, CalendarReader
+from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.shm import Counter, SharedArrays
-from staystream.writer.process import SHARED_ARRAYS
 
 
 class Store:
     def __init__(self, database_path: Path, shm_path: Path, fx: Fx) -> None:
         self.shared = SharedArrays(shm_path, SHARED_ARRAYS, create=False)
         self.calendar = CalendarReader(self.shared)
-        self.connection = db.connect_reader(database_path)
+        self.connection = sqlite.connect_reader(database_path)
         self.fx = fx
         self._fx_generation = 0
         self.refresh()
@@ -33,7 +33,7 @@ class Store:
         self.shared.refresh()
         generation = int(self.shared.counters[Counter.FX_GENERATION])
         if generation != self._fx_generation:
-            stored = db.setting(self.connection, "fx")
+            stored = sqlite.setting(self.connection, "fx")
             if stored is not None:
                 self.fx = load_fx(stored)
             self._fx_generation = generation
@@ -54,15 +54,15 @@ class Store:
     def find(self, source: str, listing_id: str) -> int | None:
         source = source.strip().lower()
         listing_id = unicodedata.normalize("NFC", listing_id.strip())
-        return db.find_row(self.connection, source, listing_id)
+        return sqlite.find_row(self.connection, source, listing_id)
 
     def listing(self, row: int) -> dict[str, object]:
-        found = db.details(self.connection, [row])[row]
+        found = sqlite.details(self.connection, [row])[row]
         searchable = bool(self.shared["searchable"][row]) if row < len(self.shared["searchable"]) else False
         return {**describe(found, searchable), "place_id": self.place_ids([row]).get(row)}
 
     def listing_key(self, row: int) -> tuple[str, str]:
-        return db.keys(self.connection, [row])[row]
+        return sqlite.keys(self.connection, [row])[row]
 
     def place_ids(self, rows: list[int]) -> dict[int, str]:
         """row -> the `place_id` of the row's place (named after the listing that stands for it)."""
@@ -71,7 +71,7 @@ class Store:
             self.shared.refresh()
             place = self.shared["place"]
         places = {row: int(place[row]) for row in rows}
-        keys = db.keys(self.connection, sorted(set(places.values())))
+        keys = sqlite.keys(self.connection, sorted(set(places.values())))
         return {row: place_id(*keys[p]) for row, p in places.items() if p in keys}
 
     def nights(self, row: int, start: int | None, end: int | None) -> list[dict[str, object]]:
@@ -134,7 +134,7 @@ def describe(found: dict[str, object], searchable: bool) -> dict[str, object]:
         "source": found["source"],
         "listing_id": found["listing_id"],
         "name": found.get("name"),
-        "kind": None if kind is None else KINDS[kind],  # type: ignore[index]
+        "kind": KINDS[kind] if isinstance(kind, int) else None,
         "lat": found.get("lat"),
         "lon": found.get("lon"),
         "max_guests": found.get("max_guests"),
@@ -143,7 +143,7 @@ def describe(found: dict[str, object], searchable: bool) -> dict[str, object]:
         "country": found.get("country"),
         "bedrooms": found.get("bedrooms"),
         "url": found.get("url"),
-        "described_at": None if described_at is None else format_changed_at(described_at),  # type: ignore[arg-type]
-        "delisted_at": None if delisted_at is None else format_changed_at(delisted_at),  # type: ignore[arg-type]
+        "described_at": format_changed_at(described_at) if isinstance(described_at, int) else None,
+        "delisted_at": format_changed_at(delisted_at) if isinstance(delisted_at, int) else None,
         "searchable": searchable,
     }
