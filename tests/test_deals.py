@@ -376,7 +376,7 @@ def test_search_dates_refuses_bad_parameters(server) -> None:
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_comparables_break_ties_by_source_and_listing_id(data: st.DataObject) -> None:
-    n = data.draw(st.integers(11, 40))
+    n = data.draw(st.integers(11, 90))
     lat = np.array([data.draw(st.sampled_from([10.0, 10.0, 10.01, 10.02, 10.05])) for _ in range(n)])
     lon = np.array([data.draw(st.sampled_from([20.0, 20.0, 20.01, 20.03])) for _ in range(n)])
     group = np.array([data.draw(st.sampled_from([1, 1, 1, 2])) for _ in range(n)])
@@ -385,12 +385,28 @@ def test_comparables_break_ties_by_source_and_listing_id(data: st.DataObject) ->
     keys = [(data.draw(st.sampled_from(["a", "b"])), f"{i:03d}") for i in range(n)]
     rank = {key: i for i, key in enumerate(sorted(keys))}
     rows = np.arange(n)
-    got = deals.similar_references(lat, lon, group, place, lat, lon, group, place, total, rows,
-                                   lambda some: np.array([rank[keys[r]] for r in some.tolist()]))
+    is_open = np.array([data.draw(st.booleans()) for _ in range(n)])
+    asked = []
+
+    def totals_of(indices: np.ndarray) -> np.ndarray:
+        asked.extend(indices.tolist())
+        return np.where(is_open[indices], total[indices], deals.NONE)
+
+    # Every path: retries for more neighbours, the k-d tree and the scan.
+    saved = deals.FIRST_NEAREST, deals.SCAN_LIMIT
+    deals.FIRST_NEAREST = data.draw(st.sampled_from([11, 12, 16, 32]))
+    deals.SCAN_LIMIT = data.draw(st.sampled_from([0, 10**9]))
+    try:
+        got = deals.similar_references(lat, lon, group, place, lat, lon, group, place, rows, totals_of,
+                                       lambda some: np.array([rank[keys[r]] for r in some.tolist()]))
+    finally:
+        deals.FIRST_NEAREST, deals.SCAN_LIMIT = saved
+    assert len(asked) == len(set(asked))  # each total asked once
     for u in range(n):
         near = sorted(
             (haversine(lat[u], lon[u], lat[v], lon[v]), keys[v], int(total[v])) for v in range(n)
-            if group[v] == group[u] and place[v] != place[u] and haversine(lat[u], lon[u], lat[v], lon[v]) <= 5.0)
+            if group[v] == group[u] and place[v] != place[u] and is_open[v]
+            and haversine(lat[u], lon[u], lat[v], lon[v]) <= 5.0)
         expected = sorted(t for *_, t in near[:10])[4] if len(near) >= 10 else deals.NONE
         assert got[u] == expected, u
 
