@@ -16,8 +16,8 @@ import datetime as dt
 import itertools
 import json
 import math
-import time
 import random
+import time
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 
