@@ -39,7 +39,7 @@ KeyRanks = Callable[[np.ndarray], np.ndarray]  # rows -> their order by (source,
 TotalsOf = Callable[[np.ndarray], np.ndarray]  # pool indices -> totals of the stay, NONE if not open
 UNKNOWN = -2  # a total not asked yet
 FIRST_NEAREST = 32  # neighbours first read per unit: enough open ones for most
-SCAN_LIMIT = 200_000  # distances (units x pool of a group) below which a scan beats building a tree
+SCAN_LIMIT = 20_000  # distances (units x pool of a group) below which a scan beats building a tree
 
 
 def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
