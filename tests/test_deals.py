@@ -393,15 +393,15 @@ def test_comparables_break_ties_by_source_and_listing_id(data: st.DataObject) ->
         asked.extend(indices.tolist())
         return np.where(is_open[indices], total[indices], deals.NONE)
 
-    # Every path: retries for more neighbours, the k-d tree and the scan.
-    saved = deals.FIRST_NEAREST, deals.SCAN_LIMIT
+    # Every path: retries for more neighbours, the k-d tree and all pairs at once.
+    saved = deals.FIRST_NEAREST, deals.PAIRS_LIMIT
     deals.FIRST_NEAREST = data.draw(st.sampled_from([11, 12, 16, 32]))
-    deals.SCAN_LIMIT = data.draw(st.sampled_from([0, 10**9]))
+    deals.PAIRS_LIMIT = data.draw(st.sampled_from([0, 10**9]))
     try:
         got = deals.similar_references(lat, lon, group, place, lat, lon, group, place, rows, totals_of,
                                        lambda some: np.array([rank[keys[r]] for r in some.tolist()]))
     finally:
-        deals.FIRST_NEAREST, deals.SCAN_LIMIT = saved
+        deals.FIRST_NEAREST, deals.PAIRS_LIMIT = saved
     assert len(asked) == len(set(asked))  # each total asked once
     for u in range(n):
         near = sorted(

@@ -39,7 +39,7 @@ KeyRanks = Callable[[np.ndarray], np.ndarray]  # rows -> their order by (source,
 TotalsOf = Callable[[np.ndarray], np.ndarray]  # pool indices -> totals of the stay, NONE if not open
 UNKNOWN = -2  # a total not asked yet
 FIRST_NEAREST = 32  # neighbours first read per unit: enough open ones for most
-SCAN_LIMIT = 20_000  # distances (units x pool of a group) below which a scan beats building a tree
+PAIRS_LIMIT = 200_000  # (unit, pool member) pairs below which every distance is computed, in one pass
 
 
 def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
@@ -73,26 +73,6 @@ class _Tree:
         return np.asarray(self.tree.query_ball_point(point, _chord(km)), dtype=np.int64)
 
 
-class _Scan:
-    """The same answers by computing every distance: cheaper than building a tree for a few
-    units (the deals of one page)."""
-
-    def __init__(self, lat: np.ndarray, lon: np.ndarray) -> None:
-        self.lat, self.lon, self.size = lat, lon, len(lat)
-
-    def nearest(self, lat: np.ndarray, lon: np.ndarray, k: int) -> np.ndarray:
-        distance = haversine_km(lat[:, None], lon[:, None], self.lat[None, :], self.lon[None, :])
-        distance[distance > SIMILAR_RADIUS_KM * (1 + 1e-9)] = np.inf
-        found = np.argpartition(distance, k - 1, axis=1)[:, :k] if k < self.size else np.tile(
-            np.arange(self.size), (len(lat), 1))
-        found = np.take_along_axis(found, np.argsort(np.take_along_axis(distance, found, axis=1), axis=1), axis=1)
-        return np.where(np.isfinite(np.take_along_axis(distance, found, axis=1)), found, self.size)
-
-    def within(self, lat: float, lon: float, km: float) -> np.ndarray:
-        distance = haversine_km(np.full(self.size, lat), np.full(self.size, lon), self.lat, self.lon)
-        return np.flatnonzero(distance <= km * (1 + 1e-9))
-
-
 def _chord(km: float) -> float:
     """The chord of an arc of `km`, a hair longer: the tree pre-selects, haversine decides."""
     return 2 * math.sin(km / EARTH_RADIUS_KM / 2) * (1 + 1e-9) + 1e-12
@@ -111,13 +91,20 @@ def similar_references(
     for the units that did not find enough open ones: most of a city is never read."""
     reference = np.full(len(unit_lat), NONE, dtype=np.int64)
     known = np.full(len(pool_lat), UNKNOWN, dtype=np.int64)
-    todo: dict[int, tuple[np.ndarray, _Tree | _Scan, np.ndarray, int]] = {}  # group: members, finder, units, k
+    by_group = np.argsort(pool_group, kind="stable")
+    first = np.searchsorted(pool_group[by_group], unit_group, "left")
+    last = np.searchsorted(pool_group[by_group], unit_group, "right")
+    if int((last - first).sum()) <= PAIRS_LIMIT:
+        _similar_by_pairs(reference, by_group, first, last, unit_lat, unit_lon, unit_place, pool_lat, pool_lon,
+                          pool_place, pool_row, known, totals_of, key_ranks)
+        return reference
+    todo: dict[int, tuple[np.ndarray, _Tree, np.ndarray, int]] = {}  # group: members, tree, units, k
     for group in np.unique(unit_group).tolist():
         members = np.flatnonzero(pool_group == group)
         if len(members) > COMPARABLES:  # the unit itself is one of them
             units = np.flatnonzero(unit_group == group)
-            finder = (_Scan if len(units) * len(members) <= SCAN_LIMIT else _Tree)(pool_lat[members], pool_lon[members])
-            todo[group] = (members, finder, units, min(len(members), FIRST_NEAREST))
+            todo[group] = (members, _Tree(pool_lat[members], pool_lon[members]), units,
+                           min(len(members), FIRST_NEAREST))
     while todo:
         found = {}
         for group, (_, finder, units, k) in todo.items():
@@ -135,8 +122,46 @@ def similar_references(
     return reference
 
 
+def _similar_by_pairs(
+    reference: np.ndarray, by_group: np.ndarray, first: np.ndarray, last: np.ndarray, unit_lat: np.ndarray,
+    unit_lon: np.ndarray, unit_place: np.ndarray, pool_lat: np.ndarray, pool_lon: np.ndarray,
+    pool_place: np.ndarray, pool_row: np.ndarray, known: np.ndarray, totals_of: TotalsOf, key_ranks: KeyRanks,
+) -> None:
+    """For a few units (a page's): every (unit, member of its group) distance at once, the
+    totals of those within 5 km, the 10 nearest of each by sorting the pairs."""
+    counts = last - first
+    unit = np.repeat(np.arange(len(first)), counts)
+    member = by_group[first[unit] + np.arange(len(unit)) - np.repeat(np.cumsum(counts) - counts, counts)]
+    distance = haversine_km(unit_lat[unit], unit_lon[unit], pool_lat[member], pool_lon[member])
+    near = (distance <= SIMILAR_RADIUS_KM) & (pool_place[member] != unit_place[unit])
+    unit, member, distance = unit[near], member[near], distance[near]
+    asked = np.unique(member[known[member] == UNKNOWN])
+    if len(asked):
+        known[asked] = totals_of(asked)
+    open_ = known[member] >= 0
+    order = np.lexsort((distance[open_], unit[open_]))
+    unit, member, distance = unit[open_][order], member[open_][order], distance[open_][order]
+    count = np.bincount(unit, minlength=len(first))
+    start = np.cumsum(count) - count
+    enough = np.flatnonzero(count >= COMPARABLES)
+    tenth = distance[start[enough] + COMPARABLES - 1]
+    after = np.where(count[enough] > COMPARABLES,
+                     distance[np.minimum(start[enough] + COMPARABLES, len(distance) - 1)], np.inf)
+    sure = enough[after != tenth]
+    # The 10 nearest of each sure unit, their totals sorted: the 5th is the reference.
+    chosen = (start[sure][:, None] + np.arange(COMPARABLES)[None, :])
+    reference[sure] = np.sort(known[member[chosen]], axis=1)[:, REFERENCE_RANK - 1]
+    for i, bound in zip(enough[after == tenth].tolist(), tenth[after == tenth].tolist(), strict=True):
+        # Equally far at the 10th: the listing keys decide which are the 10.
+        mine = slice(start[i], start[i] + count[i])
+        tied = distance[mine] <= bound
+        candidates, far = member[mine][tied], distance[mine][tied]
+        picked = candidates[np.lexsort((key_ranks(pool_row[candidates]), far))[:COMPARABLES]]
+        reference[i] = int(np.sort(known[picked])[REFERENCE_RANK - 1])
+
+
 def _decide(
-    reference: np.ndarray, units: np.ndarray, nearest: np.ndarray, members: np.ndarray, finder: _Tree | _Scan, k: int,
+    reference: np.ndarray, units: np.ndarray, nearest: np.ndarray, members: np.ndarray, finder: _Tree, k: int,
     unit_lat: np.ndarray, unit_lon: np.ndarray, unit_place: np.ndarray, pool_lat: np.ndarray, pool_lon: np.ndarray,
     pool_place: np.ndarray, pool_row: np.ndarray, known: np.ndarray, totals_of: TotalsOf, key_ranks: KeyRanks,
 ) -> np.ndarray:
@@ -175,7 +200,7 @@ def _decide(
 
 
 def _similar_one(
-    lat: float, lon: float, place: int, tenth: float, finder: _Tree | _Scan, members: np.ndarray,
+    lat: float, lon: float, place: int, tenth: float, finder: _Tree, members: np.ndarray,
     pool_lat: np.ndarray, pool_lon: np.ndarray, pool_place: np.ndarray, pool_row: np.ndarray,
     known: np.ndarray, totals_of: TotalsOf, key_ranks: KeyRanks,
 ) -> int:
