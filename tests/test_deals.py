@@ -417,6 +417,7 @@ def test_percent_below_rounds_half_even_to_one_decimal(reference: int, share: ob
     total = int(reference * share)  # type: ignore[operator]
     tenths = deals.percent_tenths(np.array([total]), np.array([reference]))[0]
     assert deals.percent_text(int(tenths)) == percent(total, reference)
+    assert deals.percent_tenths_of(total, reference) == tenths
 
 
 @pytest.mark.parametrize(("total", "reference", "shown"),

@@ -266,5 +266,11 @@ def percent_tenths(total: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.asarray(quotient + up)
 
 
+def percent_tenths_of(total: int, reference: int) -> int:
+    """`percent_tenths` of one total, in Python integers (a result shown)."""
+    quotient, remainder = divmod((reference - total) * 1000, reference)
+    return quotient + (2 * remainder > reference or (2 * remainder == reference and quotient % 2 == 1))
+
+
 def percent_text(tenths: int) -> str:
     return f"{tenths // 10}.{tenths % 10}"

@@ -373,8 +373,7 @@ class _Deals:
         if not kind:
             return None
         reference = int(self.reference[position])
-        window = slice(position, position + 1)
-        tenths = int(deals.percent_tenths(self.found.total[window], self.reference[window])[0])
+        tenths = deals.percent_tenths_of(int(self.found.total[position]), reference)
         return {"kind": deals.KINDS[kind - 1], "percent_below": deals.percent_text(tenths),
                 "reference_total": format_minor(reference, self.ranking)}
 
