@@ -54,7 +54,7 @@ def as_dates(mix: list[QueryParams], days: int) -> list[QueryParams]:
     for params in mix:
         fields = dict(params)
         checkin, checkout = fields.pop("checkin"), fields.pop("checkout")
-        nights = (engine._date("checkout", checkout) - engine._date("checkin", checkin)).days
+        nights = (engine.parse_date("checkout", checkout) - engine.parse_date("checkin", checkin)).days
         out.append(QueryParams(urllib.parse.urlencode({**fields, "from": checkin, "nights": str(nights),
                                                        "days": str(days)})))
     return out

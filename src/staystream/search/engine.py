@@ -143,8 +143,8 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
         return None if text is None or not text.strip() else text.strip()
 
     area = _area(params.get, optional)
-    checkin = _date("checkin", params.get("checkin"))
-    checkout = _date("checkout", params.get("checkout"))
+    checkin = parse_date("checkin", params.get("checkin"))
+    checkout = parse_date("checkout", params.get("checkout"))
     nights = (checkout - checkin).days
     if not 1 <= nights <= MAX_STAY_NIGHTS:
         raise QueryError(
@@ -156,7 +156,7 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
         raise QueryError(
             f"checkout: '{checkout}' is past the horizon of {horizon_days} days; expected at most {last}"
         )
-    guests = _int("guests", optional("guests") or "1", 1, 500)
+    guests = parse_whole("guests", optional("guests") or "1", 1, 500)
     kinds: list[int] = []
     for text in params.getlist("kind"):
         for kind in filter(None, (k.strip().lower() for k in text.split(","))):
@@ -173,7 +173,7 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
         currency = CURRENCY_INDEX[code.upper()]
     sort = optional("sort") or "total"
     _choice("sort", sort, SORTS)
-    limit = _int("limit", optional("limit") or str(DEFAULT_LIMIT), 1, MAX_LIMIT)
+    limit = parse_whole("limit", optional("limit") or str(DEFAULT_LIMIT), 1, MAX_LIMIT)
     group = _choice("group", optional("group") or "place", GROUPS)
     deals = _choice("deals", optional("deals") or "all", DEALS)
     min_price = _price("min_price", optional("min_price"))
@@ -200,7 +200,7 @@ def search(store: Store, query: Query) -> dict[str, object]:
     fx = store.fx
     ranking = ranking_currency(fx, query.currency)
     found = find_stays(store.shared, fx, query, ranking)
-    place = _fresh(store.shared, "place", found.rows)[found.rows]
+    place = places_of(store.shared, found.rows)
     deals = _Deals(store, query, ranking, found)
     units = cheapest_per_place(store, place, found.total, found.rows) if query.by_place else np.arange(len(found.rows))
     units = units[in_price_bounds(found.total[units], query, ranking)]
@@ -268,16 +268,16 @@ class Found:
 
 def find_stays(shared: SharedArrays, fx: Fx, query: Query, ranking: int) -> Found:
     """The units in the area that fit the guests and kinds and are open for the whole stay."""
-    rows = _candidates(shared, query.area, query.guests, query.kinds)
+    rows = candidates(shared, query.area, query.guests, query.kinds)
     distance = None
     if query.area.radius_km is not None:
-        distance = _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+        distance = distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
         near = distance <= query.area.radius_km
         rows, distance = rows[near], distance[near]
     rows, kept, entries = _open_stays(shared, rows, query.checkin, query.nights)
     distance = (
         distance[kept] if distance is not None
-        else _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+        else distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
     )
     price = _fresh(shared, "entry_price", entries)[entries]
     currency = _fresh(shared, "entry_currency", entries)[entries]
@@ -290,6 +290,11 @@ def find_stays(shared: SharedArrays, fx: Fx, query: Query, ranking: int) -> Foun
     if query.currency is not None or query.min_price is not None or query.max_price is not None:
         keep &= ranked
     return Found(rows[keep], distance[keep], entries[:, keep], total[keep])
+
+
+def places_of(shared: SharedArrays, rows: np.ndarray) -> np.ndarray:
+    """The place (the row standing for it) of each row."""
+    return np.asarray(_fresh(shared, "place", rows)[rows])
 
 
 def in_price_bounds(total: np.ndarray, query: Query, ranking: int) -> np.ndarray:
@@ -387,7 +392,7 @@ def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarr
     kind = shared["kind"][rows].astype(np.int64)
     group = kind << 16 | shared["max_guests"][rows].astype(np.int64)
     area = _around(lat, lon, deals.SIMILAR_RADIUS_KM)
-    pool = _candidates(shared, area, query.guests, tuple(np.unique(kind).tolist()))
+    pool = candidates(shared, area, query.guests, tuple(np.unique(kind).tolist()))
     pool_group = shared["kind"][pool].astype(np.int64) << 16 | shared["max_guests"][pool].astype(np.int64)
     keep = np.isin(pool_group, group)
     pool, pool_group = pool[keep], pool_group[keep]
@@ -407,9 +412,9 @@ def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarr
         totals[rest[kept]] = _totals(store.fx, price, currency, (currency == currency[0]).all(axis=0), ranking)
         return np.where(totals == UNRANKED, deals.NONE, totals)
 
-    place = _fresh(shared, "place", pool)
     return deals.similar_references(
-        lat, lon, group, place[rows], shared["lat"][pool], shared["lon"][pool], pool_group, place[pool], pool,
+        lat, lon, group, places_of(shared, rows), shared["lat"][pool], shared["lon"][pool], pool_group,
+        places_of(shared, pool), pool,
         totals_of, lambda some: key_ranks(store, some))
 
 
@@ -429,7 +434,7 @@ def _around(lat: np.ndarray, lon: np.ndarray, km: float) -> Area:
 # -- the area and the listing filters ----------------------------------------------------------
 
 
-def _candidates(shared: SharedArrays, area: Area, guests: int, kinds: tuple[int, ...]) -> np.ndarray:
+def candidates(shared: SharedArrays, area: Area, guests: int, kinds: tuple[int, ...]) -> np.ndarray:
     """Rows inside the area's box that are searchable, fit the guests and are of a kind asked."""
     names = ("lat", "lon", "searchable", "max_guests", "kind", "place")
     # A writer may grow the columns while we read: use only rows every mapping covers.
@@ -610,7 +615,7 @@ def _bbox(text: str) -> Area:
     return Area(min_lat, max_lat, ((min_lon, 180.0), (-180.0, max_lon)), (center_lat, center_lon), None)
 
 
-def _distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_lon: float) -> np.ndarray:
+def distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_lon: float) -> np.ndarray:
     """Great-circle distance (haversine, mean Earth radius)."""
     phi1, phi2 = np.radians(lat), math.radians(center_lat)
     dphi = phi2 - phi1
@@ -960,7 +965,7 @@ def _choice(name: str, text: str, allowed: tuple[str, ...]) -> str:
     return text
 
 
-def _int(name: str, text: str, low: int, high: int) -> int:
+def parse_whole(name: str, text: str, low: int, high: int) -> int:
     if not _WHOLE.fullmatch(text):
         raise QueryError(f"{name}: '{text}' is not a whole number; expected {low} to {high}")
     value = int(text)
@@ -969,7 +974,7 @@ def _int(name: str, text: str, low: int, high: int) -> int:
     return value
 
 
-def _date(name: str, text: str | None) -> dt.date:
+def parse_date(name: str, text: str | None) -> dt.date:
     if text is None or not text.strip():
         raise QueryError(f"{name}: missing; expected a date YYYY-MM-DD")
     try:
