@@ -286,6 +286,11 @@ def test_search_by_place_and_deals_follow_the_definitions(server, seed: int) -> 
         assert answer.json()["matches"] == len(expected)
         assert_same([as_model(r, by_place) for r in got], [model_shown(r, by_place) for r in expected], sort, by_place)
 
+        # Pages of 4 (keyset cursor over places, or listings) add up to the whole answer.
+        paged = pages(client, {**params, "limit": 4})
+        assert [(r["source"], r["listing_id"], r.get("offers")) for r in paged] == [
+            (r["source"], r["listing_id"], r.get("offers")) for r in got]
+
         # One place_id per (source, property_id), another for every other listing.
         places = {(r["source"], r["listing_id"]): r["place_id"] for r in got}
         units = {u.key: u for u in world.units}
