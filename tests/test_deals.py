@@ -518,3 +518,54 @@ def test_singapore_sample_deals_check_out_through_the_public_api(server_factory)
             first = same["results"][0]
             assert day["cheapest"] == {"total": first["total"], "currency": "SGD", "source": first["source"],
                                        "listing_id": first["listing_id"], "place_id": first["place_id"]}
+
+
+# -- window totals, in-process: every check-in at once equals one search per check-in -------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32), nights=st.integers(1, 9), target=st.sampled_from(["EUR", "USD", "JPY"]))
+def test_window_totals_equal_the_search_of_each_check_in(tmp_path_factory: pytest.TempPathFactory, seed: int,
+                                                         nights: int, target: str) -> None:
+    """Calendars of runs in several currencies (stays across a change of currency included):
+    `window_totals` of 40 check-ins gives what `_open_stays` + `_totals` give check-in by check-in."""
+    from staystream.events.fx import default_fx
+    from staystream.events.money import CURRENCY_INDEX
+    from staystream.events.types import RATE_DTYPE
+    from staystream.memory.calendar import PAGE, CalendarWriter
+    from staystream.memory.layout import SHARED_ARRAYS
+    from staystream.memory.shm import SharedArrays
+    from staystream.search import engine
+
+    rng = random.Random(seed)
+    shared = SharedArrays(tmp_path_factory.mktemp("shm") / "shm", SHARED_ARRAYS, create=True)
+    base = 20_000
+    calendar = CalendarWriter(shared, base // PAGE, 8)
+    rows = 30
+    calendar.ensure_rows(rows)
+    events = []
+    for row in range(rows):
+        day = base + rng.randrange(0, 20)
+        while day < base + 150:
+            length = rng.randint(1, 12)
+            available = rng.random() < 0.9
+            events.append((row, day, length, rng.randint(5000, 40000) if available else -1,
+                           CURRENCY_INDEX[rng.choice(["EUR", "EUR", "USD", "JPY"])], rng.choice([1, 1, 2, 3]),
+                           int(available)))
+            day += length
+    batch = np.zeros(len(events), dtype=RATE_DTYPE)
+    for i, (row, day, length, price, currency, min_nights, available) in enumerate(events):
+        batch[i] = (row, day, length, 1, price, currency, min_nights, available)
+    calendar.apply(batch)
+    fx = default_fx()
+    first, count, everyone = base + 10, 40, np.arange(rows)
+    open_, total, _ = engine.window_totals(shared, fx, everyone, first, count, nights, CURRENCY_INDEX[target])
+    for offset in range(count):
+        found, kept, entries = engine._open_stays(shared, everyone, first + offset, nights)
+        price = shared["entry_price"][entries]
+        currency = shared["entry_currency"][entries]
+        expected = np.full(rows, engine.UNRANKED)
+        expected[kept] = engine._totals(fx, price, currency, (currency == currency[0]).all(axis=0),
+                                        CURRENCY_INDEX[target])
+        assert list(np.flatnonzero(open_[:, offset])) == list(found)
+        assert list(total[:, offset]) == list(expected), offset
