@@ -22,6 +22,14 @@ compares stays of several lengths. Distances are from the circle's centre, or th
 A stay in a currency the FX table has no rate for cannot be compared: it comes last when
 neither `currency` nor a price bound is given, and is left out otherwise.
 
+Places (`group=place`, the default): the units that match (everything above but the price
+bounds) are the offers; each place's result is its cheapest offer (by total, then source and
+listing_id), with every offer listed, and the price bounds, `deals=only`, ranking and paging
+apply to that cheapest offer (`group=listing`: one result per unit). Every result and offer
+carries its `deal` (`deals.py`), computed for every result when deals filter or rank
+(`deals=only`, `sort=deal`: by percent below descending, no deal last, then total, distance),
+else only for what the page shows. `sort=deal` ranks the percent as shown (tenths).
+
 Areas: a circle (`lat`, `lon`, `radius_km`) or a box (`bbox`; `min_lon` > `max_lon` crosses the
 antimeridian, as in GeoJSON); both work across the antimeridian and around the poles. Past
 `INDEX_MIN_ROWS` listings a worker keeps a spatial index (`PlaceIndex`) so an area reads only
