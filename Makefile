@@ -8,6 +8,7 @@ $(BIN)/staystream: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)  # tests/test_web.py
 	touch $@
 
 install: $(BIN)/staystream

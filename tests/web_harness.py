@@ -14,8 +14,8 @@ import gzip
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
 from importlib import resources
-from typing import AsyncIterator
 
 import httpx
 import uvicorn

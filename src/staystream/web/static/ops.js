@@ -7,7 +7,7 @@
 const POLL_MS = 1000;
 const WINDOW_MS = 10000;
 const $ = (id) => document.getElementById(id);
-const history = []; // [{at, metrics}] of the last WINDOW_MS, fallback mode only
+const samplesSeen = []; // [{at, metrics}] of the last WINDOW_MS, fallback mode only
 const throughput = []; // accepted events per second, the last 120 polls
 let summaryMissing = false;
 
@@ -55,12 +55,18 @@ const total = (samples, name, filter) => pick(samples, name, filter).reduce((sum
 const gauge = (samples, name) => { const found = pick(samples, name); return found.length ? Math.max(...found.map((s) => s.value)) : null; };
 
 function quantile(bucketsNow, bucketsThen, q) {
-  // buckets: [{le, count}] cumulative; the quantile is the upper bound of its bucket.
+  // buckets: [{le, count}] cumulative; interpolated inside its bucket, as Prometheus's
+  // histogram_quantile does (a quantile in the +Inf bucket is the last finite bound).
   const counts = bucketsNow.map((b, i) => ({ le: b.le, count: b.count - (bucketsThen[i]?.count || 0) }));
   const all = counts.at(-1)?.count || 0;
   if (!all) return null;
-  const found = counts.find((b) => b.count >= q * all);
-  return found && Number.isFinite(found.le) ? found.le : null;
+  const rank = q * all;
+  const index = counts.findIndex((b) => b.count >= rank);
+  const bucket = counts[index];
+  if (!Number.isFinite(bucket.le)) return counts[index - 1]?.le ?? null;
+  const lower = index ? counts[index - 1] : { le: 0, count: 0 };
+  const inside = bucket.count - lower.count;
+  return inside ? lower.le + (bucket.le - lower.le) * ((rank - lower.count) / inside) : bucket.le;
 }
 
 function buckets(samples, name, route) {
@@ -74,9 +80,9 @@ async function summaryFromMetrics() {
   const samples = parseMetrics(await metricsResponse.text());
   const ready = await readyResponse.json().catch(() => ({}));
   const at = Date.now();
-  history.push({ at, samples });
-  while (history.length > 2 && at - history[0].at > WINDOW_MS) history.shift();
-  const then = history[0];
+  samplesSeen.push({ at, samples });
+  while (samplesSeen.length > 2 && at - samplesSeen[0].at > WINDOW_MS) samplesSeen.shift();
+  const then = samplesSeen[0];
   const span = (at - then.at) / 1000;
   const sources = new Set([...pick(samples, "staystream_events_accepted_total"), ...pick(samples, "staystream_events_rejected_total"),
     ...pick(samples, "staystream_freshness_lag_seconds")].map((s) => s.labels.source));

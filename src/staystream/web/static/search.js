@@ -155,7 +155,10 @@ async function search(params) {
     if (unsupported.has("sort=deal") && q.get("sort") === "deal") q.delete("sort");
     const { ok, status, body } = await getJson(`/v1/search?${q}`);
     if (ok) {
-      if (unsupported.has("deals") && params.deals) body.results = body.results.filter((r) => r.deal);
+      if (unsupported.has("deals") && params.deals) {
+        body.results = body.results.filter((r) => r.deal);
+        body.matches = body.results.length;
+      }
       return body;
     }
     const error = body?.error || `search failed (${status})`;
@@ -511,7 +514,9 @@ function drawCalendar(nights, start, base) {
       type: "button", class: `night${open ? "" : " closed"}`, "aria-label": label, title: label,
       style: open ? `--heat: ${Math.round(140 - 140 * share)}` : null,
       onclick: () => showHistory(base, night, label),
-    }, String(date.getUTCDate())));
+    }, date.getUTCDate() === 1 || i === 0
+      ? date.toLocaleDateString(undefined, { day: "numeric", month: "short", timeZone: "UTC" })
+      : String(date.getUTCDate())));
   }
   $("calendar").replaceChildren(grid);
 }
