@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import gzip
 import socket
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -67,24 +68,32 @@ def proxy_app(api_url: str, tile_url: str | None = None) -> Starlette:
 
 
 class Harness:
-    """The proxy app served by uvicorn in a thread of the test process."""
+    """The proxy app served by uvicorn in a child process (its sockets and warnings stay there)."""
 
-    def __init__(self, api_url: str) -> None:
+    def __init__(self, api_url: str, tile_url: str | None = None) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(proxy_app(api_url), host="127.0.0.1", port=port, log_level="warning",
-                                lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the web harness did not start")
-            time.sleep(0.02)
+        command = [sys.executable, __file__, api_url, str(port), *([tile_url] if tile_url else [])]
+        self.process = subprocess.Popen(command)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{self.url}/static/style.css", timeout=1).raise_for_status()
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("the web harness did not start") from None
+                time.sleep(0.05)
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.process.terminate()
+        self.process.wait(10)
+
+
+if __name__ == "__main__":
+    api, port, *tiles = sys.argv[1:]
+    uvicorn.run(proxy_app(api, tiles[0] if tiles else None), host="127.0.0.1", port=int(port),
+                log_level="warning", lifespan="off")

@@ -207,7 +207,7 @@ function card(r, state) {
           offers.map((o, i) => h("li", { class: i === 0 ? "best" : null },
             h("span", { class: "source" }, o.source), " ",
             h("strong", {}, money(o.total, o.currency || r.currency)),
-            o.url ? h("a", { href: o.url, rel: "noopener", target: "_blank", "aria-label": `${o.source} offer page` }, "view") : null))),
+            o.url ? h("a", { href: o.url, rel: "noopener", target: "_blank", "aria-label": `view the ${o.source} offer` }, "view") : null))),
         fees.length ? h("details", { class: "fees" },
           h("summary", {}, `Nights ${money(r.nights_total, r.currency)} + fees`),
           h("ul", {}, fees.map((f) => h("li", {}, `${f.label}: ${money(f.amount, r.currency)}${f.mandatory ? "" : " (optional, not included)"}`)))) : null),

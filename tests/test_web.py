@@ -1,0 +1,255 @@
+"""The web pages in a real browser (Debian's chromium through Playwright) on the sample city.
+
+The pages are served by `web_harness` (the web routes, the API forwarded to a real
+`staystream serve --seed-sample`), so every request the page makes reaches the real server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Server, start_server
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from web_harness import Harness
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+CHECKIN = dt.date.today() + dt.timedelta(days=7)
+CHECKOUT = CHECKIN + dt.timedelta(days=3)
+SHARED = f"/?where=Singapore&checkin={CHECKIN}&checkout={CHECKOUT}&guests=2&currency=SGD"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("web") / "var", "--seed-sample", workers=1)
+    deadline = time.monotonic() + 60
+    with server.client() as client:
+        while time.monotonic() < deadline:
+            found = client.get("/v1/search", params={"lat": 1.29, "lon": 103.85, "radius_km": 20,
+                                                    "checkin": str(CHECKIN), "checkout": str(CHECKOUT)})
+            if found.status_code == 200 and found.json()["matches"] > 100:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("the sample city was not seeded")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def site(api: Server) -> Iterator[str]:
+    harness = Harness(api.url)
+    yield harness.url
+    harness.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: apt-get install -y chromium"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def totals(page: Page) -> list[float]:
+    texts = page.locator("li.card .total").all_inner_texts()
+    return [float(re.sub(r"[^\d.]", "", text)) for text in texts]
+
+
+def serious_violations(page: Page) -> list[dict[str, Any]]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def test_shared_url_shows_priced_cards_within_a_second(site: str, page: Page) -> None:
+    started = time.monotonic()
+    page.goto(site + SHARED)
+    page.locator("li.card .total").first.wait_for()
+    elapsed = time.monotonic() - started
+    print(f"first results {elapsed:.3f} s after goto")
+    assert elapsed < 1.0, f"first results after {elapsed:.2f} s"
+    cards = page.locator("li.card")
+    assert cards.count() == 20
+    assert all(cards.nth(i).get_attribute("data-place-id") for i in range(cards.count()))
+    prices = totals(page)
+    assert prices == sorted(prices) and prices[0] > 0
+    expect(page.locator("li.card .per-night").first).to_contain_text("/ night")
+    expect(page.locator("li.card .fresh").first).to_contain_text(re.compile(r"price changed \d+ (s|min|h) ago"))
+    expect(page.locator("#summary")).to_contain_text("places in Singapore")
+    assert page.locator(".leaflet-marker-icon.pin").count() == 20  # a price pin per card
+    assert page.input_value("#where") == "Singapore"
+    assert page.input_value("#checkin") == str(CHECKIN)
+
+
+def test_the_form_searches_and_puts_its_state_in_the_url(site: str, page: Page) -> None:
+    page.goto(site + "/")
+    expect(page.locator("#summary")).to_contain_text("Where would you like to stay")
+    page.fill("#where", "Sing")
+    expect(page.locator("#where-suggestions option[value='Singapore']")).to_have_count(1)
+    page.fill("#where", "Singapore")
+    page.fill("#checkin", str(CHECKIN))
+    page.fill("#checkout", str(CHECKIN + dt.timedelta(days=2)))
+    page.fill("#guests", "1")
+    page.press("#guests", "Enter")  # keyboard submit
+    page.locator("li.card").first.wait_for()
+    assert f"checkin={CHECKIN}" in page.url and "guests=1" in page.url and "where=Singapore" in page.url
+    expect(page.locator("#summary")).to_contain_text("2 nights")
+
+    page.select_option("#kind", "private_room")
+    expect(page).to_have_url(re.compile("kind=private_room"))
+    expect(page.locator("li.card .meta").first).to_contain_text("Private room")
+    metas = page.locator("li.card .meta").all_inner_texts()
+    assert metas and all(m.startswith("Private room") for m in metas)
+
+    page.select_option("#sort", "distance")
+    expect(page).to_have_url(re.compile("sort=distance"))
+    page.wait_for_function("() => document.querySelectorAll('li.card').length > 0")
+    distances = [float(re.search(r"([\d.]+) km", m).group(1))  # type: ignore[union-attr]
+                 for m in page.locator("li.card .meta").all_inner_texts()]
+    assert distances == sorted(distances)
+
+    page.locator("#next").click()
+    expect(page).to_have_url(re.compile("cursor="))
+    expect(page.locator("#page")).to_have_text("Page 2")
+    page.go_back()
+    expect(page.locator("#prev")).to_be_hidden()
+
+
+def test_a_listing_shows_its_calendar_and_a_nights_history(site: str, page: Page) -> None:
+    page.goto(site + SHARED)
+    first = page.locator("li.card h3 a").first
+    name = first.inner_text()
+    first.click()
+    dialog = page.locator("dialog#listing")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#listing-title")).to_have_text(name)
+    assert "listing=airbnb" in page.url
+    nights = page.locator("#calendar button.night")
+    expect(nights).to_have_count(90)
+    priced = page.locator("#calendar button.night:not(.closed)")
+    assert priced.count() > 0
+    label = priced.first.get_attribute("aria-label") or ""
+    assert re.search(r"\d", label) and "not available" not in label
+    priced.first.click()
+    expect(page.locator("#history-title")).to_contain_text("Price history of")
+    expect(page.locator("#history")).not_to_contain_text("Choose a night")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(page).not_to_have_url(re.compile("listing="))
+
+
+def test_a_price_change_shows_on_the_open_page(site: str, api: Server, page: Page) -> None:
+    page.goto(site + SHARED)
+    third = page.locator("li.card").nth(2)
+    third.wait_for()
+    place = third.get_attribute("data-place-id")
+    source, listing_id = third.get_attribute("data-source"), third.get_attribute("data-listing-id")
+    before = totals(page)[2]
+    page.wait_for_timeout(300)  # the page has asked for its watch (or started polling)
+    event = {"type": "rate", "source": source, "listing_id": listing_id, "start": str(CHECKIN),
+             "end": str(CHECKOUT), "price": "1.00", "currency": "SGD",
+             "changed_at": dt.datetime.now(dt.UTC).isoformat()}
+    answer = httpx.post(f"{api.url}/v1/events", json=[event], timeout=30)
+    acked = time.monotonic()
+    assert answer.status_code == 200 and answer.json()["accepted"] == 1, answer.text
+    card = page.locator(f"li.card[data-place-id='{place}']")
+    expect(card.locator(".total")).to_contain_text("3.00", timeout=5000)
+    seen = time.monotonic() - acked
+    watches = httpx.post(f"{api.url}/v1/watches", json={}, timeout=10).status_code != 404
+    limit = 1.0 if watches else 2.5  # without watches the page polls every 2 s
+    print(f"card updated {seen:.3f} s after the 200 (watches: {watches})")
+    assert seen < limit, f"the card changed {seen:.2f} s after the write's 200 (watches: {watches})"
+    assert "flash" in (card.get_attribute("class") or "")
+    assert totals(page)[2] < before
+    assert page.locator("li.card").nth(2).get_attribute("data-place-id") == place  # nothing moved
+
+
+def test_ops_shows_the_write_just_made(site: str, api: Server, page: Page) -> None:
+    now = dt.datetime.now(dt.UTC).isoformat()
+    events = [
+        {"type": "listing", "source": "opsprobe", "listing_id": "p1", "name": "Probe", "kind": "house",
+         "lat": 1.3, "lon": 103.8, "max_guests": 2, "changed_at": now},
+        {"type": "listing", "source": "opsprobe", "listing_id": "p2", "name": "Probe", "kind": "house",
+         "lat": 123, "lon": 103.8, "max_guests": 2, "changed_at": now},
+    ]
+    answer = httpx.post(f"{api.url}/v1/events", json=events, timeout=30)
+    assert answer.json()["accepted"] == 1 and len(answer.json()["rejected"]) == 1
+    page.goto(site + "/ops")
+    row = page.locator("tr[data-source='opsprobe']")
+    expect(row.locator(".accepted")).to_have_text("1")
+    expect(row.locator(".rejected")).to_have_text("1")
+    expect(page.locator("#rejections")).to_contain_text("opsprobe")
+    expect(page.locator("#status")).to_contain_text("Ready")
+    expect(page.locator("#tiles")).to_contain_text("Write p99")
+    assert re.search(r"\d+(\.\d+)? ms", page.locator("#tiles").inner_text())
+
+
+@pytest.mark.parametrize("path", [SHARED, SHARED + "&listing=airbnb/43407835", "/ops"])
+def test_no_serious_accessibility_violation(site: str, page: Page, path: str) -> None:
+    page.goto(site + path)
+    page.locator("li.card, #sources tr").first.wait_for()
+    if "listing=" in path:
+        expect(page.locator("#calendar button.night")).to_have_count(90)
+    page.wait_for_timeout(300)
+    assert serious_violations(page) == []
+
+
+@pytest.mark.parametrize("path", [SHARED, "/ops"])
+def test_readable_on_a_phone(site: str, browser: Browser, path: str) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    phone.goto(site + path)
+    phone.locator("li.card, #sources tr").first.wait_for()
+    width = phone.evaluate("() => document.documentElement.scrollWidth")
+    context.close()
+    assert width <= 390, f"the page is {width} px wide on a 390 px phone"
+
+
+def test_where_api(site: str) -> None:
+    with httpx.Client(base_url=site, timeout=30) as client:
+        found = client.get("/v1/where", params={"q": "sing"}).json()
+        assert found["place"]["name"] == "Singapore" and found["place"]["source"] == "listings"
+        assert found["suggestions"][0]["listings"] == 821
+        paris = client.get("/v1/where", params={"q": "Paris"}).json()["place"]
+        assert paris["country"] == "FR" and 48 < paris["lat"] < 49 and paris["listings"] is None
+        assert client.get("/v1/where", params={"q": "zzzxqj"}).json() == {
+            "query": "zzzxqj", "place": None, "suggestions": []}
+        missing = client.get("/v1/where")
+        assert missing.status_code == 400 and "q: missing" in missing.json()["error"]
+        too_long = client.get("/v1/where", params={"q": "x" * 101})
+        assert too_long.status_code == 400 and "101 characters" in too_long.json()["error"]
+
+
+def test_static_files_are_cached(site: str) -> None:
+    with httpx.Client(base_url=site, timeout=30) as client:
+        vendored = client.get("/static/vendor/leaflet/leaflet.js")
+        assert vendored.status_code == 200 and "max-age=604800" in vendored.headers["cache-control"]
+        own = client.get("/static/search.js")
+        assert own.headers["cache-control"] == "no-cache"
+        again = client.get("/static/search.js", headers={"if-none-match": own.headers["etag"]})
+        assert again.status_code == 304
+        page = client.get("/")
+        assert page.status_code == 200 and 'name="staystream-tile-url" content=""' in page.text
