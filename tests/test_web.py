@@ -207,6 +207,47 @@ def test_ops_shows_the_write_just_made(site: str, api: Server, page: Page) -> No
     assert re.search(r"\d+(\.\d+)? ms", page.locator("#tiles").inner_text())
 
 
+def test_places_offers_fees_and_deals_as_the_contract_shapes_them(site: str, page: Page) -> None:
+    """Search v1.1 (places, offers, fees, deals, dates) as contract.md pins it: the server of
+    this branch does not answer it yet, so these two answers are given to the page here."""
+    deal = {"kind": "less_than_similar", "percent_below": "31.5", "reference_total": "438.00"}
+    result = {
+        "source": "airbnb", "listing_id": "a1", "place_id": "pl-1", "name": "Harbour flat",
+        "kind": "apartment", "lat": 1.29, "lon": 103.85, "max_guests": 4, "url": None,
+        "total": "300.00", "currency": "SGD", "nightly_average": "100.00", "nights_total": "270.00",
+        "distance_km": 0.5, "price_changed_at": dt.datetime.now(dt.UTC).isoformat(), "deal": deal,
+        "fees": [{"fee_id": "clean", "label": "Cleaning", "amount": "30.00", "mandatory": True},
+                 {"fee_id": "bf", "label": "Breakfast", "amount": "45.00", "mandatory": False}],
+        "offers": [{"source": "airbnb", "listing_id": "a1", "total": "300.00", "currency": "SGD",
+                    "url": "https://example.invalid/a1", "deal": deal},
+                   {"source": "vrbo", "listing_id": "v9", "total": "320.00", "currency": "SGD",
+                    "url": None, "deal": None}],
+    }
+    days = [CHECKIN + dt.timedelta(days=i) for i in range(-3, 11)]
+    dates = {"dates": [{"checkin": str(d), "checkout": str(d + dt.timedelta(days=3)), "matches": 1,
+                        "cheapest": {"total": f"{300 + i}.00", "currency": "SGD", "source": "airbnb",
+                                     "listing_id": "a1", "place_id": "pl-1"}}
+                       for i, d in enumerate(days)]}
+    search = {"results": [result], "matches": 1, "next_cursor": None}
+    page.route(re.compile(r".*/v1/search\?.*"), lambda route: route.fulfill(json=search))
+    page.route(re.compile(r".*/v1/search/dates\?.*"), lambda route: route.fulfill(json=dates))
+    page.goto(site + SHARED)
+    card = page.locator("li.card[data-place-id='pl-1']")
+    expect(card.locator(".offers li")).to_have_count(2)
+    expect(card.locator(".offers li").first).to_contain_text("airbnb")
+    expect(card.locator(".offers li").nth(1)).to_contain_text("320.00")
+    expect(card.locator(".deal")).to_contain_text("31.5% less than similar places nearby")
+    card.locator(".fees summary").click()
+    expect(card.locator(".fees")).to_contain_text("Cleaning: SGD 30.00")
+    expect(card.locator(".fees")).to_contain_text("Breakfast: SGD 45.00 (optional, not included)")
+    expect(card.locator(".per-night")).to_contain_text("SGD 100.00 / night")
+    strip = page.locator("#dates button")
+    expect(strip).to_have_count(14)
+    expect(page.locator("#dates button[aria-current='date']")).to_contain_text("303")
+    page.locator("#dates button").nth(5).click()
+    expect(page).to_have_url(re.compile(f"checkin={days[5]}"))
+
+
 @pytest.mark.parametrize("path", [SHARED, SHARED + "&listing=airbnb/43407835", "/ops"])
 def test_no_serious_accessibility_violation(site: str, page: Page, path: str) -> None:
     page.goto(site + path)

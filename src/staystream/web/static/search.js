@@ -182,7 +182,7 @@ const offersOf = (r) => (r.offers?.length ? r.offers : [
 function dealText(deal) {
   if (!deal) return null;
   const why = deal.kind === "less_than_usual" ? "less than usual for this place" : "less than similar places nearby";
-  return `${Number(deal.percent_below).toFixed(0)}% ${why}`;
+  return `${deal.percent_below}% ${why}`;
 }
 
 function card(r, state) {
