@@ -17,14 +17,14 @@ import time
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, ViewportSize, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import start_server  # noqa: E402
-from test_web import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from web_harness import Harness  # noqa: E402
+from conftest import start_server
+from test_web import CHROMIUM, CHROMIUM_ARGS
+from web_harness import Harness
 
 OUT = ROOT / "docs" / "screenshots"
 CHECKIN = dt.date.today() + dt.timedelta(days=7)
@@ -74,8 +74,9 @@ def main() -> None:
             writer.start()
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                for label, viewport in (("desktop", {"width": 1280, "height": 860}),
-                                        ("phone", {"width": 390, "height": 844})):
+                sizes = (("desktop", ViewportSize(width=1280, height=860)),
+                         ("phone", ViewportSize(width=390, height=844)))
+                for label, viewport in sizes:
                     context = browser.new_context(viewport=viewport, base_url=harness.url,
                                                   device_scale_factor=1, is_mobile=label == "phone")
                     page = context.new_page()

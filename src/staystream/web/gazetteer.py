@@ -98,7 +98,8 @@ def fold(text: str) -> str:
 
 
 def radius_for_population(population: int) -> float:
-    """5 km for a town, about 10 km for a city of a million, 25 km at most."""
+    """5 km up to a town of 100,000, 5 km more for each tenfold (10 km for a city of a
+    million), 25 km at most."""
     return max(5.0, min(25.0, 5.0 + 5.0 * math.log10(max(population, 1) / 100_000)))
 
 
@@ -106,7 +107,7 @@ def radius_for_population(population: int) -> float:
 class _Entry:
     where: Where
     keys: tuple[str, ...]  # folded names: the first is the display name's
-    rank: float  # higher first among equal matches
+    weight: float  # log10 of the population: bigger places first among equal matches
 
 
 class Gazetteer:
@@ -118,25 +119,31 @@ class Gazetteer:
         self._lock = threading.Lock()
 
     def suggest(self, query: str, limit: int = MAX_SUGGESTIONS) -> list[Where]:
-        """Names starting with the query (any word of them, or an alternate name), best first:
-        the listings' cities, then exact names, then by population."""
+        """Names matching the query, best first. A match scores how well the name matches
+        (`_match`) plus the log of the city's size: "paris" is Paris before Paris, Texas, and
+        "Singapur" the city-state before the town in India. A city of the listings counts as a
+        city of a million (more with many listings), and replaces the gazetteer's city of the
+        same name and country, so its radius holds its listings."""
         key = fold(_checked(query))
         if not key:
             return []
-        found: list[tuple[bool, int, float, Where]] = []
-        seen: set[tuple[str, str | None]] = set()
+        best: dict[tuple[str, str | None], tuple[float, Where]] = {}
         for entry in self._entries():
-            score = _match(key, entry.keys)
-            if score is None:
+            match = _match(key, entry.keys)
+            if match is None:
                 continue
+            score = match + entry.weight
             identity = (fold(entry.where.name), entry.where.country)
-            if identity in seen:
-                continue
-            seen.add(identity)
-            own = entry.where.source == "listings"
-            found.append((not own, score, -entry.rank, entry.where))
-        found.sort(key=lambda item: item[:3])
-        return [item[3] for item in found[:limit]]
+            held = best.get(identity)
+            if held is None:
+                best[identity] = (score, entry.where)
+            elif held[1].source == "listings" or entry.where.source == "listings":
+                own = held[1] if held[1].source == "listings" else entry.where
+                best[identity] = (max(score, held[0]), own)
+            elif score > held[0]:
+                best[identity] = (score, entry.where)
+        ranked = sorted(best.values(), key=lambda item: -item[0])
+        return [where for _, where in ranked[:limit]]
 
     def resolve(self, query: str) -> Where | None:
         """The place a name means: an exact name first (a listings' city before the world's),
@@ -159,7 +166,7 @@ class Gazetteer:
     def _own(city: ListingCity) -> _Entry:
         where = Where(city.name, city.country, city.lat, city.lon, max(city.radius_km, 3.0),
                       city.listings, "listings")
-        return _Entry(where, (fold(city.name),), 1e12 + city.listings)
+        return _Entry(where, (fold(city.name),), 6.0 + 0.5 * math.log10(city.listings + 1))
 
     def _world_cities(self) -> list[_Entry]:
         with self._lock:
@@ -173,8 +180,7 @@ class Gazetteer:
                     where = Where(city["name"], city["countrycode"] or None, float(city["latitude"]),
                                   float(city["longitude"]), radius_for_population(population), None,
                                   "gazetteer")
-                    entries.append(_Entry(where, keys, float(population)))
-                entries.sort(key=lambda entry: -entry.rank)
+                    entries.append(_Entry(where, keys, math.log10(max(population, 1))))
                 self._world = entries
             return self._world
 
@@ -186,14 +192,15 @@ def _checked(query: str) -> str:
     return query
 
 
-def _match(key: str, names: tuple[str, ...]) -> int | None:
-    """0: a name is the query; 1: the display name starts with it; 2: a word of it or an
-    alternate name does; None: no match. Equal scores are ordered by population."""
-    if key in names:
-        return 0
-    if names[0].startswith(key):
-        return 1
+def _match(key: str, names: tuple[str, ...]) -> float | None:
+    """How well a query matches a place's names (the display name first): 3 the display name,
+    2 an alternate name or the display name's start, 0.5 the start of a word or of an alternate
+    name; None no match."""
+    if names[0] == key:
+        return 3.0
+    if key in names[1:] or names[0].startswith(key):
+        return 2.0
     for name in names:
         if name.startswith(key) or f" {key}" in name:
-            return 2
+            return 0.5
     return None
