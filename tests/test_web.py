@@ -119,15 +119,17 @@ def test_the_form_searches_and_puts_its_state_in_the_url(site: str, page: Page) 
     assert f"checkin={CHECKIN}" in page.url and "guests=1" in page.url and "where=Singapore" in page.url
     expect(page.locator("#summary")).to_contain_text("2 nights")
 
+    cards = page.locator("#cards")
+    expect(cards).to_have_attribute("aria-busy", "false")
     page.select_option("#kind", "private_room")
     expect(page).to_have_url(re.compile("kind=private_room"))
-    expect(page.locator("li.card .meta").first).to_contain_text("Private room")
+    expect(cards).to_have_attribute("aria-busy", "false")
     metas = page.locator("li.card .meta").all_inner_texts()
     assert metas and all(m.startswith("Private room") for m in metas)
 
     page.select_option("#sort", "distance")
     expect(page).to_have_url(re.compile("sort=distance"))
-    page.wait_for_function("() => document.querySelectorAll('li.card').length > 0")
+    expect(cards).to_have_attribute("aria-busy", "false")
     distances = [float(re.search(r"([\d.]+) km", m).group(1))  # type: ignore[union-attr]
                  for m in page.locator("li.card .meta").all_inner_texts()]
     assert distances == sorted(distances)
@@ -137,6 +139,16 @@ def test_the_form_searches_and_puts_its_state_in_the_url(site: str, page: Page) 
     expect(page.locator("#page")).to_have_text("Page 2")
     page.go_back()
     expect(page.locator("#prev")).to_be_hidden()
+
+
+def test_empty_and_unknown_places_say_so(site: str, page: Page) -> None:
+    page.goto(site + f"/?where=Paris&checkin={CHECKIN}&checkout={CHECKOUT}")
+    expect(page.locator("#summary")).to_have_text(f"Nothing free in Paris for {CHECKIN} to {CHECKOUT}. Try other dates.")
+    page.goto(site + f"/?where=Singapore&checkin={CHECKIN}&checkout={CHECKOUT}&deals=only&max_price=1")
+    expect(page.locator("#summary")).to_contain_text("No place in Singapore matches these filters")
+    page.goto(site + "/?where=Qqxzzv")
+    expect(page.locator("#summary")).to_contain_text("No place called “Qqxzzv” is known")
+    assert page.locator("li.card").count() == 0
 
 
 def test_a_listing_shows_its_calendar_and_a_nights_history(site: str, page: Page) -> None:

@@ -247,7 +247,9 @@ function render(body, state, area) {
   const count = body.matches ?? results.length;
   $("summary").textContent = count
     ? `${count} place${count === 1 ? "" : "s"} in ${area.name} · ${nights} night${nights === 1 ? "" : "s"}, ${state.checkin} to ${state.checkout} · ${state.guests} guest${state.guests === "1" ? "" : "s"}`
-    : `Nothing free in ${area.name} for ${state.checkin} to ${state.checkout}. Try other dates below.`;
+    : state.deals || state.min_price || state.max_price || state.kind
+      ? `No place in ${area.name} matches these filters for ${state.checkin} to ${state.checkout}.`
+      : `Nothing free in ${area.name} for ${state.checkin} to ${state.checkout}. Try other dates.`;
   $("cards").replaceChildren(...results.map((r) => card(r, state)));
   $("notice").hidden = true;
   const stack = history.state?.stack || [];
@@ -258,8 +260,20 @@ function render(body, state, area) {
   drawPins(results, area);
 }
 
+let runs = 0; // a newer run makes an older one's answers stale
+
+/** Show what the URL asks for. `aria-busy` on the cards is true until it is shown. */
 async function run() {
-  const state = readState();
+  const mine = ++runs;
+  $("cards").setAttribute("aria-busy", "true");
+  try {
+    await show(readState(), () => mine !== runs);
+  } finally {
+    if (mine === runs) $("cards").setAttribute("aria-busy", "false");
+  }
+}
+
+async function show(state, stale) {
   fillForm(state);
   if (!state.where) {
     $("summary").textContent = "Where would you like to stay? Try Singapore.";
@@ -269,19 +283,23 @@ async function run() {
   }
   $("summary").textContent = `Searching ${state.where}…`;
   const area = await resolveWhere(state.where);
+  if (stale()) return;
   if (!area) {
     $("summary").textContent = `No place called “${state.where}” is known. Check the spelling or choose a suggestion.`;
     $("cards").replaceChildren();
     return;
   }
   const params = searchParams(state, area);
-  current = { state, area, params, results: [] };
+  let body;
   try {
-    render(await search(params), state, area);
+    body = await search(params);
   } catch (error) {
-    $("summary").textContent = `The search failed: ${error.message}`;
+    if (!stale()) $("summary").textContent = `The search failed: ${error.message}`;
     return;
   }
+  if (stale()) return;
+  current = { state, area, params, results: [] };
+  render(body, state, area);
   loadDates(state, area);
   startLive(state, area);
   if (state.listing) openListing(state.listing);
@@ -431,7 +449,7 @@ function drawPins(results, area) {
   }
   const points = results.map((r) => [r.lat, r.lon]);
   if (points.length) map.fitBounds(L.latLngBounds(points).pad(0.1), { maxZoom: meta("staystream-tile-url") ? 15 : 13, animate: false });
-  else map.fitBounds(areaLayer.getBounds(), { animate: false });
+  else map.fitBounds(L.latLng(area.lat, area.lon).toBounds(area.radius_km * 2000), { animate: false });
 }
 
 function updatePin(r) {
