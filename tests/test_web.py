@@ -174,6 +174,21 @@ def test_a_listing_shows_its_calendar_and_a_nights_history(site: str, page: Page
     expect(page).not_to_have_url(re.compile("listing="))
 
 
+def test_the_listing_view_works_from_the_keyboard(site: str, page: Page) -> None:
+    page.goto(site + SHARED)
+    page.locator("li.card h3 a").first.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("dialog#listing")).to_be_visible()
+    expect(page.locator("#calendar button.night")).to_have_count(90)
+    page.locator("#calendar button.night:not(.closed)").first.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#history-title")).to_contain_text("Price history of")
+    page.keyboard.press("Escape")
+    expect(page.locator("dialog#listing")).to_be_hidden()
+    page.keyboard.press("Tab")  # focus is back in the page, on to the next control
+    assert page.evaluate("() => document.activeElement !== document.body")
+
+
 def test_a_price_change_shows_on_the_open_page(site: str, api: Server, page: Page) -> None:
     page.goto(site + SHARED)
     third = page.locator("li.card").nth(2)
@@ -318,8 +333,10 @@ def test_readable_on_a_phone(site: str, browser: Browser, path: str) -> None:
     phone.goto(site + path)
     phone.locator("li.card, #sources tr").first.wait_for()
     width = phone.evaluate("() => document.documentElement.scrollWidth")
+    violations = serious_violations(phone)
     context.close()
     assert width <= 390, f"the page is {width} px wide on a 390 px phone"
+    assert violations == []
 
 
 def test_where_api(site: str) -> None:
