@@ -339,6 +339,21 @@ def test_readable_on_a_phone(site: str, browser: Browser, path: str) -> None:
     assert violations == []
 
 
+def test_a_configured_tile_server_replaces_the_outlines(api: Server, page: Page) -> None:
+    tiles = "http://127.0.0.1:9/tiles/{z}/{x}/{y}.png"  # nothing listens: the tiles just fail
+    harness = Harness(api.url, tile_url=tiles)
+    try:
+        page.goto(harness.url + SHARED)
+        page.locator("li.card").first.wait_for()
+        tile = page.locator("img.leaflet-tile").first
+        tile.wait_for(state="attached")
+        assert (tile.get_attribute("src") or "").startswith("http://127.0.0.1:9/tiles/")
+        expect(page.locator("#tile-credit")).to_contain_text("OpenStreetMap")
+        assert "offline" not in (page.locator("#map").get_attribute("class") or "")
+    finally:
+        harness.stop()
+
+
 def test_where_api(site: str) -> None:
     with httpx.Client(base_url=site, timeout=30) as client:
         found = client.get("/v1/where", params={"q": "sing"}).json()

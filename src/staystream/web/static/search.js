@@ -100,7 +100,8 @@ function writeState(state, { push = true } = {}) {
   if (state.deals) q.set("deals", "only");
   const url = `/?${q}`;
   if (url === location.pathname + location.search) return;
-  const stack = push ? (history.state?.stack || []) : (history.state?.stack || []);
+  // the cursors of the pages before this one, for "Page N"; a new search starts at page 1
+  const stack = state.cursor ? (history.state?.stack || []) : [];
   if (push) history.pushState({ stack }, "", url);
   else history.replaceState({ stack }, "", url);
 }
@@ -616,7 +617,12 @@ $("next").addEventListener("click", () => {
   history.pushState({ stack }, "", `/?${new URLSearchParams({ ...Object.fromEntries(new URLSearchParams(location.search)), cursor: $("next").dataset.cursor })}`);
   run().then(() => $("cards").querySelector("a")?.focus());
 });
-$("prev").addEventListener("click", () => history.back());
+$("prev").addEventListener("click", () => {
+  const stack = history.state?.stack || [];
+  if (stack.length) { history.back(); return; }
+  writeState({ ...readState(), cursor: "" }); // opened on a later page: go to the first
+  run();
+});
 
 $("cards").addEventListener("click", (event) => {
   const link = event.target.closest("a.open-listing");
