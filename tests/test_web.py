@@ -174,6 +174,34 @@ def test_a_listing_shows_its_calendar_and_a_nights_history(site: str, page: Page
     expect(page).not_to_have_url(re.compile("listing="))
 
 
+def test_a_nights_history_as_the_contract_shapes_it(site: str, page: Page) -> None:
+    """GET .../history?night= (v1.1): the server of this branch has none yet, so its answer is
+    given to the page here; the listing and calendar come from the real server."""
+    changes = [
+        {"type": "rate", "price": "120.00", "currency": "SGD", "available": True, "min_nights": 1,
+         "changed_at": "2026-11-01T08:00:00Z"},
+        {"type": "price", "price": "99.00", "currency": "SGD", "available": None, "min_nights": None,
+         "changed_at": "2026-11-20T08:00:00Z"},
+        {"type": "availability", "price": None, "currency": None, "available": False,
+         "min_nights": None, "changed_at": "2026-11-25T08:00:00Z"},
+    ]
+    asked: list[str] = []
+
+    def history(route: Route) -> None:
+        asked.append(route.request.url)
+        route.fulfill(json={"night": "2026-12-20", "changes": changes})
+
+    page.route(re.compile(r".*/history\?night=.*"), history)
+    page.goto(site + SHARED + "&listing=airbnb/43407835")
+    page.locator("#calendar button.night:not(.closed)").first.click()
+    rows = page.locator("#history tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(1)).to_contain_text("SGD 99.00")
+    expect(rows.nth(2)).to_contain_text("no")
+    expect(page.locator("#history svg.spark")).to_be_visible()
+    assert re.search(r"/v1/listings/airbnb/43407835/history\?night=\d{4}-\d\d-\d\d$", asked[0])
+
+
 def test_the_listing_view_works_from_the_keyboard(site: str, page: Page) -> None:
     page.goto(site + SHARED)
     page.locator("li.card h3 a").first.focus()
