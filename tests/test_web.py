@@ -344,6 +344,45 @@ def test_places_offers_fees_and_deals_as_the_contract_shapes_them(site: str, pag
     expect(page).to_have_url(re.compile(f"checkin={days[5]}"))
 
 
+def test_ops_draws_the_summary_shape_it_defines(site: str, page: Page) -> None:
+    """GET /v1/ops/summary, as OPS_SUMMARY_SHAPE (routes.py) defines it for the server to
+    answer; this branch's server has no such route yet, so the answer is given here."""
+    summary = {
+        "at": "2026-12-04T16:00:00.000Z", "ready": False, "problems": ["backlog 120000 events"],
+        "started_at": "2026-12-04T15:00:00.000Z", "backlog_events": 120000,
+        "sources": [{
+            "source": "vrbo", "accepted_total": 5400, "rejected_total": 7, "accepted_per_s": 120.5,
+            "rejected_per_s": 0.2,
+            "rejections": [{"reason": "price", "count": 7,
+                            "example": "index 4: price: '-1' is negative; expected >= 0"}],
+            "ack_to_searchable_s": {"p50": 0.002, "p99": 0.009},
+            "changed_to_searchable_s": {"p50": 0.8, "p99": 3.1},
+            "last_event_at": "2026-12-04T15:59:59.000Z",
+        }],
+        "write": {"p50_ms": 2.1, "p99_ms": 8.4, "requests_per_s": 12.0},
+        "snapshot": {"last_at": "2026-12-04T15:58:00.000Z", "last_seconds": 0.4, "failures": 0,
+                     "events_since": 1200},
+        "restart": {"recovered_at": "2026-12-04T15:00:01.000Z", "snapshot_seq": 12,
+                    "replayed_events": 3400, "seconds": 0.25},
+        "scaled": {"role": "search", "follow_lag_s": 0.01, "follow_lag_messages": 0,
+                   "apply_lag_s": 0.2, "apply_lag_messages": 3},
+    }
+    page.route(re.compile(r".*/v1/ops/summary$"), lambda route: route.fulfill(json=summary))
+    page.goto(site + "/ops")
+    row = page.locator("tr[data-source='vrbo']")
+    expect(row).to_contain_text("120.5")
+    expect(row).to_contain_text("2 ms / 9 ms")
+    expect(row).to_contain_text("800 ms / 3.1 s")
+    expect(page.locator("#rejections")).to_contain_text("index 4: price: '-1' is negative; expected >= 0")
+    expect(page.locator("#status")).to_contain_text("Not ready: backlog 120000 events")
+    tiles = page.locator("#tiles")
+    expect(tiles).to_contain_text("120,000")
+    expect(tiles).to_contain_text("8.4 ms")
+    expect(page.locator("#durability")).to_contain_text("3,400")
+    expect(page.locator("#scaled")).to_contain_text("search")
+    expect(page.locator("#scaled")).to_contain_text("200 ms")
+
+
 @pytest.mark.parametrize("path", [SHARED, SHARED + "&listing=airbnb/43407835", "/ops"])
 def test_no_serious_accessibility_violation(site: str, page: Page, path: str) -> None:
     page.goto(site + path)
