@@ -18,7 +18,7 @@ const OPTIONAL_PARAMS = ["deals"]; // v1.1 search parameters an older server ref
 const $ = (id) => document.getElementById(id);
 const unsupported = new Set();
 const whereCache = new Map();
-let current = null; // {state, area, results, params}
+let current = null; // {state, params} of the search on screen, for live refreshes
 let live = { key: null, source: null, watchId: null, timer: null };
 
 // ---- small helpers -------------------------------------------------------------------------
@@ -92,7 +92,7 @@ function readState() {
   };
 }
 
-function writeState(state, { push = true } = {}) {
+function writeState(state) {
   const q = new URLSearchParams();
   for (const name of [...FORM_FIELDS, ...FILTER_FIELDS, "cursor", "listing"]) {
     if (state[name] && !(name === "sort" && state.sort === "total")) q.set(name, state[name]);
@@ -102,8 +102,7 @@ function writeState(state, { push = true } = {}) {
   if (url === location.pathname + location.search) return;
   // the cursors of the pages before this one, for "Page N"; a new search starts at page 1
   const stack = state.cursor ? (history.state?.stack || []) : [];
-  if (push) history.pushState({ stack }, "", url);
-  else history.replaceState({ stack }, "", url);
+  history.pushState({ stack }, "", url);
 }
 
 function fillForm(state) {
@@ -243,7 +242,6 @@ function cardNode(id) {
 
 function render(body, state, area) {
   const results = body.results;
-  current = { ...current, results };
   const nights = nightsBetween(state.checkin, state.checkout);
   const count = body.matches ?? results.length;
   $("summary").textContent = count
@@ -299,7 +297,7 @@ async function show(state, stale) {
     return;
   }
   if (stale()) return;
-  current = { state, area, params, results: [] };
+  current = { state, params };
   render(body, state, area);
   loadDates(state, area);
   startLive(state, area);
