@@ -235,7 +235,7 @@ def test_a_price_change_shows_on_the_open_page(site: str, api: Server, page: Pag
     expect(card.locator(".total")).to_contain_text("3.00", timeout=5000)
     seen = time.monotonic() - acked
     watches = httpx.post(f"{api.url}/v1/watches", json={}, timeout=10).status_code != 404
-    limit = 1.0 if watches else 2.5  # without watches the page polls every 2 s
+    limit = 1.0 if watches else 3.5  # without watches the page polls every 2 s
     print(f"card updated {seen:.3f} s after the 200 (watches: {watches})")
     assert seen < limit, f"the card changed {seen:.2f} s after the write's 200 (watches: {watches})"
     assert "flash" in (card.get_attribute("class") or "")
