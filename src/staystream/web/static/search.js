@@ -6,6 +6,7 @@
 // (offers, deals, fees, dates, history) are left out, never an error.
 
 const POLL_MS = 2000;
+const OUTLINE_MAX_ZOOM = 11;
 const LIMIT = 20;
 const KINDS = {
   hotel_room: "Hotel room", apartment: "Apartment", house: "House", private_room: "Private room",
@@ -404,6 +405,7 @@ function ensureMap() {
   const L = window.L;
   map = L.map("map", { worldCopyJump: true, zoomSnap: 0.5 });
   map.attributionControl.setPrefix('<a href="https://leafletjs.com/">Leaflet</a>');
+  L.control.scale({ imperial: false }).addTo(map);
   const tiles = meta("staystream-tile-url");
   if (tiles) {
     L.tileLayer(tiles, { attribution: meta("staystream-tile-attribution"), maxZoom: 19 }).addTo(map);
@@ -412,8 +414,17 @@ function ensureMap() {
     $("map").classList.add("offline");
     map.attributionControl.addAttribution("Natural Earth");
     fetch("/static/vendor/world/countries-50m.geojson").then((r) => r.json()).then((world) => {
-      L.geoJSON(world, { interactive: false, style: { color: "#7d8f80", weight: 1, fillColor: "#f3f1e7", fillOpacity: 1 } })
-        .addTo(map).bringToBack();
+      const outlines = L.geoJSON(world, { interactive: false, style: { color: "#7d8f80", weight: 1, fillColor: "#f3f1e7", fillOpacity: 1 } });
+      // 1:50m outlines are a few km off the real coast: past OUTLINE_MAX_ZOOM they would put
+      // pins in the sea, so the map shows plain land (and the search circle) instead.
+      const fit = () => {
+        const show = map.getZoom() <= OUTLINE_MAX_ZOOM;
+        $("map").classList.toggle("plain", !show);
+        if (show && !map.hasLayer(outlines)) outlines.addTo(map).bringToBack();
+        else if (!show && map.hasLayer(outlines)) outlines.remove();
+      };
+      map.on("zoomend", fit);
+      fit();
     }).catch(() => {});
   }
   pinLayer = L.layerGroup().addTo(map);
@@ -447,7 +458,7 @@ function drawPins(results, area) {
     pins.set(id, { marker, r });
   }
   const points = results.map((r) => [r.lat, r.lon]);
-  if (points.length) map.fitBounds(L.latLngBounds(points).pad(0.1), { maxZoom: meta("staystream-tile-url") ? 15 : 13, animate: false });
+  if (points.length) map.fitBounds(L.latLngBounds(points).pad(0.1), { maxZoom: 15, animate: false });
   else map.fitBounds(L.latLng(area.lat, area.lon).toBounds(area.radius_km * 2000), { animate: false });
 }
 
