@@ -34,6 +34,9 @@ from staystream.events.types import ALL_FACTS, FACT_AVAILABILITY, FACT_PRICE, FA
 from staystream.memory.shm import Counter, SharedArrays
 
 PAGE = 64
+# Nights to set: (flat night index, entry referenced now, event index or, for merged nights,
+# the winning event of each fact, shape (3, nights), -1 where the old entry's fact stays).
+Nights = tuple[np.ndarray, np.ndarray, np.ndarray]
 GRACE_SECONDS = 5.0
 OLDEST = np.iinfo(np.int64).min
 
@@ -108,25 +111,24 @@ class CalendarWriter:
         changed_at = batch["changed_at"][event]
         pages = self.shared["pages"].reshape(-1)
         if bool((batch["facts"] == ALL_FACTS).all()):
-            direct_flat, direct_event, merged = self._apply_whole(pages, flat, changed_at, event, _overlapping(
-                row_of_event, start, counts))
+            direct, merged = self._apply_whole(pages, flat, changed_at, event, _overlapping(row_of_event, start, counts))
         else:
-            direct_flat, direct_event, merged = self._apply_facts(pages, flat, changed_at, event, batch["facts"])
-        old_direct = pages[direct_flat].astype(np.int64)
+            direct, merged = self._apply_facts(pages, flat, changed_at, event, batch["facts"])
+        direct_flat, direct_old, direct_event = direct
         pages[direct_flat] = ids[direct_event]
-        won = np.bincount(direct_event, minlength=len(batch))
-        replaced = [old_direct]
+        referenced = np.bincount(direct_event, minlength=len(batch))
+        won, replaced = referenced, direct_old
         if merged is not None:
             merged_flat, merged_old, sources = merged
             pages[merged_flat] = self._merged_entries(batch, merged_old, sources)
-            replaced.append(merged_old)
-            won += np.bincount(sources[sources >= 0], minlength=len(batch))
-        self._count_references(np.concatenate(replaced), ids, direct_event)
+            replaced = np.concatenate([direct_old, merged_old])
+            won = referenced + np.bincount(sources[sources >= 0], minlength=len(batch))
+        self._count_references(replaced, ids, referenced)
         changed = len(direct_flat) + (0 if merged is None else len(merged[0]))
         return changed, int(np.count_nonzero(won == 0))
 
     def _apply_whole(self, pages: np.ndarray, flat: np.ndarray, changed_at: np.ndarray, event: np.ndarray,
-                     overlapping: bool) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...] | None]:
+                     overlapping: bool) -> tuple[Nights, Nights | None]:
         """Every event sets all three facts (v1 `rate`s): the hot path. The latest event of a
         night wins all its facts within the batch; against the night's entry it wins all of them
         when newer than the newest (one gather), else, rarely, only those older than it."""
@@ -143,11 +145,11 @@ class CalendarWriter:
             ])
             partial = (sources >= 0).any(axis=0)
             if partial.any():
-                return flat[wins], event[wins], (flat[rest[partial]], rest_old[partial], sources[:, partial])
-        return flat[wins], event[wins], None
+                return (flat[wins], old[wins], event[wins]), (flat[rest[partial]], rest_old[partial], sources[:, partial])
+        return (flat[wins], old[wins], event[wins]), None
 
     def _apply_facts(self, pages: np.ndarray, flat: np.ndarray, changed_at: np.ndarray, event: np.ndarray,
-                     facts: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...] | None]:
+                     facts: np.ndarray) -> tuple[Nights, Nights | None]:
         """Events that set some facts: per night and fact the batch's winner, then against the
         night's entry. A night referencing an event's own entry when that entry says exactly
         what the night now holds, else a merged entry."""
@@ -172,7 +174,7 @@ class CalendarWriter:
             exact &= (sources[f] == candidate) | kept_unknown
         merge = ~exact
         merged = (nights[merge], old[merge], sources[:, merge]) if merge.any() else None
-        return nights[exact], candidate[exact], merged
+        return (nights[exact], old[exact], candidate[exact]), merged
 
     def _event_entries(self, batch: np.ndarray) -> np.ndarray:
         """One entry per event: the facts it sets, the others unknown."""
@@ -224,9 +226,8 @@ class CalendarWriter:
                 self.refcount = refcount
         return np.concatenate([reused, fresh])
 
-    def _count_references(self, replaced: np.ndarray, ids: np.ndarray, direct_event: np.ndarray) -> None:
+    def _count_references(self, replaced: np.ndarray, ids: np.ndarray, referenced: np.ndarray) -> None:
         """Merged entries were counted as made; here the events' own entries and the replaced."""
-        referenced = np.bincount(direct_event, minlength=len(ids))
         self.refcount[ids] += referenced
         replaced = replaced[replaced != 0]
         np.subtract.at(self.refcount, replaced, 1)
