@@ -182,3 +182,16 @@ def test_bad_fact_events_say_field_value_and_expectation(server, event: dict[str
     assert body["accepted"] == 1
     assert len(body["rejected"]) == 1 and body["rejected"][0]["index"] == 1
     assert body["rejected"][0]["error"].startswith(message), body["rejected"][0]["error"]
+
+
+def test_openapi_documents_every_event_type_the_decoder_takes() -> None:
+    import typing
+
+    from staystream.api.openapi import SCHEMA
+    from staystream.events.types import Event
+
+    decoded = {member.__struct_config__.tag for member in typing.get_args(Event)}
+    documented = SCHEMA["components"]["schemas"]["Event"]["discriminator"]["mapping"]
+    assert set(documented) == decoded
+    for kind, reference in documented.items():
+        assert SCHEMA["components"]["schemas"][reference.rsplit("/", 1)[1]]["properties"]["type"] == {"const": kind}
