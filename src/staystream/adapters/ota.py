@@ -46,6 +46,7 @@ from staystream.adapters.messages import (
     weekdays_attr,
 )
 from staystream.adapters.xmlsafe import XMLRejected, children, parse_document, to_bytes
+from staystream.events.ingest import MAX_MIN_NIGHTS
 from staystream.events.money import CURRENCY_INDEX
 
 OTA_NAMESPACE = "http://www.opentravel.org/OTA/2003/05"
@@ -58,7 +59,6 @@ MESSAGES = {
 WEEKDAYS = {"Mon": 0, "Tue": 1, "Weds": 2, "Wed": 2, "Thur": 3, "Thu": 3, "Fri": 4, "Sat": 5, "Sun": 6}
 MAX_RANGE_NIGHTS = 1100  # one element: three years of nights; more is a typo in End
 MAX_PRODUCT_NIGHTS = 1_000_000  # one message: product x night updates (Expedia allows 5,000)
-MAX_MIN_NIGHTS = 1125
 MAX_REPORTED = 100  # errors or warnings in one RS; the rest are counted
 SHORT_TEXT = {15: "Invalid date", 61: "Invalid currency code", 320: "Invalid value",
               321: "Required field missing", 450: "Unable to process", 783: "Room/rate combination not found"}

@@ -1,8 +1,8 @@
 """Scaled mode's replicated log: one NATS JetStream stream, partitioned by listing.
 
-`serve --log nats://a:4222,nats://b:4222 --store postgresql://...` puts a JetStream stream
+`serve --stream nats://a:4222,nats://b:4222 --store postgresql://...` puts a JetStream stream
 between ingest and everything else. Subjects are `staystream.events.<partition>`, with
-partition = crc32(key) mod `--log-partitions`, so every event of one listing goes to one
+partition = crc32(key) mod `--stream-partitions`, so every event of one listing goes to one
 partition and keeps its order there. A message is one `types.WriteRequest` in msgpack: the
 valid events of one HTTP request that fall in that partition, listings named by key (row
 numbers are local to each node).
@@ -29,14 +29,14 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from staystream.events.types import RATE_FORMAT, Delist, Listing, WriteReply, WriteRequest
+from staystream.events.types import Delist, Listing, WriteReply, WriteRequest
 from staystream.writer.wire import WriterClient, WriterUnavailable
 
 try:
     import nats
     from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 except ImportError:  # pragma: no cover - depends on the install
-    raise ImportError("--log nats://... needs nats-py: pip install 'staystream[scale]'") from None
+    raise ImportError("--stream nats://... needs nats-py: pip install 'staystream[scale]'") from None
 
 log = logging.getLogger("staystream.streamlog")
 
@@ -52,6 +52,7 @@ LAG_UNKNOWN_AFTER_SECONDS = 3.0  # JetStream silent this long: the lag is unknow
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(WriteRequest)
+_BEFORE_FACTS = b"\x98"  # msgpack fixarray of 8
 
 
 class LogUnavailable(WriterUnavailable):
@@ -83,7 +84,13 @@ def encode(request: WriteRequest) -> bytes:
 
 
 def decode(payload: bytes) -> WriteRequest:
-    return _decoder.decode(payload)
+    """A message of the stream. One written before facts is a msgpack array of 8 fields (no
+    `rate_format`) holding rows of format 1: it decodes with the current format's default,
+    so the header says which it is (msgspec writes every field, so newer ones have 9)."""
+    request = _decoder.decode(payload)
+    if payload[:1] == _BEFORE_FACTS:
+        request.rate_format = 1
+    return request
 
 
 def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
@@ -108,7 +115,7 @@ def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
             0, [keys[i] for i in mine.tolist()], chosen.tobytes(),
             [l for l, q in zip(request.listings, listing_part) if q == p],
             [d for d, q in zip(request.delists, delist_part) if q == p],
-            request.newest, request.fx if p == min(touched) else None, rate_format=RATE_FORMAT,
+            request.newest, request.fx if p == min(touched) else None,
         )
     return out
 
@@ -136,7 +143,7 @@ def merge(requests: list[WriteRequest]) -> WriteRequest:
             newest[source] = max(changed_at, newest.get(source, changed_at))
         fx = request.fx if request.fx is not None else fx
     packed = np.concatenate(parts).tobytes() if parts else b""
-    return WriteRequest(0, list(index), packed, listings, delists, newest, fx, rate_format=RATE_FORMAT)
+    return WriteRequest(0, list(index), packed, listings, delists, newest, fx)
 
 
 async def connect(url: str, name: str) -> Any:
