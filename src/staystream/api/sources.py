@@ -60,7 +60,7 @@ class StoreKnown:
         currencies = [night["currency"] for night in shown if night["currency"] is not None]
         fallback = currencies[-1] if currencies else None
         return {
-            dt.date.fromisoformat(night["night"]): Night(  # type: ignore[arg-type]
+            dt.date.fromisoformat(night["night"]): Night(  # type: ignore[arg-type]  # a stored night: str, bool, int values
                 None if night["price"] is None else Decimal(night["price"]),  # type: ignore[arg-type]
                 night["currency"] or fallback,  # type: ignore[arg-type]
                 True if night["available"] is None else night["available"],  # type: ignore[arg-type]
