@@ -531,7 +531,7 @@ def test_window_totals_equal_the_search_of_each_check_in(tmp_path_factory: pytes
     `window_totals` of 40 check-ins gives what `_open_stays` + `_totals` give check-in by check-in."""
     from staystream.events.fx import default_fx
     from staystream.events.money import CURRENCY_INDEX
-    from staystream.events.types import RATE_DTYPE
+    from staystream.events.types import ALL_FACTS, RATE_DTYPE
     from staystream.memory.calendar import PAGE, CalendarWriter
     from staystream.memory.layout import SHARED_ARRAYS
     from staystream.memory.shm import SharedArrays
@@ -554,8 +554,10 @@ def test_window_totals_equal_the_search_of_each_check_in(tmp_path_factory: pytes
                            int(available)))
             day += length
     batch = np.zeros(len(events), dtype=RATE_DTYPE)
-    for i, (row, day, length, price, currency, min_nights, available) in enumerate(events):
-        batch[i] = (row, day, length, 1, price, currency, min_nights, available)
+    for name, values in zip(("key", "start", "nights", "price", "currency", "min_nights", "available"),
+                            zip(*events, strict=True), strict=True):
+        batch[name] = values
+    batch["changed_at"], batch["facts"] = 1, ALL_FACTS  # v1 rates: the three facts at once
     calendar.apply(batch)
     fx = default_fx()
     first, count, everyone = base + 10, 40, np.arange(rows)
