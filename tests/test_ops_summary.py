@@ -32,7 +32,8 @@ def test_counts_rejections_with_an_example_and_restart_state(server: Server) -> 
                                  rate(listing_id, 2, 3, source=source)])
         assert response.status_code == 200 and len(response.json()["rejected"]) == 1
         error = response.json()["rejected"][0]["error"]
-    found = summary_of(server, source, until=lambda row: (row["accepted_per_s"] or 0) > 0)
+    found = summary_of(server, source, until=lambda row: (row["accepted_per_s"] or 0) > 0
+                       and row["last_event_at"] is not None)  # the writer reports freshness once a second
     body, row = found["body"], found["row"]
     assert row is not None, body
     assert row["accepted_total"] == 3 and row["rejected_total"] == 1
