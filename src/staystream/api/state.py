@@ -9,12 +9,13 @@ from pathlib import Path
 
 from staystream.api.admission import BodyBudget
 from staystream.api.auth import Credentials
+from staystream.api.observed import History, RejectionExamples
 from staystream.api.offload import Offload
 from staystream.api.ratelimit import RateLimits
 from staystream.config import Config
 from staystream.events.fx import Fx
 from staystream.events.ingest import Validator
-from staystream.paths import writer_socket
+from staystream.paths import REJECTIONS_DIR, writer_socket
 from staystream.search.view import Store
 from staystream.writer.wire import WriterClient
 
@@ -31,6 +32,8 @@ class Worker:
     validator: Validator
     fx_label: dict[str, str]  # the FX table `validator` judges prices with
     budget: BodyBudget  # request bodies being read or parsed, in all and per client (api/admission.py)
+    rejections: RejectionExamples  # for the operator's summary (api/summary.py)
+    samples_seen: History = field(default_factory=History)  # likewise: rates over the last window
     rate_limits: RateLimits = field(default_factory=RateLimits)  # per credential (api/ratelimit.py)
     offload: Offload = field(default_factory=Offload)  # large native documents (api/offload.py)
     # per-(source, hotel) locks of the native-format routes (see sources.py); unused ones go away
@@ -52,7 +55,8 @@ class Worker:
         await client.connect()
         validator = Validator(store.fx, config.earliest_night, config.horizon_days, config.max_night_price_eur)
         budget = BodyBudget(INFLIGHT_BODIES * config.max_body_bytes, config.max_client_body_bytes)
-        return cls(config, shm_path, credentials, store, client, validator, store.fx.label, budget)
+        return cls(config, shm_path, credentials, store, client, validator, store.fx.label, budget,
+                   RejectionExamples(shm_path / REJECTIONS_DIR))
 
     def refresh(self) -> None:
         """At the start of every request: see grown arrays and judge prices by the current FX table."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 import unicodedata
 from pathlib import Path
@@ -13,7 +14,7 @@ from staystream.durable import sqlite
 from staystream.events.fx import Fx, load_fx
 from staystream.events.money import CURRENCIES, format_minor
 from staystream.events.types import KINDS
-from staystream.memory.calendar import PAGE, CalendarReader
+from staystream.memory.calendar import OLDEST, PAGE, CalendarReader
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.shm import Counter, SharedArrays
 
@@ -57,10 +58,27 @@ class Store:
 
     def listing(self, row: int) -> dict[str, object]:
         found = sqlite.details(self.connection, [row])[row]
-        return describe(found, bool(self.shared["searchable"][row]) if row < len(self.shared["searchable"]) else False)
+        searchable = bool(self.shared["searchable"][row]) if row < len(self.shared["searchable"]) else False
+        return {**describe(found, searchable), "place_id": self.place_ids([row]).get(row)}
+
+    def listing_key(self, row: int) -> tuple[str, str]:
+        return sqlite.keys(self.connection, [row])[row]
+
+    def place_ids(self, rows: list[int]) -> dict[int, str]:
+        """row -> the `place_id` of the row's place (named after the listing that stands for it)."""
+        place = self.shared["place"]
+        if rows and max(rows) >= len(place):
+            self.shared.refresh()
+            place = self.shared["place"]
+        places = {row: int(place[row]) for row in rows}
+        keys = sqlite.keys(self.connection, sorted(set(places.values())))
+        return {row: place_id(*keys[p]) for row, p in places.items() if p in keys}
 
     def nights(self, row: int, start: int | None, end: int | None) -> list[dict[str, object]]:
-        """The nights of one listing that hold a value, in date order, [start, end)."""
+        """The nights of one listing that hold any fact, in date order, [start, end).
+
+        A fact never received for a night shows as null (`price` and `currency` also where the
+        price fact is "no price"); `changed_at` is the newest of the night's facts."""
         directory = self.shared["directory"]
         if row >= len(directory):
             return []
@@ -82,19 +100,35 @@ class Store:
         price = entry("entry_price", entries).tolist()
         currency = entry("entry_currency", entries).tolist()
         available = entry("entry_available", entries).tolist()
+        available_known = (entry("entry_available_at", entries) != OLDEST).tolist()
         min_nights = entry("entry_min_nights", entries).tolist()
+        stay_known = (entry("entry_stay_at", entries) != OLDEST).tolist()
         changed_at = entry("entry_changed_at", entries).tolist()
         return [
             {
                 "night": day_from_epoch(day).isoformat(),
                 "price": None if price[i] < 0 else format_minor(price[i], currency[i]),
-                "currency": CURRENCIES[currency[i]],
-                "available": bool(available[i]),
-                "min_nights": min_nights[i],
+                "currency": None if price[i] < 0 else CURRENCIES[currency[i]],
+                "available": bool(available[i]) if available_known[i] else None,
+                "min_nights": min_nights[i] if stay_known[i] else None,
                 "changed_at": format_changed_at(changed_at[i]),
             }
             for i, day in enumerate(days.tolist())
         ]
+
+
+def place_id(source: str, listing_id: str) -> str:
+    """The opaque id of a place, from the key of the listing that stands for it (URL-safe)."""
+    return base64.urlsafe_b64encode(f"{source}\x00{listing_id}".encode()).decode().rstrip("=")
+
+
+def place_key(text: str) -> tuple[str, str] | None:
+    """The (source, listing_id) a `place_id` was made from, None if it is not one."""
+    try:
+        source, zero, listing_id = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().partition("\x00")
+    except ValueError:
+        return None
+    return (source, listing_id) if zero and source and listing_id else None
 
 
 def describe(found: dict[str, object], searchable: bool) -> dict[str, object]:
