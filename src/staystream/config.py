@@ -95,6 +95,9 @@ class Config:
     stream_partitions: int = _setting(8, "scaled mode: stream partitions (by listing); the same on every node", _positive_int)
     stream_replicas: int = _setting(3, "scaled mode: JetStream replicas of the stream when this node creates it", _positive_int)
     apply_partitions: str = _setting("all", "scaled mode: partitions this applier consumes, 'all' or like '0-3,6'", str)
+    watches_per_address: int = _setting(
+        1_000, "watches one client address may hold (watches need no write credential)", _positive_int)
+    watches_total: int = _setting(200_000, "watches the service holds at most", _positive_int)
 
     @property
     def database_path(self) -> Path:

@@ -62,6 +62,13 @@ def _writer_main(config: Config, shm_path: Path, supervisor: int) -> None:
 
     run(config, shm_path)
 
+def _watcher_main(config: Config, shm_path: Path, supervisor: int) -> None:
+    _die_with_parent(supervisor)
+    configure(config.log_level)
+    from staystream.watches.watcher import run
+
+    run(config, shm_path)
+
 def _worker_main(config: Config, shm_path: Path, listener: socket.socket, supervisor: int) -> None:
     _die_with_parent(supervisor)
     configure(config.log_level)
@@ -139,6 +146,7 @@ def serve(config: Config) -> int:
         shutil.rmtree(shm_path, ignore_errors=True)
         return 1
     workers = [_start_worker(context, config, shm_path, listener) for listener in listeners]
+    watcher = _start_watcher(context, config, shm_path)
     log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
                                  "data_dir": str(config.data_dir)})
     print(f"staystream listening on http://{host}:{port}", flush=True)
@@ -161,6 +169,10 @@ def serve(config: Config) -> int:
             if not worker.is_alive():
                 log.warning("worker exited; starting another", extra={"exitcode": worker.exitcode})
                 workers[i] = _start_worker(context, config, shm_path, listeners[i])
+        if not watcher.is_alive():  # it recovers by itself: events are what differs from its stored state
+            log.warning("watcher exited; starting another", extra={"exitcode": watcher.exitcode})
+            watcher = _start_watcher(context, config, shm_path)
+    watcher.terminate()
     for worker in workers:
         worker.terminate()
     for worker in workers:
@@ -180,6 +192,11 @@ def _start_worker(context, config: Config, shm_path: Path, listener: socket.sock
     worker = context.Process(target=_worker_main, args=(config, shm_path, listener, os.getpid()), name="worker")
     worker.start()
     return worker
+
+def _start_watcher(context, config: Config, shm_path: Path):  # type: ignore[no-untyped-def]
+    watcher = context.Process(target=_watcher_main, args=(config, shm_path, os.getpid()), name="watcher")
+    watcher.start()
+    return watcher
 
 def _wait_for_writer(writer: multiprocessing.Process, shm_path: Path) -> bool:
 

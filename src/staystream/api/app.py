@@ -14,7 +14,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
-from staystream.api import operations, reads, sources, writes
+from staystream.api import operations, reads, sources, watches, writes
 from staystream.api.auth import Credentials
 from staystream.api.state import Worker
 from staystream.config import Config
@@ -32,5 +32,5 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         gc.freeze()  # modules, app, store live on: full collections stop scanning them (performance.md)
         yield
 
-    routes = [*writes.ROUTES, *reads.ROUTES, *operations.ROUTES, *sources.ROUTES]
+    routes = [*writes.ROUTES, *reads.ROUTES, *operations.ROUTES, *sources.ROUTES, *watches.ROUTES]
     return Starlette(routes=routes, lifespan=lifespan)

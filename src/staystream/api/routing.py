@@ -19,14 +19,15 @@ log = logging.getLogger("staystream.http")
 Handler = Callable[[Request, Worker], Awaitable[Response]]
 
 
-def route(path: str, name: str, methods: list[str], handler: Handler) -> Route:
-    """A Starlette route that calls `handler(request, worker)`; `name` labels its metrics and logs."""
+def route(path: str, name: str, methods: list[str], handler: Handler, public: bool = False) -> Route:
+    """A Starlette route that calls `handler(request, worker)`; `name` labels its metrics and logs.
+    A `public` route takes no write credential even when others need one (watches)."""
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
         try:
             worker: Worker = request.app.state.worker
-            if request.method != "GET" and worker.credentials is not None:
+            if request.method != "GET" and worker.credentials is not None and not public:
                 _authorize(worker.credentials, request, name)
             worker.refresh()
             response = await handler(request, worker)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from staystream.api.auth import Credentials
 from staystream.config import Config
@@ -27,6 +29,8 @@ class Worker:
     fx_label: dict[str, str]  # the FX table `validator` judges prices with
     inflight_bytes: int = 0  # request bodies being read or parsed (see writes.post_events)
     # per-(source, hotel) locks of the native-format routes (see sources.py); unused ones go away
+    watches: sqlite3.Connection | None = None  # the watch store, opened on the first watch request
+    outbox_signal: Any = None  # api.watches.OutboxSignal, made with `watches`
     hotel_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = field(
         default_factory=weakref.WeakValueDictionary)
 

@@ -195,35 +195,9 @@ def search(store: Store, query: Query) -> dict[str, object]:
             f"currency: '{CURRENCIES[query.currency]}' has no rate in the FX table "
             f"'{fx.table.name}' of {fx.table.date}; expected one of {', '.join(sorted(fx.table.rates))}"
         )
-    ranking = query.currency if query.currency is not None else CURRENCY_INDEX[fx.table.base]
+    ranking = ranking_currency(fx, query)
 
-    rows = _candidates(shared, query)
-    distance = None
-    if query.area.radius_km is not None:
-        distance = _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
-        near = distance <= query.area.radius_km
-        rows, distance = rows[near], distance[near]
-    rows, kept, entries = _open_stays(shared, rows, query.checkin, query.nights)
-    distance = (
-        distance[kept] if distance is not None
-        else _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
-    )
-    price = _fresh(shared, "entry_price", entries)[entries]
-    currency = _fresh(shared, "entry_currency", entries)[entries]
-    priced = price.min(axis=0) >= 0  # an available night has a price: a guard, not a filter
-    single = (currency == currency[0]).all(axis=0)
-
-    total = _totals(fx, price, currency, single, ranking)
-    ranked = total != UNRANKED
-    keep = priced & (ranked | single)  # a stay in several currencies needs rates for any total
-    if query.currency is not None or query.min_price is not None or query.max_price is not None:
-        keep &= ranked
-    scale = Decimal(10) ** EXPONENT[ranking]
-    if query.min_price is not None:
-        keep &= total >= int((query.min_price * scale).to_integral_value(ROUND_CEILING))
-    if query.max_price is not None:
-        keep &= total <= int((query.max_price * scale).to_integral_value(ROUND_FLOOR))
-    rows, distance, entries, total = rows[keep], distance[keep], entries[:, keep], total[keep]
+    rows, distance, entries, total = offers(shared, fx, query, candidates(shared, query), ranking)
     nightly = np.where(total == UNRANKED, UNRANKED, _half_even_div(total, query.nights))
     keys = {"total": total, "nightly": nightly, "distance": distance}
     sort_keys = [keys[name] for name in _SORT_KEYS[query.sort]]
@@ -255,6 +229,46 @@ def search(store: Store, query: Query) -> dict[str, object]:
     }
 
 
+def ranking_currency(fx: Fx, query: Query) -> int:
+    """The currency results are ranked and price-bounded in: `currency`, else the FX base."""
+    return query.currency if query.currency is not None else CURRENCY_INDEX[fx.table.base]
+
+
+def offers(
+    shared: SharedArrays, fx: Fx, query: Query, rows: np.ndarray, ranking: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Of `rows` (from `candidates` or `inside`), those open for the stay within the price
+    bounds: (rows, distance, entries nights x rows, total in `ranking` minor units).
+
+    Search and watches (`watches.evaluate`) both decide a match here, so they agree."""
+    distance = None
+    if query.area.radius_km is not None:
+        distance = _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+        near = distance <= query.area.radius_km
+        rows, distance = rows[near], distance[near]
+    rows, kept, entries = _open_stays(shared, rows, query.checkin, query.nights)
+    distance = (
+        distance[kept] if distance is not None
+        else _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+    )
+    price = _fresh(shared, "entry_price", entries)[entries]
+    currency = _fresh(shared, "entry_currency", entries)[entries]
+    priced = price.min(axis=0) >= 0  # an available night has a price: a guard, not a filter
+    single = (currency == currency[0]).all(axis=0)
+
+    total = _totals(fx, price, currency, single, ranking)
+    ranked = total != UNRANKED
+    keep = priced & (ranked | single)  # a stay in several currencies needs rates for any total
+    if query.currency is not None or query.min_price is not None or query.max_price is not None:
+        keep &= ranked
+    scale = Decimal(10) ** EXPONENT[ranking]
+    if query.min_price is not None:
+        keep &= total >= int((query.min_price * scale).to_integral_value(ROUND_CEILING))
+    if query.max_price is not None:
+        keep &= total <= int((query.max_price * scale).to_integral_value(ROUND_FLOOR))
+    return rows[keep], distance[keep], entries[:, keep], total[keep]
+
+
 _SORT_KEYS = {
     "total": ("total", "distance"),
     "nightly": ("nightly", "total", "distance"),
@@ -265,7 +279,7 @@ _SORT_KEYS = {
 # -- the area and the listing filters ----------------------------------------------------------
 
 
-def _candidates(shared: SharedArrays, query: Query) -> np.ndarray:
+def candidates(shared: SharedArrays, query: Query) -> np.ndarray:
     """Rows inside the area's box that are searchable, fit the guests and are of a kind asked."""
     area = query.area
     names = ("lat", "lon", "searchable", "max_guests", "kind")
@@ -279,12 +293,24 @@ def _candidates(shared: SharedArrays, query: Query) -> np.ndarray:
         rows = index.candidates(shared, area, rows_in_use)
         lat = shared["lat"][rows]
         rows = rows[(lat >= area.min_lat) & (lat <= area.max_lat)]
+    return _listing_filters(shared, query, rows)
+
+
+def inside(shared: SharedArrays, query: Query, rows: np.ndarray) -> np.ndarray:
+    """Which of `rows` (each below `Counter.ROWS`) lie in the area's box and are searchable, fit
+    the guests and are of a kind asked: what `candidates` finds, for given rows (watches)."""
+    lat = shared["lat"][rows]
+    return _listing_filters(shared, query, rows[(lat >= query.area.min_lat) & (lat <= query.area.max_lat)])
+
+
+def _listing_filters(shared: SharedArrays, query: Query, rows: np.ndarray) -> np.ndarray:
+    area = query.area
     if area.lon_ranges != ((-180.0, 180.0),):
         lon = shared["lon"][rows]
-        inside = np.zeros(len(rows), dtype=bool)
+        within = np.zeros(len(rows), dtype=bool)
         for low, high in area.lon_ranges:
-            inside |= (lon >= low) & (lon <= high)
-        rows = rows[inside]
+            within |= (lon >= low) & (lon <= high)
+        rows = rows[within]
     keep = (shared["searchable"][rows] == 1) & (shared["max_guests"][rows] >= query.guests)
     if query.kinds:
         keep &= np.isin(shared["kind"][rows], query.kinds)

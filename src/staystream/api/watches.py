@@ -1,0 +1,139 @@
+"""Watches: create and delete them (no write credential: bounded per address and in total), and
+stream their events as Server-Sent Events, resumable with `Last-Event-ID`.
+
+The watcher process writes events to the outbox and bumps `Counter.OUTBOX`; one task per worker
+follows that counter (`OutboxSignal`) and wakes the streams, which read their new rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from staystream.api.requests import read_body
+from staystream.api.responses import HTTPError, json_response
+from staystream.api.routing import route
+from staystream.api.state import Worker
+from staystream.memory.shm import Counter, SharedArrays
+from staystream.paths import watches_path
+from staystream.search.engine import QueryError
+from staystream.watches import store
+from staystream.watches.spec import parse_watch
+
+BODY_LIMIT = 64 * 1024
+SIGNAL_POLL_SECONDS = 0.02  # how often a worker looks at the outbox counter (within the 1 s promise)
+KEEPALIVE_SECONDS = 15.0  # a comment line, so proxies and clients see a live stream
+CHECK_WATCH_SECONDS = 5.0  # how often a stream checks that its watch still exists (deleted, expired)
+
+
+class OutboxSignal:
+    """Wakes every waiting stream of this worker when the watcher recorded events."""
+
+    def __init__(self, shared: SharedArrays) -> None:
+        self.shared = shared
+        self.changed = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def wait(self, timeout: float) -> None:
+        if self.task is None:
+            self.task = asyncio.create_task(self._follow())
+        try:
+            await asyncio.wait_for(asyncio.shield(self.changed.wait()), timeout)
+        except TimeoutError:
+            pass
+
+    async def _follow(self) -> None:
+        seen = int(self.shared.counters[Counter.OUTBOX])
+        while True:
+            await asyncio.sleep(SIGNAL_POLL_SECONDS)
+            now = int(self.shared.counters[Counter.OUTBOX])
+            if now != seen:
+                seen = now
+                changed, self.changed = self.changed, asyncio.Event()
+                changed.set()
+
+
+def _database(worker: Worker) -> sqlite3.Connection:
+    if worker.watches is None:
+        worker.watches = store.connect(watches_path(worker.config.data_dir))
+        worker.outbox_signal = OutboxSignal(worker.store.shared)
+    return worker.watches
+
+
+async def post_watch(request: Request, worker: Worker) -> Response:
+    body = await read_body(request, BODY_LIMIT)
+    try:
+        spec = parse_watch(body, worker.config.horizon_days)
+    except QueryError as exc:
+        raise HTTPError(400, str(exc)) from None
+    watch = store.Watch(0, secrets.token_urlsafe(16), secrets.token_hex(32), _json_params(spec.params),
+                        spec.webhook, spec.expires_at)
+    client = request.client.host if request.client else "unknown"
+    try:
+        store.create(_database(worker), watch, client, worker.config.watches_per_address, worker.config.watches_total)
+    except store.LimitReached as exc:
+        raise HTTPError(429, str(exc), {"Retry-After": str(exc.retry_after)}) from None
+    worker.store.shared.counters[Counter.WATCHES_CHANGED] += 1
+    return json_response({"watch_id": watch.id, "secret": watch.secret}, 201)
+
+
+def _json_params(params: dict[str, list[str]]) -> str:
+    import json
+
+    return json.dumps(params, sort_keys=True)
+
+
+async def delete_watch(request: Request, worker: Worker) -> Response:
+    if not store.delete(_database(worker), request.path_params["watch_id"]):
+        raise HTTPError(404, f"watch_id: '{request.path_params['watch_id'][:40]}' is no watch (deleted, expired or never made)")
+    worker.store.shared.counters[Counter.WATCHES_CHANGED] += 1
+    return Response(status_code=204)
+
+
+async def get_events(request: Request, worker: Worker) -> Response:
+    database = _database(worker)
+    watch_id = request.path_params["watch_id"]
+    watch = store.find(database, watch_id)
+    if watch is None:
+        raise HTTPError(404, f"watch_id: '{watch_id[:40]}' is no watch (deleted, expired or never made)")
+    text = request.headers.get("last-event-id", "").strip()
+    if text and not text.isdigit():
+        raise HTTPError(400, f"last-event-id: '{text[:40]}' is not an event id; expected the id of an event received")
+    after = int(text) if text else 0
+    signal = worker.outbox_signal
+    assert signal is not None
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal after
+        yield b"retry: 1000\n\n"
+        loop = asyncio.get_running_loop()
+        last_sent = checked = loop.time()
+        while True:
+            while rows := store.events_after(database, watch.seq, after):
+                yield b"".join(b"id: %d\nevent: %s\ndata: %s\n\n" % (i, e.encode(), d.encode()) for i, e, d in rows)
+                after = rows[-1][0]
+                last_sent = loop.time()
+            now = loop.time()
+            if now - checked >= CHECK_WATCH_SECONDS:
+                checked = now
+                if store.find(database, watch_id) is None:
+                    return  # deleted or expired: the client's reconnect then gets a 404
+            if now - last_sent >= KEEPALIVE_SECONDS:
+                yield b": keep-alive\n\n"
+                last_sent = now
+            await signal.wait(CHECK_WATCH_SECONDS)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+ROUTES = [
+    route("/v1/watches", "watches", ["POST"], post_watch, public=True),
+    route("/v1/watches/{watch_id}", "watch", ["DELETE"], delete_watch, public=True),
+    route("/v1/watches/{watch_id}/events", "watch_events", ["GET"], get_events),
+]

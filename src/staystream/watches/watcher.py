@@ -1,0 +1,244 @@
+"""The watcher process: turns applied writes into watch events, and delivers webhooks.
+
+It follows the writer's change feed (`memory/feed.py`), finds the watches a change can affect
+through `WatchIndex`, evaluates those watches on the changed places only (search's own functions:
+`evaluate.py`), and records the events with the state they leave in one durable transaction
+(`store.record`) before bumping `Counter.OUTBOX`, which workers serving SSE streams follow.
+
+On start, when the feed lapped it, and when the FX table changes, it evaluates every watch on
+its whole area instead, so nothing acknowledged while it was down or behind is missed: events are
+what differs from the stored state, whenever the watcher looks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from staystream import metrics
+from staystream.config import Config
+from staystream.events.fx import default_fx
+from staystream.memory.feed import ALL_NIGHTS, FeedReader
+from staystream.memory.shm import Counter
+from staystream.paths import watches_path
+from staystream.search.engine import Query, candidates
+from staystream.search.view import Store
+from staystream.watches import store
+from staystream.watches.evaluate import changes, current_offers
+from staystream.watches.index import WatchIndex
+from staystream.watches.places import place_id
+from staystream.watches.spec import query_of
+from staystream.watches.store import Event, Placed, Watch
+from staystream.watches.webhooks import Deliveries
+
+log = logging.getLogger("staystream.watcher")
+IDLE_POLL_SECONDS = 0.02  # between looks at an idle feed: far inside the 1 s promise
+BUSY_POLL_SECONDS = 0.2  # at most, after a long evaluation: more changes per evaluation of a watch
+EXPIRY_SECONDS = 60.0  # between sweeps of expired watches
+KEEP_EVENTS_SECONDS = 86400.0  # how long a reconnecting SSE client may ask for missed events
+
+
+@dataclass
+class Live:
+    watch: Watch
+    query: Query
+
+
+class Watcher:
+    def __init__(self, config: Config, shm_path: Path) -> None:
+        self.config = config
+        self.view = Store(config.database_path, shm_path, default_fx(config.fx_table))
+        self.shared = self.view.shared
+        self.feed = FeedReader(self.shared)  # before the first evaluation: no change falls between
+        self.db = store.connect(watches_path(config.data_dir))
+        self.index = WatchIndex()
+        self.live: dict[int, Live] = {}
+        self.said: dict[int, dict[str, Placed]] = store.load_state(self.db)
+        self.holders: defaultdict[str, set[int]] = defaultdict(set)  # place id -> watches that said it matches
+        for seq, places in self.said.items():
+            for pid in places:
+                self.holders[pid].add(seq)
+        self.names: dict[int, tuple[str, str]] = {}  # row -> (source, listing_id): never changes
+        self.newest_seq = 0
+        self.watches_changed = -1
+        self.fx_label = self.view.fx.label
+        self.deliveries = Deliveries(self.db)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        delivering = asyncio.create_task(self.deliveries.run())
+        next_expiry = 0.0
+        try:
+            self._reload_watches(evaluate=False)
+            self._evaluate_whole(list(self.live))
+            while True:
+                started = time.perf_counter()
+                self.view.refresh()
+                if time.monotonic() >= next_expiry:
+                    self._expire()
+                    next_expiry = time.monotonic() + EXPIRY_SECONDS
+                busy = self.poll()
+                elapsed = time.perf_counter() - started
+                await asyncio.sleep(min(BUSY_POLL_SECONDS, 2 * elapsed) if busy else IDLE_POLL_SECONDS)
+        finally:
+            delivering.cancel()
+
+    def poll(self) -> bool:
+        """One look at watches and the feed; True if there was anything to do."""
+        busy = self._reload_watches(evaluate=True)
+        if self.view.fx.label != self.fx_label:  # every total may have moved
+            self.fx_label = self.view.fx.label
+            self.feed.read()
+            self._evaluate_whole(list(self.live))
+            return True
+        entries, _ = self.feed.read()
+        if entries is None:
+            log.warning("the change feed lapped the watcher; evaluating every watch")
+            self._evaluate_whole(list(self.live))
+            return True
+        if len(entries):
+            self._evaluate_changes(entries)
+            return True
+        return busy
+
+    # -- watches come and go -----------------------------------------------------------------
+
+    def _reload_watches(self, evaluate: bool) -> bool:
+        changed = int(self.shared.counters[Counter.WATCHES_CHANGED])
+        if changed == self.watches_changed:
+            return False
+        self.watches_changed = changed
+        added = []
+        for watch in store.watches_since(self.db, self.newest_seq):
+            query = query_of(watch.params)
+            self.live[watch.seq] = Live(watch, query)
+            self.index.add(watch.seq, query.area, query.checkin, query.nights)
+            self.newest_seq = max(self.newest_seq, watch.seq)
+            added.append(watch.seq)
+        gone = set(self.live) - store.live_seqs(self.db)
+        self._forget(gone)
+        if evaluate and added:
+            self._evaluate_whole(added)
+        return bool(added or gone)
+
+    def _forget(self, seqs: set[int] | list[int]) -> None:
+        for seq in seqs:
+            self.live.pop(seq, None)
+            self.index.remove(seq)
+            for pid in self.said.pop(seq, {}):
+                self.holders[pid].discard(seq)
+
+    def _expire(self) -> None:
+        self._forget(store.expire(self.db, time.time(), KEEP_EVENTS_SECONDS))
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def _evaluate_whole(self, seqs: list[int]) -> None:
+        """Each watch over its whole area (start, new watches, a lapped feed, a new FX table)."""
+        for start in range(0, len(seqs), 1000):  # one transaction per thousand watches
+            events: list[Event] = []
+            placed: list[tuple[int, str, Placed]] = []
+            gone: list[tuple[int, str]] = []
+            for seq in seqs[start : start + 1000]:
+                live = self.live.get(seq)
+                if live is None:
+                    continue
+                now = current_offers(self.shared, self.view.fx, live.query, candidates(self.shared, live.query), self._names)
+                said = self.said.get(seq, {})
+                found = changes(seq, said, now, set(now) | set(said))
+                events += found[0]
+                placed += found[1]
+                gone += found[2]
+            self._record(events, placed, gone)
+
+    def _evaluate_changes(self, entries: np.ndarray) -> None:
+        rows, first, end = _collapse(entries)
+        rows_in_use = min(int(self.shared.counters[Counter.ROWS]), len(self.shared["lat"]))
+        known = rows < rows_in_use
+        rows, first, end = rows[known], first[known], end[known]
+        watch, position = self.index.affected(rows, self.shared["lat"][rows], self.shared["lon"][rows], first, end)
+        affected: defaultdict[int, set[int]] = defaultdict(set)
+        for w, p in zip(watch.tolist(), position.tolist()):
+            affected[w].add(rows[p])
+        # A listing that moved away (or changed place) leaves the watches that last had it.
+        described = rows[first == ALL_NIGHTS[0]].tolist()
+        for row, (source, listing_id) in self._names(described).items():
+            for seq in self.holders.get(place_id(source, listing_id), ()):
+                affected[seq].add(row)
+        events: list[Event] = []
+        placed: list[tuple[int, str, Placed]] = []
+        gone: list[tuple[int, str]] = []
+        for seq, touched in affected.items():
+            live = self.live.get(seq)
+            if live is None:
+                continue
+            looked = np.fromiter(touched, np.int64, len(touched))
+            names = self._names(looked.tolist())
+            places = {place_id(*names[row]) for row in looked.tolist() if row in names}
+            now = current_offers(self.shared, self.view.fx, live.query, looked, self._names)
+            found = changes(seq, self.said.get(seq, {}), now, places | set(now))
+            events += found[0]
+            placed += found[1]
+            gone += found[2]
+        self._record(events, placed, gone)
+
+    def _record(self, events: list[Event], placed: list[tuple[int, str, Placed]], gone: list[tuple[int, str]]) -> None:
+        if not (events or placed or gone):
+            return
+        webhooks = {event.watch_seq for event in events if self.live[event.watch_seq].watch.webhook}
+        store.record(self.db, events, webhooks, placed, gone)
+        for seq, pid, p in placed:
+            self.said.setdefault(seq, {})[pid] = p
+            self.holders[pid].add(seq)
+        for seq, pid in gone:
+            self.said.get(seq, {}).pop(pid, None)
+            self.holders[pid].discard(seq)
+        if events:
+            self.shared.counters[Counter.OUTBOX] += 1
+            metrics.watch_events.inc(len(events))
+            if webhooks:
+                self.deliveries.wake()
+
+    def _names(self, rows: list[int]) -> dict[int, tuple[str, str]]:
+        missing = [row for row in rows if row not in self.names]
+        if missing:
+            from staystream.durable import sqlite as db
+
+            for start in range(0, len(missing), 900):  # SQLite's bound on parameters
+                for row, found in db.details(self.view.connection, missing[start : start + 900]).items():
+                    self.names[row] = (str(found["source"]), str(found["listing_id"]))
+        return {row: self.names[row] for row in rows if row in self.names}
+
+
+def _collapse(entries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One (row, first, end) per row: the span of all its changed nights."""
+    order = np.argsort(entries["row"], kind="stable")
+    rows = entries["row"][order].astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    first = np.minimum.reduceat(entries["first"][order].astype(np.int64), starts)
+    end = np.maximum.reduceat(entries["end"][order].astype(np.int64), starts)
+    return rows[starts], first, end
+
+
+def run(config: Config, shm_path: Path) -> None:
+    """Entry point of the watcher process."""
+    import uvloop
+
+    async def main() -> None:
+        watcher = Watcher(config, shm_path)
+        log.info("watcher started", extra={"watches": len(store.live_seqs(watcher.db))})
+        await watcher.run()
+
+    try:
+        uvloop.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
