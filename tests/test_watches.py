@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import signal
+import subprocess
 import http.server
 import json
 import queue
@@ -48,6 +51,12 @@ class Stream:
         self.thread.start()
 
     def _read(self, url: str, headers: dict[str, str]) -> None:
+        try:
+            self._follow(url, headers)
+        except httpx.HTTPError:  # the server went away: the stream ends, as a browser's would
+            pass
+
+    def _follow(self, url: str, headers: dict[str, str]) -> None:
         with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(5, read=None)) as response:
             self.status = response.status_code
             fields: dict[str, str] = {}
@@ -56,7 +65,8 @@ class Stream:
                     return
                 if not line:
                     if "event" in fields:
-                        self.events.put(Sse(int(fields["id"]), fields["event"], json.loads(fields["data"]), time.monotonic()))
+                        data = json.loads(fields["data"])
+                        self.events.put(Sse(int(fields["id"]), fields["event"], data, time.monotonic()))
                     fields = {}
                 elif not line.startswith(":"):
                     name, _, value = line.partition(":")
@@ -141,3 +151,202 @@ def test_events_follow_writes_and_resume(server: Server) -> None:
         assert client.delete(f"/v1/watches/{watch_id}").status_code == 204
         assert client.get(f"/v1/watches/{watch_id}/events").status_code == 404
         assert client.delete(f"/v1/watches/{watch_id}").status_code == 404
+
+
+class Receiver:
+    """A real webhook receiver (http.server on its own port): answers 2xx, keeps what arrived."""
+
+    def __init__(self, port: int = 0) -> None:
+        received: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
+        self.received = received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers["content-length"]))
+                received.put(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def next(self, timeout: float = WAIT) -> tuple[dict[str, str], bytes]:
+        return self.received.get(timeout=timeout)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> None:
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["x-staystream-signature"] == expected
+
+
+def test_webhook_is_signed_and_carries_the_event(server: Server) -> None:
+    receiver = Receiver()
+    try:
+        with server.client() as client:
+            flat = unique_id("hooked")
+            post_ok(client, [listing(flat, lat=LAT - 0.002, lon=LON), rate(flat, 10, 13, "80.00")])
+            created = client.post("/v1/watches", json=watch_body(webhook=receiver.url, max_price="1000")).json()
+            headers, body = receiver.next()
+            verify(created["secret"], headers, body)
+            assert headers["x-staystream-event"] == "entered"
+            assert json.loads(body)["listing_id"] == flat
+            post_ok(client, [rate(flat, 10, 13, "70.00", changed=1)])
+            headers, body = receiver.next()
+            verify(created["secret"], headers, body)
+            assert (headers["x-staystream-event"], json.loads(body)["total"]) == ("price_drop", "210.00")
+            # The same JSON as the stream's
+            stream = Stream(f"{server.url}/v1/watches/{created['watch_id']}/events")
+            try:
+                assert [stream.next().data for _ in range(2)][1] == json.loads(body)
+            finally:
+                stream.close()
+    finally:
+        receiver.close()
+
+
+def test_webhook_outage_survives_kill_9(tmp_path: Path) -> None:
+    """Receiver down; the event is owed; kill -9 of the whole service; restart, receiver up: it arrives.
+    A change made while the service was down is not lost either (the watcher re-evaluates on start)."""
+    port = free_port()
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir)
+    flat = unique_id("outage")
+    try:
+        with server.client() as client:
+            post_ok(client, [listing(flat, lat=LAT, lon=LON + 0.001), rate(flat, 10, 13, "100.00")])
+            created = client.post("/v1/watches", json=watch_body(webhook=f"http://127.0.0.1:{port}/hook")).json()
+            deadline = time.monotonic() + WAIT
+            while "staystream_webhook_failures_total{reason=\"connect\"} 0.0" in client.get("/metrics").text:
+                assert time.monotonic() < deadline, "no failed delivery attempt"
+                time.sleep(0.1)
+    finally:
+        server.kill()
+    server = start_server(data_dir)
+    receiver = Receiver(port)
+    try:
+        headers, body = receiver.next(timeout=30)
+        verify(created["secret"], headers, body)
+        assert (headers["x-staystream-event"], json.loads(body)["listing_id"]) == ("entered", flat)
+        with server.client() as client:
+            post_ok(client, [rate(flat, 10, 13, "50.00", changed=1)])
+            headers, body = receiver.next()
+            assert (headers["x-staystream-event"], json.loads(body)["total"]) == ("price_drop", "150.00")
+    finally:
+        receiver.close()
+        server.stop()
+
+
+def test_watcher_kill_9_misses_nothing(tmp_path: Path) -> None:
+    """A write acknowledged while the watcher is dead produces its event once it is back."""
+    server = start_server(tmp_path / "data")
+    try:
+        with server.client() as client:
+            flat = unique_id("gap")
+            post_ok(client, [listing(flat, lat=LAT, lon=LON), rate(flat, 10, 13, "100.00")])
+            watch_id = client.post("/v1/watches", json=watch_body()).json()["watch_id"]
+            stream = Stream(f"{server.url}/v1/watches/{watch_id}/events")
+            try:
+                entered = stream.next()
+                watcher = watcher_pid(server)
+                os.kill(watcher, signal.SIGSTOP)  # stopped, then killed: the write lands while it is gone
+                post_ok(client, [rate(flat, 10, 13, "60.00", changed=1)])
+                os.kill(watcher, signal.SIGKILL)
+                drop = stream.next(timeout=15)  # the supervisor starts another watcher
+                assert (drop.event, drop.data["previous_total"], drop.data["total"]) == ("price_drop", "300.00", "180.00")
+                assert drop.id > entered.id
+            finally:
+                stream.close()
+    finally:
+        server.stop()
+
+
+def watcher_pid(server: Server) -> int:
+    children = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout.split()
+    for pid in children:
+        if Path(f"/proc/{pid}/comm").read_text().strip() == "ss-watcher":  # set by the supervisor
+            return int(pid)
+    raise AssertionError(f"no watcher among {children}")
+
+
+def test_limits_per_address_and_total(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", "--watches-per-address", "3", "--watches-total", "4")
+    try:
+        with server.client() as client:
+            ids = [client.post("/v1/watches", json=watch_body()).json()["watch_id"] for _ in range(3)]
+            refused = client.post("/v1/watches", json=watch_body())
+            assert refused.status_code == 429
+            assert "127.0.0.1 holds 3 watches" in refused.json()["error"]
+            assert int(refused.headers["retry-after"]) > 0
+            assert client.delete(f"/v1/watches/{ids[0]}").status_code == 204
+            assert client.post("/v1/watches", json=watch_body()).status_code == 201
+        with sqlite3.connect(tmp_path / "data" / "watches.sqlite3") as db:  # as if made by another address
+            db.execute("UPDATE watches SET client = '192.0.2.1' WHERE id IN (?, ?)", (ids[1], ids[2]))
+        with server.client() as client:
+            assert client.post("/v1/watches", json=watch_body()).status_code == 201
+            full = client.post("/v1/watches", json=watch_body())
+            assert full.status_code == 429 and "the service holds 4 watches" in full.json()["error"]
+    finally:
+        server.stop()
+
+
+def test_expired_watches_are_gone(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir, "--watches-per-address", "1")
+    try:
+        with server.client() as client:
+            watch_id = client.post("/v1/watches", json=watch_body()).json()["watch_id"]
+            assert client.post("/v1/watches", json=watch_body()).status_code == 429
+            with sqlite3.connect(data_dir / "watches.sqlite3") as db:  # as if its checkout date had passed
+                db.execute("UPDATE watches SET expires_at = 1 WHERE id = ?", (watch_id,))
+            assert client.get(f"/v1/watches/{watch_id}/events").status_code == 404
+            assert client.post("/v1/watches", json=watch_body()).status_code == 201  # it no longer counts
+    finally:
+        server.stop()
+    server = start_server(data_dir)  # the watcher's sweep on start removes it and what it owned
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            with sqlite3.connect(data_dir / "watches.sqlite3") as db:
+                if db.execute("SELECT count(*) FROM watches WHERE id = ?", (watch_id,)).fetchone()[0] == 0:
+                    break
+            assert time.monotonic() < deadline, "the expired watch was not removed"
+            time.sleep(0.1)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"lat": LAT, "lon": LON, "checkin": night(5)}, "checkout: missing; expected a date YYYY-MM-DD"),
+    ({**watch_body(), "guests": 0}, "guests: '0' is out of range; expected 1 to 500"),
+    ({**watch_body(), "bbox": "1,2,3"}, "bbox: given with lat, lon, radius_km"),
+    ({**watch_body(), "currency": "XYZ"}, "currency: 'XYZ' is not an ISO 4217 code"),
+    ({**watch_body(), "webhook": "ftp://example.com"}, "webhook: 'ftp://example.com' is not an http(s) URL"),
+    ({**watch_body(), "colour": "red"}, "colour: unknown field"),
+    ({**watch_body(), "checkin": night(-5), "checkout": night(-2)}, "is past; expected today or later"),
+    ({**watch_body(), "kind": ["house", "castle"]}, "kind: 'castle' is not one of"),
+])
+def test_bad_watches_are_refused_naming_the_field(server: Server, body: dict[str, object], message: str) -> None:
+    with server.client() as client:
+        response = client.post("/v1/watches", json=body)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+def test_bbox_watch_as_a_list(server: Server) -> None:
+    body = {k: v for k, v in watch_body().items() if k not in ("lat", "lon", "radius_km")}
+    with server.client() as client:
+        assert client.post("/v1/watches", json={**body, "bbox": [4.8, 52.3, 5.0, 52.4]}).status_code == 201

@@ -23,6 +23,7 @@ from staystream.logs import configure
 
 log = logging.getLogger("staystream.server")
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 
 def shared_memory_path() -> Path:
     """A fresh directory on tmpfs for this server; leftovers of dead servers are removed."""
@@ -64,6 +65,7 @@ def _writer_main(config: Config, shm_path: Path, supervisor: int) -> None:
 
 def _watcher_main(config: Config, shm_path: Path, supervisor: int) -> None:
     _die_with_parent(supervisor)
+    ctypes.CDLL(None).prctl(PR_SET_NAME, b"ss-watcher")  # `ps`/`top` and the tests tell it apart
     configure(config.log_level)
     from staystream.watches.watcher import run
 
