@@ -30,7 +30,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
-from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 
 __all__ = ["CANARY_LAT", "CANARY_LON", "Probe", "Result", "add_arguments", "main"]
 
@@ -171,14 +170,19 @@ class Exported:
     """The probe's metrics, in a registry of their own (served on --metrics-port)."""
 
     def __init__(self) -> None:
+        # Imported here, not at the top: prometheus_client picks multiprocess mode when first
+        # imported, and `cli` imports this module before `serve` sets PROMETHEUS_MULTIPROC_DIR.
+        from prometheus_client import CollectorRegistry, Gauge, Histogram
+
         self.registry = CollectorRegistry()
         self.success = Gauge("staystream_probe_success", "1 if the last canary write was visible in time, else 0",
                              registry=self.registry)
         self.visible = Histogram(
             "staystream_probe_visible_seconds", "From the canary write's 200 to calendar and search showing it",
             buckets=VISIBLE_BUCKETS, registry=self.registry)
-        self.last_run = Gauge("staystream_probe_last_run_timestamp_seconds", "When the last probe run ended (Unix time)",
-                              registry=self.registry)
+        self.last_run = Gauge(
+            "staystream_probe_last_run_timestamp_seconds", "When the last probe run ended (Unix time)",
+            registry=self.registry)
 
     def record(self, result: Result) -> None:
         self.success.set(1 if result.ok else 0)
@@ -193,7 +197,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between two runs (default 10)")
     parser.add_argument("--once", action="store_true", help="run once, print the result, exit 0 if it passed, else 1")
     parser.add_argument("--timeout", type=_positive_float, default=5.0, metavar="SECONDS",
-                        help="how long the canary may take to become visible after its 200 (default 5: the worst case promised)")
+                        help="how long the canary may take to become visible after its 200 "
+                        "(default 5: the worst case promised)")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve the results as Prometheus metrics on this port (all addresses)")
     parser.add_argument("--listing-id", default="canary",
@@ -210,6 +215,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     exported = Exported()
     if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
         start_http_server(args.metrics_port, registry=exported.registry)
     try:
         while True:
