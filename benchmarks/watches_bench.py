@@ -7,8 +7,9 @@ at least 80% of the same server's without watches, and the alert latency p99 is 
 One server, the prefilled city, then:
 
 1. the max write throughput without watches;
-2. `watches` watches created over HTTP (random 1-3 km circles over the city, random stays of
-   1-7 nights in the calendar's range, so the load's writes keep touching them), and a canary
+2. `watches` watches created over HTTP (random 0.5-1.5 km circles over the city, random stays of
+   1-7 nights in the calendar's range, so the load's writes keep touching them, under
+   `MAX_NIGHTLY_EUR` a night: a dozen matching places each, as a traveler's alert), and a canary
    watch around a listing of its own away from the city; the canary's first event says the
    watcher has taken in every watch before it;
 3. the max write throughput again, while a sampler makes the canary listing leave and enter the
@@ -34,6 +35,7 @@ from .scenarios import Bench, machine_busy, measured, prefill
 
 NAME = "watches"
 THROUGHPUT_FRACTION_BAR, LATENCY_P99_BAR_S = 0.8, 1.0
+MAX_NIGHTLY_EUR = 65  # watches ask for stays under this a night: ~4% of the city's offers (50-400)
 CANARY = "bench-canary"
 CANARY_LAT, CANARY_LON = workload.CITY_LAT + 1.0, workload.CITY_LON  # ~110 km from the city
 
@@ -110,7 +112,7 @@ async def _create_watches(url: str, ws: WatchSettings, listings: int) -> None:
     rng = np.random.default_rng(13)
     lat = workload.CITY_LAT + rng.uniform(-workload.HALF_LAT, workload.HALF_LAT, ws.watches)
     lon = workload.CITY_LON + rng.uniform(-workload.HALF_LON, workload.HALF_LON, ws.watches)
-    radius = rng.uniform(1, 3, ws.watches)
+    radius = rng.uniform(0.5, 1.5, ws.watches)
     checkin = workload.first_night() + rng.integers(0, workload.CALENDAR_NIGHTS - 8, ws.watches)
     nights = rng.integers(1, 8, ws.watches)
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -122,7 +124,7 @@ async def _create_watches(url: str, ws: WatchSettings, listings: int) -> None:
             i = queue.get_nowait()
             body = {"lat": round(float(lat[i]), 5), "lon": round(float(lon[i]), 5), "radius_km": round(float(radius[i]), 2),
                     "checkin": workload.iso_day(int(checkin[i])), "checkout": workload.iso_day(int(checkin[i] + nights[i])),
-                    "guests": 2}
+                    "guests": 2, "max_price": int(nights[i]) * MAX_NIGHTLY_EUR}
             response = await client.post("/v1/watches", json=body)
             if response.status_code != 201:
                 raise RuntimeError(f"creating watch {i}: {response.status_code} {response.text}")

@@ -1,7 +1,9 @@
 """Which watches a change can affect, without looking at every watch.
 
-A watch's area box is cut into grid cells (`CELL_DEGREES`); the index holds (cell, watch) pairs
-sorted by cell, so the changed rows' cells find their watches with two binary searches each.
+A watch's area box is cut into grid cells (`CELL_DEGREES`) and its stay into buckets of
+`BUCKET_NIGHTS` nights; the index holds (cell x bucket, watch) pairs sorted by key, so each changed
+row finds its watches with two binary searches per bucket its changed nights touch. (Cells alone
+put thousands of watches of a dense city on every change; the dates cut that a hundredfold.)
 Watches added since the last full build go to a second, smaller sorted level, re-sorted when it
 is next read; it is merged into the first once it holds an eighth as many watches (so a burst of
 new watches costs amortized O(log n) each). An area too large for cells (`MAX_CELLS`) is checked
@@ -16,9 +18,11 @@ import numpy as np
 
 from staystream.search.engine import Area
 
-CELL_DEGREES = 0.05  # ~5.5 km of latitude: a city watch covers a few dozen cells
-LON_CELLS = int(360 / CELL_DEGREES)
-MAX_CELLS = 4096  # a box of more cells (a country) is checked directly on every change
+CELL_DEGREES = 0.01  # ~1.1 km of latitude: a watch of a 1 km radius covers about 3 x 3 cells
+LAT_CELLS, LON_CELLS = int(180 / CELL_DEGREES) + 1, int(360 / CELL_DEGREES)
+SPACE = LAT_CELLS * LON_CELLS
+BUCKET_NIGHTS = 8
+MAX_KEYS = 4096  # a watch of more keys (a country, a long stay) is checked directly on every change
 MERGE_MIN = 4096  # recent watches merged into the main level past max(this, main / 8)
 
 
@@ -41,6 +45,7 @@ class WatchIndex:
         self.recent: list[int] = []  # watches of the second level
         self.levels: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted cell keys, watch of each)
         self.stale = False  # `levels` misses recent watches
+        self.buckets = (0, -1)  # the lowest and highest bucket any indexed watch covers
         self.wide: list[int] = []  # watches whose box has too many cells: always checked
         self.cell_lists: dict[int, np.ndarray] = {}
 
@@ -55,12 +60,20 @@ class WatchIndex:
         self.checkin[watch], self.end[watch] = checkin, checkin + nights
         self.alive[watch] = True
         cells = self._cells_of(watch)
+        if cells is not None:
+            buckets = np.arange(checkin // BUCKET_NIGHTS, (checkin + nights - 1) // BUCKET_NIGHTS + 1, dtype=np.int64)
+            cells = (buckets[:, None] * SPACE + cells[None, :]).ravel()
+            if len(cells) > MAX_KEYS:
+                cells = None
         if cells is None:
             self.wide.append(watch)
         else:
             self.cell_lists[watch] = cells
             self.recent.append(watch)
             self.stale = True
+            low, high = int(cells.min()) // SPACE, int(cells.max()) // SPACE
+            self.buckets = (low, high) if self.buckets[0] > self.buckets[1] else (
+                min(low, self.buckets[0]), max(high, self.buckets[1]))
 
     def remove(self, watch: int) -> None:
         self.alive[watch] = False
@@ -73,15 +86,21 @@ class WatchIndex:
         stay overlaps the row's changed nights [first, end); unique, sorted by watch."""
         if self.stale:
             self._build()
-        cells = _cells(lat, lon)
         parts_w, parts_p = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-        for keys, owners in self.levels:
-            starts = np.searchsorted(keys, cells, "left")
-            counts = np.searchsorted(keys, cells, "right") - starts
-            position = np.repeat(np.arange(len(rows)), counts)
-            offsets = np.arange(len(position)) - np.repeat(np.cumsum(counts) - counts, counts)
-            parts_w.append(owners[np.repeat(starts, counts) + offsets].astype(np.int64))
-            parts_p.append(position)
+        if self.levels and self.buckets[0] <= self.buckets[1]:
+            # Each row once per bucket its changed nights touch (clamped to the watches' buckets).
+            low = np.maximum(np.asarray(first, np.int64) // BUCKET_NIGHTS, self.buckets[0])
+            high = np.minimum((np.asarray(end, np.int64) - 1) // BUCKET_NIGHTS, self.buckets[1])
+            spans = np.maximum(high - low + 1, 0)
+            row_of = np.repeat(np.arange(len(rows)), spans)
+            bucket = low[row_of] + np.arange(len(row_of)) - np.repeat(np.cumsum(spans) - spans, spans)
+            keys_wanted = bucket * SPACE + _cells(lat, lon)[row_of]
+            for keys, owners in self.levels:
+                starts = np.searchsorted(keys, keys_wanted, "left")
+                counts = np.searchsorted(keys, keys_wanted, "right") - starts
+                offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+                parts_w.append(owners[np.repeat(starts, counts) + offsets].astype(np.int64))
+                parts_p.append(np.repeat(row_of, counts))
         everywhere = np.arange(len(rows))
         for w in self.wide:
             parts_w.append(np.full(len(rows), w, np.int64))
@@ -118,7 +137,7 @@ class WatchIndex:
                 west, east = _cells(np.zeros(2), np.array([low, high])) % LON_CELLS
                 columns.append(np.arange(west, east + 1))
         column = np.concatenate(columns)
-        if len(rows) * len(column) > MAX_CELLS:
+        if len(rows) * len(column) > MAX_KEYS:
             return None
         return (rows[:, None] * LON_CELLS + column[None, :]).ravel()
 

@@ -177,6 +177,10 @@ def watches_since(connection: sqlite3.Connection, seq: int) -> list[Watch]:
         f"SELECT {WATCH_FIELDS} FROM watches WHERE seq > ? ORDER BY seq", (seq,))]
 
 
+def count(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("SELECT count(*) FROM watches").fetchone()[0])
+
+
 def live_seqs(connection: sqlite3.Connection) -> set[int]:
     return {seq for (seq,) in connection.execute("SELECT seq FROM watches")}
 

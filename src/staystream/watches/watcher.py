@@ -41,6 +41,8 @@ log = logging.getLogger("staystream.watcher")
 IDLE_POLL_SECONDS = 0.02  # between looks at an idle feed: far inside the 1 s promise
 BUSY_POLL_SECONDS = 0.2  # at most, after a long evaluation: more changes per evaluation of a watch
 EXPIRY_SECONDS = 60.0  # between sweeps of expired watches
+SLICE_SECONDS = 0.1  # of whole-area evaluations per poll: the feed is read again in between
+WHOLE_BATCH = 20  # whole-area evaluations per transaction (short: workers create watches meanwhile)
 KEEP_EVENTS_SECONDS = 86400.0  # how long a reconnecting SSE client may ask for missed events
 
 
@@ -58,7 +60,8 @@ class Watcher:
         self.feed = FeedReader(self.shared)  # before the first evaluation: no change falls between
         self.db = store.connect(watches_path(config.data_dir))
         self.index = WatchIndex()
-        self.live: dict[int, Live] = {}
+        self.live: dict[int, Live] = {}  # watches the index follows
+        self.waiting: dict[int, Watch] = {}  # watches to evaluate whole, in order (all of them at start)
         self.said: dict[int, dict[str, Placed]] = store.load_state(self.db)
         self.holders: defaultdict[str, set[int]] = defaultdict(set)  # place id -> watches that said it matches
         for seq, places in self.said.items():
@@ -76,8 +79,6 @@ class Watcher:
         delivering = asyncio.create_task(self.deliveries.run())
         next_expiry = 0.0
         try:
-            self._reload_watches(evaluate=False)
-            self._evaluate_whole(list(self.live))
             while True:
                 started = time.perf_counter()
                 self.view.refresh()
@@ -91,47 +92,51 @@ class Watcher:
             delivering.cancel()
 
     def poll(self) -> bool:
-        """One look at watches and the feed; True if there was anything to do."""
-        busy = self._reload_watches(evaluate=True)
+        """One look at the feed, then new watches for up to `SLICE_SECONDS`; True if there was work."""
+        self._reload_watches()
+        busy = False
         if self.view.fx.label != self.fx_label:  # every total may have moved
             self.fx_label = self.view.fx.label
             self.feed.read()
-            self._evaluate_whole(list(self.live))
-            return True
+            self._reevaluate_all()
+            busy = True
         entries, _ = self.feed.read()
         if entries is None:
             log.warning("the change feed lapped the watcher; evaluating every watch")
-            self._evaluate_whole(list(self.live))
-            return True
-        if len(entries):
+            self._reevaluate_all()
+            busy = True
+        elif len(entries):
             self._evaluate_changes(entries)
-            return True
+            busy = True
+        if self.waiting:
+            self._evaluate_waiting(time.perf_counter() + SLICE_SECONDS)
+            busy = True
         return busy
 
     # -- watches come and go -----------------------------------------------------------------
 
-    def _reload_watches(self, evaluate: bool) -> bool:
+    def _reload_watches(self) -> None:
+        """New watches join `waiting` (evaluated whole, then indexed); deleted ones are dropped."""
         changed = int(self.shared.counters[Counter.WATCHES_CHANGED])
         if changed == self.watches_changed:
-            return False
+            return
         self.watches_changed = changed
-        added = []
         for watch in store.watches_since(self.db, self.newest_seq):
-            query = query_of(watch.params)
-            self.live[watch.seq] = Live(watch, query)
-            self.index.add(watch.seq, query.area, query.checkin, query.nights)
+            self.waiting[watch.seq] = watch
             self.newest_seq = max(self.newest_seq, watch.seq)
-            added.append(watch.seq)
-        gone = set(self.live) - store.live_seqs(self.db)
-        self._forget(gone)
-        if evaluate and added:
-            self._evaluate_whole(added)
-        return bool(added or gone)
+        if store.count(self.db) != len(self.live) + len(self.waiting):  # some were deleted
+            present = store.live_seqs(self.db)
+            self._forget([seq for seq in [*self.live, *self.waiting] if seq not in present])
 
-    def _forget(self, seqs: set[int] | list[int]) -> None:
+    def _reevaluate_all(self) -> None:
+        for seq, live in self.live.items():
+            self.waiting[seq] = live.watch
+
+    def _forget(self, seqs: list[int]) -> None:
         for seq in seqs:
-            self.live.pop(seq, None)
-            self.index.remove(seq)
+            self.waiting.pop(seq, None)
+            if self.live.pop(seq, None) is not None:
+                self.index.remove(seq)
             for pid in self.said.pop(seq, {}):
                 self.holders[pid].discard(seq)
 
@@ -140,16 +145,23 @@ class Watcher:
 
     # -- evaluation --------------------------------------------------------------------------
 
-    def _evaluate_whole(self, seqs: list[int]) -> None:
-        """Each watch over its whole area (start, new watches, a lapped feed, a new FX table)."""
-        for start in range(0, len(seqs), 1000):  # one transaction per thousand watches
+    def _evaluate_waiting(self, until: float) -> None:
+        """Watches evaluated over their whole area (new ones, all after a start, a lapped feed or
+        a new FX table), oldest first, until `until`; each then follows the feed (the index).
+        A change applied meanwhile is in what this reads, or in the feed read after."""
+        while self.waiting:
             events: list[Event] = []
             placed: list[tuple[int, str, Placed]] = []
             gone: list[tuple[int, str]] = []
-            for seq in seqs[start : start + 1000]:
+            for _ in range(WHOLE_BATCH):
+                if not self.waiting:
+                    break
+                seq = next(iter(self.waiting))
+                watch = self.waiting.pop(seq)
                 live = self.live.get(seq)
                 if live is None:
-                    continue
+                    live = self.live[seq] = Live(watch, query_of(watch.params))
+                    self.index.add(seq, live.query.area, live.query.checkin, live.query.nights)
                 now = current_offers(self.shared, self.view.fx, live.query, candidates(self.shared, live.query), self._names)
                 said = self.said.get(seq, {})
                 found = changes(seq, said, now, set(now) | set(said))
@@ -157,6 +169,8 @@ class Watcher:
                 placed += found[1]
                 gone += found[2]
             self._record(events, placed, gone)
+            if time.perf_counter() >= until:
+                return
 
     def _evaluate_changes(self, entries: np.ndarray) -> None:
         rows, first, end = _collapse(entries)
