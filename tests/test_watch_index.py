@@ -40,7 +40,7 @@ def near(draw: st.DrawFn, watch_areas: list[Area]) -> tuple[float, float]:
     return draw(LAT), draw(LON)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_index_agrees_with_brute_force(data: st.DataObject) -> None:
     merge_min = index_module.MERGE_MIN
@@ -59,7 +59,7 @@ def check_rounds(data: st.DataObject) -> None:
             area = data.draw(areas())
             seq = len(watch_areas) + 1
             watch_areas.append(area)
-            index.add(seq, area, data.draw(st.integers(0, 40)), data.draw(st.integers(1, 10)))
+            index.add(seq, area, data.draw(st.integers(0, 60)), data.draw(st.integers(1, 12)))
         for seq in data.draw(st.lists(st.integers(1, max(1, len(watch_areas))), max_size=3)):
             if seq <= len(watch_areas):
                 index.remove(seq)
@@ -67,9 +67,25 @@ def check_rounds(data: st.DataObject) -> None:
         rows = np.arange(len(points))
         lat = np.array([p[0] for p in points])
         lon = np.array([p[1] for p in points])
-        first = np.array([data.draw(st.sampled_from([np.iinfo(np.int32).min, 0, 10, 30])) for _ in points])
-        end = np.array([f + data.draw(st.integers(1, 20)) if f > 0 else np.iinfo(np.int32).max for f in first])
+        every = np.iinfo(np.int32).min  # a description or delist: every night
+        first = np.array([data.draw(st.one_of(st.just(every), st.integers(0, 60))) for _ in points])
+        end = np.array([f + data.draw(st.integers(1, 20)) if f != every else np.iinfo(np.int32).max for f in first])
         watch, position = index.affected(rows, lat, lon, first, end)
         found = set(zip(watch.tolist(), position.tolist()))
         assert len(found) == len(watch), f"round {round_}: duplicate pairs"
         assert found == index.brute_force(rows, lat, lon, first, end), f"round {round_}"
+
+
+def test_every_stay_against_every_change_of_nights() -> None:
+    """Exhaustively over small night ranges: bucket edges are where an index goes wrong."""
+    index = WatchIndex()
+    stays = [(checkin, nights) for checkin in range(0, 20) for nights in range(1, 4)]
+    for seq, (checkin, nights) in enumerate(stays, 1):
+        index.add(seq, circle_area(10.0, 10.0, 1.0), checkin, nights)
+    changes = [(first, first + length) for first in range(0, 24) for length in range(1, 10)]
+    rows = np.arange(len(changes))
+    lat, lon = np.full(len(changes), 10.0), np.full(len(changes), 10.0)
+    first = np.array([c[0] for c in changes])
+    end = np.array([c[1] for c in changes])
+    watch, position = index.affected(rows, lat, lon, first, end)
+    assert set(zip(watch.tolist(), position.tolist())) == index.brute_force(rows, lat, lon, first, end)
