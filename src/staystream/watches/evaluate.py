@@ -50,7 +50,7 @@ def current_offers(shared: SharedArrays, fx: Fx, query: Query, rows: np.ndarray,
         if row not in keys or place not in keys:
             continue  # only if SQLite lost a row shared memory still has (search skips it too)
         shown = currency[0] if query.currency is None else query.currency
-        offer = Offer(row, ranked, Placed(*keys[row], exact_total(fx, price, currency, shown), shown))
+        offer = Offer(row, ranked, Placed(place, *keys[row], exact_total(fx, price, currency, shown), shown))
         pid = place_id(*keys[place])
         best = found.get(pid)
         if best is None or (ranked, row) < (best.ranked, best.row):

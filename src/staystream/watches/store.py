@@ -29,6 +29,7 @@ CREATE INDEX IF NOT EXISTS watches_client ON watches (client);
 CREATE TABLE IF NOT EXISTS watch_state (    -- per watch, the places it last said match
     watch_seq INTEGER NOT NULL,
     place_id TEXT NOT NULL,
+    row INTEGER NOT NULL,                   -- the listing row naming the place (memory's key)
     source TEXT NOT NULL,
     listing_id TEXT NOT NULL,
     total INTEGER NOT NULL,                 -- minor units of `currency`: the total last sent
@@ -66,6 +67,7 @@ class Watch:
 class Placed:
     """What a watch last said of one place."""
 
+    row: int  # of the listing naming the place
     source: str
     listing_id: str
     total: int
@@ -187,9 +189,9 @@ def live_seqs(connection: sqlite3.Connection) -> set[int]:
 
 def load_state(connection: sqlite3.Connection) -> dict[int, dict[str, Placed]]:
     state: dict[int, dict[str, Placed]] = {}
-    for seq, place_id, source, listing_id, total, currency in connection.execute(
-            "SELECT watch_seq, place_id, source, listing_id, total, currency FROM watch_state"):
-        state.setdefault(seq, {})[place_id] = Placed(source, listing_id, total, currency)
+    for seq, place_id, row, source, listing_id, total, currency in connection.execute(
+            "SELECT watch_seq, place_id, row, source, listing_id, total, currency FROM watch_state"):
+        state.setdefault(seq, {})[place_id] = Placed(row, source, listing_id, total, currency)
     return state
 
 
@@ -209,8 +211,8 @@ def record(
             if event.watch_seq in webhooks:
                 connection.execute("INSERT INTO deliveries (event_id, next_at) VALUES (?, ?)", (cursor.lastrowid, now))
         connection.executemany(
-            "INSERT OR REPLACE INTO watch_state VALUES (?, ?, ?, ?, ?, ?)",
-            [(seq, place, p.source, p.listing_id, p.total, p.currency) for seq, place, p in placed])
+            "INSERT OR REPLACE INTO watch_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(seq, place, p.row, p.source, p.listing_id, p.total, p.currency) for seq, place, p in placed])
         connection.executemany("DELETE FROM watch_state WHERE watch_seq = ? AND place_id = ?", gone)
     except BaseException:
         connection.execute("ROLLBACK")

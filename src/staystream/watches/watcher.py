@@ -29,10 +29,10 @@ from staystream.memory.shm import Counter
 from staystream.paths import watches_path
 from staystream.search.engine import Query, candidates
 from staystream.search.view import Store
-from staystream.watches import store
-from staystream.watches.evaluate import changes, current_offers
+from staystream.watches import batch, store
+from staystream.watches.evaluate import Offer, changes, current_offers
 from staystream.watches.index import WatchIndex
-from staystream.watches.places import place_id
+from staystream.watches.places import place_id, place_rows
 from staystream.watches.spec import query_of
 from staystream.watches.store import Event, Placed, Watch
 from staystream.watches.webhooks import Deliveries
@@ -63,10 +63,12 @@ class Watcher:
         self.live: dict[int, Live] = {}  # watches the index follows
         self.waiting: dict[int, Watch] = {}  # watches to evaluate whole, in order (all of them at start)
         self.said: dict[int, dict[str, Placed]] = store.load_state(self.db)
-        self.holders: defaultdict[str, set[int]] = defaultdict(set)  # place id -> watches that said it matches
+        self.holders: defaultdict[int, set[int]] = defaultdict(set)  # place row -> watches that said it matches
         for seq, places in self.said.items():
-            for pid in places:
-                self.holders[pid].add(seq)
+            for p in places.values():
+                self.holders[p.row].add(seq)
+        self.held_array: np.ndarray | None = None
+        self.table = batch.WatchTable()
         self.names: dict[int, tuple[str, str]] = {}  # row -> (source, listing_id): never changes
         self.newest_seq = 0
         self.watches_changed = -1
@@ -97,6 +99,7 @@ class Watcher:
         busy = False
         if self.view.fx.label != self.fx_label:  # every total may have moved
             self.fx_label = self.view.fx.label
+            self.table.price_bounds(self.view.fx, list(self.live))
             self.feed.read()
             self._reevaluate_all()
             busy = True
@@ -137,8 +140,10 @@ class Watcher:
             self.waiting.pop(seq, None)
             if self.live.pop(seq, None) is not None:
                 self.index.remove(seq)
-            for pid in self.said.pop(seq, {}):
-                self.holders[pid].discard(seq)
+            self.table.remove(seq)
+            for p in self.said.pop(seq, {}).values():
+                self.holders[p.row].discard(seq)
+            self.held_array = None
 
     def _expire(self) -> None:
         self._forget(store.expire(self.db, time.time(), KEEP_EVENTS_SECONDS))
@@ -162,6 +167,7 @@ class Watcher:
                 if live is None:
                     live = self.live[seq] = Live(watch, query_of(watch.params))
                     self.index.add(seq, live.query.area, live.query.checkin, live.query.nights)
+                    self.table.add(seq, live.query, self.view.fx)
                 now = current_offers(self.shared, self.view.fx, live.query, candidates(self.shared, live.query), self._names)
                 said = self.said.get(seq, {})
                 found = changes(seq, said, now, set(now) | set(said))
@@ -173,35 +179,72 @@ class Watcher:
                 return
 
     def _evaluate_changes(self, entries: np.ndarray) -> None:
+        """The watches the changed rows can affect, on those rows only, all pairs at once
+        (`batch.evaluate`); Python then runs only for the pairs that match or were said to."""
         rows, first, end = _collapse(entries)
         rows_in_use = min(int(self.shared.counters[Counter.ROWS]), len(self.shared["lat"]))
         known = rows < rows_in_use
         rows, first, end = rows[known], first[known], end[known]
         watch, position = self.index.affected(rows, self.shared["lat"][rows], self.shared["lon"][rows], first, end)
-        affected: defaultdict[int, set[int]] = defaultdict(set)
-        for w, p in zip(watch.tolist(), position.tolist()):
-            affected[w].add(rows[p])
+        row = rows[position]
         # A listing that moved away (or changed place) leaves the watches that last had it.
-        described = rows[first == ALL_NIGHTS[0]].tolist()
-        for row, (source, listing_id) in self._names(described).items():
-            for seq in self.holders.get(place_id(source, listing_id), ()):
-                affected[seq].add(row)
+        moved_w, moved_r = [], []
+        for r in rows[first == ALL_NIGHTS[0]].tolist():
+            for seq in self.holders.get(r, ()):
+                moved_w.append(seq)
+                moved_r.append(r)
+        if moved_w:
+            watch = np.concatenate([watch, np.array(moved_w, np.int64)])
+            row = np.concatenate([row, np.array(moved_r, np.int64)])
+        if not len(watch):
+            return
+        matches = batch.evaluate(self.shared, self.view.fx, self.table, watch, row)
+        match_places = place_rows(self.shared, matches.row)
+        # Per (watch, place) its cheapest matching offer (ranking total, then row): the first after sorting.
+        order = np.lexsort((matches.row, matches.ranked, match_places, matches.watch))
+        keys = (matches.watch[order] << 32) | match_places[order]
+        first_of = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
+        best = order[first_of]
+        touched = (watch << 32) | place_rows(self.shared, row)
+        held = np.unique(touched[np.isin(touched, self._held_keys())])
+        looked: defaultdict[int, set[int]] = defaultdict(set)  # watch -> place rows looked at
+        for key in held.tolist():
+            looked[key >> 32].add(key & 0xFFFFFFFF)
+        now: defaultdict[int, dict[int, tuple[int, int, int, int]]] = defaultdict(dict)
+        for w, r, place, ranked, total, currency in zip(
+            matches.watch[best].tolist(), matches.row[best].tolist(), match_places[best].tolist(),
+            matches.ranked[best].tolist(), matches.total[best].tolist(), matches.currency[best].tolist(),
+        ):
+            now[w][place] = (r, ranked, total, currency)
+            looked[w].add(place)
+        names = self._names(sorted({p for places in looked.values() for p in places} | set(matches.row[best].tolist())))
         events: list[Event] = []
         placed: list[tuple[int, str, Placed]] = []
         gone: list[tuple[int, str]] = []
-        for seq, touched in affected.items():
-            live = self.live.get(seq)
-            if live is None:
-                continue
-            looked = np.fromiter(touched, np.int64, len(touched))
-            names = self._names(looked.tolist())
-            places = {place_id(*names[row]) for row in looked.tolist() if row in names}
-            now = current_offers(self.shared, self.view.fx, live.query, looked, self._names)
-            found = changes(seq, self.said.get(seq, {}), now, places | set(now))
-            events += found[0]
-            placed += found[1]
-            gone += found[2]
+        for seq, places in looked.items():
+            offers: dict[str, Offer] = {}
+            ids = set()
+            for place in places:
+                if place not in names:
+                    continue
+                pid = place_id(*names[place])
+                ids.add(pid)
+                found = now[seq].get(place)
+                if found is not None and found[0] in names:
+                    r, ranked, total, currency = found
+                    offers[pid] = Offer(r, ranked, Placed(place, *names[r], total, currency))
+            result = changes(seq, self.said.get(seq, {}), offers, ids)
+            events += result[0]
+            placed += result[1]
+            gone += result[2]
         self._record(events, placed, gone)
+
+    def _held_keys(self) -> np.ndarray:
+        """(watch << 32 | place row) of every place a watch said matches, sorted (cached)."""
+        if self.held_array is None:
+            self.held_array = np.array(sorted(
+                (seq << 32) | p.row for seq, places in self.said.items() for p in places.values()), np.int64)
+        return self.held_array
 
     def _record(self, events: list[Event], placed: list[tuple[int, str, Placed]], gone: list[tuple[int, str]]) -> None:
         if not (events or placed or gone):
@@ -210,10 +253,12 @@ class Watcher:
         store.record(self.db, events, webhooks, placed, gone)
         for seq, pid, p in placed:
             self.said.setdefault(seq, {})[pid] = p
-            self.holders[pid].add(seq)
+            self.holders[p.row].add(seq)
         for seq, pid in gone:
-            self.said.get(seq, {}).pop(pid, None)
-            self.holders[pid].discard(seq)
+            p = self.said.get(seq, {}).pop(pid, None)
+            if p is not None:
+                self.holders[p.row].discard(seq)
+        self.held_array = None
         if events:
             self.shared.counters[Counter.OUTBOX] += 1
             metrics.watch_events.inc(len(events))
