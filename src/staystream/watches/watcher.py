@@ -181,12 +181,13 @@ class Watcher:
     def _evaluate_changes(self, entries: np.ndarray) -> None:
         """The watches the changed rows can affect, on those rows only, all pairs at once
         (`batch.evaluate`); Python then runs only for the pairs that match or were said to."""
-        rows, first, end = _collapse(entries)
+        rows, first, end = _distinct(entries)
         rows_in_use = min(int(self.shared.counters[Counter.ROWS]), len(self.shared["lat"]))
         known = rows < rows_in_use
         rows, first, end = rows[known], first[known], end[known]
         watch, position = self.index.affected(rows, self.shared["lat"][rows], self.shared["lon"][rows], first, end)
-        row = rows[position]
+        pairs = np.unique((watch << 32) | rows[position])  # a row may come in several entries
+        watch, row = pairs >> 32, pairs & 0xFFFFFFFF
         # A listing that moved away (or changed place) leaves the watches that last had it.
         moved_w, moved_r = [], []
         for r in rows[first == ALL_NIGHTS[0]].tolist():
@@ -276,14 +277,11 @@ class Watcher:
         return {row: self.names[row] for row in rows if row in self.names}
 
 
-def _collapse(entries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One (row, first, end) per row: the span of all its changed nights."""
-    order = np.argsort(entries["row"], kind="stable")
-    rows = entries["row"][order].astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    first = np.minimum.reduceat(entries["first"][order].astype(np.int64), starts)
-    end = np.maximum.reduceat(entries["end"][order].astype(np.int64), starts)
-    return rows[starts], first, end
+def _distinct(entries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (row, first, end) entries. Not merged into one span per row: a row changed
+    in spring and in autumn would otherwise reach every watch of the summer too."""
+    unique = np.unique(entries)
+    return unique["row"].astype(np.int64), unique["first"].astype(np.int64), unique["end"].astype(np.int64)
 
 
 def run(config: Config, shm_path: Path) -> None:
