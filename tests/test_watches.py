@@ -5,6 +5,7 @@ expiry, validation.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -20,12 +21,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import Server, start_server
-from wire_events import listing, night, post_ok, rate, unique_id
+from wire_events import listing, night, post_ok, rate, stamp, unique_id
 
 LAT, LON = 52.37, 4.89  # Amsterdam
 WAIT = 10.0  # seconds a test waits for an event it expects (the promise is 1 s)
@@ -350,3 +352,97 @@ def test_bbox_watch_as_a_list(server: Server) -> None:
     body = {k: v for k, v in watch_body().items() if k not in ("lat", "lon", "radius_km")}
     with server.client() as client:
         assert client.post("/v1/watches", json={**body, "bbox": [4.8, 52.3, 5.0, 52.4]}).status_code == 201
+
+
+def test_watch_state_agrees_with_search(server: Server) -> None:
+    """Random listings, prices (EUR and USD), availability and watches (circles, boxes, guests,
+    kinds, max_price, currency); random changes after the watches exist (the incremental path),
+    then every price halved. What each watch's events say matches must be exactly what
+    `/v1/search` returns for its query, and no place may sit 1% or more below the total last sent
+    for it (that drop would have been sent; totals in another currency, after a listing changed
+    its currency under a watch without `currency`, are not comparable)."""
+    import random
+
+    rng = random.Random(20261204)
+    center_lat, center_lon = -33.87, 151.21  # Sydney: no other test writes there
+    kinds = ("apartment", "house", "private_room")
+    flats = [unique_id("agree") for _ in range(40)]
+    place = {f: (center_lat + rng.uniform(-0.02, 0.02), center_lon + rng.uniform(-0.02, 0.02)) for f in flats}
+
+    def random_rates(changed: float) -> list[dict[str, object]]:
+        events: list[dict[str, object]] = []
+        for f in rng.sample(flats, 15):
+            start = rng.randrange(8, 16)
+            end = start + rng.randrange(1, 4)
+            if rng.random() < 0.15:
+                events.append(rate(f, start, end, None, changed=changed, available=False))
+            else:
+                events.append(rate(f, start, end, f"{rng.randrange(40, 200)}.{rng.randrange(100):02d}",
+                                   changed=changed, currency=rng.choice(("EUR", "USD"))))
+        return events
+
+    with server.client() as client:
+        post_ok(client, [listing(f, lat=place[f][0], lon=place[f][1], kind=rng.choice(kinds),
+                                 max_guests=rng.randrange(1, 5)) for f in flats])
+        post_ok(client, [rate(f, 8, 18, f"{rng.randrange(60, 150)}.00", currency=rng.choice(("EUR", "USD")))
+                         for f in flats])
+        queries = []
+        for _ in range(25):
+            checkin = rng.randrange(8, 14)
+            query: dict[str, object] = {"checkin": night(checkin), "checkout": night(checkin + rng.randrange(1, 4)),
+                                        "guests": rng.randrange(1, 4)}
+            if rng.random() < 0.5:
+                query |= {"lat": center_lat + rng.uniform(-0.01, 0.01), "lon": center_lon + rng.uniform(-0.01, 0.01),
+                          "radius_km": rng.choice((0.8, 1.5, 3.0))}
+            else:
+                query["bbox"] = f"{center_lon - 0.012},{center_lat - rng.uniform(0.002, 0.015)},{center_lon + 0.01},{center_lat + 0.01}"
+            if rng.random() < 0.4:
+                query["max_price"] = str(rng.randrange(100, 500))
+            if rng.random() < 0.4:
+                query["currency"] = rng.choice(("EUR", "USD"))
+            if rng.random() < 0.3:
+                query["kind"] = rng.sample(kinds, 2)
+            queries.append(query)
+        watches = [client.post("/v1/watches", json=q).json()["watch_id"] for q in queries]
+        streams = [Stream(f"{server.url}/v1/watches/{w}/events") for w in watches]
+        try:
+            for step in range(1, 6):
+                post_ok(client, random_rates(step))
+            time.sleep(0.5)
+            halved = []
+            for f in flats:  # every night's current price halved, in its own currency
+                nights_now = client.get(f"/v1/listings/airbnb/{f}/calendar").json()["nights"]
+                for n in nights_now:
+                    if n["available"] and n["price"] is not None:
+                        halved.append({"type": "rate", "source": "airbnb", "listing_id": f, "start": n["night"],
+                                       "end": (dt.date.fromisoformat(n["night"]) + dt.timedelta(days=1)).isoformat(),
+                                       "price": str((Decimal(n["price"]) / 2).quantize(Decimal("0.01"))), "currency": n["currency"],
+                                       "changed_at": stamp(10)})
+            post_ok(client, halved)
+            drops = 0
+            for query, stream in zip(queries, streams):
+                said: dict[str, tuple[str, str]] = {}
+                while True:
+                    try:
+                        event = stream.next(timeout=1.0)
+                    except queue.Empty:
+                        break
+                    key = str(event.data["listing_id"])
+                    drops += event.event == "price_drop"
+                    if event.event == "left":
+                        said.pop(key, None)
+                    else:
+                        said[key] = (str(event.data["total"]), str(event.data["currency"]))
+                params = {k: (",".join(v) if isinstance(v, list) else v) for k, v in query.items()}
+                results = client.get("/v1/search", params={**params, "limit": 200}).json()["results"]
+                found = {r["listing_id"]: (r["total"], r["currency"]) for r in results if r["listing_id"] in place}
+                assert set(said) == set(found), query
+                for key, (total, currency) in found.items():
+                    if said[key][1] != currency:  # the listing changed currency: no drop is measurable
+                        assert "currency" not in query, (query, key)
+                        continue
+                    assert Decimal(total) * 100 > Decimal(said[key][0]) * 99, (query, key, said[key], total)
+            assert drops >= 10  # the halving made drops (rises in between leave some without)
+        finally:
+            for stream in streams:
+                stream.close()

@@ -83,7 +83,8 @@ class WatchIndex:
 
     def affected(self, rows: np.ndarray, lat: np.ndarray, lon: np.ndarray, first: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(watch, position in `rows`) pairs of every live watch whose box holds the row and whose
-        stay overlaps the row's changed nights [first, end); unique, sorted by watch."""
+        stay overlaps the row's changed nights [first, end). A pair may repeat (a watch in several
+        cells or buckets the row's nights reach): the caller dedupes, once, with its own key."""
         if self.stale:
             self._build()
         parts_w, parts_p = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
@@ -107,8 +108,7 @@ class WatchIndex:
             parts_p.append(everywhere)
         watch, position = np.concatenate(parts_w), np.concatenate(parts_p)
         keep = self._overlaps(watch, lat[position], lon[position], first[position], end[position])
-        pairs = np.unique(watch[keep] * (len(rows) + 1) + position[keep])
-        return pairs // (len(rows) + 1), pairs % (len(rows) + 1)
+        return watch[keep], position[keep]
 
     def brute_force(self, rows: np.ndarray, lat: np.ndarray, lon: np.ndarray, first: np.ndarray, end: np.ndarray) -> set[tuple[int, int]]:
         """`affected`, by checking every watch against every row (the tests' reference)."""

@@ -186,7 +186,8 @@ class Watcher:
         known = rows < rows_in_use
         rows, first, end = rows[known], first[known], end[known]
         watch, position = self.index.affected(rows, self.shared["lat"][rows], self.shared["lon"][rows], first, end)
-        pairs = np.unique((watch << 32) | rows[position])  # a row may come in several entries
+        pairs = np.sort((watch << 32) | rows[position])  # a row may come in several entries and cells
+        pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
         watch, row = pairs >> 32, pairs & 0xFFFFFFFF
         # A listing that moved away (or changed place) leaves the watches that last had it.
         moved_w, moved_r = [], []
