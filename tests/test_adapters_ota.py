@@ -79,7 +79,9 @@ def test_rate_amount_inclusive_range_weekday_mask_and_two_guest_amount() -> None
     message, outcome = ota.parse(rate_rq(body), "booking")
     assert outcome.errors == [] and outcome.warnings == []
     nights = nights_of(outcome.events)
-    expected = [start + dt.timedelta(days=i) for i in range(14) if (start + dt.timedelta(days=i)).weekday() not in (4, 5)]
+    expected = [
+        start + dt.timedelta(days=i) for i in range(14) if (start + dt.timedelta(days=i)).weekday() not in (4, 5)
+    ]
     assert sorted(nights) == [d.isoformat() for d in expected]  # End is a night: inclusive
     assert set(nights.values()) == {(Decimal("140.00"), "EUR", True, 1)}
     assert {e.listing_id for e in outcome.events} == {"H123:DLX-K:BAR-FLEX"}
@@ -89,9 +91,11 @@ def test_rate_amount_inclusive_range_weekday_mask_and_two_guest_amount() -> None
 
 
 @pytest.mark.parametrize(("amounts", "expected"), [
-    ('<BaseByGuestAmt NumberOfGuests="1" AmountAfterTax="120"/><BaseByGuestAmt NumberOfGuests="3" AmountAfterTax="160"/>', "120"),
+    ('<BaseByGuestAmt NumberOfGuests="1" AmountAfterTax="120"/><BaseByGuestAmt NumberOfGuests="3" '
+     'AmountAfterTax="160"/>', "120"),
     ('<BaseByGuestAmt NumberOfGuests="3" AmountAfterTax="160"/><BaseByGuestAmt AmountAfterTax="150"/>', "150"),
-    ('<BaseByGuestAmt NumberOfGuests="4" AmountAfterTax="190"/><BaseByGuestAmt NumberOfGuests="3" AmountAfterTax="160"/>', "160"),
+    ('<BaseByGuestAmt NumberOfGuests="4" AmountAfterTax="190"/><BaseByGuestAmt NumberOfGuests="3" '
+     'AmountAfterTax="160"/>', "160"),
     ('<BaseByGuestAmt NumberOfGuests="2" AgeQualifyingCode="8" AmountAfterTax="20"/>'
      '<BaseByGuestAmt NumberOfGuests="2" AgeQualifyingCode="10" AmountAfterTax="140"/>', "140"),
     ('<BaseByGuestAmt NumberOfGuests="2" AmountBeforeTax="118.00" AmountAfterTax="140.00"/>', "140.00"),
@@ -127,7 +131,10 @@ def test_currency_falls_back_to_the_products_known_currency() -> None:
     assert outcome.events == []
     assert "CurrencyCode: missing, and no currency is known yet for H123:DLX-K:BAR-FLEX" in str(outcome.errors[0])
     _, outcome = ota.parse(rate_rq(rate_message(day(10), day(11), amounts, currency='CurrencyCode="EURO"')), "booking")
-    assert str(outcome.errors[0]) == "RateAmountMessage[1]/Rates/Rate[1]@CurrencyCode: 'EURO' is not an ISO 4217 currency code"
+    assert (
+        str(outcome.errors[0])
+        == "RateAmountMessage[1]/Rates/Rate[1]@CurrencyCode: 'EURO' is not an ISO 4217 currency code"
+    )
 
 
 def test_rate_keeps_a_closed_night_closed_and_its_min_stay() -> None:
@@ -151,7 +158,8 @@ def test_room_level_rate_applies_to_every_known_rate_plan_of_the_room() -> None:
 
 def test_remove_notif_makes_nights_unavailable_without_price() -> None:
     store = known("H123:DLX-K:BAR-FLEX", 5, 2, price="100.00", min_nights=2)
-    body = f'<RateAmountMessage><StatusApplicationControl Start="{day(5)}" End="{day(6)}" InvTypeCode="DLX-K" RatePlanCode="BAR-FLEX"/></RateAmountMessage>'
+    body = (f'<RateAmountMessage><StatusApplicationControl Start="{day(5)}" End="{day(6)}" InvTypeCode="DLX-K" '
+            'RatePlanCode="BAR-FLEX"/></RateAmountMessage>')
     _, outcome = ota.parse(rate_rq(body, extra='NotifType="Remove"'), "booking", store)
     assert set(nights_of(outcome.events).values()) == {(None, "EUR", False, 2)}
 
@@ -161,10 +169,12 @@ def test_remove_notif_makes_nights_unavailable_without_price() -> None:
 
 def test_avail_restrictions_carry_the_current_price_forward() -> None:
     store = known("H123:DLX-K:BAR-FLEX", 10, 3, price="129.00")
-    body = (f'<AvailStatusMessage><StatusApplicationControl Start="{day(10)}" End="{day(11)}" InvTypeCode="DLX-K" '
-            f'RatePlanCode="BAR-FLEX"/><LengthsOfStay ArrivalDateBased="true"><LengthOfStay MinMaxMessageType="SetMinLOS" '
-            f'Time="2" TimeUnit="Day"/></LengthsOfStay><RestrictionStatus Status="Close" Restriction="Arrival"/>'
-            f'</AvailStatusMessage>')
+    body = (
+        f'<AvailStatusMessage><StatusApplicationControl Start="{day(10)}" End="{day(11)}" InvTypeCode="DLX-K" '
+        f'RatePlanCode="BAR-FLEX"/><LengthsOfStay ArrivalDateBased="true"><LengthOfStay MinMaxMessageType="SetMinLOS" '
+        f'Time="2" TimeUnit="Day"/></LengthsOfStay><RestrictionStatus Status="Close" Restriction="Arrival"/>'
+        f"</AvailStatusMessage>"
+    )
     _, outcome = ota.parse(avail_rq(body), "booking", store)
     assert nights_of(outcome.events) == {day(10): (Decimal("129.00"), "EUR", True, 2),
                                          day(11): (Decimal("129.00"), "EUR", True, 2)}
@@ -189,10 +199,14 @@ def test_avail_without_known_price_closes_but_cannot_open() -> None:
 def test_avail_elements_merge_in_order_within_one_message() -> None:
     """Sabre sends min stay and stop-sell for the same nights in separate elements."""
     store = known("H123:DLX-K:BAR-FLEX", 10, 2, price="129.00")
-    control = f'<StatusApplicationControl Start="{day(10)}" End="{day(11)}" InvTypeCode="DLX-K" RatePlanCode="BAR-FLEX"/>'
-    body = (f'<AvailStatusMessage>{control}<LengthsOfStay><LengthOfStay MinMaxMessageType="SetForwardMinStay" '
-            f'Time="3"/></LengthsOfStay></AvailStatusMessage>'
-            f'<AvailStatusMessage>{control}<RestrictionStatus Status="Close" Restriction="Master"/></AvailStatusMessage>')
+    control = (
+        f'<StatusApplicationControl Start="{day(10)}" End="{day(11)}" InvTypeCode="DLX-K" RatePlanCode="BAR-FLEX"/>'
+    )
+    body = (
+        f'<AvailStatusMessage>{control}<LengthsOfStay><LengthOfStay MinMaxMessageType="SetForwardMinStay" '
+        f'Time="3"/></LengthsOfStay></AvailStatusMessage>'
+        f'<AvailStatusMessage>{control}<RestrictionStatus Status="Close" Restriction="Master"/></AvailStatusMessage>'
+    )
     _, outcome = ota.parse(avail_rq(body), "booking", store)
     assert nights_of(outcome.events) == {day(10): (Decimal("129.00"), "EUR", False, 3),
                                          day(11): (Decimal("129.00"), "EUR", False, 3)}
@@ -373,10 +387,19 @@ def calendar(client, listing: str, source: str = "booking") -> dict[str, tuple]:
 
 
 def test_http_rates_then_restrictions_then_counts_read_back(server) -> None:
-    rates = (rate_message(day(30), day(32), '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="14000" DecimalPlaces="2"/>',
-                          room="DBL", plan="BAR")
-             + rate_message(day(30), day(32), '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="12000" DecimalPlaces="2"/>',
-                            room="DBL", plan="NRF"))
+    rates = rate_message(
+        day(30),
+        day(32),
+        '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="14000" DecimalPlaces="2"/>',
+        room="DBL",
+        plan="BAR",
+    ) + rate_message(
+        day(30),
+        day(32),
+        '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="12000" DecimalPlaces="2"/>',
+        room="DBL",
+        plan="NRF",
+    )
     avail = (f'<AvailStatusMessage><StatusApplicationControl Start="{day(31)}" End="{day(31)}" InvTypeCode="DBL"/>'
              f'<LengthsOfStay><LengthOfStay MinMaxMessageType="SetMinLOS" Time="2" TimeUnit="Day"/></LengthsOfStay>'
              f'</AvailStatusMessage>')
@@ -442,13 +465,23 @@ def test_mutated_documents_only_ever_produce_errors(seed: int) -> None:
     garbage = ["", " ", "-1", "0", "9999-12-31", "0001-01-01", "1e309", "NaN", "2025-02-30", "x" * 300, "::",
                "99999999999999999999", "true", "Close", "\u0000", "2025-03-01T10:15:00", "P99999999W", "13350.5"]
     documents = [
-        rate_rq(rate_message(day(3), day(9), '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="140.00" DecimalPlaces="2"/>',
-                             mask='Mon="true" Sat="false"')),
-        avail_rq(f'<AvailStatusMessage BookingLimit="3"><StatusApplicationControl Start="{day(1)}" End="{day(4)}" '
-                 f'InvTypeCode="R"/><LengthsOfStay><LengthOfStay MinMaxMessageType="SetMinLOS" Time="2" TimeUnit="Day"/>'
-                 f'</LengthsOfStay><RestrictionStatus Status="Close" Restriction="Master"/></AvailStatusMessage>'),
-        inv_rq(f'<Inventory><StatusApplicationControl Start="{day(1)}" End="{day(4)}" InvTypeCode="R" AllInvCode="false"/>'
-               f'<InvCounts><InvCount Count="0" CountType="2"/></InvCounts></Inventory>'),
+        rate_rq(
+            rate_message(
+                day(3),
+                day(9),
+                '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="140.00" DecimalPlaces="2"/>',
+                mask='Mon="true" Sat="false"',
+            )
+        ),
+        avail_rq(
+            f'<AvailStatusMessage BookingLimit="3"><StatusApplicationControl Start="{day(1)}" End="{day(4)}" '
+            f'InvTypeCode="R"/><LengthsOfStay><LengthOfStay MinMaxMessageType="SetMinLOS" Time="2" TimeUnit="Day"/>'
+            f'</LengthsOfStay><RestrictionStatus Status="Close" Restriction="Master"/></AvailStatusMessage>'
+        ),
+        inv_rq(
+            f'<Inventory><StatusApplicationControl Start="{day(1)}" End="{day(4)}" InvTypeCode="R" AllInvCode="false"/>'
+            f'<InvCounts><InvCount Count="0" CountType="2"/></InvCounts></Inventory>'
+        ),
     ]
     store = known("H123:R:P", 0, 10)
     for document in documents:

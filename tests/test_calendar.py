@@ -54,7 +54,7 @@ def read_all(reader: CalendarReader, rows: int) -> dict:
     entries = reader.entries_for_nights(np.arange(rows), days)
     shared = reader.shared
     found = {}
-    for row, column in zip(*np.nonzero(entries)):
+    for row, column in zip(*np.nonzero(entries), strict=False):
         entry = entries[row, column]
         found[int(row), int(days[column])] = (
             int(shared["entry_changed_at"][entry]), int(shared["entry_price"][entry]),

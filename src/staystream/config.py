@@ -40,6 +40,12 @@ def _stream(text: str) -> str:
     return text
 
 
+def _log_level(text: str) -> str:
+    if text.lower() not in {"debug", "info", "warning", "error"}:
+        raise ValueError(text)
+    return text
+
+
 def _roles(text: str) -> str:
     parts = {part.strip() for part in text.split(",")}
     if not parts or not parts <= {"ingest", "apply", "search"}:
@@ -87,15 +93,21 @@ class Config:
         "(none: writes need no credential)", Path
     )
     seed_sample: bool = _setting(False, "import the shipped sample city into an empty store", _flag)
-    log_level: str = _setting("info", "debug, info, warning or error", str)
+    log_level: str = _setting("info", "debug, info, warning or error", _log_level)
     store: str = _setting(
         "embedded", "durable store: 'embedded' (SQLite in --data-dir) or a postgresql:// URI", _store
     )
     pg_pool_size: int = _setting(4, "PostgreSQL connections of the writer (with --store postgresql://)", _positive_int)
-    stream: str = _setting("", "scaled mode: NATS JetStream servers, nats://host:port[,nats://...] (empty: no stream)", _stream)
+    stream: str = _setting(
+        "", "scaled mode: NATS JetStream servers, nats://host:port[,nats://...] (empty: no stream)", _stream
+    )
     role: str = _setting("ingest,apply,search", "scaled mode: this node's roles, any of ingest, apply, search", _roles)
-    stream_partitions: int = _setting(8, "scaled mode: stream partitions (by listing); the same on every node", _positive_int)
-    stream_replicas: int = _setting(3, "scaled mode: JetStream replicas of the stream when this node creates it", _positive_int)
+    stream_partitions: int = _setting(
+        8, "scaled mode: stream partitions (by listing); the same on every node", _positive_int
+    )
+    stream_replicas: int = _setting(
+        3, "scaled mode: JetStream replicas of the stream when this node creates it", _positive_int
+    )
     apply_partitions: str = _setting("all", "scaled mode: partitions this applier consumes, 'all' or like '0-3,6'", str)
     watches_per_address: int = _setting(
         1_000, "watches one client address may hold (watches need no write credential)", _positive_int)

@@ -53,9 +53,9 @@ class StoreKnown:
         if row is None:
             return {}
         return {
-            dt.date.fromisoformat(night["night"]): Night(  # type: ignore[arg-type]
-                None if night["price"] is None else Decimal(night["price"]),  # type: ignore[arg-type]
-                night["currency"], night["available"], night["min_nights"],  # type: ignore[arg-type]
+            dt.date.fromisoformat(night["night"]): Night(  # type: ignore[arg-type]  # a stored night: str, bool, int values
+                None if night["price"] is None else Decimal(night["price"]),  # type: ignore[arg-type]  # as above
+                night["currency"], night["available"], night["min_nights"],  # type: ignore[arg-type]  # as above
             )
             for night in self.store.nights(row, None, None)
         }

@@ -166,13 +166,13 @@ class Validator:
         rate_positions = [i for i, event in enumerate(events, first_index) if type(event) is RateEvent]
         if rate_positions:
             rate_events = [events[i - first_index] for i in rate_positions]
-            self._rates(parsed, rate_events, rate_positions, today, latest_allowed)  # type: ignore[arg-type]
+            self._rates(parsed, rate_events, rate_positions, today, latest_allowed)  # type: ignore[arg-type]  # all RateEvent, by rate_positions
         if len(rate_positions) < len(events):
             rates = set(rate_positions)
             for index, event in enumerate(events, first_index):
                 if index not in rates:
                     self._other(parsed, index, event, latest_allowed)
-            parsed.rejected.sort(key=lambda rejection: rejection["index"])  # type: ignore[arg-type,return-value]
+            parsed.rejected.sort(key=lambda rejection: rejection["index"])  # type: ignore[arg-type,return-value]  # index is an int
         return parsed
 
     def _rates(self, parsed: Parsed, events: list[RateEvent], positions: list[int], today: int,
@@ -186,7 +186,9 @@ class Validator:
         nights = np.fromiter([e.end.toordinal() for e in events], np.int64, n) - EPOCH_ORDINAL - start
         currency = np.fromiter([CURRENCY_INDEX.get(e.currency, -1) for e in events], np.int64, n)
         price = np.fromiter(
-            [self._minor_or_invalid(e.price, e.available, c) for e, c in zip(events, currency.tolist())], np.int64, n
+            [self._minor_or_invalid(e.price, e.available, c) for e, c in zip(events, currency.tolist(), strict=True)],
+            np.int64,
+            n,
         )
         # Out-of-range values (even beyond int64) become 0: flagged bad, `_rate` says why.
         min_nights = np.fromiter(
@@ -212,7 +214,7 @@ class Validator:
             good = np.append(good, i)
         good.sort()
         key_index: dict[str, int] = {}
-        slots = [key_index.setdefault(keys[i], len(key_index)) for i in good.tolist()]  # type: ignore[arg-type]
+        slots = [key_index.setdefault(keys[i], len(key_index)) for i in good.tolist()]  # type: ignore[arg-type]  # str keys at good rows
         parsed.keys = list(key_index)
         rates = np.empty(len(good), RATE_DTYPE)
         rates["key"] = slots

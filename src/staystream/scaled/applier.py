@@ -2,7 +2,7 @@
 
 One durable pull consumer per set of partitions (`--apply-partitions`, default all) takes
 what is waiting (up to `BATCH_MESSAGES` messages), and commits it into PostgreSQL in one
-transaction, in the layout of `pgstore` (listings, a log of packed batches, chunked calendar
+transaction, in the layout of `durable.postgres` (listings, a log of packed batches, chunked calendar
 snapshots written by search nodes): listing keys get rows from a sequence, the batch's rate
 events become one `rate_log` row (with the stream sequence of its last message), listing and
 delist events update `listings` last-writer-wins. Only after the commit are the messages
@@ -36,7 +36,7 @@ from staystream.durable.postgres import (
 )
 from staystream.events.types import RATE_DTYPE, WriteRequest, split_key
 from staystream.retry import backoff, retrying
-from staystream.scaled import stream as streamlog
+from staystream.scaled import stream
 
 log = logging.getLogger("staystream.applier")
 
@@ -101,7 +101,7 @@ class Applier:
         owned = "all" if len(partitions) == total_partitions else "-".join(map(str, partitions))
         self.consumer = f"staystream-apply-{owned}"
         self.rows: dict[str, int] = {}  # key -> PostgreSQL row, committed ones only
-        self.lag = streamlog.Lag(apply_lag_messages, apply_lag_seconds)
+        self.lag = stream.Lag(apply_lag_messages, apply_lag_seconds)
         self.oldest_pending: float | None = None  # stream time (s) of the oldest unapplied message
         self.down_since: float | None = None
 
@@ -119,13 +119,13 @@ class Applier:
     async def _run(self) -> None:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-        subjects = [streamlog.subject(p) for p in self.partitions]
+        subjects = [stream.subject(p) for p in self.partitions]
         config = ConsumerConfig(
             durable_name=self.consumer, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
             ack_wait=ACK_WAIT_SECONDS, max_ack_pending=100_000, filter_subjects=subjects,
         )
         subscription = await retrying(
-            lambda: self.js.pull_subscribe("", durable=self.consumer, stream=streamlog.STREAM, config=config),
+            lambda: self.js.pull_subscribe("", durable=self.consumer, stream=stream.STREAM, config=config),
             Exception, log, "JetStream consumer not ready; retrying", "subscribe to the stream")
         reporter = asyncio.create_task(self._report())
         failed_fetches = 0
@@ -152,8 +152,8 @@ class Applier:
             reporter.cancel()
 
     async def _commit_until_done(self, messages: list[Any]) -> None:
-        requests = [streamlog.decode(m.data) for m in messages]
-        merged = streamlog.merge(requests)
+        requests = [stream.decode(m.data) for m in messages]
+        merged = stream.merge(requests)
         last_seq = max(m.metadata.sequence.stream for m in messages)
         if self.oldest_pending is None:
             self.oldest_pending = min(m.metadata.timestamp.timestamp() for m in messages)
@@ -176,7 +176,9 @@ class Applier:
                     touched = time.monotonic()
                     await _in_progress(messages)
         if self.down_since is not None:
-            log.info("PostgreSQL reachable again", extra={"after_seconds": round(time.monotonic() - self.down_since, 1)})
+            log.info(
+                "PostgreSQL reachable again", extra={"after_seconds": round(time.monotonic() - self.down_since, 1)}
+            )
             self.down_since = None
         now = time.time()
         oldest = min(m.metadata.timestamp.timestamp() for m in messages)
@@ -196,11 +198,11 @@ class Applier:
                 break
 
     async def _commit(self, request: WriteRequest, last_seq: int) -> None:
-        named = set(request.keys) | {l.key for l in request.listings} | {d.key for d in request.delists}
+        named = set(request.keys) | {listing.key for listing in request.listings} | {d.key for d in request.delists}
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._resolve(connection, named)
             if request.listings:
-                newest = newest_per_row([(rows[l.key], l) for l in request.listings])
+                newest = newest_per_row([(rows[listing.key], listing) for listing in request.listings])
                 await connection.execute(UPDATE_LISTINGS, *listing_columns(newest))
             if request.delists:
                 newest_delists = newest_per_row([(rows[d.key], d) for d in request.delists])
@@ -226,12 +228,12 @@ class Applier:
         if unknown:
             # Look up first, insert only what is new: a sequence value is spent on every row an
             # INSERT considers, conflicting or not, and appliers restart with an empty cache.
-            sources, ids = zip(*(split_key(key) for key in unknown))
+            sources, ids = zip(*(split_key(key) for key in unknown), strict=True)
             for row, source, listing_id in await connection.fetch(SELECT_KEYS, list(sources), list(ids)):
                 rows[f"{source}\x00{listing_id}"] = row
             missing = [key for key in unknown if key not in rows]
             if missing:
-                sources, ids = zip(*(split_key(key) for key in missing))
+                sources, ids = zip(*(split_key(key) for key in missing), strict=True)
                 await connection.execute(INSERT_KEYS, list(sources), list(ids))
                 for row, source, listing_id in await connection.fetch(SELECT_KEYS, list(sources), list(ids)):
                     rows[f"{source}\x00{listing_id}"] = row
@@ -242,7 +244,7 @@ class Applier:
         while True:
             await asyncio.sleep(POSITION_EVERY_SECONDS)
             try:
-                info = await self.js.consumer_info(streamlog.STREAM, self.consumer, timeout=2)
+                info = await self.js.consumer_info(stream.STREAM, self.consumer, timeout=2)
             except Exception:  # NATS failing over: the next round asks again; the lag turns unknown
                 continue
             messages = int(info.num_pending or 0) + int(info.num_ack_pending or 0)

@@ -2,7 +2,7 @@
 
 The writer's durable backend when a JetStream log is configured. Durability comes from the
 stream: HTTP workers publish and are acknowledged by JetStream before they hand a request to
-their writer (`streamlog.PublishingClient`). What this backend does for the writer:
+their writer (`scaled.stream.PublishingClient`). What this backend does for the writer:
 
 - start-up (role search): the calendar from PostgreSQL, the system of record the appliers keep
   (the newest snapshot, the log rows after it, the listings), then the stream from the
@@ -14,7 +14,7 @@ their writer (`streamlog.PublishingClient`). What this backend does for the writ
   every node;
 - commits: only the local SQLite mirror the workers read listing details from (rebuilt at
   start-up, no fsync);
-- snapshots (role search): into PostgreSQL as in `pgstore`, labelled with the stream position
+- snapshots (role search): into PostgreSQL as in `durable.postgres`, labelled with the stream position
   they cover, one node at a time (advisory lock); the log rows they cover are deleted;
 - role apply: runs the `applier.Applier` as a task of this process.
 
@@ -25,6 +25,7 @@ and, through `lag.json` in the shared-memory directory, to every worker's `/read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -48,6 +49,7 @@ from staystream.durable.lock import lock_directory
 from staystream.durable.postgres import (
     CONNECT_TIMEOUT,
     CONNECTION_ERRORS,
+    MIRROR_COLUMNS,
     SCHEMA,
     insert_chunks,
     load_chunks,
@@ -57,7 +59,7 @@ from staystream.durable.snapshot import Piece, from_npy
 from staystream.events.types import RATE_DTYPE, Commit, split_key
 from staystream.paths import writer_socket
 from staystream.retry import retrying
-from staystream.scaled import stream as streamlog
+from staystream.scaled import stream
 from staystream.scaled.applier import SCALED_SCHEMA, Applier, partition_list
 from staystream.writer.wire import WriterClient, WriterUnavailable
 
@@ -68,8 +70,11 @@ RETRIED: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, nats.errors.Erro
 SNAPSHOT_LOCK = 0x53_74_61_79_53_6E_70  # one snapshot writer at a time
 FOLLOW_BATCH = 2_000
 
-follow_lag_messages = Gauge("staystream_follow_lag_messages", "Stream messages this node has not applied yet (-1: unknown)",
-                            multiprocess_mode="max")
+follow_lag_messages = Gauge(
+    "staystream_follow_lag_messages",
+    "Stream messages this node has not applied yet (-1: unknown)",
+    multiprocess_mode="max",
+)
 follow_lag_seconds = Gauge("staystream_follow_lag_seconds", "How far behind the stream this node's reads are",
                            multiprocess_mode="max")
 follow_delay = Histogram(
@@ -81,7 +86,7 @@ follow_delay = Histogram(
 class StreamDurable:
     def __init__(self, config: Config, shm_path: Path) -> None:
         self.config = config
-        self.roles = streamlog.roles(config.role)
+        self.roles = stream.roles(config.role)
         self.shm_path = shm_path
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self._directory_lock = lock_directory(config.data_dir)
@@ -97,20 +102,20 @@ class StreamDurable:
         # (writer seq after applying, stream seq covered): a snapshot copied at writer seq W
         # holds every message up to the S of the last pair with a writer seq <= W.
         self.applied: deque[tuple[int, int]] = deque()
-        self.follow_lag = streamlog.Lag(follow_lag_messages, follow_lag_seconds)
+        self.follow_lag = stream.Lag(follow_lag_messages, follow_lag_seconds)
         self.tasks: list[asyncio.Task[None]] = []
 
     @classmethod
     async def open(cls, config: Config, shm_path: Path) -> StreamDurable:
         durable = cls(config, shm_path)
-        durable.nc = await _retrying("connect to NATS", lambda: streamlog.connect(config.stream, "staystream-writer"))
+        durable.nc = await _retrying("connect to NATS", lambda: stream.connect(config.stream, "staystream-writer"))
         durable.js = durable.nc.jetstream(timeout=5)
-        await streamlog.ensure_stream(durable.nc, config.stream_replicas)
+        await stream.ensure_stream(durable.nc, config.stream_replicas)
         if durable.roles & {"apply", "search"}:
             if config.store == "embedded":
                 raise SystemExit("--role apply or search with --stream needs --store postgresql://... "
                                  "(PostgreSQL is the system of record in scaled mode)")
-            import asyncpg  # type: ignore[import-untyped]
+            import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no types
 
             durable.pool = await _retrying("connect to PostgreSQL", lambda: asyncpg.create_pool(
                 config.store, min_size=1, max_size=config.pg_pool_size, timeout=CONNECT_TIMEOUT,
@@ -154,7 +159,9 @@ class StreamDurable:
             pg_to_local[record[0]] = row
             mirror_entries.append((row, *record[1:]))
         described = {entry[0] for entry in mirror_entries}
-        mirror_entries += [(row, *split_key(key), *([None] * 12)) for row, key in enumerate(keys) if row not in described]
+        mirror_entries += [
+            (row, *split_key(key), *([None] * 12)) for row, key in enumerate(keys) if row not in described
+        ]
         columns = [(int(pg_to_local[r[0]]), r[4], r[5], r[6], r[7], r[11], r[13], r[14])
                    for r in entries if r[13] is not None or r[14] is not None]
         self.key_of_row = keys
@@ -162,36 +169,38 @@ class StreamDurable:
         self.followed_seq = positions
         self.mirror = await loop.run_in_executor(
             self.thread, rebuild_mirror, self.config.database_path, mirror_entries, settings)
-        stream = await self.js.stream_info(streamlog.STREAM)
-        if stream.state.first_seq > self.start_seq and stream.state.messages:
+        info = await self.js.stream_info(stream.STREAM)
+        if info.state.first_seq > self.start_seq and info.state.messages:
             log.error("the stream no longer holds messages PostgreSQL lacks; raise the stream's retention",
-                      extra={"from": self.start_seq, "first_in_stream": stream.state.first_seq})
+                      extra={"from": self.start_seq, "first_in_stream": info.state.first_seq})
         log.info("bootstrapped from PostgreSQL", extra={
             "listings": len(keys), "snapshot": state is not None, "log_rows": len(logs),
             "stream_from": self.start_seq, "seconds": round(time.perf_counter() - started, 3)})
         self.tasks += [asyncio.create_task(self._follow()), asyncio.create_task(self._watch_stream())]
-        return Recovered(None if state is None else (0, state), [(row, *split_key(key)) for row, key in enumerate(keys)],
-                         columns, _remapped(logs, pg_to_local))
+        return Recovered(
+            None if state is None else (0, state),
+            [(row, *split_key(key)) for row, key in enumerate(keys)],
+            columns,
+            _remapped(logs, pg_to_local),
+        )
 
     async def _read_all(self) -> tuple[Any, ...]:
-        from staystream.durable.postgres import MIRROR_COLUMNS
-
-        async with self.pool.acquire() as connection:
-            async with connection.transaction(isolation="repeatable_read", readonly=True):
-                snapshot = await connection.fetchrow(
-                    "SELECT seq, stream_seq FROM staystream.snapshots WHERE stream_seq IS NOT NULL "
-                    "ORDER BY stream_seq DESC LIMIT 1")
-                keys: list[str] = []
-                state = None
-                if snapshot is not None:
-                    keys, state = await _load_snapshot(connection, snapshot["seq"])
-                entries = [tuple(r) for r in await connection.fetch(
-                    f"SELECT {MIRROR_COLUMNS} FROM staystream.listings ORDER BY row")]
-                settings = [tuple(r) for r in await connection.fetch("SELECT name, value FROM staystream.settings")]
-                logs = [r["events"] for r in await connection.fetch("SELECT events FROM staystream.rate_log ORDER BY seq")]
-                counted = await connection.fetchrow(
-                    "SELECT count(*) AS n, coalesce(min(stream_seq), 0) AS low FROM staystream.positions "
-                    "WHERE partition < $1", self.config.stream_partitions)
+        async with self.pool.acquire() as connection, connection.transaction(
+                isolation="repeatable_read", readonly=True):
+            snapshot = await connection.fetchrow(
+                "SELECT seq, stream_seq FROM staystream.snapshots WHERE stream_seq IS NOT NULL "
+                "ORDER BY stream_seq DESC LIMIT 1")
+            keys: list[str] = []
+            state = None
+            if snapshot is not None:
+                keys, state = await _load_snapshot(connection, snapshot["seq"])
+            entries = [tuple(r) for r in await connection.fetch(
+                f"SELECT {MIRROR_COLUMNS} FROM staystream.listings ORDER BY row")]
+            settings = [tuple(r) for r in await connection.fetch("SELECT name, value FROM staystream.settings")]
+            logs = [r["events"] for r in await connection.fetch("SELECT events FROM staystream.rate_log ORDER BY seq")]
+            counted = await connection.fetchrow(
+                "SELECT count(*) AS n, coalesce(min(stream_seq), 0) AS low FROM staystream.positions "
+                "WHERE partition < $1", self.config.stream_partitions)
         complete = counted["n"] == self.config.stream_partitions
         return keys, state, entries, settings, logs, counted["low"] if complete else 0
 
@@ -209,7 +218,7 @@ class StreamDurable:
                 await asyncio.sleep(0.05)
         config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.start_seq)
         subscription = await _retrying("subscribe to the stream", lambda: self.js.subscribe(
-            f"{streamlog.SUBJECT}.*", ordered_consumer=True, config=config, pending_msgs_limit=200_000,
+            f"{stream.SUBJECT}.*", ordered_consumer=True, config=config, pending_msgs_limit=200_000,
             pending_bytes_limit=1 << 30))
         while True:
             try:
@@ -218,7 +227,7 @@ class StreamDurable:
                 continue
             while len(batch) < FOLLOW_BATCH and subscription.pending_msgs:
                 batch.append(await subscription.next_msg(timeout=1.0))
-            request = streamlog.merge([streamlog.decode(m.data) for m in batch])
+            request = stream.merge([stream.decode(m.data) for m in batch])
             while True:
                 try:
                     reply = await client.write(request)
@@ -239,14 +248,14 @@ class StreamDurable:
         arrival time of the first message it has not: the follow lag as JetStream confirms it.
         Silence from the subscription proves nothing (an ordered consumer whose server died is
         silent until it is recreated)."""
-        every = f"{streamlog.SUBJECT}.*"
+        every = f"{stream.SUBJECT}.*"
         while True:
             try:
                 followed = self.followed_seq
-                last = int((await self.js.stream_info(streamlog.STREAM)).state.last_seq)
+                last = int((await self.js.stream_info(stream.STREAM)).state.last_seq)
                 oldest = None
                 if last > followed:
-                    first = await self.js.get_msg(streamlog.STREAM, seq=followed + 1, subject=every, next=True)
+                    first = await self.js.get_msg(stream.STREAM, seq=followed + 1, subject=every, next=True)
                     oldest = first.time.timestamp() if first.time else time.time()
                 self.follow_lag.confirm(max(0, last - followed), oldest)
             except Exception:  # NATS failing over: the lag turns unknown if this lasts
@@ -254,7 +263,7 @@ class StreamDurable:
             await asyncio.sleep(0.5)
 
     async def _report(self) -> None:
-        path = self.shm_path / streamlog.LAG_FILE
+        path = self.shm_path / stream.LAG_FILE
         while True:
             lag: dict[str, Any] = {"roles": sorted(self.roles)}
             if "search" in self.roles:
@@ -315,10 +324,8 @@ class StreamDurable:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.nc is not None:
-            try:
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.close(), 5)
-            except Exception:
-                pass
         if self.pool is not None:
             try:
                 await asyncio.wait_for(self.pool.close(), 10)
