@@ -50,7 +50,8 @@ class WatchSettings:
 
 def run(bench: Bench) -> dict[str, Any]:
     s = bench.settings
-    ws = WatchSettings(watches=5_000, seconds=max(4.0, s.throughput_seconds)) if s.repeat == 1 and s.city_listings < 100_000 else WatchSettings()
+    quick = s.repeat == 1 and s.city_listings < 100_000
+    ws = WatchSettings(watches=5_000, seconds=max(4.0, s.throughput_seconds)) if quick else WatchSettings()
     workers = s.workers[-1]
     server = service.start(bench.workdir / "watches", workers, "--watches-per-address", str(ws.watches + 10),
                            "--watches-total", str(ws.watches + 10))
@@ -96,7 +97,8 @@ def run(bench: Bench) -> dict[str, Any]:
         "alert_p99_bar_s": LATENCY_P99_BAR_S,
         "watch_events": metrics.get("staystream_watch_events_total"),
         "server_cores_with": side_after["server_cores"], "server_cores_without": side_before["server_cores"],
-        "machine_busy_cores_with": round((busy_after[0] - busy_before[0]) / max(1e-9, busy_after[1] - busy_before[1]) * _cores(), 2),
+        "machine_busy_cores_with": round(
+            (busy_after[0] - busy_before[0]) / max(1e-9, busy_after[1] - busy_before[1]) * _cores(), 2),
         "other_load_cores_with": side_after["other_load_cores"],
         "pass": ratio >= THROUGHPUT_FRACTION_BAR and p99 is not None and p99 <= LATENCY_P99_BAR_S and not canary.missed,
     }
@@ -122,8 +124,9 @@ async def _create_watches(url: str, ws: WatchSettings, listings: int) -> None:
     async def create(client: httpx.AsyncClient) -> None:
         while not queue.empty():
             i = queue.get_nowait()
-            body = {"lat": round(float(lat[i]), 5), "lon": round(float(lon[i]), 5), "radius_km": round(float(radius[i]), 2),
-                    "checkin": workload.iso_day(int(checkin[i])), "checkout": workload.iso_day(int(checkin[i] + nights[i])),
+            body = {"lat": round(float(lat[i]), 5), "lon": round(float(lon[i]), 5),
+                    "radius_km": round(float(radius[i]), 2), "checkin": workload.iso_day(int(checkin[i])),
+                    "checkout": workload.iso_day(int(checkin[i] + nights[i])),
                     "guests": 2, "max_price": int(nights[i]) * MAX_NIGHTLY_EUR}
             response = await client.post("/v1/watches", json=body)
             if response.status_code != 201:
@@ -136,7 +139,8 @@ async def _create_watches(url: str, ws: WatchSettings, listings: int) -> None:
 def _post(url: str, events: list[dict[str, object]]) -> float:
     """POST the events; returns time.monotonic() when the 200 arrived."""
     body = b"".join(json.dumps(e).encode() + b"\n" for e in events)
-    response = httpx.post(url + "/v1/events", content=body, headers={"content-type": "application/x-ndjson"}, timeout=30)
+    response = httpx.post(url + "/v1/events", content=body, headers={"content-type": "application/x-ndjson"},
+                          timeout=30)
     response.raise_for_status()
     return time.monotonic()
 
@@ -219,8 +223,9 @@ def rows(result: dict[str, Any]) -> list[str]:
     return [
         f"{result['watches']:,} watches over {result['listings']:,} listings ({result['workers']} workers): created in "
         f"{result['create_seconds']} s, taken in by the watcher in {result['taken_in_seconds']} s",
-        f"max write throughput {result['events_per_s_without']:,.0f} events/s without, {result['events_per_s_with']:,.0f} "
-        f"with: {result['throughput_ratio']:.0%} (bar {result['throughput_bar']:.0%}); ack p99 "
+        f"max write throughput {result['events_per_s_without']:,.0f} events/s without, "
+        f"{result['events_per_s_with']:,.0f} with: {result['throughput_ratio']:.0%} "
+        f"(bar {result['throughput_bar']:.0%}); ack p99 "
         f"{result['ack_p99_ms_without']:.0f} -> {result['ack_p99_ms_with']:.0f} ms",
         f"alert latency (write 200 -> SSE event) p50 {result['alert_p50_s']} s, p99 {result['alert_p99_s']} s, max "
         f"{result['alert_max_s']} s over {result['alert_samples']} samples, {result['alert_missed']} missed "

@@ -71,7 +71,7 @@ def check_rounds(data: st.DataObject) -> None:
         first = np.array([data.draw(st.one_of(st.just(every), st.integers(0, 60))) for _ in points])
         end = np.array([f + data.draw(st.integers(1, 20)) if f != every else np.iinfo(np.int32).max for f in first])
         watch, position = index.affected(rows, lat, lon, first, end)
-        found = set(zip(watch.tolist(), position.tolist()))
+        found = set(zip(watch.tolist(), position.tolist(), strict=True))
         assert found == index.brute_force(rows, lat, lon, first, end), f"round {round_}"
 
 
@@ -87,4 +87,4 @@ def test_every_stay_against_every_change_of_nights() -> None:
     first = np.array([c[0] for c in changes])
     end = np.array([c[1] for c in changes])
     watch, position = index.affected(rows, lat, lon, first, end)
-    assert set(zip(watch.tolist(), position.tolist())) == index.brute_force(rows, lat, lon, first, end)
+    assert set(zip(watch.tolist(), position.tolist(), strict=True)) == index.brute_force(rows, lat, lon, first, end)

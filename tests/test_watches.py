@@ -5,27 +5,28 @@ expiry, validation.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
-import os
-import signal
-import subprocess
 import http.server
 import json
+import os
 import queue
+import signal
 import socket
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import Server, start_server
 from wire_events import listing, night, post_ok, rate, stamp, unique_id
 
@@ -53,10 +54,8 @@ class Stream:
         self.thread.start()
 
     def _read(self, url: str, headers: dict[str, str]) -> None:
-        try:
+        with contextlib.suppress(httpx.HTTPError):  # the server went away: the stream ends, as a browser's would
             self._follow(url, headers)
-        except httpx.HTTPError:  # the server went away: the stream ends, as a browser's would
-            pass
 
     def _follow(self, url: str, headers: dict[str, str]) -> None:
         with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(5, read=None)) as response:
@@ -268,7 +267,8 @@ def test_watcher_kill_9_misses_nothing(tmp_path: Path) -> None:
                 post_ok(client, [rate(flat, 10, 13, "60.00", changed=1)])
                 os.kill(watcher, signal.SIGKILL)
                 drop = stream.next(timeout=15)  # the supervisor starts another watcher
-                assert (drop.event, drop.data["previous_total"], drop.data["total"]) == ("price_drop", "300.00", "180.00")
+                assert drop.event == "price_drop"
+                assert (drop.data["previous_total"], drop.data["total"]) == ("300.00", "180.00")
                 assert drop.id > entered.id
             finally:
                 stream.close()
@@ -395,7 +395,8 @@ def test_watch_state_agrees_with_search(server: Server) -> None:
                 query |= {"lat": center_lat + rng.uniform(-0.01, 0.01), "lon": center_lon + rng.uniform(-0.01, 0.01),
                           "radius_km": rng.choice((0.8, 1.5, 3.0))}
             else:
-                query["bbox"] = f"{center_lon - 0.012},{center_lat - rng.uniform(0.002, 0.015)},{center_lon + 0.01},{center_lat + 0.01}"
+                south = center_lat - rng.uniform(0.002, 0.015)
+                query["bbox"] = f"{center_lon - 0.012},{south},{center_lon + 0.01},{center_lat + 0.01}"
             if rng.random() < 0.4:
                 query["max_price"] = str(rng.randrange(100, 500))
             if rng.random() < 0.4:
@@ -416,11 +417,12 @@ def test_watch_state_agrees_with_search(server: Server) -> None:
                     if n["available"] and n["price"] is not None:
                         halved.append({"type": "rate", "source": "airbnb", "listing_id": f, "start": n["night"],
                                        "end": (dt.date.fromisoformat(n["night"]) + dt.timedelta(days=1)).isoformat(),
-                                       "price": str((Decimal(n["price"]) / 2).quantize(Decimal("0.01"))), "currency": n["currency"],
+                                       "price": str((Decimal(n["price"]) / 2).quantize(Decimal("0.01"))),
+                                       "currency": n["currency"],
                                        "changed_at": stamp(10)})
             post_ok(client, halved)
             drops = 0
-            for query, stream in zip(queries, streams):
+            for query, stream in zip(queries, streams, strict=True):
                 said: dict[str, tuple[str, str]] = {}
                 while True:
                     try:

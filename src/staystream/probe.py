@@ -21,6 +21,7 @@ The canary lies at Point Nemo, the oceanic pole of inaccessibility in the South 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -165,7 +166,7 @@ class Probe:
         parts = urllib.parse.urlsplit(self.url)
         kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         deadline = acked + self.timeout
-        stream = kind(parts.hostname, parts.port, timeout=max(0.01, deadline - time.perf_counter()))
+        stream = kind(parts.hostname or "", parts.port, timeout=max(0.01, deadline - time.perf_counter()))
         try:
             stream.request("GET", f"{self.base_path}/v1/watches/{self.watch[0]}/events",
                            headers={**self.headers, "last-event-id": str(self.last_event_id)})
@@ -183,7 +184,8 @@ class Probe:
                     self.last_event_id = int(fields["id"])
                     data = msgspec.json.decode(fields.get("data", "{}"))
                     ours = data.get("source") == SOURCE and data.get("listing_id") == self.listing_id
-                    if ours and fields.get("event") == name and (name == "left" or _decimal(data.get("total")) == price):
+                    priced = name == "left" or _decimal(data.get("total")) == price
+                    if ours and fields.get("event") == name and priced:
                         result.watch_seconds = round(time.perf_counter() - acked, 6)
                         return
                 fields = {}
@@ -238,10 +240,8 @@ class Probe:
         return response.status, response.read()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError, http.client.HTTPException):  # it expires after its night anyway
             self.delete_watch()
-        except (OSError, http.client.HTTPException):
-            pass  # it expires after its night anyway
         self.connection.close()
 
 

@@ -8,6 +8,8 @@ follows that counter (`OutboxSignal`) and wakes the streams, which read their ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import secrets
 import sqlite3
 from collections.abc import AsyncIterator
@@ -42,10 +44,8 @@ class OutboxSignal:
     async def wait(self, timeout: float) -> None:
         if self.task is None:
             self.task = asyncio.create_task(self._follow())
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.changed.wait()), timeout)
-        except TimeoutError:
-            pass
 
     async def _follow(self) -> None:
         seen = int(self.shared.counters[Counter.OUTBOX])
@@ -83,14 +83,13 @@ async def post_watch(request: Request, worker: Worker) -> Response:
 
 
 def _json_params(params: dict[str, list[str]]) -> str:
-    import json
-
     return json.dumps(params, sort_keys=True)
 
 
 async def delete_watch(request: Request, worker: Worker) -> Response:
     if not store.delete(_database(worker), request.path_params["watch_id"]):
-        raise HTTPError(404, f"watch_id: '{request.path_params['watch_id'][:40]}' is no watch (deleted, expired or never made)")
+        raise HTTPError(404, f"watch_id: '{request.path_params['watch_id'][:40]}' is no watch "
+                             "(deleted, expired or never made)")
     worker.store.shared.counters[Counter.WATCHES_CHANGED] += 1
     return Response(status_code=204)
 

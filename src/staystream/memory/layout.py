@@ -1,6 +1,7 @@
 """The shared arrays every process maps: the calendar's and the listing columns'.
 
-The writer creates them (the change feed for the watcher too), workers map them read-only; both take the layout from here, so the read
+The writer creates them (the change feed for the watcher too), workers map them read-only; both
+take the layout from here, so the read
 side never imports the writer.
 """
 

@@ -106,14 +106,16 @@ def evaluate(shared: SharedArrays, fx: Fx, table: WatchTable, watch: np.ndarray,
     if not parts:
         empty = np.zeros(0, np.int64)
         return Matches(empty, empty, empty, empty, empty)
-    return Matches(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("watch", "row", "ranked", "total", "currency")))
+    fields = ("watch", "row", "ranked", "total", "currency")
+    return Matches(*(np.concatenate([getattr(p, name) for p in parts]) for name in fields))
 
 
 def fx_known(fx: Fx, currency: np.ndarray) -> np.ndarray:
     """Search refuses a query in a currency the FX table lacks; such a watch matches nothing."""
     known = np.zeros(max(len(CURRENCY_INDEX), 1) + 1, bool)
     known[list(fx.rates)] = True
-    return (currency < 0) | known[np.maximum(currency, 0)]
+    usable: np.ndarray = (currency < 0) | known[np.maximum(currency, 0)]
+    return usable
 
 
 def _stays(shared: SharedArrays, fx: Fx, table: WatchTable, watch: np.ndarray, row: np.ndarray, nights: int) -> Matches:
@@ -163,4 +165,5 @@ def _distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: np.ndarray, cente
     dphi = phi2 - phi1
     dlambda = np.radians(center_lon - lon)
     a = np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlambda / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+    distance: np.ndarray = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+    return distance

@@ -46,7 +46,8 @@ def current_offers(shared: SharedArrays, fx: Fx, query: Query, rows: np.ndarray,
     keys = names(sorted(set(rows.tolist()) | set(places.tolist())))
     prices, currencies = shared["entry_price"][entries].T.tolist(), shared["entry_currency"][entries].T.tolist()
     found: dict[str, Offer] = {}
-    for row, place, ranked, price, currency in zip(rows.tolist(), places.tolist(), totals.tolist(), prices, currencies):
+    for row, place, ranked, price, currency in zip(
+            rows.tolist(), places.tolist(), totals.tolist(), prices, currencies, strict=True):
         if row not in keys or place not in keys:
             continue  # only if SQLite lost a row shared memory still has (search skips it too)
         shown = currency[0] if query.currency is None else query.currency

@@ -81,7 +81,9 @@ class WatchIndex:
         if watch in self.wide:
             self.wide.remove(watch)
 
-    def affected(self, rows: np.ndarray, lat: np.ndarray, lon: np.ndarray, first: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def affected(
+        self, rows: np.ndarray, lat: np.ndarray, lon: np.ndarray, first: np.ndarray, end: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(watch, position in `rows`) pairs of every live watch whose box holds the row and whose
         stay overlaps the row's changed nights [first, end). A pair may repeat (a watch in several
         cells or buckets the row's nights reach): the caller dedupes, once, with its own key."""
@@ -110,7 +112,9 @@ class WatchIndex:
         keep = self._overlaps(watch, lat[position], lon[position], first[position], end[position])
         return watch[keep], position[keep]
 
-    def brute_force(self, rows: np.ndarray, lat: np.ndarray, lon: np.ndarray, first: np.ndarray, end: np.ndarray) -> set[tuple[int, int]]:
+    def brute_force(
+        self, rows: np.ndarray, lat: np.ndarray, lon: np.ndarray, first: np.ndarray, end: np.ndarray
+    ) -> set[tuple[int, int]]:
         """`affected`, by checking every watch against every row (the tests' reference)."""
         found = set()
         for watch in np.flatnonzero(self.alive).tolist():
@@ -119,13 +123,16 @@ class WatchIndex:
                 found.add((watch, position))
         return found
 
-    def _overlaps(self, watch: np.ndarray, lat: np.ndarray, lon: np.ndarray, first: np.ndarray, end: np.ndarray) -> np.ndarray:
+    def _overlaps(
+        self, watch: np.ndarray, lat: np.ndarray, lon: np.ndarray, first: np.ndarray, end: np.ndarray
+    ) -> np.ndarray:
         ranges = self.lon[watch]
         in_lon = ((lon >= ranges[:, 0]) & (lon <= ranges[:, 1])) | ((lon >= ranges[:, 2]) & (lon <= ranges[:, 3]))
-        return (
+        overlaps: np.ndarray = (
             self.alive[watch] & (lat >= self.min_lat[watch]) & (lat <= self.max_lat[watch]) & in_lon
             & (first < self.end[watch]) & (end > self.checkin[watch])
         )
+        return overlaps
 
     def _cells_of(self, watch: int) -> np.ndarray | None:
         low_lat, high_lat = _cells(np.array([self.min_lat[watch], self.max_lat[watch]]), np.zeros(2)) // LON_CELLS
@@ -139,7 +146,8 @@ class WatchIndex:
         column = np.concatenate(columns)
         if len(rows) * len(column) > MAX_KEYS:
             return None
-        return (rows[:, None] * LON_CELLS + column[None, :]).ravel()
+        keys: np.ndarray = (rows[:, None] * LON_CELLS + column[None, :]).ravel()
+        return keys
 
     def _build(self) -> None:
         """Sort the recent level again, or merge it into the main one once it is large."""

@@ -49,7 +49,8 @@ def parse_watch(body: bytes, horizon_days: int, today: dt.date | None = None) ->
         document = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise QueryError(f"body: not JSON ({exc}); expected an object like "
-                         '{"lat": 48.85, "lon": 2.35, "radius_km": 5, "checkin": "2027-05-01", "checkout": "2027-05-03"}') from None
+                         '{"lat": 48.85, "lon": 2.35, "radius_km": 5, '
+                         '"checkin": "2027-05-01", "checkout": "2027-05-03"}') from None
     if not isinstance(document, dict):
         raise QueryError(f"body: a JSON {type(document).__name__}; expected an object of search parameters")
     unknown = sorted(set(document) - {*FIELDS, "webhook"})
@@ -61,7 +62,8 @@ def parse_watch(body: bytes, horizon_days: int, today: dt.date | None = None) ->
     expires_at = (checkout + 1) * 86400.0
     today = today or dt.datetime.now(dt.UTC).date()
     if dt.date(1970, 1, 1) + dt.timedelta(days=checkout) < today:
-        raise QueryError(f"checkout: '{document['checkout']}' is past; expected today or later (a watch ends after its checkout)")
+        raise QueryError(f"checkout: '{document['checkout']}' is past; expected today or later "
+                         "(a watch ends after its checkout)")
     return WatchSpec(values, query, _webhook(document.get("webhook")), expires_at)
 
 
@@ -73,7 +75,8 @@ def _texts(name: str, value: object) -> list[str]:
             raise QueryError(f"{name}: {json.dumps(value)[:80]} holds a non-scalar; expected numbers or strings")
         return [",".join(str(v) for v in value)]
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise QueryError(f"{name}: {json.dumps(value)[:80]} is a JSON {type(value).__name__}; expected a string or a number")
+        raise QueryError(f"{name}: {json.dumps(value)[:80]} is a JSON {type(value).__name__}; "
+                         "expected a string or a number")
     return [str(value)]
 
 

@@ -154,13 +154,16 @@ def delete(connection: sqlite3.Connection, watch_id: str) -> bool:
 
 def _forget(connection: sqlite3.Connection, seqs: list[int]) -> None:
     for seq in seqs:
-        connection.execute("DELETE FROM deliveries WHERE event_id IN (SELECT id FROM outbox WHERE watch_seq = ?)", (seq,))
+        connection.execute(
+            "DELETE FROM deliveries WHERE event_id IN (SELECT id FROM outbox WHERE watch_seq = ?)", (seq,))
         connection.execute("DELETE FROM outbox WHERE watch_seq = ?", (seq,))
         connection.execute("DELETE FROM watch_state WHERE watch_seq = ?", (seq,))
         connection.execute("DELETE FROM watches WHERE seq = ?", (seq,))
 
 
-def events_after(connection: sqlite3.Connection, watch_seq: int, after: int, limit: int = 500) -> list[tuple[int, str, str]]:
+def events_after(
+    connection: sqlite3.Connection, watch_seq: int, after: int, limit: int = 500
+) -> list[tuple[int, str, str]]:
     """(id, event, data) of the watch's events with ids above `after`, oldest first."""
     return connection.execute(
         "SELECT id, event, data FROM outbox WHERE watch_seq = ? AND id > ? ORDER BY id LIMIT ?",
@@ -237,7 +240,9 @@ def expire(connection: sqlite3.Connection, now: float, keep_events_seconds: floa
     return seqs
 
 
-def due_deliveries(connection: sqlite3.Connection, now: float, limit: int) -> list[tuple[int, int, str, str, str, str, str]]:
+def due_deliveries(
+    connection: sqlite3.Connection, now: float, limit: int
+) -> list[tuple[int, int, str, str, str, str, str]]:
     """(event id, attempts, event, data, webhook, secret, watch_id) of deliveries due by `now`."""
     return connection.execute(
         "SELECT d.event_id, d.attempts, o.event, o.data, w.webhook, w.secret, w.id FROM deliveries d "
@@ -250,7 +255,8 @@ def delivered(connection: sqlite3.Connection, event_id: int) -> None:
 
 
 def retry_later(connection: sqlite3.Connection, event_id: int, attempts: int, next_at: float) -> None:
-    connection.execute("UPDATE deliveries SET attempts = ?, next_at = ? WHERE event_id = ?", (attempts, next_at, event_id))
+    connection.execute(
+        "UPDATE deliveries SET attempts = ?, next_at = ? WHERE event_id = ?", (attempts, next_at, event_id))
 
 
 def backlog(connection: sqlite3.Connection) -> int:

@@ -13,6 +13,7 @@ what differs from the stored state, whenever the watcher looks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -168,7 +169,8 @@ class Watcher:
                     live = self.live[seq] = Live(watch, query_of(watch.params))
                     self.index.add(seq, live.query.area, live.query.checkin, live.query.nights)
                     self.table.add(seq, live.query, self.view.fx)
-                now = current_offers(self.shared, self.view.fx, live.query, candidates(self.shared, live.query), self._names)
+                rows = candidates(self.shared, live.query)
+                now = current_offers(self.shared, self.view.fx, live.query, rows, self._names)
                 said = self.said.get(seq, {})
                 found = changes(seq, said, now, set(now) | set(said))
                 events += found[0]
@@ -215,7 +217,7 @@ class Watcher:
         now: defaultdict[int, dict[int, tuple[int, int, int, int]]] = defaultdict(dict)
         for w, r, place, ranked, total, currency in zip(
             matches.watch[best].tolist(), matches.row[best].tolist(), match_places[best].tolist(),
-            matches.ranked[best].tolist(), matches.total[best].tolist(), matches.currency[best].tolist(),
+            matches.ranked[best].tolist(), matches.total[best].tolist(), matches.currency[best].tolist(), strict=True,
         ):
             now[w][place] = (r, ranked, total, currency)
             looked[w].add(place)
@@ -257,9 +259,9 @@ class Watcher:
             self.said.setdefault(seq, {})[pid] = p
             self.holders[p.row].add(seq)
         for seq, pid in gone:
-            p = self.said.get(seq, {}).pop(pid, None)
-            if p is not None:
-                self.holders[p.row].discard(seq)
+            said = self.said.get(seq, {})
+            if pid in said:
+                self.holders[said.pop(pid).row].discard(seq)
         self.held_array = None
         if events:
             self.shared.counters[Counter.OUTBOX] += 1
@@ -294,9 +296,7 @@ def run(config: Config, shm_path: Path) -> None:
         log.info("watcher started", extra={"watches": len(store.live_seqs(watcher.db))})
         await watcher.run()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(main())
-    except KeyboardInterrupt:
-        pass
 
 

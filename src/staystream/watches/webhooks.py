@@ -9,6 +9,7 @@ least once, never lost). A failed attempt is retried after an exponential backof
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -59,10 +60,8 @@ class Deliveries:
                     continue
                 upcoming = store.next_due(self.db)
                 wait = IDLE_SECONDS if upcoming is None else max(0.0, min(IDLE_SECONDS, upcoming - time.time()))
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.woken.wait(), wait)
-                except TimeoutError:
-                    pass
 
     async def _deliver(self, client: httpx.AsyncClient, event_id: int, attempts: int, event: str, data: str,
                        url: str, secret: str, watch_id: str) -> None:
@@ -88,4 +87,5 @@ class Deliveries:
         metrics.webhook_failures.labels(reason).inc()
         store.retry_later(self.db, event_id, attempts + 1, time.time() + backoff(attempts + 1))
         if attempts == 0:
-            log.warning("webhook delivery failed; retrying with backoff", extra={"watch_id": watch_id, "reason": reason})
+            log.warning("webhook delivery failed; retrying with backoff",
+                        extra={"watch_id": watch_id, "reason": reason})

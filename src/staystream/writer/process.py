@@ -293,7 +293,8 @@ class Writer:
             self.feed.append(rates["key"], start, start + rates["nights"])
         if described:
             rows = np.array(described, dtype=np.int32)
-            self.feed.append(rows, np.full(len(rows), ALL_NIGHTS[0], np.int32), np.full(len(rows), ALL_NIGHTS[1], np.int32))
+            every = [np.full(len(rows), bound, np.int32) for bound in ALL_NIGHTS]
+            self.feed.append(rows, *every)
 
     async def _beat(self) -> None:
         """Twice a second, so that the workers' /readyz can tell a writer that stopped running
