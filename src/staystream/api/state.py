@@ -31,6 +31,7 @@ class Worker:
     # per-(source, hotel) locks of the native-format routes (see sources.py); unused ones go away
     watches: sqlite3.Connection | None = None  # the watch store, opened on the first watch request
     outbox_signal: Any = None  # api.watches.OutboxSignal, made with `watches`
+    watch_creations: Any = None  # api.watches.Creations (group commit of new watches), made with `watches`
     hotel_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = field(
         default_factory=weakref.WeakValueDictionary)
 

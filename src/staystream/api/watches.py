@@ -58,10 +58,52 @@ class OutboxSignal:
                 changed.set()
 
 
+class Creations:
+    """Watch creations of one worker, committed together: while one transaction (and its fsync)
+    runs in a thread, the next requests wait and then share the next one."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.connection = store.connect(watches_path(worker.config.data_dir))  # used by one thread at a time
+        self.waiting: list[tuple[store.Watch, str, asyncio.Future[store.LimitReached | None]]] = []
+        self.running = False
+
+    async def create(self, watch: store.Watch, client: str) -> None:
+        future: asyncio.Future[store.LimitReached | None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((watch, client, future))
+        if not self.running:
+            self.running = True
+            asyncio.create_task(self._commit_all())
+        refused = await future
+        if refused is not None:
+            raise refused
+
+    async def _commit_all(self) -> None:
+        connection = self.connection
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting, []
+                config = self.worker.config
+                try:
+                    answers = await asyncio.to_thread(
+                        store.create, connection, [(w, c) for w, c, _ in batch],
+                        config.watches_per_address, config.watches_total)
+                except Exception as exc:
+                    for _, _, future in batch:
+                        future.set_exception(exc)
+                    continue
+                self.worker.store.shared.counters[Counter.WATCHES_CHANGED] += 1
+                for (_, _, future), answer in zip(batch, answers, strict=True):
+                    future.set_result(answer)
+        finally:
+            self.running = False
+
+
 def _database(worker: Worker) -> sqlite3.Connection:
     if worker.watches is None:
         worker.watches = store.connect(watches_path(worker.config.data_dir))
         worker.outbox_signal = OutboxSignal(worker.store.shared)
+        worker.watch_creations = Creations(worker)
     return worker.watches
 
 
@@ -74,11 +116,11 @@ async def post_watch(request: Request, worker: Worker) -> Response:
     watch = store.Watch(0, secrets.token_urlsafe(16), secrets.token_hex(32), _json_params(spec.params),
                         spec.webhook, spec.expires_at)
     client = request.client.host if request.client else "unknown"
+    _database(worker)
     try:
-        store.create(_database(worker), watch, client, worker.config.watches_per_address, worker.config.watches_total)
+        await worker.watch_creations.create(watch, client)
     except store.LimitReached as exc:
         raise HTTPError(429, str(exc), {"Retry-After": str(exc.retry_after)}) from None
-    worker.store.shared.counters[Counter.WATCHES_CHANGED] += 1
     return json_response({"watch_id": watch.id, "secret": watch.secret}, 201)
 
 

@@ -102,29 +102,44 @@ def connect(path: Path) -> sqlite3.Connection:
 # -- workers -----------------------------------------------------------------------------------
 
 
-def create(connection: sqlite3.Connection, watch: Watch, client: str, per_client: int, total: int) -> None:
-    """Insert `watch` unless `client` holds `per_client` watches or the service `total`."""
+def create(
+    connection: sqlite3.Connection, watches: list[tuple[Watch, str]], per_client: int, total: int
+) -> list[LimitReached | None]:
+    """Insert each (watch, client address) in one transaction (one fsync for all), unless its
+    client holds `per_client` watches or the service `total`: then its `LimitReached`."""
+    now = time.time()
+    answers: list[LimitReached | None] = []
     connection.execute("BEGIN IMMEDIATE")
     try:
-        held, soonest = connection.execute(
-            "SELECT count(*), min(expires_at) FROM watches WHERE client = ? AND expires_at > ?",
-            (client, time.time())).fetchone()
-        if held >= per_client:
-            raise LimitReached(
-                f"watches: address {client} holds {held} watches, the most one address may; "
-                "expected a DELETE of one it no longer needs first (or one expiring)",
-                _seconds_until(soonest))
-        (count,) = connection.execute("SELECT count(*) FROM watches WHERE expires_at > ?", (time.time(),)).fetchone()
-        if count >= total:
-            raise LimitReached(f"watches: the service holds {count} watches, its limit; try again later", 3600)
-        connection.execute(
-            "INSERT INTO watches (id, secret, params, webhook, client, created_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (watch.id, watch.secret, watch.params, watch.webhook, client, time.time(), watch.expires_at))
+        (count,) = connection.execute("SELECT count(*) FROM watches WHERE expires_at > ?", (now,)).fetchone()
+        held: dict[str, tuple[int, float | None]] = {}
+        for watch, client in watches:
+            if client not in held:
+                held[client] = connection.execute(
+                    "SELECT count(*), min(expires_at) FROM watches WHERE client = ? AND expires_at > ?",
+                    (client, now)).fetchone()
+            holds, soonest = held[client]
+            if holds >= per_client:
+                answers.append(LimitReached(
+                    f"watches: address {client} holds {holds} watches, the most one address may; "
+                    "expected a DELETE of one it no longer needs first (or one expiring)",
+                    _seconds_until(soonest)))
+            elif count >= total:
+                answers.append(LimitReached(
+                    f"watches: the service holds {count} watches, its limit; try again later", 3600))
+            else:
+                connection.execute(
+                    "INSERT INTO watches (id, secret, params, webhook, client, created_at, expires_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (watch.id, watch.secret, watch.params, watch.webhook, client, now, watch.expires_at))
+                held[client] = (holds + 1, watch.expires_at if soonest is None else min(soonest, watch.expires_at))
+                count += 1
+                answers.append(None)
     except BaseException:
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
+    return answers
 
 
 def _seconds_until(when: float | None) -> int:
