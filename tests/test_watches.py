@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from conftest import Server, start_server
+from pg_fixtures import Postgres, create_database, postgres  # noqa: F401 (fixture)
 from wire_events import listing, night, post_ok, rate, stamp, unique_id
 
 LAT, LON = 52.37, 4.89  # Amsterdam
@@ -448,3 +449,25 @@ def test_watch_state_agrees_with_search(server: Server) -> None:
         finally:
             for stream in streams:
                 stream.close()
+
+
+def test_events_with_the_postgresql_store(postgres: Postgres, tmp_path: Path) -> None:  # noqa: F811
+    """`--store postgresql://`: the change feed and the watcher work the same (the watches
+    themselves stay in the node's SQLite file: docs/durability.md)."""
+    server = start_server(tmp_path / "data", "--store", create_database(postgres, "watches"))
+    try:
+        with server.client() as client:
+            flat = unique_id("pg")
+            post_ok(client, [listing(flat, lat=LAT, lon=LON), rate(flat, 10, 13, "100.00")])
+            watch_id = client.post("/v1/watches", json=watch_body()).json()["watch_id"]
+            stream = Stream(f"{server.url}/v1/watches/{watch_id}/events")
+            try:
+                assert stream.next().event == "entered"
+                post_ok(client, [rate(flat, 10, 13, "80.00", changed=1)])
+                drop = stream.next()
+                assert (drop.event, drop.data["total"]) == ("price_drop", "240.00")
+                assert drop.data["total"] == search_total(client, flat)
+            finally:
+                stream.close()
+    finally:
+        server.stop()
