@@ -40,6 +40,9 @@ CANARY = "bench-canary"
 CANARY_LAT, CANARY_LON = workload.CITY_LAT + 1.0, workload.CITY_LON  # ~110 km from the city
 
 
+WATCHES: int | None = None  # `run.py --watches`
+
+
 @dataclass(frozen=True)
 class WatchSettings:
     watches: int = 100_000
@@ -52,6 +55,8 @@ def run(bench: Bench) -> dict[str, Any]:
     s = bench.settings
     quick = s.repeat == 1 and s.city_listings < 100_000
     ws = WatchSettings(watches=5_000, seconds=max(4.0, s.throughput_seconds)) if quick else WatchSettings()
+    if WATCHES:
+        ws = WatchSettings(watches=WATCHES, seconds=ws.seconds)
     workers = s.workers[-1]
     server = service.start(bench.workdir / "watches", workers, "--watches-per-address", str(ws.watches + 10),
                            "--watches-total", str(ws.watches + 10))
