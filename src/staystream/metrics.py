@@ -79,6 +79,10 @@ snapshot_failures = Counter(
     "staystream_snapshot_failures_total", "Calendar snapshots that failed (retried; the log grows meanwhile)"
 )
 
+watch_poll_seconds = Histogram(
+    "staystream_watch_poll_seconds", "One watcher poll that had work: changes read, watches evaluated, events stored",
+    buckets=LATENCY_BUCKETS,
+)
 watch_events = Counter("staystream_watch_events_total", "Watch events recorded (entered, left, price_drop)")
 webhook_backlog = Gauge(
     "staystream_webhook_backlog", "Webhook deliveries in the outbox not yet answered 2xx (retries included)",

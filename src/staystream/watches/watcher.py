@@ -40,7 +40,7 @@ from staystream.watches.webhooks import Deliveries
 
 log = logging.getLogger("staystream.watcher")
 IDLE_POLL_SECONDS = 0.02  # between looks at an idle feed: far inside the 1 s promise
-BUSY_POLL_SECONDS = 0.2  # at most, after a long evaluation: more changes per evaluation of a watch
+BUSY_POLL_SECONDS = 0.02  # after a poll that had work: its cost grows with the changes, not the polls
 EXPIRY_SECONDS = 60.0  # between sweeps of expired watches
 SLICE_SECONDS = 0.1  # of whole-area evaluations per poll: the feed is read again in between
 WHOLE_BATCH = 20  # whole-area evaluations per transaction (short: workers create watches meanwhile)
@@ -68,7 +68,8 @@ class Watcher:
         for seq, places in self.said.items():
             for p in places.values():
                 self.holders[p.row].add(seq)
-        self.held_array: np.ndarray | None = None
+        # (watch << 32 | place row) of every place a watch said matches
+        self.held = {(seq << 32) | p.row for seq, places in self.said.items() for p in places.values()}
         self.table = batch.WatchTable()
         self.names: dict[int, tuple[str, str]] = {}  # row -> (source, listing_id): never changes
         self.newest_seq = 0
@@ -89,8 +90,9 @@ class Watcher:
                     self._expire()
                     next_expiry = time.monotonic() + EXPIRY_SECONDS
                 busy = self.poll()
-                elapsed = time.perf_counter() - started
-                await asyncio.sleep(min(BUSY_POLL_SECONDS, 2 * elapsed) if busy else IDLE_POLL_SECONDS)
+                if busy:
+                    metrics.watch_poll_seconds.observe(time.perf_counter() - started)
+                await asyncio.sleep(BUSY_POLL_SECONDS if busy else IDLE_POLL_SECONDS)
         finally:
             delivering.cancel()
 
@@ -144,7 +146,7 @@ class Watcher:
             self.table.remove(seq)
             for p in self.said.pop(seq, {}).values():
                 self.holders[p.row].discard(seq)
-            self.held_array = None
+                self.held.discard((seq << 32) | p.row)
 
     def _expire(self) -> None:
         self._forget(store.expire(self.db, time.time(), KEEP_EVENTS_SECONDS))
@@ -210,7 +212,8 @@ class Watcher:
         first_of = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
         best = order[first_of]
         touched = (watch << 32) | place_rows(self.shared, row)
-        held = np.unique(touched[np.isin(touched, self._held_keys())])
+        held_keys = self.held
+        held = np.unique(touched[np.fromiter((key in held_keys for key in touched.tolist()), bool, len(touched))])
         looked: defaultdict[int, set[int]] = defaultdict(set)  # watch -> place rows looked at
         for key in held.tolist():
             looked[key >> 32].add(key & 0xFFFFFFFF)
@@ -243,13 +246,6 @@ class Watcher:
             gone += result[2]
         self._record(events, placed, gone)
 
-    def _held_keys(self) -> np.ndarray:
-        """(watch << 32 | place row) of every place a watch said matches, sorted (cached)."""
-        if self.held_array is None:
-            self.held_array = np.array(sorted(
-                (seq << 32) | p.row for seq, places in self.said.items() for p in places.values()), np.int64)
-        return self.held_array
-
     def _record(self, events: list[Event], placed: list[tuple[int, str, Placed]], gone: list[tuple[int, str]]) -> None:
         if not (events or placed or gone):
             return
@@ -258,11 +254,13 @@ class Watcher:
         for seq, pid, p in placed:
             self.said.setdefault(seq, {})[pid] = p
             self.holders[p.row].add(seq)
+            self.held.add((seq << 32) | p.row)
         for seq, pid in gone:
             said = self.said.get(seq, {})
             if pid in said:
-                self.holders[said.pop(pid).row].discard(seq)
-        self.held_array = None
+                row = said.pop(pid).row
+                self.holders[row].discard(seq)
+                self.held.discard((seq << 32) | row)
         if events:
             self.shared.counters[Counter.OUTBOX] += 1
             metrics.watch_events.inc(len(events))
