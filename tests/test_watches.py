@@ -471,3 +471,33 @@ def test_events_with_the_postgresql_store(postgres: Postgres, tmp_path: Path) ->
                 stream.close()
     finally:
         server.stop()
+
+
+def test_several_watchers_share_the_watches(tmp_path: Path) -> None:
+    """`--watchers 3`: each watch is evaluated (and its webhooks delivered) by exactly one of them."""
+    server = start_server(tmp_path / "data", "--watchers", "3")
+    receiver = Receiver()
+    try:
+        with server.client() as client:
+            flat = unique_id("sharded")
+            post_ok(client, [listing(flat, lat=LAT, lon=LON), rate(flat, 10, 13, "100.00")])
+            watches = [client.post("/v1/watches", json=watch_body(webhook=receiver.url)).json()["watch_id"]
+                       for _ in range(5)]
+            streams = [Stream(f"{server.url}/v1/watches/{w}/events") for w in watches]
+            try:
+                assert [s.next().event for s in streams] == ["entered"] * 5
+                post_ok(client, [rate(flat, 10, 13, "90.00", changed=1)])
+                assert [s.next().data["total"] for s in streams] == ["270.00"] * 5
+                for s in streams:
+                    s.none_within(0.2)  # once each, not once per watcher
+            finally:
+                for s in streams:
+                    s.close()
+            hooks = sorted((h["x-staystream-watch-id"], h["x-staystream-event"])
+                           for h, _ in (receiver.next() for _ in range(10)))
+            assert hooks == sorted((w, e) for w in watches for e in ("entered", "price_drop"))
+            with pytest.raises(queue.Empty):
+                receiver.next(timeout=1.0)
+    finally:
+        receiver.close()
+        server.stop()

@@ -55,13 +55,13 @@ def _writer_main(config: Config, shm_path: Path, supervisor: int) -> None:
 
     run(config, shm_path)
 
-def _watcher_main(config: Config, shm_path: Path, supervisor: int) -> None:
+def _watcher_main(config: Config, shm_path: Path, supervisor: int, shard: int) -> None:
     die_with_parent(supervisor)
     set_process_name("ss-watcher")  # `ps`/`top` and the tests tell it apart
     configure(config.log_level)
     from staystream.watches.watcher import run
 
-    run(config, shm_path)
+    run(config, shm_path, shard)
 
 def _worker_main(config: Config, shm_path: Path, listener: socket.socket, supervisor: int) -> None:
     die_with_parent(supervisor)
@@ -139,7 +139,7 @@ def serve(config: Config) -> int:
         shutil.rmtree(shm_path, ignore_errors=True)
         return 1
     workers = [_start_worker(context, config, shm_path, listener) for listener in listeners]
-    watcher = _start_watcher(context, config, shm_path)
+    watchers = [_start_watcher(context, config, shm_path, shard) for shard in range(config.watchers)]
     log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
                                  "data_dir": str(config.data_dir)})
     print(f"staystream listening on http://{host}:{port}", flush=True)  # tools read the URL on this line
@@ -163,10 +163,12 @@ def serve(config: Config) -> int:
             if not worker.is_alive():
                 log.warning("worker exited; starting another", extra={"exitcode": worker.exitcode})
                 workers[i] = _start_worker(context, config, shm_path, listeners[i])
-        if not watcher.is_alive():  # it recovers by itself: events are what differs from its stored state
-            log.warning("watcher exited; starting another", extra={"exitcode": watcher.exitcode})
-            watcher = _start_watcher(context, config, shm_path)
-    watcher.terminate()
+        for shard, watcher in enumerate(watchers):
+            if not watcher.is_alive():  # it recovers by itself: events are what differs from its stored state
+                log.warning("watcher exited; starting another", extra={"exitcode": watcher.exitcode})
+                watchers[shard] = _start_watcher(context, config, shm_path, shard)
+    for watcher in watchers:
+        watcher.terminate()
     for worker in workers:
         worker.terminate()
     for worker in workers:
@@ -187,8 +189,8 @@ def _start_worker(context: ForkContext, config: Config, shm_path: Path, listener
     worker.start()
     return worker
 
-def _start_watcher(context: ForkContext, config: Config, shm_path: Path) -> BaseProcess:
-    watcher = context.Process(target=_watcher_main, args=(config, shm_path, os.getpid()), name="watcher")
+def _start_watcher(context: ForkContext, config: Config, shm_path: Path, shard: int) -> BaseProcess:
+    watcher = context.Process(target=_watcher_main, args=(config, shm_path, os.getpid(), shard), name="watcher")
     watcher.start()
     return watcher
 

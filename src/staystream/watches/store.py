@@ -192,23 +192,27 @@ def last_event_id(connection: sqlite3.Connection) -> int:
 # -- the watcher -------------------------------------------------------------------------------
 
 
-def watches_since(connection: sqlite3.Connection, seq: int) -> list[Watch]:
+Shard = tuple[int, int]  # (this watcher's number, watchers): it owns the watches with seq % watchers == number
+
+
+def watches_since(connection: sqlite3.Connection, seq: int, shard: Shard) -> list[Watch]:
     return [Watch(*found) for found in connection.execute(
-        f"SELECT {WATCH_FIELDS} FROM watches WHERE seq > ? ORDER BY seq", (seq,))]
+        f"SELECT {WATCH_FIELDS} FROM watches WHERE seq > ? AND seq % ? = ? ORDER BY seq", (seq, shard[1], shard[0]))]
 
 
-def count(connection: sqlite3.Connection) -> int:
-    return int(connection.execute("SELECT count(*) FROM watches").fetchone()[0])
+def count(connection: sqlite3.Connection, shard: Shard) -> int:
+    return int(connection.execute("SELECT count(*) FROM watches WHERE seq % ? = ?", (shard[1], shard[0])).fetchone()[0])
 
 
-def live_seqs(connection: sqlite3.Connection) -> set[int]:
-    return {seq for (seq,) in connection.execute("SELECT seq FROM watches")}
+def live_seqs(connection: sqlite3.Connection, shard: Shard) -> set[int]:
+    return {seq for (seq,) in connection.execute("SELECT seq FROM watches WHERE seq % ? = ?", (shard[1], shard[0]))}
 
 
-def load_state(connection: sqlite3.Connection) -> dict[int, dict[str, Placed]]:
+def load_state(connection: sqlite3.Connection, shard: Shard) -> dict[int, dict[str, Placed]]:
     state: dict[int, dict[str, Placed]] = {}
     for seq, place_id, row, source, listing_id, total, currency in connection.execute(
-            "SELECT watch_seq, place_id, row, source, listing_id, total, currency FROM watch_state"):
+            "SELECT watch_seq, place_id, row, source, listing_id, total, currency FROM watch_state "
+            "WHERE watch_seq % ? = ?", (shard[1], shard[0])):
         state.setdefault(seq, {})[place_id] = Placed(row, source, listing_id, total, currency)
     return state
 
@@ -238,16 +242,17 @@ def record(
     connection.execute("COMMIT")
 
 
-def expire(connection: sqlite3.Connection, now: float, keep_events_seconds: float) -> list[int]:
+def expire(connection: sqlite3.Connection, now: float, keep_events_seconds: float, shard: Shard) -> list[int]:
     """Remove the watches past their expiry (and all they own) and events older than
     `keep_events_seconds` that no webhook still waits for; returns the removed watches."""
     connection.execute("BEGIN IMMEDIATE")
     try:
-        seqs = [seq for (seq,) in connection.execute("SELECT seq FROM watches WHERE expires_at <= ?", (now,))]
+        seqs = [seq for (seq,) in connection.execute(
+            "SELECT seq FROM watches WHERE expires_at <= ? AND seq % ? = ?", (now, shard[1], shard[0]))]
         _forget(connection, seqs)
         connection.execute(
-            "DELETE FROM outbox WHERE created_at < ? AND id NOT IN (SELECT event_id FROM deliveries)",
-            (now - keep_events_seconds,))
+            "DELETE FROM outbox WHERE created_at < ? AND watch_seq % ? = ? "
+            "AND id NOT IN (SELECT event_id FROM deliveries)", (now - keep_events_seconds, shard[1], shard[0]))
     except BaseException:
         connection.execute("ROLLBACK")
         raise
@@ -256,13 +261,14 @@ def expire(connection: sqlite3.Connection, now: float, keep_events_seconds: floa
 
 
 def due_deliveries(
-    connection: sqlite3.Connection, now: float, limit: int
+    connection: sqlite3.Connection, now: float, limit: int, shard: Shard
 ) -> list[tuple[int, int, str, str, str, str, str]]:
     """(event id, attempts, event, data, webhook, secret, watch_id) of deliveries due by `now`."""
     return connection.execute(
         "SELECT d.event_id, d.attempts, o.event, o.data, w.webhook, w.secret, w.id FROM deliveries d "
         "JOIN outbox o ON o.id = d.event_id JOIN watches w ON w.seq = o.watch_seq "
-        "WHERE d.next_at <= ? ORDER BY d.next_at LIMIT ?", (now, limit)).fetchall()
+        "WHERE d.next_at <= ? AND o.watch_seq % ? = ? ORDER BY d.next_at LIMIT ?",
+        (now, shard[1], shard[0], limit)).fetchall()
 
 
 def delivered(connection: sqlite3.Connection, event_id: int) -> None:

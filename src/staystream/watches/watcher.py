@@ -54,8 +54,9 @@ class Live:
 
 
 class Watcher:
-    def __init__(self, config: Config, shm_path: Path) -> None:
+    def __init__(self, config: Config, shm_path: Path, shard: int = 0) -> None:
         self.config = config
+        self.shard = (shard, config.watchers)
         self.view = Store(config.database_path, shm_path, default_fx(config.fx_table))
         self.shared = self.view.shared
         self.feed = FeedReader(self.shared)  # before the first evaluation: no change falls between
@@ -63,7 +64,7 @@ class Watcher:
         self.index = WatchIndex()
         self.live: dict[int, Live] = {}  # watches the index follows
         self.waiting: dict[int, Watch] = {}  # watches to evaluate whole, in order (all of them at start)
-        self.said: dict[int, dict[str, Placed]] = store.load_state(self.db)
+        self.said: dict[int, dict[str, Placed]] = store.load_state(self.db, self.shard)
         self.holders: defaultdict[int, set[int]] = defaultdict(set)  # place row -> watches that said it matches
         for seq, places in self.said.items():
             for p in places.values():
@@ -75,7 +76,7 @@ class Watcher:
         self.newest_seq = 0
         self.watches_changed = -1
         self.fx_label = self.view.fx.label
-        self.deliveries = Deliveries(self.db)
+        self.deliveries = Deliveries(self.db, self.shard)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -127,11 +128,11 @@ class Watcher:
         if changed == self.watches_changed:
             return
         self.watches_changed = changed
-        for watch in store.watches_since(self.db, self.newest_seq):
+        for watch in store.watches_since(self.db, self.newest_seq, self.shard):
             self.waiting[watch.seq] = watch
             self.newest_seq = max(self.newest_seq, watch.seq)
-        if store.count(self.db) != len(self.live) + len(self.waiting):  # some were deleted
-            present = store.live_seqs(self.db)
+        if store.count(self.db, self.shard) != len(self.live) + len(self.waiting):  # some were deleted
+            present = store.live_seqs(self.db, self.shard)
             self._forget([seq for seq in [*self.live, *self.waiting] if seq not in present])
 
     def _reevaluate_all(self) -> None:
@@ -149,7 +150,7 @@ class Watcher:
                 self.held.discard((seq << 32) | p.row)
 
     def _expire(self) -> None:
-        self._forget(store.expire(self.db, time.time(), KEEP_EVENTS_SECONDS))
+        self._forget(store.expire(self.db, time.time(), KEEP_EVENTS_SECONDS, self.shard))
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -285,13 +286,13 @@ def _distinct(entries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return unique["row"].astype(np.int64), unique["first"].astype(np.int64), unique["end"].astype(np.int64)
 
 
-def run(config: Config, shm_path: Path) -> None:
-    """Entry point of the watcher process."""
+def run(config: Config, shm_path: Path, shard: int = 0) -> None:
+    """Entry point of watcher process number `shard` (of `config.watchers`)."""
     import uvloop
 
     async def main() -> None:
-        watcher = Watcher(config, shm_path)
-        log.info("watcher started", extra={"watches": len(store.live_seqs(watcher.db))})
+        watcher = Watcher(config, shm_path, shard)
+        log.info("watcher started", extra={"shard": shard, "watches": store.count(watcher.db, watcher.shard)})
         await watcher.run()
 
     with contextlib.suppress(KeyboardInterrupt):

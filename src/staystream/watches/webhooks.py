@@ -41,8 +41,9 @@ def backoff(attempts: int) -> float:
 
 
 class Deliveries:
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, shard: store.Shard) -> None:
         self.db = connection
+        self.shard = shard  # the watcher delivers its own watches' events
         self.woken = asyncio.Event()
 
     def wake(self) -> None:
@@ -52,7 +53,7 @@ class Deliveries:
         async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
             while True:
                 self.woken.clear()
-                due = store.due_deliveries(self.db, time.time(), BATCH)
+                due = store.due_deliveries(self.db, time.time(), BATCH, self.shard)
                 if due:
                     await asyncio.gather(*(self._deliver(client, *item) for item in due))
                 metrics.webhook_backlog.set(store.backlog(self.db))
