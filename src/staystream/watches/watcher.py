@@ -1,13 +1,14 @@
 """The watcher process: turns applied writes into watch events, and delivers webhooks.
 
 It follows the writer's change feed (`memory/feed.py`), finds the watches a change can affect
-through `WatchIndex`, evaluates those watches on the changed places only (search's own functions:
-`evaluate.py`), and records the events with the state they leave in one durable transaction
+through `WatchIndex`, evaluates those watches on the changed places only, every (watch, row) pair
+at once by search's rules (`batch.py`), and records the events with the state they leave in one durable transaction
 (`store.record`) before bumping `Counter.OUTBOX`, which workers serving SSE streams follow.
 
 On start, when the feed lapped it, and when the FX table changes, it evaluates every watch on
-its whole area instead, so nothing acknowledged while it was down or behind is missed: events are
-what differs from the stored state, whenever the watcher looks.
+its whole area instead (`evaluate.py`, over search's own functions), so nothing acknowledged
+while it was down or behind is missed: events are what differs from the stored state, whenever
+the watcher looks.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from staystream import metrics
 from staystream.config import Config
+from staystream.durable import sqlite as listings_db
 from staystream.events.fx import default_fx
 from staystream.memory.feed import ALL_NIGHTS, FeedReader
 from staystream.memory.shm import Counter
@@ -49,6 +51,8 @@ KEEP_EVENTS_SECONDS = 86400.0  # how long a reconnecting SSE client may ask for 
 
 @dataclass
 class Live:
+    """A watch the index follows, with its parameters parsed."""
+
     watch: Watch
     query: Query
 
@@ -271,10 +275,8 @@ class Watcher:
     def _names(self, rows: list[int]) -> dict[int, tuple[str, str]]:
         missing = [row for row in rows if row not in self.names]
         if missing:
-            from staystream.durable import sqlite as db
-
             for start in range(0, len(missing), 900):  # SQLite's bound on parameters
-                for row, found in db.details(self.view.connection, missing[start : start + 900]).items():
+                for row, found in listings_db.details(self.view.connection, missing[start : start + 900]).items():
                     self.names[row] = (str(found["source"]), str(found["listing_id"]))
         return {row: self.names[row] for row in rows if row in self.names}
 
