@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, help="connections of the max-speed (closed-loop) runs (default 16)")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiply every duration by this")
     parser.add_argument("--loadgen-processes", type=int, help="load generator processes (default 1)")
-    parser.add_argument("--watches", type=int, help="watches of the watches scenario (default 100000; 5000 with --quick)")
+    parser.add_argument("--watches", type=int, help="watches of the watches scenario (default 100000; --quick 5000)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="directory of the results files")
     parser.add_argument("--workdir", type=Path, help="where the servers' data dirs go (default: a temp dir)")
     args = parser.parse_args(argv)
