@@ -45,7 +45,7 @@ class OutboxSignal:
         if self.task is None:
             self.task = asyncio.create_task(self._follow())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.changed.wait()), timeout)
+            await asyncio.wait_for(self.changed.wait(), timeout)
 
     async def _follow(self) -> None:
         seen = int(self.shared.counters[Counter.OUTBOX])
