@@ -2,7 +2,8 @@
 stream their events as Server-Sent Events, resumable with `Last-Event-ID`.
 
 The watcher process writes events to the outbox and bumps `Counter.OUTBOX`; one task per worker
-follows that counter (`OutboxSignal`) and wakes the streams, which read their new rows.
+follows that counter (`OutboxSignal`) and wakes the streams whose watch has new rows; each reads
+its own.
 """
 
 from __future__ import annotations
@@ -34,28 +35,45 @@ CHECK_WATCH_SECONDS = 5.0  # how often a stream checks that its watch still exis
 
 
 class OutboxSignal:
-    """Wakes every waiting stream of this worker when the watcher recorded events."""
+    """Wakes the streams of this worker whose watch has new events.
 
-    def __init__(self, shared: SharedArrays) -> None:
+    One task per worker follows `Counter.OUTBOX`; when it moves, the task reads which watches the
+    new outbox rows belong to (one query for all streams) and wakes only their streams, so an
+    idle stream costs nothing however busy the others are."""
+
+    def __init__(self, shared: SharedArrays, database: sqlite3.Connection) -> None:
         self.shared = shared
-        self.changed = asyncio.Event()
+        self.database = database
+        self.streams: dict[int, set[asyncio.Event]] = {}  # watch seq -> the events of its streams
         self.task: asyncio.Task[None] | None = None
 
-    async def wait(self, timeout: float) -> None:
+    def subscribe(self, watch_seq: int) -> asyncio.Event:
         if self.task is None:
             self.task = asyncio.create_task(self._follow())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.changed.wait(), timeout)
+        woken = asyncio.Event()
+        self.streams.setdefault(watch_seq, set()).add(woken)
+        return woken
+
+    def unsubscribe(self, watch_seq: int, woken: asyncio.Event) -> None:
+        found = self.streams.get(watch_seq)
+        if found is not None:
+            found.discard(woken)
+            if not found:
+                del self.streams[watch_seq]
 
     async def _follow(self) -> None:
         seen = int(self.shared.counters[Counter.OUTBOX])
+        last = store.last_event_id(self.database)
         while True:
             await asyncio.sleep(SIGNAL_POLL_SECONDS)
             now = int(self.shared.counters[Counter.OUTBOX])
-            if now != seen:
-                seen = now
-                changed, self.changed = self.changed, asyncio.Event()
-                changed.set()
+            if now == seen:
+                continue
+            seen = now
+            for event_id, watch_seq in store.new_events(self.database, last):
+                last = max(last, event_id)
+                for woken in self.streams.get(watch_seq, ()):
+                    woken.set()
 
 
 class Creations:
@@ -102,7 +120,7 @@ class Creations:
 def _database(worker: Worker) -> sqlite3.Connection:
     if worker.watches is None:
         worker.watches = store.connect(watches_path(worker.config.data_dir))
-        worker.outbox_signal = OutboxSignal(worker.store.shared)
+        worker.outbox_signal = OutboxSignal(worker.store.shared, worker.watches)
         worker.watch_creations = Creations(worker)
     return worker.watches
 
@@ -150,11 +168,20 @@ async def get_events(request: Request, worker: Worker) -> Response:
     assert signal is not None
 
     async def stream() -> AsyncIterator[bytes]:
+        woken = signal.subscribe(watch.seq)
+        try:
+            async for chunk in _events(woken):
+                yield chunk
+        finally:
+            signal.unsubscribe(watch.seq, woken)
+
+    async def _events(woken: asyncio.Event) -> AsyncIterator[bytes]:
         nonlocal after
         yield b"retry: 1000\n\n"
         loop = asyncio.get_running_loop()
         last_sent = checked = loop.time()
         while True:
+            woken.clear()
             while rows := store.events_after(database, watch.seq, after):
                 yield b"".join(b"id: %d\nevent: %s\ndata: %s\n\n" % (i, e.encode(), d.encode()) for i, e, d in rows)
                 after = rows[-1][0]
@@ -167,7 +194,8 @@ async def get_events(request: Request, worker: Worker) -> Response:
             if now - last_sent >= KEEPALIVE_SECONDS:
                 yield b": keep-alive\n\n"
                 last_sent = now
-            await signal.wait(CHECK_WATCH_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), CHECK_WATCH_SECONDS)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -185,6 +185,11 @@ def events_after(
         (watch_seq, after, limit)).fetchall()
 
 
+def new_events(connection: sqlite3.Connection, after: int) -> list[tuple[int, int]]:
+    """(id, watch seq) of the events with ids above `after`."""
+    return connection.execute("SELECT id, watch_seq FROM outbox WHERE id > ? ORDER BY id", (after,)).fetchall()
+
+
 def last_event_id(connection: sqlite3.Connection) -> int:
     return int(connection.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0])
 
