@@ -26,6 +26,7 @@ from staystream.logs import configure
 from staystream.paths import CONTROL_FILE, METRICS_DIR, writer_socket
 
 log = logging.getLogger("staystream.server")
+WATCHER_NICENESS = 5
 
 def shared_memory_path() -> Path:
     """A fresh directory on tmpfs for this server; leftovers of dead servers are removed."""
@@ -58,6 +59,9 @@ def _writer_main(config: Config, shm_path: Path, supervisor: int) -> None:
 def _watcher_main(config: Config, shm_path: Path, supervisor: int, shard: int) -> None:
     die_with_parent(supervisor)
     set_process_name("ss-watcher")  # `ps`/`top` and the tests tell it apart
+    # Writes come first: when the cores are busy, the watcher yields to the writer and workers (a
+    # slower alert rather than a slower acknowledgment; docs/benchmarks.md "Watches").
+    os.nice(WATCHER_NICENESS)
     configure(config.log_level)
     from staystream.watches.watcher import run
 
