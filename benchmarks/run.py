@@ -26,11 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import bulk_live, scenarios, watches_bench
+from . import bulk_live, deals_bench, scenarios, watches_bench
 from .scenarios import NAMES, Bench, Settings
 
-NAMES = (*NAMES, bulk_live.NAME, watches_bench.NAME)  # bulk import beside live traffic: benchmarks/bulk_live.py;
-# watches at scale: benchmarks/watches_bench.py
+NAMES = (*NAMES, bulk_live.NAME)  # bulk import beside live traffic: benchmarks/bulk_live.py
+NAMES = (*NAMES, deals_bench.NAME)  # places, deals and flexible dates: benchmarks/deals_bench.py
+NAMES = (*NAMES, watches_bench.NAME)  # watches at scale: benchmarks/watches_bench.py
 
 RESULTS = Path(__file__).parent / "results"
 MiB = 2**20
@@ -218,7 +219,7 @@ def run_memory(bench: Bench) -> dict[str, Any]:
 RUNNERS: dict[str, Callable[[Bench], dict[str, Any]]] = {
     "generator": run_generator, "throughput": run_throughput, "latency": run_latency, "burst": run_burst,
     "search": run_search, "ceiling": run_ceiling, "memory": run_memory, bulk_live.NAME: bulk_live.run,
-    watches_bench.NAME: watches_bench.run,
+    deals_bench.NAME: deals_bench.run, watches_bench.NAME: watches_bench.run,
 }
 
 
@@ -375,6 +376,8 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
         rows += bulk_live.rows(result)
     elif name == watches_bench.NAME:
         rows += watches_bench.rows(result)
+    elif name == deals_bench.NAME:
+        rows += deals_bench.rows(result)
     return rows
 
 

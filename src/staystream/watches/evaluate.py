@@ -1,7 +1,8 @@
 """What a watch says of a set of places: which match now, at what total, and the events that
 tells its client, given what it last said (`store.Placed` per place).
 
-Matching is search's own (`engine.inside`, `engine.offers`), and a total is computed as a search
+Matching is search's own (`engine.find_stays`, `engine.in_price_bounds`; `batch.py` applies the
+same rules to many (watch, row) pairs at once), and a total is computed as a search
 result's `total` is (`engine.exact_total` in the watch's `currency`, else the listing's own), so
 an event's total is what `/v1/search` shows for the same query. A place's offer is its cheapest
 matching listing (by the ranking total, as search ranks).
@@ -13,12 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
-import numpy as np
 
 from staystream.events.fx import Fx
 from staystream.events.money import CURRENCIES, format_minor
 from staystream.memory.shm import SharedArrays
-from staystream.search.engine import Query, exact_total, inside, offers, ranking_currency
+from staystream.search.engine import Query, exact_total, find_stays, in_price_bounds, ranking_currency
 from staystream.watches.places import place_id, place_rows
 from staystream.watches.store import Event, Placed
 
@@ -34,12 +34,15 @@ class Offer:
     placed: Placed  # what an event tells: listing, total in the shown currency
 
 
-def current_offers(shared: SharedArrays, fx: Fx, query: Query, rows: np.ndarray, names: Names) -> dict[str, Offer]:
-    """The places among `rows` that match `query`, each with its cheapest offer, by place id."""
+def current_offers(shared: SharedArrays, fx: Fx, query: Query, names: Names) -> dict[str, Offer]:
+    """The places that match `query` (search's `find_stays` and price bounds over the whole
+    area), each with its cheapest offer, by place id."""
     if query.currency is not None and query.currency not in fx.rates:
-        return {}
-    ranking = ranking_currency(fx, query)
-    rows, _, entries, totals = offers(shared, fx, query, inside(shared, query, np.unique(rows)), ranking)
+        return {}  # search answers 400 for it; the watch matches nothing until the table has it
+    ranking = ranking_currency(fx, query.currency)
+    stays = find_stays(shared, fx, query, ranking)
+    keep = in_price_bounds(stays.total, query, ranking)
+    rows, entries, totals = stays.rows[keep], stays.entries[:, keep], stays.total[keep]
     if not len(rows):
         return {}
     places = place_rows(shared, rows)

@@ -30,7 +30,7 @@ from staystream.events.fx import default_fx
 from staystream.memory.feed import ALL_NIGHTS, FeedReader
 from staystream.memory.shm import Counter
 from staystream.paths import watches_path
-from staystream.search.engine import Query, candidates
+from staystream.search.engine import Query
 from staystream.search.view import Store
 from staystream.watches import batch, store
 from staystream.watches.evaluate import Offer, changes, current_offers
@@ -176,8 +176,7 @@ class Watcher:
                     live = self.live[seq] = Live(watch, query_of(watch.params))
                     self.index.add(seq, live.query.area, live.query.checkin, live.query.nights)
                     self.table.add(seq, live.query, self.view.fx)
-                rows = candidates(self.shared, live.query)
-                now = current_offers(self.shared, self.view.fx, live.query, rows, self._names)
+                now = current_offers(self.shared, self.view.fx, live.query, self._names)
                 said = self.said.get(seq, {})
                 found = changes(seq, said, now, set(now) | set(said))
                 events += found[0]
