@@ -501,3 +501,31 @@ def test_several_watchers_share_the_watches(tmp_path: Path) -> None:
     finally:
         receiver.close()
         server.stop()
+
+
+def test_a_place_follows_its_cheapest_offer(server: Server) -> None:
+    """Two listings of one property are one place: the watch tells of the place, by its cheapest
+    offer; one listing closing does not make the place leave while the other still matches."""
+    with server.client() as client:
+        hotel = unique_id("hotel")
+        room_a, room_b = unique_id("room-a"), unique_id("room-b")
+        post_ok(client, [listing(room_a, lat=LAT, lon=LON - 0.001, property_id=hotel),
+                         listing(room_b, lat=LAT, lon=LON - 0.0012, property_id=hotel),
+                         rate(room_a, 10, 13, "100.00"), rate(room_b, 10, 13, "120.00")])
+        watch_id = client.post("/v1/watches", json=watch_body()).json()["watch_id"]
+        stream = Stream(f"{server.url}/v1/watches/{watch_id}/events")
+        try:
+            entered = [stream.next()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    entered.append(stream.next(timeout=0.5))
+            ours = [e for e in entered if e.data["listing_id"] in (room_a, room_b)]
+            assert [(e.event, e.data["listing_id"], e.data["total"]) for e in ours] == [("entered", room_a, "300.00")]
+            post_ok(client, [rate(room_a, 11, 12, None, changed=1, available=False)])  # room a closes
+            stream.none_within(0.7)  # room b (360.00) still offers the place: no left, no drop
+            post_ok(client, [rate(room_b, 10, 13, "90.00", changed=2)])  # room b drops below what was sent
+            drop = stream.next()
+            assert (drop.event, drop.data["listing_id"], drop.data["total"]) == ("price_drop", room_b, "270.00")
+            assert drop.data["place_id"] == ours[0].data["place_id"]
+        finally:
+            stream.close()

@@ -123,6 +123,11 @@ class WatchIndex:
                 found.add((watch, position))
         return found
 
+    def in_box(self, watch: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """Which (watch, point) pairs have the point inside the live watch's area box."""
+        every = np.full(len(watch), np.iinfo(np.int64).min), np.full(len(watch), np.iinfo(np.int64).max)
+        return self._overlaps(watch, lat, lon, *every)
+
     def _overlaps(
         self, watch: np.ndarray, lat: np.ndarray, lon: np.ndarray, first: np.ndarray, end: np.ndarray
     ) -> np.ndarray:

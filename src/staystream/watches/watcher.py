@@ -199,13 +199,16 @@ class Watcher:
         watch, row = pairs >> 32, pairs & 0xFFFFFFFF
         # A listing that moved away (or changed place) leaves the watches that last had it.
         moved_w, moved_r = [], []
-        for r in rows[first == ALL_NIGHTS[0]].tolist():
-            for seq in self.holders.get(r, ()):
+        described = rows[first == ALL_NIGHTS[0]]
+        for r, place in zip(described.tolist(), place_rows(self.shared, described).tolist(), strict=True):
+            for seq in self.holders.get(place, ()):
                 moved_w.append(seq)
                 moved_r.append(r)
         if moved_w:
             watch = np.concatenate([watch, np.array(moved_w, np.int64)])
             row = np.concatenate([row, np.array(moved_r, np.int64)])
+        if len(watch):
+            watch, row = self._with_place_members(watch, row, rows_in_use)
         if not len(watch):
             return
         matches = batch.evaluate(self.shared, self.view.fx, self.table, watch, row)
@@ -249,6 +252,27 @@ class Watcher:
             placed += result[1]
             gone += result[2]
         self._record(events, placed, gone)
+
+    def _with_place_members(
+        self, watch: np.ndarray, row: np.ndarray, rows_in_use: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs plus, for each, the other listings of its row's place inside the watch's box:
+        a place is judged by its cheapest offer, which may be a listing the write did not touch."""
+        every = place_rows(self.shared, np.arange(rows_in_use))
+        pair_place = place_rows(self.shared, row)
+        touched = np.unique(pair_place)
+        members = np.flatnonzero(np.isin(every, touched))
+        if len(members) == len(touched):  # each touched place is a single listing
+            return watch, row
+        members = members[np.argsort(every[members], kind="stable")]
+        keys = every[members]
+        starts = np.searchsorted(keys, pair_place, "left")
+        counts = np.searchsorted(keys, pair_place, "right") - starts
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        more_w, more_r = np.repeat(watch, counts), members[np.repeat(starts, counts) + offsets]
+        boxed = self.index.in_box(more_w, self.shared["lat"][more_r], self.shared["lon"][more_r])
+        pairs = np.unique((np.concatenate([watch, more_w[boxed]]) << 32) | np.concatenate([row, more_r[boxed]]))
+        return pairs >> 32, pairs & 0xFFFFFFFF
 
     def _record(self, events: list[Event], placed: list[tuple[int, str, Placed]], gone: list[tuple[int, str]]) -> None:
         if not (events or placed or gone):
