@@ -26,11 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import bulk_live, deals_bench, scenarios
+from . import bulk_live, deals_bench, scenarios, watches_bench
 from .scenarios import NAMES, Bench, Settings
 
 NAMES = (*NAMES, bulk_live.NAME)  # bulk import beside live traffic: benchmarks/bulk_live.py
 NAMES = (*NAMES, deals_bench.NAME)  # places, deals and flexible dates: benchmarks/deals_bench.py
+NAMES = (*NAMES, watches_bench.NAME)  # watches at scale: benchmarks/watches_bench.py
 
 RESULTS = Path(__file__).parent / "results"
 MiB = 2**20
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, help="connections of the max-speed (closed-loop) runs (default 16)")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiply every duration by this")
     parser.add_argument("--loadgen-processes", type=int, help="load generator processes (default 1)")
+    parser.add_argument("--watches", type=int, help="watches of the watches scenario (default 100000; --quick 5000)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="directory of the results files")
     parser.add_argument("--workdir", type=Path, help="where the servers' data dirs go (default: a temp dir)")
     args = parser.parse_args(argv)
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"scenario: {', '.join(repr(n) for n in unknown)} is not one of {', '.join(NAMES)}")
     chosen = [name for name in NAMES if not args.scenarios or name in args.scenarios]
     settings = _settings(args)
+    if args.watches:
+        watches_bench.WATCHES = args.watches
     workdir = Path(tempfile.mkdtemp(prefix="staystream-bench-", dir=args.workdir))
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
     report: dict[str, Any] = {
@@ -215,7 +219,7 @@ def run_memory(bench: Bench) -> dict[str, Any]:
 RUNNERS: dict[str, Callable[[Bench], dict[str, Any]]] = {
     "generator": run_generator, "throughput": run_throughput, "latency": run_latency, "burst": run_burst,
     "search": run_search, "ceiling": run_ceiling, "memory": run_memory, bulk_live.NAME: bulk_live.run,
-    deals_bench.NAME: deals_bench.run,
+    deals_bench.NAME: deals_bench.run, watches_bench.NAME: watches_bench.run,
 }
 
 
@@ -370,6 +374,8 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
         )
     elif name == bulk_live.NAME:
         rows += bulk_live.rows(result)
+    elif name == watches_bench.NAME:
+        rows += watches_bench.rows(result)
     elif name == deals_bench.NAME:
         rows += deals_bench.rows(result)
     return rows

@@ -142,6 +142,12 @@ class Config:
         3, "scaled mode: JetStream replicas of the stream when this node creates it", _positive_int
     )
     apply_partitions: str = _setting("all", "scaled mode: partitions this applier consumes, 'all' or like '0-3,6'", str)
+    watches_per_address: int = _setting(
+        1_000, "watches one client address may hold (watches need no write credential)", _positive_int)
+    watches_total: int = _setting(200_000, "watches the service holds at most", _positive_int)
+    watchers: int = _setting(
+        1, "watcher processes; each evaluates the watches whose number modulo this is its own "
+        "(more cores for many watches under heavy writes)", _positive_int)
 
     @property
     def database_path(self) -> Path:

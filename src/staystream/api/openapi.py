@@ -150,6 +150,36 @@ SCHEMA: dict[str, Any] = {
                               "400": _error},
             }
         },
+        "/v1/watches": {
+            "post": {
+                "summary": "Watch a search: events when a place enters or leaves it, or its total drops 1% or more",
+                "description": "JSON body: the search parameters (lat, lon, radius_km or bbox; checkin, checkout, "
+                "guests, max_price, currency, kind), validated as /v1/search validates them, and an optional "
+                "`webhook` URL. Needs no write credential; bounded per client address and in total (429 with "
+                "Retry-After). A watch expires after its checkout date.",
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": {"201": {"description": "`{watch_id, secret}`: the secret signs the webhooks"},
+                              "400": _error, "429": _error},
+            }
+        },
+        "/v1/watches/{watch_id}": {
+            "delete": {
+                "summary": "Delete a watch (its events and pending webhooks too)",
+                "parameters": [_param("watch_id", "as created", {"type": "string"}, True, "path")],
+                "responses": {"204": {"description": "deleted"}, "404": _error},
+            }
+        },
+        "/v1/watches/{watch_id}/events": {
+            "get": {
+                "summary": "The watch's events as Server-Sent Events: entered, left, price_drop",
+                "description": "`data` is JSON: place_id, source, listing_id, total, currency (and previous_total for "
+                "price_drop). Each event's `id` resumes the stream with the Last-Event-ID header; without it the "
+                "stream starts with every event kept for the watch (24 h).",
+                "parameters": [_param("watch_id", "as created", {"type": "string"}, True, "path")],
+                "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}},
+                              "400": _error, "404": _error},
+            }
+        },
         "/v1/admin/fx": {
             "get": {"summary": "The FX table in use", "responses": {"200": {"description": "the table"}}},
             "put": {"summary": "Replace the FX table (all workers, durable)", "responses": {"200": {"description": "replaced"}, "400": _error}},

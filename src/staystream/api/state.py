@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from staystream.api.admission import BodyBudget
 from staystream.api.auth import Credentials
@@ -37,6 +39,9 @@ class Worker:
     rate_limits: RateLimits = field(default_factory=RateLimits)  # per credential (api/ratelimit.py)
     offload: Offload = field(default_factory=Offload)  # large native documents (api/offload.py)
     # per-(source, hotel) locks of the native-format routes (see sources.py); unused ones go away
+    watches: sqlite3.Connection | None = None  # the watch store, opened on the first watch request
+    outbox_signal: Any = None  # api.watches.OutboxSignal, made with `watches`
+    watch_creations: Any = None  # api.watches.Creations (group commit of new watches), made with `watches`
     hotel_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = field(
         default_factory=weakref.WeakValueDictionary)
 
