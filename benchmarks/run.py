@@ -340,6 +340,14 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
                 f"p99.9 {_spread(lat['p99.9'], 1, 1)}, max {_spread(lat['max'], 1, 1)}; "
                 f"errors {_spread(m[phase]['errors'])}"
             )
+        parts = m["half_after_full_parts"]
+        first, rest = parts["first_second"]["latency_ms"], parts["rest"]["latency_ms"]
+        rows.append(
+            f"right after it, by part: first second p99 {_spread(first['p99'], 1, 1)} ms, max "
+            f"{_spread(first['max'], 1, 1)}; the rest p99 {_spread(rest['p99'], 1, 1)} ms, "
+            f"max {_spread(rest['max'], 1, 1)}; "
+            f"last full-speed answer {_spread(parts['last_full_speed_answer_s'], 1000, 0)} ms into the half phase"
+        )
     elif name == "search":
         for case, r in result.items():
             if not isinstance(r, dict) or "median" not in r:

@@ -308,7 +308,13 @@ def tail_run(bench: Bench, calibrated: list[float]) -> dict[str, object]:
         server.stop()
     burst = result.only("full").summary(warmup=min(s.warmup_seconds, full / 6), end=full)
     calibrated.append(float(burst["requests_per_s"]))
-    after = result.only("half").summary(warmup=full, end=full + half)
+    half_result = result.only("half")
+    after = half_result.summary(warmup=full, end=full + half)
+    # where the difference with a fresh server is: the first second (the full-speed requests
+    # still in flight drain first) or the rest
+    drain = {"first_second": half_result.summary(warmup=full, end=full + 1.0),
+             "rest": half_result.summary(warmup=full + 1.0, end=full + half),
+             "last_full_speed_answer_s": float(result.only("full").records["done"].max() - full)}
     server = _tail_server(bench, "tail-fresh")
     try:
         fresh_result, fresh_side = measured(server, _tail_jobs(bench, server, schedule=((half, rate),)), 0.0)
@@ -319,7 +325,8 @@ def tail_run(bench: Bench, calibrated: list[float]) -> dict[str, object]:
     return {
         "listings": s.tail_listings, "connections": s.tail_connections, "read_fraction": s.tail_read_fraction,
         "nights_per_event": (nights[0] + nights[1]) / 2, "half_events_per_s_offered": rate * s.events_per_request,
-        "full": burst, "half_after_full": after, "half_fresh": fresh, "after_full_side": side, "fresh_side": fresh_side,
+        "full": burst, "half_after_full": after, "half_after_full_parts": drain,
+        "half_fresh": fresh, "after_full_side": side, "fresh_side": fresh_side,
     }
 
 
