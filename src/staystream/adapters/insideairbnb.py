@@ -349,7 +349,8 @@ class _Calendar:
     def __init__(self, name: str, options: Options, scraped: Scraped) -> None:
         assert options.currency is not None
         self.name, self.options, self.scraped, self.currency = name, options, scraped, options.currency
-        self.prices: dict[str, Decimal] = {}  # the few distinct price strings of a file, parsed once
+        # the few distinct (available, price, minimum stay, fallbacks) texts of a file, read once
+        self.values: dict[tuple[str, ...], tuple[Decimal | None, bool, int, bool] | str] = {}
         self.run: _Run | None = None
         self.listing_id = ""
         self.changed_at: dt.datetime | None = None
@@ -375,28 +376,19 @@ class _Calendar:
             night = _date(date)
             if self.changed_at is None:  # no listings file: a calendar starts on its scrape date
                 self.changed_at = self.scraped.latest = _midnight(night)
-            is_available = _BOOLEANS.get(available.strip().lower())
-            if is_available is None:
-                raise Rejected(f"available: {available!r} is not a boolean; expected t or f")
-            text_price = price.strip() or self.fallback_price
-            amount = self.prices.get(text_price)
-            if amount is None and text_price:
-                if len(self.prices) > 100_000:
-                    self.prices.clear()
-                amount = self.prices[text_price] = parse_amount(text_price)
-            if amount is None and is_available:
-                raise Rejected("price: empty, and the listing has no price in the listings file; "
-                               "expected a nightly price for an available night")
-            text_min = min_text.strip() or self.fallback_min
-            min_nights = _whole("minimum_nights", text_min) if text_min else 1
+            key = (available, price, min_text, self.fallback_price, self.fallback_min)
+            values = self.values.get(key)
+            if values is None:
+                if len(self.values) > 100_000:
+                    self.values.clear()
+                values = self.values[key] = self._values(*key)
+            if isinstance(values, str):
+                raise Rejected(values)
         except Rejected as exc:
             yield Item(Rejected(f"listing {listing_id.strip()!r}: {exc}"), self.name, first, last)
             self.rejected = True
             return
-        placeholder = options.placeholder_price
-        blocked = placeholder is not None and amount is not None and amount >= placeholder and is_available
-        if blocked:
-            is_available = False
+        amount, is_available, min_nights, blocked = values
         if self.run is not None and self.run.extends(night, amount, is_available, min_nights, blocked):
             self.run.rows += 1
             self.run.last = last
@@ -406,6 +398,26 @@ class _Calendar:
             assert self.changed_at is not None
             self.run = _Run(self.listing_id, night, amount, is_available, min_nights, blocked, first, last,
                             self.changed_at)
+
+    def _values(self, available: str, price: str, min_text: str, fallback_price: str,
+                fallback_min: str) -> tuple[Decimal | None, bool, int, bool] | str:
+        """(price, available, minimum stay, blocked) of a row's text, or why it is rejected."""
+        try:
+            is_available = _BOOLEANS.get(available.strip().lower())
+            if is_available is None:
+                raise Rejected(f"available: {available!r} is not a boolean; expected t or f")
+            text_price = price.strip() or fallback_price
+            amount = parse_amount(text_price) if text_price else None
+            if amount is None and is_available:
+                raise Rejected("price: empty, and the listing has no price in the listings file; "
+                               "expected a nightly price for an available night")
+            text_min = min_text.strip() or fallback_min
+            min_nights = _whole("minimum_nights", text_min) if text_min else 1
+        except Rejected as exc:
+            return str(exc)
+        placeholder = self.options.placeholder_price
+        blocked = placeholder is not None and amount is not None and amount >= placeholder and is_available
+        return amount, is_available and not blocked, min_nights, blocked
 
     def repeat(self, rows: int, last: int) -> Iterator[Item]:
         """`rows` more rows (lines up to `last`) that repeat the last row read, each the next night:
