@@ -286,8 +286,8 @@ def tail_run(bench: Bench, calibrated: list[float]) -> dict[str, object]:
     """Full speed (closed loop) for a while, then at once open loop at half that speed, on a
     fresh server; then a second fresh server at the same half rate alone, as the reference.
 
-    Half of what: the previous run's full-speed phase (`calibrated`; a short calibration run
-    on its own server before the first). Both halves are jobs of one load run: the half-rate
+    Half of what: the median full speed of the runs before (`calibrated`; a short calibration
+    run on its own server before the first). Both halves are jobs of one load run: the half-rate
     job's schedule starts with a silent phase as long as the full-speed one, so there is no pause."""
     s = bench.settings
     full, half = s.tail_phases
@@ -298,7 +298,7 @@ def tail_run(bench: Bench, calibrated: list[float]) -> dict[str, object]:
             calibrated.append(float(result.summary(warmup=min(s.warmup_seconds, full / 6))["requests_per_s"]))
         finally:
             server.stop()
-    rate = calibrated[-1] / 2  # requests/s
+    rate = statistics.median(calibrated) / 2  # requests/s: steadier than the last run alone
     server = _tail_server(bench, "tail-after")
     try:
         jobs = _tail_jobs(bench, server, duration=full, tag="full")
