@@ -207,7 +207,9 @@ class _NotPlain(Exception):
     """The calendar is not one record a line (a blank line, a broken or multi-line row, bad UTF-8)."""
 
 
-_BLOCK_BYTES = 8 << 20  # rows are converted a block at a time: memory holds a block, not a file
+# Rows are converted a block at a time: memory holds a block, not a file (the importer peaks at
+# ~160 MB whatever the file's size, ~40 MB of it pyarrow's libraries; 8 MB blocks: ~230 MB).
+_BLOCK_BYTES = 1 << 20
 
 
 def _columnar(stream: BinaryIO, calendar: _Calendar) -> Iterator[Item]:
@@ -230,7 +232,8 @@ def _columnar(stream: BinaryIO, calendar: _Calendar) -> Iterator[Item]:
     try:
         batches = pa_csv.open_csv(
             source,
-            read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES, use_threads=True),
+            # one thread: the import shares its cores with the server it feeds
+            read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES, use_threads=False),
             parse_options=pa_csv.ParseOptions(ignore_empty_lines=False, newlines_in_values=False),
             # every column as text, as the csv module gives it: `_Calendar.row` parses them
             convert_options=pa_csv.ConvertOptions(include_columns=list(CALENDAR_COLUMNS),
