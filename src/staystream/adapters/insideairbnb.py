@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from staystream.adapters import Input, InputError, Item, Options, open_text
-from staystream.events.ingest import MAX_NIGHTS_PER_EVENT, Rejected
+from staystream.events.bounds import Rejected
+from staystream.events.ingest import MAX_NIGHTS_PER_EVENT
 from staystream.events.types import ListingEvent, RateEvent
 
 if TYPE_CHECKING:
