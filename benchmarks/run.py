@@ -122,6 +122,7 @@ def _settings(args: argparse.Namespace) -> Settings:
                 "warmup_seconds", "throughput_seconds", "latency_seconds", "search_seconds",
                 "ceiling_seconds", "generator_seconds")},
             burst_phases=tuple(p * scale for p in settings.burst_phases),
+            tail_phases=tuple(p * scale for p in settings.tail_phases),
         )
     return settings
 
@@ -177,6 +178,11 @@ def run_burst(bench: Bench) -> dict[str, Any]:
     return repeated(lambda: scenarios.burst_run(bench), bench.settings.repeat)
 
 
+def run_tail(bench: Bench) -> dict[str, Any]:
+    calibrated: list[float] = []
+    return repeated(lambda: scenarios.tail_run(bench, calibrated), bench.settings.repeat)
+
+
 def run_search(bench: Bench) -> dict[str, Any]:
     s = bench.settings
     out = {}
@@ -218,8 +224,8 @@ def run_memory(bench: Bench) -> dict[str, Any]:
 
 RUNNERS: dict[str, Callable[[Bench], dict[str, Any]]] = {
     "generator": run_generator, "throughput": run_throughput, "latency": run_latency, "burst": run_burst,
-    "search": run_search, "ceiling": run_ceiling, "memory": run_memory, bulk_live.NAME: bulk_live.run,
-    deals_bench.NAME: deals_bench.run, watches_bench.NAME: watches_bench.run,
+    "tail": run_tail, "search": run_search, "ceiling": run_ceiling, "memory": run_memory,
+    bulk_live.NAME: bulk_live.run, deals_bench.NAME: deals_bench.run, watches_bench.NAME: watches_bench.run,
 }
 
 
@@ -324,6 +330,29 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
             f"during {_spread(m['phases']['burst']['latency_ms']['p99'], 1, 1)} ms, "
             f"after {_spread(m['phases']['after']['latency_ms']['p99'], 1, 1)} ms; "
             f"recovery {_spread(m['recovery_seconds'], 1, 2)} s (back under {_m(m['recovery_threshold_ms']):.1f} ms)"
+        )
+    elif name == "tail":
+        m = result["median"]
+        per = _m(m["nights_per_event"])
+        rows.append(
+            f"full speed {_spread(m['full']['events_per_s'])} events/s = "
+            f"{_spread(m['full']['night_updates_per_s'])} night updates/s ({per:.1f} nights an event)"
+        )
+        for phase, label in (("half_after_full", "half rate right after it"), ("half_fresh", "half rate, fresh")):
+            lat = m[phase]["latency_ms"]
+            rows.append(
+                f"{label} ({_spread(m[phase]['events_per_s'])} events/s = {_spread(m[phase]['night_updates_per_s'])} "
+                f"night updates/s): ack p50 {_spread(lat['p50'], 1, 1)} ms, p99 {_spread(lat['p99'], 1, 1)}, "
+                f"p99.9 {_spread(lat['p99.9'], 1, 1)}, max {_spread(lat['max'], 1, 1)}; "
+                f"errors {_spread(m[phase]['errors'])}"
+            )
+        parts = m["half_after_full_parts"]
+        first, rest = parts["first_second"]["latency_ms"], parts["rest"]["latency_ms"]
+        rows.append(
+            f"right after it, by part: first second p99 {_spread(first['p99'], 1, 1)} ms, max "
+            f"{_spread(first['max'], 1, 1)}; the rest p99 {_spread(rest['p99'], 1, 1)} ms, "
+            f"max {_spread(rest['max'], 1, 1)}; "
+            f"last full-speed answer {_spread(parts['last_full_speed_answer_s'], 1000, 0)} ms into the half phase"
         )
     elif name == "search":
         for case, r in result.items():
