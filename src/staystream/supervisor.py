@@ -148,8 +148,10 @@ def serve(config: Config) -> int:
     watchers = [_start_watcher(context, config, shm_path, shard) for shard in range(config.watchers)]
     log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
                                  "data_dir": str(config.data_dir)})
-    print(f"staystream listening on http://{host}:{port}", flush=True)  # tools read the URL on this line
-    print(f"search page http://{host}:{port}/  operations http://{host}:{port}/ops", flush=True)
+    # One write: tools read the URL off the first line, then may close the pipe (a second write
+    # would then raise BrokenPipeError here, and leave the children running).
+    print(f"staystream listening on http://{host}:{port}\n"
+          f"search page http://{host}:{port}/  operations http://{host}:{port}/ops", flush=True)
     if config.tokens is None:
         log.warning("writes need no credential: give --tokens FILE to require one")
     if config.seed_sample:  # the sample city, posted over HTTP by a child (importer.seed_sample)
