@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from staystream import metrics
+from staystream.adapters.source_settings import SourcesFile
 from staystream.api import openapi
 from staystream.api.auth import EVERY_SOURCE, AuthError, Credentials, check_sources
 from staystream.api.sources import source_routes
@@ -278,7 +279,8 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
 
     routes = [post_events, get_calendar, get_listing, get_search, fx_table, healthz, readyz,
               get_metrics, get_openapi, get_docs, *source_routes(
-                  route, ingest, lambda: state["store"], lambda request: _read_body(request, config.max_body_bytes))]
+                  route, ingest, lambda: state["store"], lambda request: _read_body(request, config.max_body_bytes),
+                  SourcesFile(config.sources_file))]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

@@ -115,18 +115,18 @@ SCHEMA: dict = {
         "/v1/sources/{source}/listings/{listing_id}/ical": {
             "post": {
                 "summary": "An iCalendar (RFC 5545) availability feed of one listing",
-                "description": "Events block nights, every other night of [start, end) is open; prices are kept "
-                "as stored. Malformed events are reported by line, and then no night is opened.",
+                "description": "Sets availability only: events block nights, every other night of [start, end) "
+                "is open; prices and stay rules are left as they are. Malformed events are reported by line, "
+                "and then no night is opened.",
                 "parameters": [
                     _param("source", "marketplace", {"type": "string"}, True, "path"),
                     _param("listing_id", "the source's id", {"type": "string"}, True, "path"),
                     _param("start", "first night of the feed's horizon (default today)", {"type": "string", "format": "date"}),
                     _param("end", "end of the horizon, exclusive (default start + 365)", {"type": "string", "format": "date"}),
-                    _param("currency", "currency for blocked nights the store has none for", {"type": "string"}),
                     _param("empty_ok", "a feed without events opens every night (default false)", {"type": "boolean"}),
                 ],
                 "requestBody": {"content": {"text/calendar": {"schema": {"type": "string"}}}},
-                "responses": {"200": {"description": "`{blocked_nights, open_nights, opened, changed_nights, accepted, "
+                "responses": {"200": {"description": "`{blocked_nights, open_nights, opened, accepted, "
                                                      "rejected, errors, warnings, ...}`"},
                               "400": _error, "413": _error, "503": _error},
             }

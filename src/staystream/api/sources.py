@@ -1,23 +1,23 @@
 """HTTP endpoints for native source formats (OTA XML, Expedia AR, iCal): one route per adapter.
 
-Each adapter turns a native message into canonical events; `ingest` validates and stores them
-and returns only once they are durable, so native endpoints give the same guarantee as
-`POST /v1/events`. Push protocols answer in their own format with HTTP 200, errors inside the
-body (OTA `<Errors>`, EQC `<Error>`), as their senders expect; HTTP status codes are kept for
-what a sender should retry as is: 413 (body too large), 503 (the writer is unavailable).
+Each adapter turns a native message into the fact events it really carries (`price`,
+`availability`, `stay_rule`); `ingest` validates and stores them and returns only once they are
+durable, so native endpoints give the same guarantee as `POST /v1/events`. Push protocols answer
+in their own format with HTTP 200, errors inside the body (OTA `<Errors>`, EQC `<Error>`), as
+their senders expect; HTTP status codes are kept for what a sender should retry as is: 413
+(body too large), 503 (the writer is unavailable).
 
-Adapters merge partial changes over the nights the store holds (`adapters/merge.py`), so a
-route holds a per-(source, hotel) lock in this worker while it reads, merges and stores: two
-messages for one hotel arriving at one worker cannot interleave their read-modify-write.
+Adapters read nothing from the store's calendars (each fact is last-writer-wins on its own), so
+messages need no lock; the store is asked only which rate plans a room type has
+(`StoreProducts`), for elements that name a room type but no rate plan. What a message leaves
+implicit (time zone, currency, occupancy) comes from the sources file (`source_settings.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import weakref
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from typing import TypeVar
 
 from starlette.requests import Request
@@ -25,10 +25,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from staystream.adapters import expedia, ical, ota
-from staystream.adapters.merge import Night
+from staystream.adapters.source_settings import SourcesFile
 from staystream.durable import sqlite as db
 from staystream.events.ingest import SOURCE_PATTERN
-from staystream.events.money import CURRENCY_INDEX
 from staystream.search.view import Store
 
 Ingest = Callable[..., Awaitable[object]]
@@ -37,8 +36,8 @@ LARGE_BODY = 256 * 1024  # bytes of XML above which parsing leaves the event loo
 XML = "application/xml; charset=utf-8"
 
 
-class StoreKnown:
-    """What the store holds for one source, as adapters ask for it (`merge.Known`)."""
+class StoreProducts:
+    """The rate plans the store knows for one source (`messages.Products`)."""
 
     def __init__(self, store: Store, source: str) -> None:
         self.store, self.source = store, source
@@ -46,36 +45,16 @@ class StoreKnown:
     def listing_ids(self, prefix: str) -> list[str]:
         return db.listing_ids_with_prefix(self.store.connection, self.source, prefix)
 
-    def nights(self, listing_id: str) -> dict[dt.date, Night]:
-        row = self.store.find(self.source, listing_id)
-        if row is None:
-            return {}
-        return {
-            dt.date.fromisoformat(night["night"]): Night(  # type: ignore[arg-type]
-                None if night["price"] is None else Decimal(night["price"]),  # type: ignore[arg-type]
-                night["currency"], night["available"], night["min_nights"],  # type: ignore[arg-type]
-            )
-            for night in self.store.nights(row, None, None)
-        }
-
 
 def source_routes(
     route: Callable[..., Callable[..., Route]],
     ingest: Ingest,
     store: Callable[[], Store],
     read_body: Callable[[Request], Awaitable[bytes]],
+    sources: SourcesFile,
 ) -> list[Route]:
     """The native-format routes, registered with `route` (metrics, errors) by `app.create_app`."""
     from staystream.api.app import HTTPError, json_response  # app imports this module: import at call time
-
-    locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
-
-    def lock(source: str, hotel: str | None) -> asyncio.Lock:
-        key = (source, hotel or "")
-        found = locks.get(key)
-        if found is None:
-            found = locks[key] = asyncio.Lock()
-        return found
 
     def source_of(request: Request) -> str:
         source = request.path_params["source"]
@@ -98,23 +77,23 @@ def source_routes(
     @route("/v1/sources/{source}/ota", "source_ota", ["POST"])
     async def post_ota(request: Request) -> Response:
         source = source_of(request)
+        received_at = dt.datetime.now(dt.UTC)
         message = await opened(request, ota.open_message)
-        async with lock(source, message.hotel):
-            outcome = ota.convert(message, source, StoreKnown(store(), source))
-            if outcome.events:
-                parsed = await ingest(outcome.events)
-                outcome.rejected(parsed.rejected)  # type: ignore[attr-defined]
+        outcome = ota.convert(message, source, sources.get(source), StoreProducts(store(), source), received_at)
+        if outcome.events:
+            parsed = await ingest(outcome.events)
+            outcome.rejected(parsed.rejected)  # type: ignore[attr-defined]
         return Response(ota.response(message, outcome), media_type=xml_type(request))
 
     @route("/v1/sources/{source}/expedia", "source_expedia", ["POST"])
     async def post_expedia(request: Request) -> Response:
         source = source_of(request)
+        received_at = dt.datetime.now(dt.UTC)
         message = await opened(request, expedia.open_message)
-        async with lock(source, message.hotel):
-            outcome = expedia.convert(message, source, StoreKnown(store(), source))
-            if outcome.events and not outcome.errors:  # with an Error nothing is applied
-                parsed = await ingest(outcome.events, all_or_nothing=True)
-                outcome.rejected(parsed.rejected, code=expedia.INVALID)  # type: ignore[attr-defined]
+        outcome = expedia.convert(message, source, sources.get(source), StoreProducts(store(), source), received_at)
+        if outcome.events and not outcome.errors:  # with an Error nothing is applied
+            parsed = await ingest(outcome.events, all_or_nothing=True)
+            outcome.rejected(parsed.rejected, code=expedia.INVALID)  # type: ignore[attr-defined]
         return Response(expedia.response(message, outcome), media_type=xml_type(request))
 
     @route("/v1/sources/{source}/listings/{listing_id:path}/ical", "source_ical", ["POST"])
@@ -122,30 +101,24 @@ def source_routes(
         source, listing_id = source_of(request), request.path_params["listing_id"]
         start = query_date(request, "start") or dt.datetime.now(dt.UTC).date()
         end = query_date(request, "end") or start + dt.timedelta(days=ical.DEFAULT_HORIZON_NIGHTS)
-        currency = request.query_params.get("currency")
-        if currency is not None and currency.strip().upper() not in CURRENCY_INDEX:
-            raise HTTPError(400, f"currency: '{currency[:40]}' is not an ISO 4217 currency code")
         empty_ok = request.query_params.get("empty_ok", "false").lower() in ("1", "true", "yes")
         try:
-            feed = ical.read_feed(await read_body(request))
-            async with lock(source, f"listing:{listing_id}"):
-                result = ical.plan(feed, source, listing_id, StoreKnown(store(), source), start=start, end=end,
-                                   changed_at=dt.datetime.now(dt.UTC),
-                                   currency=currency.strip().upper() if currency else None, empty_ok=empty_ok)
-                accepted, rejected = 0, []
-                if result.outcome.events:
-                    parsed = await ingest(result.outcome.events)
-                    accepted, rejected = parsed.accepted, parsed.rejected  # type: ignore[attr-defined]
+            feed = ical.read_feed(await read_body(request), sources.get(source).time_zone)
+            result = ical.plan(feed, source, listing_id, start=start, end=end,
+                               changed_at=dt.datetime.now(dt.UTC), empty_ok=empty_ok)
         except ical.FeedError as exc:
             raise HTTPError(400, str(exc)) from None
+        accepted, rejected = 0, []
+        if result.outcome.events:
+            parsed = await ingest(result.outcome.events)
+            accepted, rejected = parsed.accepted, parsed.rejected  # type: ignore[attr-defined]
         outcome = result.outcome
         return json_response({
             "source": source, "listing_id": listing_id,
             "horizon": {"start": start.isoformat(), "end": end.isoformat()},
             "feed_events": feed.vevents, "cancelled_events": feed.cancelled,
             "blocked_nights": result.blocked_nights, "open_nights": result.open_nights,
-            "opened": result.opened, "changed_nights": result.changed_nights,
-            "accepted": accepted, "rejected": rejected,
+            "opened": result.opened, "accepted": accepted, "rejected": rejected,
             "errors": [{"line": int(p.where.removeprefix("line ")) if p.where.startswith("line ") else None,
                         "error": str(p)} for p in outcome.errors],
             "warnings": [str(p) for p in outcome.warnings],

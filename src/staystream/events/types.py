@@ -46,13 +46,50 @@ class RateEvent(msgspec.Struct, tag="rate", tag_field="type"):
     min_nights: int = 1
 
 
+class PriceEvent(msgspec.Struct, tag="price", tag_field="type"):
+    """Sets the price fact only; the night's availability and stay rule stay as they are."""
+
+    source: str
+    listing_id: str | int
+    start: dt.date
+    end: dt.date
+    price: Decimal
+    currency: str
+    changed_at: dt.datetime
+
+
+class AvailabilityEvent(msgspec.Struct, tag="availability", tag_field="type"):
+    """Sets the availability fact only (a stop-sell, an iCal block, an inventory count)."""
+
+    source: str
+    listing_id: str | int
+    start: dt.date
+    end: dt.date
+    available: bool
+    changed_at: dt.datetime
+
+
+class StayRuleEvent(msgspec.Struct, tag="stay_rule", tag_field="type"):
+    """Sets the stay-rule fact only: the minimum stay of a check-in on these nights."""
+
+    source: str
+    listing_id: str | int
+    start: dt.date
+    end: dt.date
+    min_nights: int
+    changed_at: dt.datetime
+
+
+CalendarEvent = RateEvent | PriceEvent | AvailabilityEvent | StayRuleEvent
+
+
 class DelistEvent(msgspec.Struct, tag="delist", tag_field="type"):
     source: str
     listing_id: str | int
     changed_at: dt.datetime
 
 
-Event = ListingEvent | RateEvent | DelistEvent
+Event = ListingEvent | RateEvent | PriceEvent | AvailabilityEvent | StayRuleEvent | DelistEvent
 
 
 class Listing(msgspec.Struct, array_like=True):
