@@ -31,7 +31,7 @@ from staystream.config import Config
 from staystream.events.fx import default_fx, load_fx
 from staystream.events.ingest import BodyError, Parsed, TooManyEvents, Validator, epoch_day
 from staystream.events.money import MoneyError
-from staystream.events.types import WriteRequest
+from staystream.events.types import RATE_FORMAT, WriteRequest
 from staystream.search.engine import QueryError, parse_query, search
 from staystream.search.view import Store
 from staystream.writer.wire import WriterClient, WriterUnavailable
@@ -165,7 +165,7 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         try:
             reply = await client.write(WriteRequest(
                 0, parsed.keys, rates.tobytes(), parsed.listings, parsed.delists, parsed.newest_changed_at,
-                bulk=bulk))
+                bulk=bulk, rate_format=RATE_FORMAT))
         except WriterUnavailable as exc:
             raise HTTPError(503, f"nothing was stored: {exc}", {"Retry-After": "1"}) from None
         if reply.error is not None:

@@ -20,6 +20,7 @@ import numpy as np
 from staystream.events.fx import Fx
 from staystream.events.money import COUNTRIES, CURRENCIES, CURRENCY_INDEX, EXPONENT
 from staystream.events.types import (
+    ALL_FACTS,
     KIND_INDEX,
     KINDS,
     NO_PRICE,
@@ -247,6 +248,7 @@ class Validator:
         rates["currency"] = currency[good]
         rates["min_nights"] = min_nights[good]
         rates["available"] = np.fromiter([events[i].available for i in good.tolist()], bool, len(good))
+        rates["facts"] = ALL_FACTS
         parsed.rates = rates
         if len(good):
             sources = np.array([key.partition("\x00")[0] for key in parsed.keys])[rates["key"]]

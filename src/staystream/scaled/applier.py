@@ -35,7 +35,7 @@ from staystream.durable.postgres import (
     _listing_columns,
     _newest,
 )
-from staystream.events.types import RATE_DTYPE, WriteRequest, split_key
+from staystream.events.types import WriteRequest, split_key
 from staystream.scaled import stream as streamlog
 
 log = logging.getLogger("staystream.applier")
@@ -195,7 +195,7 @@ class Applier:
             self.oldest_pending = max(m.metadata.timestamp.timestamp() for m in messages)
         else:
             self.oldest_pending = None
-        rates = np.frombuffer(merged.rates, RATE_DTYPE)
+        rates = merged.rate_rows()
         applied_events.inc(len(rates) + len(merged.listings) + len(merged.delists))
         applied_nights.inc(int(rates["nights"].sum()) if len(rates) else 0)
         for message in messages:
@@ -217,7 +217,7 @@ class Applier:
                 await connection.execute(
                     UPDATE_DELISTS, list(newest_delists), [d.changed_at for d in newest_delists.values()]
                 )
-            rates = np.frombuffer(request.rates, RATE_DTYPE)
+            rates = request.rate_rows()
             if len(rates):
                 by_index = np.array([rows[k] for k in request.keys], np.int32)
                 events = rates.copy()

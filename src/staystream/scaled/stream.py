@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from staystream.events.types import RATE_DTYPE, Delist, Listing, WriteReply, WriteRequest
+from staystream.events.types import RATE_FORMAT, Delist, Listing, WriteReply, WriteRequest
 from staystream.writer.wire import WriterClient, WriterUnavailable
 
 try:
@@ -90,7 +90,7 @@ def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
     """The request's events by partition; rate keys renumbered into each part's own key list."""
     keys = request.keys
     part = np.fromiter((partition_of(k, partitions) for k in keys), np.int64, len(keys))
-    rates = np.frombuffer(request.rates, RATE_DTYPE)
+    rates = request.rate_rows()
     rate_part = part[rates["key"]] if len(rates) else np.empty(0, np.int64)
     listing_part = [partition_of(l.key, partitions) for l in request.listings]
     delist_part = [partition_of(d.key, partitions) for d in request.delists]
@@ -108,7 +108,7 @@ def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
             0, [keys[i] for i in mine.tolist()], chosen.tobytes(),
             [l for l, q in zip(request.listings, listing_part) if q == p],
             [d for d, q in zip(request.delists, delist_part) if q == p],
-            request.newest, request.fx if p == min(touched) else None,
+            request.newest, request.fx if p == min(touched) else None, rate_format=RATE_FORMAT,
         )
     return out
 
@@ -125,7 +125,7 @@ def merge(requests: list[WriteRequest]) -> WriteRequest:
     fx: bytes | None = None
     for request in requests:
         rows = np.fromiter((index.setdefault(k, len(index)) for k in request.keys), np.int32, len(request.keys))
-        rates = np.frombuffer(request.rates, RATE_DTYPE)
+        rates = request.rate_rows()
         if len(rates):
             rates = rates.copy()
             rates["key"] = rows[rates["key"]]
@@ -136,7 +136,7 @@ def merge(requests: list[WriteRequest]) -> WriteRequest:
             newest[source] = max(changed_at, newest.get(source, changed_at))
         fx = request.fx if request.fx is not None else fx
     packed = np.concatenate(parts).tobytes() if parts else b""
-    return WriteRequest(0, list(index), packed, listings, delists, newest, fx)
+    return WriteRequest(0, list(index), packed, listings, delists, newest, fx, rate_format=RATE_FORMAT)
 
 
 async def connect(url: str, name: str) -> Any:
