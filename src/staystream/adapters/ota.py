@@ -53,9 +53,11 @@ from staystream.adapters.messages import (
     unread_parts,
     weekdays_attr,
 )
-from staystream.adapters.source_settings import DEFAULTS, SourceSettings
+from staystream.adapters.source_settings import DEFAULTS, PropertySettings, SourceSettings
 from staystream.adapters.xmlsafe import XMLRejected, children, parse_document, to_bytes
 from staystream.events.money import CURRENCY_INDEX
+
+__all__ = ["PropertySettings", "SourceSettings", "convert", "open_message", "parse", "response"]
 
 OTA_NAMESPACE = "http://www.opentravel.org/OTA/2003/05"
 # RQ root -> (container, update element); the RS is the root with RS for RQ.
@@ -286,7 +288,7 @@ class _Reader:
                                   f"closed-to-{restriction.lower()} is not stored; ignored", type=NOT_IMPLEMENTED)
             else:
                 self.outcome.warn(located(status_path, "Restriction"),
-                                  f"'{restriction}' is not a restriction read here (Master, Arrival, Departure); ignored")
+                                  f"'{restriction}' is not a restriction read here (Master, Arrival, Departure); ignored", type=NOT_IMPLEMENTED)
         min_nights = self.min_stay(element, path)
         if min_nights is not None:
             facts.append(StayRule(min_nights))
@@ -331,7 +333,7 @@ class _Reader:
             if kind in ("SetMinLOS", "SetForwardMinStay"):
                 unit = text_attr(los, "TimeUnit", los_path) or "Day"
                 if unit != "Day":
-                    self.outcome.warn(located(los_path, "TimeUnit"), f"'{unit}' stays are not stored (only Day); ignored")
+                    self.outcome.warn(located(los_path, "TimeUnit"), f"'{unit}' stays are not stored (only Day); ignored", type=NOT_IMPLEMENTED)
                     continue
                 time = int_attr(los, "Time", los_path, 0, MAX_MIN_NIGHTS, required=True)
                 assert time is not None
@@ -343,7 +345,7 @@ class _Reader:
                 self.outcome.warn(located(los_path, "MinMaxMessageType"), f"{kind} is not stored; ignored", type=NOT_IMPLEMENTED)
             else:
                 self.outcome.warn(located(los_path, "MinMaxMessageType"),
-                                  f"'{kind}' is not a length-of-stay type read here; ignored")
+                                  f"'{kind}' is not a length-of-stay type read here; ignored", type=NOT_IMPLEMENTED)
         return result
 
     def products(self, control: ET.Element, control_path: str, path: str, all_rooms: bool | None = False) -> list[str]:
