@@ -57,8 +57,8 @@ def _main(listings: int, group_events: int, seconds: float, directory: Path | No
 
 def _run(listings: int, group_events: int, seconds: float, directory: Path | None) -> dict[str, object]:
     from staystream.config import Config
+    from staystream.dates import epoch_day
     from staystream.durable import sqlite as db
-    from staystream.events.ingest import epoch_day
     from staystream.events.money import CURRENCY_INDEX
     from staystream.events.types import RATE_DTYPE, Commit
     from staystream.memory.calendar import ARRAYS, PAGE, CalendarWriter

@@ -123,7 +123,7 @@ def start_scaled(uri: str, workdir: Path, workers: int) -> Contender:
     from nats_fixtures import NatsCluster
 
     cluster = NatsCluster(3).start()
-    common = ["--store", uri, "--log", cluster.url, "--log-partitions", "4"]
+    common = ["--store", uri, "--stream", cluster.url, "--stream-partitions", "4"]
     applier = service.start(workdir / "scaled-apply", 1, *common, "--role", "apply")
     ingest = service.start(workdir / "scaled-ingest", workers, *common, "--role", "ingest,search")
 

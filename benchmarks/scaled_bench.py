@@ -100,7 +100,7 @@ def run_case(args: argparse.Namespace, postgres: Postgres, sync: str, ingest_nod
     log(f"[sync_interval {sync}, {ingest_nodes} ingest node(s)]")
     uri = create_database(postgres, f"scaled_{sync}_{ingest_nodes}")
     with NatsCluster(3, sync=sync) as cluster:
-        common = ["--store", uri, "--log", cluster.url, "--log-partitions", str(PARTITIONS)]
+        common = ["--store", uri, "--stream", cluster.url, "--stream-partitions", str(PARTITIONS)]
         applier = service.start(workdir / f"apply-{sync}-{ingest_nodes}", 1, *common, "--role", "apply")
         nodes = [service.start(workdir / f"ingest{i}-{sync}-{ingest_nodes}", args.workers, *common,
                                "--role", "ingest,search") for i in range(ingest_nodes)]

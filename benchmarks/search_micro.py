@@ -30,18 +30,18 @@ import msgspec
 import numpy as np
 from starlette.datastructures import QueryParams
 
+from staystream.dates import epoch_day
 from staystream.durable import sqlite as db
 from staystream.events.fx import default_fx
-from staystream.events.ingest import epoch_day
 from staystream.events.money import CURRENCY_INDEX
 from staystream.events.types import RATE_DTYPE
 from staystream.memory.calendar import PAGE, CalendarWriter
+from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.listings import ListingColumns
 from staystream.memory.shm import SharedArrays
 from staystream.search import engine as search_module
 from staystream.search.engine import parse_query, search
 from staystream.search.view import Store
-from staystream.writer.process import SHARED_ARRAYS
 
 CITY_LAT, CITY_LON = 48.8566, 2.3522
 HALF_LAT, HALF_LON = 0.10, 0.15  # about 22 km x 22 km, as benchmarks/workload.py

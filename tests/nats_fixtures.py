@@ -55,7 +55,7 @@ class NatsCluster:
 
     @property
     def url(self) -> str:
-        """All nodes, comma-separated, as `--log` takes them."""
+        """All nodes, comma-separated, as `--stream` takes them."""
         return ",".join(self.urls)
 
     def _configure(self, i: int) -> None:

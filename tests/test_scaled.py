@@ -26,8 +26,8 @@ PARTITIONS = "4"
 
 
 def node(data_dir: Path, postgres: Postgres, cluster: NatsCluster, role: str) -> Server:
-    return start_server(data_dir, "--store", postgres.uri, "--log", cluster.url, "--role", role,
-                        "--log-partitions", PARTITIONS, workers=1)
+    return start_server(data_dir, "--store", postgres.uri, "--stream", cluster.url, "--role", role,
+                        "--stream-partitions", PARTITIONS, workers=1)
 
 
 def eventually(check: Callable[[], list[str]], timeout: float = 30) -> None:

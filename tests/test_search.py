@@ -807,10 +807,10 @@ def test_place_index_finds_what_a_scan_finds(tmp_path, monkeypatch: pytest.Monke
     from starlette.datastructures import QueryParams
 
     from staystream.events.types import Listing
+    from staystream.memory.layout import SHARED_ARRAYS
     from staystream.memory.listings import ListingColumns
     from staystream.memory.shm import SharedArrays
     from staystream.search import engine as search
-    from staystream.writer.process import SHARED_ARRAYS
 
     monkeypatch.setattr(search, "INDEX_MIN_ROWS", 0)
     monkeypatch.setattr(search, "INDEX_REBUILD_MOVES", 300)

@@ -1,4 +1,5 @@
-"""The `staystream` command: `serve` runs the service, `import` loads native source files."""
+"""The `staystream` command: `serve` runs the service, `import` loads native source files, `probe`
+checks from outside that acknowledged writes become searchable."""
 
 from __future__ import annotations
 
@@ -16,7 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     from staystream.importer import command as importer
 
     importer.add_arguments(commands.add_parser("import", help="stream native source files into the store"))
+    from . import probe
+
+    probe.add_arguments(commands.add_parser("probe", help="write a canary price and time until search shows it"))
     args = parser.parse_args(argv)
+    if args.command == "probe":
+        return probe.main(args)
     if args.command == "import":
         return importer.main(args)
     if args.command == "serve":

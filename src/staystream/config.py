@@ -32,7 +32,7 @@ def _store(text: str) -> str:
     raise ValueError(text)
 
 
-def _log(text: str) -> str:
+def _stream(text: str) -> str:
     if text and not all(part.strip().startswith(("nats://", "tls://")) for part in text.split(",")):
         raise ValueError(text)
     return text
@@ -94,10 +94,10 @@ class Config:
         "embedded", "durable store: 'embedded' (SQLite in --data-dir) or a postgresql:// URI", _store
     )
     pg_pool_size: int = _setting(4, "PostgreSQL connections of the writer (with --store postgresql://)", _positive_int)
-    log: str = _setting("", "scaled mode: NATS JetStream servers, nats://host:port[,nats://...] (empty: no log)", _log)
+    stream: str = _setting("", "scaled mode: NATS JetStream servers, nats://host:port[,nats://...] (empty: no stream)", _stream)
     role: str = _setting("ingest,apply,search", "scaled mode: this node's roles, any of ingest, apply, search", _roles)
-    log_partitions: int = _setting(8, "scaled mode: stream partitions (by listing); the same on every node", _positive_int)
-    log_replicas: int = _setting(3, "scaled mode: JetStream replicas of the stream when this node creates it", _positive_int)
+    stream_partitions: int = _setting(8, "scaled mode: stream partitions (by listing); the same on every node", _positive_int)
+    stream_replicas: int = _setting(3, "scaled mode: JetStream replicas of the stream when this node creates it", _positive_int)
     apply_partitions: str = _setting("all", "scaled mode: partitions this applier consumes, 'all' or like '0-3,6'", str)
 
     @property

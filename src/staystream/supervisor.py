@@ -193,8 +193,8 @@ def _wait_for_writer(writer: multiprocessing.Process, shm_path: Path) -> bool:
     control = shm_path / "ctl"
     while writer.is_alive():
         if control.exists() and (shm_path / "writer.sock").exists():
+            from staystream.memory.layout import SHARED_ARRAYS
             from staystream.memory.shm import Counter, SharedArrays
-            from staystream.writer.process import SHARED_ARRAYS
 
             shared = SharedArrays(shm_path, SHARED_ARRAYS, create=False)
             if shared.counters[Counter.READY] == 1:

@@ -53,13 +53,13 @@ from staystream.adapters.messages import (
 )
 from staystream.adapters.source_settings import DEFAULTS, SourceSettings
 from staystream.adapters.xmlsafe import XMLRejected, children, parse_document, to_bytes
+from staystream.events.ingest import MAX_MIN_NIGHTS
 from staystream.events.money import CURRENCY_INDEX
 
 RS_NAMESPACE = "http://www.expediaconnect.com/EQC/AR/2007/02"  # what Expedia answers with, for both RQ versions
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 MAX_RANGE_NIGHTS = 1100
 MAX_PRODUCT_NIGHTS = 1_000_000
-MAX_MIN_NIGHTS = 1125
 MAX_REPORTED = 100
 # Codes (see the module docstring).
 UNREADABLE, NOT_AR = 2001, 2002

@@ -55,6 +55,7 @@ from staystream.adapters.messages import (
 )
 from staystream.adapters.source_settings import DEFAULTS, PropertySettings, SourceSettings
 from staystream.adapters.xmlsafe import XMLRejected, children, parse_document, to_bytes
+from staystream.events.ingest import MAX_MIN_NIGHTS
 from staystream.events.money import CURRENCY_INDEX
 
 __all__ = ["PropertySettings", "SourceSettings", "convert", "open_message", "parse", "response"]
@@ -69,7 +70,6 @@ MESSAGES = {
 WEEKDAYS = {"Mon": 0, "Tue": 1, "Weds": 2, "Wed": 2, "Thur": 3, "Thu": 3, "Fri": 4, "Sat": 5, "Sun": 6}
 MAX_RANGE_NIGHTS = 1100  # one element: three years of nights; more is a typo in End
 MAX_PRODUCT_NIGHTS = 1_000_000  # one message: product x night updates (Expedia allows 5,000)
-MAX_MIN_NIGHTS = 1125
 MAX_REPORTED = 100  # errors or warnings in one RS; the rest are counted
 # OTA Error Codes (ERR) used, with the ShortText the RS gives them.
 SHORT_TEXT = {15: "Invalid date", 61: "Invalid currency code", 320: "Invalid value",

@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from staystream.adapters import expedia, ical, ota
-from staystream.adapters.source_settings import SourcesFile
-from staystream.durable import sqlite as db
+from staystream.api.requests import query_date, read_body
+from staystream.api.responses import HTTPError, json_response
+from staystream.api.routing import route
+from staystream.api.state import Worker
+from staystream.api.writes import ingest
+from staystream.durable import sqlite
 from staystream.events.ingest import SOURCE_PATTERN
 from staystream.search.view import Store
 
-Ingest = Callable[..., Awaitable[object]]
 T = TypeVar("T")
 LARGE_BODY = 256 * 1024  # bytes of XML above which parsing leaves the event loop
 XML = "application/xml; charset=utf-8"
@@ -43,94 +45,85 @@ class StoreProducts:
         self.store, self.source = store, source
 
     def listing_ids(self, prefix: str) -> list[str]:
-        return db.listing_ids_with_prefix(self.store.connection, self.source, prefix)
+        return sqlite.listing_ids_with_prefix(self.store.connection, self.source, prefix)
 
 
-def source_routes(
-    route: Callable[..., Callable[..., Route]],
-    ingest: Ingest,
-    store: Callable[[], Store],
-    read_body: Callable[[Request], Awaitable[bytes]],
-    sources: SourcesFile,
-) -> list[Route]:
-    """The native-format routes, registered with `route` (metrics, errors) by `app.create_app`."""
-    from staystream.api.app import HTTPError, json_response  # app imports this module: import at call time
+async def post_ota(request: Request, worker: Worker) -> Response:
+    source = _source_of(request)
+    received_at = dt.datetime.now(dt.UTC)
+    message = await _opened(request, worker, ota.open_message)
+    outcome = ota.convert(message, source, worker.sources.get(source), StoreProducts(worker.store, source),
+                          received_at)
+    if outcome.events:
+        parsed = await ingest(worker, outcome.events)
+        outcome.rejected(parsed.rejected)
+    return Response(ota.response(message, outcome), media_type=_xml_type(request))
 
-    def source_of(request: Request) -> str:
-        source = request.path_params["source"]
-        if not SOURCE_PATTERN.fullmatch(source):
-            raise HTTPError(400, f"source: '{source[:40]}' is invalid; expected [a-z0-9_-]{{1,32}}")
-        return source
 
-    def xml_type(request: Request) -> str:
-        """Answer in the request's XML media type: SOAP 1.1 senders (SiteMinder) use text/xml."""
-        sent = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        return "text/xml; charset=utf-8" if sent == "text/xml" else XML
+async def post_expedia(request: Request, worker: Worker) -> Response:
+    source = _source_of(request)
+    received_at = dt.datetime.now(dt.UTC)
+    message = await _opened(request, worker, expedia.open_message)
+    outcome = expedia.convert(message, source, worker.sources.get(source), StoreProducts(worker.store, source),
+                              received_at)
+    if outcome.events and not outcome.errors:  # with an Error nothing is applied
+        parsed = await ingest(worker, outcome.events, all_or_nothing=True)
+        outcome.rejected(parsed.rejected, code=expedia.INVALID)
+    return Response(expedia.response(message, outcome), media_type=_xml_type(request))
 
-    async def opened(request: Request, open_message: Callable[[bytes], T]) -> T:
-        """Parse a pushed XML body; a large one in a thread, so this worker keeps answering."""
-        body = await read_body(request)
-        if len(body) > LARGE_BODY:
-            return await asyncio.to_thread(open_message, body)
-        return open_message(body)
 
-    @route("/v1/sources/{source}/ota", "source_ota", ["POST"])
-    async def post_ota(request: Request) -> Response:
-        source = source_of(request)
-        received_at = dt.datetime.now(dt.UTC)
-        message = await opened(request, ota.open_message)
-        outcome = ota.convert(message, source, sources.get(source), StoreProducts(store(), source), received_at)
-        if outcome.events:
-            parsed = await ingest(outcome.events)
-            outcome.rejected(parsed.rejected)  # type: ignore[attr-defined]
-        return Response(ota.response(message, outcome), media_type=xml_type(request))
+async def post_ical(request: Request, worker: Worker) -> Response:
+    source, listing_id = _source_of(request), request.path_params["listing_id"]
+    start = query_date(request, "start") or dt.datetime.now(dt.UTC).date()
+    end = query_date(request, "end") or start + dt.timedelta(days=ical.DEFAULT_HORIZON_NIGHTS)
+    empty_ok = request.query_params.get("empty_ok", "false").lower() in ("1", "true", "yes")
+    try:
+        feed = ical.read_feed(await read_body(request, worker.config.max_body_bytes),
+                              worker.sources.get(source).time_zone)
+        result = ical.plan(feed, source, listing_id, start=start, end=end, changed_at=dt.datetime.now(dt.UTC),
+                           empty_ok=empty_ok)
+    except ical.FeedError as exc:
+        raise HTTPError(400, str(exc)) from None
+    accepted, rejected = 0, []
+    if result.outcome.events:
+        parsed = await ingest(worker, result.outcome.events)
+        accepted, rejected = parsed.accepted, parsed.rejected
+    outcome = result.outcome
+    return json_response({
+        "source": source, "listing_id": listing_id,
+        "horizon": {"start": start.isoformat(), "end": end.isoformat()},
+        "feed_events": feed.vevents, "cancelled_events": feed.cancelled,
+        "blocked_nights": result.blocked_nights, "open_nights": result.open_nights,
+        "opened": result.opened, "accepted": accepted, "rejected": rejected,
+        "errors": [{"line": int(p.where.removeprefix("line ")) if p.where.startswith("line ") else None,
+                    "error": str(p)} for p in outcome.errors],
+        "warnings": [str(p) for p in outcome.warnings],
+    })
 
-    @route("/v1/sources/{source}/expedia", "source_expedia", ["POST"])
-    async def post_expedia(request: Request) -> Response:
-        source = source_of(request)
-        received_at = dt.datetime.now(dt.UTC)
-        message = await opened(request, expedia.open_message)
-        outcome = expedia.convert(message, source, sources.get(source), StoreProducts(store(), source), received_at)
-        if outcome.events and not outcome.errors:  # with an Error nothing is applied
-            parsed = await ingest(outcome.events, all_or_nothing=True)
-            outcome.rejected(parsed.rejected, code=expedia.INVALID)  # type: ignore[attr-defined]
-        return Response(expedia.response(message, outcome), media_type=xml_type(request))
 
-    @route("/v1/sources/{source}/listings/{listing_id:path}/ical", "source_ical", ["POST"])
-    async def post_ical(request: Request) -> Response:
-        source, listing_id = source_of(request), request.path_params["listing_id"]
-        start = query_date(request, "start") or dt.datetime.now(dt.UTC).date()
-        end = query_date(request, "end") or start + dt.timedelta(days=ical.DEFAULT_HORIZON_NIGHTS)
-        empty_ok = request.query_params.get("empty_ok", "false").lower() in ("1", "true", "yes")
-        try:
-            feed = ical.read_feed(await read_body(request), sources.get(source).time_zone)
-            result = ical.plan(feed, source, listing_id, start=start, end=end,
-                               changed_at=dt.datetime.now(dt.UTC), empty_ok=empty_ok)
-        except ical.FeedError as exc:
-            raise HTTPError(400, str(exc)) from None
-        accepted, rejected = 0, []
-        if result.outcome.events:
-            parsed = await ingest(result.outcome.events)
-            accepted, rejected = parsed.accepted, parsed.rejected  # type: ignore[attr-defined]
-        outcome = result.outcome
-        return json_response({
-            "source": source, "listing_id": listing_id,
-            "horizon": {"start": start.isoformat(), "end": end.isoformat()},
-            "feed_events": feed.vevents, "cancelled_events": feed.cancelled,
-            "blocked_nights": result.blocked_nights, "open_nights": result.open_nights,
-            "opened": result.opened, "accepted": accepted, "rejected": rejected,
-            "errors": [{"line": int(p.where.removeprefix("line ")) if p.where.startswith("line ") else None,
-                        "error": str(p)} for p in outcome.errors],
-            "warnings": [str(p) for p in outcome.warnings],
-        })
+def _source_of(request: Request) -> str:
+    source: str = request.path_params["source"]
+    if not SOURCE_PATTERN.fullmatch(source):
+        raise HTTPError(400, f"source: '{source[:40]}' is invalid; expected [a-z0-9_-]{{1,32}}")
+    return source
 
-    def query_date(request: Request, name: str) -> dt.date | None:
-        text = request.query_params.get(name)
-        if text is None:
-            return None
-        try:
-            return dt.date.fromisoformat(text)
-        except ValueError:
-            raise HTTPError(400, f"{name}: '{text[:40]}' is not a date; expected YYYY-MM-DD") from None
 
-    return [post_ota, post_expedia, post_ical]
+def _xml_type(request: Request) -> str:
+    """Answer in the request's XML media type: SOAP 1.1 senders (SiteMinder) use text/xml."""
+    sent = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return "text/xml; charset=utf-8" if sent == "text/xml" else XML
+
+
+async def _opened(request: Request, worker: Worker, open_message: Callable[[bytes], T]) -> T:
+    """Parse a pushed XML body; a large one in a thread, so this worker keeps answering."""
+    body = await read_body(request, worker.config.max_body_bytes)
+    if len(body) > LARGE_BODY:
+        return await asyncio.to_thread(open_message, body)
+    return open_message(body)
+
+
+ROUTES = [
+    route("/v1/sources/{source}/ota", "source_ota", ["POST"], post_ota),
+    route("/v1/sources/{source}/expedia", "source_expedia", ["POST"], post_expedia),
+    route("/v1/sources/{source}/listings/{listing_id:path}/ical", "source_ical", ["POST"], post_ical),
+]

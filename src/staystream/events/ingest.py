@@ -11,14 +11,16 @@ import datetime as dt
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import msgspec
 import numpy as np
 
+from staystream.dates import EPOCH, EPOCH_ORDINAL, MICROSECOND, day_from_epoch, epoch_day, micros
 from staystream.events.fx import Fx
-from staystream.events.money import COUNTRIES, CURRENCIES, CURRENCY_INDEX, EXPONENT
+from staystream.events.money import AMOUNT_LIMIT, COUNTRIES, CURRENCIES, CURRENCY_INDEX, EXPONENT
 from staystream.events.types import (
     ALL_FACTS,
     FACT_AVAILABILITY,
@@ -40,9 +42,6 @@ from staystream.events.types import (
     listing_key,
 )
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-MICROSECOND = dt.timedelta(microseconds=1)
 MAX_NIGHTS_PER_EVENT = 550
 MAX_MIN_NIGHTS = 1125  # Airbnb's own upper bound for a minimum stay
 MAX_GUESTS = 500  # a whole hostel or villa compound, not a typo of 50000
@@ -124,29 +123,6 @@ class Parsed:
         return self.rates
 
 
-def epoch_day(day: dt.date) -> int:
-    return day.toordinal() - EPOCH_ORDINAL
-
-
-def day_from_epoch(days: int) -> dt.date:
-    return dt.date.fromordinal(days + EPOCH_ORDINAL)
-
-
-def micros(moment: dt.datetime) -> int:
-    return (moment - EPOCH) // MICROSECOND
-
-
-def from_micros(value: int) -> dt.datetime:
-    return EPOCH + dt.timedelta(microseconds=value)
-
-
-def format_changed_at(value: int) -> str:
-    """RFC 3339 in UTC with milliseconds, or microseconds where the source sent them."""
-    moment = from_micros(value)  # isoformat, not strftime: "%Y" drops the zeros of year 0001
-    precision = "microseconds" if moment.microsecond % 1000 else "milliseconds"
-    return moment.isoformat(timespec=precision).replace("+00:00", "Z")
-
-
 def split_events(body: bytes, ndjson: bool) -> list[bytes] | None:
     """The NDJSON lines of a body (blank lines skipped); None for a JSON array body."""
     if not ndjson:
@@ -169,7 +145,7 @@ class Validator:
         eur = CURRENCY_INDEX["EUR"]
         self.ceiling_minor = [
             fx.convert_minor(max_night_price_eur * 100, eur, index) if index in fx.rates
-            else 10**15  # no rate to judge by: only guard the storage
+            else AMOUNT_LIMIT  # no rate to judge by: only guard the storage
             for index in range(len(CURRENCIES))
         ]
 
@@ -191,7 +167,7 @@ class Validator:
             raise TooManyEvents(f"body has {len(events)} events; the limit is {max_events} a request")
         return events
 
-    def validate(self, events: list[object], first_index: int = 0) -> Parsed:
+    def validate(self, events: Sequence[object], first_index: int = 0) -> Parsed:
         """Events decoded from any source (or the `Rejected` of one that did not decode);
         `first_index` is the index of `events[0]` in its request, for rejections."""
         today = epoch_day(dt.date.today())

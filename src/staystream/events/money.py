@@ -34,6 +34,8 @@ CURRENCIES: tuple[str, ...] = tuple(
 CURRENCY_INDEX: dict[str, int] = {code: i for i, code in enumerate(CURRENCIES)}
 EXPONENT: tuple[int, ...] = tuple(_EXPONENT_EXCEPTIONS.get(code, 2) for code in CURRENCIES)
 COUNTRIES: frozenset[str] = frozenset(c.alpha_2 for c in pycountry.countries)
+AMOUNT_LIMIT = 10**15
+"""Amounts from here up are refused in any unit: no real price, and int64 minor units of a 4-decimal currency."""
 
 
 class MoneyError(ValueError):

@@ -1,4 +1,4 @@
-"""Scaled mode in the writer process: `serve --log nats://... --store postgresql://... --role ...`.
+"""Scaled mode in the writer process: `serve --stream nats://... --store postgresql://... --role ...`.
 
 The writer's durable backend when a JetStream log is configured. Durability comes from the
 stream: HTTP workers publish and are acknowledged by JetStream before they hand a request to
@@ -101,12 +101,12 @@ class StreamDurable:
     @classmethod
     async def open(cls, config: Config, shm_path: Path) -> StreamDurable:
         durable = cls(config, shm_path)
-        durable.nc = await _retrying("connect to NATS", lambda: streamlog.connect(config.log, "staystream-writer"))
+        durable.nc = await _retrying("connect to NATS", lambda: streamlog.connect(config.stream, "staystream-writer"))
         durable.js = durable.nc.jetstream(timeout=5)
-        await streamlog.ensure_stream(durable.nc, config.log_replicas)
+        await streamlog.ensure_stream(durable.nc, config.stream_replicas)
         if durable.roles & {"apply", "search"}:
             if config.store == "embedded":
-                raise SystemExit("--role apply or search with --log needs --store postgresql://... "
+                raise SystemExit("--role apply or search with --stream needs --store postgresql://... "
                                  "(PostgreSQL is the system of record in scaled mode)")
             import asyncpg  # type: ignore[import-untyped]
 
@@ -115,8 +115,8 @@ class StreamDurable:
                 server_settings={"synchronous_commit": "on", "application_name": "staystream-scaled"}))
             await _retrying("create the schema", durable._schema)
         if "apply" in durable.roles:
-            partitions = partition_list(config.apply_partitions, config.log_partitions)
-            durable.applier = Applier(durable.js, durable.pool, partitions, config.log_partitions)
+            partitions = partition_list(config.apply_partitions, config.stream_partitions)
+            durable.applier = Applier(durable.js, durable.pool, partitions, config.stream_partitions)
             durable.tasks.append(asyncio.create_task(durable.applier.run()))
         durable.tasks.append(asyncio.create_task(durable._report()))
         return durable
@@ -190,8 +190,8 @@ class StreamDurable:
                 logs = [r["events"] for r in await connection.fetch("SELECT events FROM staystream.rate_log ORDER BY seq")]
                 counted = await connection.fetchrow(
                     "SELECT count(*) AS n, coalesce(min(stream_seq), 0) AS low FROM staystream.positions "
-                    "WHERE partition < $1", self.config.log_partitions)
-        complete = counted["n"] == self.config.log_partitions
+                    "WHERE partition < $1", self.config.stream_partitions)
+        complete = counted["n"] == self.config.stream_partitions
         return keys, state, entries, settings, logs, counted["low"] if complete else 0
 
     # -- following the stream ------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Scaled mode's replicated log: one NATS JetStream stream, partitioned by listing.
 
-`serve --log nats://a:4222,nats://b:4222 --store postgresql://...` puts a JetStream stream
+`serve --stream nats://a:4222,nats://b:4222 --store postgresql://...` puts a JetStream stream
 between ingest and everything else. Subjects are `staystream.events.<partition>`, with
-partition = crc32(key) mod `--log-partitions`, so every event of one listing goes to one
+partition = crc32(key) mod `--stream-partitions`, so every event of one listing goes to one
 partition and keeps its order there. A message is one `types.WriteRequest` in msgpack: the
 valid events of one HTTP request that fall in that partition, listings named by key (row
 numbers are local to each node).
@@ -36,7 +36,7 @@ try:
     import nats
     from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 except ImportError:  # pragma: no cover - depends on the install
-    raise ImportError("--log nats://... needs nats-py: pip install 'staystream[scale]'") from None
+    raise ImportError("--stream nats://... needs nats-py: pip install 'staystream[scale]'") from None
 
 log = logging.getLogger("staystream.streamlog")
 

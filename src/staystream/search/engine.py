@@ -52,10 +52,18 @@ from typing import Protocol
 import msgspec
 import numpy as np
 
+from staystream.dates import day_from_epoch, epoch_day, format_changed_at
 from staystream.durable import sqlite as db
 from staystream.events.fx import Fx
-from staystream.events.ingest import day_from_epoch, epoch_day, format_changed_at
-from staystream.events.money import CURRENCIES, CURRENCY_INDEX, EXPONENT, MoneyError, format_minor, parse_decimal
+from staystream.events.money import (
+    AMOUNT_LIMIT,
+    CURRENCIES,
+    CURRENCY_INDEX,
+    EXPONENT,
+    MoneyError,
+    format_minor,
+    parse_decimal,
+)
 from staystream.events.types import KIND_INDEX, KINDS
 from staystream.memory.calendar import PAGE
 from staystream.memory.shm import Counter, SharedArrays
@@ -705,6 +713,6 @@ def _price(name: str, text: str | None) -> Decimal | None:
         raise QueryError(f"{name}: '{text}' is not a decimal amount; expected a number like 150 or 99.50") from None
     if amount < 0:
         raise QueryError(f"{name}: '{text}' is negative; expected an amount >= 0")
-    if amount >= 10**15:
+    if amount >= AMOUNT_LIMIT:
         raise QueryError(f"{name}: '{text}' is out of range; expected an amount below 10^15")
     return amount

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from staystream.dates import day_from_epoch, format_changed_at
 from staystream.durable import sqlite as db
 from staystream.events.fx import Fx, load_fx
-from staystream.events.ingest import day_from_epoch, format_changed_at
 from staystream.events.money import CURRENCIES, format_minor
 from staystream.events.types import KINDS
 from staystream.memory.calendar import OLDEST, PAGE, CalendarReader
+from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.shm import Counter, SharedArrays
-from staystream.writer.process import SHARED_ARRAYS
 
 
 class Store:

@@ -23,19 +23,18 @@ import numpy as np
 
 from staystream import metrics
 from staystream.config import Config
+from staystream.dates import epoch_day
 from staystream.durable import snapshot
 from staystream.durable.embedded import Durable, SqliteDurable, StoreLocked
-from staystream.events.ingest import epoch_day
 from staystream.events.types import RATE_DTYPE, Commit, Delist, Listing, WriteReply, WriteRequest, split_key
-from staystream.memory.calendar import ARRAYS as CALENDAR_ARRAYS
 from staystream.memory.calendar import PAGE, CalendarWriter
-from staystream.memory.listings import ARRAYS as LISTING_ARRAYS
+from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.listings import ListingColumns
 from staystream.memory.shm import Counter, SharedArrays
+from staystream.paths import writer_socket
 from staystream.writer import wire
 
 log = logging.getLogger("staystream.writer")
-SHARED_ARRAYS = {**CALENDAR_ARRAYS, **LISTING_ARRAYS}
 Frame = tuple[asyncio.StreamWriter, WriteRequest, int]  # (reply to, request, events)
 
 
@@ -97,7 +96,7 @@ class Waiting:
 class Writer:
     def __init__(self, config: Config, shm_path: Path, durable: Durable) -> None:
         self.config = config
-        self.socket_path = shm_path / "writer.sock"
+        self.socket_path = writer_socket(shm_path)
         self.durable = durable
         self.shared = SharedArrays(shm_path, SHARED_ARRAYS, create=True)
         self.columns = ListingColumns(self.shared)
@@ -315,7 +314,7 @@ def run(config: Config, shm_path: Path) -> None:
 
     async def main() -> None:
         try:
-            if config.log:
+            if config.stream:
                 from staystream.scaled.node import StreamDurable
 
                 durable: Durable = await StreamDurable.open(config, shm_path)

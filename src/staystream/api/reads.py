@@ -1,0 +1,51 @@
+"""Reads: a listing, its calendar, search; straight from shared memory and read-only SQLite."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from staystream.api.requests import query_date
+from staystream.api.responses import HTTPError, json_response
+from staystream.api.routing import route
+from staystream.api.state import Worker
+from staystream.dates import epoch_day
+from staystream.search.engine import QueryError, parse_query, search
+
+
+async def get_calendar(request: Request, worker: Worker) -> Response:
+    source, listing_id = request.path_params["source"], request.path_params["listing_id"]
+    start, end = query_date(request, "start"), query_date(request, "end")
+    if start is not None and end is not None and end <= start:
+        raise HTTPError(400, f"end: '{request.query_params['end']}' is not after start "
+                             f"'{request.query_params['start']}'; expected end > start")
+    row = worker.store.find(source, listing_id)
+    if row is None:
+        raise HTTPError(404, f"nothing was ever received for listing '{listing_id}' of source '{source}'")
+    nights = worker.store.nights(row, None if start is None else epoch_day(start),
+                                 None if end is None else epoch_day(end))
+    return json_response({"source": source, "listing_id": listing_id, "nights": nights})
+
+
+async def get_listing(request: Request, worker: Worker) -> Response:
+    row = worker.store.find(request.path_params["source"], request.path_params["listing_id"])
+    if row is None:
+        raise HTTPError(404, f"nothing was ever received for listing '{request.path_params['listing_id']}' "
+                             f"of source '{request.path_params['source']}'")
+    return json_response(worker.store.listing(row))
+
+
+async def get_search(request: Request, worker: Worker) -> Response:
+    try:
+        query = parse_query(request.query_params, worker.config.horizon_days)
+        answer = search(worker.store, query)  # raises QueryError too (a currency the FX table lacks)
+    except QueryError as exc:
+        raise HTTPError(400, str(exc)) from None
+    return json_response(answer)
+
+
+ROUTES = [  # the calendar before the listing: a listing id may contain '/'
+    route("/v1/listings/{source}/{listing_id:path}/calendar", "calendar", ["GET"], get_calendar),
+    route("/v1/listings/{source}/{listing_id:path}", "listing", ["GET"], get_listing),
+    route("/v1/search", "search", ["GET"], get_search),
+]

@@ -1,0 +1,78 @@
+"""Reading what a request carries: its body (bounded, gzip or not), its media type, date parameters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+
+from starlette.requests import Request
+
+from staystream.api.responses import HTTPError
+
+NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/json-seq", "application/ndjson"}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, decompressed; 413 past `limit` bytes before or after gzip, 415 for other encodings."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", ""):
+        raise HTTPError(415, f"content-encoding: '{encoding}' is not supported; expected gzip or none")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPError(413, f"body of {declared} bytes is over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPError(413, f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if encoding == "gzip":
+        body = gunzip(body, limit)
+    return body
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Every member of a gzip body: RFC 1952 allows several (`cat a.gz b.gz`), none may be lost."""
+    members, size = [], 0
+    while True:
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        try:
+            member = inflater.decompress(data, limit - size + 1)
+        except zlib.error as exc:
+            raise HTTPError(400, f"body is not valid gzip: {exc}") from None
+        size += len(member)
+        if size > limit or inflater.unconsumed_tail:
+            raise HTTPError(413, f"body is over the limit of {limit} bytes once decompressed")
+        if not inflater.eof:
+            raise HTTPError(400, "body is not valid gzip: the stream is truncated")
+        members.append(member)
+        data = inflater.unused_data
+        if not data:
+            return b"".join(members)
+
+
+def is_ndjson(request: Request) -> bool | None:
+    """NDJSON, a JSON array, or None to sniff; 415 for anything else."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type:
+        return None
+    if content_type in NDJSON_TYPES:
+        return True
+    if content_type == "application/json":
+        return False
+    hint = (" (curl sends it by default with --data: add -H 'content-type: application/x-ndjson')"
+            if content_type == "application/x-www-form-urlencoded" else "")
+    raise HTTPError(415, f"content-type: '{content_type}' is not supported; expected "
+                         f"application/x-ndjson or application/json{hint}")
+
+
+def query_date(request: Request, name: str) -> dt.date | None:
+    """The query parameter `name` as a date, None when absent; 400 naming it when it is not one."""
+    text = request.query_params.get(name)
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise HTTPError(400, f"{name}: '{text[:40]}' is not a date; expected YYYY-MM-DD") from None

@@ -1,0 +1,52 @@
+"""What one worker process holds while it serves, made once at startup and handed to every handler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from staystream.adapters.source_settings import SourcesFile
+from staystream.api.auth import Credentials
+from staystream.config import Config
+from staystream.events.fx import Fx
+from staystream.events.ingest import Validator
+from staystream.paths import writer_socket
+from staystream.search.view import Store
+from staystream.writer.wire import WriterClient
+
+
+@dataclass
+class Worker:
+    config: Config
+    shm_path: Path
+    credentials: Credentials | None  # None: writes need no credential
+    store: Store
+    client: WriterClient
+    validator: Validator
+    fx_label: dict[str, str]  # the FX table `validator` judges prices with
+    sources: SourcesFile  # per-source settings of the native-format routes (sources.py)
+    inflight_bytes: int = 0  # request bodies being read or parsed (see writes.post_events)
+
+    @classmethod
+    async def start(cls, config: Config, shm_path: Path, fx: Fx, credentials: Credentials | None) -> Worker:
+        """Map the shared store and connect to the writer (in scaled mode, to the stream too)."""
+        store = Store(config.database_path, shm_path, fx)
+        client: WriterClient
+        if config.stream:  # scaled mode: JetStream acknowledges, the local writer applies (scaled/stream.py)
+            from staystream.scaled.stream import PublishingClient
+
+            client = PublishingClient(str(writer_socket(shm_path)), config.stream, config.stream_partitions,
+                                      "search" in config.role)
+        else:
+            client = WriterClient(str(writer_socket(shm_path)))
+        await client.connect()
+        validator = Validator(store.fx, config.earliest_night, config.horizon_days, config.max_night_price_eur)
+        return cls(config, shm_path, credentials, store, client, validator, store.fx.label,
+                   SourcesFile(config.sources_file))
+
+    def refresh(self) -> None:
+        """At the start of every request: see grown arrays and judge prices by the current FX table."""
+        self.store.refresh()
+        if self.store.fx.label != self.fx_label:
+            self.validator.set_fx(self.store.fx, self.config.max_night_price_eur)
+            self.fx_label = self.store.fx.label

@@ -1,0 +1,23 @@
+"""Where the service keeps its files: the data directory and the shared-memory directory.
+
+Every process finds the others' files here, so each name is spelled once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATABASE_FILE = "store.sqlite3"  # the embedded store, or the PostgreSQL store's local mirror
+LOCK_FILE = "lock"  # flock'ed by the one process that owns the data directory; holds its pid
+SNAPSHOT_DIR = "snapshot"  # the embedded store's shared-array snapshots
+WRITER_SOCKET = "writer.sock"  # shared-memory directory: the writer listens, the workers connect
+CONTROL_FILE = "ctl"  # shared-memory directory: the counters of `memory.shm`
+METRICS_DIR = "metrics"  # shared-memory directory: prometheus-client's multiprocess files
+
+
+def database_path(data_dir: Path) -> Path:
+    return data_dir / DATABASE_FILE
+
+
+def writer_socket(shm_path: Path) -> Path:
+    return shm_path / WRITER_SOCKET
