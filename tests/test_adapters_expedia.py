@@ -228,10 +228,12 @@ def test_http_rates_then_room_close_read_back(server) -> None:
     with server.client() as client:
         assert post(client, rq(rates, hotel="77")).find(f"{{{RS_NS}}}Success") is not None
         assert post(client, rq(close, hotel="77")).find(f"{{{RS_NS}}}Success") is not None
-        assert calendar(client, "77:R1:A") == {day(20): ("100.00", "EUR", True, 2), day(21): ("100.00", "EUR", False, 2),
-                                               day(22): ("100.00", "EUR", True, 2)}
-        assert calendar(client, "77:R1:B") == {day(20): ("90.00", "EUR", True, 1), day(21): ("90.00", "EUR", False, 1),
-                                               day(22): ("90.00", "EUR", True, 1)}
+        # the rates said nothing of availability (unknown: null) until the room closed night 21
+        assert calendar(client, "77:R1:A") == {day(20): ("100.00", "EUR", None, 2), day(21): ("100.00", "EUR", False, 2),
+                                               day(22): ("100.00", "EUR", None, 2)}
+        assert calendar(client, "77:R1:B") == {day(20): ("90.00", "EUR", None, None),
+                                               day(21): ("90.00", "EUR", False, None),
+                                               day(22): ("90.00", "EUR", None, None)}
 
 
 def test_http_error_stores_nothing_even_when_only_the_service_rejects(server) -> None:

@@ -460,10 +460,11 @@ def test_http_rates_then_restrictions_then_counts_read_back(server) -> None:
             assert rs.find(f"{{{NS}}}Success") is not None, ET.tostring(rs)
             assert rs.find(f"{{{NS}}}Warnings") is None, ET.tostring(rs)
         for plan, price in (("BAR", "140.00"), ("NRF", "120.00")):
+            # each message set only its fact; the calendar shows the others as unknown (null)
             assert calendar(client, f"HTTP1:DBL:{plan}") == {
-                day(30): (price, "EUR", True, 1, "2025-03-01T10:15:00.000Z"),
-                day(31): (price, "EUR", True, 2, "2025-03-01T10:15:02.000Z"),
-                day(32): (price, "EUR", False, 1, "2025-03-01T10:15:03.000Z"),
+                day(30): (price, "EUR", None, None, "2025-03-01T10:15:00.000Z"),
+                day(31): (price, "EUR", None, 2, "2025-03-01T10:15:02.000Z"),
+                day(32): (price, "EUR", False, None, "2025-03-01T10:15:03.000Z"),
             }
 
 
