@@ -77,7 +77,8 @@ def test_sample_update_inclusive_range_two_guest_rate_min_stay_and_warnings() ->
     _, outcome = expedia.parse(rq(SAMPLE), "expedia", received_at=RECEIVED)
     assert outcome.errors == []
     assert facts_of(outcome.events) == {
-        day(n): {"price": Decimal("170.00"), "currency": "USD", "available": True, "min_nights": 2} for n in (10, 11, 12)}
+        day(n): {"price": Decimal("170.00"), "currency": "USD", "available": True, "min_nights": 2}
+        for n in (10, 11, 12)}
     assert {e.listing_id for e in outcome.events} == {"1234567:200001:300001A"}
     assert {e.changed_at for e in outcome.events} == {RECEIVED}  # EQC has no message time
     assert sorted(w.message for w in outcome.warnings) == [
@@ -109,7 +110,8 @@ def test_closing_needs_no_currency_and_applies_to_every_known_rate_plan() -> Non
     body = update(date_range(5, 5), '<RoomType id="R"><Inventory flexibleAllocation="0"/><RatePlan id="A" closed="false">'
                                     '<Rate currency="EUR"><PerDay rate="95"/></Rate></RatePlan></RoomType>')
     _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", products=store, received_at=RECEIVED)
-    assert facts_of(outcome.events, "H:R:A") == {day(5): {"price": Decimal("95"), "currency": "EUR", "available": False}}
+    assert facts_of(outcome.events, "H:R:A") == {
+        day(5): {"price": Decimal("95"), "currency": "EUR", "available": False}}
     assert facts_of(outcome.events, "H:R:B") == {day(5): {"available": False}}
     body = update(date_range(5, 5), '<RoomType id="R"><RatePlan id="B" closed="true"/></RoomType>')
     _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", products=store, received_at=RECEIVED)
@@ -128,7 +130,8 @@ def test_restriction_only_update_sets_only_the_stay_rule() -> None:
 
 
 def test_currency_when_absent_comes_from_the_sources_file() -> None:
-    body = update(date_range(3, 3), '<RoomType id="R"><RatePlan id="A"><Rate><PerDay rate="80.00"/></Rate></RatePlan></RoomType>')
+    body = update(date_range(3, 3),
+                  '<RoomType id="R"><RatePlan id="A"><Rate><PerDay rate="80.00"/></Rate></RatePlan></RoomType>')
     settings = SourceSettings(currency="USD", properties={"H": PropertySettings(currency="MXN")})
     _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", settings, received_at=RECEIVED)
     assert [(e.price, e.currency) for e in outcome.events] == [(Decimal("80.00"), "MXN")]
@@ -229,7 +232,8 @@ def test_http_rates_then_room_close_read_back(server) -> None:
         assert post(client, rq(rates, hotel="77")).find(f"{{{RS_NS}}}Success") is not None
         assert post(client, rq(close, hotel="77")).find(f"{{{RS_NS}}}Success") is not None
         # the rates said nothing of availability (unknown: null) until the room closed night 21
-        assert calendar(client, "77:R1:A") == {day(20): ("100.00", "EUR", None, 2), day(21): ("100.00", "EUR", False, 2),
+        assert calendar(client, "77:R1:A") == {day(20): ("100.00", "EUR", None, 2),
+                                               day(21): ("100.00", "EUR", False, 2),
                                                day(22): ("100.00", "EUR", None, 2)}
         assert calendar(client, "77:R1:B") == {day(20): ("90.00", "EUR", None, None),
                                                day(21): ("90.00", "EUR", False, None),

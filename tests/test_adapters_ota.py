@@ -145,7 +145,8 @@ def test_currency_when_absent_comes_from_the_property_then_the_source_settings()
     _, outcome = ota.parse(document, "booking", settings)
     assert outcome.errors == []
     assert {(e.price, e.currency) for e in outcome.events} == {(Decimal("99.00"), "CHF")}
-    _, outcome = ota.parse(rate_rq(rate_message(day(10), day(11), amounts, currency=""), hotel="H9"), "booking", settings)
+    other_hotel = rate_rq(rate_message(day(10), day(11), amounts, currency=""), hotel="H9")
+    _, outcome = ota.parse(other_hotel, "booking", settings)
     assert {(e.price, e.currency) for e in outcome.events} == {(Decimal("99.00"), "EUR")}
     _, outcome = ota.parse(document, "booking")
     assert outcome.events == []
@@ -163,15 +164,16 @@ def test_start_end_and_weekdays_on_each_rate_instead_of_the_control() -> None:
             f'<Rate CurrencyCode="EUR" Start="{start}" End="{start + dt.timedelta(days=6)}" Sat="0" Sun="0">'
             f'<BaseByGuestAmts><BaseByGuestAmt AmountAfterTax="100"/></BaseByGuestAmts></Rate>'
             f'<Rate CurrencyCode="EUR" Start="{start}" End="{start + dt.timedelta(days=6)}" Mon="0" Tue="0" Weds="0" '
-            f'Thur="0" Fri="0" Sat="1" Sun="1"><BaseByGuestAmts><BaseByGuestAmt AmountAfterTax="130"/></BaseByGuestAmts>'
-            f'</Rate></Rates></RateAmountMessage>')
+            f'Thur="0" Fri="0" Sat="1" Sun="1"><BaseByGuestAmts><BaseByGuestAmt AmountAfterTax="130"/>'
+            f'</BaseByGuestAmts></Rate></Rates></RateAmountMessage>')
     _, outcome = ota.parse(rate_rq(body), "siteminder")
     assert outcome.errors == []
     prices = {night: facts["price"] for night, facts in facts_of(outcome.events).items()}
     assert prices == {(start + dt.timedelta(days=i)).isoformat(): Decimal("100" if i < 5 else "130") for i in range(7)}
     no_range = body.replace(f'Start="{start}" End="{start + dt.timedelta(days=6)}"', "")
     _, outcome = ota.parse(rate_rq(no_range), "siteminder")
-    assert [str(e) for e in outcome.errors] == ["RateAmountMessage[1]/StatusApplicationControl@Start: missing; it is required"]
+    assert [str(e) for e in outcome.errors] == [
+        "RateAmountMessage[1]/StatusApplicationControl@Start: missing; it is required"]
 
 
 def test_room_level_rate_applies_to_every_known_rate_plan_of_the_room() -> None:
@@ -288,7 +290,8 @@ def test_timestamp_without_a_zone_is_in_the_sources_zone() -> None:
     assert outcome.warnings == []
     _, outcome = ota.parse(rate_rq(body, stamp="yesterday"), "booking")
     assert outcome.events == [] and [str(e) for e in outcome.errors] == [
-        "OTA_HotelRateAmountNotifRQ@TimeStamp: 'yesterday' is not an ISO 8601 date-time; expected e.g. 2025-03-01T10:15:00Z"]
+        "OTA_HotelRateAmountNotifRQ@TimeStamp: 'yesterday' is not an ISO 8601 date-time; "
+        "expected e.g. 2025-03-01T10:15:00Z"]
 
 
 # -- refusals and warnings --------------------------------------------------------------------

@@ -123,7 +123,8 @@ def test_google_rates_then_restrictions_then_counts_then_remove(server: Server) 
 
         success, warnings, errors = outcome(post_ota(client, "google", "ota/google-avail-fplos-offsets.xml"))
         assert success and errors == [] and len(warnings) == 2  # FullPatternLOS; both booking offsets, grouped
-        closed = {night: (None, None, False, None) for night in ("2023-07-28", "2023-07-29", "2023-08-04", "2023-08-05")}
+        fridays_saturdays = ("2023-07-28", "2023-07-29", "2023-08-04", "2023-08-05")
+        closed = {night: (None, None, False, None) for night in fridays_saturdays}
         assert {k: v for k, v in calendar(client, "google", listing).items() if k > "2023-07-25"} == closed
 
         # a room-level count reaches the rate plan the store knows; a later TimeStamp wins
@@ -232,7 +233,8 @@ def test_alpinebits_freerooms_without_timestamp(server: Server) -> None:
         success, warnings, errors = outcome(post_ota(client, "alpinebits", "alpinebits/freerooms-complete-set.xml"))
         # only the TimeStamp is missing; CountType 6 (out of order) beside CountType 2 needs no word
         assert success and errors == [] and len(warnings) == 1 and "TimeStamp" in warnings[0]
-        success, warnings, errors = outcome(post_ota(client, "alpinebits", "alpinebits/freerooms-delta-no-invcounts.xml"))
+        delta = post_ota(client, "alpinebits", "alpinebits/freerooms-delta-no-invcounts.xml")
+        success, warnings, errors = outcome(delta)
         assert success and errors == [] and len(warnings) == 1  # no TimeStamp
         expected = {}
         for night in nights("2010-08-01", "2010-08-30"):
@@ -304,4 +306,5 @@ def test_ical_exports_set_availability_only(server: Server, source: str, name: s
         answer = post_ical(client, source, listing, name, start, end)
         assert (answer["errors"], answer["warnings"], answer["rejected"], answer["opened"]) == ([], [], [], True)
         assert (answer["blocked_nights"], answer["open_nights"]) == (len(closed), len(horizon) - len(closed))
-        assert calendar(client, source, listing) == {night: (None, None, night not in closed, None) for night in horizon}
+        assert calendar(client, source, listing) == {
+            night: (None, None, night not in closed, None) for night in horizon}

@@ -92,11 +92,13 @@ def test_serve_refuses_to_start_with_a_bad_file(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "staystream", "serve", "--port", "0", "--data-dir",
                            str(tmp_path / "var"), "--sources-file", str(path)], capture_output=True, timeout=60)
     assert done.returncode != 0
-    assert f"--sources-file: {path}: [booking] currency: 'EURO' is not an ISO 4217 currency code" in done.stderr.decode()
+    expected = f"--sources-file: {path}: [booking] currency: 'EURO' is not an ISO 4217 currency code"
+    assert expected in done.stderr.decode()
 
 
 def rate_without_currency(hotel: str, night: dt.date) -> bytes:
-    return (f'<OTA_HotelRateAmountNotifRQ xmlns="http://www.opentravel.org/OTA/2003/05" TimeStamp="2025-03-01T10:15:00">'
+    return (f'<OTA_HotelRateAmountNotifRQ xmlns="http://www.opentravel.org/OTA/2003/05" '
+            f'TimeStamp="2025-03-01T10:15:00">'
             f'<RateAmountMessages HotelCode="{hotel}"><RateAmountMessage><StatusApplicationControl Start="{night}" '
             f'End="{night}" InvTypeCode="R" RatePlanCode="P"/><Rates><Rate><BaseByGuestAmts><BaseByGuestAmt '
             f'AmountAfterTax="100.00"/></BaseByGuestAmts></Rate></Rates></RateAmountMessage></RateAmountMessages>'

@@ -63,7 +63,8 @@ def runs(nights: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
     start: dt.date | None = None
     previous: dt.date | None = None
     for night in sorted(set(nights)):
-        if start is None or previous is None or night != previous + ONE_DAY or (night - start).days >= MAX_NIGHTS_PER_EVENT:
+        if (start is None or previous is None or night != previous + ONE_DAY
+                or (night - start).days >= MAX_NIGHTS_PER_EVENT):
             if start is not None and previous is not None:
                 result.append((start, previous + ONE_DAY))
             start = night

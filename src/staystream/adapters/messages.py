@@ -222,11 +222,10 @@ def unread_parts(element: ET.Element, path: str, schema: Schema, outcome: Outcom
     attributes, child_names = schema.get(element.tag, (frozenset(), frozenset()))
     for name in element.attrib:
         if name not in attributes and not name.startswith("{"):
-            outcome.warn(located(path, name), f"attribute {element.tag}@{name} is not read; ignored", type=NOT_IMPLEMENTED)
+            outcome.warn(located(path, name), f"attribute {element.tag}@{name} is not read; ignored",
+                         type=NOT_IMPLEMENTED)
     counts: dict[str, int] = {}
-    for child in element:
-        if not isinstance(child.tag, str):  # comments, processing instructions
-            continue
+    for child in element:  # the tree holds elements only (xmlsafe's builder drops comments)
         counts[child.tag] = counts.get(child.tag, 0) + 1
         child_path = f"{path}/{child.tag}[{counts[child.tag]}]"
         if child.tag not in child_names:

@@ -253,7 +253,8 @@ class _Reader:
                               "missing, and the sources file gives no currency for this source or property; "
                               "expected an ISO 4217 code on Rate or BaseByGuestAmt", 321, 10)
             if currency not in CURRENCY_INDEX:
-                raise Invalid(located(rate_path, "CurrencyCode"), f"'{currency}' is not an ISO 4217 currency code", 61, 3)
+                raise Invalid(located(rate_path, "CurrencyCode"), f"'{currency}' is not an ISO 4217 currency code",
+                              61, 3)
             changes.append((nights, Price(amount, currency)))
         for nights, price in changes:
             self.apply(products, nights, price, path)
@@ -274,7 +275,8 @@ class _Reader:
         for status, status_path in children(element, "RestrictionStatus", path):
             for name in ("MinAdvancedBookingOffset", "MaxAdvancedBookingOffset"):
                 if status.get(name) is not None:
-                    self.outcome.warn(located(status_path, name), "booking offsets are not stored; ignored", type=NOT_IMPLEMENTED)
+                    self.outcome.warn(located(status_path, name), "booking offsets are not stored; ignored",
+                                      type=NOT_IMPLEMENTED)
             value = text_attr(status, "Status", status_path)
             if value is None:
                 continue
@@ -288,7 +290,8 @@ class _Reader:
                                   f"closed-to-{restriction.lower()} is not stored; ignored", type=NOT_IMPLEMENTED)
             else:
                 self.outcome.warn(located(status_path, "Restriction"),
-                                  f"'{restriction}' is not a restriction read here (Master, Arrival, Departure); ignored", type=NOT_IMPLEMENTED)
+                                  f"'{restriction}' is not a restriction read here (Master, Arrival, Departure); "
+                                  "ignored", type=NOT_IMPLEMENTED)
         min_nights = self.min_stay(element, path)
         if min_nights is not None:
             facts.append(StayRule(min_nights))
@@ -333,7 +336,8 @@ class _Reader:
             if kind in ("SetMinLOS", "SetForwardMinStay"):
                 unit = text_attr(los, "TimeUnit", los_path) or "Day"
                 if unit != "Day":
-                    self.outcome.warn(located(los_path, "TimeUnit"), f"'{unit}' stays are not stored (only Day); ignored", type=NOT_IMPLEMENTED)
+                    self.outcome.warn(located(los_path, "TimeUnit"),
+                                      f"'{unit}' stays are not stored (only Day); ignored", type=NOT_IMPLEMENTED)
                     continue
                 time = int_attr(los, "Time", los_path, 0, MAX_MIN_NIGHTS, required=True)
                 assert time is not None
@@ -342,7 +346,8 @@ class _Reader:
                 result = max(result or 1, 1)
             elif kind in ("SetMaxLOS", "SetForwardMaxStay", "RemoveMaxLOS", "RemoveForwardMaxStay",
                           "FixedLOS", "FullPatternLOS"):
-                self.outcome.warn(located(los_path, "MinMaxMessageType"), f"{kind} is not stored; ignored", type=NOT_IMPLEMENTED)
+                self.outcome.warn(located(los_path, "MinMaxMessageType"), f"{kind} is not stored; ignored",
+                                  type=NOT_IMPLEMENTED)
             else:
                 self.outcome.warn(located(los_path, "MinMaxMessageType"),
                                   f"'{kind}' is not a length-of-stay type read here; ignored", type=NOT_IMPLEMENTED)
@@ -488,7 +493,8 @@ def response(message: Message, outcome: Outcome, now: dt.datetime | None = None)
 
 
 def _problem(parent: ET.Element, tag: str, problem: Problem, status: str | None = None) -> None:
-    short = "Not implemented; ignored" if problem.type == NOT_IMPLEMENTED else SHORT_TEXT.get(problem.code, "Invalid value")
+    short = ("Not implemented; ignored" if problem.type == NOT_IMPLEMENTED
+             else SHORT_TEXT.get(problem.code, "Invalid value"))
     attributes = {"Type": str(problem.type), "Code": str(problem.code), "ShortText": short}
     if status:
         attributes["Status"] = status
