@@ -316,6 +316,11 @@ def test_bad_elements_are_named_and_do_not_stop_the_rest() -> None:
     ]
     assert facts_of(outcome.events) == {day(1): {"price": Decimal("50.00"), "currency": "EUR"}}
     assert outcome.origins == ["RateAmountMessage[2]"]
+    room_as_inv_code = good.replace('InvTypeCode="DLX-K"', 'InvCode="DLX-K"')
+    _, outcome = ota.parse(rate_rq(room_as_inv_code), "travelguru")
+    assert {e.listing_id for e in outcome.events} == {"H123:DLX-K:BAR-FLEX"}
+    assert [str(w) for w in outcome.warnings] == [
+        "RateAmountMessage[1]/StatusApplicationControl@InvCode: read as the room type (no InvTypeCode)"]
 
 
 def test_unknown_elements_attributes_and_values_are_warnings_never_a_rejection() -> None:

@@ -89,13 +89,12 @@ SCHEMA = {
     "StatusApplicationControl": (_CONTROL, frozenset()),
     "UniqueID": (frozenset({"Type", "ID", "Instance", "ID_Context"}), frozenset()),
     "Rates": (frozenset(), frozenset({"Rate"})),
-    "Rate": (frozenset({"CurrencyCode", "DecimalPlaces", "Start", "End", *_DAYS, "RateTimeUnit",
-                        "UnitMultiplier", "InvTypeCode", "RatePlanCode"}),
+    "Rate": (frozenset({"CurrencyCode", "DecimalPlaces", "Start", "End", *_DAYS}),
              # supplements and descriptions: the price is the base amount for the occupancy
              frozenset({"BaseByGuestAmts", "AdditionalGuestAmounts", "RateDescription", "MealsIncluded"})),
     "BaseByGuestAmts": (frozenset(), frozenset({"BaseByGuestAmt"})),
     "BaseByGuestAmt": (frozenset({"NumberOfGuests", "AgeQualifyingCode", "AmountAfterTax", "AmountBeforeTax",
-                                  "CurrencyCode", "DecimalPlaces", "Type", "Code"}), frozenset()),
+                                  "CurrencyCode", "DecimalPlaces"}), frozenset()),
     "AdditionalGuestAmounts": (frozenset(), frozenset({"AdditionalGuestAmount"})),
     "AdditionalGuestAmount": (frozenset({"AgeQualifyingCode", "MaxAge", "MinAge", "Amount", "AmountAfterTax",
                                          "AmountBeforeTax", "CurrencyCode", "DecimalPlaces", "Type"}), frozenset()),
@@ -360,7 +359,7 @@ class _Reader:
             prefix = f"{self.hotel}:"
             room = None
         else:
-            room = code_attr(control, "InvTypeCode", control_path, required=True)
+            room = self.room_type(control, control_path)
             if plan is not None:
                 return [f"{self.hotel}:{room}:{plan}"]
             prefix = f"{self.hotel}:{room}:"
@@ -375,6 +374,16 @@ class _Reader:
             self.outcome.warn(path, f"names no RatePlanCode and no rate plan of {what} is known yet "
                                     "(send its rates first); nothing was changed", 783, 3)
         return sorted(listings)
+
+    def room_type(self, control: ET.Element, control_path: str) -> str:
+        """`InvTypeCode`; some senders (travelguru, older PMSs) name the room type `InvCode`."""
+        room = code_attr(control, "InvTypeCode", control_path)
+        if room is None:
+            room = code_attr(control, "InvCode", control_path)
+            if room is None:
+                raise Invalid(located(control_path, "InvTypeCode"), "missing; it is required", 321, 10)
+            self.outcome.warn(located(control_path, "InvCode"), "read as the room type (no InvTypeCode)")
+        return room
 
     def apply(self, products: list[str], nights: list[dt.date], fact: Fact, path: str) -> None:
         self.budget -= len(products) * len(nights)
