@@ -34,6 +34,9 @@ from staystream.events.types import ALL_FACTS, FACT_AVAILABILITY, FACT_PRICE, FA
 from staystream.memory.shm import Counter, SharedArrays
 
 PAGE = 64
+# Nights to set: (flat night index, entry referenced now, event index or, for merged nights,
+# the winning event of each fact, shape (3, nights), -1 where the old entry's fact stays).
+Nights = tuple[np.ndarray, np.ndarray, np.ndarray]
 GRACE_SECONDS = 5.0
 OLDEST = np.iinfo(np.int64).min
 
@@ -107,26 +110,26 @@ class CalendarWriter:
         flat = slot.astype(np.int64) * PAGE + day % PAGE
         changed_at = batch["changed_at"][event]
         pages = self.shared["pages"].reshape(-1)
+        overlapping = _overlapping(row_of_event, start, counts)
         if bool((batch["facts"] == ALL_FACTS).all()):
-            direct_flat, direct_event, merged = self._apply_whole(pages, flat, changed_at, event, _overlapping(
-                row_of_event, start, counts))
+            direct, merged = self._apply_whole(pages, flat, changed_at, event, overlapping)
         else:
-            direct_flat, direct_event, merged = self._apply_facts(pages, flat, changed_at, event, batch["facts"])
-        old_direct = pages[direct_flat].astype(np.int64)
+            direct, merged = self._apply_facts(pages, flat, changed_at, event, batch["facts"], overlapping)
+        direct_flat, direct_old, direct_event = direct
         pages[direct_flat] = ids[direct_event]
-        won = np.bincount(direct_event, minlength=len(batch))
-        replaced = [old_direct]
+        referenced = np.bincount(direct_event, minlength=len(batch))
+        won, replaced = referenced, direct_old
         if merged is not None:
             merged_flat, merged_old, sources = merged
             pages[merged_flat] = self._merged_entries(batch, merged_old, sources)
-            replaced.append(merged_old)
-            won += np.bincount(sources[sources >= 0], minlength=len(batch))
-        self._count_references(np.concatenate(replaced), ids, direct_event)
+            replaced = np.concatenate([direct_old, merged_old])
+            won = referenced + np.bincount(sources[sources >= 0], minlength=len(batch))
+        self._count_references(replaced, ids, referenced)
         changed = len(direct_flat) + (0 if merged is None else len(merged[0]))
         return changed, int(np.count_nonzero(won == 0))
 
     def _apply_whole(self, pages: np.ndarray, flat: np.ndarray, changed_at: np.ndarray, event: np.ndarray,
-                     overlapping: bool) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...] | None]:
+                     overlapping: bool) -> tuple[Nights, Nights | None]:
         """Every event sets all three facts (v1 `rate`s): the hot path. The latest event of a
         night wins all its facts within the batch; against the night's entry it wins all of them
         when newer than the newest (one gather), else, rarely, only those older than it."""
@@ -143,36 +146,43 @@ class CalendarWriter:
             ])
             partial = (sources >= 0).any(axis=0)
             if partial.any():
-                return flat[wins], event[wins], (flat[rest[partial]], rest_old[partial], sources[:, partial])
-        return flat[wins], event[wins], None
+                return (flat[wins], old[wins], event[wins]), (flat[rest[partial]], rest_old[partial], sources[:, partial])
+        return (flat[wins], old[wins], event[wins]), None
 
     def _apply_facts(self, pages: np.ndarray, flat: np.ndarray, changed_at: np.ndarray, event: np.ndarray,
-                     facts: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...] | None]:
+                     facts: np.ndarray, overlapping: bool) -> tuple[Nights, Nights | None]:
         """Events that set some facts: per night and fact the batch's winner, then against the
         night's entry. A night referencing an event's own entry when that entry says exactly
         what the night now holds, else a merged entry."""
-        nights, night_of = np.unique(flat, return_inverse=True)
+        if overlapping:
+            nights, night_of = np.unique(flat, return_inverse=True)
+        else:  # every night once: no sorting
+            nights, night_of = flat, np.arange(len(flat))
         old = pages[nights].astype(np.int64)
         sources = np.full((len(FACTS), len(nights)), -1, dtype=np.int64)
+        old_unknown = []
         sets = facts[event]
         for f, (bit, at, _) in enumerate(FACTS):
+            old_at = self.shared[at][old]
+            old_unknown.append(old_at == OLDEST)
             carrying = np.flatnonzero(sets & bit)
             if len(carrying) == 0:
                 continue
-            best = carrying[_last_writer_per_night(flat[carrying], changed_at[carrying], event[carrying])]
-            night = night_of[best]
-            wins = changed_at[best] >= self.shared[at][old[night]]
-            sources[f, night[wins]] = event[best[wins]]
+            if overlapping:
+                carrying = carrying[_last_writer_per_night(flat[carrying], changed_at[carrying], event[carrying])]
+            night = night_of[carrying]
+            wins = changed_at[carrying] >= old_at[night]
+            sources[f, night[wins]] = event[carrying[wins]]
         changed = np.flatnonzero((sources >= 0).any(axis=0))
         nights, old, sources = nights[changed], old[changed], sources[:, changed]
         candidate = sources.max(axis=0)
         exact = np.ones(len(nights), dtype=bool)
-        for f, (bit, at, _) in enumerate(FACTS):
-            kept_unknown = (sources[f] < 0) & (self.shared[at][old] == OLDEST) & ((facts[candidate] & bit) == 0)
+        for f, (bit, _, _) in enumerate(FACTS):
+            kept_unknown = (sources[f] < 0) & old_unknown[f][changed] & ((facts[candidate] & bit) == 0)
             exact &= (sources[f] == candidate) | kept_unknown
         merge = ~exact
         merged = (nights[merge], old[merge], sources[:, merge]) if merge.any() else None
-        return nights[exact], candidate[exact], merged
+        return (nights[exact], old[exact], candidate[exact]), merged
 
     def _event_entries(self, batch: np.ndarray) -> np.ndarray:
         """One entry per event: the facts it sets, the others unknown."""
@@ -189,11 +199,21 @@ class CalendarWriter:
     def _merged_entries(self, batch: np.ndarray, old: np.ndarray, sources: np.ndarray) -> np.ndarray:
         """Entry ids for nights holding old facts and new ones: one entry per distinct (old
         entry, winning event of each fact) of the batch."""
-        combos, which = np.unique(np.vstack([old, sources]), axis=1, return_inverse=True)
-        ids = self._allocate(combos.shape[1])
-        combo_old, newest = combos[0], np.full(combos.shape[1], OLDEST, dtype=np.int64)
+        # The combination as one int64 (old entry, then each fact's event + 1 in base n + 1),
+        # made dense again before it could overflow: one 1-D sort, not a sort of columns.
+        base = len(batch) + 1
+        key, bound = old, self.entries
+        for source in sources[(sources >= 0).any(axis=1)]:
+            if bound * base >= 1 << 62:
+                key = np.unique(key, return_inverse=True)[1]
+                bound = int(key.max()) + 1
+            key = key * base + (source + 1)
+            bound *= base
+        _, first, which = np.unique(key, return_index=True, return_inverse=True)
+        ids = self._allocate(len(first))
+        combo_old, newest = old[first], np.full(len(first), OLDEST, dtype=np.int64)
         for f, (_, at, columns) in enumerate(FACTS):
-            source = combos[f + 1]
+            source = sources[f, first]
             new = source >= 0
             event = np.where(new, source, 0)
             fact_at = np.where(new, batch["changed_at"][event], self.shared[at][combo_old])
@@ -224,9 +244,8 @@ class CalendarWriter:
                 self.refcount = refcount
         return np.concatenate([reused, fresh])
 
-    def _count_references(self, replaced: np.ndarray, ids: np.ndarray, direct_event: np.ndarray) -> None:
+    def _count_references(self, replaced: np.ndarray, ids: np.ndarray, referenced: np.ndarray) -> None:
         """Merged entries were counted as made; here the events' own entries and the replaced."""
-        referenced = np.bincount(direct_event, minlength=len(ids))
         self.refcount[ids] += referenced
         replaced = replaced[replaced != 0]
         np.subtract.at(self.refcount, replaced, 1)
