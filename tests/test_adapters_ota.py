@@ -183,6 +183,19 @@ def test_room_level_rate_applies_to_every_known_rate_plan_of_the_room() -> None:
     assert sorted(e.listing_id for e in outcome.events) == ["H123:DLX-K:BAR", "H123:DLX-K:NRF"]
 
 
+def test_rate_plan_without_room_type_applies_to_that_plan_of_every_room_type() -> None:
+    """SiteMinder: an update naming only RatePlanCode changes every room type with that plan."""
+    store = Products("H123:DLX-K:BAR", "H123:STD:BAR", "H123:STD:NRF")
+    body = (f'<AvailStatusMessage><StatusApplicationControl Start="{day(3)}" End="{day(3)}" RatePlanCode="BAR"/>'
+            f'<RestrictionStatus Status="Close"/></AvailStatusMessage>')
+    _, outcome = ota.parse(avail_rq(body), "siteminder", products=store)
+    assert sorted(e.listing_id for e in outcome.events) == ["H123:DLX-K:BAR", "H123:STD:BAR"]
+    _, outcome = ota.parse(avail_rq(body.replace('"BAR"', '"PROMO"')), "siteminder", products=store)
+    assert outcome.events == [] and [str(w) for w in outcome.warnings] == [
+        "AvailStatusMessage[1]: no room type with rate plan 'PROMO' is known yet (send its rates first); "
+        "nothing was changed"]
+
+
 def test_remove_notif_closes_the_nights_and_sets_nothing_else() -> None:
     body = (f'<RateAmountMessage><StatusApplicationControl Start="{day(5)}" End="{day(6)}" InvTypeCode="DLX-K" '
             f'RatePlanCode="BAR-FLEX"/></RateAmountMessage>')
@@ -303,7 +316,7 @@ def test_bad_elements_are_named_and_do_not_stop_the_rest() -> None:
     backwards = rate_message(day(5), day(1), '<BaseByGuestAmt AmountAfterTax="50.00"/>')
     bad_amount = rate_message(day(1), day(1), '<BaseByGuestAmt AmountAfterTax="fifty"/>')
     bad_mask = rate_message(day(1), day(1), '<BaseByGuestAmt AmountAfterTax="1"/>', mask='Mon="yes"')
-    no_room = good.replace('InvTypeCode="DLX-K"', "")
+    no_room = good.replace('InvTypeCode="DLX-K"', "").replace('RatePlanCode="BAR-FLEX"', "")
     _, outcome = ota.parse(rate_rq(bad_date + good + backwards + bad_amount + bad_mask + no_room), "booking")
     assert [str(e) for e in outcome.errors] == [
         "RateAmountMessage[1]/StatusApplicationControl@Start: '2025-13-01' is not a date; expected YYYY-MM-DD",

@@ -355,32 +355,31 @@ class _Reader:
     def products(self, control: ET.Element, control_path: str, path: str, all_rooms: bool | None = False) -> list[str]:
         """The listing ids an element applies to (see the module docstring)."""
         plan = code_attr(control, "RatePlanCode", control_path)
-        if all_rooms:
-            prefix = f"{self.hotel}:"
-            room = None
-        else:
-            room = self.room_type(control, control_path)
-            if plan is not None:
-                return [f"{self.hotel}:{room}:{plan}"]
-            prefix = f"{self.hotel}:{room}:"
-        listings = set(self.known.listing_ids(prefix))
+        room = None if all_rooms else self.room_type(control, control_path, plan is not None)
+        if room is not None and plan is not None:
+            return [f"{self.hotel}:{room}:{plan}"]
+        listings = set(self.known.listing_ids(f"{self.hotel}:{room}:" if room is not None else f"{self.hotel}:"))
         for named_room, plans in self.named_plans.items():
             if room is None or named_room == room:
                 listings.update(f"{self.hotel}:{named_room}:{p}" for p in plans)
-        if plan is not None:  # AllInvCode with a rate plan: that plan of every room type
+        if plan is not None:  # AllInvCode, or no room type: that rate plan of every room type
             listings = {listing for listing in listings if listing.endswith(f":{plan}")}
         if not listings:
-            what = "the hotel" if room is None else f"room type '{room}'"
-            self.outcome.warn(path, f"names no RatePlanCode and no rate plan of {what} is known yet "
-                                    "(send its rates first); nothing was changed", 783, 3)
+            what = (f"no room type with rate plan '{plan}' is known" if plan is not None else
+                    "names no RatePlanCode and no rate plan of " + ("the hotel" if room is None else
+                                                                   f"room type '{room}'") + " is known")
+            self.outcome.warn(path, f"{what} yet (send its rates first); nothing was changed", 783, 3)
         return sorted(listings)
 
-    def room_type(self, control: ET.Element, control_path: str) -> str:
-        """`InvTypeCode`; some senders (travelguru, older PMSs) name the room type `InvCode`."""
+    def room_type(self, control: ET.Element, control_path: str, plan_named: bool) -> str | None:
+        """`InvTypeCode`; some senders (travelguru, older PMSs) name the room type `InvCode`.
+        None when neither is there but a rate plan is: every room type's (SiteMinder)."""
         room = code_attr(control, "InvTypeCode", control_path)
         if room is None:
             room = code_attr(control, "InvCode", control_path)
             if room is None:
+                if plan_named:
+                    return None
                 raise Invalid(located(control_path, "InvTypeCode"), "missing; it is required", 321, 10)
             self.outcome.warn(located(control_path, "InvCode"), "read as the room type (no InvTypeCode)")
         return room
