@@ -143,6 +143,21 @@ def test_currency_when_absent_comes_from_the_sources_file() -> None:
          "currency for this source or property; expected an ISO 4217 code", expedia.INVALID_RATE)]
 
 
+def test_unknown_elements_and_attributes_are_warnings() -> None:
+    body = update(date_range(3, 3, 'tue="true" holiday="true"'),
+                  '<RoomType id="R" colour="red"><RatePlan id="A"><Rate currency="EUR" rateChangeIndicator="true">'
+                  '<PerDay rate="80.00"/></Rate><Extra/></RatePlan></RoomType>')
+    message, outcome = expedia.parse(rq(body, hotel="H"), "expedia", received_at=RECEIVED)
+    assert outcome.errors == [] and [e.price for e in outcome.events] == [Decimal("80.00")]
+    assert [(str(w), w.code) for w in outcome.warnings] == [
+        ("AvailRateUpdate[1]/DateRange[1]@holiday: attribute DateRange@holiday is not read; ignored", 7001),
+        ("AvailRateUpdate[1]/RoomType[1]@colour: attribute RoomType@colour is not read; ignored", 7001),
+        ("AvailRateUpdate[1]/RoomType[1]/RatePlan[1]/Rate[1]@rateChangeIndicator: attribute Rate@rateChangeIndicator "
+         "is not read; ignored", 7001),
+        ("AvailRateUpdate[1]/RoomType[1]/RatePlan[1]/Extra[1]: element Extra is not read; ignored", 7001)]
+    assert ET.fromstring(expedia.response(message, outcome)).find(f"{{{RS_NS}}}Success") is not None
+
+
 def test_occupancy_and_length_of_stay_rates() -> None:
     rates = ('<Rate currency="EUR" lengthOfStay="1"><PerOccupancy rate="100" occupancy="1"/>'
              '<PerOccupancy rate="120" occupancy="2"/><PerOccupancy rate="150" occupancy="3"/></Rate>'

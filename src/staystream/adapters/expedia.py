@@ -19,6 +19,7 @@ choices (docs/adapters.md says why):
   no fact and are ignored with a Warning;
 - EQC messages carry no timestamp: `changed_at` is when the message was received (Expedia
   expects one message in flight per property, so arrival order is the sender's order);
+- an element or attribute the adapter does not read is a Warning (7001), never an Error;
 - the `Authentication` credentials are neither checked nor kept (the API's own credentials
   guard the route).
 
@@ -49,6 +50,7 @@ from staystream.adapters.messages import (
     located,
     occupancy_rank,
     text_attr,
+    unread_parts,
     weekdays_attr,
 )
 from staystream.adapters.source_settings import DEFAULTS, SourceSettings
@@ -65,6 +67,18 @@ MAX_REPORTED = 100
 UNREADABLE, NOT_AR = 2001, 2002
 MISSING, INVALID, INVALID_DATE, INVALID_RATE, TOO_LARGE = 3001, 3002, 3003, 3202, 3010
 IGNORED, NO_RATE_PLAN = 7001, 7002
+# What the adapter reads of an AvailRateUpdate (`unread_parts` warns about the rest, code 7001).
+SCHEMA = {
+    "AvailRateUpdate": (frozenset(), frozenset({"DateRange", "RoomType"})),
+    "DateRange": (frozenset({"from", "to", *WEEKDAYS}), frozenset()),
+    "RoomType": (frozenset({"id", "closed"}), frozenset({"Inventory", "RatePlan"})),
+    "Inventory": (frozenset({"totalInventoryAvailable", "flexibleAllocation"}), frozenset()),
+    "RatePlan": (frozenset({"id", "closed"}), frozenset({"Rate", "Restrictions"})),
+    "Rate": (frozenset({"currency", "lengthOfStay"}), frozenset({"PerDay", "PerOccupancy"})),
+    "PerDay": (frozenset({"rate"}), frozenset()),
+    "PerOccupancy": (frozenset({"rate", "occupancy"}), frozenset()),
+    "Restrictions": (frozenset({"minLOS", "maxLOS", "closedToArrival", "closedToDeparture"}), frozenset()),
+}
 
 
 @dataclass
@@ -118,6 +132,7 @@ def convert(message: Message, source: str, settings: SourceSettings = DEFAULTS, 
     reader.collect_rate_plans(updates)
     for update, path in updates:
         outcome.elements += 1
+        unread_parts(update, path, SCHEMA, outcome, IGNORED)
         try:
             reader.update(update, path)
         except Invalid as exc:

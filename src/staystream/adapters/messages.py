@@ -216,22 +216,22 @@ class NoProducts:
 Schema = Mapping[str, tuple[frozenset[str], frozenset[str]]]
 
 
-def unread_parts(element: ET.Element, path: str, schema: Schema, outcome: Outcome) -> None:
+def unread_parts(element: ET.Element, path: str, schema: Schema, outcome: Outcome, code: int = 320) -> None:
     """Warn about every attribute and child element the adapter does not read (grouped by
     name): a partner's extension or a newer schema's field is reported, never a rejection."""
     attributes, child_names = schema.get(element.tag, (frozenset(), frozenset()))
     for name in element.attrib:
         if name not in attributes and not name.startswith("{"):
-            outcome.warn(located(path, name), f"attribute {element.tag}@{name} is not read; ignored",
-                         type=NOT_IMPLEMENTED)
+            outcome.warn(located(path, name), f"attribute {element.tag}@{name} is not read; ignored", code,
+                         NOT_IMPLEMENTED)
     counts: dict[str, int] = {}
     for child in element:  # the tree holds elements only (xmlsafe's builder drops comments)
         counts[child.tag] = counts.get(child.tag, 0) + 1
         child_path = f"{path}/{child.tag}[{counts[child.tag]}]"
         if child.tag not in child_names:
-            outcome.warn(child_path, f"element {child.tag} is not read; ignored", type=NOT_IMPLEMENTED)
+            outcome.warn(child_path, f"element {child.tag} is not read; ignored", code, NOT_IMPLEMENTED)
         else:
-            unread_parts(child, child_path, schema, outcome)
+            unread_parts(child, child_path, schema, outcome, code)
 
 
 def grouped(problems: list[Problem]) -> list[Problem]:
