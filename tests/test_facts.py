@@ -156,7 +156,7 @@ def test_search_uses_only_nights_available_and_priced(server) -> None:
     ({"type": "price", "price": "-1", "currency": "EUR"}, "price: '-1' is negative; expected a price >= 0"),
     ({"type": "price", "price": "1.001", "currency": "EUR"}, "price: '1.001' has more decimals than EUR allows (2)"),
     ({"type": "price", "currency": "EUR"}, "price: missing; expected a value (required field)"),
-    ({"type": "price", "price": None, "currency": "EUR"}, "price: null; expected `decimal`, got `null`"),
+    ({"type": "price", "price": None, "currency": "EUR"}, "price: None; expected `decimal`, got `null`"),
     ({"type": "price", "price": "10"}, "currency: missing; expected a value (required field)"),
     ({"type": "price", "price": "10", "currency": "EURO"}, "currency: 'EURO' is not an ISO 4217 currency code"),
     ({"type": "availability"}, "available: missing; expected a value (required field)"),

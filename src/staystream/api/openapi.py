@@ -23,7 +23,8 @@ _PRICE = {
 }
 
 
-def _event(kind: str, description: str, fields: dict, required: list[str], note: str = "") -> dict:
+def _event(kind: str, description: str, fields: dict[str, object], required: list[str],
+           note: str = "") -> dict[str, object]:
     """One event type's schema: the fields every event has, then its own."""
     return {
         "type": "object",

@@ -26,6 +26,7 @@ from staystream.events.types import (
     FACT_AVAILABILITY,
     FACT_PRICE,
     FACT_STAY_RULE,
+    FACTS_OF_TYPE,
     KIND_INDEX,
     KINDS,
     NO_PRICE,
@@ -209,7 +210,7 @@ class Validator:
         parsed.rates = combined[np.argsort(positions, kind="stable")]
         sources = np.array([key.partition("\x00")[0] for key in parsed.keys])[rows["key"]]
         for source, kind in set(zip(sources.tolist(), (_FACT_KIND[int(f)] for f in rows["facts"]), strict=True)):
-            mine = (sources == source) & (rows["facts"] == _KIND_FACT[kind])
+            mine = (sources == source) & (rows["facts"] == FACTS_OF_TYPE[kind])
             parsed.count(source, kind, int(rows["changed_at"][mine].max()), int(mine.sum()))
 
     def _fact(self, event: FactEvent, today: int, latest_allowed: int) -> tuple[int, ...]:
@@ -484,12 +485,11 @@ def _explain(exc: msgspec.ValidationError, line: bytes) -> str:
         value = None
     if name == "type":
         return f"type: {value!r} is not one of {', '.join(repr(name) for name in EVENT_TYPES)}"
-    shown = "missing" if value is None and "required" in what.lower() else "null" if value is None else f"{value!r}"
+    shown = "missing" if value is None and "required" in what.lower() else f"{value!r}"
     return f"{name}: {shown}; {what[0].lower()}{what[1:]}"
 
 
-_FACT_KIND = {FACT_PRICE: "price", FACT_AVAILABILITY: "availability", FACT_STAY_RULE: "stay_rule"}
-_KIND_FACT = {kind: fact for fact, kind in _FACT_KIND.items()}
+_FACT_KIND = {fact: kind for kind, fact in FACTS_OF_TYPE.items() if kind != "rate"}
 _keys: dict[tuple[str, str | int], str] = {}
 
 

@@ -139,7 +139,18 @@ RATE_DTYPE = np.dtype(
 )
 # The rows of format 1 (before facts): every row a `rate`, all three facts. Logs, snapshots
 # and streams written by it are read through `upgrade_rates`.
-RATE_DTYPE_V1 = np.dtype([(name, RATE_DTYPE.fields[name][0]) for name in RATE_DTYPE.names if name != "facts"])
+RATE_DTYPE_V1 = np.dtype(
+    [
+        ("key", "<i4"),
+        ("start", "<i4"),
+        ("nights", "<i2"),
+        ("changed_at", "<i8"),
+        ("price", "<i8"),
+        ("currency", "<u2"),
+        ("min_nights", "<u2"),
+        ("available", "u1"),
+    ]
+)
 RATE_FORMAT = 2  # the format of `RATE_DTYPE` rows; 1 is `RATE_DTYPE_V1`
 FACT_PRICE = 1
 FACT_AVAILABILITY = 2
@@ -158,7 +169,7 @@ def upgrade_rates(packed: bytes, rate_format: int) -> np.ndarray:
         raise ValueError(f"rate rows of format {rate_format}; this version reads formats 1 and {RATE_FORMAT}")
     old = np.frombuffer(packed, RATE_DTYPE_V1)
     rows = np.empty(len(old), RATE_DTYPE)
-    for name in RATE_DTYPE_V1.names:
+    for name in ("key", "start", "nights", "changed_at", "price", "currency", "min_nights", "available"):
         rows[name] = old[name]
     rows["facts"] = ALL_FACTS
     return rows

@@ -146,7 +146,8 @@ class CalendarWriter:
             ])
             partial = (sources >= 0).any(axis=0)
             if partial.any():
-                return (flat[wins], old[wins], event[wins]), (flat[rest[partial]], rest_old[partial], sources[:, partial])
+                merged = (flat[rest[partial]], rest_old[partial], sources[:, partial])
+                return (flat[wins], old[wins], event[wins]), merged
         return (flat[wins], old[wins], event[wins]), None
 
     def _apply_facts(self, pages: np.ndarray, flat: np.ndarray, changed_at: np.ndarray, event: np.ndarray,
