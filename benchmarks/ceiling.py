@@ -58,11 +58,12 @@ def _main(listings: int, group_events: int, seconds: float, directory: Path | No
 def _run(listings: int, group_events: int, seconds: float, directory: Path | None) -> dict[str, object]:
     from staystream.config import Config
     from staystream.dates import epoch_day
-    from staystream.durable import sqlite as db
+    from staystream.durable import sqlite
     from staystream.events.money import CURRENCY_INDEX
     from staystream.events.types import ALL_FACTS, RATE_DTYPE, Commit
     from staystream.memory.calendar import ARRAYS, PAGE, CalendarWriter
     from staystream.memory.shm import SharedArrays
+    from staystream.paths import database_path
 
     config = Config()
     work = Path(tempfile.mkdtemp(prefix="staystream-ceiling-", dir=directory))
@@ -73,7 +74,7 @@ def _run(listings: int, group_events: int, seconds: float, directory: Path | Non
         last_page = (epoch_day(dt.date.today()) + config.horizon_days) // PAGE + 1
         calendar = CalendarWriter(shared, base_page, last_page - base_page + 1)
         calendar.ensure_rows(listings)
-        connection = db.connect_writer(work / "store.sqlite3")
+        connection = sqlite.connect_writer(database_path(work))
         eur = CURRENCY_INDEX["EUR"]
         now_us = int(time.time() * 1e6)
 
@@ -96,7 +97,7 @@ def _run(listings: int, group_events: int, seconds: float, directory: Path | Non
         seq = 0
         for chunk in np.array_split(prefill, max(1, len(prefill) // 100_000)):
             seq += 1
-            db.commit_group(connection, Commit([], [], [], seq, chunk.tobytes(), {}))
+            sqlite.commit_group(connection, Commit([], [], [], seq, chunk.tobytes(), {}))
             calendar.apply(chunk)
         prefill_seconds = time.perf_counter() - started
 
@@ -128,7 +129,7 @@ def _run(listings: int, group_events: int, seconds: float, directory: Path | Non
             group["changed_at"] = stamp + np.arange(len(group))  # strictly newer: every night a real update
             seq += 1
             t0 = time.perf_counter()
-            db.commit_group(connection, Commit([], [], [], seq, group.tobytes(), {}))
+            sqlite.commit_group(connection, Commit([], [], [], seq, group.tobytes(), {}))
             t1 = time.perf_counter()
             applied = calendar.apply(group)  # nights won (and, in newer versions, unchanged events)
             won += applied[0] if isinstance(applied, tuple) else applied

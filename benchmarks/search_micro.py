@@ -31,7 +31,7 @@ import numpy as np
 from starlette.datastructures import QueryParams
 
 from staystream.dates import epoch_day
-from staystream.durable import sqlite as db
+from staystream.durable import sqlite
 from staystream.events.fx import default_fx
 from staystream.events.money import CURRENCY_INDEX
 from staystream.events.types import ALL_FACTS, RATE_DTYPE
@@ -39,6 +39,7 @@ from staystream.memory.calendar import PAGE, CalendarWriter
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.listings import ListingColumns
 from staystream.memory.shm import SharedArrays
+from staystream.paths import database_path
 from staystream.search import engine as search_module
 from staystream.search.engine import parse_query, search
 from staystream.search.view import Store
@@ -79,7 +80,7 @@ def build(directory: Path, listings: int, nights: int, seed: int, cities: int) -
     shared["described_at"][:listings] = 1
     shared["searchable"][:listings] = 1
 
-    connection = db.connect_writer(directory / "store.sqlite3")
+    connection = sqlite.connect_writer(database_path(directory))
     connection.execute("BEGIN")
     connection.executemany(
         "INSERT INTO listings (row, source, listing_id, name, kind, lat, lon, max_guests, described_at) "
@@ -114,7 +115,7 @@ def build(directory: Path, listings: int, nights: int, seed: int, cities: int) -
         other = rng.random(len(batch)) < 0.05 / 4
         batch["currency"][other] = currencies[2]
         calendar.apply(batch[keep])
-    store = Store(directory / "store.sqlite3", shm, default_fx())
+    store = Store(database_path(directory), shm, default_fx())
     return store, calendar, first
 
 

@@ -44,6 +44,8 @@ pytestmark = pytest.mark.skipif(not CALENDAR.exists(), reason="the Singapore dat
 def run_import(*args: str, cwd: Path, timeout: float = 120) -> tuple[subprocess.CompletedProcess, int]:
     """`staystream import ...` as a child process; returns it and its peak RSS in kB."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if "--rejects" not in args:  # inputs may be the package's own files: keep the rejects out of the tree
+        args = (*args, "--rejects", str(cwd / "rejects.csv"))
     process = subprocess.Popen([sys.executable, "-m", "staystream", "import", *args], cwd=cwd,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     peak = 0
@@ -228,6 +230,24 @@ BAD_CALENDAR = '''listing_id,date,available,price,adjusted_price,minimum_nights,
 900000000000000005,2023-10-01,t,,,,
 900000000000000005,2023-10-02,f,,,,
 '''
+
+
+def test_the_default_rejects_file_lands_beside_the_input_or_in_the_data_dir(server: Server, tmp_path: Path) -> None:
+    """Never a stray import-rejects.csv in the current folder: beside the input with --url, else in the store."""
+    inputs, cwd = tmp_path / "inputs", tmp_path / "cwd"
+    inputs.mkdir(), cwd.mkdir()
+    (inputs / "listings.csv.gz").write_bytes(gzip.compress(BAD_LISTINGS.encode()))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "staystream", "import", *import_args(inputs / "listings.csv.gz")]
+    remote = subprocess.run([*command, "--url", server.url], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert remote.returncode == 0, remote.stderr
+    assert "latitude: missing" in (inputs / "listings.rejects.csv").read_text()
+    local = subprocess.run([*command, "--data-dir", str(tmp_path / "store")], cwd=cwd, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert local.returncode == 0, local.stderr
+    assert "latitude: missing" in (tmp_path / "store" / "import-rejects.csv").read_text()
+    assert list(cwd.iterdir()) == []
 
 
 def test_malformed_rows_are_rejected_with_line_and_reason(server: Server, tmp_path: Path) -> None:

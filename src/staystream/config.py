@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from staystream.paths import database_path
+
 
 def _positive_int(text: str) -> int:
     value = int(text)
@@ -102,7 +104,7 @@ class Config:
 
     @property
     def database_path(self) -> Path:
-        return self.data_dir / "store.sqlite3"
+        return database_path(self.data_dir)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

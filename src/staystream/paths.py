@@ -9,6 +9,7 @@ from pathlib import Path
 
 DATABASE_FILE = "store.sqlite3"  # the embedded store, or the PostgreSQL store's local mirror
 LOCK_FILE = "lock"  # flock'ed by the one process that owns the data directory; holds its pid
+REJECTS_FILE = "import-rejects.csv"  # rows `staystream import` rejected, when it started the server itself
 SNAPSHOT_DIR = "snapshot"  # the embedded store's shared-array snapshots
 WRITER_SOCKET = "writer.sock"  # shared-memory directory: the writer listens, the workers connect
 CONTROL_FILE = "ctl"  # shared-memory directory: the counters of `memory.shm`

@@ -8,7 +8,6 @@ service: no worker can acknowledge anything without it.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -19,10 +18,11 @@ import time
 from pathlib import Path
 
 from staystream.config import Config
+from staystream.lifecycle import die_with_parent
 from staystream.logs import configure
+from staystream.paths import CONTROL_FILE, METRICS_DIR, writer_socket
 
 log = logging.getLogger("staystream.server")
-PR_SET_PDEATHSIG = 1
 
 def shared_memory_path() -> Path:
     """A fresh directory on tmpfs for this server; leftovers of dead servers are removed."""
@@ -45,25 +45,15 @@ def _alive(pid: int) -> bool:
         return True
     return True
 
-def _die_with_parent(supervisor: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != supervisor:  # it died before the line above took effect
-        os._exit(1)
-    # fork copied the supervisor's handler, which in a child would swallow a SIGTERM sent before
-    # uvicorn or the writer installs its own: a stop right after start then waited 10 s a worker.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
 def _writer_main(config: Config, shm_path: Path, supervisor: int) -> None:
-    _die_with_parent(supervisor)
+    die_with_parent(supervisor)
     configure(config.log_level)
     from staystream.writer.process import run
 
     run(config, shm_path)
 
 def _worker_main(config: Config, shm_path: Path, listener: socket.socket, supervisor: int) -> None:
-    _die_with_parent(supervisor)
+    die_with_parent(supervisor)
     configure(config.log_level)
     import uvicorn
 
@@ -121,8 +111,8 @@ def serve(config: Config) -> int:
             raise SystemExit(f"--sources-file: {exc}") from None
     config.data_dir.mkdir(parents=True, exist_ok=True)
     shm_path = shared_memory_path()
-    (shm_path / "metrics").mkdir()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shm_path / "metrics")
+    (shm_path / METRICS_DIR).mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shm_path / METRICS_DIR)
     # Imported once here (after the metrics directory is set): a forked child, a replacement
     # worker above all, then starts serving in milliseconds instead of re-importing for seconds.
     import uvicorn  # noqa: F401
@@ -190,9 +180,9 @@ def _start_worker(context, config: Config, shm_path: Path, listener: socket.sock
 
 def _wait_for_writer(writer: multiprocessing.Process, shm_path: Path) -> bool:
 
-    control = shm_path / "ctl"
+    control = shm_path / CONTROL_FILE
     while writer.is_alive():
-        if control.exists() and (shm_path / "writer.sock").exists():
+        if control.exists() and writer_socket(shm_path).exists():
             from staystream.memory.layout import SHARED_ARRAYS
             from staystream.memory.shm import Counter, SharedArrays
 

@@ -9,8 +9,6 @@ process; everything else follows from that and from last-writer-wins making repl
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,9 +16,10 @@ from typing import Protocol
 
 import numpy as np
 
-from staystream.durable import snapshot
-from staystream.durable import sqlite as db
+from staystream.durable import snapshot, sqlite
+from staystream.durable.lock import lock_directory
 from staystream.events.types import Commit
+from staystream.paths import SNAPSHOT_DIR, database_path
 
 
 class Durable(Protocol):
@@ -47,20 +46,16 @@ class Recovered:
         self.log = log
 
 
-class StoreLocked(RuntimeError):
-    """Another server already owns this data directory."""
-
-
 class SqliteDurable:
     """The embedded default: one SQLite file (WAL, synchronous=FULL) and snapshot files."""
 
     def __init__(self, data_dir: Path, snapshot_bytes_per_second: float) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = _lock_directory(data_dir)
-        self.path = data_dir / "store.sqlite3"
-        self.snapshot_dir = data_dir / "snapshot"
+        self._lock = lock_directory(data_dir)
+        self.path = database_path(data_dir)
+        self.snapshot_dir = data_dir / SNAPSHOT_DIR
         self.snapshot_bytes_per_second = snapshot_bytes_per_second
-        self.connection = db.connect_writer(self.path)
+        self.connection = sqlite.connect_writer(self.path)
         # One thread owns the connection: commits run there while the event loop goes on.
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
 
@@ -69,13 +64,13 @@ class SqliteDurable:
         after = 0 if found is None else found[0]
         return Recovered(
             found,
-            list(db.all_keys(self.connection)),
-            list(db.listing_columns(self.connection)),
-            db.log_after(self.connection, after),
+            list(sqlite.all_keys(self.connection)),
+            list(sqlite.listing_columns(self.connection)),
+            sqlite.log_after(self.connection, after),
         )
 
     async def commit_group(self, commit: Commit) -> None:
-        await asyncio.get_running_loop().run_in_executor(self.thread, db.commit_group, self.connection, commit)
+        await asyncio.get_running_loop().run_in_executor(self.thread, sqlite.commit_group, self.connection, commit)
 
     async def write_snapshot(self, seq: int, rows: int, pieces: Iterator[snapshot.Piece]) -> None:
         loop = asyncio.get_running_loop()
@@ -88,26 +83,9 @@ class SqliteDurable:
             await loop.run_in_executor(None, files.complete)
         finally:
             files.close()
-        while await loop.run_in_executor(self.thread, db.truncate_log, self.connection, seq, 16):
+        while await loop.run_in_executor(self.thread, sqlite.truncate_log, self.connection, seq, 16):
             pass
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self.thread, self.connection.close)
         self.thread.shutdown()
-
-
-def _lock_directory(data_dir: Path) -> int:
-    """An exclusive lock held for the life of the process: two writers on one store corrupt it."""
-    fd = os.open(data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise StoreLocked(
-            f"data dir '{data_dir}' is in use by another staystream (pid {owner}); stop it, "
-            "or point this one at another --data-dir (or use `import --url` against the running one)"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd

@@ -36,18 +36,21 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import Counter, Gauge
 
-from staystream.durable import sqlite as db
-from staystream.durable.embedded import Recovered, StoreLocked, _lock_directory
+from staystream.durable import sqlite
+from staystream.durable.embedded import Recovered
+from staystream.durable.lock import StoreLocked, lock_directory
 from staystream.durable.snapshot import Piece, from_npy
 from staystream.events.types import RATE_FORMAT, Commit, Listing, upgrade_rates
+from staystream.paths import database_path
+from staystream.retry import backoff, retrying
 
 try:
     import asyncpg  # type: ignore[import-untyped]
@@ -57,6 +60,7 @@ except ImportError:  # pragma: no cover - depends on the install
     ) from None
 
 log = logging.getLogger("staystream.pgstore")
+T = TypeVar("T")
 
 RETRY_SECONDS = 5.0
 CONNECT_TIMEOUT = 2.0
@@ -130,7 +134,7 @@ UPSERT_SETTING = (
     "INSERT INTO staystream.settings (name, value) VALUES ($1, $2) "
     "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
 )
-MIRROR_COLUMNS = f"row, source, listing_id, {db.LISTING_FIELDS}, described_at, delisted_at"
+MIRROR_COLUMNS = f"row, source, listing_id, {sqlite.LISTING_FIELDS}, described_at, delisted_at"
 
 
 async def upgrade_log(connection: Any) -> None:
@@ -169,10 +173,10 @@ class PostgresDurable:
 
     def __init__(self, dsn: str, pool_size: int, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._directory_lock = _lock_directory(data_dir)  # the mirror is not shareable either
+        self._directory_lock = lock_directory(data_dir)  # the mirror is not shareable either
         self.dsn = dsn
         self.pool_size = pool_size
-        self.mirror_path = data_dir / "store.sqlite3"
+        self.mirror_path = database_path(data_dir)
         self.mirror: sqlite3.Connection | None = None
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="mirror")
         self.pool: asyncpg.Pool | None = None
@@ -219,21 +223,12 @@ class PostgresDurable:
             )
         self.lock_connection = connection
 
-    async def _retrying(self, what: str, step: Any) -> Any:
+    async def _retrying(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
         """Run `step` until it gets through; used where waiting is the only sensible answer."""
-        attempt = 0
-        while True:
-            try:
-                result = await step()
-            except CONNECTION_ERRORS as exc:
-                self._failed(exc)
-                await asyncio.sleep(_backoff(attempt))
-                attempt += 1
-                if attempt % 20 == 1:
-                    log.warning("PostgreSQL unreachable; retrying", extra={"during": what, "error": str(exc)})
-                continue
-            self._reached()
-            return result
+        result = await retrying(step, CONNECTION_ERRORS, log, "PostgreSQL unreachable; retrying", what,
+                                warn_every=20, on_failure=self._failed)
+        self._reached()
+        return result
 
     def _failed(self, exc: BaseException) -> None:
         store_retries.inc()
@@ -261,7 +256,7 @@ class PostgresDurable:
         self.rows = len(keys)
         self.seq = rate_log[-1][0] if rate_log else (snapshot[0] if snapshot else 0)
         loop = asyncio.get_running_loop()
-        self.mirror = await loop.run_in_executor(self.thread, _rebuild_mirror, self.mirror_path, entries, settings)
+        self.mirror = await loop.run_in_executor(self.thread, rebuild_mirror, self.mirror_path, entries, settings)
         return Recovered(snapshot, [(row, source, listing_id) for row, source, listing_id in keys],
                          columns, iter(rate_log))
 
@@ -311,12 +306,12 @@ class PostgresDurable:
             except CONNECTION_ERRORS as exc:
                 self.unsure = True
                 self._failed(exc)
-                if time.monotonic() + _backoff(attempt) >= deadline:
+                if time.monotonic() + backoff(attempt) >= deadline:
                     raise PostgresUnavailable(
                         f"PostgreSQL did not commit within {RETRY_SECONDS:.0f} s "
                         f"({type(exc).__name__}: {exc})"
                     ) from None
-                await asyncio.sleep(_backoff(attempt))
+                await asyncio.sleep(backoff(attempt))
                 attempt += 1
         self._reached()
         self.rows += len(commit.new_keys)
@@ -326,7 +321,7 @@ class PostgresDurable:
             assert self.mirror is not None
             try:
                 await asyncio.get_running_loop().run_in_executor(
-                    self.thread, db.commit_group, self.mirror, commit.without_rates()
+                    self.thread, sqlite.commit_group, self.mirror, commit.without_rates()
                 )
             except BaseException:
                 # The writer will forget this group: make the next commit remove it from PostgreSQL.
@@ -349,10 +344,10 @@ class PostgresDurable:
                 rows, sources, ids = zip(*new_keys)
                 await connection.execute(INSERT_KEYS, rows, sources, ids)
             if listings:
-                newest = _newest(listings)
-                await connection.execute(UPDATE_LISTINGS, *_listing_columns(newest))
+                newest = newest_per_row(listings)
+                await connection.execute(UPDATE_LISTINGS, *listing_columns(newest))
             if delists:
-                newest_delists = _newest(delists)
+                newest_delists = newest_per_row(delists)
                 await connection.execute(
                     UPDATE_DELISTS, list(newest_delists), [d.changed_at for d in newest_delists.values()]
                 )
@@ -395,11 +390,7 @@ class PostgresDurable:
         self.thread.shutdown()
 
 
-def _backoff(attempt: int) -> float:
-    return float(min(0.05 * 2**attempt, 1.0))
-
-
-def _newest(events: Sequence[tuple[int, Any]]) -> dict[int, Any]:
+def newest_per_row(events: Sequence[tuple[int, Any]]) -> dict[int, Any]:
     """Per row, the event with the greatest changed_at, the later arrival winning ties
     (what one UPDATE per event in arrival order would leave)."""
     newest: dict[int, Any] = {}
@@ -410,7 +401,7 @@ def _newest(events: Sequence[tuple[int, Any]]) -> dict[int, Any]:
     return newest
 
 
-def _listing_columns(newest: dict[int, Listing]) -> list[list[Any]]:
+def listing_columns(newest: dict[int, Listing]) -> list[list[Any]]:
     items = list(newest.values())
     return [
         list(newest),
@@ -443,12 +434,12 @@ async def load_chunks(connection: asyncpg.Connection, seq: int) -> dict[str, byt
     return {name: b"".join(chunks) for name, chunks in parts.items()}
 
 
-def _rebuild_mirror(path: Path, entries: list[tuple[Any, ...]], settings: list[tuple[Any, ...]]) -> sqlite3.Connection:
+def rebuild_mirror(path: Path, entries: list[tuple[Any, ...]], settings: list[tuple[Any, ...]]) -> sqlite3.Connection:
     """A fresh SQLite copy of the listings and settings, for the HTTP workers. No fsync: it is
     rebuilt from PostgreSQL at every start."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    connection = db.connect_writer(path)
+    connection = sqlite.connect_writer(path)
     connection.execute("PRAGMA synchronous=OFF")
     connection.execute("BEGIN")
     connection.executemany(

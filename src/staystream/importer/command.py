@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import fcntl
 import gzip
 import http.client
 import itertools
@@ -47,8 +46,12 @@ import msgspec
 
 from staystream.adapters import Input, InputError, Item, Options, load
 from staystream.api.auth import EVERY_SOURCE, Credentials
+from staystream.api.headers import BULK_HEADER
+from staystream.durable.lock import owner_of
 from staystream.events.ingest import Rejected
 from staystream.events.types import ListingEvent, RateEvent
+from staystream.lifecycle import die_with_parent
+from staystream.paths import REJECTS_FILE
 
 __all__ = ["ImportFailed", "LocalServer", "Report", "Sender", "add_arguments", "main", "sample_items",
            "seed_sample", "send"]
@@ -93,8 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path,
                         default=Path(os.environ.get("STAYSTREAM_DATA_DIR", "var")),
                         help="the store to import into when no --url is given (default: var)")
-    parser.add_argument("--rejects", type=Path, default=Path("import-rejects.csv"),
-                        help="where rejected rows go, with line and reason (default: import-rejects.csv)")
+    parser.add_argument("--rejects", type=Path,
+                        help="where rejected rows go, with line and reason (default: import-rejects.csv in "
+                             "--data-dir; with --url, <first file>.rejects.csv beside the first file)")
     parser.add_argument("--batch-events", type=int, default=BATCH_EVENTS,
                         help=f"events per request (default: {BATCH_EVENTS})")
     parser.add_argument("--in-flight", type=int, default=IN_FLIGHT,
@@ -123,7 +127,8 @@ def main(args: argparse.Namespace) -> int:
         if url is None:
             server = LocalServer.start(args.data_dir)
             url = server.url
-        with open(args.rejects, "w", newline="") as rejects_file:
+        rejects = args.rejects or default_rejects(args.files[0], None if args.url else args.data_dir)
+        with open(rejects, "w", newline="") as rejects_file:
             report = Report(rejects_file, progress=sys.stderr.isatty())
             report.total_bytes = sum(path.stat().st_size for path in args.files)
             report.files = files
@@ -133,10 +138,10 @@ def main(args: argparse.Namespace) -> int:
             except (ImportFailed, KeyboardInterrupt) as exc:
                 report.finish()
                 print(f"\nstaystream import stopped: {exc or 'interrupted'}", file=sys.stderr)
-                print(report.summary(url, args, server, args.rejects), file=sys.stderr)
+                print(report.summary(url, args, server, rejects), file=sys.stderr)
                 return 1
             report.finish()
-            print(report.summary(url, args, server, args.rejects))
+            print(report.summary(url, args, server, rejects))
         return 0
     except InputError as exc:
         print(f"staystream import: {exc}", file=sys.stderr)
@@ -149,6 +154,15 @@ def main(args: argparse.Namespace) -> int:
             f.close()
         if server is not None:
             server.stop()
+
+
+def default_rejects(first_input: Path, data_dir: Path | None) -> Path:
+    """Where rejected rows go unless `--rejects` says: in the store the import started a server on,
+    else beside the input (never the current folder, which may be a source tree)."""
+    if data_dir is not None:
+        return data_dir / REJECTS_FILE
+    stem = first_input.name.removesuffix(".gz").removesuffix(".csv")
+    return first_input.with_name(f"{stem}.rejects.csv")
 
 
 def _placeholder(text: str | None, currency: str | None) -> Decimal | None:
@@ -307,7 +321,7 @@ class Sender:
         headers = {
             "content-type": "application/x-ndjson", "content-encoding": "gzip",
             "user-agent": "staystream-import",
-            "x-staystream-bulk": "1",  # an import yields to live traffic in the writer's groups
+            BULK_HEADER: "1",  # an import yields to live traffic in the writer's groups
         }
         if os.environ.get(TOKEN_VARIABLE):
             headers["authorization"] = f"Bearer {os.environ[TOKEN_VARIABLE]}"
@@ -471,7 +485,7 @@ class LocalServer:
     @classmethod
     def start(cls, data_dir: Path, timeout: float = 600.0) -> LocalServer:
         data_dir.mkdir(parents=True, exist_ok=True)
-        owner = _store_owner(data_dir)
+        owner = owner_of(data_dir)
         if owner is not None:
             raise ImportFailed(
                 f"a staystream server (pid {owner}) is running on data dir '{data_dir}'; import into "
@@ -511,21 +525,6 @@ class LocalServer:
         self.log_file.close()
 
 
-def _store_owner(data_dir: Path) -> str | None:
-    """The pid holding the data dir's lock (a running server), or None when it is free."""
-    path = data_dir / "lock"
-    if not path.exists():
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-    finally:
-        os.close(fd)  # releases our lock too
-    return None
-
-
 # -- the sample city ---------------------------------------------------------------------------------
 
 
@@ -554,12 +553,11 @@ def sample_items(today: dt.date, now: dt.datetime) -> Iterator[Item]:
 
 def seed_sample(config: Any, host: str, port: int, supervisor: int) -> None:
     """In a child of `serve`: post the sample city to the server when its store is empty."""
-    from staystream.durable import sqlite as db
-    from staystream.supervisor import _die_with_parent
+    from staystream.durable import sqlite
 
-    _die_with_parent(supervisor)
+    die_with_parent(supervisor)
     try:
-        connection = db.connect_reader(config.database_path)
+        connection = sqlite.connect_reader(config.database_path)
         empty = connection.execute("SELECT NOT EXISTS (SELECT 1 FROM listings)").fetchone()[0]
         connection.close()
     except Exception as exc:  # noqa: BLE001 - a store we cannot read is not an empty one

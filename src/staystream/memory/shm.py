@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from staystream.paths import CONTROL_FILE
+
 COUNTERS = 32  # control slots past the per-array ones, indexed by the `Counter` constants
 
 
@@ -43,9 +45,9 @@ class SharedArrays:
         control_size = (2 * len(self.names) + COUNTERS) * 8
         if create:
             path.mkdir(parents=True, exist_ok=True)
-            with open(path / "ctl", "wb") as f:
+            with open(path / CONTROL_FILE, "wb") as f:
                 f.truncate(control_size)
-        self._control_map = _map(path / "ctl", writable=True)
+        self._control_map = _map(path / CONTROL_FILE, writable=True)
         self.control = np.frombuffer(self._control_map, dtype=np.int64)
         self.counters = self.control[2 * len(self.names) :]
 

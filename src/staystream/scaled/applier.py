@@ -31,11 +31,11 @@ from staystream.durable.postgres import (
     UPDATE_DELISTS,
     UPDATE_LISTINGS,
     UPSERT_SETTING,
-    _backoff,
-    _listing_columns,
-    _newest,
+    listing_columns,
+    newest_per_row,
 )
 from staystream.events.types import WriteRequest, split_key
+from staystream.retry import backoff, retrying
 from staystream.scaled import stream as streamlog
 
 log = logging.getLogger("staystream.applier")
@@ -124,8 +124,9 @@ class Applier:
             durable_name=self.consumer, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
             ack_wait=ACK_WAIT_SECONDS, max_ack_pending=100_000, filter_subjects=subjects,
         )
-        subscription = await self._retry_nats(lambda: self.js.pull_subscribe(
-            "", durable=self.consumer, stream=streamlog.STREAM, config=config))
+        subscription = await retrying(
+            lambda: self.js.pull_subscribe("", durable=self.consumer, stream=streamlog.STREAM, config=config),
+            Exception, log, "JetStream consumer not ready; retrying", "subscribe to the stream")
         reporter = asyncio.create_task(self._report())
         failed_fetches = 0
         try:
@@ -150,17 +151,6 @@ class Applier:
         finally:
             reporter.cancel()
 
-    async def _retry_nats(self, make: Any) -> Any:
-        attempt = 0
-        while True:
-            try:
-                return await make()
-            except Exception as exc:
-                attempt += 1
-                if attempt % 10 == 1:
-                    log.warning("JetStream consumer not ready; retrying", extra={"error": f"{type(exc).__name__}: {exc}"})
-                await asyncio.sleep(_backoff(attempt))
-
     async def _commit_until_done(self, messages: list[Any]) -> None:
         requests = [streamlog.decode(m.data) for m in messages]
         merged = streamlog.merge(requests)
@@ -180,7 +170,7 @@ class Applier:
                     self.down_since = time.monotonic()
                     log.warning("PostgreSQL unreachable; the stream keeps the backlog",
                                 extra={"error": f"{type(exc).__name__}: {exc}"})
-                await asyncio.sleep(_backoff(attempt))
+                await asyncio.sleep(backoff(attempt))
                 attempt += 1
                 if time.monotonic() - touched > IN_PROGRESS_EVERY_SECONDS:
                     touched = time.monotonic()
@@ -210,10 +200,10 @@ class Applier:
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._resolve(connection, named)
             if request.listings:
-                newest = _newest([(rows[l.key], l) for l in request.listings])
-                await connection.execute(UPDATE_LISTINGS, *_listing_columns(newest))
+                newest = newest_per_row([(rows[l.key], l) for l in request.listings])
+                await connection.execute(UPDATE_LISTINGS, *listing_columns(newest))
             if request.delists:
-                newest_delists = _newest([(rows[d.key], d) for d in request.delists])
+                newest_delists = newest_per_row([(rows[d.key], d) for d in request.delists])
                 await connection.execute(
                     UPDATE_DELISTS, list(newest_delists), [d.changed_at for d in newest_delists.values()]
                 )

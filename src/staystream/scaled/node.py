@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import nats
@@ -42,25 +42,28 @@ import numpy as np
 from prometheus_client import Gauge, Histogram
 
 from staystream.config import Config
-from staystream.durable import sqlite as db
-from staystream.durable.embedded import Recovered, _lock_directory
+from staystream.durable import sqlite
+from staystream.durable.embedded import Recovered
+from staystream.durable.lock import lock_directory
 from staystream.durable.postgres import (
     CONNECT_TIMEOUT,
     CONNECTION_ERRORS,
     SCHEMA,
-    _backoff,
-    _rebuild_mirror,
     insert_chunks,
     load_chunks,
+    rebuild_mirror,
     upgrade_log,
 )
 from staystream.durable.snapshot import Piece, from_npy
 from staystream.events.types import RATE_DTYPE, Commit, split_key
+from staystream.paths import writer_socket
+from staystream.retry import retrying
 from staystream.scaled import stream as streamlog
 from staystream.scaled.applier import SCALED_SCHEMA, Applier, partition_list
 from staystream.writer.wire import WriterClient, WriterUnavailable
 
 log = logging.getLogger("staystream.scaled")
+T = TypeVar("T")
 RETRIED: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, nats.errors.Error)
 
 SNAPSHOT_LOCK = 0x53_74_61_79_53_6E_70  # one snapshot writer at a time
@@ -82,7 +85,7 @@ class StreamDurable:
         self.roles = streamlog.roles(config.role)
         self.shm_path = shm_path
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self._directory_lock = _lock_directory(config.data_dir)
+        self._directory_lock = lock_directory(config.data_dir)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="mirror")
         self.mirror: Any = None
         self.nc: Any = None
@@ -135,7 +138,7 @@ class StreamDurable:
         loop = asyncio.get_running_loop()
         if "search" not in self.roles:  # ingest or apply only: this node's reads hold nothing
             self.mirror = await loop.run_in_executor(
-                self.thread, _rebuild_mirror, self.config.database_path, [], [])
+                self.thread, rebuild_mirror, self.config.database_path, [], [])
             return Recovered(None, [], [], iter([]))
         started = time.perf_counter()
         found = await _retrying("bootstrap from PostgreSQL", self._read_all)
@@ -160,7 +163,7 @@ class StreamDurable:
         self.start_seq = positions + 1
         self.followed_seq = positions
         self.mirror = await loop.run_in_executor(
-            self.thread, _rebuild_mirror, self.config.database_path, mirror_entries, settings)
+            self.thread, rebuild_mirror, self.config.database_path, mirror_entries, settings)
         stream = await self.js.stream_info(streamlog.STREAM)
         if stream.state.first_seq > self.start_seq and stream.state.messages:
             log.error("the stream no longer holds messages PostgreSQL lacks; raise the stream's retention",
@@ -199,7 +202,7 @@ class StreamDurable:
     async def _follow(self) -> None:
         from nats.js.api import ConsumerConfig, DeliverPolicy
 
-        client = WriterClient(str(self.shm_path / "writer.sock"))
+        client = WriterClient(str(writer_socket(self.shm_path)))
         while True:  # the writer listens once recovery returned
             try:
                 await client.connect()
@@ -271,7 +274,7 @@ class StreamDurable:
         """Durable already (JetStream acknowledged it, or it came from the stream): mirror only."""
         if commit.describes:
             await asyncio.get_running_loop().run_in_executor(
-                self.thread, db.commit_group, self.mirror, commit.without_rates()
+                self.thread, sqlite.commit_group, self.mirror, commit.without_rates()
             )
         for row, source, listing_id in commit.new_keys:
             assert row == len(self.key_of_row), (row, len(self.key_of_row))
@@ -341,13 +344,5 @@ async def _load_snapshot(connection: Any, snapshot_id: int) -> tuple[list[str], 
     return keys, {name: from_npy(blob) for name, blob in blobs.items()}
 
 
-async def _retrying(what: str, step: Callable[[], Awaitable[Any]]) -> Any:
-    attempt = 0
-    while True:
-        try:
-            return await step()
-        except RETRIED as exc:
-            attempt += 1
-            if attempt % 10 == 1:
-                log.warning("retrying", extra={"during": what, "error": f"{type(exc).__name__}: {exc}"})
-            await asyncio.sleep(_backoff(attempt))
+async def _retrying(what: str, step: Callable[[], Awaitable[T]]) -> T:
+    return await retrying(step, RETRIED, log, "retrying", what)

@@ -53,7 +53,7 @@ import msgspec
 import numpy as np
 
 from staystream.dates import day_from_epoch, epoch_day, format_changed_at
-from staystream.durable import sqlite as db
+from staystream.durable import sqlite
 from staystream.events.fx import Fx
 from staystream.events.money import (
     AMOUNT_LIMIT,
@@ -584,7 +584,7 @@ def _results(store: Store, query: Query, rows: np.ndarray, entries: np.ndarray, 
     """The page as the API shows it. Prices repeat across nights and results (a rate event sets
     many nights), so each (price, currency) is converted and formatted once a page."""
     shared, fx = store.shared, store.fx
-    found = db.details(store.connection, rows.tolist())
+    found = sqlite.details(store.connection, rows.tolist())
     days = [day_from_epoch(query.checkin + i).isoformat() for i in range(query.nights)]
     changed_at = shared["entry_changed_at"][entries].max(axis=0).tolist() if len(rows) else []
     codes: dict[int, str] = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from staystream.dates import day_from_epoch, format_changed_at
-from staystream.durable import sqlite as db
+from staystream.durable import sqlite
 from staystream.events.fx import Fx, load_fx
 from staystream.events.money import CURRENCIES, format_minor
 from staystream.events.types import KINDS
@@ -22,7 +22,7 @@ class Store:
     def __init__(self, database_path: Path, shm_path: Path, fx: Fx) -> None:
         self.shared = SharedArrays(shm_path, SHARED_ARRAYS, create=False)
         self.calendar = CalendarReader(self.shared)
-        self.connection = db.connect_reader(database_path)
+        self.connection = sqlite.connect_reader(database_path)
         self.fx = fx
         self._fx_generation = 0
         self.refresh()
@@ -32,7 +32,7 @@ class Store:
         self.shared.refresh()
         generation = int(self.shared.counters[Counter.FX_GENERATION])
         if generation != self._fx_generation:
-            stored = db.setting(self.connection, "fx")
+            stored = sqlite.setting(self.connection, "fx")
             if stored is not None:
                 self.fx = load_fx(stored)
             self._fx_generation = generation
@@ -53,10 +53,10 @@ class Store:
     def find(self, source: str, listing_id: str) -> int | None:
         source = source.strip().lower()
         listing_id = unicodedata.normalize("NFC", listing_id.strip())
-        return db.find_row(self.connection, source, listing_id)
+        return sqlite.find_row(self.connection, source, listing_id)
 
     def listing(self, row: int) -> dict[str, object]:
-        found = db.details(self.connection, [row])[row]
+        found = sqlite.details(self.connection, [row])[row]
         return describe(found, bool(self.shared["searchable"][row]) if row < len(self.shared["searchable"]) else False)
 
     def nights(self, row: int, start: int | None, end: int | None) -> list[dict[str, object]]:

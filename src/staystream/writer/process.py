@@ -25,7 +25,8 @@ from staystream import metrics
 from staystream.config import Config
 from staystream.dates import epoch_day
 from staystream.durable import snapshot
-from staystream.durable.embedded import Durable, SqliteDurable, StoreLocked
+from staystream.durable.embedded import Durable, SqliteDurable
+from staystream.durable.lock import StoreLocked
 from staystream.events.types import RATE_DTYPE, Commit, Delist, Listing, WriteReply, WriteRequest, split_key
 from staystream.memory.calendar import PAGE, CalendarWriter
 from staystream.memory.layout import SHARED_ARRAYS
