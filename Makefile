@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test bench bench-race bench-scaled clean
+.PHONY: install run lint test bench bench-race bench-scaled clean
 
 $(BIN)/staystream: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,12 @@ install: $(BIN)/staystream
 run: install
 	$(BIN)/staystream serve --seed-sample
 
-test: install
+# ruff (lint + import order) over everything, mypy --strict over the package (pyproject.toml)
+lint: install
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/mypy
+
+test: install lint
 	$(BIN)/pytest
 
 # everything: the embedded service (issues 2-4), then PostgreSQL against the Go daemon and the

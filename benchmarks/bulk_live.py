@@ -270,8 +270,13 @@ def beside(server: Service, inputs: Inputs, size: int, rate: float, budget: floa
     t_import, t_end = imported["sending_from"] - start, imported["ended"] - start
     covered = t_end <= result.duration
     during = _window(result, t_import, min(t_end, result.duration), sampler)
-    live_nights = int(result.records["nights"][(result.records["ok"] == 1) & (result.records["done"] >= launched.at - start)
-                                               & (result.records["done"] < t_end)].sum())
+    live_nights = int(
+        result.records["nights"][
+            (result.records["ok"] == 1)
+            & (result.records["done"] >= launched.at - start)
+            & (result.records["done"] < t_end)
+        ].sum()
+    )
     applied = int(launched.delta(ended, "staystream_nights_applied_total"))
     loadgen_cores = result.generator_cpu_seconds / result.duration if result.duration else 0.0
     out: dict[str, Any] = {
@@ -454,13 +459,18 @@ def rows(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"{case} at {_m(m['offered_requests_per_s']):,.1f}/s ({_m(m['offered_events_per_s']):,.0f} events/s, "
             f"{result['settings']['live_fraction']:.0%} of max): ack p50/p99/p99.9/max alone "
-            f"{_spread(base['p50'], 1)} / {_spread(base['p99'], 1)} / {_spread(base['p99.9'], 1)} / {_spread(base['max'])} ms; "
-            f"during the import {_spread(during['p50'], 1)} / {_spread(during['p99'], 1)} / {_spread(during['p99.9'], 1)} / "
-            f"{_spread(during['max'])} ms (p99 x{_spread(m['p99_ratio'], 1)}); import {_spread(m['import']['night_updates'])} "
-            f"night updates in {_spread(m['import']['seconds'], 1)} s ({_spread(m['import']['night_updates_per_s'])}/s); "
+            f"{_spread(base['p50'], 1)} / {_spread(base['p99'], 1)} / {_spread(base['p99.9'], 1)} / "
+            f"{_spread(base['max'])} ms; "
+            f"during the import {_spread(during['p50'], 1)} / {_spread(during['p99'], 1)} / "
+            f"{_spread(during['p99.9'], 1)} / "
+            f"{_spread(during['max'])} ms (p99 x{_spread(m['p99_ratio'], 1)}); import "
+            f"{_spread(m['import']['night_updates'])} "
+            f"night updates in {_spread(m['import']['seconds'], 1)} s "
+            f"({_spread(m['import']['night_updates_per_s'])}/s); "
             f"503 {_spread(m['during_import']['status_503'])}, errors {_spread(m['during_import']['errors'])}; "
             f"other load {_spread(m['during_import']['other_load_cores'], 2)} cores; bar (p99 <= {P99_BAR_MS:.0f} ms, "
-            f"max <= {MAX_BAR_MS:.0f} ms, >= {BAR_NIGHTS / 1e6:.0f} M nights) {_tally(r['runs'])}")
+            f"max <= {MAX_BAR_MS:.0f} ms, >= {BAR_NIGHTS / 1e6:.0f} M nights) {_tally(r['runs'])}"
+        )
     return lines
 
 

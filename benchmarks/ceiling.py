@@ -83,7 +83,9 @@ def _run(listings: int, group_events: int, seconds: float, directory: Path | Non
         rng = np.random.default_rng(1)
         night0 = workload.first_night()
         cuts = np.sort(rng.integers(30, workload.CALENDAR_NIGHTS - 30, (listings, 3)), axis=1)
-        bounds = np.concatenate([np.zeros((listings, 1), int), cuts, np.full((listings, 1), workload.CALENDAR_NIGHTS)], 1)
+        bounds = np.concatenate(
+            [np.zeros((listings, 1), int), cuts, np.full((listings, 1), workload.CALENDAR_NIGHTS)], 1
+        )
         prefill = np.empty(listings * 4, RATE_DTYPE)
         prefill["key"] = np.repeat(np.arange(listings), 4)
         prefill["start"] = night0 + bounds[:, :4].ravel()

@@ -345,7 +345,7 @@ def run(jobs: list[Job]) -> Result:
         child.close()
         started.append((process, parent))
     try:
-        for process, pipe in started:
+        for _process, pipe in started:
             _expect(pipe, "ready", READY_TIMEOUT)
         start = time.monotonic() + 0.2
         for _, pipe in started:
@@ -353,7 +353,7 @@ def run(jobs: list[Job]) -> Result:
         longest = max((_planned(job) for job in jobs), default=0.0)
         tag_names = tuple(sorted({job.tag for job in jobs}))
         parts, tags, cpu, cpu_by_tag = [], [], 0.0, {}
-        for job, (_, pipe) in zip(jobs, started):
+        for job, (_, pipe) in zip(jobs, started, strict=False):
             data, seconds = _expect(pipe, "done", longest + READY_TIMEOUT)
             parts.append(np.frombuffer(data, dtype=RECORD))
             tags.append(np.full(len(parts[-1]), tag_names.index(job.tag), dtype=np.uint8))

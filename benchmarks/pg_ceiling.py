@@ -167,12 +167,12 @@ async def _row_per_night(uri: str, settings: dict[str, str], batches: list[list[
 
     # Warm up first: the first write of each page after the prefill's checkpoint carries a
     # full-page image, which a long-running server pays only once per checkpoint interval.
-    await asyncio.gather(*(writer(c, pool) for c, pool in zip(connections, batches)))
+    await asyncio.gather(*(writer(c, pool) for c, pool in zip(connections, batches, strict=False)))
     done[:] = [0, 0]
     commit_seconds.clear()
     stop = time.monotonic() + seconds
     began = time.monotonic()
-    await asyncio.gather(*(writer(c, pool) for c, pool in zip(connections, batches)))
+    await asyncio.gather(*(writer(c, pool) for c, pool in zip(connections, batches, strict=False)))
     elapsed = time.monotonic() - began
     for connection in connections:
         await connection.close()
@@ -225,7 +225,9 @@ def _copy_rows(columns: np.ndarray, now: float) -> bytes:
     rows["source"] = b"bench"
     rows["listing"] = np.char.encode(np.char.add("L", np.char.zfill(columns["listing"][event].astype(str), 7)))
     rows["night"] = columns["start"][event] + offset - PG_EPOCH_DAY
-    rows["price"] = np.char.encode(np.char.add(np.char.zfill((100 + columns["price"][event] % 900).astype(str), 3), ".00"))
+    rows["price"] = np.char.encode(
+        np.char.add(np.char.zfill((100 + columns["price"][event] % 900).astype(str), 3), ".00")
+    )
     rows["currency"] = b"EUR"
     rows["available"] = 1
     rows["min_nights"] = columns["min_nights"][event]

@@ -230,7 +230,9 @@ def measure(contender: Contender, postgres: Postgres, args: argparse.Namespace,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.race_go", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of both contenders, for medians")
-    parser.add_argument("--listings", type=int, default=10_000, help="listings of the city (go-ingest's README: 10,000)")
+    parser.add_argument(
+        "--listings", type=int, default=10_000, help="listings of the city (go-ingest's README: 10,000)"
+    )
     parser.add_argument("--connections", type=int, default=20, help="connections at max speed (at most listings/500)")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each load run")
     parser.add_argument("--ceiling-seconds", type=float, default=10.0)
@@ -368,9 +370,12 @@ def render(report: dict[str, Any]) -> str:
         f"| {n(s.get('half_load_p99_ratio'), 2)}x | <= 1.0x |",
         f"| ack p99 at half of go-ingest's max (same load), ms | {n(go['half_load_p99_ms'], 1)} "
         f"| {n(ours['p99_ms_at_half_of_go_max'], 1)} | {n(s.get('same_load_p99_ratio'), 2)}x | |",
-        f"| ack p50 at half of its own max, ms | {n(go['half_load_p50_ms'], 1)} | {n(ours['half_load_p50_ms'], 1)} | | |",
-        f"| PostgreSQL cores at max speed | {n(go['postgres_cores_at_max'], 2)} | {n(ours['postgres_cores_at_max'], 2)} | | |",
-        f"| contender's own cores at max speed | {n(go['own_cores_at_max'], 2)} | {n(ours['own_cores_at_max'], 2)} | | |",
+        f"| ack p50 at half of its own max, ms | {n(go['half_load_p50_ms'], 1)} | {n(ours['half_load_p50_ms'], 1)} | "
+        f"| |",
+        f"| PostgreSQL cores at max speed | {n(go['postgres_cores_at_max'], 2)} | "
+        f"{n(ours['postgres_cores_at_max'], 2)} | | |",
+        f"| contender's own cores at max speed | {n(go['own_cores_at_max'], 2)} | {n(ours['own_cores_at_max'], 2)} | "
+        f"| |",
         f"| other load on the machine meanwhile, cores | {n(go['other_load_cores_at_max'], 2)} "
         f"| {n(ours['other_load_cores_at_max'], 2)} | | |",
         "",
@@ -396,7 +401,8 @@ def render(report: dict[str, Any]) -> str:
             f"| {n(s.get('jetstream_half_load_p99_ratio'), 2)}x |",
             f"| ack p99 at half of go-ingest's max, ms | {n(go['half_load_p99_ms'], 1)} "
             f"| {n(js['p99_ms_at_half_of_go_max'], 1)} | {n(s.get('jetstream_same_load_p99_ratio'), 2)}x |",
-            f"| staystream + NATS cores at max speed | {n(go['own_cores_at_max'], 2)} | {n(js['own_cores_at_max'], 2)} | |",
+            f"| staystream + NATS cores at max speed | {n(go['own_cores_at_max'], 2)} | "
+            f"{n(js['own_cores_at_max'], 2)} | |",
         ]
     if isinstance(report.get("go_ingest"), str):
         lines.append(f"go-ingest: {report['go_ingest']}")

@@ -9,6 +9,7 @@ summary beside it with the issues' bars next to the figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -40,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short smoke run: small city, seconds not minutes")
     parser.add_argument("--repeat", type=int, help="runs of each measurement, for medians (default 3; 1 with --quick)")
     parser.add_argument("--listings", type=int, help="listings of the city (default 100000)")
-    parser.add_argument("--small-listings", type=int, help="listings of the small city of the search scenario (default 50000)")
-    parser.add_argument("--memory-listings", help="comma-separated sizes of the memory scenario (default 250000,1000000)")
+    parser.add_argument(
+        "--small-listings", type=int, help="listings of the small city of the search scenario (default 50000)"
+    )
+    parser.add_argument(
+        "--memory-listings", help="comma-separated sizes of the memory scenario (default 250000,1000000)"
+    )
     parser.add_argument("--workers", help="comma-separated worker counts the throughput scenario compares; "
                         "the others run with the last (default 1,2)")
     parser.add_argument("--connections", type=int, help="connections of the max-speed (closed-loop) runs (default 16)")
@@ -158,7 +163,8 @@ def run_throughput(bench: Bench) -> dict[str, Any]:
 def run_latency(bench: Bench) -> dict[str, Any]:
     out = {}
     for fraction in bench.settings.latency_fractions:
-        out[f"{round(fraction * 100)}%"] = repeated(lambda: scenarios.latency_run(bench, fraction), bench.settings.repeat)
+        out[f"{round(fraction * 100)}%"] = repeated(
+            lambda fraction=fraction: scenarios.latency_run(bench, fraction), bench.settings.repeat)
     return out
 
 
@@ -170,7 +176,9 @@ def run_search(bench: Bench) -> dict[str, Any]:
     s = bench.settings
     out = {}
     city = bench.city_server(s.workers[-1])
-    out[f"{s.city_listings} listings, idle"] = repeated(lambda: scenarios.search_run(bench, city, s.city_listings, 0.0), s.repeat)
+    out[f"{s.city_listings} listings, idle"] = repeated(
+        lambda: scenarios.search_run(bench, city, s.city_listings, 0.0), s.repeat
+    )
     out[f"{s.city_listings} listings, under writes"] = repeated(
         lambda: scenarios.search_run(bench, city, s.city_listings, s.search_write_fraction), s.repeat)
     bench.max_rate(s.workers[-1])  # calibrate on the big city before starting the small one
@@ -271,8 +279,11 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
     rows = []
     if name == "generator":
         m = result["median"]
-        rows.append(f"generator vs sink: {_spread(m['events_per_s'])} events/s, "
-                    f"{_spread(m['night_updates_per_s'], 1e-6, 1)} M night updates/s, {_spread(m['generator_cores'], 1, 2)} cores")
+        rows.append(
+            f"generator vs sink: {_spread(m['events_per_s'])} events/s, "
+            f"{_spread(m['night_updates_per_s'], 1e-6, 1)} M night updates/s, {_spread(m['generator_cores'], 1, 2)} "
+            f"cores"
+        )
     elif name == "throughput":
         for config, r in result.items():
             if not config.startswith("workers="):
@@ -291,51 +302,70 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
                 continue
             m = r["median"]
             lat = m["latency_ms"]
-            rows.append(f"{fraction} of max ({_m(m['offered_events_per_s']):,.0f} events/s offered, "
-                        f"{_spread(m['events_per_s'])} acked): ack p50 {_spread(lat['p50'], 1, 1)} ms, "
-                        f"p99 {_spread(lat['p99'], 1, 1)}, p99.9 {_spread(lat['p99.9'], 1, 1)}, max {_spread(lat['max'], 1, 1)}; "
-                        f"errors {_spread(m['errors'])}, 503 {_spread(m['status_503'])}")
+            rows.append(
+                f"{fraction} of max ({_m(m['offered_events_per_s']):,.0f} events/s offered, "
+                f"{_spread(m['events_per_s'])} acked): ack p50 {_spread(lat['p50'], 1, 1)} ms, "
+                f"p99 {_spread(lat['p99'], 1, 1)}, p99.9 {_spread(lat['p99.9'], 1, 1)}, max "
+                f"{_spread(lat['max'], 1, 1)}; "
+                f"errors {_spread(m['errors'])}, 503 {_spread(m['status_503'])}"
+            )
     elif name == "burst":
         m = result["median"]
-        rows.append(f"steady {_m(m['steady_events_per_s']):,.0f} -> {_m(m['burst_events_per_s']):,.0f} events/s: "
-                    f"max latency through the burst {_spread(m['max_latency_through_burst_ms'])} ms; "
-                    f"p99 before {_spread(m['phases']['before']['latency_ms']['p99'], 1, 1)} ms, "
-                    f"during {_spread(m['phases']['burst']['latency_ms']['p99'], 1, 1)} ms, "
-                    f"after {_spread(m['phases']['after']['latency_ms']['p99'], 1, 1)} ms; "
-                    f"recovery {_spread(m['recovery_seconds'], 1, 2)} s (back under {_m(m['recovery_threshold_ms']):.1f} ms)")
+        rows.append(
+            f"steady {_m(m['steady_events_per_s']):,.0f} -> {_m(m['burst_events_per_s']):,.0f} events/s: "
+            f"max latency through the burst {_spread(m['max_latency_through_burst_ms'])} ms; "
+            f"p99 before {_spread(m['phases']['before']['latency_ms']['p99'], 1, 1)} ms, "
+            f"during {_spread(m['phases']['burst']['latency_ms']['p99'], 1, 1)} ms, "
+            f"after {_spread(m['phases']['after']['latency_ms']['p99'], 1, 1)} ms; "
+            f"recovery {_spread(m['recovery_seconds'], 1, 2)} s (back under {_m(m['recovery_threshold_ms']):.1f} ms)"
+        )
     elif name == "search":
         for case, r in result.items():
             if not isinstance(r, dict) or "median" not in r:
                 continue
             m = r["median"]
             lat = m["search_latency_ms"]
-            line = (f"{case}: search p50 {_spread(lat['p50'], 1, 1)} ms, p99 {_spread(lat['p99'], 1, 1)} ms, "
-                    f"max {_spread(lat['max'], 1, 1)} ms; {_m(m.get('search_mean_matches', 0.0)):,.0f} matches a search")
+            line = (
+                f"{case}: search p50 {_spread(lat['p50'], 1, 1)} ms, p99 {_spread(lat['p99'], 1, 1)} ms, "
+                f"max {_spread(lat['max'], 1, 1)} ms; {_m(m.get('search_mean_matches', 0.0)):,.0f} matches a search"
+            )
             if "write" in m:
                 line += (f"; writes {_spread(m['write']['night_updates_per_s'], 1e-6, 2)} M night updates/s, "
                          f"ack p99 {_spread(m['write']['latency_ms']['p99'], 1, 1)} ms")
             rows.append(line)
     elif name == "ceiling":
         m = result["median"]
-        rows.append(f"store alone ({_m(m['group_events']):,.0f}-event groups): {_spread(m['night_updates_per_s'], 1e-6, 2)} M "
-                    f"night updates/s, {_spread(m['events_per_s'])} events/s; commit {_m(m['commit_ms_per_group']):.2f} ms "
-                    f"+ apply {_m(m['apply_ms_per_group']):.2f} ms a group"
-                    + (f"; CPU {_m(m['cpu_us_per_night_update']):.3f} µs a night update" if "cpu_us_per_night_update" in m else ""))
+        rows.append(
+            f"store alone ({_m(m['group_events']):,.0f}-event groups): {_spread(m['night_updates_per_s'], 1e-6, 2)} M "
+            f"night updates/s, {_spread(m['events_per_s'])} events/s; commit {_m(m['commit_ms_per_group']):.2f} ms "
+            f"+ apply {_m(m['apply_ms_per_group']):.2f} ms a group"
+            + (
+                f"; CPU {_m(m['cpu_us_per_night_update']):.3f} µs a night update"
+                if "cpu_us_per_night_update" in m
+                else ""
+            )
+        )
         if result.get("service_to_ceiling") is not None:
             rows.append(f"service / store ceiling: {result['service_to_ceiling']:.2f}")
     elif name == "memory":
         for size in result["sizes"]:
             mem = size["memory"]
-            rows.append(f"{size['listings']:,} listings: {mem['total_bytes'] / 2**30:.2f} GiB at rest "
-                        f"(shm {mem['shm_bytes'] / 2**30:.2f}, processes {(mem['total_bytes'] - mem['shm_bytes']) / 2**30:.2f}), "
-                        f"peak while filling {mem['peak_bytes'] / 2**30:.2f} GiB; "
-                        f"restart to ready {statistics.median(size['restart_ready_seconds']):.2f} s clean, "
-                        f"{statistics.median(size['crash_restart_ready_seconds']):.2f} s after kill -9")
+            rows.append(
+                f"{size['listings']:,} listings: {mem['total_bytes'] / 2**30:.2f} GiB at rest "
+                f"(shm {mem['shm_bytes'] / 2**30:.2f}, processes "
+                f"{(mem['total_bytes'] - mem['shm_bytes']) / 2**30:.2f}), "
+                f"peak while filling {mem['peak_bytes'] / 2**30:.2f} GiB; "
+                f"restart to ready {statistics.median(size['restart_ready_seconds']):.2f} s clean, "
+                f"{statistics.median(size['crash_restart_ready_seconds']):.2f} s after kill -9"
+            )
         pm = result["per_million"]
         how = "extrapolated linearly" if pm["extrapolated"] else "measured"
-        rows.append(f"per million listings ({how}): {pm['gib_per_million_listings']:.2f} GiB at rest, "
-                    f"{pm['peak_gib_per_million_listings']:.2f} GiB peak; restart to ready "
-                    f"{pm['restart_seconds_per_million']:.1f} s clean, {pm['crash_restart_seconds_per_million']:.1f} s after kill -9")
+        rows.append(
+            f"per million listings ({how}): {pm['gib_per_million_listings']:.2f} GiB at rest, "
+            f"{pm['peak_gib_per_million_listings']:.2f} GiB peak; restart to ready "
+            f"{pm['restart_seconds_per_million']:.1f} s clean, {pm['crash_restart_seconds_per_million']:.1f} s after "
+            f"kill -9"
+        )
     elif name == bulk_live.NAME:
         rows += bulk_live.rows(result)
     return rows
@@ -347,15 +377,18 @@ def _bars(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows = []
 
     def add(label: str, bar2: str, bar4: str, value: Callable[[], str]) -> None:
-        try:
+        with contextlib.suppress(KeyError, TypeError, ValueError, StopIteration):
             rows.append((label, value(), bar2, bar4))
-        except (KeyError, TypeError, ValueError, StopIteration):
-            pass
 
     last_workers = f"workers={report['settings']['workers'][-1]}"
     add("sustained night updates/s", ">= 100k", ">= 1M",
         lambda: _spread(s["throughput"][last_workers]["median"]["night_updates_per_s"]))
-    add("ack p99 at half of max, ms", "<= 100", "<= 20", lambda: _spread(s["latency"]["50%"]["median"]["latency_ms"]["p99"], 1, 1))
+    add(
+        "ack p99 at half of max, ms",
+        "<= 100",
+        "<= 20",
+        lambda: _spread(s["latency"]["50%"]["median"]["latency_ms"]["p99"], 1, 1),
+    )
     add("max ack latency through the 10x burst, ms", "", "<= 1000",
         lambda: _spread(s["burst"]["median"]["max_latency_through_burst_ms"]))
     small = report["settings"]["small_city_listings"]

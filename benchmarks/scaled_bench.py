@@ -118,8 +118,12 @@ def run_case(args: argparse.Namespace, postgres: Postgres, sync: str, ingest_nod
             after = applier.metrics()
             busy_after = machine_busy()
             top: dict[str, Any] = result.summary(warmup=warmup)
-            applied = after["staystream_apply_night_updates_total"] - before.get("staystream_apply_night_updates_total", 0.0)
-            applied_during = during["staystream_apply_night_updates_total"] - before.get("staystream_apply_night_updates_total", 0.0)
+            applied = after["staystream_apply_night_updates_total"] - before.get(
+                "staystream_apply_night_updates_total", 0.0
+            )
+            applied_during = during["staystream_apply_night_updates_total"] - before.get(
+                "staystream_apply_night_updates_total", 0.0
+            )
             figures: dict[str, Any] = {
                 "max": {
                     "acked_night_updates_per_s": top["night_updates_per_s"],
@@ -228,8 +232,10 @@ def render(report: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {top['acked_night_updates_per_s']:,.0f} | {top['end_to_end_night_updates_per_s']:,.0f} "
             f"| {top['ack_latency_ms']['p99']:.0f} | {half['ack_latency_ms']['p99']:.1f} "
-            f"| <= {half['apply_delay_p99_s']} | {bar['ack_latency_ms']['p50']:.1f} / {bar['ack_latency_ms']['p99']:.1f} "
-            f"| <= {bar['apply_delay_p99_s']} |")
+            f"| <= {half['apply_delay_p99_s']} | {bar['ack_latency_ms']['p50']:.1f} / "
+            f"{bar['ack_latency_ms']['p99']:.1f} "
+            f"| <= {bar['apply_delay_p99_s']} |"
+        )
     ceiling = report["postgres_ceiling"]
     lines += ["", f"PostgreSQL ceiling, same updates: batch log {ceiling['batch_log']['night_updates_per_s']:,.0f} "
                   f"night updates/s; row per night {ceiling['row_per_night']['night_updates_per_s']:,.0f}."]

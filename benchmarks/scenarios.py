@@ -170,13 +170,18 @@ def measured(server: Service, jobs: list[Job], warmup: float) -> tuple[Result, d
         "other_load_cores": round(max(0.0, total_busy - ours), 3),  # other users of the machine
         "mean_group_events": delta("staystream_commit_group_events_sum") / groups if groups else 0.0,
         "mean_group_requests": delta("staystream_commit_group_requests_sum") / groups if groups else 0.0,
-        "commit_ms_mean": 1000 * delta("staystream_commit_seconds_sum") / max(delta("staystream_commit_seconds_count"), 1),
+        "commit_ms_mean": 1000
+        * delta("staystream_commit_seconds_sum")
+        / max(delta("staystream_commit_seconds_count"), 1),
         "apply_ms_mean": 1000 * delta("staystream_apply_seconds_sum") / max(delta("staystream_apply_seconds_count"), 1),
         "nights_won_fraction": delta("staystream_nights_applied_total") / sent_nights if sent_nights else None,
         "snapshots": int(delta("staystream_snapshot_seconds_count")),  # each one streams the calendar to disk
         # CPU time per acknowledged request: what the work costs, whoever else shares the cores
-        "cpu_ms_per_request": {role: round(1000 * used / len(acked), 3) for role, used in cpu_used.items()
-                               if len(acked) and role != "supervisor"},
+        "cpu_ms_per_request": {
+            role: round(1000 * used / len(acked), 3)
+            for role, used in cpu_used.items()
+            if len(acked) and role != "supervisor"
+        },
         "server_cpu_us_per_night_update": 1e6 * sum(cpu_used.values()) / sent_nights if sent_nights else None,
     }
     return result, side
@@ -260,7 +265,9 @@ def burst_run(bench: Bench) -> dict[str, object]:
         "workers": workers,
         "steady_events_per_s": steady * s.events_per_request,
         "burst_events_per_s": 10 * steady * s.events_per_request,
-        "max_latency_through_burst_ms": float(1000 * (through["done"] - through["intended"]).max()) if len(through) else 0.0,
+        "max_latency_through_burst_ms": float(1000 * (through["done"] - through["intended"]).max())
+        if len(through)
+        else 0.0,
         "recovery_seconds": recovery,
         "recovery_threshold_ms": 1000 * threshold,
         "phases": phases,
@@ -288,7 +295,9 @@ def search_run(bench: Bench, server: Service, listings: int, write_fraction: flo
            "write_events_per_s_offered": writes, **side}
     if write_fraction > 0:
         written = result.only("write").summary(warmup=warmup)
-        out["write"] = {k: written[k] for k in ("events_per_s", "night_updates_per_s", "latency_ms", "errors", "status_503")}
+        out["write"] = {
+            k: written[k] for k in ("events_per_s", "night_updates_per_s", "latency_ms", "errors", "status_503")
+        }
     return out
 
 
@@ -334,8 +343,10 @@ def memory_size(bench: Bench, listings: int) -> dict[str, object]:
     after_restart = server.memory()
     server.stop()
     shutil.rmtree(directory, ignore_errors=True)
-    bench.log(f"  {listings:,} listings: {memory['total_bytes'] / 2**30:.2f} GiB; restart to ready "
-              f"{statistics.median(clean_restarts):.2f} s clean, {statistics.median(crash_restarts):.2f} s after kill -9")
+    bench.log(
+        f"  {listings:,} listings: {memory['total_bytes'] / 2**30:.2f} GiB; restart to ready "
+        f"{statistics.median(clean_restarts):.2f} s clean, {statistics.median(crash_restarts):.2f} s after kill -9"
+    )
     return {"listings": listings, "prefill": filled, "memory": memory, "memory_after_restart": after_restart,
             "memory_after_crash_restart": after_crash, "restart_ready_seconds": clean_restarts,
             "crash_restart_ready_seconds": crash_restarts, "stop_seconds": stops}
@@ -394,5 +405,5 @@ def _fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
     if len(xs) < 2:
         return ys[0] / xs[0], 0.0
     mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=False)) / sum((x - mean_x) ** 2 for x in xs)
     return slope, mean_y - slope * mean_x

@@ -125,7 +125,9 @@ def queries(kind: str, count: int, first_night: int, nights: int, centers: np.nd
     for _ in range(count):
         city_lat, city_lon = centers[rng.integers(0, len(centers))]
         stay = min(nights - 1, int(rng.integers(1, 8)) if kind != "long" else int(rng.integers(14, 91)))
-        checkin = dt.date.fromordinal(dt.date(1970, 1, 1).toordinal() + first_night + int(rng.integers(0, nights - stay)))
+        checkin = dt.date.fromordinal(
+            dt.date(1970, 1, 1).toordinal() + first_night + int(rng.integers(0, nights - stay))
+        )
         params: dict[str, str] = {
             "checkin": checkin.isoformat(),
             "checkout": (checkin + dt.timedelta(days=stay)).isoformat(),
@@ -198,15 +200,20 @@ def main(argv: list[str] | None = None) -> int:
                         f"{search_module.INDEX_MIN_ROWS:,} listings (to compare with the spatial index)")
     args = parser.parse_args(argv)
 
-    directory = Path(tempfile.mkdtemp(prefix="staystream-micro-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    directory = Path(
+        tempfile.mkdtemp(prefix="staystream-micro-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+    )
     child = 0
     applied = np.frombuffer(mmap.mmap(-1, 8), dtype=np.int64)
     try:
         started = time.perf_counter()
         store, calendar, first_night = build(directory, args.listings, args.nights, args.seed, args.cities)
-        print(f"{args.listings:,} listings in {args.cities} cities x {args.nights} nights built in {time.perf_counter() - started:.1f} s; "
-              f"python {platform.python_version()}, numpy {np.__version__}, sqlite {sqlite3.sqlite_version}, "
-              f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"{args.listings:,} listings in {args.cities} cities x {args.nights} nights built in "
+            f"{time.perf_counter() - started:.1f} s; "
+            f"python {platform.python_version()}, numpy {np.__version__}, sqlite {sqlite3.sqlite_version}, "
+            f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}"
+        )
         if args.write_load:
             child = write_load(calendar, args.listings, first_night, args.nights, args.write_load, applied)
             load_started = time.perf_counter()

@@ -149,7 +149,7 @@ def rate_body(columns: np.ndarray) -> bytes:
         f'"changed_at":"{prefix}{i:03d}Z"}}'
         for i, (listing, start, count, price, min_nights) in enumerate(zip(
             columns["listing"].tolist(), starts, nights, columns["price"].tolist(),
-            columns["min_nights"].tolist()))
+            columns["min_nights"].tolist(), strict=False))
     ]
     return ("\n".join(lines) + "\n").encode()
 

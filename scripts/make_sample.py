@@ -35,7 +35,9 @@ FIRST_NIGHTS = 60
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--from", dest="source", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "data" / "singapore")
+    parser.add_argument(
+        "--from", dest="source", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "data" / "singapore"
+    )
     parser.add_argument("--to", dest="target", type=Path,
                         default=Path(__file__).resolve().parent.parent / "src/staystream/data")
     parser.add_argument("--others", type=int, default=200, help="long-stay listings to add")
@@ -86,7 +88,7 @@ def _short_stay(calendar: Path) -> tuple[set[str], list[str]]:
 
 class _reader:
     def __init__(self, path: Path) -> None:
-        self.file = gzip.open(path, "rt", encoding="utf-8", newline="")
+        self.file = gzip.open(path, "rt", encoding="utf-8", newline="")  # noqa: SIM115  closed by __exit__
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         return csv.reader(self.file)
@@ -99,7 +101,7 @@ class _writer:
     """A CSV writer into a gzip file without a timestamp: the same input gives the same bytes."""
 
     def __init__(self, path: Path) -> None:
-        self.raw = open(path, "wb")
+        self.raw = open(path, "wb")  # noqa: SIM115  closed by __exit__
         self.gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self.raw, compresslevel=9, mtime=0)
         self.text = io.TextIOWrapper(self.gzip, encoding="utf-8", newline="")
 

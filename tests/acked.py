@@ -153,7 +153,9 @@ class AckedLoad:
                         continue
                     changed_at = dt.datetime.fromisoformat(found["changed_at"].replace("Z", "+00:00"))
                     micros = (changed_at - EPOCH) // dt.timedelta(microseconds=1)
-                    if micros < expected.changed_at or (micros == expected.changed_at and found["price"] != expected.price):
+                    if micros < expected.changed_at or (
+                        micros == expected.changed_at and found["price"] != expected.price
+                    ):
                         problems.append(f"{listing} night {night}: read {found}, acknowledged {expected}")
         return problems
 

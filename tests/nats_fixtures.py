@@ -76,7 +76,7 @@ cluster {{
 """)
 
     def start_node(self, i: int) -> None:
-        log = open(self.root / f"n{i}.log", "ab")
+        log = open(self.root / f"n{i}.log", "ab")  # noqa: SIM115  the node writes it until stop()
         self.processes[i] = subprocess.Popen(
             [str(binary()), "-c", str(self.root / f"n{i}.conf")], stdout=log, stderr=log,
             preexec_fn=_stop_with_parent,
@@ -98,7 +98,7 @@ cluster {{
         self.processes[i] = None
 
     def stop(self) -> None:
-        for i, process in enumerate(self.processes):
+        for process in self.processes:
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for i, process in enumerate(self.processes):

@@ -11,6 +11,7 @@ Usable without pytest (`benchmarks/race_go.py` imports it): `Postgres().start()`
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import os
@@ -80,10 +81,8 @@ def _stop_with_parent() -> None:
 def _children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
+        with contextlib.suppress(OSError):
             found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
     return found
 
 
@@ -186,10 +185,8 @@ class Postgres:
         os.kill(pid, signal.SIGSTOP)
         victims = [pid, *_children(pid)]
         for victim in victims:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.process.wait()
         self.process = None
         deadline = time.monotonic() + 10

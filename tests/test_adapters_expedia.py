@@ -89,8 +89,9 @@ def test_sample_update_inclusive_range_two_guest_rate_min_stay_and_warnings() ->
 def test_per_day_rate_weekday_mask_and_repeated_ranges() -> None:
     start = TODAY + dt.timedelta(days=(7 - TODAY.weekday()) % 7 + 7)  # a Monday
     offset = (start - TODAY).days
-    ranges = (date_range(offset, offset + 6, 'sun="true" mon="false" tue="false" wed="false" thu="false" fri="true" sat="true"')
-              + date_range(offset + 20, offset + 20))
+    ranges = date_range(
+        offset, offset + 6, 'sun="true" mon="false" tue="false" wed="false" thu="false" fri="true" sat="true"'
+    ) + date_range(offset + 20, offset + 20)
     body = update(ranges, '<RoomType id="9989"><RatePlan id="556895"><Rate currency="EUR"><PerDay rate="55.00"/>'
                           '</Rate></RatePlan></RoomType>')
     _, outcome = expedia.parse(rq(body, hotel="35499"), "expedia", received_at=RECEIVED)
@@ -172,8 +173,10 @@ def test_occupancy_and_length_of_stay_rates() -> None:
 def test_one_error_means_nothing_applies_and_every_error_is_named() -> None:
     good = update(date_range(1, 2), '<RoomType id="R"><RatePlan id="A"><Rate currency="EUR"><PerDay rate="50"/>'
                                     '</Rate></RatePlan></RoomType>')
-    bad = update('<DateRange from="2025-02-30" to="2025-03-02"/>',
-                 '<RoomType id="R"><RatePlan id="A"><Rate currency="EURO"><PerDay rate="-5"/></Rate></RatePlan></RoomType>')
+    bad = update(
+        '<DateRange from="2025-02-30" to="2025-03-02"/>',
+        '<RoomType id="R"><RatePlan id="A"><Rate currency="EURO"><PerDay rate="-5"/></Rate></RatePlan></RoomType>',
+    )
     worse = update(date_range(3, 3), '<RoomType id="R"><RatePlan id="B"><Rate currency="EUR"><PerDay rate="-5"/>'
                                      '</Rate></RatePlan></RoomType>')
     message, outcome = expedia.parse(rq(good + bad + worse), "expedia", received_at=RECEIVED)
@@ -194,8 +197,11 @@ def test_success_rs_shape() -> None:
     root = ET.fromstring(expedia.response(message, outcome))
     warnings = root.findall(f"{{{RS_NS}}}Success/{{{RS_NS}}}Warning")
     assert [w.get("code") for w in warnings] == ["7001"] * 3
-    message, outcome = expedia.parse(rq(SAMPLE.replace(' maxLOS="14" closedToArrival="false" closedToDeparture="false"', "")),
-                                     "expedia", received_at=RECEIVED)
+    message, outcome = expedia.parse(
+        rq(SAMPLE.replace(' maxLOS="14" closedToArrival="false" closedToDeparture="false"', "")),
+        "expedia",
+        received_at=RECEIVED,
+    )
     assert expedia.response(message, outcome) == (
         b'<?xml version="1.0" encoding="UTF-8"?>\n'
         b'<AvailRateUpdateRS xmlns="http://www.expediaconnect.com/EQC/AR/2007/02"><Success /></AvailRateUpdateRS>')
@@ -239,9 +245,12 @@ def calendar(client, listing: str) -> dict[str, tuple] | None:
 
 
 def test_http_rates_then_room_close_read_back(server) -> None:
-    rates = update(date_range(20, 22), '<RoomType id="R1"><RatePlan id="A"><Rate currency="EUR"><PerOccupancy rate="100.00" '
-                                       'occupancy="2"/></Rate><Restrictions minLOS="2"/></RatePlan><RatePlan id="B"><Rate '
-                                       'currency="EUR"><PerDay rate="90.00"/></Rate></RatePlan></RoomType>')
+    rates = update(
+        date_range(20, 22),
+        '<RoomType id="R1"><RatePlan id="A"><Rate currency="EUR"><PerOccupancy rate="100.00" '
+        'occupancy="2"/></Rate><Restrictions minLOS="2"/></RatePlan><RatePlan id="B"><Rate '
+        'currency="EUR"><PerDay rate="90.00"/></Rate></RatePlan></RoomType>',
+    )
     close = update(date_range(21, 21), '<RoomType id="R1" closed="true"/>')
     with server.client() as client:
         assert post(client, rq(rates, hotel="77")).find(f"{{{RS_NS}}}Success") is not None
@@ -258,8 +267,10 @@ def test_http_rates_then_room_close_read_back(server) -> None:
 def test_http_error_stores_nothing_even_when_only_the_service_rejects(server) -> None:
     good = update(date_range(5, 6), '<RoomType id="R"><RatePlan id="A"><Rate currency="EUR"><PerDay rate="70"/></Rate>'
                                     '</RatePlan></RoomType>')
-    past_horizon = update(date_range(1000, 1001), '<RoomType id="R"><RatePlan id="A"><Rate currency="EUR"><PerDay rate="70"/>'
-                                                  '</Rate></RatePlan></RoomType>')
+    past_horizon = update(
+        date_range(1000, 1001),
+        '<RoomType id="R"><RatePlan id="A"><Rate currency="EUR"><PerDay rate="70"/></Rate></RatePlan></RoomType>',
+    )
     with server.client() as client:
         root = post(client, rq(good + past_horizon, hotel="88"))
         errors = root.findall(f"{{{RS_NS}}}Error")

@@ -103,7 +103,9 @@ def test_utc_times_use_the_feeds_time_zone() -> None:
 
 
 def test_cancelled_events_block_nothing() -> None:
-    feed = ical.read_feed(airbnb(vevent(f"DTSTART;VALUE=DATE:{ics(3)}", f"DTEND;VALUE=DATE:{ics(5)}", "STATUS:CANCELLED")))
+    feed = ical.read_feed(
+        airbnb(vevent(f"DTSTART;VALUE=DATE:{ics(3)}", f"DTEND;VALUE=DATE:{ics(5)}", "STATUS:CANCELLED"))
+    )
     assert feed.blocks == [] and feed.cancelled == 1 and feed.problems == []
 
 
@@ -133,7 +135,9 @@ def test_malformed_lines_and_events_are_named_by_line_and_do_not_stop_the_rest()
 
 
 def test_unclosed_event_and_mismatched_end() -> None:
-    feed = ical.read_feed(b"BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:" + ics(1).encode() + b"\nEND:VCALENDAR\n")
+    feed = ical.read_feed(
+        b"BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:" + ics(1).encode() + b"\nEND:VCALENDAR\n"
+    )
     assert [str(p) for p in feed.problems] == ["line 4: END:VCALENDAR closes VEVENT; expected END:VEVENT",
                                                "line 2: BEGIN:VEVENT is never closed; expected END:VEVENT"]
 
@@ -204,7 +208,10 @@ def test_http_feed_blocks_and_reopens_nights(server) -> None:
     url = "/v1/sources/airbnb/listings/ical-1/ical"
     query = {"start": d(0).isoformat(), "end": d(25).isoformat()}
     with server.client() as client:
-        assert client.post("/v1/events", content=rates, headers={"content-type": "application/x-ndjson"}).status_code == 200
+        assert (
+            client.post("/v1/events", content=rates, headers={"content-type": "application/x-ndjson"}).status_code
+            == 200
+        )
         response = client.post(url, params=query, content=feed, headers={"content-type": "text/calendar"})
         assert response.status_code == 200, response.text
         body = response.json()
@@ -222,7 +229,9 @@ def test_http_feed_blocks_and_reopens_nights(server) -> None:
             **{d(i).isoformat(): (None, True) for i in (22, 23, 24)}}
         cancelled = airbnb(AIRBNB_BLOCKED)  # the reservation of nights 10-12 is gone
         assert client.post(url, params=query, content=cancelled).json()["accepted"] == 3
-        nights = {n["night"]: n["available"] for n in client.get("/v1/listings/airbnb/ical-1/calendar").json()["nights"]}
+        nights = {
+            n["night"]: n["available"] for n in client.get("/v1/listings/airbnb/ical-1/calendar").json()["nights"]
+        }
         assert all(nights[d(i).isoformat()] for i in (10, 11, 12))
 
 

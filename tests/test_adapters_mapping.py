@@ -40,7 +40,8 @@ def german_feed(*rows: str) -> bytes:
 
 def row(listing: str = "FW-1", first: int = 10, last: int = 16, price: str = "1.089,50 €", status: str = "frei",
         min_stay: str = "3", kind: str = "Ferienwohnung", stand: str = STAND) -> str:
-    return f"{listing};Ostseeblick Whg. 3;{kind};54,0924;11,8867;4;Kühlungsborn;{de(first)};{de(last)};{price};{status};{min_stay};{stand}"
+    return (f"{listing};Ostseeblick Whg. 3;{kind};54,0924;11,8867;4;Kühlungsborn;"
+            f"{de(first)};{de(last)};{price};{status};{min_stay};{stand}")
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +59,15 @@ def items(feed: bytes, table: mapping.Mapping, name: str = "feed.csv") -> list:
 @pytest.mark.parametrize(("text", "expected"), [
     ('format = "xml"\n[rate]\n', "format: 'xml' is not csv or json"),
     ('formatt = "csv"\n', "unknown key 'formatt'"),
-    ('[rate]\nlisting_id = { column = "id" }\n', "[rate] lacks start, currency, changed_at; every rate event needs them"),
-    ('[rate]\nprice = { column = "p", decimal_coma = true }\n', "rate.price: unknown option 'decimal_coma'; expected "
-                                                               "column, decimal_comma, default, strip, thousands, value"),
+    ('[rate]\nlisting_id = { column = "id" }\n',
+     "[rate] lacks start, currency, changed_at; every rate event needs them"),
+    ('[rate]\nprice = { column = "p", decimal_coma = true }\n',
+     "rate.price: unknown option 'decimal_coma'; expected column, decimal_comma, default, strip, thousands, value"),
     ('[rate]\nprice = { column = "p", value = 1 }\n', "rate.price: give either column or value"),
     ('[rate]\nprice = "p"\n', "rate.price: expected a table like { column = \"...\" } or { value = ... }"),
     ('[rate]\nnightly = { column = "p" }\n', "rate.nightly: not a field of a rate event"),
-    ('[rate]\nchanged_at = { column = "s", timezone = "Europe/Atlantis" }\n', "timezone: 'Europe/Atlantis' is not an IANA"),
+    ('[rate]\nchanged_at = { column = "s", timezone = "Europe/Atlantis" }\n', "timezone: 'Europe/Atlantis' is not an "
+                                                                              "IANA"),
     ('[rate]\navailable = { column = "s", true = "frei" }\n', 'true: expected a list of words, like ["frei", "ja"]'),
     ('delimiter = ";;"\n[rate]\n', "delimiter: ';;' is not one character"),
     ('encoding = "klingon"\n[rate]\n', "encoding: 'klingon' is not a known text encoding"),
@@ -94,9 +97,19 @@ def test_german_csv_transforms(german: mapping.Mapping) -> None:
     assert [type(e).__name__ for e in events] == ["ListingEvent", "RateEvent", "RateEvent", "ListingEvent", "RateEvent"]
     first = events[1]
     assert isinstance(first, RateEvent)
-    assert (first.listing_id, first.start, first.end, first.price, first.currency, first.available, first.min_nights) == (
-        "FW-1", day(10), day(17), Decimal("1089.50"), "EUR", True, 3)  # "Bis" inclusive: end is the day after
-    assert first.changed_at.tzinfo is not None and first.changed_at.utcoffset() in (dt.timedelta(hours=1), dt.timedelta(hours=2))
+    assert (
+        first.listing_id,
+        first.start,
+        first.end,
+        first.price,
+        first.currency,
+        first.available,
+        first.min_nights,
+    ) == ("FW-1", day(10), day(17), Decimal("1089.50"), "EUR", True, 3)  # "Bis" inclusive: end is the day after
+    assert first.changed_at.tzinfo is not None and first.changed_at.utcoffset() in (
+        dt.timedelta(hours=1),
+        dt.timedelta(hours=2),
+    )
     closed = events[2]
     assert (closed.price, closed.available, closed.min_nights) == (None, False, 1)
     listing = events[0]
@@ -121,9 +134,17 @@ def test_bad_records_are_rejected_with_line_field_column_and_value(german: mappi
     rejected = [(item.line, item.last_line, str(item.event)) for item in result if isinstance(item.event, Rejected)]
     assert rejected == [
         (3, 3, "price: '12,x €' from column 'Preis/Nacht' is not a number; expected e.g. 1.234,50 (decimal comma)"),
-        (4, 4, "available: 'vielleicht' from column 'Status' is not a known word; expected one of frei, belegt, gesperrt"),
-        (5, 5, "kind: 'Hausboot' from column 'Typ' is not in the mapping's map; expected one of Ferienwohnung, "
-               "Ferienhaus, Zimmer"),
+        (
+            4,
+            4,
+            "available: 'vielleicht' from column 'Status' is not a known word; expected one of frei, belegt, gesperrt",
+        ),
+        (
+            5,
+            5,
+            "kind: 'Hausboot' from column 'Typ' is not in the mapping's map; expected one of Ferienwohnung, "
+            "Ferienhaus, Zimmer",
+        ),
         (6, 6, "start: '31.02.2027' from column 'Von' is not a date; expected the format %d.%m.%Y"),
         (7, 7, "changed_at: 'gestern' from column 'Stand' is not a date-time; expected %d.%m.%Y %H:%M"),
         (7, 7, "changed_at: 'gestern' from column 'Stand' is not a date-time; expected %d.%m.%Y %H:%M"),
@@ -150,13 +171,31 @@ def test_missing_column_encoding_and_gzip(german: mapping.Mapping) -> None:
 def test_json_records_nested_columns_and_json_types() -> None:
     table = mapping.load_mapping((EXAMPLES / "rentals-json.json").read_bytes(), "rentals-json.json")
     records = [
-        {"unit": {"id": "alp-17"}, "checkin": day(5).isoformat(), "nights": 7, "price": {"amount": 189.5, "currency": "CHF"},
-         "bookable": True, "minStay": 7, "updatedAt": "2026-01-01T08:00:00+01:00"},
-        {"unit": {"id": "alp-17"}, "checkin": day(12).isoformat(), "nights": "x", "price": {"currency": "CHF"},
-         "bookable": False, "updatedAt": "2026-01-01T08:00:00+01:00"},
+        {
+            "unit": {"id": "alp-17"},
+            "checkin": day(5).isoformat(),
+            "nights": 7,
+            "price": {"amount": 189.5, "currency": "CHF"},
+            "bookable": True,
+            "minStay": 7,
+            "updatedAt": "2026-01-01T08:00:00+01:00",
+        },
+        {
+            "unit": {"id": "alp-17"},
+            "checkin": day(12).isoformat(),
+            "nights": "x",
+            "price": {"currency": "CHF"},
+            "bookable": False,
+            "updatedAt": "2026-01-01T08:00:00+01:00",
+        },
         "not a record",
-        {"unit": {"id": "alp-18"}, "checkin": day(1).isoformat(), "price": {"amount": "99", "currency": "CHF"},
-         "bookable": "yes", "updatedAt": "2026-01-01T08:00:00"},
+        {
+            "unit": {"id": "alp-18"},
+            "checkin": day(1).isoformat(),
+            "price": {"amount": "99", "currency": "CHF"},
+            "bookable": "yes",
+            "updatedAt": "2026-01-01T08:00:00",
+        },
     ]
     result = list(mapping.parse(json.dumps({"data": {"availability": records}}).encode(), table, "alps", "feed.json"))
     first = result[0].event
@@ -175,7 +214,9 @@ def test_json_records_nested_columns_and_json_types() -> None:
 
 def test_shipped_examples_read_cleanly() -> None:
     german = mapping.load_mapping((EXAMPLES / "ferienwohnung-de.toml").read_bytes(), "ferienwohnung-de.toml")
-    assert not [i for i in items((EXAMPLES / "ferienwohnung-de.csv").read_bytes(), german) if isinstance(i.event, Rejected)]
+    assert not [
+        i for i in items((EXAMPLES / "ferienwohnung-de.csv").read_bytes(), german) if isinstance(i.event, Rejected)
+    ]
     table = mapping.load_mapping((EXAMPLES / "rentals-json.json").read_bytes(), "rentals-json.json")
     read = list(mapping.parse((EXAMPLES / "rentals-json.sample.json").read_bytes(), table, "alps"))
     assert len(read) == 2 and not [i for i in read if isinstance(i.event, Rejected)]
@@ -192,9 +233,26 @@ def test_import_command_stores_what_the_feed_says(server, tmp_path: Path) -> Non
                                  row(listing="IMP-1", price="viel")))
     rejects = tmp_path / "rejects.csv"
     done = subprocess.run(
-        [sys.executable, "-m", "staystream", "import", "--format", "mapping", "--source", "fewo-de", "--url", server.url,
-         "--rejects", str(rejects), str(EXAMPLES / "ferienwohnung-de.toml"), str(feed)],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "staystream",
+            "import",
+            "--format",
+            "mapping",
+            "--source",
+            "fewo-de",
+            "--url",
+            server.url,
+            "--rejects",
+            str(rejects),
+            str(EXAMPLES / "ferienwohnung-de.toml"),
+            str(feed),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     with server.client() as client:
         nights = client.get("/v1/listings/fewo-de/IMP-1/calendar").json()["nights"]
@@ -202,7 +260,11 @@ def test_import_command_stores_what_the_feed_says(server, tmp_path: Path) -> Non
             *[(day(i).isoformat(), "1089.50", True, 3) for i in range(30, 34)],
             *[(day(i).isoformat(), None, False, 1) for i in range(34, 36)]]
         listing = client.get("/v1/listings/fewo-de/IMP-1").json()
-        assert (listing["name"], listing["kind"], listing["city"]) == ("Ostseeblick Whg. 3", "apartment", "Kühlungsborn")
+        assert (listing["name"], listing["kind"], listing["city"]) == (
+            "Ostseeblick Whg. 3",
+            "apartment",
+            "Kühlungsborn",
+        )
     with open(rejects, newline="") as f:
         assert [r[:4] for r in csv.reader(f)][1:] == [["belegung.csv", "4", "4", "rejected"]]
 

@@ -91,7 +91,9 @@ def test_rate_amount_inclusive_range_weekday_mask_and_two_guest_amount() -> None
     message, outcome = ota.parse(rate_rq(body), "booking")
     assert outcome.errors == [] and outcome.warnings == []
     nights = facts_of(outcome.events)
-    expected = [start + dt.timedelta(days=i) for i in range(14) if (start + dt.timedelta(days=i)).weekday() not in (4, 5)]
+    expected = [
+        start + dt.timedelta(days=i) for i in range(14) if (start + dt.timedelta(days=i)).weekday() not in (4, 5)
+    ]
     assert sorted(nights) == [d.isoformat() for d in expected]  # End is a night: inclusive
     assert all(facts == {"price": Decimal("140.00"), "currency": "EUR"} for facts in nights.values())  # price only
     assert {e.listing_id for e in outcome.events} == {"H123:DLX-K:BAR-FLEX"}
@@ -101,9 +103,11 @@ def test_rate_amount_inclusive_range_weekday_mask_and_two_guest_amount() -> None
 
 
 @pytest.mark.parametrize(("amounts", "expected"), [
-    ('<BaseByGuestAmt NumberOfGuests="1" AmountAfterTax="120"/><BaseByGuestAmt NumberOfGuests="3" AmountAfterTax="160"/>', "120"),
+    ('<BaseByGuestAmt NumberOfGuests="1" AmountAfterTax="120"/><BaseByGuestAmt NumberOfGuests="3" '
+     'AmountAfterTax="160"/>', "120"),
     ('<BaseByGuestAmt NumberOfGuests="3" AmountAfterTax="160"/><BaseByGuestAmt AmountAfterTax="150"/>', "150"),
-    ('<BaseByGuestAmt NumberOfGuests="4" AmountAfterTax="190"/><BaseByGuestAmt NumberOfGuests="3" AmountAfterTax="160"/>', "160"),
+    ('<BaseByGuestAmt NumberOfGuests="4" AmountAfterTax="190"/><BaseByGuestAmt NumberOfGuests="3" '
+     'AmountAfterTax="160"/>', "160"),
     ('<BaseByGuestAmt NumberOfGuests="2" AgeQualifyingCode="8" AmountAfterTax="20"/>'
      '<BaseByGuestAmt NumberOfGuests="2" AgeQualifyingCode="10" AmountAfterTax="140"/>', "140"),
     ('<BaseByGuestAmt NumberOfGuests="2" AmountBeforeTax="118.00" AmountAfterTax="140.00"/>', "140.00"),
@@ -154,7 +158,10 @@ def test_currency_when_absent_comes_from_the_property_then_the_source_settings()
         ("RateAmountMessage[1]/Rates/Rate[1]@CurrencyCode: missing, and the sources file gives no currency for this "
          "source or property; expected an ISO 4217 code on Rate or BaseByGuestAmt", 321)]
     _, outcome = ota.parse(rate_rq(rate_message(day(10), day(11), amounts, currency='CurrencyCode="EURO"')), "booking")
-    assert str(outcome.errors[0]) == "RateAmountMessage[1]/Rates/Rate[1]@CurrencyCode: 'EURO' is not an ISO 4217 currency code"
+    assert (
+        str(outcome.errors[0])
+        == "RateAmountMessage[1]/Rates/Rate[1]@CurrencyCode: 'EURO' is not an ISO 4217 currency code"
+    )
 
 
 def test_start_end_and_weekdays_on_each_rate_instead_of_the_control() -> None:
@@ -466,10 +473,19 @@ def calendar(client, listing: str, source: str = "booking") -> dict[str, tuple]:
 
 
 def test_http_rates_then_restrictions_then_counts_read_back(server) -> None:
-    rates = (rate_message(day(30), day(32), '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="14000" DecimalPlaces="2"/>',
-                          room="DBL", plan="BAR")
-             + rate_message(day(30), day(32), '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="12000" DecimalPlaces="2"/>',
-                            room="DBL", plan="NRF"))
+    rates = rate_message(
+        day(30),
+        day(32),
+        '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="14000" DecimalPlaces="2"/>',
+        room="DBL",
+        plan="BAR",
+    ) + rate_message(
+        day(30),
+        day(32),
+        '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="12000" DecimalPlaces="2"/>',
+        room="DBL",
+        plan="NRF",
+    )
     avail = (f'<AvailStatusMessage><StatusApplicationControl Start="{day(31)}" End="{day(31)}" InvTypeCode="DBL"/>'
              f'<LengthsOfStay><LengthOfStay MinMaxMessageType="SetMinLOS" Time="2" TimeUnit="Day"/></LengthsOfStay>'
              f'</AvailStatusMessage>')
@@ -536,13 +552,23 @@ def test_mutated_documents_only_ever_produce_errors(seed: int) -> None:
     garbage = ["", " ", "-1", "0", "9999-12-31", "0001-01-01", "1e309", "NaN", "2025-02-30", "x" * 300, "::",
                "99999999999999999999", "true", "Close", "\u0000", "2025-03-01T10:15:00", "P99999999W", "13350.5"]
     documents = [
-        rate_rq(rate_message(day(3), day(9), '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="140.00" DecimalPlaces="2"/>',
-                             mask='Mon="true" Sat="false"')),
-        avail_rq(f'<AvailStatusMessage BookingLimit="3"><StatusApplicationControl Start="{day(1)}" End="{day(4)}" '
-                 f'InvTypeCode="R"/><LengthsOfStay><LengthOfStay MinMaxMessageType="SetMinLOS" Time="2" TimeUnit="Day"/>'
-                 f'</LengthsOfStay><RestrictionStatus Status="Close" Restriction="Master"/></AvailStatusMessage>'),
-        inv_rq(f'<Inventory><StatusApplicationControl Start="{day(1)}" End="{day(4)}" InvTypeCode="R" AllInvCode="false"/>'
-               f'<InvCounts><InvCount Count="0" CountType="2"/></InvCounts></Inventory>'),
+        rate_rq(
+            rate_message(
+                day(3),
+                day(9),
+                '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="140.00" DecimalPlaces="2"/>',
+                mask='Mon="true" Sat="false"',
+            )
+        ),
+        avail_rq(
+            f'<AvailStatusMessage BookingLimit="3"><StatusApplicationControl Start="{day(1)}" End="{day(4)}" '
+            f'InvTypeCode="R"/><LengthsOfStay><LengthOfStay MinMaxMessageType="SetMinLOS" Time="2" TimeUnit="Day"/>'
+            f'</LengthsOfStay><RestrictionStatus Status="Close" Restriction="Master"/></AvailStatusMessage>'
+        ),
+        inv_rq(
+            f'<Inventory><StatusApplicationControl Start="{day(1)}" End="{day(4)}" InvTypeCode="R" AllInvCode="false"/>'
+            f'<InvCounts><InvCount Count="0" CountType="2"/></InvCounts></Inventory>'
+        ),
     ]
     store = Products("H123:R:P")
     for document in documents:

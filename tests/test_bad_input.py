@@ -22,7 +22,9 @@ FUTURE = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat()
 # How a message says what would have been accepted: "expected ...", "is not one of ...",
 # "is not an ISO 4217 currency code", "invalid RFC3339 encoded date", "more decimals than EUR allows",
 # a named ceiling or bound.
-EXPECTATION = re.compile(r"expected|is not (a|an|one of) |invalid |ceiling of|earliest night|horizon of|than \w+ allows")
+EXPECTATION = re.compile(
+    r"expected|is not (a|an|one of) |invalid |ceiling of|earliest night|horizon of|than \w+ allows"
+)
 # Every rejection starts with what it is about: a field, or the event as a whole.
 NAMED = re.compile(r"([a-z_]+|event is not valid JSON): ")
 
@@ -178,7 +180,8 @@ def test_non_object_line_is_rejected_alone(server, line: bytes) -> None:
 
 
 @pytest.mark.parametrize("line", [b'{"type": "rate", "source": ', b"{'type': 'rate'}", b"\xff\xfe{}",
-                                  b'{"type": "delist", "source": "a", "listing_id": "b", "changed_at": "2026-01-01T00:00:00Z"} x'],
+                                  b'{"type": "delist", "source": "a", "listing_id": "b", "changed_at": '
+                                  b'"2026-01-01T00:00:00Z"} x'],
                          ids=["truncated", "single-quotes", "not-utf8", "trailing-garbage"])
 def test_invalid_json_line_rejects_only_that_event(server, line: bytes) -> None:
     listing_id = unique_id("badjson")

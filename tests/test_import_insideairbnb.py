@@ -208,13 +208,14 @@ def test_local_import_refuses_a_data_dir_in_use(city: dict) -> None:
     assert "--url" in result.stderr and "running on data dir" in result.stderr
 
 
-BAD_LISTINGS = '''id,listing_url,name,latitude,longitude,property_type,room_type,accommodates,bedrooms,price,minimum_nights,last_scraped,calendar_last_scraped
-900000000000000001,https://www.airbnb.com/rooms/900000000000000001,"Loft, ""quoted""
+BAD_LISTINGS = ("id,listing_url,name,latitude,longitude,property_type,room_type,accommodates,bedrooms,price,"
+                "minimum_nights,last_scraped,calendar_last_scraped\n"
+                """900000000000000001,https://www.airbnb.com/rooms/900000000000000001,"Loft, ""quoted""
 with a line break",1.29,103.85,Entire loft,Entire home/apt,2,1.0,"$1,234.50",2,2023-09-23,2023-09-23
 900000000000000002,,No latitude,,103.85,Private room in home,Private room,2,,$80.00,1,2023-09-23,2023-09-23
 900000000000000003,,Odd room type,1.29,103.85,Castle,Whole castle,2,,$80.00,1,2023-09-23,2023-09-23
 900000000000000004,,Villa,1.3,103.8,Entire villa,Entire home/apt,8,4,$900.00,3,2023-09-23,2023-09-23
-'''
+""")
 BAD_CALENDAR = '''listing_id,date,available,price,adjusted_price,minimum_nights,maximum_nights
 900000000000000001,2023-10-01,t,"$1,234.50","$1,234.50",2,30
 900000000000000001,2023-10-02,t,$12;34,$12.34,2,30
@@ -397,7 +398,9 @@ def test_runs_of_equal_nights_become_one_rate_event() -> None:
 
 def test_listing_events_keep_ids_as_strings_and_dates_of_the_scrape() -> None:
     data = BAD_LISTINGS.encode()
-    items = list(load("insideairbnb").read([Input("l.csv", io.BytesIO(data))], Options("airbnb", "SGD", city="Singapore")))
+    items = list(
+        load("insideairbnb").read([Input("l.csv", io.BytesIO(data))], Options("airbnb", "SGD", city="Singapore"))
+    )
     first = items[0].event
     assert isinstance(first, ListingEvent)
     assert first.listing_id == "900000000000000001" and (items[0].line, items[0].last_line) == (2, 3)

@@ -140,7 +140,7 @@ def arrivals(draw: st.DrawFn, events: list[Change]) -> list[list[Change]]:
     order = draw(st.permutations(events + resent))
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(order) - 1)), max_size=4))) if len(order) > 1 else []
     bounds = [0, *cuts, len(order)]
-    return [order[a:b] for a, b in zip(bounds, bounds[1:]) if a < b]
+    return [order[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
 
 
 few_ties = st.integers(0, 3000)  # seconds after the clock base: stays in the past
@@ -169,7 +169,9 @@ def test_any_order_and_split_gives_the_model_calendar(server, data: st.DataObjec
             for unit, listing_id in enumerate(listing_ids):
                 if not expected[unit]:  # no event for it: the server never heard of it
                     assert calendar(client, listing_id).status_code == 404
-            written.extend((listing_id, calendar) for listing_id, calendar in zip(listing_ids, expected) if calendar)
+            written.extend(
+                (listing_id, calendar) for listing_id, calendar in zip(listing_ids, expected, strict=False) if calendar
+            )
             calendars.append(got)
     if not conflicting_ties(events):
         assert calendars[0] == calendars[1]
@@ -184,8 +186,18 @@ def test_reused_entries_never_change_another_listings_calendar(server) -> None:
             listing_ids = [unique_id("reuse") for _ in range(count)]
             history = []
             for step in range(6):  # each step overwrites most nights of the step before
-                batch = [Change(rng.randrange(count), rng.randrange(60), rng.randrange(1, 20), step * 10 + rng.randrange(10),
-                                rng.randrange(10**5), "EUR", 1) for _ in range(30)]
+                batch = [
+                    Change(
+                        rng.randrange(count),
+                        rng.randrange(60),
+                        rng.randrange(1, 20),
+                        step * 10 + rng.randrange(10),
+                        rng.randrange(10**5),
+                        "EUR",
+                        1,
+                    )
+                    for _ in range(30)
+                ]
                 send(client, [batch], listing_ids)
                 history.extend(batch)
             by_unit = model(history, count)

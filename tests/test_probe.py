@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -15,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import Server
 
+from conftest import Server
 from staystream.probe import CANARY_LAT, CANARY_LON
 
 
@@ -90,10 +91,8 @@ def test_exports_results_as_metrics(server: Server) -> None:
         deadline = time.monotonic() + 20
         samples: dict[str, float] = {}
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(httpx.TransportError):  # not listening yet
                 samples = parse_metrics(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
-            except httpx.TransportError:  # not listening yet
-                pass
             if samples.get("staystream_probe_visible_seconds_count", 0) >= 3:
                 break
             time.sleep(0.1)

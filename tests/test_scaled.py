@@ -83,11 +83,11 @@ def test_faults_under_load_lose_nothing_acknowledged(tmp_path: Path) -> None:
                 for load in loads:
                     load.pause()
                 paused_at = time.time()
-                for load, own in zip(loads, (first, second)):
+                for load, own in zip(loads, (first, second), strict=False):
                     assert load.requests_acked > 0, phase
                     assert load.lost(own.url) == [], f"{phase}: read-after-ack on the acknowledging node"
-                for load, other in zip(loads, (second, first)):
-                    eventually(lambda: load.lost(other.url))
+                for load, other in zip(loads, (second, first), strict=False):
+                    eventually(lambda load=load, other=other: load.lost(other.url))
                 eventually(lambda: applier_drained(applier, paused_at), timeout=60)
                 for load in loads:
                     assert load.lost_in_postgres(postgres.uri) == [], f"{phase}: in PostgreSQL"

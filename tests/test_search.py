@@ -265,7 +265,10 @@ def half_even_div(value: int, divisor: int) -> int:
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    a = math.sin((phi2 - phi1) / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    a = (
+        math.sin((phi2 - phi1) / 2) ** 2
+        + math.cos(phi1) * math.cos(phi2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, max(0.0, a))))
 
 
@@ -331,7 +334,9 @@ def expected_results(world: World, query: Query) -> tuple[dict[tuple[str, str], 
             continue
         ranked = total_in(world, stay, ranking)
         single = len({n.currency for n in stay}) == 1
-        if ranked is None and (not single or query.currency or query.min_price is not None or query.max_price is not None):
+        if ranked is None and (
+            not single or query.currency or query.min_price is not None or query.max_price is not None
+        ):
             continue
         if ranked is not None:
             amount = Decimal(ranked).scaleb(-EXPONENT[ranking])
@@ -370,7 +375,7 @@ def sort_key(query: Query, expected: Expected) -> tuple[float, ...]:
 def in_order(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     """a may come before b: lexicographic, floats within 1e-9 km counted as equal (a tie, which
     the service breaks by an internal row id the test cannot see)."""
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if isinstance(x, float) or isinstance(y, float):
             if abs(x - y) <= 1e-9:
                 continue
@@ -401,7 +406,10 @@ def random_query(world: World, rng: random.Random) -> Query:
     else:
         lats = sorted(min_lat + rng.random() * (max_lat - min_lat) for _ in range(2))
         if antimeridian:
-            lats = [min_lat + rng.random() * 0.2 * (max_lat - min_lat), max_lat - rng.random() * 0.2 * (max_lat - min_lat)]
+            lats = [
+                min_lat + rng.random() * 0.2 * (max_lat - min_lat),
+                max_lat - rng.random() * 0.2 * (max_lat - min_lat),
+            ]
             lo, hi = west + rng.random() * width * 0.45, west + width * (0.55 + 0.45 * rng.random())
         else:
             lo = west + rng.random() * width * 0.7
@@ -506,7 +514,9 @@ def test_search_matches_brute_force(server, world: World, case: int) -> None:
             continue
         want = expected[key]
         assert (result["total"], result["currency"]) == (want.total, want.currency), f"{where}: {key}"
-        assert (result["listing_total"], result["listing_currency"]) == (want.listing_total, want.listing_currency), f"{where}: {key}"
+        assert (result["listing_total"], result["listing_currency"]) == (want.listing_total, want.listing_currency), (
+            f"{where}: {key}"
+        )
         assert result["nights"] == want.nights, f"{where}: {key}"
         assert result["price_changed_at"] == want.changed_at, f"{where}: {key}"
         assert abs(result["distance_km"] - want.distance) <= 0.0006, f"{where}: {key}"
@@ -516,7 +526,7 @@ def test_search_matches_brute_force(server, world: World, case: int) -> None:
         nightly = half_even_div(int(Decimal(want.total).scaleb(EXPONENT[want.currency])), query.nights)
         assert result["nightly_average"] == format_minor(nightly, want.currency), f"{where}: {key}"
     ordered = [sort_key(query, expected[key]) for key in keys if key not in borderline]
-    for position, (a, b) in enumerate(zip(ordered, ordered[1:])):
+    for position, (a, b) in enumerate(zip(ordered, ordered[1:], strict=False)):
         assert in_order(a, b), f"{where}: results {position} and {position + 1} out of order: {a} then {b}"
 
 
@@ -592,7 +602,9 @@ def test_stay_in_two_currencies_has_one_exact_total(server) -> None:
         jpy = client.get("/v1/search", params={**area, **stay(day, 3), "currency": "JPY"}).json()
         # 200 * 163.1 + 50 / 1.039 * 163.1 = 40469.01... yen.
         assert jpy["results"][0]["total"] == "40469"
-        bounded = client.get("/v1/search", params={**area, **stay(day, 3), "min_price": "248.12", "max_price": "248.12"})
+        bounded = client.get(
+            "/v1/search", params={**area, **stay(day, 3), "min_price": "248.12", "max_price": "248.12"}
+        )
         assert ids(bounded.json()) == ["mixed-1"]
         above = client.get("/v1/search", params={**area, **stay(day, 3), "min_price": "248.13"})
         assert ids(above.json()) == []
@@ -606,7 +618,9 @@ def test_exact_ties_round_half_even_in_ranking_and_display(server) -> None:
              night_rate("tie-2", day + dt.timedelta(days=1), 1, "10.00", "USD"))
         area = {"lat": 14.0, "lon": 14.0, "radius_km": 1, "currency": "USD"}
         # 65.00 EUR * 1.039 = 67.535 USD -> 67.54 (6500 * 1.039 is 6753.4999... in binary floats).
-        one = client.get("/v1/search", params={**area, **stay(day, 1), "min_price": "67.54", "max_price": "67.54"}).json()
+        one = client.get(
+            "/v1/search", params={**area, **stay(day, 1), "min_price": "67.54", "max_price": "67.54"}
+        ).json()
         assert [(r["listing_id"], r["total"]) for r in one["results"]] == [("tie-1", "67.54")]
         # 15.00 EUR * 1.039 + 10.00 USD = 25.585 USD -> 25.58 (half-even, not 25.59).
         two = client.get("/v1/search", params={**area, **stay(day, 2)}).json()
@@ -627,8 +641,14 @@ def test_currency_without_rate_comes_last_or_not_at_all(server) -> None:
         assert ranked["results"][2]["total"] == "2.00" and ranked["results"][2]["currency"] == "BAM"
         by_distance = client.get("/v1/search", params={**area, **stay(day, 2), "sort": "distance"}).json()
         assert ids(by_distance) == ["bam-1", "eur-1", "eur-2"]
-        assert ids(client.get("/v1/search", params={**area, **stay(day, 2), "currency": "EUR"}).json()) == ["eur-2", "eur-1"]
-        assert ids(client.get("/v1/search", params={**area, **stay(day, 2), "max_price": "5000"}).json()) == ["eur-2", "eur-1"]
+        assert ids(client.get("/v1/search", params={**area, **stay(day, 2), "currency": "EUR"}).json()) == [
+            "eur-2",
+            "eur-1",
+        ]
+        assert ids(client.get("/v1/search", params={**area, **stay(day, 2), "max_price": "5000"}).json()) == [
+            "eur-2",
+            "eur-1",
+        ]
         refused = client.get("/v1/search", params={**area, **stay(day, 2), "currency": "BAM"})
         assert refused.status_code == 400 and "BAM" in refused.json()["error"] and "FX table" in refused.json()["error"]
 
@@ -676,7 +696,10 @@ def test_read_after_ack(server) -> None:
             post(client, night_rate(listing_id, day + dt.timedelta(days=1), 1, None, available=False,
                                     changed_at="2026-02-01T00:00:00Z"))
             assert listing_id not in ids(client.get("/v1/search", params=params).json())
-            post(client, night_rate(listing_id, day + dt.timedelta(days=1), 1, "10.00", changed_at="2026-02-02T00:00:00Z"))
+            post(
+                client,
+                night_rate(listing_id, day + dt.timedelta(days=1), 1, "10.00", changed_at="2026-02-02T00:00:00Z"),
+            )
             assert listing_id in ids(client.get("/v1/search", params=params).json())
             post(client, {"type": "delist", "source": "handmade", "listing_id": listing_id,
                           "changed_at": "2026-03-01T00:00:00Z"})
@@ -782,19 +805,25 @@ def test_fx_table_replaced_live(server_factory) -> None:
     with server.client() as client:
         post(client, unit("fx-1", 1.0, 1.0), night_rate("fx-1", day, 3, "33.33"))
         assert client.put("/v1/admin/fx", content=json.dumps(table)).status_code == 200
-        answer = client.get("/v1/search", params={"lat": 1, "lon": 1, "radius_km": 1, **stay(day, 3), "currency": "JPY"}).json()
+        answer = client.get(
+            "/v1/search", params={"lat": 1, "lon": 1, "radius_km": 1, **stay(day, 3), "currency": "JPY"}
+        ).json()
         assert answer["fx"] == {"name": "test-table", "date": "2026-11-01", "base": "USD"}
         # 99.99 EUR / 0.8 * 150 = 18748.125 yen -> 18748; each night 33.33 / 0.8 * 150 = 6249.375 -> 6249.
         assert answer["results"][0]["total"] == "18748"
         assert [n["price"] for n in answer["results"][0]["nights"]] == ["6249"] * 3
         unranked = client.get("/v1/search", params={"lat": 1, "lon": 1, "radius_km": 1, **stay(day, 3)}).json()
         assert unranked["ranked_in"] == "USD" and unranked["results"][0]["total"] == "99.99"
-        half = client.get("/v1/search", params={"lat": 1, "lon": 1, "radius_km": 1, **stay(day, 3), "currency": "USD"}).json()
+        half = client.get(
+            "/v1/search", params={"lat": 1, "lon": 1, "radius_km": 1, **stay(day, 3), "currency": "USD"}
+        ).json()
         # 99.99 / 0.8 = 124.9875 -> 124.99 (not an exact tie; an exact tie is below).
         assert half["results"][0]["total"] == "124.99"
         post(client, unit("fx-2", 1.0, 1.0), night_rate("fx-2", day, 1, "0.12"),
              unit("fx-3", 1.0, 1.0), night_rate("fx-3", day, 1, "0.04"))
-        tie = client.get("/v1/search", params={"lat": 1, "lon": 1, "radius_km": 1, **stay(day, 1), "currency": "JPY"}).json()
+        tie = client.get(
+            "/v1/search", params={"lat": 1, "lon": 1, "radius_km": 1, **stay(day, 1), "currency": "JPY"}
+        ).json()
         # Exact ties, rounded half-even: 0.12 EUR / 0.8 * 150 = 22.5 -> 22 yen; 0.04 -> 7.5 -> 8.
         assert {r["listing_id"]: r["total"] for r in tie["results"]} == {"fx-1": "6249", "fx-2": "22", "fx-3": "8"}
 
@@ -858,7 +887,7 @@ def test_place_index_finds_what_a_scan_finds(tmp_path, monkeypatch: pytest.Monke
         describe(row)
     check(60)
     first_index = search._indexes[reader]
-    for step in range(6):  # moves, first descriptions and new rows, until the index rebuilds
+    for _step in range(6):  # moves, first descriptions and new rows, until the index rebuilds
         for _ in range(120):
             describe(rng.randrange(columns.rows))
         columns.add_rows(columns.rows + 100)

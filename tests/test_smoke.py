@@ -22,7 +22,9 @@ def test_post_then_read_calendar(server) -> None:
         response = client.post("/v1/events", content=body, headers={"content-type": "application/x-ndjson"})
         assert response.status_code == 200, response.text
         assert response.json() == {"accepted": 1, "rejected": []}
-        calendar = client.get("/v1/listings/airbnb/smoke-1/calendar", params={"start": "2026-12-01", "end": "2026-12-05"})
+        calendar = client.get(
+            "/v1/listings/airbnb/smoke-1/calendar", params={"start": "2026-12-01", "end": "2026-12-05"}
+        )
         assert calendar.json()["nights"] == [
             {"night": "2026-12-01", "price": "129.00", "currency": "EUR", "available": True,
              "min_nights": 2, "changed_at": "2026-11-26T08:00:00.123Z"},
@@ -46,7 +48,10 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path) -> None:
     url = line.strip().rsplit(" ", 1)[-1]
     body = ('{"type":"rate","source":"airbnb","listing_id":"ctrl-c","start":"2026-12-01","end":"2026-12-03",'
             '"price":"129.00","currency":"EUR","changed_at":"2026-11-26T08:00:00Z"}\n')
-    assert httpx.post(url + "/v1/events", content=body, headers={"content-type": "application/x-ndjson"}).status_code == 200
+    assert (
+        httpx.post(url + "/v1/events", content=body, headers={"content-type": "application/x-ndjson"}).status_code
+        == 200
+    )
     time.sleep(0.3)  # the supervisor is in its watch loop
     os.killpg(process.pid, signal.SIGINT)
     assert process.wait(60) == 0

@@ -36,7 +36,9 @@ def _imports(name: str, tree: ast.Module) -> set[tuple[str, str | None]]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             if base.startswith("staystream"):
                 found.update((base, alias.name) for alias in node.names)
     return found

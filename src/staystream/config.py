@@ -96,10 +96,16 @@ class Config:
         "embedded", "durable store: 'embedded' (SQLite in --data-dir) or a postgresql:// URI", _store
     )
     pg_pool_size: int = _setting(4, "PostgreSQL connections of the writer (with --store postgresql://)", _positive_int)
-    stream: str = _setting("", "scaled mode: NATS JetStream servers, nats://host:port[,nats://...] (empty: no stream)", _stream)
+    stream: str = _setting(
+        "", "scaled mode: NATS JetStream servers, nats://host:port[,nats://...] (empty: no stream)", _stream
+    )
     role: str = _setting("ingest,apply,search", "scaled mode: this node's roles, any of ingest, apply, search", _roles)
-    stream_partitions: int = _setting(8, "scaled mode: stream partitions (by listing); the same on every node", _positive_int)
-    stream_replicas: int = _setting(3, "scaled mode: JetStream replicas of the stream when this node creates it", _positive_int)
+    stream_partitions: int = _setting(
+        8, "scaled mode: stream partitions (by listing); the same on every node", _positive_int
+    )
+    stream_replicas: int = _setting(
+        3, "scaled mode: JetStream replicas of the stream when this node creates it", _positive_int
+    )
     apply_partitions: str = _setting("all", "scaled mode: partitions this applier consumes, 'all' or like '0-3,6'", str)
 
     @property

@@ -14,7 +14,10 @@ import os
 import shutil
 import signal
 import socket
+import threading
 import time
+from multiprocessing.context import ForkContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from staystream.config import Config
@@ -115,17 +118,16 @@ def serve(config: Config) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shm_path / METRICS_DIR)
     # Imported once here (after the metrics directory is set): a forked child, a replacement
     # worker above all, then starts serving in milliseconds instead of re-importing for seconds.
-    import uvicorn  # noqa: F401
+    import uvicorn  # noqa: F401  # for the forked children (above)
 
-    from staystream.api import app as _app  # noqa: F401
+    from staystream.api import app as _app  # noqa: F401  # likewise
     listeners = bind(config.host, config.port, config.workers)
     host, port = listeners[0].getsockname()[:2]
     context = multiprocessing.get_context("fork")
-    stopping = False
+    stopping = threading.Event()  # set by a signal handler, which runs in this (the main) thread
 
     def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -146,9 +148,9 @@ def serve(config: Config) -> int:
 
         context.Process(target=seed_sample, args=(config, host, port, os.getpid()), name="seed", daemon=True).start()
     exit_code = 0
-    while not stopping:
+    while not stopping.is_set():
         time.sleep(0.2)
-        if stopping:  # a Ctrl-C signals the whole process group: writer and workers stop with us
+        if stopping.is_set():  # a Ctrl-C signals the whole process group: writer and workers stop with us
             break
         if not writer.is_alive():
             log.error("the writer exited; stopping the service", extra={"exitcode": writer.exitcode})
@@ -173,12 +175,12 @@ def serve(config: Config) -> int:
     log.info("stopped")
     return exit_code
 
-def _start_worker(context, config: Config, shm_path: Path, listener: socket.socket):  # type: ignore[no-untyped-def]
+def _start_worker(context: ForkContext, config: Config, shm_path: Path, listener: socket.socket) -> BaseProcess:
     worker = context.Process(target=_worker_main, args=(config, shm_path, listener, os.getpid()), name="worker")
     worker.start()
     return worker
 
-def _wait_for_writer(writer: multiprocessing.Process, shm_path: Path) -> bool:
+def _wait_for_writer(writer: BaseProcess, shm_path: Path) -> bool:
 
     control = shm_path / CONTROL_FILE
     while writer.is_alive():

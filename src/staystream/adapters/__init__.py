@@ -88,7 +88,7 @@ def load(format: str) -> Adapter:
     known = formats()
     if name not in known:
         raise InputError(f"format: '{format}' is not one of {', '.join(known) or 'no adapters'}")
-    return importlib.import_module(f"{__name__}.{name}")  # type: ignore[return-value]
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 def formats() -> list[str]:
@@ -112,7 +112,7 @@ def open_text(stream: BinaryIO) -> TextIO:
     A byte sequence that is not UTF-8 becomes U+FFFD instead of stopping the whole file (only
     free text is ever affected in practice; an id or number holding it is rejected anyway).
     """
-    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
+    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[type-var]  # any binary stream works
     if buffered.peek(2)[:2] == b"\x1f\x8b":
-        buffered = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]
+        buffered = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]  # reads like one
     return io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="replace", newline="")

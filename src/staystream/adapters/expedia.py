@@ -315,9 +315,13 @@ def response(message: Message, outcome: Outcome) -> bytes:
     root = ET.Element("AvailRateUpdateRS", {"xmlns": RS_NAMESPACE})
     if outcome.errors:
         for problem in outcome.errors[:MAX_REPORTED]:
-            ET.SubElement(root, "Error", {"code": str(problem.code)}).text = f"{problem}; nothing in the message was applied"
+            ET.SubElement(
+                root, "Error", {"code": str(problem.code)}
+            ).text = f"{problem}; nothing in the message was applied"
         if len(outcome.errors) > MAX_REPORTED:
-            ET.SubElement(root, "Error", {"code": str(INVALID)}).text = f"{len(outcome.errors) - MAX_REPORTED} more errors"
+            ET.SubElement(
+                root, "Error", {"code": str(INVALID)}
+            ).text = f"{len(outcome.errors) - MAX_REPORTED} more errors"
     else:
         success = ET.SubElement(root, "Success")
         for problem in grouped(outcome.warnings)[:MAX_REPORTED]:

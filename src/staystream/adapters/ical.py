@@ -177,11 +177,12 @@ def plan(
     return result
 
 
-def parse(document: bytes, source: str, listing_id: str, zone: dt.tzinfo | None = None,
-          **options: object) -> tuple[Feed, Result]:
+def parse(
+    document: bytes, source: str, listing_id: str, zone: dt.tzinfo | None = None, **options: object
+) -> tuple[Feed, Result]:
     """`read_feed` then `plan` (options: start, end, changed_at, empty_ok)."""
     feed = read_feed(document, zone)
-    return feed, plan(feed, source, listing_id, **options)  # type: ignore[arg-type]
+    return feed, plan(feed, source, listing_id, **options)  # type: ignore[arg-type]  # plan checks its keywords
 
 
 # -- lines --------------------------------------------------------------------------------------
@@ -233,7 +234,9 @@ def _content_line(raw: str, number: int) -> _Line | Problem:
 
 
 def _split_params(head: str) -> list[str]:
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in head:
         if char == '"':
             quoted = not quoted
@@ -277,8 +280,11 @@ def _event(lines: list[_Line], begin: int, feed: Feed) -> None:
         if end is None and "DURATION" in props:
             end = _plus_duration(start, props["DURATION"])
         if end is not None and (end.time is None) != (start.time is None):
-            raise _Bad(end.line, f"DTEND: '{props['DTEND'].value}' is a "
-                                 f"{'date' if end.time is None else 'date-time'} but DTSTART is not; expected both alike")
+            raise _Bad(
+                end.line,
+                f"DTEND: '{props['DTEND'].value}' is a "
+                f"{'date' if end.time is None else 'date-time'} but DTSTART is not; expected both alike",
+            )
         feed.blocks.append(_block(start, end, begin, props))
     except _Bad as exc:
         feed.problems.append(Problem(f"line {exc.line}", exc.message))
@@ -358,11 +364,15 @@ def _localize(feed: Feed, default_zone: dt.tzinfo | None) -> None:
         try:
             first, last = _local(start, zone), _local(end, zone)
         except OverflowError:  # year 1 or 9999 moved across a zone
-            feed.problems.append(Problem(f"line {block.line}", "the event is outside years 1 to 9999 in the feed's zone"))
+            feed.problems.append(
+                Problem(f"line {block.line}", "the event is outside years 1 to 9999 in the feed's zone")
+            )
             block.end = block.first
             continue
         if last < first:
-            feed.problems.append(Problem(f"line {end.line}", "DTEND is before DTSTART; expected the end after the start"))
+            feed.problems.append(
+                Problem(f"line {end.line}", "DTEND is before DTSTART; expected the end after the start")
+            )
             block.end = block.first  # blocks nothing
             continue
         last_date = last.date()

@@ -63,7 +63,7 @@ def read(inputs: Sequence[Input], options: Options) -> Iterator[Item]:
     if len(set(kinds)) != len(kinds):
         raise InputError(f"two {kinds[0]} files given ({inputs[0].name}, {inputs[1].name}); "
                          "expected one listings file and one calendar file")
-    by_kind = {kind: rest for kind, *rest in opened}
+    by_kind = {kind: (name, reader, columns) for kind, name, reader, columns in opened}
     scraped = Scraped()
     if "listings" in by_kind:
         yield from _listings(*by_kind["listings"], options, scraped)
@@ -94,6 +94,7 @@ def _open(item: Input) -> tuple[str, str, Any, dict[str, int]]:
     except csv.Error as exc:
         raise InputError(f"{item.name}: line 1 is not CSV: {exc}") from None
     columns = {name: i for i, name in enumerate(header)}
+    required: tuple[str, ...]
     if "listing_id" in columns and "date" in columns:
         kind, required = "calendar", CALENDAR_COLUMNS
     elif "id" in columns and "latitude" in columns:

@@ -113,7 +113,9 @@ def load_mapping(data: bytes, name: str = "mapping.toml") -> Mapping:
         raise MappingError(f"mapping {name}: expected a table of settings at the top level")
     unknown = set(raw) - TOP_LEVEL
     if unknown:
-        raise MappingError(f"mapping {name}: unknown key '{sorted(unknown)[0]}'; expected {', '.join(sorted(TOP_LEVEL))}")
+        raise MappingError(
+            f"mapping {name}: unknown key '{sorted(unknown)[0]}'; expected {', '.join(sorted(TOP_LEVEL))}"
+        )
     format = raw.get("format", "csv")
     if format not in ("csv", "json"):
         raise MappingError(f"mapping {name}: format: '{format}' is not csv or json")
@@ -195,9 +197,9 @@ def parse(feed: bytes | BinaryIO, mapping: Mapping, source: str, name: str = "fe
     A CSV feed streams (gzip or plain); a JSON feed is one document and is read whole.
     """
     stream = io.BufferedReader(io.BytesIO(feed)) if isinstance(feed, bytes) else feed
-    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
+    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[type-var]  # any binary stream works
     if buffered.peek(2)[:2] == b"\x1f\x8b":
-        buffered = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]
+        buffered = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]  # reads like one
     text = io.TextIOWrapper(buffered, encoding=mapping.encoding, newline="")
     records = _csv_records(text, mapping, name) if mapping.format == "csv" else _json_records(text, mapping, name)
     described: set[tuple[Any, ...]] = set()  # a listing repeated on each of its rows is sent once

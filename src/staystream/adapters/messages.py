@@ -73,7 +73,7 @@ class Outcome:
         """Turn the service's rejections (`{"index", "error"}`) into errors at their element."""
         seen: set[tuple[str, str]] = set()
         for rejection in rejected:
-            index, error = int(rejection["index"]), str(rejection["error"])  # type: ignore[call-overload]
+            index, error = int(rejection["index"]), str(rejection["error"])  # type: ignore[call-overload]  # index is an int
             where = self.origins[index] if 0 <= index < len(self.origins) else ""
             if (where, error) in seen:  # one element's runs often fail for the same reason
                 continue
@@ -247,5 +247,7 @@ def grouped(problems: list[Problem]) -> list[Problem]:
             result.append(first)
             continue
         places = ", ".join(p.where for p in same[:5]) + (f" and {len(same) - 5} more" if len(same) > 5 else "")
-        result.append(Problem(first.where, f"{first.message} (in {len(same)} places: {places})", first.code, first.type))
+        result.append(
+            Problem(first.where, f"{first.message} (in {len(same)} places: {places})", first.code, first.type)
+        )
     return result

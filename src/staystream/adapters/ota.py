@@ -489,8 +489,12 @@ def response(message: Message, outcome: Outcome, now: dt.datetime | None = None)
         for problem in outcome.errors[:MAX_REPORTED]:
             _problem(errors, "Error", problem, status="NotProcessed")
         if len(outcome.errors) > MAX_REPORTED:
-            _problem(errors, "Error", Problem("", f"{len(outcome.errors) - MAX_REPORTED} more errors not listed", 450, 3),
-                     status="NotProcessed")
+            _problem(
+                errors,
+                "Error",
+                Problem("", f"{len(outcome.errors) - MAX_REPORTED} more errors not listed", 450, 3),
+                status="NotProcessed",
+            )
     else:
         ET.SubElement(root, "Success")
         if outcome.warnings:

@@ -21,7 +21,7 @@ local names are what the standards fix.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import defusedxml.ElementTree as DET
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
@@ -50,9 +50,9 @@ class _Bounded(ET.TreeBuilder):
         self.max_depth, self.max_elements = max_depth, max_elements
         self.depth = self.elements = 0
         self.root_namespace = ""
-        self.line = lambda: 0
+        self.line: Callable[[], int] = lambda: 0
 
-    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:  # type: ignore[override]
+    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:
         self.depth += 1
         self.elements += 1
         if self.depth > self.max_depth:
@@ -71,7 +71,7 @@ class _Bounded(ET.TreeBuilder):
             attrs = {name.rpartition("}")[2]: value for name, value in attrs.items()}
         return super().start(local, attrs)
 
-    def end(self, tag: str) -> ET.Element:  # type: ignore[override]
+    def end(self, tag: str) -> ET.Element:
         self.depth -= 1
         return super().end(tag.rpartition("}")[2])
 
@@ -147,4 +147,5 @@ def to_bytes(root: ET.Element, soap_namespace: str | None = None) -> bytes:
         envelope = ET.Element(f"{{{soap_namespace}}}Envelope")
         ET.SubElement(envelope, f"{{{soap_namespace}}}Body").append(root)
         root = envelope
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from staystream.events.types import KINDS
 
 _error = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
-def _param(name: str, description: str, schema: dict, required: bool = False, where: str = "query") -> dict:
+def _param(name: str, description: str, schema: dict[str, object], required: bool = False,
+           where: str = "query") -> dict[str, object]:
     return {"name": name, "in": where, "required": required, "description": description, "schema": schema}
 
 
@@ -38,7 +40,7 @@ def _event(kind: str, description: str, fields: dict[str, object], required: lis
     }
 
 
-SCHEMA: dict = {
+SCHEMA: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
         "title": "staystream",

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class Recovered:
     """What a backend hands the writer at start-up, in the order the writer needs it."""
 
     def __init__(self, snapshot: tuple[int, dict[str, np.ndarray]] | None, keys: list[tuple[int, str, str]],
-                 columns: list[tuple], log: Iterator[tuple[int, bytes]]) -> None:
+                 columns: list[tuple[Any, ...]], log: Iterator[tuple[int, bytes]]) -> None:
         self.snapshot = snapshot
         self.keys = keys
         self.columns = columns

@@ -53,7 +53,7 @@ from staystream.paths import database_path
 from staystream.retry import backoff, retrying
 
 try:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no types
 except ImportError:  # pragma: no cover - depends on the install
     raise ImportError(
         "--store postgresql://... needs asyncpg: pip install 'staystream[scale]'"
@@ -341,7 +341,7 @@ class PostgresDurable:
                 await connection.execute("DELETE FROM staystream.listings WHERE row >= $1", self.rows)
                 await connection.execute("DELETE FROM staystream.rate_log WHERE seq > $1", self.seq)
             if new_keys:
-                rows, sources, ids = zip(*new_keys)
+                rows, sources, ids = zip(*new_keys, strict=True)
                 await connection.execute(INSERT_KEYS, rows, sources, ids)
             if listings:
                 newest = newest_per_row(listings)
@@ -405,10 +405,10 @@ def listing_columns(newest: dict[int, Listing]) -> list[list[Any]]:
     items = list(newest.values())
     return [
         list(newest),
-        [l.name for l in items], [l.kind for l in items], [l.lat for l in items], [l.lon for l in items],
-        [l.max_guests for l in items], [l.property_id for l in items], [l.city for l in items],
-        [l.country for l in items], [l.bedrooms for l in items], [l.url for l in items],
-        [l.changed_at for l in items],
+        [x.name for x in items], [x.kind for x in items], [x.lat for x in items], [x.lon for x in items],
+        [x.max_guests for x in items], [x.property_id for x in items], [x.city for x in items],
+        [x.country for x in items], [x.bedrooms for x in items], [x.url for x in items],
+        [x.changed_at for x in items],
     ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from staystream.events.types import RATE_FORMAT, Commit, upgrade_rates
 
@@ -86,9 +87,9 @@ def commit_group(connection: sqlite3.Connection, commit: Commit) -> None:
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "WHERE row = ? AND (described_at IS NULL OR described_at <= ?)",
                 [
-                    (l.name, l.kind, l.lat, l.lon, l.max_guests, l.property_id, l.city,
-                     l.country, l.bedrooms, l.url, l.changed_at, row, l.changed_at)
-                    for row, l in listings
+                    (x.name, x.kind, x.lat, x.lon, x.max_guests, x.property_id, x.city,
+                     x.country, x.bedrooms, x.url, x.changed_at, row, x.changed_at)
+                    for row, x in listings
                 ],
             )
         if delists:
@@ -111,7 +112,7 @@ def all_keys(connection: sqlite3.Connection) -> Iterator[tuple[int, str, str]]:
     yield from connection.execute("SELECT row, source, listing_id FROM listings")
 
 
-def listing_columns(connection: sqlite3.Connection) -> Iterable[tuple]:
+def listing_columns(connection: sqlite3.Connection) -> Iterable[tuple[Any, ...]]:
     return connection.execute(
         "SELECT row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at "
         "FROM listings WHERE described_at IS NOT NULL OR delisted_at IS NOT NULL"
@@ -163,4 +164,4 @@ def details(connection: sqlite3.Connection, rows: list[int]) -> dict[int, dict[s
         rows,
     )
     names = [column[0] for column in cursor.description]
-    return {values[0]: dict(zip(names, values)) for values in cursor}
+    return {values[0]: dict(zip(names, values, strict=True)) for values in cursor}

@@ -57,7 +57,7 @@ class Fx:
 
     def minor_factors(self, target: int) -> np.ndarray:
         """Per source currency, the float factor turning its minor units into `target`'s."""
-        return (self.per_base[target] / self.per_base) * (
+        return (self.per_base[target] / self.per_base) * (  # type: ignore[no-any-return]  # numpy: Any
             self.minor_scale[target] / self.minor_scale
         )
 

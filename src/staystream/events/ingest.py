@@ -177,7 +177,7 @@ class Validator:
         rate_positions = [i for i, event in enumerate(events, first_index) if type(event) is RateEvent]
         if rate_positions:
             rate_events = [events[i - first_index] for i in rate_positions]
-            self._rates(parsed, rate_events, rate_positions, today, latest_allowed)  # type: ignore[arg-type]
+            self._rates(parsed, rate_events, rate_positions, today, latest_allowed)  # type: ignore[arg-type]  # all RateEvent, by rate_positions
         if len(rate_positions) < len(events):
             rates = set(rate_positions)
             facts: list[tuple[int, str, tuple[int, ...]]] = []
@@ -193,7 +193,7 @@ class Validator:
                     self._other(parsed, index, event, latest_allowed)
             if facts:
                 self._add_facts(parsed, facts, rate_positions)
-            parsed.rejected.sort(key=lambda rejection: rejection["index"])  # type: ignore[arg-type,return-value]
+            parsed.rejected.sort(key=lambda rejection: rejection["index"])  # type: ignore[arg-type,return-value]  # index is an int
         return parsed
 
     def _add_facts(self, parsed: Parsed, facts: list[tuple[int, str, tuple[int, ...]]],
@@ -240,7 +240,9 @@ class Validator:
         nights = np.fromiter([e.end.toordinal() for e in events], np.int64, n) - EPOCH_ORDINAL - start
         currency = np.fromiter([CURRENCY_INDEX.get(e.currency, -1) for e in events], np.int64, n)
         price = np.fromiter(
-            [self._minor_or_invalid(e.price, e.available, c) for e, c in zip(events, currency.tolist())], np.int64, n
+            [self._minor_or_invalid(e.price, e.available, c) for e, c in zip(events, currency.tolist(), strict=True)],
+            np.int64,
+            n,
         )
         # Out-of-range values (even beyond int64) become 0: flagged bad, `_rate` says why.
         min_nights = np.fromiter(
@@ -267,7 +269,7 @@ class Validator:
         good.sort()
         parsed.rate_positions = good.tolist()
         key_index: dict[str, int] = {}
-        slots = [key_index.setdefault(keys[i], len(key_index)) for i in good.tolist()]  # type: ignore[arg-type]
+        slots = [key_index.setdefault(keys[i], len(key_index)) for i in good.tolist()]  # type: ignore[arg-type]  # str keys at good rows
         parsed.keys = list(key_index)
         rates = np.empty(len(good), RATE_DTYPE)
         rates["key"] = slots

@@ -18,7 +18,8 @@ import pycountry
 # ISO 4217 minor-unit exponents that differ from 2 (pycountry lists codes, not exponents).
 _EXPONENT_EXCEPTIONS = {
     **dict.fromkeys(
-        ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"], 0
+        ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
+         "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"], 0
     ),
     **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
     **dict.fromkeys(["CLF", "UYW"], 4),

@@ -120,8 +120,8 @@ def main(args: argparse.Namespace) -> int:
         for path in args.files:
             if not path.is_file():
                 raise InputError(f"{path}: no such file")
-            files.append(open(path, "rb"))
-        items = adapter.read([Input(path.name, f) for path, f in zip(args.files, files)], options)
+            files.append(open(path, "rb"))  # noqa: SIM115  closed in the finally below, after the import
+        items = adapter.read([Input(path.name, f) for path, f in zip(args.files, files, strict=True)], options)
         first = next(items, None)  # headers are checked before a server is started for nothing
         url = args.url
         if url is None:
@@ -479,7 +479,7 @@ def _position(f: BinaryIO) -> int:
 class LocalServer:
     """`staystream serve` on a free loopback port against a data dir, for one import."""
 
-    def __init__(self, process: subprocess.Popen, url: str, log_file: IO[bytes]) -> None:  # type: ignore[type-arg]
+    def __init__(self, process: subprocess.Popen[bytes], url: str, log_file: IO[bytes]) -> None:
         self.process, self.url, self.log_file = process, url, log_file
 
     @classmethod
@@ -492,7 +492,7 @@ class LocalServer:
                 "it with --url http://HOST:PORT (its address), or stop it first")
         env = {k: v for k, v in os.environ.items()
                if k not in ("STAYSTREAM_SEED_SAMPLE", "STAYSTREAM_HOST", "STAYSTREAM_PORT")}
-        log_file = tempfile.TemporaryFile()
+        log_file = tempfile.TemporaryFile()  # noqa: SIM115  lives as long as the server; closed by stop()
         process = subprocess.Popen(
             [sys.executable, "-m", "staystream", "serve", "--host", "127.0.0.1", "--port", "0",
              "--data-dir", str(data_dir)],
@@ -538,9 +538,10 @@ def sample_items(today: dt.date, now: dt.datetime) -> Iterator[Item]:
     base = resources.files("staystream")
     with base.joinpath(SAMPLE_LISTINGS).open("rb") as listings, \
             base.joinpath(SAMPLE_CALENDAR).open("rb") as calendar:
-        options = Options(**SAMPLE_OPTIONS, placeholder_price=_placeholder(None, "SGD"))  # type: ignore[arg-type]
+        options = Options(**SAMPLE_OPTIONS, placeholder_price=_placeholder(None, "SGD"))
         shift: dt.timedelta | None = None
-        for item in adapter.read([Input("listings", listings), Input("calendar", calendar)], options):
+        inputs = [Input("listings", listings), Input("calendar", calendar)]  # type: ignore[arg-type]  # IO[bytes]
+        for item in adapter.read(inputs, options):
             event = item.event
             if isinstance(event, RateEvent):
                 shift = shift if shift is not None else today - event.start

@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ Nights = tuple[np.ndarray, np.ndarray, np.ndarray]
 GRACE_SECONDS = 5.0
 OLDEST = np.iinfo(np.int64).min
 
-ARRAYS = {
+ARRAYS: dict[str, np.dtype[Any]] = {
     "directory": np.dtype("<i4"),
     "pages": np.dtype("<u4"),
     "entry_changed_at": np.dtype("<i8"),  # the newest of the three facts' changed_at
@@ -326,7 +327,7 @@ class CalendarWriter:
             yield from _copy_rows("pages", lambda: self.shared["pages"], self.slots, chunk_bytes)
             entries = self.entries
             for name in ENTRY_FIELDS:
-                yield from _copy_rows(name, lambda: self.shared[name], entries, chunk_bytes)
+                yield from _copy_rows(name, lambda: self.shared[name], entries, chunk_bytes)  # noqa: B023  used up before the next name
         finally:
             self.copying -= 1
 
@@ -408,7 +409,7 @@ class CalendarReader:
 
     def entry(self, name: str, entries: np.ndarray) -> np.ndarray:
         """An entry column (`entry_price`, ...) gathered at `entries`."""
-        return self._mapped(name, entries)[entries]
+        return self._mapped(name, entries)[entries]  # type: ignore[no-any-return]  # numpy types this operation as Any
 
     def _mapped(self, name: str, indices: np.ndarray) -> np.ndarray:
         """The array, remapped if the writer grew it since this request's refresh: the writer

@@ -7,12 +7,14 @@ A listing is searchable once described, unless a delist is at least as new as th
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from staystream.events.types import Delist, Listing
 from staystream.memory.shm import Counter, SharedArrays
 
-ARRAYS = {
+ARRAYS: dict[str, np.dtype[Any]] = {
     "lat": np.dtype("<f8"),
     "lon": np.dtype("<f8"),
     "kind": np.dtype("u1"),
@@ -77,12 +79,12 @@ class ListingColumns:
             self.shared["delisted_at"][row] = delist.changed_at
             self._update_searchable(row)
 
-    def load(self, rows: list[tuple]) -> None:
-        """Restore from `db.listing_columns` rows at start-up, column by column."""
+    def load(self, rows: list[tuple[Any, ...]]) -> None:
+        """Restore from `sqlite.listing_columns` rows at start-up, column by column."""
         if not rows:
             return
         row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at = (
-            np.array(column, dtype=object) for column in zip(*rows)
+            np.array(column, dtype=object) for column in zip(*rows, strict=True)
         )
         row = row.astype(np.int64)
         described = np.array([value is not None for value in described_at])

@@ -176,7 +176,9 @@ class Applier:
                     touched = time.monotonic()
                     await _in_progress(messages)
         if self.down_since is not None:
-            log.info("PostgreSQL reachable again", extra={"after_seconds": round(time.monotonic() - self.down_since, 1)})
+            log.info(
+                "PostgreSQL reachable again", extra={"after_seconds": round(time.monotonic() - self.down_since, 1)}
+            )
             self.down_since = None
         now = time.time()
         oldest = min(m.metadata.timestamp.timestamp() for m in messages)
@@ -196,11 +198,11 @@ class Applier:
                 break
 
     async def _commit(self, request: WriteRequest, last_seq: int) -> None:
-        named = set(request.keys) | {l.key for l in request.listings} | {d.key for d in request.delists}
+        named = set(request.keys) | {listing.key for listing in request.listings} | {d.key for d in request.delists}
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._resolve(connection, named)
             if request.listings:
-                newest = newest_per_row([(rows[l.key], l) for l in request.listings])
+                newest = newest_per_row([(rows[listing.key], listing) for listing in request.listings])
                 await connection.execute(UPDATE_LISTINGS, *listing_columns(newest))
             if request.delists:
                 newest_delists = newest_per_row([(rows[d.key], d) for d in request.delists])
@@ -226,12 +228,12 @@ class Applier:
         if unknown:
             # Look up first, insert only what is new: a sequence value is spent on every row an
             # INSERT considers, conflicting or not, and appliers restart with an empty cache.
-            sources, ids = zip(*(split_key(key) for key in unknown))
+            sources, ids = zip(*(split_key(key) for key in unknown), strict=True)
             for row, source, listing_id in await connection.fetch(SELECT_KEYS, list(sources), list(ids)):
                 rows[f"{source}\x00{listing_id}"] = row
             missing = [key for key in unknown if key not in rows]
             if missing:
-                sources, ids = zip(*(split_key(key) for key in missing))
+                sources, ids = zip(*(split_key(key) for key in missing), strict=True)
                 await connection.execute(INSERT_KEYS, list(sources), list(ids))
                 for row, source, listing_id in await connection.fetch(SELECT_KEYS, list(sources), list(ids)):
                     rows[f"{source}\x00{listing_id}"] = row

@@ -25,6 +25,7 @@ and, through `lag.json` in the shared-memory directory, to every worker's `/read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -48,6 +49,7 @@ from staystream.durable.lock import lock_directory
 from staystream.durable.postgres import (
     CONNECT_TIMEOUT,
     CONNECTION_ERRORS,
+    MIRROR_COLUMNS,
     SCHEMA,
     insert_chunks,
     load_chunks,
@@ -69,8 +71,11 @@ RETRIED: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, nats.errors.Erro
 SNAPSHOT_LOCK = 0x53_74_61_79_53_6E_70  # one snapshot writer at a time
 FOLLOW_BATCH = 2_000
 
-follow_lag_messages = Gauge("staystream_follow_lag_messages", "Stream messages this node has not applied yet (-1: unknown)",
-                            multiprocess_mode="max")
+follow_lag_messages = Gauge(
+    "staystream_follow_lag_messages",
+    "Stream messages this node has not applied yet (-1: unknown)",
+    multiprocess_mode="max",
+)
 follow_lag_seconds = Gauge("staystream_follow_lag_seconds", "How far behind the stream this node's reads are",
                            multiprocess_mode="max")
 follow_delay = Histogram(
@@ -111,7 +116,7 @@ class StreamDurable:
             if config.store == "embedded":
                 raise SystemExit("--role apply or search with --stream needs --store postgresql://... "
                                  "(PostgreSQL is the system of record in scaled mode)")
-            import asyncpg  # type: ignore[import-untyped]
+            import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no types
 
             durable.pool = await _retrying("connect to PostgreSQL", lambda: asyncpg.create_pool(
                 config.store, min_size=1, max_size=config.pg_pool_size, timeout=CONNECT_TIMEOUT,
@@ -156,7 +161,9 @@ class StreamDurable:
             pg_to_local[record[0]] = row
             mirror_entries.append((row, *record[1:]))
         described = {entry[0] for entry in mirror_entries}
-        mirror_entries += [(row, *split_key(key), *([None] * 12)) for row, key in enumerate(keys) if row not in described]
+        mirror_entries += [
+            (row, *split_key(key), *([None] * 12)) for row, key in enumerate(keys) if row not in described
+        ]
         columns = [(int(pg_to_local[r[0]]), r[4], r[5], r[6], r[7], r[11], r[13], r[14])
                    for r in entries if r[13] is not None or r[14] is not None]
         self.key_of_row = keys
@@ -172,28 +179,30 @@ class StreamDurable:
             "listings": len(keys), "snapshot": state is not None, "log_rows": len(logs),
             "stream_from": self.start_seq, "seconds": round(time.perf_counter() - started, 3)})
         self.tasks += [asyncio.create_task(self._follow()), asyncio.create_task(self._watch_stream())]
-        return Recovered(None if state is None else (0, state), [(row, *split_key(key)) for row, key in enumerate(keys)],
-                         columns, _remapped(logs, pg_to_local))
+        return Recovered(
+            None if state is None else (0, state),
+            [(row, *split_key(key)) for row, key in enumerate(keys)],
+            columns,
+            _remapped(logs, pg_to_local),
+        )
 
     async def _read_all(self) -> tuple[Any, ...]:
-        from staystream.durable.postgres import MIRROR_COLUMNS
-
-        async with self.pool.acquire() as connection:
-            async with connection.transaction(isolation="repeatable_read", readonly=True):
-                snapshot = await connection.fetchrow(
-                    "SELECT seq, stream_seq FROM staystream.snapshots WHERE stream_seq IS NOT NULL "
-                    "ORDER BY stream_seq DESC LIMIT 1")
-                keys: list[str] = []
-                state = None
-                if snapshot is not None:
-                    keys, state = await _load_snapshot(connection, snapshot["seq"])
-                entries = [tuple(r) for r in await connection.fetch(
-                    f"SELECT {MIRROR_COLUMNS} FROM staystream.listings ORDER BY row")]
-                settings = [tuple(r) for r in await connection.fetch("SELECT name, value FROM staystream.settings")]
-                logs = [r["events"] for r in await connection.fetch("SELECT events FROM staystream.rate_log ORDER BY seq")]
-                counted = await connection.fetchrow(
-                    "SELECT count(*) AS n, coalesce(min(stream_seq), 0) AS low FROM staystream.positions "
-                    "WHERE partition < $1", self.config.stream_partitions)
+        async with self.pool.acquire() as connection, connection.transaction(
+                isolation="repeatable_read", readonly=True):
+            snapshot = await connection.fetchrow(
+                "SELECT seq, stream_seq FROM staystream.snapshots WHERE stream_seq IS NOT NULL "
+                "ORDER BY stream_seq DESC LIMIT 1")
+            keys: list[str] = []
+            state = None
+            if snapshot is not None:
+                keys, state = await _load_snapshot(connection, snapshot["seq"])
+            entries = [tuple(r) for r in await connection.fetch(
+                f"SELECT {MIRROR_COLUMNS} FROM staystream.listings ORDER BY row")]
+            settings = [tuple(r) for r in await connection.fetch("SELECT name, value FROM staystream.settings")]
+            logs = [r["events"] for r in await connection.fetch("SELECT events FROM staystream.rate_log ORDER BY seq")]
+            counted = await connection.fetchrow(
+                "SELECT count(*) AS n, coalesce(min(stream_seq), 0) AS low FROM staystream.positions "
+                "WHERE partition < $1", self.config.stream_partitions)
         complete = counted["n"] == self.config.stream_partitions
         return keys, state, entries, settings, logs, counted["low"] if complete else 0
 
@@ -317,10 +326,8 @@ class StreamDurable:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.nc is not None:
-            try:
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.close(), 5)
-            except Exception:
-                pass
         if self.pool is not None:
             try:
                 await asyncio.wait_for(self.pool.close(), 10)

@@ -92,7 +92,7 @@ def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
     part = np.fromiter((partition_of(k, partitions) for k in keys), np.int64, len(keys))
     rates = request.rate_rows()
     rate_part = part[rates["key"]] if len(rates) else np.empty(0, np.int64)
-    listing_part = [partition_of(l.key, partitions) for l in request.listings]
+    listing_part = [partition_of(listing.key, partitions) for listing in request.listings]
     delist_part = [partition_of(d.key, partitions) for d in request.delists]
     touched = set(rate_part.tolist()) | set(listing_part) | set(delist_part)
     if not touched:
@@ -106,8 +106,8 @@ def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
         chosen["key"] = renumber[chosen["key"]]
         out[p] = WriteRequest(
             0, [keys[i] for i in mine.tolist()], chosen.tobytes(),
-            [l for l, q in zip(request.listings, listing_part) if q == p],
-            [d for d, q in zip(request.delists, delist_part) if q == p],
+            [listing for listing, q in zip(request.listings, listing_part, strict=True) if q == p],
+            [d for d, q in zip(request.delists, delist_part, strict=True) if q == p],
             request.newest, request.fx if p == min(touched) else None, rate_format=RATE_FORMAT,
         )
     return out

@@ -163,7 +163,9 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
     code = optional("currency")
     if code is not None:
         if code.upper() not in CURRENCY_INDEX:
-            raise QueryError(f"currency: '{code}' is not an ISO 4217 code of a currency prices are in; expected a code like EUR")
+            raise QueryError(
+                f"currency: '{code}' is not an ISO 4217 code of a currency prices are in; expected a code like EUR"
+            )
         currency = CURRENCY_INDEX[code.upper()]
     sort = optional("sort") or "total"
     if sort not in SORTS:
@@ -289,7 +291,7 @@ def _candidates(shared: SharedArrays, query: Query) -> np.ndarray:
     keep = (shared["searchable"][rows] == 1) & (shared["max_guests"][rows] >= query.guests)
     if query.kinds:
         keep &= np.isin(shared["kind"][rows], query.kinds)
-    return rows[keep]
+    return rows[keep]  # type: ignore[no-any-return]  # numpy types this operation as Any
 
 
 class PlaceIndex:
@@ -317,12 +319,16 @@ class PlaceIndex:
 
     def candidates(self, shared: SharedArrays, area: Area, rows_in_use: int) -> np.ndarray:
         """Sorted rows that may be inside the area (a superset: check their coordinates)."""
-        cells = np.arange(_cell(area.min_lat), _cell(area.max_lat) + 1) * CELL_STRIDE
+        cells = np.arange(_cell(area.min_lat), _cell(area.max_lat) + 1) * CELL_STRIDE  # type: ignore[call-overload]  # 0-d bounds
         starts, ends = [], []
         for low, high in area.lon_ranges:
             starts.append(np.searchsorted(self.keys, cells + (low + 180 - 1e-9), "left"))
             ends.append(np.searchsorted(self.keys, cells + (high + 180 + 1e-9), "right"))
-        parts = [self.order[s:e] for s, e in zip(np.concatenate(starts).tolist(), np.concatenate(ends).tolist()) if e > s]
+        parts: list[np.ndarray] = [
+            self.order[s:e]
+            for s, e in zip(np.concatenate(starts).tolist(), np.concatenate(ends).tolist(), strict=True)
+            if e > s
+        ]
         moves = int(shared.counters[Counter.MOVED])
         if moves > self.moves:
             log = _fresh(shared, "moved", np.array([moves - 1]))[self.moves : moves].astype(np.int64)
@@ -353,7 +359,7 @@ def _cell(lat: float | np.ndarray) -> np.ndarray:
 
 
 def _place_key(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    return _cell(lat) * CELL_STRIDE + (lon + 180)
+    return _cell(lat) * CELL_STRIDE + (lon + 180)  # type: ignore[no-any-return]  # numpy types this operation as Any
 
 
 def _place_index(shared: SharedArrays, rows_in_use: int, area: Area) -> PlaceIndex | None:
@@ -450,13 +456,15 @@ def _distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_lon
     dphi = phi2 - phi1
     dlambda = np.radians(center_lon - lon)
     a = np.sin(dphi / 2) ** 2 + np.cos(phi1) * math.cos(phi2) * np.sin(dlambda / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))  # type: ignore[no-any-return]  # numpy types this operation as Any
 
 
 # -- the calendar ------------------------------------------------------------------------------
 
 
-def _open_stays(shared: SharedArrays, rows: np.ndarray, checkin: int, nights: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _open_stays(
+    shared: SharedArrays, rows: np.ndarray, checkin: int, nights: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows available every night whose check-in night allows the stay, which of the given
     rows they are, and their entries, nights x rows (night-major: the reductions over the nights
     of each row then run over contiguous memory, several times faster than along short rows).
@@ -509,7 +517,8 @@ def _fresh(shared: SharedArrays, name: str, index: np.ndarray) -> np.ndarray:
 
 
 def _totals(fx: Fx, price: np.ndarray, currency: np.ndarray, single: np.ndarray, target: int) -> np.ndarray:
-    """Each stay's (a column of nights x stays `price` and `currency`) exact total in `target` minor units, `UNRANKED` where it cannot be converted.
+    """Each stay's (a column of nights x stays `price` and `currency`) exact total in `target` minor
+    units, `UNRANKED` where it cannot be converted.
 
     Float factors give the answer for all but the totals within rounding error of half a minor
     unit; those (exact ties like 6753.5 cents included) are recomputed exactly with `Decimal`.
@@ -541,7 +550,7 @@ def _totals(fx: Fx, price: np.ndarray, currency: np.ndarray, single: np.ndarray,
 def exact_total(fx: Fx, prices: Iterable[int], currencies: Iterable[int], target: int) -> int:
     """The stay's total in `target` minor units, by the rule in this module's docstring."""
     sums: dict[int, int] = {}
-    for price, currency in zip(prices, currencies):
+    for price, currency in zip(prices, currencies, strict=True):
         sums[currency] = sums.get(currency, 0) + price
     if len(sums) == 1:
         ((currency, minor),) = sums.items()
@@ -556,7 +565,7 @@ def exact_total(fx: Fx, prices: Iterable[int], currencies: Iterable[int], target
 def _half_even_div(total: np.ndarray, divisor: int) -> np.ndarray:
     quotient, remainder = np.divmod(total, divisor)
     up = (2 * remainder > divisor) | ((2 * remainder == divisor) & (quotient % 2 == 1))
-    return quotient + up
+    return quotient + up  # type: ignore[no-any-return]  # numpy types this operation as Any
 
 
 # -- ranking and pages -------------------------------------------------------------------------
@@ -565,7 +574,7 @@ def _half_even_div(total: np.ndarray, divisor: int) -> np.ndarray:
 def _after(keys: list[np.ndarray], rows: np.ndarray, after_keys: list[int | float], after_row: int) -> np.ndarray:
     """Which (keys..., row) come strictly after the cursor's, lexicographically."""
     later = rows > after_row
-    for key, value in reversed(list(zip(keys, after_keys))):
+    for key, value in reversed(list(zip(keys, after_keys, strict=False))):
         later = (key > value) | ((key == value) & later)
     return later
 
@@ -580,7 +589,9 @@ def _top(keys: list[np.ndarray], rows: np.ndarray, limit: int) -> np.ndarray:
     return candidates[order[:limit]]
 
 
-def _results(store: Store, query: Query, rows: np.ndarray, entries: np.ndarray, distance: np.ndarray) -> list[dict[str, object]]:
+def _results(
+    store: Store, query: Query, rows: np.ndarray, entries: np.ndarray, distance: np.ndarray
+) -> list[dict[str, object]]:
     """The page as the API shows it. Prices repeat across nights and results (a rate event sets
     many nights), so each (price, currency) is converted and formatted once a page."""
     shared, fx = store.shared, store.fx
@@ -608,7 +619,7 @@ def _results(store: Store, query: Query, rows: np.ndarray, entries: np.ndarray, 
     results = []
     for row, prices, currencies, distance_km, changed in zip(
         rows.tolist(), shared["entry_price"][entries].T.tolist(), shared["entry_currency"][entries].T.tolist(),
-        distance.tolist(), changed_at,
+        distance.tolist(), changed_at, strict=False,
     ):
         if row not in found:  # only if SQLite lost a row the shared columns still have
             continue
@@ -628,7 +639,7 @@ def _results(store: Store, query: Query, rows: np.ndarray, entries: np.ndarray, 
             "nights": [
                 {"night": day, "price": shown_text(price, currency, shown), "listing_price": text(price, currency),
                  "listing_currency": codes[currency]}
-                for day, price, currency in zip(days, prices, currencies)
+                for day, price, currency in zip(days, prices, currencies, strict=True)
             ],
             "listing_currency": CURRENCIES[own],
             "listing_total": format_minor(total if shown == own else exact_total(fx, prices, currencies, own), own),

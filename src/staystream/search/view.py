@@ -110,7 +110,7 @@ def describe(found: dict[str, object], searchable: bool) -> dict[str, object]:
         "source": found["source"],
         "listing_id": found["listing_id"],
         "name": found.get("name"),
-        "kind": None if kind is None else KINDS[kind],  # type: ignore[index]
+        "kind": KINDS[kind] if isinstance(kind, int) else None,
         "lat": found.get("lat"),
         "lon": found.get("lon"),
         "max_guests": found.get("max_guests"),
@@ -119,7 +119,7 @@ def describe(found: dict[str, object], searchable: bool) -> dict[str, object]:
         "country": found.get("country"),
         "bedrooms": found.get("bedrooms"),
         "url": found.get("url"),
-        "described_at": None if described_at is None else format_changed_at(described_at),  # type: ignore[arg-type]
-        "delisted_at": None if delisted_at is None else format_changed_at(delisted_at),  # type: ignore[arg-type]
+        "described_at": format_changed_at(described_at) if isinstance(described_at, int) else None,
+        "delisted_at": format_changed_at(delisted_at) if isinstance(delisted_at, int) else None,
         "searchable": searchable,
     }

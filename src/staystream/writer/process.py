@@ -220,7 +220,9 @@ class Writer:
         metrics.group_requests.observe(len(group.frames))
         metrics.group_events.observe(events)
         busy = self.snapshotting is not None and not self.snapshotting.done()
-        due = self.logged_since_snapshot >= self.config.snapshot_log_nights and time.monotonic() >= self.snapshot_retry_at
+        due = (
+            self.logged_since_snapshot >= self.config.snapshot_log_nights and time.monotonic() >= self.snapshot_retry_at
+        )
         if error is None and not busy and due:
             self.snapshotting = asyncio.create_task(self.take_snapshot())
 
@@ -235,7 +237,7 @@ class Writer:
                 rates = request.rate_rows().copy()
                 rates["key"] = rows[rates["key"]]
                 parts.append(rates)
-            group.listings.extend((self._row(l.key, group), l) for l in request.listings)
+            group.listings.extend((self._row(listing.key, group), listing) for listing in request.listings)
             group.delists.extend((self._row(d.key, group), d) for d in request.delists)
             if request.fx is not None:
                 group.settings["fx"] = request.fx
