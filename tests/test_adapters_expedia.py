@@ -108,8 +108,9 @@ def test_closing_needs_no_currency_and_applies_to_every_known_rate_plan() -> Non
     assert facts_of(outcome.events, "H:R:B") == {day(5): {"available": False}}
     assert facts_of(outcome.events, "H:S:A") == {}
     # Inventory 0 closes the room even where its rate plan says open; the named plan gets its price
-    body = update(date_range(5, 5), '<RoomType id="R"><Inventory flexibleAllocation="0"/><RatePlan id="A" closed="false">'
-                                    '<Rate currency="EUR"><PerDay rate="95"/></Rate></RatePlan></RoomType>')
+    body = update(date_range(5, 5),
+                  '<RoomType id="R"><Inventory flexibleAllocation="0"/><RatePlan id="A" closed="false">'
+                  '<Rate currency="EUR"><PerDay rate="95"/></Rate></RatePlan></RoomType>')
     _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", products=store, received_at=RECEIVED)
     assert facts_of(outcome.events, "H:R:A") == {
         day(5): {"price": Decimal("95"), "currency": "EUR", "available": False}}
@@ -124,7 +125,8 @@ def test_closing_needs_no_currency_and_applies_to_every_known_rate_plan() -> Non
 
 
 def test_restriction_only_update_sets_only_the_stay_rule() -> None:
-    body = update(date_range(3, 4), '<RoomType id="R"><RatePlan id="A"><Restrictions minLOS="4"/></RatePlan></RoomType>')
+    body = update(date_range(3, 4),
+                  '<RoomType id="R"><RatePlan id="A"><Restrictions minLOS="4"/></RatePlan></RoomType>')
     _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", received_at=RECEIVED)
     assert facts_of(outcome.events) == {day(3): {"min_nights": 4}, day(4): {"min_nights": 4}}
     assert outcome.warnings == [] and outcome.errors == []

@@ -215,9 +215,9 @@ def test_remove_notif_closes_the_nights_and_sets_nothing_else() -> None:
 
 def test_restrictions_set_only_the_stay_rule_without_price_or_currency() -> None:
     body = (f'<AvailStatusMessage><StatusApplicationControl Start="{day(10)}" End="{day(11)}" InvTypeCode="DLX-K" '
-            f'RatePlanCode="BAR-FLEX"/><LengthsOfStay ArrivalDateBased="true"><LengthOfStay MinMaxMessageType="SetMinLOS" '
-            f'Time="2" TimeUnit="Day"/></LengthsOfStay><RestrictionStatus Status="Close" Restriction="Arrival"/>'
-            f'</AvailStatusMessage>')
+            f'RatePlanCode="BAR-FLEX"/><LengthsOfStay ArrivalDateBased="true">'
+            f'<LengthOfStay MinMaxMessageType="SetMinLOS" Time="2" TimeUnit="Day"/></LengthsOfStay>'
+            f'<RestrictionStatus Status="Close" Restriction="Arrival"/></AvailStatusMessage>')
     _, outcome = ota.parse(avail_rq(body), "booking")
     assert facts_of(outcome.events) == {day(10): {"min_nights": 2}, day(11): {"min_nights": 2}}
     assert [(str(w), w.type) for w in outcome.warnings] == [
@@ -237,11 +237,13 @@ def test_a_status_alone_opens_or_closes_without_any_price() -> None:
 def test_avail_elements_apply_in_order_within_one_message() -> None:
     """Sabre sends min stay and stop-sell for the same nights in separate elements; a later
     element for the same fact wins (equal changed_at: the later arrival)."""
-    control = f'<StatusApplicationControl Start="{day(10)}" End="{day(11)}" InvTypeCode="DLX-K" RatePlanCode="BAR-FLEX"/>'
+    control = (f'<StatusApplicationControl Start="{day(10)}" End="{day(11)}" InvTypeCode="DLX-K" '
+               'RatePlanCode="BAR-FLEX"/>')
     body = (f'<AvailStatusMessage>{control}<LengthsOfStay><LengthOfStay MinMaxMessageType="SetForwardMinStay" '
             f'Time="3"/></LengthsOfStay></AvailStatusMessage>'
-            f'<AvailStatusMessage>{control}<RestrictionStatus Status="Open" Restriction="Master"/></AvailStatusMessage>'
-            f'<AvailStatusMessage>{control}<RestrictionStatus Status="Close" Restriction="Master"/></AvailStatusMessage>')
+            f'<AvailStatusMessage>{control}<RestrictionStatus Status="Open" Restriction="Master"/>'
+            f'</AvailStatusMessage><AvailStatusMessage>{control}<RestrictionStatus Status="Close" '
+            f'Restriction="Master"/></AvailStatusMessage>')
     _, outcome = ota.parse(avail_rq(body), "booking")
     assert facts_of(outcome.events) == {day(10): {"available": False, "min_nights": 3},
                                         day(11): {"available": False, "min_nights": 3}}
