@@ -128,7 +128,9 @@ SCHEMA: dict[str, Any] = {
                 "summary": "OpenTravel ARI push: OTA_HotelRateAmountNotifRQ, OTA_HotelAvailNotifRQ, OTA_HotelInvCountNotifRQ",
                 "description": "Bare or in a SOAP envelope. Answered with the matching ...RS (HTTP 200): <Success/> "
                 "(+ <Warnings>), or <Errors> naming each element that was not applied (the others were). "
-                "Listing ids are {HotelCode}:{InvTypeCode}:{RatePlanCode}. See docs/adapters.md.",
+                "Each element sets the facts it carries (price, availability, stay_rule); unknown parts are "
+                "Warnings. Listing ids are {HotelCode}:{InvTypeCode}:{RatePlanCode}; time zone, currency and "
+                "occupancy a message leaves implicit come from `serve --sources-file`. See docs/adapters.md.",
                 "parameters": [_param("source", "marketplace, e.g. booking", {"type": "string"}, True, "path")],
                 "requestBody": {"content": {"application/xml": {"schema": {"type": "string"}}}},
                 "responses": {"200": {"description": "the OTA RS", "content": {"application/xml": {}}},
@@ -140,7 +142,8 @@ SCHEMA: dict[str, Any] = {
                 "summary": "Expedia EQC AvailRateUpdateRQ push",
                 "description": "Answered with AvailRateUpdateRS (HTTP 200): <Success/> (with any <Warning>), or "
                 "<Error>s, in which case nothing in the message was applied. Listing ids are "
-                "{Hotel id}:{RoomType id}:{RatePlan id}. See docs/adapters.md.",
+                "{Hotel id}:{RoomType id}:{RatePlan id}; closing needs no currency, a Rate without one takes "
+                "the property's or source's from `serve --sources-file`. See docs/adapters.md.",
                 "parameters": [_param("source", "marketplace, e.g. expedia or vrbo", {"type": "string"}, True, "path")],
                 "requestBody": {"content": {"application/xml": {"schema": {"type": "string"}}}},
                 "responses": {"200": {"description": "the AvailRateUpdateRS", "content": {"application/xml": {}}},
