@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 
 from staystream.adapters import ota
-from staystream.adapters.source_settings import SourceSettings
+from staystream.adapters.source_settings import PropertySettings, SourceSettings
 
 NS = "http://www.opentravel.org/OTA/2003/05"
 TODAY = dt.date.today()
@@ -144,7 +144,7 @@ def test_decimal_places_on_rate_and_its_misuse() -> None:
 
 def test_currency_when_absent_comes_from_the_property_then_the_source_settings() -> None:
     amounts = '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="99.00"/>'
-    settings = SourceSettings(currency="EUR", properties={"H123": ota.PropertySettings(currency="CHF")})
+    settings = SourceSettings(currency="EUR", properties={"H123": PropertySettings(currency="CHF")})
     document = rate_rq(rate_message(day(10), day(11), amounts, currency=""))
     _, outcome = ota.parse(document, "booking", settings)
     assert outcome.errors == []

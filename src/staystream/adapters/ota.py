@@ -53,12 +53,10 @@ from staystream.adapters.messages import (
     unread_parts,
     weekdays_attr,
 )
-from staystream.adapters.source_settings import DEFAULTS, PropertySettings, SourceSettings
+from staystream.adapters.source_settings import DEFAULTS, SourceSettings
 from staystream.adapters.xmlsafe import XMLRejected, children, parse_document, to_bytes
 from staystream.events.ingest import MAX_MIN_NIGHTS
 from staystream.events.money import CURRENCY_INDEX
-
-__all__ = ["PropertySettings", "SourceSettings", "convert", "open_message", "parse", "response"]
 
 OTA_NAMESPACE = "http://www.opentravel.org/OTA/2003/05"
 # RQ root -> (container, update element); the RS is the root with RS for RQ.
