@@ -38,8 +38,8 @@ PROVENANCE = {
     "siteminder/pmsxchange-availability-room-level.xml": "SiteMinder pmsXchange BookingLimit at room level",
     "siteminder/siteconnect-rates-per-rate-range.xml": "SiteMinder SiteConnect rates, Start/End on Rate",
     "siteminder/siteconnect-ctd-only.xml": "SiteMinder closed-to-departure restriction",
-    "alpinebits/freerooms-complete-set.xml": "AlpineBits FreeRooms (Frangart Inn), CompleteSet, no TimeStamp",
-    "alpinebits/freerooms-delta-no-invcounts.xml": "AlpineBits FreeRooms delta without InvCounts",
+    "alpinebits/freerooms-complete-set.xml": "AlpineBits 2022-10 FreeRooms sample (Frangart Inn), no TimeStamp",
+    "alpinebits/freerooms-delta-out-of-order.xml": "AlpineBits FreeRooms delta, CountType 2 and 6 (values ours)",
     "alpinebits/rates-for-double.xml": "ours: makes the DOUBLE room's rate plan known",
     "expedia/ar-rates-restrictions.xml": "Expedia QuickConnect AR examples (Hotel 411, RoomType 166368)",
     "expedia/ar-flexible-allocation-two-ranges.xml": "Expedia QuickConnect AR: flexible allocation, two ranges",
@@ -231,15 +231,16 @@ def test_alpinebits_freerooms_without_timestamp(server: Server) -> None:
 
         assert outcome(post_ota(client, "alpinebits", "alpinebits/rates-for-double.xml")) == (True, [], [])
         success, warnings, errors = outcome(post_ota(client, "alpinebits", "alpinebits/freerooms-complete-set.xml"))
-        # only the TimeStamp is missing; CountType 6 (out of order) beside CountType 2 needs no word
         assert success and errors == [] and len(warnings) == 1 and "TimeStamp" in warnings[0]
-        delta = post_ota(client, "alpinebits", "alpinebits/freerooms-delta-no-invcounts.xml")
+        # the middle Inventory has no InvCounts: fully booked, as AlpineBits defines it
+        expected = {night: ("178.00", "EUR", not "2022-08-11" <= night <= "2022-08-20", None)
+                    for night in nights("2022-08-01", "2022-08-30")}
+        assert calendar(client, "alpinebits", listing) == expected
+
+        delta = post_ota(client, "alpinebits", "alpinebits/freerooms-delta-out-of-order.xml")
         success, warnings, errors = outcome(delta)
-        assert success and errors == [] and len(warnings) == 1  # no TimeStamp
-        expected = {}
-        for night in nights("2010-08-01", "2010-08-30"):
-            free = not ("2010-08-05" <= night <= "2010-08-06" or "2010-08-11" <= night <= "2010-08-20")
-            expected[night] = ("178.00", "EUR", free, None)
+        assert success and errors == [] and len(warnings) == 1  # no TimeStamp; CountType 6 beside 2 needs no word
+        expected.update({night: ("178.00", "EUR", False, None) for night in ("2022-08-05", "2022-08-06")})
         assert calendar(client, "alpinebits", listing) == expected
 
 
