@@ -34,6 +34,10 @@ PROVENANCE = {
     "ota/google-avail-fplos-offsets.xml": "Google Hotel Center ARI reference, ari-avail syntax (FPLOS, offsets)",
     "ota/google-invcount-room.xml": "Google Hotel Center ARI reference, ari-inv",
     "ota/ota-rate-remove.xml": "Google Hotel Center ARI reference, NotifType=Remove",
+    "ota/windsurfer-crs-restrictions.xml": "Windsurfer CRS ARI push sample (shrdev.atlassian.net), as published",
+    "ota/synxis-htng-hotel-level.xml": "Sabre SynXis HTNG Availability sample (developer.synxis.com); end rebuilt",
+    "ota/rategain-rate-base.xml": "RateGain RG Bridge base-rate sample (developer.rategain.com), as published",
+    "ota/rategain-rate-occupancy-as-published.xml": "RateGain occupancy sample, duplicate attribute as published",
     "siteminder/pmsxchange-restrictions-weekends.xml": "SiteMinder pmsXchange OTA_HotelAvailNotif structure",
     "siteminder/pmsxchange-availability-room-level.xml": "SiteMinder pmsXchange BookingLimit at room level",
     "siteminder/siteconnect-rates-per-rate-range.xml": "SiteMinder SiteConnect rates, Start/End on Rate",
@@ -179,6 +183,54 @@ def test_resavenue_counts_with_a_zoneless_timestamp_and_an_unknown_element(serve
         entry = client.get("/v1/listings/resavenue/602:1894:EP/calendar",
                            params={"start": "2019-09-18", "end": "2019-09-19"}).json()["nights"][0]
         assert entry["changed_at"] == "2019-08-16T18:00:18.000Z"  # 23:30:18 in Asia/Kolkata
+
+
+# -- CRS and channel-manager samples as their vendors publish them --------------------------------
+
+
+def test_windsurfer_restrictions_with_invcode_and_microsecond_timestamp(server: Server) -> None:
+    with server.client() as client:
+        success, warnings, errors = outcome(post_ota(client, "windsurfer", "ota/windsurfer-crs-restrictions.xml"))
+        assert success and errors == []
+        assert warnings == ["AvailStatusMessage[1]/StatusApplicationControl@InvCode: read as the room type "
+                            "(no InvTypeCode)"]
+        assert calendar(client, "windsurfer", "HTBEN:KRO:CHK") == {
+            night: (None, None, True, 1) for night in nights("2020-03-31", "2020-04-30")}
+        entry = client.get("/v1/listings/windsurfer/HTBEN:KRO:CHK/calendar").json()["nights"][0]
+        assert entry["changed_at"].startswith("2020-01-31T23:00:39.34")
+
+
+def test_synxis_hotel_level_restrictions_reach_every_known_product(server: Server) -> None:
+    products = ("10001:KNG:RACK", "10001:DBL:BAR")
+    prices = "\n".join(json.dumps({"type": "price", "source": "synxis", "listing_id": listing, "start": "2015-06-01",
+                                   "end": "2015-07-01", "price": "199.00", "currency": "USD",
+                                   "changed_at": "2015-03-01T00:00:00Z"}) for listing in products)
+    with server.client() as client:
+        assert client.post("/v1/events", content=prices,
+                           headers={"content-type": "application/x-ndjson"}).json()["accepted"] == 2
+        success, warnings, errors = outcome(post_ota(client, "synxis", "ota/synxis-htng-hotel-level.xml"))
+        assert success and errors == []
+        assert [w.split(": ", 1)[1] for w in warnings] == [
+            "SetMaxLOS is not stored; ignored", "SetForwardMaxStay is not stored; ignored"]
+        weekend = {"2015-06-05", "2015-06-06", "2015-06-12", "2015-06-13", "2015-06-19", "2015-06-20",
+                   "2015-06-26", "2015-06-27"}
+        for listing in products:  # Mon-Thu and Sun: open, the stricter of min 3 (arrival) and 2 (through)
+            assert calendar(client, "synxis", listing) == {
+                night: ("199.00", "USD", None, None) if night in weekend else ("199.00", "USD", True, 3)
+                for night in nights("2015-06-01", "2015-06-30")}
+
+
+def test_rategain_base_rate_and_its_unreadable_occupancy_sample(server: Server) -> None:
+    with server.client() as client:
+        success, warnings, errors = outcome(post_ota(client, "rategain", "ota/rategain-rate-base.xml"))
+        assert success and errors == [] and len(warnings) == 1 and "InvCode" in warnings[0]
+        assert calendar(client, "rategain", "ATLPE:STD:BARA00") == {"2011-12-01": ("120.00", "USD", None, None)}
+        rs = post_ota(client, "rategain", "ota/rategain-rate-occupancy-as-published.xml")
+        assert rs.tag == f"{OTA}OTA_HotelRateAmountNotifRS"
+        [error] = rs.iter(f"{OTA}Error")
+        assert (error.get("Type"), error.get("Code")) == ("7", "450")
+        assert "not well-formed XML: duplicate attribute" in error.text
+        assert calendar(client, "rategain", "ATLPE:STD:BARA00") == {"2011-12-01": ("120.00", "USD", None, None)}
 
 
 # -- SiteMinder (SOAP) ----------------------------------------------------------------------------

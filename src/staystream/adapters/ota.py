@@ -82,7 +82,8 @@ _CONTROL = frozenset({"Start", "End", "InvTypeCode", "RatePlanCode", "AllInvCode
 SCHEMA = {
     "RateAmountMessage": (frozenset({"LocatorID"}), frozenset({"StatusApplicationControl", "Rates", "UniqueID"})),
     "AvailStatusMessage": (frozenset({"BookingLimit", "BookingLimitMessageType", "LocatorID"}),
-                           frozenset({"StatusApplicationControl", "LengthsOfStay", "RestrictionStatus", "UniqueID"})),
+                           frozenset({"StatusApplicationControl", "LengthsOfStay", "LengthOfStay",
+                                      "RestrictionStatus", "UniqueID"})),
     "Inventory": (frozenset(), frozenset({"StatusApplicationControl", "InvCounts", "UniqueID"})),
     "StatusApplicationControl": (_CONTROL, frozenset()),
     "UniqueID": (frozenset({"Type", "ID", "Instance", "ID_Context"}), frozenset()),
@@ -101,7 +102,7 @@ SCHEMA = {
     "ListItem": (frozenset({"ListItem", "Language"}), frozenset()),
     "MealsIncluded": (frozenset({"MealPlanCodes", "MealPlanIndicator", "Breakfast", "Lunch", "Dinner"}), frozenset()),
     "LengthsOfStay": (frozenset({"ArrivalDateBased", "FixedPatternLength"}), frozenset({"LengthOfStay"})),
-    "LengthOfStay": (frozenset({"MinMaxMessageType", "Time", "TimeUnit"}), frozenset({"LOS_Pattern"})),
+    "LengthOfStay": (frozenset({"MinMaxMessageType", "Time", "TimeUnit", "RateTimeUnit"}), frozenset({"LOS_Pattern"})),
     "LOS_Pattern": (frozenset({"FullPatternLOS"}), frozenset()),
     "RestrictionStatus": (frozenset({"Status", "Restriction", "MinAdvancedBookingOffset",
                                      "MaxAdvancedBookingOffset"}), frozenset()),
@@ -229,7 +230,7 @@ class _Reader:
 
     def rate_amount(self, element: ET.Element, path: str) -> None:
         control, control_path = _control(element, path)
-        products = self.products(control, control_path, path)
+        products = self.products(control, control_path, path, hotel_level=False)
         if self.notif_type.lower() == "remove":
             # The rate is withdrawn: not sellable. The contract has no "remove the price" fact
             # short of a v1 rate, which would also reset the stay rule the message did not touch.
@@ -327,11 +328,13 @@ class _Reader:
         """The minimum stay the element sets (the stricter of arrival and through), 1 if removed."""
         result: int | None = None
         stays = element.find("LengthsOfStay")
-        for los, los_path in children(stays, "LengthOfStay", f"{path}/LengthsOfStay") if stays is not None else ():
+        found = list(children(stays, "LengthOfStay", f"{path}/LengthsOfStay")) if stays is not None else []
+        found += children(element, "LengthOfStay", path)  # SynXis (HTNG) puts them right in the message
+        for los, los_path in found:
             kind = text_attr(los, "MinMaxMessageType", los_path, required=True)
             assert kind is not None
             if kind in ("SetMinLOS", "SetForwardMinStay"):
-                unit = text_attr(los, "TimeUnit", los_path) or "Day"
+                unit = text_attr(los, "TimeUnit", los_path) or text_attr(los, "RateTimeUnit", los_path) or "Day"
                 if unit != "Day":
                     self.outcome.warn(located(los_path, "TimeUnit"),
                                       f"'{unit}' stays are not stored (only Day); ignored", type=NOT_IMPLEMENTED)
@@ -350,10 +353,14 @@ class _Reader:
                                   f"'{kind}' is not a length-of-stay type read here; ignored", type=NOT_IMPLEMENTED)
         return result
 
-    def products(self, control: ET.Element, control_path: str, path: str, all_rooms: bool | None = False) -> list[str]:
-        """The listing ids an element applies to (see the module docstring)."""
+    def products(self, control: ET.Element, control_path: str, path: str, all_rooms: bool | None = False,
+                 hotel_level: bool = True) -> list[str]:
+        """The listing ids an element applies to (see the module docstring). Without `hotel_level`
+        (rates) an element must name a room type or a rate plan."""
         plan = code_attr(control, "RatePlanCode", control_path)
-        room = None if all_rooms else self.room_type(control, control_path, plan is not None)
+        room = None if all_rooms else self.room_type(control, control_path)
+        if room is None and plan is None and not all_rooms and not hotel_level:
+            raise Invalid(located(control_path, "InvTypeCode"), "missing; it is required", 321, 10)
         if room is not None and plan is not None:
             return [f"{self.hotel}:{room}:{plan}"]
         listings = set(self.known.listing_ids(f"{self.hotel}:{room}:" if room is not None else f"{self.hotel}:"))
@@ -369,16 +376,15 @@ class _Reader:
             self.outcome.warn(path, f"{what} yet (send its rates first); nothing was changed", 783, 3)
         return sorted(listings)
 
-    def room_type(self, control: ET.Element, control_path: str, plan_named: bool) -> str | None:
+    def room_type(self, control: ET.Element, control_path: str) -> str | None:
         """`InvTypeCode`; some senders (travelguru, older PMSs) name the room type `InvCode`.
-        None when neither is there but a rate plan is: every room type's (SiteMinder)."""
+        None when neither is there: every room type (SiteMinder's rate-plan-only and SynXis'
+        hotel-level updates)."""
         room = code_attr(control, "InvTypeCode", control_path)
         if room is None:
             room = code_attr(control, "InvCode", control_path)
             if room is None:
-                if plan_named:
-                    return None
-                raise Invalid(located(control_path, "InvTypeCode"), "missing; it is required", 321, 10)
+                return None  # a rate plan of every room type, or with no rate plan the whole hotel
             self.outcome.warn(located(control_path, "InvCode"), "read as the room type (no InvTypeCode)")
         return room
 
