@@ -203,6 +203,20 @@ def test_rate_plan_without_room_type_applies_to_that_plan_of_every_room_type() -
         "nothing was changed"]
 
 
+def test_hotel_level_availability_reaches_every_known_product_but_a_rate_needs_a_code() -> None:
+    store = Products("H123:DLX-K:BAR", "H123:STD:NRF", "H1234:STD:BAR")
+    body = (f'<AvailStatusMessage BookingLimit="0"><StatusApplicationControl Start="{day(3)}" End="{day(3)}"/>'
+            f'<LengthOfStay MinMaxMessageType="SetMinLOS" Time="2" RateTimeUnit="Day"/></AvailStatusMessage>')
+    _, outcome = ota.parse(avail_rq(body), "synxis", products=store)
+    assert facts_of(outcome.events, "H123:DLX-K:BAR") == facts_of(outcome.events, "H123:STD:NRF") == {
+        day(3): {"available": False, "min_nights": 2}}
+    assert facts_of(outcome.events, "H1234:STD:BAR") == {} and outcome.warnings == []
+    _, outcome = ota.parse(avail_rq(body), "synxis")
+    assert outcome.events == [] and [str(w) for w in outcome.warnings] == [
+        "AvailStatusMessage[1]: names no RatePlanCode and no rate plan of the hotel is known yet (send its rates "
+        "first); nothing was changed"]
+
+
 def test_remove_notif_closes_the_nights_and_sets_nothing_else() -> None:
     body = (f'<RateAmountMessage><StatusApplicationControl Start="{day(5)}" End="{day(6)}" InvTypeCode="DLX-K" '
             f'RatePlanCode="BAR-FLEX"/></RateAmountMessage>')
