@@ -45,10 +45,16 @@ PROVENANCE = {
     "alpinebits/freerooms-complete-set.xml": "AlpineBits 2022-10 FreeRooms sample (Frangart Inn), no TimeStamp",
     "alpinebits/freerooms-delta-out-of-order.xml": "AlpineBits FreeRooms delta, CountType 2 and 6 (values ours)",
     "alpinebits/rates-for-double.xml": "ours: makes the DOUBLE room's rate plan known",
-    "expedia/ar-rates-restrictions.xml": "Expedia QuickConnect AR examples (Hotel 411, RoomType 166368)",
-    "expedia/ar-flexible-allocation-two-ranges.xml": "Expedia QuickConnect AR: flexible allocation, two ranges",
-    "expedia/ar-closed-rate-plan-and-room.xml": "Expedia QuickConnect AR: closed rate plan and room type",
-    "expedia/ar-occupancy-based-no-currency.xml": "Expedia QuickConnect AR: PerOccupancy, currency from settings",
+    "expedia/3546-many-updates.xml": "Expedia AR sample messages: many different updates in one request",
+    "expedia/3546-close-rate-plan.xml": "Expedia AR sample messages: closing a rate plan",
+    "expedia/3546-close-room-type.xml": "Expedia AR sample messages: closing a room type",
+    "expedia/3546-restrictions.xml": "Expedia AR sample messages: a rate plan's restrictions",
+    "expedia/3546-flexible-allocation-two-halves.xml": "Expedia AR sample messages: flexible allocation, two halves",
+    "expedia/3547-obp-inconsecutive-dates.xml": "Expedia AR sample messages: occupancy rates on 5 dates",
+    "expedia/35499-weekends-obp.xml": "Expedia AR sample messages: weekend allocation, occupancy rates, restrictions",
+    "expedia/35499-closed-to-departure.xml": "Expedia AR sample messages: closed to departure on 4 rate plans",
+    "expedia/4223-length-of-stay-rates.xml": "Expedia AR sample messages: per-day length-of-stay pricing",
+    "expedia/412-occupancy-no-currency-ours.xml": "ours: PerOccupancy without Rate@currency (from settings)",
     "ical/booking-com-export.ics": "real Booking.com export, simonesugliano/booking-calendar ics/berta.ics",
     "ical/airbnb-export.ics": "real Airbnb export quoted in a public Django project's sync tests",
     "ical/airbnb-not-available-rolling.ics": "real Airbnb export (rolling 'Not available' block), same project",
@@ -305,27 +311,84 @@ def post_expedia(client, name: str) -> ET.Element:
     return ET.fromstring(response.content)
 
 
-def test_expedia_rates_allocation_closes_and_occupancy(server: Server) -> None:
-    with server.client() as client:
-        rs = post_expedia(client, "expedia/ar-rates-restrictions.xml")
-        assert rs.find(f"{EQC}Error") is None
-        assert sorted(w.text.split(": ", 1)[1] for w in rs.iter(f"{EQC}Warning")) == [
-            "closedToArrival is not stored; ignored", "closedToDeparture is not stored; ignored",
-            "maxLOS is not stored; ignored"]
-        for name in ("expedia/ar-flexible-allocation-two-ranges.xml", "expedia/ar-closed-rate-plan-and-room.xml"):
-            rs = post_expedia(client, name)
-            assert rs.find(f"{EQC}Success") is not None and list(rs.iter(f"{EQC}Warning")) == [], name
-        august = nights("2012-08-01", "2012-08-31")
-        room_closed = {"2012-08-10", "2012-08-12"}
-        assert calendar(client, "expedia", "411:166368:166368A") == {
-            night: ("150.00", "USD", night <= "2012-08-15" and night not in room_closed, 2) for night in august}
-        assert calendar(client, "expedia", "411:166368:166368B") == {
-            night: ("135.00", "USD", night <= "2012-08-15" and night not in room_closed | {"2012-08-06", "2012-08-07"},
-                    None) for night in august}
+def warnings_of(rs: ET.Element) -> list[str]:
+    return [(w.text or "").split(": ", 1)[-1] for w in rs.iter(f"{EQC}Warning")]
 
-        rs = post_expedia(client, "expedia/ar-occupancy-based-no-currency.xml")
+
+def test_expedia_bundled_updates_then_closing_a_rate_plan_and_a_room_type(server: Server) -> None:
+    august = nights("2012-08-01", "2012-08-31")
+    restricted = {"2012-08-10", "2012-08-11", "2012-08-15", "2012-08-16", "2012-08-20"}
+    with server.client() as client:
+        rs = post_expedia(client, "expedia/3546-many-updates.xml")
         assert rs.find(f"{EQC}Success") is not None
-        assert calendar(client, "expedia", "412:200001:200001A") == {  # the property's currency from settings
+        assert sorted(warnings_of(rs)) == ["closedToArrival is not stored; ignored",
+                                           "closedToDeparture is not stored; ignored", "maxLOS is not stored; ignored"]
+        bar = {night: ("101.50" if "2012-08-05" <= night <= "2012-08-09" else None,
+                       "EUR" if "2012-08-05" <= night <= "2012-08-09" else None,
+                       True, 2 if night in restricted else None) for night in august if night <= "2012-08-20"}
+        assert calendar(client, "expedia", "3546:558875:556895") == bar
+        assert calendar(client, "expedia", "3546:558875:644891") == {
+            night: (None, None, True, None) for night in august if night <= "2012-08-20"}
+
+        for name in ("expedia/3546-close-rate-plan.xml", "expedia/3546-close-room-type.xml"):
+            rs = post_expedia(client, name)  # closing needs no currency
+            assert rs.find(f"{EQC}Success") is not None and warnings_of(rs) == [], name
+        assert calendar(client, "expedia", "3546:558875:556895") == {
+            night: (*bar.get(night, (None, None))[:2], False, 2 if night in restricted else None) for night in august}
+        assert calendar(client, "expedia", "3546:558875:644891") == {
+            night: (None, None, False, None) for night in august}
+
+
+def test_expedia_restrictions_then_allocation_for_the_room_type(server: Server) -> None:
+    with server.client() as client:
+        rs = post_expedia(client, "expedia/3546-restrictions.xml")
+        assert warnings_of(rs) == ["maxLOS is not stored; ignored"]
+        rs = post_expedia(client, "expedia/3546-flexible-allocation-two-halves.xml")
+        assert rs.find(f"{EQC}Success") is not None and warnings_of(rs) == []
+        assert calendar(client, "expedia", "3546:558945:556887") == {
+            night: (None, None, True, 2) for night in nights("2012-08-01", "2012-08-31")}
+
+
+def test_expedia_occupancy_rates_weekends_and_los_pricing(server: Server) -> None:
+    with server.client() as client:
+        assert warnings_of(post_expedia(client, "expedia/3547-obp-inconsecutive-dates.xml")) == []
+        assert calendar(client, "expedia", "3547:558025:556895") == {  # the 2-guest amount
+            night: ("100.00", "EUR", True, None)
+            for night in ("2012-08-01", "2012-08-03", "2012-08-12", "2012-08-18", "2012-08-22")}
+
+        rs = post_expedia(client, "expedia/35499-weekends-obp.xml")
+        assert sorted(warnings_of(rs)) == ["closedToArrival is not stored; ignored",
+                                           "closedToDeparture is not stored; ignored", "maxLOS is not stored; ignored"]
+        weekends = [night for night in nights("2012-08-01", "2012-08-31")
+                    if dt.date.fromisoformat(night).weekday() in (4, 5, 6)]
+        assert len(weekends) == 13
+        expected = {night: ("100.00", "EUR", True, 2) for night in weekends}
+        assert calendar(client, "expedia", "35499:9989:556895") == expected
+        rs = post_expedia(client, "expedia/35499-closed-to-departure.xml")  # nothing we store: all warnings
+        assert rs.find(f"{EQC}Success") is not None and sorted(warnings_of(rs)) == [
+            "closedToDeparture is not stored; ignored (in 4 places: AvailRateUpdate[1]/RoomType[1]/RatePlan[1]/"
+            "Restrictions@closedToDeparture, AvailRateUpdate[1]/RoomType[1]/RatePlan[2]/"
+            "Restrictions@closedToDeparture, AvailRateUpdate[1]/RoomType[2]/RatePlan[1]/"
+            "Restrictions@closedToDeparture, AvailRateUpdate[1]/RoomType[2]/RatePlan[2]/"
+            "Restrictions@closedToDeparture)",
+            "sets no rate, closed flag or minLOS; nothing was changed (in 4 places: AvailRateUpdate[1]/RoomType[1]/"
+            "RatePlan[1], AvailRateUpdate[1]/RoomType[1]/RatePlan[2], AvailRateUpdate[1]/RoomType[2]/RatePlan[1], "
+            "AvailRateUpdate[1]/RoomType[2]/RatePlan[2])"]
+        assert calendar(client, "expedia", "35499:9989:556895") == expected
+
+        rs = post_expedia(client, "expedia/4223-length-of-stay-rates.xml")
+        assert sorted(warnings_of(rs)) == [
+            "closedToArrival is not stored; ignored", "closedToDeparture is not stored; ignored",
+            "rates for stays longer than one night (lengthOfStay) are not stored; ignored"]
+        assert calendar(client, "expedia", "4223:32241:23123") == {
+            night: ("100.00", "EUR", None, None) for night in nights("2012-08-01", "2012-08-05")}
+
+
+def test_expedia_rate_without_currency_takes_the_propertys_from_settings(server: Server) -> None:
+    with server.client() as client:
+        rs = post_expedia(client, "expedia/412-occupancy-no-currency-ours.xml")
+        assert rs.find(f"{EQC}Success") is not None
+        assert calendar(client, "expedia", "412:200001:200001A") == {
             night: ("119.00", "EUR", True, 1) for night in nights("2012-09-01", "2012-09-03")}
 
 
