@@ -90,8 +90,8 @@ def test_facts_and_a_log_from_before_facts(postgres: Postgres, tmp_path: Path) -
 
     from staystream.events.money import CURRENCY_INDEX
     from staystream.events.types import RATE_DTYPE_V1
-    from test_ordering import model
     from test_facts import random_changes, send_all
+    from test_ordering import model
     from wire_events import nights
 
     uri = create_database(postgres, "facts")

@@ -18,7 +18,7 @@ from staystream.api.state import Worker
 from staystream.events.fx import load_fx
 from staystream.events.ingest import BodyError, Parsed, TooManyEvents
 from staystream.events.money import MoneyError
-from staystream.events.types import RATE_FORMAT, WriteRequest
+from staystream.events.types import WriteRequest
 from staystream.writer.wire import WriterUnavailable
 
 VALIDATION_SLICE = 250  # events validated between two chances for other requests to run
@@ -89,7 +89,7 @@ async def submit(worker: Worker, parsed: Parsed, bulk: bool = False) -> None:
     try:
         reply = await worker.client.write(WriteRequest(
             0, parsed.keys, rates.tobytes(), parsed.listings, parsed.delists, parsed.newest_changed_at,
-            bulk=bulk, rate_format=RATE_FORMAT))
+            bulk=bulk))
     except WriterUnavailable as exc:
         raise HTTPError(503, f"nothing was stored: {exc}", {"Retry-After": "1"}) from None
     if reply.error is not None:

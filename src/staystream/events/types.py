@@ -186,7 +186,7 @@ class WriteRequest(msgspec.Struct, array_like=True):
     newest: dict[str, int]  # per source, the greatest changed_at among the events
     fx: bytes | None = None  # a replacement FX table (admin), stored with the group
     bulk: bool = False  # from a bulk import: yields to live traffic in the writer
-    rate_format: int = 1  # of `rates`; frames from before facts (a NATS stream's) decode as 1
+    rate_format: int = RATE_FORMAT  # of `rates`; `scaled.stream.decode` sets 1 for messages from before facts
 
     def rate_rows(self) -> np.ndarray:
         """`rates` as `RATE_DTYPE` rows, whichever format the frame was written in."""

@@ -52,7 +52,7 @@ class ListingColumns:
         self.shared.counters[Counter.ROWS] = self.rows
 
     def describe(self, row: int, listing: Listing) -> None:
-        """Last-writer-wins, as `db.commit_group` applied it to SQLite."""
+        """Last-writer-wins, as `sqlite.commit_group` applied it to SQLite."""
         shared = self.shared
         if listing.changed_at < shared["described_at"][row]:
             return

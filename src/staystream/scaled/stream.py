@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from staystream.events.types import RATE_FORMAT, Delist, Listing, WriteReply, WriteRequest
+from staystream.events.types import Delist, Listing, WriteReply, WriteRequest
 from staystream.writer.wire import WriterClient, WriterUnavailable
 
 try:
@@ -46,12 +46,13 @@ PUBLISH_TIMEOUT = 5.0
 RETENTION_SECONDS = 7 * 24 * 3600  # a new node replays from PostgreSQL, then from here
 DUPLICATE_WINDOW = 120.0
 ROLES = ("ingest", "apply", "search")
-LAG_FILE = "lag.json"  # in the shared-memory directory, written by the writer (scaled.py)
+LAG_FILE = "lag.json"  # in the shared-memory directory, written by the writer (scaled/node.py)
 NOT_READY_LAG_SECONDS = 5.0  # the freshness target's worst case
 LAG_UNKNOWN_AFTER_SECONDS = 3.0  # JetStream silent this long: the lag is unknown, not its last value
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(WriteRequest)
+_BEFORE_FACTS = b"\x98"  # msgpack fixarray of 8
 
 
 class LogUnavailable(WriterUnavailable):
@@ -83,7 +84,13 @@ def encode(request: WriteRequest) -> bytes:
 
 
 def decode(payload: bytes) -> WriteRequest:
-    return _decoder.decode(payload)
+    """A message of the stream. One written before facts is a msgpack array of 8 fields (no
+    `rate_format`) holding rows of format 1: it decodes with the current format's default,
+    so the header says which it is (msgspec writes every field, so newer ones have 9)."""
+    request = _decoder.decode(payload)
+    if payload[:1] == _BEFORE_FACTS:
+        request.rate_format = 1
+    return request
 
 
 def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
@@ -108,7 +115,7 @@ def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
             0, [keys[i] for i in mine.tolist()], chosen.tobytes(),
             [listing for listing, q in zip(request.listings, listing_part, strict=True) if q == p],
             [d for d, q in zip(request.delists, delist_part, strict=True) if q == p],
-            request.newest, request.fx if p == min(touched) else None, rate_format=RATE_FORMAT,
+            request.newest, request.fx if p == min(touched) else None,
         )
     return out
 
@@ -136,7 +143,7 @@ def merge(requests: list[WriteRequest]) -> WriteRequest:
             newest[source] = max(changed_at, newest.get(source, changed_at))
         fx = request.fx if request.fx is not None else fx
     packed = np.concatenate(parts).tobytes() if parts else b""
-    return WriteRequest(0, list(index), packed, listings, delists, newest, fx, rate_format=RATE_FORMAT)
+    return WriteRequest(0, list(index), packed, listings, delists, newest, fx)
 
 
 async def connect(url: str, name: str) -> Any:
