@@ -382,6 +382,11 @@ def test_unknown_elements_attributes_and_values_are_warnings_never_a_rejection()
     rs = ET.fromstring(ota.response(message, outcome))
     assert rs.find(f"{{{NS}}}Success") is not None
     assert {w.get("Type") for w in rs.findall(f"{{{NS}}}Warnings/{{{NS}}}Warning")} == {"2"}  # no implementation
+    beside = avail_rq(body.replace("<AvailStatusMessage Fancy", "<TPA_Extensions/><AvailStatusMessage Fancy"))
+    _, outcome = ota.parse(beside.replace(b"<AvailStatusMessages", b"<Promotions/><AvailStatusMessages"), "booking")
+    assert [str(w) for w in outcome.warnings[:2]] == [
+        "OTA_HotelAvailNotifRQ/Promotions: element Promotions is not read; ignored",
+        "AvailStatusMessages/TPA_Extensions: element TPA_Extensions is not read; ignored"]
 
 
 def test_unknown_root_and_wrong_message() -> None:

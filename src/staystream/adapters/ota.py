@@ -184,6 +184,7 @@ def convert(message: Message, source: str, settings: SourceSettings = DEFAULTS, 
         "OTA_HotelInvCountNotifRQ": reader.inventory,
     }[message.name]
     elements = list(children(container, element_name, ""))
+    _unread_around(message.root, container, element_name, outcome)
     reader.collect_rate_plans(elements)
     for element, path in elements:
         outcome.elements += 1
@@ -395,6 +396,15 @@ class _Reader:
                            "this element and those after it were not applied: split the message")
         for listing in products:
             self.outcome.add(events(self.source, listing, nights, fact, self.changed_at), path)
+
+
+def _unread_around(root: ET.Element, container: ET.Element, element_name: str, outcome: Outcome) -> None:
+    """Warn about elements beside the updates (in the root or the container) that are not read."""
+    for parent, expected in ((root, {"POS", "UniqueID", container.tag}), (container, {element_name, "UniqueID"})):
+        for child in parent:
+            if child.tag not in expected:
+                outcome.warn(f"{parent.tag}/{child.tag}", f"element {child.tag} is not read; ignored",
+                             type=NOT_IMPLEMENTED)
 
 
 def _changed_at(message: Message, settings: SourceSettings, received_at: dt.datetime, outcome: Outcome) -> dt.datetime:
