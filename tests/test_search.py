@@ -756,7 +756,9 @@ NO_POINT = {"lat": None, "lon": None, "radius_km": None}
         ({"lat": "91"}, "lat: '91' is out of range; expected -90 to 90"),
         ({"lat": "north"}, "lat: 'north' is not a number"),
         ({"lon": None}, "lon: missing"),
-        ({"lon": "nan"}, "lon: 'nan' is out of range"),
+        ({"lon": "nan"}, "lon: 'nan' is not a number"),
+        ({"lat": "1_0"}, "lat: '1_0' is not a number"),
+        ({"limit": "\u0663"}, "limit: '\u0663' is not a whole number"),
         ({"radius_km": "0"}, "radius_km: '0' is out of range; expected 0.01 to 500"),
         ({"radius_km": "501"}, "radius_km: '501' is out of range"),
         (NO_POINT, "area: missing; expected lat, lon and radius_km, or bbox"),
@@ -878,7 +880,7 @@ def test_place_index_finds_what_a_scan_finds(tmp_path, monkeypatch: pytest.Monke
             inside = (lat >= area.min_lat) & (lat <= area.max_lat) & np.logical_or.reduce(
                 [(lon >= low) & (lon <= high) for low, high in area.lon_ranges])
             inside &= (writer["searchable"][: columns.rows] == 1) & (writer["max_guests"][: columns.rows] >= guests)
-            got = search._candidates(reader, query)
+            got = search.candidates(reader, query.area, query.guests, query.kinds)
             assert search._indexes.get(reader) is not None
             assert got.tolist() == np.flatnonzero(inside).tolist(), params
 

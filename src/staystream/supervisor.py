@@ -61,12 +61,14 @@ def _worker_main(config: Config, shm_path: Path, listener: socket.socket, superv
     import uvicorn
 
     from staystream.api.app import create_app
+    from staystream.api.connections import uvicorn_settings
 
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(config, shm_path), loop="uvloop", http="httptools", lifespan="on",
-            access_log=False, log_config=None, log_level="warning", timeout_keep_alive=30,
-            limit_concurrency=2048,
+            create_app(config, shm_path), loop="uvloop", lifespan="on",
+            access_log=False, log_config=None, log_level="warning",
+            **uvicorn_settings(config.header_timeout, config.keep_alive_timeout, config.max_connections_per_client,
+                               config.max_connections),
         )
     )
     server.run(sockets=[listener])
@@ -140,7 +142,8 @@ def serve(config: Config) -> int:
     workers = [_start_worker(context, config, shm_path, listener) for listener in listeners]
     log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
                                  "data_dir": str(config.data_dir)})
-    print(f"staystream listening on http://{host}:{port}", flush=True)
+    print(f"staystream listening on http://{host}:{port}", flush=True)  # tools read the URL on this line
+    print(f"search page http://{host}:{port}/  operations http://{host}:{port}/ops", flush=True)
     if config.tokens is None:
         log.warning("writes need no credential: give --tokens FILE to require one")
     if config.seed_sample:  # the sample city, posted over HTTP by a child (importer.seed_sample)

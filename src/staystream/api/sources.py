@@ -15,8 +15,8 @@ implicit (time zone, currency, occupancy) comes from the sources file (`source_s
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+import functools
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -34,7 +34,6 @@ from staystream.events.ingest import SOURCE_PATTERN
 from staystream.search.view import Store
 
 T = TypeVar("T")
-LARGE_BODY = 256 * 1024  # bytes of XML above which parsing leaves the event loop
 XML = "application/xml; charset=utf-8"
 
 
@@ -77,9 +76,10 @@ async def post_ical(request: Request, worker: Worker) -> Response:
     start = query_date(request, "start") or dt.datetime.now(dt.UTC).date()
     end = query_date(request, "end") or start + dt.timedelta(days=ical.DEFAULT_HORIZON_NIGHTS)
     empty_ok = request.query_params.get("empty_ok", "false").lower() in ("1", "true", "yes")
+    zone = worker.sources.get(source).time_zone
     try:
-        feed = ical.read_feed(await read_body(request, worker.config.max_body_bytes),
-                              worker.sources.get(source).time_zone)
+        feed = await _opened(request, worker, functools.partial(ical.read_feed_within, start=start, end=end,
+                                                                zone=zone))
         result = ical.plan(feed, source, listing_id, start=start, end=end, changed_at=dt.datetime.now(dt.UTC),
                            empty_ok=empty_ok)
     except ical.FeedError as exc:
@@ -115,15 +115,13 @@ def _xml_type(request: Request) -> str:
 
 
 async def _opened(request: Request, worker: Worker, open_message: Callable[[bytes], T]) -> T:
-    """Parse a pushed XML body; a large one in a thread, so this worker keeps answering."""
-    body = await read_body(request, worker.config.max_body_bytes)
-    if len(body) > LARGE_BODY:
-        return await asyncio.to_thread(open_message, body)
-    return open_message(body)
+    """Parse a pushed body; a large one in a helper process (`api/offload.py`), so this worker
+    keeps answering."""
+    return await worker.offload.parse(open_message, await read_body(request, worker.config.max_body_bytes))
 
 
 ROUTES = [
     route("/v1/sources/{source}/ota", "source_ota", ["POST"], post_ota),
     route("/v1/sources/{source}/expedia", "source_expedia", ["POST"], post_expedia),
-    route("/v1/sources/{source}/listings/{listing_id:path}/ical", "source_ical", ["POST"], post_ical),
+    route("/v1/sources/{source}/listings/{listing_id:text}/ical", "source_ical", ["POST"], post_ical),
 ]

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from staystream.adapters.source_settings import SourcesFile
+from staystream.api.admission import BodyBudget
 from staystream.api.auth import Credentials
+from staystream.api.observed import History, RejectionExamples
+from staystream.api.offload import Offload
+from staystream.api.ratelimit import RateLimits
 from staystream.config import Config
 from staystream.events.fx import Fx
 from staystream.events.ingest import Validator
-from staystream.paths import writer_socket
+from staystream.paths import REJECTIONS_DIR, writer_socket
 from staystream.search.view import Store
 from staystream.writer.wire import WriterClient
+
+INFLIGHT_BODIES = 8  # request bodies (at the size limit) one worker holds at most
 
 
 @dataclass
@@ -24,8 +30,12 @@ class Worker:
     client: WriterClient
     validator: Validator
     fx_label: dict[str, str]  # the FX table `validator` judges prices with
+    budget: BodyBudget  # request bodies being read or parsed, in all and per client (api/admission.py)
+    rejections: RejectionExamples  # for the operator's summary (api/summary.py)
     sources: SourcesFile  # per-source settings of the native-format routes (sources.py)
-    inflight_bytes: int = 0  # request bodies being read or parsed (see writes.post_events)
+    samples_seen: History = field(default_factory=History)  # likewise: rates over the last window
+    rate_limits: RateLimits = field(default_factory=RateLimits)  # per credential (api/ratelimit.py)
+    offload: Offload = field(default_factory=Offload)  # large native documents (api/offload.py)
 
     @classmethod
     async def start(cls, config: Config, shm_path: Path, fx: Fx, credentials: Credentials | None) -> Worker:
@@ -41,8 +51,9 @@ class Worker:
             client = WriterClient(str(writer_socket(shm_path)))
         await client.connect()
         validator = Validator(store.fx, config.earliest_night, config.horizon_days, config.max_night_price_eur)
-        return cls(config, shm_path, credentials, store, client, validator, store.fx.label,
-                   SourcesFile(config.sources_file))
+        budget = BodyBudget(INFLIGHT_BODIES * config.max_body_bytes, config.max_client_body_bytes)
+        return cls(config, shm_path, credentials, store, client, validator, store.fx.label, budget,
+                   RejectionExamples(shm_path / REJECTIONS_DIR), SourcesFile(config.sources_file))
 
     def refresh(self) -> None:
         """At the start of every request: see grown arrays and judge prices by the current FX table."""

@@ -23,6 +23,14 @@ compares stays of several lengths. Distances are from the circle's centre, or th
 A stay in a currency the FX table has no rate for cannot be compared: it comes last when
 neither `currency` nor a price bound is given, and is left out otherwise.
 
+Places (`group=place`, the default): the units that match (everything above but the price
+bounds) are the offers; each place's result is its cheapest offer (by total, then source and
+listing_id), with every offer listed, and the price bounds, `deals=only`, ranking and paging
+apply to that cheapest offer (`group=listing`: one result per unit). Every result and offer
+carries its `deal` (`deals.py`), computed for every result when deals filter or rank
+(`deals=only`, `sort=deal`: by percent below descending, no deal last, then total, distance),
+else only for what the page shows. `sort=deal` ranks the percent as shown (tenths).
+
 Areas: a circle (`lat`, `lon`, `radius_km`) or a box (`bbox`; `min_lon` > `max_lon` crosses the
 antimeridian, as in GeoJSON); both work across the antimeridian and around the poles. Past
 `INDEX_MIN_ROWS` listings a worker keeps a spatial index (`PlaceIndex`) so an area reads only
@@ -59,6 +67,7 @@ from staystream.events.money import (
     AMOUNT_LIMIT,
     CURRENCIES,
     CURRENCY_INDEX,
+    DECIMAL_TEXT,
     EXPONENT,
     MoneyError,
     format_minor,
@@ -67,6 +76,7 @@ from staystream.events.money import (
 from staystream.events.types import KIND_INDEX, KINDS
 from staystream.memory.calendar import PAGE
 from staystream.memory.shm import Counter, SharedArrays
+from staystream.search import deals
 from staystream.search.view import Store, describe
 
 EARTH_RADIUS_KM = 6371.0088
@@ -74,15 +84,17 @@ MAX_STAY_NIGHTS = 90
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 20
 DEFAULT_RADIUS_KM = 10.0
-SORTS = ("total", "nightly", "distance")
+SORTS = ("total", "nightly", "distance", "deal")
+GROUPS = ("place", "listing")
+DEALS = ("all", "only")
 PARAMETERS = (
     "lat", "lon", "radius_km", "bbox", "checkin", "checkout", "guests", "kind", "min_price",
-    "max_price", "currency", "sort", "limit", "cursor",
+    "max_price", "currency", "sort", "limit", "cursor", "group", "deals",
 )
 REPEATABLE = frozenset({"kind"})
 UNRANKED = np.int64(2**62)  # the price key of a stay the FX table cannot convert: last
 CURSOR_VERSION = 1
-_WHOLE = re.compile(r"[+-]?\d{1,9}")
+_WHOLE = re.compile(r"[+-]?[0-9]{1,9}")  # ASCII digits only: '\d' also takes '٣'
 
 
 class QueryError(ValueError):
@@ -114,6 +126,8 @@ class Query:
     limit: int
     after: tuple[list[int | float], int] | None  # keys and row of the previous page's last result
     fingerprint: str  # what a cursor is bound to: every parameter but `limit` and `cursor`
+    by_place: bool = True  # `group=place`: one result per place, by its cheapest offer
+    deals_only: bool = False
 
 
 class MultiParams(Protocol):
@@ -139,8 +153,8 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
         return None if text is None or not text.strip() else text.strip()
 
     area = _area(params.get, optional)
-    checkin = _date("checkin", params.get("checkin"))
-    checkout = _date("checkout", params.get("checkout"))
+    checkin = parse_date("checkin", params.get("checkin"))
+    checkout = parse_date("checkout", params.get("checkout"))
     nights = (checkout - checkin).days
     if not 1 <= nights <= MAX_STAY_NIGHTS:
         raise QueryError(
@@ -152,7 +166,7 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
         raise QueryError(
             f"checkout: '{checkout}' is past the horizon of {horizon_days} days; expected at most {last}"
         )
-    guests = _int("guests", optional("guests") or "1", 1, 500)
+    guests = parse_whole("guests", optional("guests") or "1", 1, 500)
     kinds: list[int] = []
     for text in params.getlist("kind"):
         for kind in filter(None, (k.strip().lower() for k in text.split(","))):
@@ -168,9 +182,10 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
             )
         currency = CURRENCY_INDEX[code.upper()]
     sort = optional("sort") or "total"
-    if sort not in SORTS:
-        raise QueryError(f"sort: '{sort}' is not one of {', '.join(SORTS)}")
-    limit = _int("limit", optional("limit") or str(DEFAULT_LIMIT), 1, MAX_LIMIT)
+    _choice("sort", sort, SORTS)
+    limit = parse_whole("limit", optional("limit") or str(DEFAULT_LIMIT), 1, MAX_LIMIT)
+    group = _choice("group", optional("group") or "place", GROUPS)
+    deals = _choice("deals", optional("deals") or "all", DEALS)
     min_price = _price("min_price", optional("min_price"))
     max_price = _price("max_price", optional("max_price"))
     if min_price is not None and max_price is not None and min_price > max_price:
@@ -180,64 +195,46 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
         repr((
             area, epoch_day(checkin), nights, guests, kinds_key,
             None if min_price is None else str(min_price.normalize()),
-            None if max_price is None else str(max_price.normalize()), currency, sort,
+            None if max_price is None else str(max_price.normalize()), currency, sort, group, deals,
         )).encode(),
         digest_size=8,
     ).hexdigest()
     return Query(
         area, epoch_day(checkin), nights, guests, kinds_key, min_price, max_price, currency, sort,
         limit, _cursor(optional("cursor"), fingerprint, len(_SORT_KEYS[sort])), fingerprint,
+        group == "place", deals == "only",
     )
 
 
 def search(store: Store, query: Query) -> dict[str, object]:
-    shared = store.shared
     fx = store.fx
-    if query.currency is not None and query.currency not in fx.rates:
-        raise QueryError(
-            f"currency: '{CURRENCIES[query.currency]}' has no rate in the FX table "
-            f"'{fx.table.name}' of {fx.table.date}; expected one of {', '.join(sorted(fx.table.rates))}"
-        )
-    ranking = query.currency if query.currency is not None else CURRENCY_INDEX[fx.table.base]
-
-    rows = _candidates(shared, query)
-    distance = None
-    if query.area.radius_km is not None:
-        distance = _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
-        near = distance <= query.area.radius_km
-        rows, distance = rows[near], distance[near]
-    rows, kept, entries = _open_stays(shared, rows, query.checkin, query.nights)
-    distance = (
-        distance[kept] if distance is not None
-        else _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
-    )
-    price = _fresh(shared, "entry_price", entries)[entries]
-    currency = _fresh(shared, "entry_currency", entries)[entries]
-    priced = price.min(axis=0) >= 0  # bookable = available and priced (contract v1.1): a night may be one only
-    single = (currency == currency[0]).all(axis=0)
-
-    total = _totals(fx, price, currency, single, ranking)
-    ranked = total != UNRANKED
-    keep = priced & (ranked | single)  # a stay in several currencies needs rates for any total
-    if query.currency is not None or query.min_price is not None or query.max_price is not None:
-        keep &= ranked
-    scale = Decimal(10) ** EXPONENT[ranking]
-    if query.min_price is not None:
-        keep &= total >= int((query.min_price * scale).to_integral_value(ROUND_CEILING))
-    if query.max_price is not None:
-        keep &= total <= int((query.max_price * scale).to_integral_value(ROUND_FLOOR))
-    rows, distance, entries, total = rows[keep], distance[keep], entries[:, keep], total[keep]
+    ranking = ranking_currency(fx, query.currency)
+    found = find_stays(store.shared, fx, query, ranking)
+    place = places_of(store.shared, found.rows)
+    deals = _Deals(store, query, ranking, found)
+    units = cheapest_per_place(store, place, found.total, found.rows) if query.by_place else np.arange(len(found.rows))
+    units = units[in_price_bounds(found.total[units], query, ranking)]
+    if query.deals_only or query.sort == "deal":
+        deals.compute(units)
+        if query.deals_only:
+            units = units[deals.kind[units] != 0]
+    rows, total = found.rows[units], found.total[units]
     nightly = np.where(total == UNRANKED, UNRANKED, _half_even_div(total, query.nights))
-    keys = {"total": total, "nightly": nightly, "distance": distance}
+    keys = {"total": total, "nightly": nightly, "distance": found.distance[units]}
+    if query.sort == "deal":
+        keys["deal"] = deals.sort_key(units)
     sort_keys = [keys[name] for name in _SORT_KEYS[query.sort]]
 
     matches = len(rows)
     if query.after is not None:
         later = _after(sort_keys, rows, *query.after)
-        rows, distance, entries = rows[later], distance[later], entries[:, later]
+        rows, units = rows[later], units[later]
         sort_keys = [key[later] for key in sort_keys]
     order = _top(sort_keys, rows, query.limit)
-    results = _results(store, query, rows[order], entries[:, order], distance[order])
+    page = units[order]
+    offers = np.flatnonzero(np.isin(place, place[page])) if query.by_place else page
+    deals.compute(np.concatenate([page, offers]))
+    results = _results(store, query, found, page, place, offers, deals)
     next_cursor = None
     if len(rows) > len(order) and len(order):
         last = order[-1]
@@ -251,6 +248,7 @@ def search(store: Store, query: Query) -> dict[str, object]:
             "checkout": day_from_epoch(query.checkin + query.nights).isoformat(),
             "nights": query.nights,
         },
+        "group": "place" if query.by_place else "listing",
         "sort": query.sort,
         "currency": None if query.currency is None else CURRENCIES[query.currency],
         "ranked_in": CURRENCIES[ranking],
@@ -258,20 +256,197 @@ def search(store: Store, query: Query) -> dict[str, object]:
     }
 
 
+def ranking_currency(fx: Fx, currency: int | None) -> int:
+    """The currency totals are compared in: the one asked (it needs a rate), else the FX base."""
+    if currency is not None and currency not in fx.rates:
+        raise QueryError(
+            f"currency: '{CURRENCIES[currency]}' has no rate in the FX table "
+            f"'{fx.table.name}' of {fx.table.date}; expected one of {', '.join(sorted(fx.table.rates))}"
+        )
+    return currency if currency is not None else CURRENCY_INDEX[fx.table.base]
+
+
+@dataclass(frozen=True)
+class Found:
+    """Every unit that matches a search before its price bounds: an offer, by position."""
+
+    rows: np.ndarray
+    distance: np.ndarray  # km from the area's centre
+    entries: np.ndarray  # nights x units
+    total: np.ndarray  # in the ranking currency, minor units; `UNRANKED` if it cannot be converted
+
+
+def find_stays(shared: SharedArrays, fx: Fx, query: Query, ranking: int) -> Found:
+    """The units in the area that fit the guests and kinds and are open for the whole stay."""
+    rows = candidates(shared, query.area, query.guests, query.kinds)
+    distance = None
+    if query.area.radius_km is not None:
+        distance = distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+        near = distance <= query.area.radius_km
+        rows, distance = rows[near], distance[near]
+    rows, kept, entries = _open_stays(shared, rows, query.checkin, query.nights)
+    distance = (
+        distance[kept] if distance is not None
+        else distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+    )
+    price = _fresh(shared, "entry_price", entries)[entries]
+    currency = _fresh(shared, "entry_currency", entries)[entries]
+    priced = price.min(axis=0) >= 0  # bookable = available and priced (contract v1.1): a night may be one only
+    single = (currency == currency[0]).all(axis=0)
+
+    total = _totals(fx, price, currency, single, ranking)
+    ranked = total != UNRANKED
+    keep = priced & (ranked | single)  # a stay in several currencies needs rates for any total
+    if query.currency is not None or query.min_price is not None or query.max_price is not None:
+        keep &= ranked
+    return Found(rows[keep], distance[keep], entries[:, keep], total[keep])
+
+
+def places_of(shared: SharedArrays, rows: np.ndarray) -> np.ndarray:
+    """The place (the row standing for it) of each row."""
+    return np.asarray(_fresh(shared, "place", rows)[rows])
+
+
+def in_price_bounds(total: np.ndarray, query: Query, ranking: int) -> np.ndarray:
+    keep = np.ones(total.shape, dtype=bool)
+    scale = Decimal(10) ** EXPONENT[ranking]
+    if query.min_price is not None:
+        keep &= total >= int((query.min_price * scale).to_integral_value(ROUND_CEILING))
+    if query.max_price is not None:
+        keep &= total <= int((query.max_price * scale).to_integral_value(ROUND_FLOOR))
+    return keep
+
+
 _SORT_KEYS = {
     "total": ("total", "distance"),
     "nightly": ("nightly", "total", "distance"),
     "distance": ("distance", "total"),
+    "deal": ("deal", "total", "distance"),
 }
+
+
+# -- places and deals --------------------------------------------------------------------------
+
+
+def cheapest_per_place(store: Store, place: np.ndarray, total: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The position of each place's cheapest offer: by total, then source and listing_id (read
+    from SQLite only for the places whose cheapest total is shared by several offers)."""
+    if not len(rows):
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((rows, total, place))
+    first = np.r_[True, place[order][1:] != place[order][:-1]]
+    segment = np.cumsum(first) - 1
+    at_min = total[order] == total[order][first][segment]
+    tied = at_min & (np.bincount(segment, weights=at_min)[segment] > 1)
+    if tied.any():
+        tie = np.zeros(len(order), dtype=np.int64)
+        tie[tied] = key_ranks(store, rows[order[tied]])
+        order = order[np.lexsort((tie, total[order], place[order]))]
+    return order[first]
+
+
+def key_ranks(store: Store, rows: np.ndarray) -> np.ndarray:
+    """The rows' order by (source, listing_id): ranks among these rows only."""
+    keys = sqlite.keys(store.connection, rows.tolist())
+    ranked = sorted(set(keys.values()))
+    rank = {key: i for i, key in enumerate(ranked)}
+    return np.array([rank.get(keys.get(row, ("", "")), -1) for row in rows.tolist()], dtype=np.int64)
+
+
+class _Deals:
+    """The deal of each offer of a search (`deals.choose`), computed for the offers asked,
+    once: all of them when deals filter or rank, else only those shown."""
+
+    def __init__(self, store: Store, query: Query, ranking: int, found: Found) -> None:
+        self.store, self.query, self.ranking, self.found = store, query, ranking, found
+        self.kind = np.zeros(len(found.rows), dtype=np.int64)
+        self.reference = np.full(len(found.rows), deals.NONE, dtype=np.int64)
+        self.done = np.zeros(len(found.rows), dtype=bool)
+
+    def compute(self, positions: np.ndarray) -> None:
+        todo = np.unique(positions[~self.done[positions]])
+        self.done[todo] = True
+        todo = todo[self.found.total[todo] != UNRANKED]  # no comparable total, no deal
+        if not len(todo):
+            return
+        rows, total = self.found.rows[todo], self.found.total[todo]
+        similar = _similar_references(self.store, self.query, self.ranking, rows, self.found)
+        query = self.query
+        open_, totals, _ = window_totals(
+            self.store.shared, self.store.fx, rows, query.checkin - deals.USUAL_DAYS, 2 * deals.USUAL_DAYS + 1,
+            query.nights, self.ranking)
+        usual = deals.usual_references(open_, totals, int(UNRANKED))
+        self.kind[todo], self.reference[todo] = deals.choose(total, similar, usual)
+
+    def sort_key(self, positions: np.ndarray) -> np.ndarray:
+        """`sort=deal`'s first key: percent below descending (in tenths, as shown), no deal last."""
+        tenths = deals.percent_tenths(self.found.total[positions], self.reference[positions])
+        return np.where(self.kind[positions] != 0, -tenths, 1)
+
+    def shown(self, position: int) -> dict[str, object] | None:
+        kind = int(self.kind[position])
+        if not kind:
+            return None
+        reference = int(self.reference[position])
+        tenths = deals.percent_tenths_of(int(self.found.total[position]), reference)
+        return {"kind": deals.KINDS[kind - 1], "percent_below": deals.percent_text(tenths),
+                "reference_total": format_minor(reference, self.ranking)}
+
+
+def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarray, found: Found) -> np.ndarray:
+    """`deals.similar_references` of the rows: the pool is every searchable unit fitting the
+    guests near them of their kinds and max_guests; the totals of those asked come from the
+    search's own (`found`) where it has them, else from the calendar."""
+    shared = store.shared
+    lat, lon = shared["lat"][rows], shared["lon"][rows]
+    kind = shared["kind"][rows].astype(np.int64)
+    group = kind << 16 | shared["max_guests"][rows].astype(np.int64)
+    area = _around(lat, lon, deals.SIMILAR_RADIUS_KM)
+    pool = candidates(shared, area, query.guests, tuple(np.unique(kind).tolist()))
+    pool_group = shared["kind"][pool].astype(np.int64) << 16 | shared["max_guests"][pool].astype(np.int64)
+    keep = np.isin(pool_group, group)
+    pool, pool_group = pool[keep], pool_group[keep]
+    by_row = np.argsort(found.rows)
+    searched = found.rows[by_row]
+
+    def totals_of(indices: np.ndarray) -> np.ndarray:
+        wanted = pool[indices]
+        totals = np.full(len(wanted), deals.NONE, dtype=np.int64)
+        at = np.searchsorted(searched, wanted).clip(0, max(len(searched) - 1, 0))
+        hit = (searched[at] == wanted) if len(searched) else np.zeros(len(wanted), dtype=bool)
+        totals[hit] = found.total[by_row[at[hit]]]
+        rest = np.flatnonzero(~hit)
+        open_rows, kept, entries = _open_stays(shared, wanted[rest], query.checkin, query.nights)
+        price = _fresh(shared, "entry_price", entries)[entries]
+        currency = _fresh(shared, "entry_currency", entries)[entries]
+        totals[rest[kept]] = _totals(store.fx, price, currency, (currency == currency[0]).all(axis=0), ranking)
+        return np.where(totals == UNRANKED, deals.NONE, totals)
+
+    return deals.similar_references(
+        lat, lon, group, places_of(shared, rows), shared["lat"][pool], shared["lon"][pool], pool_group,
+        places_of(shared, pool), pool,
+        totals_of, lambda some: key_ranks(store, some))
+
+
+def _around(lat: np.ndarray, lon: np.ndarray, km: float) -> Area:
+    """A box holding every point within `km` of any of the points (a superset)."""
+    angle = km / EARTH_RADIUS_KM
+    margin = 1e-9
+    min_lat = float(lat.min()) - math.degrees(angle) - margin
+    max_lat = float(lat.max()) + math.degrees(angle) + margin
+    if min_lat <= -90 or max_lat >= 90:
+        return Area(max(min_lat, -90.0), min(max_lat, 90.0), ((-180.0, 180.0),), (0.0, 0.0), None)
+    span = np.degrees(np.arcsin(np.minimum(1.0, math.sin(angle) / np.cos(np.radians(lat))))) + margin
+    ranges = _lon_ranges(float((lon - span).min()), float((lon + span).max()))
+    return Area(min_lat, max_lat, ranges, (0.0, 0.0), None)
 
 
 # -- the area and the listing filters ----------------------------------------------------------
 
 
-def _candidates(shared: SharedArrays, query: Query) -> np.ndarray:
+def candidates(shared: SharedArrays, area: Area, guests: int, kinds: tuple[int, ...]) -> np.ndarray:
     """Rows inside the area's box that are searchable, fit the guests and are of a kind asked."""
-    area = query.area
-    names = ("lat", "lon", "searchable", "max_guests", "kind")
+    names = ("lat", "lon", "searchable", "max_guests", "kind", "place")
     # A writer may grow the columns while we read: use only rows every mapping covers.
     rows_in_use = min(int(shared.counters[Counter.ROWS]), *(len(shared[name]) for name in names))
     index = _place_index(shared, rows_in_use, area)
@@ -288,9 +463,9 @@ def _candidates(shared: SharedArrays, query: Query) -> np.ndarray:
         for low, high in area.lon_ranges:
             inside |= (lon >= low) & (lon <= high)
         rows = rows[inside]
-    keep = (shared["searchable"][rows] == 1) & (shared["max_guests"][rows] >= query.guests)
-    if query.kinds:
-        keep &= np.isin(shared["kind"][rows], query.kinds)
+    keep = (shared["searchable"][rows] == 1) & (shared["max_guests"][rows] >= guests)
+    if kinds:
+        keep &= np.isin(shared["kind"][rows], kinds)
     return rows[keep]  # type: ignore[no-any-return]  # numpy types this operation as Any
 
 
@@ -450,7 +625,7 @@ def _bbox(text: str) -> Area:
     return Area(min_lat, max_lat, ((min_lon, 180.0), (-180.0, max_lon)), (center_lat, center_lon), None)
 
 
-def _distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_lon: float) -> np.ndarray:
+def distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_lon: float) -> np.ndarray:
     """Great-circle distance (haversine, mean Earth radius)."""
     phi1, phi2 = np.radians(lat), math.radians(center_lat)
     dphi = phi2 - phi1
@@ -482,9 +657,8 @@ def _open_stays(
     slot = directory[:, first_page][rows]  # a column, then a 1-D gather: faster than 2-D indexing
     pages = _fresh(shared, "pages", slot)
     first = pages[:, checkin % PAGE][slot]
-    available = _fresh(shared, "entry_available", first)
     min_nights = _fresh(shared, "entry_min_nights", first)
-    open_ = (available[first] == 1) & (min_nights[first] <= nights)
+    open_ = _bookable(shared, first) & (min_nights[first] <= nights)
     rows, index, blocks = rows[open_], index[open_], [first[None, open_]]
     day = checkin + 1
     while day < checkin + nights and len(rows):
@@ -493,14 +667,79 @@ def _open_stays(
         pages = _fresh(shared, "pages", slot)
         # Slices of whole page rows, then transposed: faster than one 2-D fancy index.
         block = np.ascontiguousarray(pages[:, day % PAGE : (end - 1) % PAGE + 1][slot].T)
-        available = _fresh(shared, "entry_available", block)
-        open_ = (available[block] == 1).all(axis=0)
+        open_ = _bookable(shared, block).all(axis=0)
         rows, index = rows[open_], index[open_]
         blocks = [b[:, open_] for b in blocks] + [block[:, open_]]
         day = end
     if not len(rows):
         return rows, index, np.zeros((nights, 0), dtype=np.uint32)
     return rows, index, np.concatenate(blocks, axis=0)
+
+
+def _bookable(shared: SharedArrays, entries: np.ndarray) -> np.ndarray:
+    """Which nights (entry ids) a stay may include: `_bookable_values` of their facts."""
+    return _bookable_values(_fresh(shared, "entry_available", entries)[entries],
+                            _fresh(shared, "entry_price", entries)[entries])
+
+
+def _bookable_values(available: np.ndarray, price: np.ndarray) -> np.ndarray:
+    """A night a stay may include: available and priced."""
+    return np.asarray((available == 1) & (price >= 0))
+
+
+def window_totals(
+    shared: SharedArrays, fx: Fx, rows: np.ndarray, first_checkin: int, checkins: int, nights: int, target: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stays of `nights` nights of each row, checking in on each of `checkins` days from
+    `first_checkin`: whether each is open (every night bookable, the check-in night's
+    min_nights allows it), its total (`stay_totals`; `UNRANKED` where closed) and whether its
+    nights are in one currency, rows x check-ins. One gather of the span's nights, then window
+    sums of running sums: the cost grows with the span, not with check-ins x nights."""
+    span = checkins + nights - 1
+    entries = _span_entries(shared, rows, first_checkin, span)
+    price = _fresh(shared, "entry_price", entries)[entries]
+    bookable = _bookable_values(_fresh(shared, "entry_available", entries)[entries], price)
+    price[~bookable] = 0
+    currency = _fresh(shared, "entry_currency", entries)[entries]
+    min_nights = _fresh(shared, "entry_min_nights", entries)[entries[:, :checkins]]
+    # Running counts in 16 bits (a span is at most 91 + 90 - 1 nights): less memory traffic.
+    closed = np.zeros((len(rows), span + 1), dtype=np.int16)
+    np.cumsum(~bookable, axis=1, dtype=np.int16, out=closed[:, 1:])
+    open_ = (closed[:, nights:] == closed[:, :checkins]) & (min_nights <= nights)
+    running = np.zeros((len(rows), span + 1), dtype=np.int64)
+    np.cumsum(price, axis=1, out=running[:, 1:])
+    # changes[t]: how often the currency changes from night 0 to night t
+    changes = np.zeros((len(rows), span), dtype=np.int16)
+    np.cumsum(currency[:, 1:] != currency[:, :-1], axis=1, dtype=np.int16, out=changes[:, 1:])
+    single = changes[:, nights - 1 : nights - 1 + checkins] == changes[:, :checkins]
+    total = np.full(open_.shape, UNRANKED, dtype=np.int64)
+
+    def nights_of(stays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        unit, day = np.nonzero(open_)
+        where = (unit[stays][None, :], day[stays][None, :] + np.arange(nights)[:, None])
+        return price[where], currency[where]
+
+    sums = running[:, nights:] - running[:, :checkins]
+    total[open_] = stay_totals(fx, sums[open_], currency[:, :checkins][open_], single[open_], nights_of, target)
+    return open_, total, single
+
+
+def _span_entries(shared: SharedArrays, rows: np.ndarray, first: int, span: int) -> np.ndarray:
+    """Entry ids of `span` nights from `first` of each row, rows x nights (0: no value)."""
+    directory = shared["directory"]
+    base = int(shared.counters[Counter.BASE_PAGE])
+    result = np.zeros((len(rows), span), dtype=np.uint32)
+    known = np.flatnonzero(rows < len(directory))
+    day = first
+    while day < first + span and len(known):
+        end = min(first + span, (day // PAGE + 1) * PAGE)
+        page = day // PAGE - base
+        if 0 <= page < directory.shape[1]:
+            slot = directory[:, page][rows[known]]
+            pages = _fresh(shared, "pages", slot)
+            result[known, day - first : end - first] = pages[:, day % PAGE : (end - 1) % PAGE + 1][slot]
+        day = end
+    return result
 
 
 def _fresh(shared: SharedArrays, name: str, index: np.ndarray) -> np.ndarray:
@@ -517,20 +756,34 @@ def _fresh(shared: SharedArrays, name: str, index: np.ndarray) -> np.ndarray:
 
 
 def _totals(fx: Fx, price: np.ndarray, currency: np.ndarray, single: np.ndarray, target: int) -> np.ndarray:
-    """Each stay's (a column of nights x stays `price` and `currency`) exact total in `target` minor
-    units, `UNRANKED` where it cannot be converted.
+    """Each stay's (a column of nights x stays `price` and `currency`) total, by `stay_totals`."""
+    return stay_totals(
+        fx, price.sum(axis=0), currency[0], single, lambda stays: (price[:, stays], currency[:, stays]), target)
 
-    Float factors give the answer for all but the totals within rounding error of half a minor
-    unit; those (exact ties like 6753.5 cents included) are recomputed exactly with `Decimal`.
-    Stays in one currency (`single`, nearly all) need only their sum and one factor.
+
+NightsOf = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def stay_totals(
+    fx: Fx, sums: np.ndarray, own: np.ndarray, single: np.ndarray, nights_of: NightsOf, target: int,
+) -> np.ndarray:
+    """The exact totals of many stays ((unit, check-in) pairs) in `target` minor units,
+    `UNRANKED` where they cannot be converted: every total search ranks, filters or compares
+    is made here (mandatory fees will join the nights here too).
+
+    `sums` are the nights' sums in `own`, the check-in night's currency, for the stays in one
+    currency (`single`, nearly all: one factor each); `nights_of(stays)` gives the price and
+    currency, nights x stays, of the others. Float factors give the answer for all but the
+    totals within rounding error of half a minor unit; those (exact ties like 6753.5 cents
+    included) are recomputed exactly with `Decimal`.
     """
     factors = fx.minor_factors(target)
-    own = currency[0].astype(np.intp)
-    sums = price.sum(axis=0)
+    own = own.astype(np.intp)
     value = np.where(single, sums * factors[own], np.nan)
     mixed = np.flatnonzero(~single)
     if len(mixed):
-        value[mixed] = (price[:, mixed] * factors[currency[:, mixed].astype(np.intp)]).sum(axis=0)
+        price, currency = nights_of(mixed)
+        value[mixed] = (price * factors[currency.astype(np.intp)]).sum(axis=0)
     total = np.full(len(sums), UNRANKED, dtype=np.int64)
     same = single & (own == target)
     total[same] = sums[same]
@@ -543,7 +796,11 @@ def _totals(fx: Fx, price: np.ndarray, currency: np.ndarray, single: np.ndarray,
         )
         total[other] = rounded.astype(np.int64)
         for i in other[doubtful].tolist():
-            total[i] = exact_total(fx, price[:, i].tolist(), currency[:, i].tolist(), target)
+            if single[i]:
+                total[i] = fx.convert_minor(int(sums[i]), int(own[i]), target)
+            else:
+                price, currency = nights_of(np.array([i]))
+                total[i] = exact_total(fx, price[:, 0].tolist(), currency[:, 0].tolist(), target)
     return total
 
 
@@ -589,13 +846,14 @@ def _top(keys: list[np.ndarray], rows: np.ndarray, limit: int) -> np.ndarray:
     return candidates[order[:limit]]
 
 
-def _results(
-    store: Store, query: Query, rows: np.ndarray, entries: np.ndarray, distance: np.ndarray
-) -> list[dict[str, object]]:
+def _results(store: Store, query: Query, found: Found, page: np.ndarray, place: np.ndarray, offers: np.ndarray,
+             deals_of: _Deals) -> list[dict[str, object]]:
     """The page as the API shows it. Prices repeat across nights and results (a rate event sets
     many nights), so each (price, currency) is converted and formatted once a page."""
     shared, fx = store.shared, store.fx
-    found = sqlite.details(store.connection, rows.tolist())
+    rows, entries, distance = found.rows[page], found.entries[:, page], found.distance[page]
+    found_rows = sqlite.details(store.connection, np.concatenate([rows, found.rows[offers]]).tolist())
+    place_ids = store.place_ids(rows.tolist())
     days = [day_from_epoch(query.checkin + i).isoformat() for i in range(query.nights)]
     changed_at = shared["entry_changed_at"][entries].max(axis=0).tolist() if len(rows) else []
     codes: dict[int, str] = {}
@@ -616,12 +874,30 @@ def _results(
             value = shown_texts[minor, currency, shown] = format_minor(fx.convert_minor(minor, currency, shown), shown)
         return value
 
+    offers_of: dict[int, list[dict[str, object]]] = {}
+    if query.by_place:
+        for position in offers[np.lexsort((found.rows[offers], found.total[offers]))].tolist():
+            row = int(found.rows[position])
+            if row not in found_rows:
+                continue
+            prices = shared["entry_price"][found.entries[:, position]].tolist()
+            currencies = shared["entry_currency"][found.entries[:, position]].tolist()
+            shown = currencies[0] if query.currency is None else query.currency
+            offers_of.setdefault(int(place[position]), []).append({
+                "source": found_rows[row]["source"], "listing_id": found_rows[row]["listing_id"],
+                "total": format_minor(exact_total(fx, prices, currencies, shown), shown),
+                "currency": CURRENCIES[shown], "url": found_rows[row]["url"], "deal": deals_of.shown(position),
+                "_rank": int(found.total[position]),
+            })
+        for listed in offers_of.values():  # by total, then source and listing_id
+            listed.sort(key=lambda offer: (offer.pop("_rank"), offer["source"], offer["listing_id"]))
+
     results = []
-    for row, prices, currencies, distance_km, changed in zip(
-        rows.tolist(), shared["entry_price"][entries].T.tolist(), shared["entry_currency"][entries].T.tolist(),
-        distance.tolist(), changed_at, strict=False,
+    for position, row, prices, currencies, distance_km, changed in zip(
+        page.tolist(), rows.tolist(), shared["entry_price"][entries].T.tolist(),
+        shared["entry_currency"][entries].T.tolist(), distance.tolist(), changed_at, strict=False,
     ):
-        if row not in found:  # only if SQLite lost a row the shared columns still have
+        if row not in found_rows:  # only if SQLite lost a row the shared columns still have
             continue
         own = currencies[0]
         shown = own if query.currency is None else query.currency
@@ -629,9 +905,9 @@ def _results(
         for currency in currencies:
             if currency not in codes:
                 codes[currency] = CURRENCIES[currency]
-        listing = describe(found[row], True)
+        listing = describe(found_rows[row], True)
         listing.pop("searchable")
-        results.append({
+        result = {
             **listing,
             "total": format_minor(total, shown),
             "currency": CURRENCIES[shown],
@@ -645,7 +921,12 @@ def _results(
             "listing_total": format_minor(total if shown == own else exact_total(fx, prices, currencies, own), own),
             "distance_km": round(distance_km, 3),
             "price_changed_at": format_changed_at(changed),
-        })
+            "place_id": place_ids.get(row),
+            "deal": deals_of.shown(position),
+        }
+        if query.by_place:
+            result["offers"] = offers_of.get(int(place[position]), [])
+        results.append(result)
     return results
 
 
@@ -688,16 +969,21 @@ def _float(name: str, text: str | None, low: float, high: float, part: str | Non
     label = f"{name}: {part} '{text}'" if part else f"{name}: '{text}'"
     if text is None:
         raise QueryError(f"{name}: missing; expected a number from {low:g} to {high:g}")
-    try:
-        value = float(text)
-    except ValueError:
-        raise QueryError(f"{label} is not a number; expected {low:g} to {high:g}") from None
+    if not DECIMAL_TEXT.fullmatch(text.strip()):  # float() also reads '1_0' as 10, 'nan', '٣'
+        raise QueryError(f"{label} is not a number; expected {low:g} to {high:g}")
+    value = float(text)
     if not (math.isfinite(value) and low <= value <= high):
         raise QueryError(f"{label} is out of range; expected {low:g} to {high:g}")
     return value
 
 
-def _int(name: str, text: str, low: int, high: int) -> int:
+def _choice(name: str, text: str, allowed: tuple[str, ...]) -> str:
+    if text not in allowed:
+        raise QueryError(f"{name}: '{text}' is not one of {', '.join(allowed)}")
+    return text
+
+
+def parse_whole(name: str, text: str, low: int, high: int) -> int:
     if not _WHOLE.fullmatch(text):
         raise QueryError(f"{name}: '{text}' is not a whole number; expected {low} to {high}")
     value = int(text)
@@ -706,7 +992,7 @@ def _int(name: str, text: str, low: int, high: int) -> int:
     return value
 
 
-def _date(name: str, text: str | None) -> dt.date:
+def parse_date(name: str, text: str | None) -> dt.date:
     if text is None or not text.strip():
         raise QueryError(f"{name}: missing; expected a date YYYY-MM-DD")
     try:

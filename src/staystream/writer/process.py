@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import json
 import logging
+import os
 import shutil
 import signal
 import time
@@ -33,8 +35,9 @@ from staystream.memory.calendar import PAGE, CalendarWriter
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.listings import ListingColumns
 from staystream.memory.shm import Counter, SharedArrays
-from staystream.paths import writer_socket
+from staystream.paths import WRITER_STATUS_FILE, writer_socket
 from staystream.writer import wire
+from staystream.writer.properties import PropertyPlaces
 
 log = logging.getLogger("staystream.writer")
 Frame = tuple[asyncio.StreamWriter, WriteRequest, int]  # (reply to, request, events)
@@ -106,12 +109,15 @@ class Writer:
         last_page = (epoch_day(dt.date.today()) + config.horizon_days) // PAGE + 1
         self.calendar = CalendarWriter(self.shared, base_page, last_page - base_page + 1)
         self.keys: dict[str, int] = {}
+        self.properties = PropertyPlaces()
         self.seq = 0
         self.logged_since_snapshot = 0
         self.newest: dict[str, int] = {}
         self.backlog = 0
         self.snapshotting: asyncio.Task[None] | None = None
         self.snapshot_retry_at = 0.0
+        self.status_path = shm_path / WRITER_STATUS_FILE
+        self.status: dict[str, object] = {"started_at": time.time()}  # for /v1/ops/summary, see write_status
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -126,6 +132,10 @@ class Writer:
             self.keys[f"{source}\x00{listing_id}"] = row
         self._add_rows(len(self.keys))
         self.columns.load(recovered.columns)
+        sources = {row: source for row, source, _ in recovered.keys}
+        for row, *_, property_id in recovered.columns:
+            if property_id is not None:
+                self.columns.set_places(self.properties.assign(row, sources[row], property_id))
         self.seq = snapshot_seq
         replayed = replayed_nights = 0
         for seq, events in recovered.log:
@@ -136,10 +146,13 @@ class Writer:
             replayed_nights += int(batch["nights"].sum())
         self.logged_since_snapshot = replayed_nights
         self.shared.counters[Counter.SEQ] = self.seq
+        seconds = round(time.perf_counter() - started, 3)
+        self.status["restart"] = {"recovered_at": time.time(), "snapshot_seq": snapshot_seq,
+                                  "replayed_events": replayed, "seconds": seconds}
         log.info(
             "recovered",
             extra={"listings": len(self.keys), "snapshot_seq": snapshot_seq, "replayed_events": replayed,
-                   "seconds": round(time.perf_counter() - started, 3)},
+                   "seconds": seconds},
         )
 
     def _add_rows(self, rows: int) -> None:
@@ -263,7 +276,9 @@ class Writer:
             self.seq = group.seq
             self.logged_since_snapshot += int(group.rates["nights"].sum())
         for row, listing in group.listings:
-            self.columns.describe(row, listing)
+            if self.columns.describe(row, listing):
+                source = split_key(listing.key)[0]
+                self.columns.set_places(self.properties.assign(row, source, listing.property_id))
         for row, delist in group.delists:
             self.columns.delist(row, delist)
         newest_in_group: dict[str, int] = {}
@@ -298,7 +313,16 @@ class Writer:
             disk = shutil.disk_usage(self.config.data_dir)
             metrics.data_dir_free.set(disk.free)
             metrics.data_dir_capacity.set(disk.total)
+            self.write_status()
             await asyncio.sleep(1)
+
+    def write_status(self) -> None:
+        """Restart and snapshot state for the operator's summary (`api/summary.py`), which any
+        worker serves: a small JSON file in the shared-memory directory, replaced atomically."""
+        self.status["night_updates_since_snapshot"] = self.logged_since_snapshot
+        temporary = self.status_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.status))
+        os.replace(temporary, self.status_path)
 
     # -- snapshots -----------------------------------------------------------------------
 
@@ -320,6 +344,8 @@ class Writer:
                 self.snapshot_retry_at = time.monotonic() + SNAPSHOT_RETRY_SECONDS
                 return
         metrics.snapshot_seconds.observe(time.perf_counter() - started)
+        self.status["snapshot"] = {"last_at": time.time(), "last_seconds": round(time.perf_counter() - started, 3),
+                                   "seq": seq}
         log.info("snapshot written", extra={"seq": seq, "seconds": round(time.perf_counter() - started, 3)})
 
 
