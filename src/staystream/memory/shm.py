@@ -33,6 +33,7 @@ class Counter:
     READY = 7  # 1 once the writer recovered the store
     MOVED = 8  # entries in the listings' `moved` log (rows whose coordinates were set)
     HEARTBEAT = 9  # the writer's CLOCK_MONOTONIC in ms, set twice a second: a stuck writer shows
+    FEE_SLOTS = 16  # fee arena slots in use (memory/fees.py)
 
 
 class SharedArrays:
