@@ -1,0 +1,298 @@
+"""Fees and taxes (wire contract v1.1) against a brute-force model, over a real server.
+
+Hypothesis makes small worlds: listings priced in EUR, USD or JPY (some with a second currency
+on some nights), each with versions of fees of every basis, mandatory or optional, with and
+without a check-in window, removals, posted in shuffled order with repeated `changed_at`s. The
+model keeps the contract's rule literally (per fee the greatest changed_at, the later arrival
+winning ties; amount null removes) and computes each total with `fractions.Fraction`: the nights
+and every mandatory fee that applies, each converted from its own currency by the server's FX
+table, a percent fee of the nights in the listing's currency, rounded once, half-even. Every
+search result's `total`, `nights_total`, `fees`, the ranking by total and the price bounds must
+match. Then durability: fees survive a clean restart and a kill -9.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import strategies as st
+
+NDJSON = {"content-type": "application/x-ndjson"}
+EXPONENT = {"EUR": 2, "USD": 2, "JPY": 0}
+BASES = ("per_stay", "per_night", "per_guest_per_night", "percent")
+
+
+@dataclass
+class Unit:
+    listing_id: str
+    lat: float
+    lon: float
+    nights: dict[int, tuple[int, str]] = field(default_factory=dict)  # day -> (minor, currency)
+    fees: dict[str, dict | None] = field(default_factory=dict)  # the model's winner per fee_id (None: removed)
+
+
+def iso(day: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
+
+
+def stamp(second: int) -> str:
+    return (dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
+
+
+def text(minor: int, currency: str) -> str:
+    return str(Decimal(minor).scaleb(-EXPONENT[currency]))
+
+
+def convert(value: Fraction, source: str, target: str, rates: dict[str, Fraction]) -> Fraction:
+    """Minor units of `source` as exact minor units of `target`."""
+    if source == target:
+        return value
+    return value / 10 ** EXPONENT[source] / rates[source] * rates[target] * 10 ** EXPONENT[target]
+
+
+def model(unit: Unit, checkin: int, nights: int, guests: int, target: str | None,
+          rates: dict[str, Fraction]) -> tuple[int, int, list[dict], str] | None:
+    """(total, nights_total, fees, currency) of the stay as the contract defines it; None when
+    the stay is not open."""
+    days = range(checkin, checkin + nights)
+    if any(day not in unit.nights for day in days):
+        return None
+    own = unit.nights[checkin][1]
+    shown = target or own
+    nights_value = sum((convert(Fraction(unit.nights[d][0]), unit.nights[d][1], shown, rates) for d in days),
+                       Fraction(0))
+    nights_own = sum((convert(Fraction(unit.nights[d][0]), unit.nights[d][1], own, rates) for d in days),
+                     Fraction(0))
+    total = nights_value
+    listed = []
+    for fee_id, fee in sorted(unit.fees.items()):
+        if fee is None or not fee["start"] <= checkin < fee["end"]:
+            continue
+        if fee["basis"] == "percent":
+            value = convert(nights_own * Fraction(fee["percent"]) / 100, own, shown, rates)
+        else:
+            multiplier = {"per_stay": 1, "per_night": nights, "per_guest_per_night": nights * guests}[fee["basis"]]
+            value = convert(Fraction(fee["amount"] * multiplier), fee["currency"], shown, rates)
+        if fee["mandatory"]:
+            total += value
+        listed.append({"fee_id": fee_id, "label": fee["label"], "amount": text(round(value), shown),
+                       "mandatory": fee["mandatory"]})
+    return round(total), round(nights_value), listed, shown
+
+
+def make_world(seed: int, base: int) -> tuple[list[Unit], list[dict], tuple[float, float]]:
+    rng = random.Random(seed)
+    world = rng.randrange(10**9)
+    lat0, lon0 = -50 + (world % 500) * 0.2, -170 + (world // 500 % 1700) * 0.2
+    units: list[Unit] = []
+    events: list[dict] = []
+    fee_events: list[dict] = []
+    for i in range(rng.randint(3, 12)):
+        unit = Unit(f"f{world}-{i}", round(lat0 + rng.random() * 0.02, 6), round(lon0 + rng.random() * 0.02, 6))
+        currency = rng.choice(["EUR", "EUR", "USD", "JPY"])
+        events.append({"type": "listing", "source": "feetest", "listing_id": unit.listing_id, "name": "x",
+                       "kind": "apartment", "lat": unit.lat, "lon": unit.lon, "max_guests": 6,
+                       "changed_at": stamp(0)})
+        price = rng.choice([4000, 9999, 12345, 10050]) if currency != "JPY" else rng.choice([9000, 12345, 15001])
+        events.append({"type": "rate", "source": "feetest", "listing_id": unit.listing_id, "start": iso(base),
+                       "end": iso(base + 10), "currency": currency, "price": text(price, currency),
+                       "changed_at": stamp(0)})
+        unit.nights = {day: (price, currency) for day in range(base, base + 10)}
+        if rng.random() < 0.25:  # some nights in another currency: the stay is converted night by night
+            other, day = rng.choice(["EUR", "USD"]), base + rng.randint(1, 8)
+            events.append({"type": "price", "source": "feetest", "listing_id": unit.listing_id, "start": iso(day),
+                           "end": iso(day + 1), "currency": other, "price": "77.77", "changed_at": stamp(1)})
+            unit.nights[day] = (7777, other)
+        arrivals: list[tuple[str, int, dict | None]] = []  # (fee_id, changed_at second, fee or None)
+        for f in range(rng.randint(0, 4)):
+            fee_id = f"fee{f}"
+            for _ in range(rng.randint(1, 3)):
+                second = rng.randint(1, 4)  # few values: ties on changed_at
+                if rng.random() < 0.2:
+                    arrivals.append((fee_id, second, None))
+                    continue
+                basis = rng.choice(BASES)
+                fee = {"basis": basis, "label": f"{basis} {f}", "mandatory": rng.random() < 0.75,
+                       "start": -(2**31), "end": 2**31 - 1}
+                if basis == "percent":
+                    fee["percent"] = rng.choice(["10", "12.5", "0.333333", "7.7", "100"])
+                else:
+                    fee["currency"] = rng.choice(["EUR", "USD", "JPY", currency])
+                    fee["amount"] = rng.choice([0, 1, 250, 5000, 3333, 12345])
+                if rng.random() < 0.3:
+                    fee["start"] = base + rng.randint(0, 5)
+                    fee["end"] = fee["start"] + rng.randint(1, 5)
+                arrivals.append((fee_id, second, fee))
+        rng.shuffle(arrivals)
+        for fee_id, second, fee in arrivals:
+            event: dict = {"type": "fee", "source": "feetest", "listing_id": unit.listing_id, "fee_id": fee_id,
+                           "changed_at": stamp(second)}
+            if fee is None:
+                event["amount"] = None
+            else:
+                event |= {"label": fee["label"], "basis": fee["basis"], "mandatory": fee["mandatory"]}
+                if fee["basis"] == "percent":
+                    event["percent"] = fee["percent"]
+                else:
+                    event |= {"amount": text(fee["amount"], fee["currency"]), "currency": fee["currency"]}
+                if fee["start"] > -(2**31):
+                    event |= {"start": iso(fee["start"]), "end": iso(fee["end"])}
+            fee_events.append(event)
+        newest: dict[str, int] = {}
+        for fee_id, second, fee in arrivals:  # arrival order: the later of equal changed_at wins
+            if second >= newest.get(fee_id, -1):
+                newest[fee_id] = second
+                unit.fees[fee_id] = fee
+        units.append(unit)
+    # Fees arrive before or after their listing's other events, in one request and in several.
+    split = rng.randint(0, len(fee_events))
+    return units, [fee_events[:split], events + fee_events[split:]], (lat0 + 0.01, lon0 + 0.01)
+
+
+def post(client: httpx.Client, events: list[dict]) -> None:
+    if events:
+        response = client.post("/v1/events", content="\n".join(map(json.dumps, events)), headers=NDJSON)
+        assert response.status_code == 200 and not response.json()["rejected"], response.text
+
+
+def fx_rates(client: httpx.Client) -> dict[str, Fraction]:
+    table = client.get("/v1/admin/fx").json()
+    return {code: Fraction(Decimal(rate)) for code, rate in table["rates"].items() if code in EXPONENT}
+
+
+@settings(max_examples=25, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32), checkin_offset=st.integers(0, 6), nights=st.integers(1, 4),
+       guests=st.integers(1, 4), target=st.sampled_from([None, "EUR", "USD", "JPY"]))
+def test_totals_follow_the_contract(server, seed: int, checkin_offset: int, nights: int, guests: int,
+                                    target: str | None) -> None:
+    base = (dt.date.today() - dt.date(1970, 1, 1)).days + 20
+    units, requests, (lat, lon) = make_world(seed, base)
+    with server.client() as client:
+        for events in requests:
+            post(client, events)
+        rates = fx_rates(client)
+        checkin = base + checkin_offset
+        params = {"lat": lat, "lon": lon, "radius_km": 5, "checkin": iso(checkin), "checkout": iso(checkin + nights),
+                  "guests": guests, "group": "listing", "limit": 200}
+        if target:
+            params["currency"] = target
+        answer = client.get("/v1/search", params=params)
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+    expected = {u.listing_id: model(u, checkin, nights, guests, target, rates) for u in units}
+    expected = {key: value for key, value in expected.items() if value is not None}
+    note(f"expected {expected}")
+    got = {r["listing_id"]: (r["total"], r["nights_total"], r["fees"], r["currency"]) for r in results}
+    assert got == {key: (text(t, c), text(n, c), fees, c) for key, (t, n, fees, c) in expected.items()}
+    # Ranked by total with its fees (in the ranking currency: EUR when none is asked).
+    ranking = target or "EUR"
+    ranked = [model(u, checkin, nights, guests, ranking, rates) for u in units]
+    by_id = {u.listing_id: r[0] for u, r in zip(units, ranked, strict=True) if r is not None}
+    totals = [by_id[r["listing_id"]] for r in results]
+    assert totals == sorted(totals)
+
+
+@settings(max_examples=10, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32), share=st.fractions(0, 1))
+def test_price_bounds_apply_to_totals_with_fees(server, seed: int, share: Fraction) -> None:
+    base = (dt.date.today() - dt.date(1970, 1, 1)).days + 20
+    units, requests, (lat, lon) = make_world(seed, base)
+    with server.client() as client:
+        for events in requests:
+            post(client, events)
+        rates = fx_rates(client)
+        totals = {u.listing_id: model(u, base + 2, 3, 2, "EUR", rates) for u in units}
+        known = sorted(t[0] for t in totals.values() if t is not None)
+        if not known:
+            return
+        bound = known[min(len(known) - 1, int(share * len(known)))]
+        for name, keep in (("max_price", lambda t: t <= bound), ("min_price", lambda t: t >= bound)):
+            answer = client.get("/v1/search", params={
+                "lat": lat, "lon": lon, "radius_km": 5, "checkin": iso(base + 2), "checkout": iso(base + 5),
+                "guests": 2, "group": "listing", "currency": "EUR", name: text(bound, "EUR"), "limit": 200})
+            assert answer.status_code == 200, answer.text
+            found = {r["listing_id"] for r in answer.json()["results"]}
+            assert found == {key for key, t in totals.items() if t is not None and keep(t[0])}, name
+
+
+def listing_with_fees(listing_id: str, day: int) -> list[dict]:
+    return [
+        {"type": "listing", "source": "feetest", "listing_id": listing_id, "name": "Flat", "kind": "apartment",
+         "lat": 10.5, "lon": 10.5, "max_guests": 4, "changed_at": stamp(0)},
+        {"type": "rate", "source": "feetest", "listing_id": listing_id, "start": iso(day), "end": iso(day + 5),
+         "price": "100", "currency": "EUR", "changed_at": stamp(0)},
+        {"type": "fee", "source": "feetest", "listing_id": listing_id, "fee_id": "cleaning", "label": "Cleaning",
+         "basis": "per_stay", "amount": "50", "currency": "EUR", "mandatory": True, "changed_at": stamp(1)},
+        {"type": "fee", "source": "feetest", "listing_id": listing_id, "fee_id": "service", "label": "Service fee",
+         "basis": "percent", "percent": "10", "mandatory": True, "changed_at": stamp(1)},
+        {"type": "fee", "source": "feetest", "listing_id": listing_id, "fee_id": "city", "label": "City tax",
+         "basis": "per_guest_per_night", "amount": "2.50", "currency": "EUR", "changed_at": stamp(1)},
+        # removed, and an older version arriving later stays removed
+        {"type": "fee", "source": "feetest", "listing_id": listing_id, "fee_id": "linen", "amount": None,
+         "changed_at": stamp(5)},
+        {"type": "fee", "source": "feetest", "listing_id": listing_id, "fee_id": "linen", "label": "Linen",
+         "basis": "per_stay", "amount": "15", "currency": "EUR", "changed_at": stamp(4)},
+    ]
+
+
+def search_one(client: httpx.Client, day: int) -> dict:
+    answer = client.get("/v1/search", params={"lat": 10.5, "lon": 10.5, "radius_km": 1, "checkin": iso(day),
+                                              "checkout": iso(day + 3), "guests": 2})
+    assert answer.status_code == 200, answer.text
+    (result,) = answer.json()["results"]
+    return result
+
+
+@pytest.mark.parametrize("stop", ["clean", "kill"])
+def test_fees_survive_a_restart(server_factory, tmp_path, stop: str) -> None:
+    day = (dt.date.today() - dt.date(1970, 1, 1)).days + 20
+    server = server_factory(data_dir=tmp_path / "var")
+    with server.client() as client:
+        post(client, listing_with_fees("durable", day))
+        before = search_one(client, day)
+    # 300 nights + 50 cleaning + 30 service (10%) + 2.50 x 2 guests x 3 nights
+    assert (before["total"], before["nights_total"]) == ("395.00", "300.00")
+    assert [fee["fee_id"] for fee in before["fees"]] == ["city", "cleaning", "service"]
+    assert before["offers"][0]["total"] == "395.00"
+    server.stop() if stop == "clean" else server.kill()
+    server = server_factory(data_dir=tmp_path / "var")
+    with server.client() as client:
+        after = search_one(client, day)
+        # and the arena keeps working after recovery: a change replaces the listing's block
+        post(client, [{"type": "fee", "source": "feetest", "listing_id": "durable", "fee_id": "cleaning",
+                       "amount": None, "changed_at": stamp(9)}])
+        changed = search_one(client, day)
+    assert (after["total"], after["fees"]) == (before["total"], before["fees"])
+    assert changed["total"] == "345.00"
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    ({"basis": "weekly"}, "basis: 'weekly'; expected one of per_stay, per_night, per_guest_per_night, percent"),
+    ({"basis": "percent"}, "amount: '5' given with basis 'percent'; expected percent alone"),
+    ({"amount": "-5"}, "amount: '-5' is negative; expected an amount >= 0"),
+    ({"amount": "5.001"}, "amount: '5.001' has more decimals than EUR allows (2)"),
+    ({"currency": "EURO"}, "currency: 'EURO' is not an ISO 4217 currency code"),
+    ({"label": " "}, "label: missing; expected the fee's name as the traveler sees it (like 'Cleaning fee')"),
+    ({"start": "2027-01-05", "end": "2027-01-05"}, "end: '2027-01-05' is not after start '2027-01-05'"),
+    ({"amount": None, "percent": "101", "basis": "percent"}, "percent: '101' is out of range; expected a decimal"),
+    ({"amount": None, "percent": "1.0000001", "basis": "percent"}, "percent: '1.0000001' has more than 6 decimals"),
+    ({"percent": "3"}, "percent: '3' given with basis 'per_stay'; expected amount and currency"),
+    ({"fee_id": ""}, "fee_id: '' is invalid; expected 1 to 128 printable characters"),
+])
+def test_bad_fees_are_rejected_with_field_and_value(server, change: dict, error: str) -> None:
+    event = {"type": "fee", "source": "feetest", "listing_id": "bad", "fee_id": "x", "label": "X",
+             "basis": "per_stay", "amount": "5", "currency": "EUR", "changed_at": stamp(0), **change}
+    with server.client() as client:
+        answer = client.post("/v1/events", json=[event]).json()
+    assert answer["accepted"] == 0
+    assert answer["rejected"][0]["error"].startswith(error), answer
