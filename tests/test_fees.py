@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -24,6 +25,8 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
+
+from pg_fixtures import postgres  # noqa: F401 (fixture)
 
 NDJSON = {"content-type": "application/x-ndjson"}
 EXPONENT = {"EUR": 2, "USD": 2, "JPY": 0}
@@ -296,3 +299,60 @@ def test_bad_fees_are_rejected_with_field_and_value(server, change: dict, error:
         answer = client.post("/v1/events", json=[event]).json()
     assert answer["accepted"] == 0
     assert answer["rejected"][0]["error"].startswith(error), answer
+
+
+def test_fees_through_postgresql_and_a_new_node(postgres, tmp_path) -> None:  # noqa: F811
+    """`--store postgresql://`: fees are in PostgreSQL; a node with an empty data dir gets them."""
+    from conftest import start_server
+    from pg_fixtures import create_database
+
+    uri = create_database(postgres, "fees")
+    day = (dt.date.today() - dt.date(1970, 1, 1)).days + 20
+    first = start_server(tmp_path / "a", "--store", uri)
+    try:
+        with first.client() as client:
+            post(client, listing_with_fees("pg-fees", day))
+            assert search_one(client, day)["total"] == "395.00"
+    finally:
+        first.kill()
+    assert postgres.psql("SELECT count(*) FROM staystream.fees WHERE removed", uri) == "1"
+    second = start_server(tmp_path / "b", "--store", uri)
+    try:
+        with second.client() as client:
+            result = search_one(client, day)
+    finally:
+        second.stop()
+    assert (result["total"], [fee["fee_id"] for fee in result["fees"]]) == ("395.00", ["city", "cleaning", "service"])
+
+
+def test_fees_through_the_stream(tmp_path) -> None:
+    """Scaled mode: fees travel in the stream messages, the applier puts them in PostgreSQL,
+    and a new node bootstraps them from there."""
+    from nats_fixtures import NatsCluster
+    from pg_fixtures import Postgres
+    from test_scaled import applier_drained, eventually, node
+
+    day = (dt.date.today() - dt.date(1970, 1, 1)).days + 20
+
+    def total(server) -> list[str]:
+        with server.client() as client:
+            found = client.get("/v1/search", params={"lat": 10.5, "lon": 10.5, "radius_km": 1, "checkin": iso(day),
+                                                     "checkout": iso(day + 3), "guests": 2}).json()["results"]
+        return [] if [r["total"] for r in found] == ["395.00"] else [f"results {found}"]
+
+    with Postgres() as database, NatsCluster(3) as cluster:
+        first = node(tmp_path / "all", database, cluster, "ingest,apply,search")
+        try:
+            with first.client() as client:
+                post(client, listing_with_fees("stream-fees", day))
+            eventually(lambda: total(first))
+            written_at = time.time()
+            eventually(lambda: applier_drained(first, written_at))
+        finally:
+            first.kill()
+        assert database.psql("SELECT count(*) FROM staystream.fees", database.uri) == "4"
+        second = node(tmp_path / "search", database, cluster, "ingest,search")
+        try:
+            eventually(lambda: total(second))
+        finally:
+            second.stop()
