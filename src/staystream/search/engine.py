@@ -357,7 +357,7 @@ class _Deals:
         if not len(todo):
             return
         rows, total = self.found.rows[todo], self.found.total[todo]
-        similar = _similar_references(self.store, self.query, self.ranking, rows)
+        similar = _similar_references(self.store, self.query, self.ranking, rows, self.found)
         query = self.query
         open_, totals, _ = window_totals(
             self.store.shared, self.store.fx, rows, query.checkin - deals.USUAL_DAYS, 2 * deals.USUAL_DAYS + 1,
@@ -381,9 +381,10 @@ class _Deals:
                 "reference_total": format_minor(reference, self.ranking)}
 
 
-def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarray) -> np.ndarray:
-    """`deals.similar_references` of the rows, with the pool of units open for the stay and the
-    guests within 5 km of them (of their kinds and max_guests)."""
+def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarray, found: Found) -> np.ndarray:
+    """`deals.similar_references` of the rows: the pool is every searchable unit fitting the
+    guests near them of their kinds and max_guests; the totals of those asked come from the
+    search's own (`found`) where it has them, else from the calendar."""
     shared = store.shared
     lat, lon = shared["lat"][rows], shared["lon"][rows]
     kind = shared["kind"][rows].astype(np.int64)
@@ -391,19 +392,31 @@ def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarr
     area = _around(lat, lon, deals.SIMILAR_RADIUS_KM)
     pool = _candidates(shared, area, query.guests, tuple(np.unique(kind).tolist()))
     pool_group = shared["kind"][pool].astype(np.int64) << 16 | shared["max_guests"][pool].astype(np.int64)
-    pool = pool[np.isin(pool_group, group)]
-    pool, _, entries = _open_stays(shared, pool, query.checkin, query.nights)
-    price = _fresh(shared, "entry_price", entries)[entries]
-    currency = _fresh(shared, "entry_currency", entries)[entries]
-    charges = fees.stay_charges(shared, pool, np.full(len(pool), query.checkin), query.nights, query.guests)
-    total = _totals(store.fx, price, currency, (currency == currency[0]).all(axis=0), charges, ranking)
-    keep = total != UNRANKED
-    pool, total = pool[keep], total[keep]
+    keep = np.isin(pool_group, group)
+    pool, pool_group = pool[keep], pool_group[keep]
+    by_row = np.argsort(found.rows)
+    searched = found.rows[by_row]
+
+    def totals_of(indices: np.ndarray) -> np.ndarray:
+        wanted = pool[indices]
+        totals = np.full(len(wanted), deals.NONE, dtype=np.int64)
+        at = np.searchsorted(searched, wanted).clip(0, max(len(searched) - 1, 0))
+        hit = (searched[at] == wanted) if len(searched) else np.zeros(len(wanted), dtype=bool)
+        totals[hit] = found.total[by_row[at[hit]]]
+        rest = np.flatnonzero(~hit)
+        open_rows, kept, entries = _open_stays(shared, wanted[rest], query.checkin, query.nights)
+        price = _fresh(shared, "entry_price", entries)[entries]
+        currency = _fresh(shared, "entry_currency", entries)[entries]
+        stays = wanted[rest[kept]]
+        charges = fees.stay_charges(shared, stays, np.full(len(stays), query.checkin), query.nights, query.guests)
+        totals[rest[kept]] = _totals(store.fx, price, currency, (currency == currency[0]).all(axis=0), charges,
+                                     ranking)
+        return np.where(totals == UNRANKED, deals.NONE, totals)
+
     place = _fresh(shared, "place", pool)
     return deals.similar_references(
-        lat, lon, group, place[rows], shared["lat"][pool], shared["lon"][pool],
-        shared["kind"][pool].astype(np.int64) << 16 | shared["max_guests"][pool].astype(np.int64),
-        place[pool], total, pool, lambda some: key_ranks(store, some))
+        lat, lon, group, place[rows], shared["lat"][pool], shared["lon"][pool], pool_group, place[pool], pool,
+        totals_of, lambda some: key_ranks(store, some))
 
 
 def _around(lat: np.ndarray, lon: np.ndarray, km: float) -> Area:
@@ -683,16 +696,16 @@ def window_totals(
     changes = np.concatenate([zero, np.cumsum(currency[:, 1:] != currency[:, :-1], axis=1)], axis=1)
     single = changes[:, nights - 1 : nights - 1 + checkins] == changes[:, :checkins]
     total = np.full(open_.shape, UNRANKED, dtype=np.int64)
-    unit, day = np.nonzero(open_)
-    if len(unit):
-        def nights_of(stays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            where = (unit[stays][None, :], day[stays][None, :] + np.arange(nights)[:, None])
-            return price[where], currency[where]
+    unit, day = np.nonzero(open_)  # the stays, in the order of `open_`'s true values
 
-        charges = fees.stay_charges(shared, rows[unit], first_checkin + day, nights, guests)
-        total[unit, day] = stay_totals(
-            fx, running[unit, day + nights] - running[unit, day], currency[unit, day], single[unit, day],
-            nights_of, charges, target)
+    def nights_of(stays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        where = (unit[stays][None, :], day[stays][None, :] + np.arange(nights)[:, None])
+        return price[where], currency[where]
+
+    sums = running[:, nights:] - running[:, :checkins]
+    charges = fees.stay_charges(shared, rows[unit], first_checkin + day, nights, guests)
+    total[open_] = stay_totals(
+        fx, sums[open_], currency[:, :checkins][open_], single[open_], nights_of, charges, target)
     return open_, total, single
 
 
