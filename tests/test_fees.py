@@ -356,3 +356,52 @@ def test_fees_through_the_stream(tmp_path) -> None:
             eventually(lambda: total(second))
         finally:
             second.stop()
+
+
+def test_places_dates_and_deals_rank_totals_with_fees(server) -> None:
+    """The cheapest offer of a place, the dates strip and less_than_usual all compare totals
+    with fees: a cheaper night with a cleaning fee loses to a dearer one without, and a stay
+    whose check-in escapes a surcharge is a deal although every night costs the same."""
+    today = (dt.date.today() - dt.date(1970, 1, 1)).days
+    checkin = today + 60
+
+    def listing(listing_id: str, lat: float, price: str, property_id: str | None = None) -> list[dict]:
+        return [
+            {"type": "listing", "source": "feetest", "listing_id": listing_id, "name": listing_id,
+             "kind": "apartment", "lat": lat, "lon": 20.0, "max_guests": 2, "changed_at": stamp(0),
+             **({"property_id": property_id} if property_id else {})},
+            {"type": "rate", "source": "feetest", "listing_id": listing_id, "start": iso(today + 10),
+             "end": iso(today + 110), "price": price, "currency": "EUR", "changed_at": stamp(0)},
+        ]
+
+    def fee(listing_id: str, fee_id: str, amount: str, start: int | None = None, end: int | None = None) -> dict:
+        return {"type": "fee", "source": "feetest", "listing_id": listing_id, "fee_id": fee_id, "label": fee_id,
+                "basis": "per_stay", "amount": amount, "currency": "EUR", "changed_at": stamp(1),
+                **({"start": iso(start), "end": iso(end)} if start is not None and end is not None else {})}
+
+    events = [
+        *listing("hotel-a", 30.0, "100", "hotel"), *listing("hotel-b", 30.0, "90", "hotel"),
+        fee("hotel-b", "cleaning", "50"),
+        *listing("usual", 31.0, "100"),
+        fee("usual", "surcharge", "100", today + 10, checkin), fee("usual", "surcharge-late", "100", checkin + 1,
+                                                                     today + 110),
+    ]
+    with server.client() as client:
+        post(client, events)
+        place = client.get("/v1/search", params={"lat": 30.0, "lon": 20.0, "radius_km": 1, "checkin": iso(checkin),
+                                                 "checkout": iso(checkin + 2)}).json()["results"]
+        assert [(o["listing_id"], o["total"]) for o in place[0]["offers"]] == [("hotel-a", "200.00"),
+                                                                               ("hotel-b", "230.00")]
+        assert (place[0]["listing_id"], place[0]["total"]) == ("hotel-a", "200.00")
+        dates = client.get("/v1/search/dates", params={"lat": 30.0, "lon": 20.0, "radius_km": 1, "nights": 2,
+                                                       "from": iso(checkin), "days": 1, "group": "listing"}).json()
+        assert dates["dates"][0]["cheapest"]["listing_id"] == "hotel-a"
+        assert dates["dates"][0]["cheapest"]["total"] == "200.00"
+        usual = client.get("/v1/search", params={"lat": 31.0, "lon": 20.0, "radius_km": 1, "checkin": iso(checkin),
+                                                 "checkout": iso(checkin + 2), "deals": "only"}).json()["results"]
+        surcharged = client.get("/v1/search", params={"lat": 31.0, "lon": 20.0, "radius_km": 1,
+                                                      "checkin": iso(checkin + 1), "checkout": iso(checkin + 3),
+                                                      "deals": "only"}).json()["results"]
+    assert [(r["total"], r["deal"]) for r in usual] == [
+        ("200.00", {"kind": "less_than_usual", "percent_below": "33.3", "reference_total": "300.00"})]
+    assert surcharged == []
