@@ -405,3 +405,35 @@ def test_places_dates_and_deals_rank_totals_with_fees(server) -> None:
     assert [(r["total"], r["deal"]) for r in usual] == [
         ("200.00", {"kind": "less_than_usual", "percent_below": "33.3", "reference_total": "300.00"})]
     assert surcharged == []
+
+
+def test_import_reads_the_cleaning_fee_of_older_inside_airbnb_scrapes(server, tmp_path) -> None:
+    """Scrapes before 2021 carry `cleaning_fee`: a mandatory per-stay fee; empty or zero, none."""
+    from test_import_insideairbnb import import_args, run_import
+
+    today = dt.date.today()
+    scraped = (today - dt.timedelta(days=3)).isoformat()
+    header = "id,name,latitude,longitude,room_type,property_type,accommodates,last_scraped,price,cleaning_fee\n"
+    rows = [f"ia-{n},Flat {n},40.{n}1,-3.71,Entire home/apt,Apartment,2,{scraped},$80.00,{fee}\n"
+            for n, fee in ((1, '"$1,050.50"'), (2, ""), (3, "$0.00"), (4, "$abc"))]
+    (tmp_path / "listings.csv").write_text(header + "".join(rows))
+    nights = [f"ia-{n},{today + dt.timedelta(days=30 + d)},t,$80.00,1\n" for n in (1, 2, 3, 4) for d in range(3)]
+    (tmp_path / "calendar.csv").write_text("listing_id,date,available,price,minimum_nights\n" + "".join(nights))
+    result, _ = run_import(*import_args(tmp_path / "listings.csv", tmp_path / "calendar.csv"), "--url", server.url,
+                           cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "cleaning_fee: '$abc' is not an amount" in (tmp_path / "rejects.csv").read_text()
+    totals = {}
+    with server.client() as client:
+        for n in (1, 2, 3):
+            found = client.get("/v1/search", params={
+                "lat": f"40.{n}1", "lon": -3.71, "radius_km": 0.5,
+                "checkin": (today + dt.timedelta(days=30)).isoformat(),
+                "checkout": (today + dt.timedelta(days=32)).isoformat()}).json()["results"]
+            totals[n] = [(r["total"], r["nights_total"], r["fees"]) for r in found]
+    assert totals == {
+        1: [("1210.50", "160.00", [{"fee_id": "cleaning_fee", "label": "Cleaning fee", "amount": "1050.50",
+                                    "mandatory": True}])],
+        2: [("160.00", "160.00", [])],
+        3: [("160.00", "160.00", [])],
+    }
