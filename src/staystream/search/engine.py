@@ -778,7 +778,12 @@ def stay_totals(
     foreign_charges = np.zeros(n, dtype=np.int64)
     if len(charges.stay):
         in_target = charges.currency == target
-        np.add.at(fixed_in_target, charges.stay[in_target], charges.amount[in_target])
+        # Integer sums where exact (amounts and their sum below 2^53), else exact int64 adds.
+        if int(charges.amount.max()) * len(charges.amount) < 2**53:
+            fixed_in_target = np.bincount(charges.stay[in_target], weights=charges.amount[in_target],
+                                          minlength=n).astype(np.int64)
+        else:
+            np.add.at(fixed_in_target, charges.stay[in_target], charges.amount[in_target])
         foreign_charges = np.bincount(charges.stay[~in_target], minlength=n)
         fixed = np.bincount(charges.stay, weights=charges.amount * factors[charges.currency.astype(np.intp)],
                             minlength=n)
@@ -796,13 +801,14 @@ def stay_totals(
             np.abs(value) > 2.0**52
         )
         total[other] = rounded.astype(np.int64)
+        charges_of = charges.of(other[doubtful])
         for i in other[doubtful].tolist():
             if single[i]:
                 prices, currencies = [int(sums[i])], [int(own[i])]
             else:
                 price, currency = nights_of(np.array([i]))
                 prices, currencies = price[:, 0].tolist(), currency[:, 0].tolist()
-            total[i] = exact_stay_total(fx, prices, currencies, *charges.of(i), target)
+            total[i] = exact_stay_total(fx, prices, currencies, *charges_of[i], target)
     return total
 
 
@@ -812,7 +818,7 @@ def exact_stay_total(fx: Fx, prices: list[int], currencies: list[int], fixed: li
     rounded once, half-even; without fees, `exact_total`."""
     if not fixed and not percent:
         return exact_total(fx, prices, currencies, target)
-    return round(fees.exact_value(fx, zip(prices, currencies, strict=True), fixed, percent, target))
+    return fees.exact_minor(fx, zip(prices, currencies, strict=True), fixed, percent, target)
 
 
 def exact_total(fx: Fx, prices: Iterable[int], currencies: Iterable[int], target: int) -> int:

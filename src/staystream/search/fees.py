@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from staystream.events.fx import Fx
-from staystream.events.money import EXPONENT
 from staystream.events.types import FEE_BASIS_INDEX, PERCENT_SCALE
 from staystream.memory.fees import span_count, span_first
 from staystream.memory.shm import SharedArrays
@@ -40,10 +39,15 @@ class Charges:
     currency: np.ndarray
     percent: np.ndarray  # per stay: the sum of its percent fees, in millionths of a percent
 
-    def of(self, stay: int) -> tuple[list[tuple[int, int]], int]:
-        """One stay's fixed charges as (minor, currency) and its percent, for `exact_value`."""
-        mine = np.flatnonzero(self.stay == stay)
-        return list(zip(self.amount[mine].tolist(), self.currency[mine].tolist(), strict=True)), int(self.percent[stay])
+    def of(self, stays: np.ndarray) -> dict[int, tuple[list[tuple[int, int]], int]]:
+        """Some stays' fixed charges as (minor, currency) and percent, for `exact_minor`."""
+        found: dict[int, tuple[list[tuple[int, int]], int]] = {
+            stay: ([], percent) for stay, percent in zip(stays.tolist(), self.percent[stays].tolist(), strict=True)}
+        mine = np.isin(self.stay, stays)
+        for stay, amount, currency in zip(self.stay[mine].tolist(), self.amount[mine].tolist(),
+                                          self.currency[mine].tolist(), strict=True):
+            found[stay][0].append((amount, currency))
+        return found
 
 
 def charge(basis: int, amount: int, nights: int, guests: int) -> int:
@@ -73,9 +77,9 @@ def stay_charges(shared: SharedArrays, rows: np.ndarray, checkins: np.ndarray, n
     applies = (_fresh(shared, "fee_mandatory", slot)[slot] == 1) & (_fresh(shared, "fee_start", slot)[slot] <= checkin)
     applies &= checkin < _fresh(shared, "fee_end", slot)[slot]
     amount = _fresh(shared, "fee_amount", slot)[slot]
-    percent = np.zeros(len(rows), dtype=np.int64)
     is_percent = applies & (basis == PERCENT)
-    np.add.at(percent, stay[is_percent], amount[is_percent])
+    # Exact in float64: each is at most 10^8, and a listing has few.
+    percent = np.bincount(stay[is_percent], weights=amount[is_percent], minlength=len(rows)).astype(np.int64)
     fixed = applies & (basis != PERCENT)
     multiplier = np.where(basis == PER_NIGHT, nights, np.where(basis == PER_GUEST_PER_NIGHT, nights * guests, 1))
     currency = _fresh(shared, "fee_currency", slot)[slot]
@@ -86,20 +90,45 @@ def exact_value(fx: Fx, nights: Iterable[tuple[int, int]], fixed: Sequence[tuple
                 target: int) -> Fraction:
     """A stay's exact value in `target` minor units (not rounded): the nights ((minor, currency)
     each) times 1 + `percent` (millionths of a percent), plus the fixed charges."""
+    numerator, denominator = _exact(fx, nights, fixed, percent, target)
+    return Fraction(numerator, denominator)
+
+
+def exact_minor(fx: Fx, nights: Iterable[tuple[int, int]], fixed: Sequence[tuple[int, int]], percent: int,
+                target: int) -> int:
+    """`exact_value` rounded once, half-even, in integers (several times faster than `Fraction`:
+    search recomputes every total within float error of half a minor unit, exact ties included)."""
+    numerator, denominator = _exact(fx, nights, fixed, percent, target)
+    quotient, remainder = divmod(numerator, denominator)
+    twice = 2 * remainder
+    return quotient + (twice > denominator or (twice == denominator and quotient % 2 == 1))
+
+
+def _exact(fx: Fx, nights: Iterable[tuple[int, int]], fixed: Sequence[tuple[int, int]], percent: int,
+           target: int) -> tuple[int, int]:
+    """(numerator, denominator > 0) of `exact_value`, over one common denominator."""
     sums: dict[int, int] = {}
     for minor, currency in nights:
         sums[currency] = sums.get(currency, 0) + minor
-    value = sum((convert(fx, minor, currency, target) for currency, minor in sums.items()), Fraction(0))
-    value *= 1 + Fraction(percent, PERCENT_DENOMINATOR)
-    return value + sum((convert(fx, minor, currency, target) for minor, currency in fixed), Fraction(0))
+    terms = [(minor * (PERCENT_DENOMINATOR + percent), PERCENT_DENOMINATOR, currency)
+             for currency, minor in sums.items()]
+    terms += [(minor, 1, currency) for minor, currency in fixed]
+    numerator, denominator = 0, 1
+    for minor, scale, currency in terms:
+        if currency == target:
+            top, bottom = minor, scale
+        else:
+            ratio = fx.minor_ratio(currency, target)
+            top, bottom = minor * ratio.numerator, scale * ratio.denominator
+        numerator, denominator = numerator * bottom + top * denominator, denominator * bottom
+    return numerator, denominator
 
 
 def convert(fx: Fx, minor: int, currency: int, target: int) -> Fraction:
     """Minor units of `currency` as exact minor units of `target` (`KeyError` without a rate)."""
     if currency == target:
         return Fraction(minor)
-    scale = Fraction(10) ** (EXPONENT[target] - EXPONENT[currency])
-    return minor * scale * Fraction(fx.rates[target]) / Fraction(fx.rates[currency])
+    return minor * fx.minor_ratio(currency, target)
 
 
 def breakdown(fx: Fx, fees: list[dict[str, Any]], checkin: int, guests: int, prices: list[int],
