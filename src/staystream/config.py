@@ -92,6 +92,10 @@ class Config:
         None, "file of write credentials, '<token> <source>[,<source>...]' or '<token> *' a line "
         "(none: writes need no credential)", Path
     )
+    sources_file: Path | None = _setting(
+        None, "TOML file of per-source settings for the native-format endpoints (time zone, currency, "
+        "occupancy; docs/adapters.md); re-read when it changes", Path
+    )
     seed_sample: bool = _setting(False, "import the shipped sample city into an empty store", _flag)
     log_level: str = _setting("info", "debug, info, warning or error", _log_level)
     store: str = _setting(

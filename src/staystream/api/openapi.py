@@ -165,7 +165,9 @@ SCHEMA: dict[str, Any] = {
                 "summary": "OpenTravel ARI push: OTA_HotelRateAmountNotifRQ, OTA_HotelAvailNotifRQ, OTA_HotelInvCountNotifRQ",
                 "description": "Bare or in a SOAP envelope. Answered with the matching ...RS (HTTP 200): <Success/> "
                 "(+ <Warnings>), or <Errors> naming each element that was not applied (the others were). "
-                "Listing ids are {HotelCode}:{InvTypeCode}:{RatePlanCode}. See docs/adapters.md.",
+                "Each element sets the facts it carries (price, availability, stay_rule); unknown parts are "
+                "Warnings. Listing ids are {HotelCode}:{InvTypeCode}:{RatePlanCode}; time zone, currency and "
+                "occupancy a message leaves implicit come from `serve --sources-file`. See docs/adapters.md.",
                 "parameters": [_param("source", "marketplace, e.g. booking", {"type": "string"}, True, "path")],
                 "requestBody": {"content": {"application/xml": {"schema": {"type": "string"}}}},
                 "responses": {"200": {"description": "the OTA RS", "content": {"application/xml": {}}},
@@ -177,7 +179,8 @@ SCHEMA: dict[str, Any] = {
                 "summary": "Expedia EQC AvailRateUpdateRQ push",
                 "description": "Answered with AvailRateUpdateRS (HTTP 200): <Success/> (with any <Warning>), or "
                 "<Error>s, in which case nothing in the message was applied. Listing ids are "
-                "{Hotel id}:{RoomType id}:{RatePlan id}. See docs/adapters.md.",
+                "{Hotel id}:{RoomType id}:{RatePlan id}; closing needs no currency, a Rate without one takes "
+                "the property's or source's from `serve --sources-file`. See docs/adapters.md.",
                 "parameters": [_param("source", "marketplace, e.g. expedia or vrbo", {"type": "string"}, True, "path")],
                 "requestBody": {"content": {"application/xml": {"schema": {"type": "string"}}}},
                 "responses": {"200": {"description": "the AvailRateUpdateRS", "content": {"application/xml": {}}},
@@ -187,18 +190,18 @@ SCHEMA: dict[str, Any] = {
         "/v1/sources/{source}/listings/{listing_id}/ical": {
             "post": {
                 "summary": "An iCalendar (RFC 5545) availability feed of one listing",
-                "description": "Events block nights, every other night of [start, end) is open; prices are kept "
-                "as stored. Malformed events are reported by line, and then no night is opened.",
+                "description": "Sets availability only: events block nights, every other night of [start, end) "
+                "is open; prices and stay rules are left as they are. Malformed events are reported by line, "
+                "and then no night is opened.",
                 "parameters": [
                     _param("source", "marketplace", {"type": "string"}, True, "path"),
                     _param("listing_id", "the source's id", {"type": "string"}, True, "path"),
                     _param("start", "first night of the feed's horizon (default today)", {"type": "string", "format": "date"}),
                     _param("end", "end of the horizon, exclusive (default start + 365)", {"type": "string", "format": "date"}),
-                    _param("currency", "currency for blocked nights the store has none for", {"type": "string"}),
                     _param("empty_ok", "a feed without events opens every night (default false)", {"type": "boolean"}),
                 ],
                 "requestBody": {"content": {"text/calendar": {"schema": {"type": "string"}}}},
-                "responses": {"200": {"description": "`{blocked_nights, open_nights, opened, changed_nights, accepted, "
+                "responses": {"200": {"description": "`{blocked_nights, open_nights, opened, accepted, "
                                                      "rejected, errors, warnings, ...}`"},
                               "400": _error, "413": _error, "503": _error},
             }

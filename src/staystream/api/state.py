@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from staystream.adapters.source_settings import SourcesFile
 from staystream.api.auth import Credentials
 from staystream.config import Config
 from staystream.events.fx import Fx
@@ -25,10 +24,8 @@ class Worker:
     client: WriterClient
     validator: Validator
     fx_label: dict[str, str]  # the FX table `validator` judges prices with
+    sources: SourcesFile  # per-source settings of the native-format routes (sources.py)
     inflight_bytes: int = 0  # request bodies being read or parsed (see writes.post_events)
-    # per-(source, hotel) locks of the native-format routes (see sources.py); unused ones go away
-    hotel_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = field(
-        default_factory=weakref.WeakValueDictionary)
 
     @classmethod
     async def start(cls, config: Config, shm_path: Path, fx: Fx, credentials: Credentials | None) -> Worker:
@@ -44,7 +41,8 @@ class Worker:
             client = WriterClient(str(writer_socket(shm_path)))
         await client.connect()
         validator = Validator(store.fx, config.earliest_night, config.horizon_days, config.max_night_price_eur)
-        return cls(config, shm_path, credentials, store, client, validator, store.fx.label)
+        return cls(config, shm_path, credentials, store, client, validator, store.fx.label,
+                   SourcesFile(config.sources_file))
 
     def refresh(self) -> None:
         """At the start of every request: see grown arrays and judge prices by the current FX table."""
@@ -52,10 +50,3 @@ class Worker:
         if self.store.fx.label != self.fx_label:
             self.validator.set_fx(self.store.fx, self.config.max_night_price_eur)
             self.fx_label = self.store.fx.label
-
-    def hotel_lock(self, source: str, hotel: str | None) -> asyncio.Lock:
-        key = (source, hotel or "")
-        found = self.hotel_locks.get(key)
-        if found is None:
-            found = self.hotel_locks[key] = asyncio.Lock()
-        return found
