@@ -437,3 +437,61 @@ def test_import_reads_the_cleaning_fee_of_older_inside_airbnb_scrapes(server, tm
         2: [("160.00", "160.00", [])],
         3: [("160.00", "160.00", [])],
     }
+
+
+OTA_NS = "http://www.opentravel.org/OTA/2003/05"
+
+
+def ota_rate(start: str, end: str, amount: str) -> bytes:
+    return (
+        f'<OTA_HotelRateAmountNotifRQ xmlns="{OTA_NS}" EchoToken="fees-1" TimeStamp="2026-01-01T00:00:05Z" '
+        f'Version="3.0"><RateAmountMessages HotelCode="H9"><RateAmountMessage>'
+        f'<StatusApplicationControl Start="{start}" End="{end}" InvTypeCode="DLX" RatePlanCode="BAR"/>'
+        f'<Rates><Rate CurrencyCode="EUR"><BaseByGuestAmts><BaseByGuestAmt NumberOfGuests="2" {amount}>'
+        '<Taxes><Tax Type="Exclusive" Code="19" Percent="10"><TaxDescription><Text>VAT</Text></TaxDescription></Tax>'
+        '<Tax Type="Inclusive" Code="35" Amount="1.00"/></Taxes></BaseByGuestAmt></BaseByGuestAmts>'
+        '<Fees><Fee Code="55" Amount="3000" DecimalPlaces="2" ChargeUnit="12"><Description><Text>Cleaning</Text>'
+        '</Description></Fee><Fee Code="3" Amount="2.50" ChargeUnit="21"/>'
+        '<Fee Code="14" Amount="20" ChargeUnit="12" MandatoryIndicator="false"/>'
+        '<Fee Code="9" Amount="5" ChargeUnit="20"/></Fees></Rate></Rates></RateAmountMessage>'
+        '</RateAmountMessages></OTA_HotelRateAmountNotifRQ>').encode()
+
+
+def test_ota_taxes_and_fees_become_fee_events() -> None:
+    from staystream.adapters import ota
+
+    start, end = dt.date(2027, 3, 1), dt.date(2027, 3, 10)
+    _, outcome = ota.parse(ota_rate(str(start), str(end), 'AmountBeforeTax="100.00"'), "booking")
+    assert outcome.errors == []
+    assert [w.where for w in outcome.warnings] == ["RateAmountMessage[1]/Rates/Rate[1]/Fees/Fee[4]@ChargeUnit"]
+    fees = {e.fee_id: (e.basis, e.label, e.amount, e.percent, e.currency, e.mandatory, e.start, e.end)
+            for e in outcome.events if type(e).__name__ == "FeeEvent"}
+    window = (start, end + dt.timedelta(days=1))  # check-ins on the rate's nights (End is a night)
+    assert fees == {
+        "tax:19": ("percent", "VAT", None, Decimal("10"), None, True, *window),
+        "fee:55": ("per_stay", "Cleaning", Decimal("30.00"), None, "EUR", True, *window),
+        "fee:3": ("per_guest_per_night", "Fee 3", Decimal("2.50"), None, "EUR", True, *window),
+        "fee:14": ("per_stay", "Fee 14", Decimal("20"), None, "EUR", False, *window),
+    }
+    # an amount after tax holds its taxes: only the fees are added
+    _, outcome = ota.parse(ota_rate(str(start), str(end), 'AmountAfterTax="110.00"'), "booking")
+    assert sorted(e.fee_id for e in outcome.events if type(e).__name__ == "FeeEvent") == ["fee:14", "fee:3", "fee:55"]
+
+
+def test_ota_fees_reach_search_totals(server) -> None:
+    day = (dt.date.today() - dt.date(1970, 1, 1)).days + 20
+    with server.client() as client:
+        post(client, [{"type": "listing", "source": "booking", "listing_id": "H9:DLX:BAR", "name": "Hotel 9",
+                       "kind": "hotel_room", "lat": -20.5, "lon": 50.5, "max_guests": 2, "changed_at": stamp(0)},
+                      {"type": "availability", "source": "booking", "listing_id": "H9:DLX:BAR", "start": iso(day),
+                       "end": iso(day + 6), "available": True, "changed_at": stamp(0)}])
+        answer = client.post("/v1/sources/booking/ota", content=ota_rate(iso(day), iso(day + 5),
+                                                                          'AmountBeforeTax="100.00"'),
+                             headers={"content-type": "application/xml"})
+        assert answer.status_code == 200 and b"<Success" in answer.content, answer.text
+        found = client.get("/v1/search", params={"lat": -20.5, "lon": 50.5, "radius_km": 1, "checkin": iso(day),
+                                                 "checkout": iso(day + 2), "guests": 2}).json()["results"]
+    # 200 nights + 10% VAT 20 + cleaning 30 + 2.50 x 2 guests x 2 nights; the optional 20 listed only
+    assert [(r["total"], r["nights_total"]) for r in found] == [("260.00", "200.00")]
+    assert {fee["fee_id"]: fee["mandatory"] for fee in found[0]["fees"]} == {
+        "fee:14": False, "fee:3": True, "fee:55": True, "tax:19": True}
