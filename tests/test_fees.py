@@ -495,3 +495,24 @@ def test_ota_fees_reach_search_totals(server) -> None:
     assert [(r["total"], r["nights_total"]) for r in found] == [("260.00", "200.00")]
     assert {fee["fee_id"]: fee["mandatory"] for fee in found[0]["fees"]} == {
         "fee:14": False, "fee:3": True, "fee:55": True, "tax:19": True}
+
+
+def test_expedia_tax_exclusive_properties_get_a_tax_fee() -> None:
+    """A property the sources file says is priced before tax: each priced rate plan gets the tax
+    as a mandatory percent fee; a property without the setting, none; a bad value is refused."""
+    from staystream.adapters import expedia, source_settings
+    from test_adapters_expedia import date_range, rq, update
+
+    settings = source_settings.parse('[expedia]\ncurrency = "EUR"\n[expedia.properties.77]\ntax_percent = "12.5"\n')
+    rooms = ('<RoomType id="DBL"><RatePlan id="BAR"><Rate><PerDay rate="100.00"/></Rate></RatePlan>'
+             '<RatePlan id="NR" closed="true"/></RoomType>')
+    fees = {}
+    for hotel in ("77", "78"):
+        _, outcome = expedia.parse(rq(update(date_range(10, 12), rooms), hotel=hotel), "expedia",
+                                   settings["expedia"].for_property(hotel))
+        assert outcome.errors == []
+        fees[hotel] = [(e.listing_id, e.fee_id, e.basis, e.percent, e.mandatory) for e in outcome.events
+                       if type(e).__name__ == "FeeEvent"]
+    assert fees == {"77": [("77:DBL:BAR", "tax", "percent", Decimal("12.5"), True)], "78": []}
+    with pytest.raises(source_settings.SettingsError, match="tax_percent: '12,5' is not a percent"):
+        source_settings.parse('[expedia]\ntax_percent = "12,5"\n')
