@@ -516,3 +516,70 @@ def test_expedia_tax_exclusive_properties_get_a_tax_fee() -> None:
     assert fees == {"77": [("77:DBL:BAR", "tax", "percent", Decimal("12.5"), True)], "78": []}
     with pytest.raises(source_settings.SettingsError, match="tax_percent: '12,5' is not a percent"):
         source_settings.parse('[expedia]\ntax_percent = "12,5"\n')
+
+
+MAPPING = """
+format = "csv"
+delimiter = ";"
+
+[listing]
+listing_id = { column = "Objekt" }
+name = { column = "Objekt" }
+kind = { value = "apartment" }
+lat = { column = "Breite" }
+lon = { value = "7.5" }
+max_guests = { value = 4 }
+changed_at = { column = "Stand", datetime_format = "%d.%m.%Y %H:%M", timezone = "Europe/Berlin" }
+
+[rate]
+listing_id = { column = "Objekt" }
+start = { column = "Von", date_format = "%d.%m.%Y" }
+end = { column = "Bis", date_format = "%d.%m.%Y", inclusive = true }
+price = { column = "Preis", decimal_comma = true }
+currency = { value = "EUR" }
+changed_at = { column = "Stand", datetime_format = "%d.%m.%Y %H:%M", timezone = "Europe/Berlin" }
+
+[fees.cleaning]
+listing_id = { column = "Objekt" }
+label = { value = "Endreinigung" }
+basis = { value = "per_stay" }
+amount = { column = "Reinigung", decimal_comma = true }
+currency = { value = "EUR" }
+changed_at = { column = "Stand", datetime_format = "%d.%m.%Y %H:%M", timezone = "Europe/Berlin" }
+
+[fees.kurtaxe]
+listing_id = { column = "Objekt" }
+label = { value = "Kurtaxe" }
+basis = { value = "per_guest_per_night" }
+amount = { column = "Kurtaxe", decimal_comma = true }
+currency = { value = "EUR" }
+changed_at = { column = "Stand", datetime_format = "%d.%m.%Y %H:%M", timezone = "Europe/Berlin" }
+"""
+
+
+def test_mapping_fee_columns_through_the_importer(server, tmp_path) -> None:
+    """`[fees.<fee_id>]` tables read fee columns; an empty one removes the fee."""
+    from test_import_insideairbnb import run_import
+
+    first = dt.date.today() + dt.timedelta(days=30)
+    german = first.strftime("%d.%m.%Y")
+    last = (first + dt.timedelta(days=4)).strftime("%d.%m.%Y")
+    (tmp_path / "feed.toml").write_text(MAPPING)
+    (tmp_path / "feed.csv").write_text(
+        "Objekt;Breite;Von;Bis;Preis;Reinigung;Kurtaxe;Stand\n"
+        f"fewo-1;47.1;{german};{last};80,00;45,50;1,20;01.01.2026 10:00\n"
+        f"fewo-2;47.2;{german};{last};80,00;;;01.01.2026 10:00\n"
+        f"fewo-3;47.3;{german};{last};80,00;x;;01.01.2026 10:00\n")
+    result, _ = run_import("--format", "mapping", "--source", "fewo", str(tmp_path / "feed.toml"),
+                           str(tmp_path / "feed.csv"), "--url", server.url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "fees.cleaning: amount: 'x' from column 'Reinigung'" in (tmp_path / "rejects.csv").read_text()
+    totals = {}
+    with server.client() as client:
+        for n in (1, 2, 3):
+            found = client.get("/v1/search", params={
+                "lat": f"47.{n}", "lon": 7.5, "radius_km": 0.5, "guests": 2, "checkin": first.isoformat(),
+                "checkout": (first + dt.timedelta(days=2)).isoformat()}).json()["results"]
+            totals[n] = [(r["total"], [f["fee_id"] for f in r["fees"]]) for r in found]
+    # 160 + 45.50 + 1.20 x 2 guests x 2 nights; none; the bad cleaning fee rejected alone
+    assert totals == {1: [("210.30", ["cleaning", "kurtaxe"])], 2: [("160.00", [])], 3: [("160.00", [])]}
