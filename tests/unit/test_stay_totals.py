@@ -106,3 +106,26 @@ def test_stay_totals_equal_exact_arithmetic(tmp_path_factory, rows: list, checki
         charges = fees.stay_charges(shared, np.array([i]), np.array([checkin]), len(prices[i]), guests)
         fixed, percent = charges.of(np.array([0]))[0]
         assert engine.exact_stay_total(FX, prices[i], currencies[i], fixed, percent, target_index) == expected[i]
+
+
+def test_the_arena_grows_only_when_what_a_listing_charges_changes(tmp_path: Path) -> None:
+    from staystream.memory.shm import Counter
+
+    shared = SharedArrays(tmp_path / "shm", SHARED_ARRAYS, create=True)
+    arena = FeeColumns(shared)
+    arena.add_rows(2)
+    eur = CURRENCY_INDEX["EUR"]
+
+    def fee(changed_at: int, amount: int = 5000, removed: bool = False) -> Fee:
+        return Fee("", "cleaning", "Cleaning", FEE_BASIS_INDEX["per_stay"], amount, eur, True, ALWAYS_FROM,
+                   ALWAYS_UNTIL, changed_at, removed)
+
+    arena.apply([(1, fee(1))])
+    used = int(shared.counters[Counter.FEE_SLOTS])
+    arena.apply([(1, fee(2)), (1, fee(3))])  # the same fee re-sent: nothing written
+    assert int(shared.counters[Counter.FEE_SLOTS]) == used
+    arena.apply([(1, fee(4, amount=6000)), (1, fee(3, amount=7000))])  # the older one loses
+    assert int(shared.counters[Counter.FEE_SLOTS]) == used + 1
+    assert shared["fee_amount"][shared["fee_span"][1] >> 16] == 6000
+    arena.apply([(1, fee(5, removed=True)), (1, fee(4, amount=9000))])  # removed; an older version stays out
+    assert shared["fee_span"][1] == 0 and shared["fee_span"][0] == 0

@@ -7,8 +7,9 @@ fees contiguous: gathering the fees of many candidate rows is one CSR gather (ve
 
 A changed listing's fees are written as a new block at the arena's end, then its span is
 switched; the old block is never overwritten (a reader that read the old span still reads valid
-slots). The arena therefore only grows while the writer runs (fees change rarely: a few dozen
-bytes a change) and is compact again after a restart, which rebuilds it from the store.
+slots). The arena therefore only grows while the writer runs, by a few dozen bytes a change of
+what a listing charges (a feed re-sending the same fees with a newer `changed_at` writes
+nothing), and is compact again after a restart, which rebuilds it from the store.
 Labels and fee ids are not here: a result page reads them from SQLite (`sqlite.fees_of`).
 """
 
@@ -34,6 +35,13 @@ ARRAYS = {**ROW_ARRAYS, **SLOT_ARRAYS}
 MAX_FEES = 0xFFFF  # a listing's live fees (the span's count field)
 
 
+Slot = tuple[int, bool, int, int, int, int]  # basis, mandatory, amount, currency, start, end
+
+
+def slot_of(fee: Fee) -> Slot:
+    return (fee.basis, fee.mandatory, fee.amount, fee.currency, fee.start, fee.end)
+
+
 def span_first(span: np.ndarray) -> np.ndarray:
     return span >> 16
 
@@ -52,6 +60,7 @@ class FeeColumns:
         for name in SLOT_ARRAYS:
             shared.allocate(name, slots)
         self.by_row: dict[int, dict[str, Fee]] = {}  # tombstones included: they keep their changed_at
+        self.published: dict[int, list[Slot]] = {}  # per row, the slots its span points at
 
     def add_rows(self, rows: int) -> None:
         if rows > len(self.shared["fee_span"]):
@@ -75,6 +84,8 @@ class FeeColumns:
         for row, fee in rows:
             self.by_row.setdefault(row, {})[fee.fee_id] = fee
         live = sorted(((row, fee) for row, fee in rows if not fee.removed), key=lambda item: (item[0], item[1].fee_id))
+        for row, fee in live:
+            self.published.setdefault(row, []).append(slot_of(fee))
         if not live:
             return
         shared = self.shared
@@ -96,6 +107,10 @@ class FeeColumns:
 
     def _publish(self, row: int) -> None:
         live = sorted((fee for fee in self.by_row[row].values() if not fee.removed), key=lambda fee: fee.fee_id)
+        content = [slot_of(fee) for fee in live]
+        if content == self.published.get(row, []):
+            return  # a feed re-sending the same fees with a newer changed_at: the arena does not grow
+        self.published[row] = content
         if len(live) > MAX_FEES:
             raise ValueError(f"listing row {row} has {len(live)} fees; at most {MAX_FEES} are kept")
         shared = self.shared
