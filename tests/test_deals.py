@@ -212,6 +212,11 @@ def post_world(client: httpx.Client, world: World) -> None:
                 "end": iso(days[-1] + 1), "currency": "EUR", "price": money(price),
                 "available": available, "min_nights": min_nights, "changed_at": "2026-01-01T00:00:00Z",
             })
+        # Open but never priced (contract v1.1: one fact at a time): not bookable, for search
+        # as for the usual totals whose window reaches these nights.
+        events.append({"type": "availability", "source": unit.source, "listing_id": unit.listing_id,
+                       "start": iso(world.base + SPAN), "end": iso(world.base + SPAN + 10), "available": True,
+                       "changed_at": "2026-01-01T00:00:00Z"})
     response = client.post("/v1/events", content="\n".join(map(json.dumps, events)), headers=NDJSON)
     assert response.status_code == 200 and not response.json()["rejected"], response.text
 
@@ -265,7 +270,7 @@ def test_search_by_place_and_deals_follow_the_definitions(server, seed: int) -> 
     rng = world.rng  # the search, from the world's seed: one draw makes the whole example
     with server.client() as client:
         post_world(client, world)
-        checkin = world.base + rng.randint(40, SPAN - 40)
+        checkin = world.base + rng.randint(40, SPAN - 35)
         nights = rng.randint(1, 4)
         guests = rng.choice([2, 2, 1, 3])
         radius = rng.choice([3.0, 1.5, 5.0])
@@ -285,6 +290,11 @@ def test_search_by_place_and_deals_follow_the_definitions(server, seed: int) -> 
         got = answer.json()["results"]
         assert answer.json()["matches"] == len(expected)
         assert_same([as_model(r, by_place) for r in got], [model_shown(r, by_place) for r in expected], sort, by_place)
+
+        # Pages of 4 (keyset cursor over places, or listings) add up to the whole answer.
+        paged = pages(client, {**params, "limit": 4})
+        assert [(r["source"], r["listing_id"], r.get("offers")) for r in paged] == [
+            (r["source"], r["listing_id"], r.get("offers")) for r in got]
 
         # One place_id per (source, property_id), another for every other listing.
         places = {(r["source"], r["listing_id"]): r["place_id"] for r in got}
@@ -417,6 +427,7 @@ def test_percent_below_rounds_half_even_to_one_decimal(reference: int, share: ob
     total = int(reference * share)  # type: ignore[operator]
     tenths = deals.percent_tenths(np.array([total]), np.array([reference]))[0]
     assert deals.percent_text(int(tenths)) == percent(total, reference)
+    assert deals.percent_tenths_of(total, reference) == tenths
 
 
 @pytest.mark.parametrize(("total", "reference", "shown"),
@@ -512,3 +523,56 @@ def test_singapore_sample_deals_check_out_through_the_public_api(server_factory)
             first = same["results"][0]
             assert day["cheapest"] == {"total": first["total"], "currency": "SGD", "source": first["source"],
                                        "listing_id": first["listing_id"], "place_id": first["place_id"]}
+
+
+# -- window totals, in-process: every check-in at once equals one search per check-in -------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32), nights=st.integers(1, 9), target=st.sampled_from(["EUR", "USD", "JPY"]))
+def test_window_totals_equal_the_search_of_each_check_in(tmp_path_factory: pytest.TempPathFactory, seed: int,
+                                                         nights: int, target: str) -> None:
+    """Calendars of runs in several currencies (stays across a change of currency included):
+    `window_totals` of 40 check-ins gives what `_open_stays` + `_totals` give check-in by check-in."""
+    from staystream.events.fx import default_fx
+    from staystream.events.money import CURRENCY_INDEX
+    from staystream.events.types import ALL_FACTS, RATE_DTYPE
+    from staystream.memory.calendar import PAGE, CalendarWriter
+    from staystream.memory.layout import SHARED_ARRAYS
+    from staystream.memory.shm import SharedArrays
+    from staystream.search import engine
+
+    rng = random.Random(seed)
+    shared = SharedArrays(tmp_path_factory.mktemp("shm") / "shm", SHARED_ARRAYS, create=True)
+    base = 20_000
+    calendar = CalendarWriter(shared, base // PAGE, 8)
+    rows = 30
+    calendar.ensure_rows(rows)
+    events = []
+    for row in range(rows):
+        day = base + rng.randrange(0, 20)
+        while day < base + 150:
+            length = rng.randint(1, 12)
+            available = rng.random() < 0.9
+            events.append((row, day, length, rng.randint(5000, 40000) if available else -1,
+                           CURRENCY_INDEX[rng.choice(["EUR", "EUR", "USD", "JPY"])], rng.choice([1, 1, 2, 3]),
+                           int(available)))
+            day += length
+    batch = np.zeros(len(events), dtype=RATE_DTYPE)
+    for name, values in zip(("key", "start", "nights", "price", "currency", "min_nights", "available"),
+                            zip(*events, strict=True), strict=True):
+        batch[name] = values
+    batch["changed_at"], batch["facts"] = 1, ALL_FACTS  # v1 rates: the three facts at once
+    calendar.apply(batch)
+    fx = default_fx()
+    first, count, everyone = base + 10, 40, np.arange(rows)
+    open_, total, _ = engine.window_totals(shared, fx, everyone, first, count, nights, CURRENCY_INDEX[target])
+    for offset in range(count):
+        found, kept, entries = engine._open_stays(shared, everyone, first + offset, nights)
+        price = shared["entry_price"][entries]
+        currency = shared["entry_currency"][entries]
+        expected = np.full(rows, engine.UNRANKED)
+        expected[kept] = engine._totals(fx, price, currency, (currency == currency[0]).all(axis=0),
+                                        CURRENCY_INDEX[target])
+        assert list(np.flatnonzero(open_[:, offset])) == list(found)
+        assert list(total[:, offset]) == list(expected), offset

@@ -127,20 +127,32 @@ def _similar_by_pairs(
     unit_lon: np.ndarray, unit_place: np.ndarray, pool_lat: np.ndarray, pool_lon: np.ndarray,
     pool_place: np.ndarray, pool_row: np.ndarray, known: np.ndarray, totals_of: TotalsOf, key_ranks: KeyRanks,
 ) -> None:
-    """For a few units (a page's): every (unit, member of its group) distance at once, the
-    totals of those within 5 km, the 10 nearest of each by sorting the pairs."""
+    """For a few units (a page's): every (unit, member of its group) distance at once, sorted;
+    the totals of the nearest of each (more where too few are open), its 10 nearest open."""
     counts = last - first
     unit = np.repeat(np.arange(len(first)), counts)
     member = by_group[first[unit] + np.arange(len(unit)) - np.repeat(np.cumsum(counts) - counts, counts)]
     distance = haversine_km(unit_lat[unit], unit_lon[unit], pool_lat[member], pool_lon[member])
     near = (distance <= SIMILAR_RADIUS_KM) & (pool_place[member] != unit_place[unit])
-    unit, member, distance = unit[near], member[near], distance[near]
-    asked = np.unique(member[known[member] == UNKNOWN])
-    if len(asked):
-        known[asked] = totals_of(asked)
-    open_ = known[member] >= 0
-    order = np.lexsort((distance[open_], unit[open_]))
-    unit, member, distance = unit[open_][order], member[open_][order], distance[open_][order]
+    order = np.lexsort((distance[near], unit[near]))
+    unit, member, distance = unit[near][order], member[near][order], distance[near][order]
+    # Totals of the nearest only, more for the units that did not find enough open ones.
+    within = np.bincount(unit, minlength=len(first))
+    rank = np.arange(len(unit)) - np.repeat(np.cumsum(within) - within, within)
+    wanted, pending = FIRST_NEAREST, np.ones(len(first), dtype=bool)
+    while True:
+        asked = member[(rank < wanted) & pending[unit]]
+        asked = np.unique(asked[known[asked] == UNKNOWN])
+        if len(asked):
+            known[asked] = totals_of(asked)
+        found = np.bincount(unit[(rank < wanted) & (known[member] >= 0)], minlength=len(first))
+        pending &= (found <= COMPARABLES) & (within > wanted)  # an 11th shows a tie at the 10th
+        if not pending.any():
+            break
+        wanted *= 2
+    all_unit, all_member, all_distance = unit, member, distance
+    open_ = known[member] >= 0  # not asked: beyond the 11th open one, unless tied (below)
+    unit, member, distance = unit[open_], member[open_], distance[open_]
     count = np.bincount(unit, minlength=len(first))
     start = np.cumsum(count) - count
     enough = np.flatnonzero(count >= COMPARABLES)
@@ -156,6 +168,13 @@ def _similar_by_pairs(
         mine = slice(start[i], start[i] + count[i])
         tied = distance[mine] <= bound
         candidates, far = member[mine][tied], distance[mine][tied]
+        unasked = all_member[(all_unit == i) & (all_distance <= bound) & (known[all_member] == UNKNOWN)]
+        if len(unasked):  # tied with the 10th beyond the nearest read: read them too
+            known[unasked] = totals_of(unasked)
+            opened = unasked[known[unasked] >= 0]
+            candidates = np.concatenate([candidates, opened])
+            here = np.full(len(opened), unit_lat[i]), np.full(len(opened), unit_lon[i])
+            far = np.concatenate([far, haversine_km(*here, pool_lat[opened], pool_lon[opened])])
         picked = candidates[np.lexsort((key_ranks(pool_row[candidates]), far))[:COMPARABLES]]
         reference[i] = int(np.sort(known[picked])[REFERENCE_RANK - 1])
 
@@ -245,6 +264,12 @@ def percent_tenths(total: np.ndarray, reference: np.ndarray) -> np.ndarray:
     quotient, remainder = np.divmod((reference - total) * 1000, reference)
     up = (2 * remainder > reference) | ((2 * remainder == reference) & (quotient % 2 == 1))
     return np.asarray(quotient + up)
+
+
+def percent_tenths_of(total: int, reference: int) -> int:
+    """`percent_tenths` of one total, in Python integers (a result shown)."""
+    quotient, remainder = divmod((reference - total) * 1000, reference)
+    return quotient + (2 * remainder > reference or (2 * remainder == reference and quotient % 2 == 1))
 
 
 def percent_text(tenths: int) -> str:

@@ -23,6 +23,14 @@ compares stays of several lengths. Distances are from the circle's centre, or th
 A stay in a currency the FX table has no rate for cannot be compared: it comes last when
 neither `currency` nor a price bound is given, and is left out otherwise.
 
+Places (`group=place`, the default): the units that match (everything above but the price
+bounds) are the offers; each place's result is its cheapest offer (by total, then source and
+listing_id), with every offer listed, and the price bounds, `deals=only`, ranking and paging
+apply to that cheapest offer (`group=listing`: one result per unit). Every result and offer
+carries its `deal` (`deals.py`), computed for every result when deals filter or rank
+(`deals=only`, `sort=deal`: by percent below descending, no deal last, then total, distance),
+else only for what the page shows. `sort=deal` ranks the percent as shown (tenths).
+
 Areas: a circle (`lat`, `lon`, `radius_km`) or a box (`bbox`; `min_lon` > `max_lon` crosses the
 antimeridian, as in GeoJSON); both work across the antimeridian and around the poles. Past
 `INDEX_MIN_ROWS` listings a worker keeps a spatial index (`PlaceIndex`) so an area reads only
@@ -144,8 +152,8 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
         return None if text is None or not text.strip() else text.strip()
 
     area = _area(params.get, optional)
-    checkin = _date("checkin", params.get("checkin"))
-    checkout = _date("checkout", params.get("checkout"))
+    checkin = parse_date("checkin", params.get("checkin"))
+    checkout = parse_date("checkout", params.get("checkout"))
     nights = (checkout - checkin).days
     if not 1 <= nights <= MAX_STAY_NIGHTS:
         raise QueryError(
@@ -157,7 +165,7 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
         raise QueryError(
             f"checkout: '{checkout}' is past the horizon of {horizon_days} days; expected at most {last}"
         )
-    guests = _int("guests", optional("guests") or "1", 1, 500)
+    guests = parse_whole("guests", optional("guests") or "1", 1, 500)
     kinds: list[int] = []
     for text in params.getlist("kind"):
         for kind in filter(None, (k.strip().lower() for k in text.split(","))):
@@ -174,7 +182,7 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
         currency = CURRENCY_INDEX[code.upper()]
     sort = optional("sort") or "total"
     _choice("sort", sort, SORTS)
-    limit = _int("limit", optional("limit") or str(DEFAULT_LIMIT), 1, MAX_LIMIT)
+    limit = parse_whole("limit", optional("limit") or str(DEFAULT_LIMIT), 1, MAX_LIMIT)
     group = _choice("group", optional("group") or "place", GROUPS)
     deals = _choice("deals", optional("deals") or "all", DEALS)
     min_price = _price("min_price", optional("min_price"))
@@ -201,7 +209,7 @@ def search(store: Store, query: Query) -> dict[str, object]:
     fx = store.fx
     ranking = ranking_currency(fx, query.currency)
     found = find_stays(store.shared, fx, query, ranking)
-    place = _fresh(store.shared, "place", found.rows)[found.rows]
+    place = places_of(store.shared, found.rows)
     deals = _Deals(store, query, ranking, found)
     units = cheapest_per_place(store, place, found.total, found.rows) if query.by_place else np.arange(len(found.rows))
     units = units[in_price_bounds(found.total[units], query, ranking)]
@@ -269,16 +277,16 @@ class Found:
 
 def find_stays(shared: SharedArrays, fx: Fx, query: Query, ranking: int) -> Found:
     """The units in the area that fit the guests and kinds and are open for the whole stay."""
-    rows = _candidates(shared, query.area, query.guests, query.kinds)
+    rows = candidates(shared, query.area, query.guests, query.kinds)
     distance = None
     if query.area.radius_km is not None:
-        distance = _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+        distance = distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
         near = distance <= query.area.radius_km
         rows, distance = rows[near], distance[near]
     rows, kept, entries = _open_stays(shared, rows, query.checkin, query.nights)
     distance = (
         distance[kept] if distance is not None
-        else _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+        else distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
     )
     price = _fresh(shared, "entry_price", entries)[entries]
     currency = _fresh(shared, "entry_currency", entries)[entries]
@@ -292,6 +300,11 @@ def find_stays(shared: SharedArrays, fx: Fx, query: Query, ranking: int) -> Foun
     if query.currency is not None or query.min_price is not None or query.max_price is not None:
         keep &= ranked
     return Found(rows[keep], distance[keep], entries[:, keep], total[keep])
+
+
+def places_of(shared: SharedArrays, rows: np.ndarray) -> np.ndarray:
+    """The place (the row standing for it) of each row."""
+    return np.asarray(_fresh(shared, "place", rows)[rows])
 
 
 def in_price_bounds(total: np.ndarray, query: Query, ranking: int) -> np.ndarray:
@@ -375,8 +388,7 @@ class _Deals:
         if not kind:
             return None
         reference = int(self.reference[position])
-        window = slice(position, position + 1)
-        tenths = int(deals.percent_tenths(self.found.total[window], self.reference[window])[0])
+        tenths = deals.percent_tenths_of(int(self.found.total[position]), reference)
         return {"kind": deals.KINDS[kind - 1], "percent_below": deals.percent_text(tenths),
                 "reference_total": format_minor(reference, self.ranking)}
 
@@ -390,7 +402,7 @@ def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarr
     kind = shared["kind"][rows].astype(np.int64)
     group = kind << 16 | shared["max_guests"][rows].astype(np.int64)
     area = _around(lat, lon, deals.SIMILAR_RADIUS_KM)
-    pool = _candidates(shared, area, query.guests, tuple(np.unique(kind).tolist()))
+    pool = candidates(shared, area, query.guests, tuple(np.unique(kind).tolist()))
     pool_group = shared["kind"][pool].astype(np.int64) << 16 | shared["max_guests"][pool].astype(np.int64)
     keep = np.isin(pool_group, group)
     pool, pool_group = pool[keep], pool_group[keep]
@@ -413,9 +425,9 @@ def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarr
                                      ranking)
         return np.where(totals == UNRANKED, deals.NONE, totals)
 
-    place = _fresh(shared, "place", pool)
     return deals.similar_references(
-        lat, lon, group, place[rows], shared["lat"][pool], shared["lon"][pool], pool_group, place[pool], pool,
+        lat, lon, group, places_of(shared, rows), shared["lat"][pool], shared["lon"][pool], pool_group,
+        places_of(shared, pool), pool,
         totals_of, lambda some: key_ranks(store, some))
 
 
@@ -435,7 +447,7 @@ def _around(lat: np.ndarray, lon: np.ndarray, km: float) -> Area:
 # -- the area and the listing filters ----------------------------------------------------------
 
 
-def _candidates(shared: SharedArrays, area: Area, guests: int, kinds: tuple[int, ...]) -> np.ndarray:
+def candidates(shared: SharedArrays, area: Area, guests: int, kinds: tuple[int, ...]) -> np.ndarray:
     """Rows inside the area's box that are searchable, fit the guests and are of a kind asked."""
     names = ("lat", "lon", "searchable", "max_guests", "kind", "place")
     # A writer may grow the columns while we read: use only rows every mapping covers.
@@ -616,7 +628,7 @@ def _bbox(text: str) -> Area:
     return Area(min_lat, max_lat, ((min_lon, 180.0), (-180.0, max_lon)), (center_lat, center_lon), None)
 
 
-def _distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_lon: float) -> np.ndarray:
+def distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_lon: float) -> np.ndarray:
     """Great-circle distance (haversine, mean Earth radius)."""
     phi1, phi2 = np.radians(lat), math.radians(center_lat)
     dphi = phi2 - phi1
@@ -668,9 +680,14 @@ def _open_stays(
 
 
 def _bookable(shared: SharedArrays, entries: np.ndarray) -> np.ndarray:
-    """Which nights (entry ids) a stay may include: available and priced."""
-    available = _fresh(shared, "entry_available", entries)[entries] == 1
-    return np.asarray(available & (_fresh(shared, "entry_price", entries)[entries] >= 0))
+    """Which nights (entry ids) a stay may include: `_bookable_values` of their facts."""
+    return _bookable_values(_fresh(shared, "entry_available", entries)[entries],
+                            _fresh(shared, "entry_price", entries)[entries])
+
+
+def _bookable_values(available: np.ndarray, price: np.ndarray) -> np.ndarray:
+    """A night a stay may include: available and priced."""
+    return np.asarray((available == 1) & (price >= 0))
 
 
 def window_totals(
@@ -684,16 +701,20 @@ def window_totals(
     sums of running sums: the cost grows with the span, not with check-ins x nights."""
     span = checkins + nights - 1
     entries = _span_entries(shared, rows, first_checkin, span)
-    bookable = _bookable(shared, entries)
-    price = np.where(bookable, _fresh(shared, "entry_price", entries)[entries], 0)
+    price = _fresh(shared, "entry_price", entries)[entries]
+    bookable = _bookable_values(_fresh(shared, "entry_available", entries)[entries], price)
+    price[~bookable] = 0
     currency = _fresh(shared, "entry_currency", entries)[entries]
     min_nights = _fresh(shared, "entry_min_nights", entries)[entries[:, :checkins]]
-    zero = np.zeros((len(rows), 1), dtype=np.int64)
-    closed = np.concatenate([zero, np.cumsum(~bookable, axis=1)], axis=1)
+    # Running counts in 16 bits (a span is at most 91 + 90 - 1 nights): less memory traffic.
+    closed = np.zeros((len(rows), span + 1), dtype=np.int16)
+    np.cumsum(~bookable, axis=1, dtype=np.int16, out=closed[:, 1:])
     open_ = (closed[:, nights:] == closed[:, :checkins]) & (min_nights <= nights)
-    running = np.concatenate([zero, np.cumsum(price, axis=1)], axis=1)
+    running = np.zeros((len(rows), span + 1), dtype=np.int64)
+    np.cumsum(price, axis=1, out=running[:, 1:])
     # changes[t]: how often the currency changes from night 0 to night t
-    changes = np.concatenate([zero, np.cumsum(currency[:, 1:] != currency[:, :-1], axis=1)], axis=1)
+    changes = np.zeros((len(rows), span), dtype=np.int16)
+    np.cumsum(currency[:, 1:] != currency[:, :-1], axis=1, dtype=np.int16, out=changes[:, 1:])
     single = changes[:, nights - 1 : nights - 1 + checkins] == changes[:, :checkins]
     total = np.full(open_.shape, UNRANKED, dtype=np.int64)
     unit, day = np.nonzero(open_)  # the stays, in the order of `open_`'s true values
@@ -1010,7 +1031,7 @@ def _choice(name: str, text: str, allowed: tuple[str, ...]) -> str:
     return text
 
 
-def _int(name: str, text: str, low: int, high: int) -> int:
+def parse_whole(name: str, text: str, low: int, high: int) -> int:
     if not _WHOLE.fullmatch(text):
         raise QueryError(f"{name}: '{text}' is not a whole number; expected {low} to {high}")
     value = int(text)
@@ -1019,7 +1040,7 @@ def _int(name: str, text: str, low: int, high: int) -> int:
     return value
 
 
-def _date(name: str, text: str | None) -> dt.date:
+def parse_date(name: str, text: str | None) -> dt.date:
     if text is None or not text.strip():
         raise QueryError(f"{name}: missing; expected a date YYYY-MM-DD")
     try:
