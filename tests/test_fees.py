@@ -583,3 +583,29 @@ def test_mapping_fee_columns_through_the_importer(server, tmp_path) -> None:
             totals[n] = [(r["total"], [f["fee_id"] for f in r["fees"]]) for r in found]
     # 160 + 45.50 + 1.20 x 2 guests x 2 nights; none; the bad cleaning fee rejected alone
     assert totals == {1: [("210.30", ["cleaning", "kurtaxe"])], 2: [("160.00", [])], 3: [("160.00", [])]}
+
+
+def test_a_fee_the_fx_table_cannot_convert(server) -> None:
+    """A listing priced in a currency without a rate (AWG) is shown in it, its AWG fee added; with
+    a EUR fee its total cannot be made, so it is left out, never a failed search."""
+    day = (dt.date.today() - dt.date(1970, 1, 1)).days + 20
+    events = []
+    for listing_id, lat, fee_currency in (("awg-own", 12.51, "AWG"), ("awg-eur", 12.52, "EUR")):
+        events += [
+            {"type": "listing", "source": "feetest", "listing_id": listing_id, "name": listing_id, "kind": "house",
+             "lat": lat, "lon": -70.0, "max_guests": 2, "changed_at": stamp(0)},
+            {"type": "rate", "source": "feetest", "listing_id": listing_id, "start": iso(day), "end": iso(day + 3),
+             "price": "100", "currency": "AWG", "changed_at": stamp(0)},
+            {"type": "fee", "source": "feetest", "listing_id": listing_id, "fee_id": "cleaning", "label": "Cleaning",
+             "basis": "per_stay", "amount": "30", "currency": fee_currency, "changed_at": stamp(0)},
+        ]
+    with server.client() as client:
+        post(client, events)
+        answer = client.get("/v1/search", params={"lat": 12.515, "lon": -70.0, "radius_km": 5, "checkin": iso(day),
+                                                  "checkout": iso(day + 2), "group": "listing"})
+        dates = client.get("/v1/search/dates", params={"lat": 12.515, "lon": -70.0, "radius_km": 5, "nights": 2,
+                                                       "from": iso(day), "days": 1, "group": "listing"})
+    assert answer.status_code == 200, answer.text
+    assert [(r["listing_id"], r["total"], r["currency"]) for r in answer.json()["results"]] == [
+        ("awg-own", "230.00", "AWG")]
+    assert dates.json()["dates"][0]["matches"] == 1

@@ -296,7 +296,8 @@ def find_stays(shared: SharedArrays, fx: Fx, query: Query, ranking: int) -> Foun
     charges = fees.stay_charges(shared, rows, np.full(len(rows), query.checkin), query.nights, query.guests)
     total = _totals(fx, price, currency, single, charges, ranking)
     ranked = total != UNRANKED
-    keep = priced & (ranked | single)  # a stay in several currencies needs rates for any total
+    # a stay in several currencies (nights or fees) needs rates for any total
+    keep = priced & (ranked | (single & ~charges.foreign(currency[0])))
     if query.currency is not None or query.min_price is not None or query.max_price is not None:
         keep &= ranked
     return Found(rows[keep], distance[keep], entries[:, keep], total[keep])
@@ -697,7 +698,7 @@ def window_totals(
     """Stays of `nights` nights of each row, checking in on each of `checkins` days from
     `first_checkin`: whether each is open (every night bookable, the check-in night's
     min_nights allows it), its total (`stay_totals`; `UNRANKED` where closed) and whether its
-    nights are in one currency, rows x check-ins. One gather of the span's nights, then window
+    nights and fees are in one currency, rows x check-ins. One gather of the span's nights, then window
     sums of running sums: the cost grows with the span, not with check-ins x nights."""
     span = checkins + nights - 1
     entries = _span_entries(shared, rows, first_checkin, span)
@@ -725,8 +726,9 @@ def window_totals(
 
     sums = running[:, nights:] - running[:, :checkins]
     charges = fees.stay_charges(shared, rows[unit], first_checkin + day, nights, guests)
-    total[open_] = stay_totals(
-        fx, sums[open_], currency[:, :checkins][open_], single[open_], nights_of, charges, target)
+    own = currency[:, :checkins][open_]
+    total[open_] = stay_totals(fx, sums[open_], own, single[open_], nights_of, charges, target)
+    single[open_] &= ~charges.foreign(own)  # fees in another currency: not "one currency" either
     return open_, total, single
 
 

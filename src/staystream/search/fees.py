@@ -39,6 +39,12 @@ class Charges:
     currency: np.ndarray
     percent: np.ndarray  # per stay: the sum of its percent fees, in millionths of a percent
 
+    def foreign(self, own: np.ndarray) -> np.ndarray:
+        """Per stay, whether a fixed charge is in another currency than `own` (the stay's): such
+        a stay has a total only where the FX table converts, even shown in its own currency."""
+        other = self.currency != own[self.stay]
+        return np.bincount(self.stay[other], minlength=len(own)) > 0
+
     def of(self, stays: np.ndarray) -> dict[int, tuple[list[tuple[int, int]], int]]:
         """Some stays' fixed charges as (minor, currency) and percent, for `exact_minor`."""
         found: dict[int, tuple[list[tuple[int, int]], int]] = {
