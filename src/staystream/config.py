@@ -122,6 +122,10 @@ class Config:
         None, "file of write credentials, '<token> <source>[,<source>...]' or '<token> *' a line "
         "(none: writes need no credential)", Path
     )
+    sources_file: Path | None = _setting(
+        None, "TOML file of per-source settings for the native-format endpoints (time zone, currency, "
+        "occupancy; docs/adapters.md); re-read when it changes", Path
+    )
     tile_url: str | None = _setting(
         None, "map tiles for the web pages, a {z}/{x}/{y} URL template (none: offline country outlines)", str
     )

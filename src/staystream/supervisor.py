@@ -119,6 +119,13 @@ def bind(host: str, port: int, count: int) -> list[socket.socket]:
 
 def serve(config: Config) -> int:
     configure(config.log_level)
+    if config.sources_file is not None:  # checked before anything starts: a bad value stops here
+        from staystream.adapters.source_settings import SettingsError, load
+
+        try:
+            load(config.sources_file)
+        except SettingsError as exc:
+            raise SystemExit(f"--sources-file: {exc}") from None
     config.data_dir.mkdir(parents=True, exist_ok=True)
     shm_path = shared_memory_path()
     (shm_path / METRICS_DIR).mkdir()
