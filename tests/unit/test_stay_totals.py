@@ -97,7 +97,7 @@ def test_stay_totals_equal_exact_arithmetic(tmp_path_factory, rows: list, checki
         currency = np.array([currencies[i] for i in members], dtype=np.int64).T
         charges = fees.stay_charges(shared, members, np.full(len(members), checkin), length, guests)
         single = (currency == currency[0]).all(axis=0)
-        for i, total in zip(members.tolist(), engine._totals(FX, price, currency, single, charges, target_index)
+        for i, total in zip(members.tolist(), engine.night_totals(FX, price, currency, single, charges, target_index)
                             .tolist(), strict=True):
             got[i] = total
     assert got == expected
