@@ -8,6 +8,7 @@ N rate events a second to the same arrays meanwhile, as the writer does under lo
 
     .venv/bin/python -m benchmarks.search_micro --listings 50000
     .venv/bin/python -m benchmarks.search_micro --listings 100000 --write-load 20000
+    .venv/bin/python -m benchmarks.search_micro --listings 50000 --fees 0.8
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from staystream.dates import epoch_day
 from staystream.durable import sqlite
 from staystream.events.fx import default_fx
 from staystream.events.money import CURRENCY_INDEX
-from staystream.events.types import ALL_FACTS, RATE_DTYPE
+from staystream.events.types import ALL_FACTS, ALWAYS_FROM, ALWAYS_UNTIL, FEE_BASIS_INDEX, RATE_DTYPE, Fee
 from staystream.memory.calendar import PAGE, CalendarWriter
+from staystream.memory.fees import FeeColumns
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.listings import ListingColumns
 from staystream.memory.shm import SharedArrays
@@ -58,18 +60,23 @@ def city_centers(cities: int, seed: int) -> np.ndarray:
     return centers
 
 
-def build(directory: Path, listings: int, nights: int, seed: int, cities: int) -> tuple[Store, CalendarWriter, int]:
+def build(directory: Path, listings: int, nights: int, seed: int, cities: int,
+          fee_share: float = 0.0) -> tuple[Store, CalendarWriter, int]:
     """Shared arrays and a SQLite store holding `listings` units with `nights`-night calendars,
-    spread evenly over `cities` cities of 22 km x 22 km."""
+    spread evenly over `cities` cities of 22 km x 22 km; `fee_share` of them with fees (a
+    cleaning fee, a 12% service fee on half of those, a tourist tax per guest and night in a
+    window on a third)."""
     rng = np.random.default_rng(seed)
     shm = directory / "shm"
     shared = SharedArrays(shm, SHARED_ARRAYS, create=True)
     columns = ListingColumns(shared)
+    fee_columns = FeeColumns(shared)
     today = epoch_day(dt.date.today())
     base_page = epoch_day(dt.date(2015, 1, 1)) // PAGE
     calendar = CalendarWriter(shared, base_page, (today + HORIZON_DAYS) // PAGE + 2 - base_page)
     calendar.ensure_rows(listings)
     columns.add_rows(listings)
+    fee_columns.add_rows(listings)
     center = city_centers(cities, seed)[rng.integers(0, cities, listings)]
     lat = center[:, 0] + rng.uniform(-HALF_LAT, HALF_LAT, listings)
     lon = center[:, 1] + rng.uniform(-HALF_LON, HALF_LON, listings)
@@ -115,6 +122,23 @@ def build(directory: Path, listings: int, nights: int, seed: int, cities: int) -
         other = rng.random(len(batch)) < 0.05 / 4
         batch["currency"][other] = currencies[2]
         calendar.apply(batch[keep])
+    fees = []
+    eur = CURRENCY_INDEX["EUR"]
+    for row in np.flatnonzero(rng.random(listings) < fee_share).tolist():
+        fees.append((row, Fee("", "cleaning", "Cleaning", FEE_BASIS_INDEX["per_stay"], 5000, eur, True,
+                              ALWAYS_FROM, ALWAYS_UNTIL, 1, False)))
+        if row % 2:
+            fees.append((row, Fee("", "service", "Service", FEE_BASIS_INDEX["percent"], 12_000_000, 0, True,
+                                  ALWAYS_FROM, ALWAYS_UNTIL, 1, False)))
+        if row % 3 == 0:
+            fees.append((row, Fee("", "tax", "Tourist tax", FEE_BASIS_INDEX["per_guest_per_night"], 250, eur, True,
+                                  first, first + 180, 1, False)))
+    fee_columns.load(fees)
+    connection = sqlite.connect_writer(database_path(directory))
+    connection.execute("BEGIN")
+    connection.executemany(sqlite.UPSERT_FEE, [sqlite.fee_row(row, fee) for row, fee in fees])
+    connection.execute("COMMIT")
+    connection.close()
     store = Store(database_path(directory), shm, default_fx())
     return store, calendar, first
 
@@ -196,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-load", type=int, default=0, metavar="EVENTS_PER_S")
     parser.add_argument("--cities", type=int, default=1, help="cities the listings are spread over (default 1)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--fees", type=float, default=0.0, metavar="SHARE",
+                        help="share of the listings with fees (0 to 1; default none)")
     parser.add_argument("--no-index", action="store_true", help="scan the listing columns even past "
                         f"{search_module.INDEX_MIN_ROWS:,} listings (to compare with the spatial index)")
     args = parser.parse_args(argv)
@@ -207,9 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     applied = np.frombuffer(mmap.mmap(-1, 8), dtype=np.int64)
     try:
         started = time.perf_counter()
-        store, calendar, first_night = build(directory, args.listings, args.nights, args.seed, args.cities)
+        store, calendar, first_night = build(directory, args.listings, args.nights, args.seed, args.cities,
+                                             args.fees)
         print(
-            f"{args.listings:,} listings in {args.cities} cities x {args.nights} nights built in "
+            f"{args.listings:,} listings in {args.cities} cities x {args.nights} nights, {args.fees:.0%} with fees, "
+            f"built in "
             f"{time.perf_counter() - started:.1f} s; "
             f"python {platform.python_version()}, numpy {np.__version__}, sqlite {sqlite3.sqlite_version}, "
             f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}"

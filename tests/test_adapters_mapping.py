@@ -71,7 +71,7 @@ def items(feed: bytes, table: mapping.Mapping, name: str = "feed.csv") -> list:
     ('[rate]\navailable = { column = "s", true = "frei" }\n', 'true: expected a list of words, like ["frei", "ja"]'),
     ('delimiter = ";;"\n[rate]\n', "delimiter: ';;' is not one character"),
     ('encoding = "klingon"\n[rate]\n', "encoding: 'klingon' is not a known text encoding"),
-    ('format = "csv"\n', "has neither a [rate] nor a [listing] table"),
+    ('format = "csv"\n', "has no [rate], [listing] or [fees.<fee_id>] table"),
     ('[rate\n', "not valid TOML"),
 ])
 def test_mapping_file_mistakes_are_named(text: str, expected: str) -> None:

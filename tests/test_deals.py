@@ -533,14 +533,16 @@ def test_singapore_sample_deals_check_out_through_the_public_api(server_factory)
 def test_window_totals_equal_the_search_of_each_check_in(tmp_path_factory: pytest.TempPathFactory, seed: int,
                                                          nights: int, target: str) -> None:
     """Calendars of runs in several currencies (stays across a change of currency included):
-    `window_totals` of 40 check-ins gives what `_open_stays` + `night_totals` give check-in by check-in."""
+    `window_totals` of 40 check-ins gives what `_open_stays` + `night_totals` give check-in by check-in,
+    fees included (some with a check-in window inside the 40 days)."""
     from staystream.events.fx import default_fx
     from staystream.events.money import CURRENCY_INDEX
-    from staystream.events.types import ALL_FACTS, RATE_DTYPE
+    from staystream.events.types import ALL_FACTS, ALWAYS_FROM, ALWAYS_UNTIL, FEE_BASIS_INDEX, RATE_DTYPE, Fee
     from staystream.memory.calendar import PAGE, CalendarWriter
+    from staystream.memory.fees import FeeColumns
     from staystream.memory.layout import SHARED_ARRAYS
     from staystream.memory.shm import SharedArrays
-    from staystream.search import engine
+    from staystream.search import engine, fees
 
     rng = random.Random(seed)
     shared = SharedArrays(tmp_path_factory.mktemp("shm") / "shm", SHARED_ARRAYS, create=True)
@@ -564,15 +566,22 @@ def test_window_totals_equal_the_search_of_each_check_in(tmp_path_factory: pytes
         batch[name] = values
     batch["changed_at"], batch["facts"] = 1, ALL_FACTS  # v1 rates: the three facts at once
     calendar.apply(batch)
+    arena = FeeColumns(shared)
+    arena.add_rows(rows)
+    arena.apply([(row, Fee("", f"f{i}", "x", FEE_BASIS_INDEX[rng.choice(["per_stay", "per_night", "percent"])],
+                           rng.choice([0, 999, 12_500_000]), CURRENCY_INDEX[rng.choice(["EUR", "USD"])], True,
+                           *rng.choice([(ALWAYS_FROM, ALWAYS_UNTIL), (base + 20, base + 30)]), 1, False))
+                 for row in range(0, rows, 2) for i in range(rng.randint(0, 2))])
     fx = default_fx()
     first, count, everyone = base + 10, 40, np.arange(rows)
-    open_, total, _ = engine.window_totals(shared, fx, everyone, first, count, nights, CURRENCY_INDEX[target])
+    open_, total, _ = engine.window_totals(shared, fx, everyone, first, count, nights, 2, CURRENCY_INDEX[target])
     for offset in range(count):
         found, kept, entries = engine._open_stays(shared, everyone, first + offset, nights)
         price = shared["entry_price"][entries]
         currency = shared["entry_currency"][entries]
         expected = np.full(rows, engine.UNRANKED)
-        expected[kept] = engine.night_totals(fx, price, currency, (currency == currency[0]).all(axis=0),
+        charges = fees.stay_charges(shared, found, np.full(len(found), first + offset), nights, 2)
+        expected[kept] = engine.night_totals(fx, price, currency, (currency == currency[0]).all(axis=0), charges,
                                         CURRENCY_INDEX[target])
         assert list(np.flatnonzero(open_[:, offset])) == list(found)
         assert list(total[:, offset]) == list(expected), offset

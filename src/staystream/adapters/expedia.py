@@ -15,6 +15,9 @@ choices (docs/adapters.md says why):
   no currency needed. Room-level facts apply to the rate plans the element names and to every
   other rate plan of the room type the store or the message knows; a named rate plan is open
   when every flag the element gives (room closed, inventory, rate plan closed) says open;
+- rates are what the traveler pays, unless the sources file gives the property a `tax_percent`
+  (Expedia's tax-exclusive pricing is configured per property, not sent): each rate plan a
+  message prices then gets a mandatory percent fee `tax` ("Taxes") of that percent;
 - `Restrictions@minLOS` sets the **stay rule**; `maxLOS`, closed-to-arrival and -departure have
   no fact and are ignored with a Warning;
 - EQC messages carry no timestamp: `changed_at` is when the message was received (Expedia
@@ -57,6 +60,7 @@ from staystream.adapters.source_settings import DEFAULTS, SourceSettings
 from staystream.adapters.xmlsafe import XMLRejected, children, parse_document, to_bytes
 from staystream.events.ingest import MAX_MIN_NIGHTS
 from staystream.events.money import CURRENCY_INDEX
+from staystream.events.types import FeeEvent
 
 RS_NAMESPACE = "http://www.expediaconnect.com/EQC/AR/2007/02"  # what Expedia answers with, for both RQ versions
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
@@ -202,6 +206,10 @@ class _Reader:
             listing = f"{self.hotel}:{room_id}:{plan_id}"
             named.add(listing)
             facts = self.plan_facts(plan, plan_path, room_flags)
+            if self.settings.tax_percent is not None and any(isinstance(fact, Price) for fact in facts):
+                self.outcome.add([FeeEvent(
+                    source=self.source, listing_id=listing, fee_id="tax", changed_at=self.changed_at,
+                    basis="percent", label="Taxes", percent=self.settings.tax_percent)], plan_path)
             if not facts:
                 self.outcome.warn(plan_path, "sets no rate, closed flag or minLOS; nothing was changed", IGNORED)
             for fact in facts:

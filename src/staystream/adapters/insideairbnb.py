@@ -16,6 +16,11 @@ Decisions (docs/adapters.md says why):
   109,999 SGD for a room otherwise at 150) is kept, marked unavailable, and reported as a note.
 - An empty calendar price or minimum stay falls back to the listing's `price` /
   `minimum_nights`; with none, an available night is rejected (an unavailable one keeps no price).
+- Scrapes that have a `cleaning_fee` column (those before 2021 do) give each listing a mandatory
+  `per_stay` fee `cleaning_fee` ("Cleaning fee"); an empty or zero one removes it, so a newer
+  scrape without a fee wins over an older one with it. `security_deposit` is refundable (no
+  fee); `extra_people` over `guests_included` has no basis of its own in the contract (a
+  per-guest fee counts every guest) and is not imported.
 - `room_type` -> kind: `Entire home/apt` is a house or an apartment by `property_type` (boats,
   tents and the like are `other`), `Private room` -> `private_room`, `Shared room` ->
   `shared_room` (`hostel_bed` when the property is a hostel), `Hotel room` -> `hotel_room`.
@@ -37,7 +42,7 @@ import numpy as np
 from staystream.adapters import Input, InputError, Item, Options, open_text
 from staystream.events.bounds import Rejected
 from staystream.events.ingest import MAX_NIGHTS_PER_EVENT
-from staystream.events.types import ListingEvent, RateEvent
+from staystream.events.types import FeeEvent, ListingEvent, RateEvent
 
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
@@ -144,7 +149,8 @@ def _records(reader: Any, columns: dict[str, int]) -> Iterator[tuple[int, int, l
 def _listings(name: str, reader: Any, columns: dict[str, int], options: Options,
               scraped: Scraped) -> Iterator[Item]:
     get_optional = {c: columns.get(c) for c in ("bedrooms", "listing_url", "last_scraped",
-                                                "calendar_last_scraped", "price", "minimum_nights")}
+                                                "calendar_last_scraped", "price", "minimum_nights",
+                                                "cleaning_fee")}
 
     def optional(row: list[str], column: str) -> str:
         index = get_optional[column]
@@ -178,10 +184,23 @@ def _listings(name: str, reader: Any, columns: dict[str, int], options: Options,
                 bedrooms=_whole("bedrooms", bedrooms) if bedrooms else None,
                 url=optional(row, "listing_url") or None,
             )
+            fee = _cleaning_fee(options, listing_id, optional(row, "cleaning_fee"), changed_at) \
+                if get_optional["cleaning_fee"] is not None else None
         except Rejected as exc:
             yield Item(Rejected(f"listing {row[columns['id']].strip()!r}: {exc}"), name, first, last)
             continue
         yield Item(event, name, first, last)
+        if fee is not None:
+            yield Item(fee, name, first, last, rows=0)  # the listing's row, counted once
+
+
+def _cleaning_fee(options: Options, listing_id: str, text: str, changed_at: dt.datetime) -> FeeEvent:
+    """The `cleaning_fee` column as a fee event: its removal when empty or zero."""
+    amount = parse_amount(text, "cleaning_fee") if text else None
+    if not amount:
+        return FeeEvent(source=options.source, listing_id=listing_id, fee_id="cleaning_fee", changed_at=changed_at)
+    return FeeEvent(source=options.source, listing_id=listing_id, fee_id="cleaning_fee", changed_at=changed_at,
+                    basis="per_stay", label="Cleaning fee", amount=amount, currency=options.currency)
 
 
 def _calendar(name: str, reader: Any, columns: dict[str, int], options: Options,
@@ -489,15 +508,15 @@ class _Run:
 _DAY = dt.timedelta(days=1)
 
 
-def parse_amount(text: str) -> Decimal:
+def parse_amount(text: str, column: str = "price") -> Decimal:
     """An exact amount from Inside Airbnb's text: `'$1,234.00'` -> `Decimal('1234.00')`."""
     match = _AMOUNT.fullmatch(text)
     if match is None:
-        raise Rejected(f"price: {text!r} is not an amount; expected one like $1,234.00")
+        raise Rejected(f"{column}: {text!r} is not an amount; expected one like $1,234.00")
     try:
         return Decimal(match.group(1).replace(",", "") + (match.group(2) or ""))
     except InvalidOperation:  # the pattern admits only digits: unreachable, kept as a guard
-        raise Rejected(f"price: {text!r} is not an amount; expected one like $1,234.00") from None
+        raise Rejected(f"{column}: {text!r} is not an amount; expected one like $1,234.00") from None
 
 
 def kind_of(room_type: str, property_type: str) -> str:

@@ -17,6 +17,17 @@ constant `value`, plus simple transforms. Example (docs/adapters.md has the refe
     available = { column = "Status", true = ["frei"], false = ["belegt"] }
     changed_at = { column = "Stand", datetime_format = "%d.%m.%Y %H:%M", timezone = "Europe/Berlin" }
 
+Fee columns: each `[fees.<fee_id>]` table reads one fee of the record's listing (contract
+v1.1), e.g. a cleaning-fee column; an empty amount (and no percent) removes the fee:
+
+    [fees.cleaning]
+    listing_id = { column = "Objekt" }
+    label = { value = "Endreinigung" }
+    basis = { value = "per_stay" }
+    amount = { column = "Reinigung", decimal_comma = true }
+    currency = { value = "EUR" }
+    changed_at = { column = "Stand", datetime_format = "%d.%m.%Y %H:%M", timezone = "Europe/Berlin" }
+
 With the importer: `staystream import --format mapping --source fewo mapping.toml feed.csv`
 (the first input is the mapping, recognized by its `.toml` or `.json` name). A record that
 cannot be read is rejected with its line (CSV) or index (JSON), the field, the column and the
@@ -42,7 +53,7 @@ import msgspec
 
 from staystream.adapters import Input, InputError, Item, Options
 from staystream.events.bounds import Rejected
-from staystream.events.types import ListingEvent, RateEvent
+from staystream.events.types import FeeEvent, ListingEvent, RateEvent
 
 MAPPING_SUFFIXES = (".toml", ".json")
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
@@ -60,6 +71,12 @@ FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
         "changed_at": ("datetime", True), "property_id": ("text", False), "city": ("text", False),
         "country": ("text", False), "bedrooms": ("integer", False), "url": ("text", False),
     },
+    "fee": {
+        "listing_id": ("text", True), "changed_at": ("datetime", True), "label": ("text", False),
+        "basis": ("text", False), "amount": ("decimal", False), "percent": ("decimal", False),
+        "currency": ("text", False), "mandatory": ("boolean", False), "start": ("date", False),
+        "end": ("date", False),
+    },
 }
 # Options each kind of value takes, besides column / value / default.
 OPTIONS = {
@@ -70,7 +87,7 @@ OPTIONS = {
     "integer": {"strip"},
     "boolean": {"true", "false"},
 }
-TOP_LEVEL = {"format", "delimiter", "encoding", "records", "rate", "listing", "description"}
+TOP_LEVEL = {"format", "delimiter", "encoding", "records", "rate", "listing", "fees", "description"}
 
 
 class MappingError(InputError):
@@ -101,6 +118,7 @@ class Mapping:
     records: str | None
     rate: dict[str, Field] | None
     listing: dict[str, Field] | None
+    fees: dict[str, dict[str, Field]] | None = None  # fee_id -> its fields
 
 
 def load_mapping(data: bytes, name: str = "mapping.toml") -> Mapping:
@@ -128,12 +146,17 @@ def load_mapping(data: bytes, name: str = "mapping.toml") -> Mapping:
     except (LookupError, TypeError):
         raise MappingError(f"mapping {name}: encoding: {encoding!r} is not a known text encoding") from None
     tables = {kind: _fields(name, kind, raw[kind]) for kind in ("rate", "listing") if kind in raw}
-    if not tables:
-        raise MappingError(f"mapping {name}: has neither a [rate] nor a [listing] table; expected at least one")
+    fees = raw.get("fees")
+    if fees is not None:
+        if not isinstance(fees, dict) or not fees:
+            raise MappingError(f"mapping {name}: fees: expected tables [fees.<fee_id>]")
+        fees = {str(fee_id): _fields(name, "fee", table) for fee_id, table in fees.items()}
+    if not tables and not fees:
+        raise MappingError(f"mapping {name}: has no [rate], [listing] or [fees.<fee_id>] table; expected at least one")
     records = raw.get("records")
     if records is not None and (format != "json" or not isinstance(records, str)):
         raise MappingError(f"mapping {name}: records: only a JSON feed has a records path (a dotted key)")
-    return Mapping(format, delimiter, encoding, records, tables.get("rate"), tables.get("listing"))
+    return Mapping(format, delimiter, encoding, records, tables.get("rate"), tables.get("listing"), fees)
 
 
 def _fields(name: str, kind: str, table: object) -> dict[str, Field]:
@@ -220,6 +243,13 @@ def parse(feed: bytes | BinaryIO, mapping: Mapping, source: str, name: str = "fe
                         continue
                     described.add(key)
                 yield Item(event, name, line, last_line, rows=0 if table is mapping.listing and mapping.rate else 1)
+            for index, (fee_id, fee_table) in enumerate((mapping.fees or {}).items()):
+                try:
+                    fee: Any = _fee(fee_id, fee_table, record, source)
+                except Rejected as exc:
+                    fee = Rejected(f"{label}fees.{fee_id}: {exc}")
+                counted = index == 0 and mapping.rate is None and mapping.listing is None
+                yield Item(fee, name, line, last_line, rows=1 if counted else 0)
     except UnicodeDecodeError as exc:
         raise InputError(f"{name}: not {mapping.encoding} text ({exc.reason}); set encoding in the mapping") from None
 
@@ -229,7 +259,8 @@ def _csv_records(text: TextIO, mapping: Mapping, name: str) -> Iterator[tuple[di
     reader = csv.DictReader(text, delimiter=mapping.delimiter)
     if reader.fieldnames is None:
         raise InputError(f"{name}: empty; expected a header line")
-    columns = {f.column for table in (mapping.rate, mapping.listing) if table for f in table.values() if f.column}
+    tables = [mapping.rate, mapping.listing, *(mapping.fees or {}).values()]
+    columns = {f.column for table in tables if table for f in table.values() if f.column}
     missing = sorted(column for column in columns - set(reader.fieldnames) if "." not in column)
     if missing:
         raise InputError(f"{name}: no column '{missing[0]}' in the header ({', '.join(reader.fieldnames)[:200]})")
@@ -310,6 +341,21 @@ def _rate(table: dict[str, Field], record: dict[str, Any], source: str) -> RateE
         currency=_required(table, "currency", record), changed_at=_required(table, "changed_at", record),
         price=_get(table, "price", record), available=True if available is None else available,
         min_nights=1 if min_nights is None else min_nights,
+    )
+
+
+def _fee(fee_id: str, table: dict[str, Field], record: dict[str, Any], source: str) -> FeeEvent:
+    """One fee of the record's listing; without an amount or a percent, its removal."""
+    end = _get(table, "end", record)
+    if end is not None and table["end"].options.get("inclusive"):
+        end += dt.timedelta(days=1)
+    mandatory = _get(table, "mandatory", record)
+    return FeeEvent(
+        source=source, listing_id=_required(table, "listing_id", record), fee_id=fee_id,
+        changed_at=_required(table, "changed_at", record), basis=_get(table, "basis", record),
+        label=_get(table, "label", record), amount=_get(table, "amount", record),
+        percent=_get(table, "percent", record), currency=_get(table, "currency", record),
+        mandatory=True if mandatory is None else mandatory, start=_get(table, "start", record), end=end,
     )
 
 

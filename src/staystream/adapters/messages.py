@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
 from staystream.adapters.facts import FactEvent
+from staystream.events.types import FeeEvent
 
 NOT_IMPLEMENTED = 2  # OTA Error Warning Type "No implementation": a part read but not used
 TRUE_WORDS = {"true": True, "1": True, "false": False, "0": False}
@@ -56,13 +57,13 @@ class Invalid(ValueError):
 class Outcome:
     """A message's events (with the element each came from), errors and warnings."""
 
-    events: list[FactEvent] = field(default_factory=list)
+    events: list[FactEvent | FeeEvent] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     elements: int = 0  # update elements read: what an RS can count as applied
 
-    def add(self, events: list[FactEvent], origin: str) -> None:
+    def add(self, events: Sequence[FactEvent | FeeEvent], origin: str) -> None:
         self.events.extend(events)
         self.origins.extend([origin] * len(events))
 

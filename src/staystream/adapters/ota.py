@@ -57,6 +57,7 @@ from staystream.adapters.source_settings import DEFAULTS, SourceSettings
 from staystream.adapters.xmlsafe import XMLRejected, children, parse_document, to_bytes
 from staystream.events.ingest import MAX_MIN_NIGHTS
 from staystream.events.money import CURRENCY_INDEX
+from staystream.events.types import FeeEvent
 
 OTA_NAMESPACE = "http://www.opentravel.org/OTA/2003/05"
 # RQ root -> (container, update element); the RS is the root with RS for RQ.
@@ -78,6 +79,12 @@ _DAYS = frozenset(WEEKDAYS)
 _CONTROL = frozenset({"Start", "End", "InvTypeCode", "RatePlanCode", "AllInvCode", *_DAYS,
                       # descriptive: they name the product, the codes above identify it
                       "InvCode", "InvType", "RatePlanType", "IsRoom", "RatePlanCodeType"})
+# A Tax or Fee (OTA FeeTaxType): what `_charges` reads.
+_CHARGE = frozenset({"Type", "Code", "Percent", "Amount", "CurrencyCode", "DecimalPlaces", "ChargeUnit",
+                     "ChargeFrequency", "MandatoryIndicator", "MandatoryInd"})
+# OpenTravel Charge Type codes (CHG) a fee's basis is read from: per stay, per night (and per
+# day), per person per night. 20 (per person per stay) and the rest have no basis in the contract.
+CHARGE_BASES = {"12": "per_stay", "19": "per_night", "1": "per_night", "21": "per_guest_per_night"}
 # What the adapter reads of each update element (`unread_parts` warns about the rest).
 SCHEMA = {
     "RateAmountMessage": (frozenset({"LocatorID"}), frozenset({"StatusApplicationControl", "Rates", "UniqueID"})),
@@ -90,10 +97,16 @@ SCHEMA = {
     "Rates": (frozenset(), frozenset({"Rate"})),
     "Rate": (frozenset({"CurrencyCode", "DecimalPlaces", "Start", "End", *_DAYS}),
              # supplements and descriptions: the price is the base amount for the occupancy
-             frozenset({"BaseByGuestAmts", "AdditionalGuestAmounts", "RateDescription", "MealsIncluded"})),
+             frozenset({"BaseByGuestAmts", "AdditionalGuestAmounts", "RateDescription", "MealsIncluded", "Fees"})),
     "BaseByGuestAmts": (frozenset(), frozenset({"BaseByGuestAmt"})),
     "BaseByGuestAmt": (frozenset({"NumberOfGuests", "AgeQualifyingCode", "AmountAfterTax", "AmountBeforeTax",
-                                  "CurrencyCode", "DecimalPlaces"}), frozenset()),
+                                  "CurrencyCode", "DecimalPlaces"}), frozenset({"Taxes"})),
+    "Taxes": (frozenset({"Amount", "CurrencyCode", "DecimalPlaces"}), frozenset({"Tax"})),
+    "Fees": (frozenset(), frozenset({"Fee"})),
+    "Tax": (_CHARGE, frozenset({"TaxDescription"})),
+    "Fee": (_CHARGE, frozenset({"Description"})),
+    "TaxDescription": (frozenset({"Name", "Language"}), frozenset({"Text"})),
+    "Description": (frozenset({"Name", "Language"}), frozenset({"Text"})),
     "AdditionalGuestAmounts": (frozenset(), frozenset({"AdditionalGuestAmount"})),
     "AdditionalGuestAmount": (frozenset({"AgeQualifyingCode", "MaxAge", "MinAge", "Amount", "AmountAfterTax",
                                          "AmountBeforeTax", "CurrencyCode", "DecimalPlaces", "Type"}), frozenset()),
@@ -243,9 +256,10 @@ class _Reader:
             raise Invalid(f"{path}/Rates", "missing; expected Rates/Rate with BaseByGuestAmts "
                                            "(or NotifType=\"Remove\" on the message)", 321, 10)
         changes = []  # all of an element's rates are read before any applies: all or none
+        charges: list[FeeEvent] = []
         for rate, rate_path in found:
             nights = _nights(rate, rate_path, outer=(control, control_path))
-            amount, currency = _amount(rate, rate_path, self.settings.occupancy)
+            amount, currency, taxes = _amount(rate, rate_path, self.settings.occupancy)
             currency = currency or self.settings.currency
             if currency is None:
                 raise Invalid(located(rate_path, "CurrencyCode"),
@@ -255,8 +269,57 @@ class _Reader:
                 raise Invalid(located(rate_path, "CurrencyCode"), f"'{currency}' is not an ISO 4217 currency code",
                               61, 3)
             changes.append((nights, Price(amount, currency)))
+            if nights:
+                charges += self.charges(rate, rate_path, taxes, products, nights, currency)
         for nights, price in changes:
             self.apply(products, nights, price, path)
+        if charges:
+            self.outcome.add(list(charges), path)
+
+    def charges(self, rate: ET.Element, path: str, taxes: tuple[ET.Element, str] | None, products: list[str],
+                nights: list[dt.date], currency: str) -> list[FeeEvent]:
+        """A Rate's exclusive taxes (on an AmountBeforeTax only: an AmountAfterTax holds them)
+        and its `Fees/Fee` as fee events of each product, for check-ins on the Rate's nights.
+        Inclusive ones are in the price already; a charge whose unit has no basis in the contract
+        is reported and left out."""
+        found = []
+        if taxes is not None:
+            found += [(tax, tax_path, "tax", "per_night") for tax, tax_path in
+                      children(taxes[0], "Tax", f"{taxes[1]}/Taxes")]
+        holder = rate.find("Fees")
+        if holder is not None:
+            found += [(fee, fee_path, "fee", "per_stay") for fee, fee_path in children(holder, "Fee", f"{path}/Fees")]
+        events = []
+        for index, (element, where, kind, default_basis) in enumerate(found):
+            if (text_attr(element, "Type", where) or "Exclusive").lower() == "inclusive":
+                continue
+            code = text_attr(element, "Code", where) or str(index)
+            unit = text_attr(element, "ChargeUnit", where) or text_attr(element, "ChargeFrequency", where)
+            percent = decimal_attr(element, "Percent", where)
+            basis = "percent" if percent else (CHARGE_BASES.get(unit) if unit else default_basis)
+            if basis is None:
+                self.outcome.warn(located(where, "ChargeUnit"), f"charge type '{unit}' has no fee basis here "
+                                  "(per stay 12, per night 19, per person per night 21); not applied")
+                continue
+            mandatory = bool_attr(element, "MandatoryIndicator", where)
+            if mandatory is None:
+                mandatory = bool_attr(element, "MandatoryInd", where)
+            description = element.find("Description/Text") if kind == "fee" else element.find("TaxDescription/Text")
+            label = (description.text or "").strip() if description is not None else ""
+            fee: dict[str, object] = {}
+            if basis == "percent":
+                fee["percent"] = percent
+            else:
+                places = int_attr(element, "DecimalPlaces", where, 0, 4)
+                fee["amount"] = decimal_attr(element, "Amount", where, places) or Decimal(0)
+                fee["currency"] = (text_attr(element, "CurrencyCode", where) or currency).upper()
+            for listing in products:
+                events.append(FeeEvent(
+                    source=self.source, listing_id=listing, fee_id=f"{kind}:{code}", changed_at=self.changed_at,
+                    basis=basis, label=label or f"{kind.capitalize()} {code}",
+                    mandatory=True if mandatory is None else mandatory,
+                    start=min(nights), end=max(nights) + dt.timedelta(days=1), **fee))  # type: ignore[arg-type]  # typed above
+        return events
 
     def avail_status(self, element: ET.Element, path: str) -> None:
         control, control_path = _control(element, path)
@@ -455,8 +518,9 @@ def _nights(element: ET.Element, path: str, outer: tuple[ET.Element, str] | None
     return nights_between(start, end, weekdays)
 
 
-def _amount(rate: ET.Element, path: str, occupancy: int) -> tuple[Decimal, str | None]:
-    """The nightly amount of a Rate by the occupancy rule, and its currency if it names one."""
+def _amount(rate: ET.Element, path: str, occupancy: int) -> tuple[Decimal, str | None, tuple[ET.Element, str] | None]:
+    """The nightly amount of a Rate by the occupancy rule, its currency if it names one, and
+    the chosen amount's element when its taxes are not in it (an AmountBeforeTax)."""
     holder = rate.find("BaseByGuestAmts")
     amounts = list(children(holder, "BaseByGuestAmt", f"{path}/BaseByGuestAmts")) if holder is not None else []
     candidates = []
@@ -474,12 +538,15 @@ def _amount(rate: ET.Element, path: str, occupancy: int) -> tuple[Decimal, str |
     if places is None:
         places = int_attr(rate, "DecimalPlaces", path, 0, 4)
     value = decimal_attr(chosen, "AmountAfterTax", chosen_path, places)
+    before_tax = value is None
     if value is None:
         value = decimal_attr(chosen, "AmountBeforeTax", chosen_path, places)
     if value is None:
         raise Invalid(chosen_path, "has neither AmountAfterTax nor AmountBeforeTax; expected one", 321, 10)
     currency = text_attr(chosen, "CurrencyCode", chosen_path) or text_attr(rate, "CurrencyCode", path)
-    return value, currency.upper() if currency else None
+    taxes = chosen.find("Taxes")
+    return value, currency.upper() if currency else None, (taxes, chosen_path) if before_tax and taxes is not None \
+        else None
 
 
 def response(message: Message, outcome: Outcome, now: dt.datetime | None = None) -> bytes:

@@ -7,6 +7,7 @@
     time_zone = "Europe/Rome"      # OTA TimeStamps without a zone are in it (default UTC)
     currency = "EUR"               # amounts that name no currency (default: none, an error)
     occupancy = 2                  # the guest count whose amount is the night's price (default 2)
+    tax_percent = "12.5"           # Expedia rates exclude this tax: a mandatory percent fee (default none)
 
     [booking.properties.H123]      # one property (HotelCode, Expedia Hotel id) overriding them
     currency = "CHF"
@@ -29,6 +30,7 @@ import re
 import time
 import tomllib
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -37,8 +39,8 @@ from staystream.events.money import CURRENCY_INDEX
 
 log = logging.getLogger(__name__)
 SOURCE_NAME = re.compile(r"[a-z0-9_-]{1,32}")  # as the contract's `source`
-SOURCE_KEYS = {"time_zone", "currency", "occupancy", "properties"}
-PROPERTY_KEYS = {"time_zone", "currency", "occupancy"}
+SOURCE_KEYS = {"time_zone", "currency", "occupancy", "tax_percent", "properties"}
+PROPERTY_KEYS = {"time_zone", "currency", "occupancy", "tax_percent"}
 RELOAD_CHECK_SECONDS = 1.0
 DEFAULT_OCCUPANCY = 2  # what metasearch shows: a double room
 
@@ -52,6 +54,7 @@ class PropertySettings:
     time_zone: dt.tzinfo | None = None
     currency: str | None = None
     occupancy: int | None = None
+    tax_percent: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class SourceSettings:
     currency: str | None = None
     occupancy: int = DEFAULT_OCCUPANCY
     properties: dict[str, PropertySettings] = field(default_factory=dict)
+    # Rates that exclude a tax (Expedia's tax-exclusive pricing): it becomes a percent fee.
+    tax_percent: Decimal | None = None
 
     def for_property(self, property_id: str | None) -> SourceSettings:
         """The settings that apply to one property: its overrides over the source's."""
@@ -69,7 +74,8 @@ class SourceSettings:
         if override is None:
             return self
         return SourceSettings(override.time_zone or self.time_zone, override.currency or self.currency,
-                              override.occupancy or self.occupancy)
+                              override.occupancy or self.occupancy,
+                              tax_percent=self.tax_percent if override.tax_percent is None else override.tax_percent)
 
 
 DEFAULTS = SourceSettings()
@@ -112,9 +118,9 @@ def _source(table: dict[str, Any], where: str) -> SourceSettings:
             raise SettingsError(f"{here}: expected a table with {', '.join(sorted(PROPERTY_KEYS))}")
         _known_keys(override, PROPERTY_KEYS, here)
         properties[str(property_id)] = PropertySettings(
-            _zone(override, here), _currency(override, here), _occupancy(override, here))
+            _zone(override, here), _currency(override, here), _occupancy(override, here), _tax_percent(override, here))
     return SourceSettings(_zone(table, where) or dt.UTC, _currency(table, where),
-                          _occupancy(table, where) or DEFAULT_OCCUPANCY, properties)
+                          _occupancy(table, where) or DEFAULT_OCCUPANCY, properties, _tax_percent(table, where))
 
 
 def _known_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -154,6 +160,20 @@ def _occupancy(table: dict[str, Any], where: str) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 99:
         raise SettingsError(f"{where} occupancy: {value!r} is not a guest count; expected a whole number 1 to 99")
     return value
+
+
+def _tax_percent(table: dict[str, Any], where: str) -> Decimal | None:
+    value = table.get("tax_percent")
+    if value is None:
+        return None
+    try:
+        percent = Decimal(value) if isinstance(value, str) else None
+    except InvalidOperation:
+        percent = None
+    if percent is None or not percent.is_finite() or not 0 <= percent <= 100:
+        raise SettingsError(f"{where} tax_percent: {value!r} is not a percent; expected a decimal string "
+                            "from \"0\" to \"100\", e.g. \"12.5\"")
+    return percent
 
 
 class SourcesFile:

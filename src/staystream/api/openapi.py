@@ -51,13 +51,14 @@ SCHEMA: dict[str, Any] = {
     "paths": {
         "/v1/events": {
             "post": {
-                "summary": "Ingest listing, rate, price, availability, stay_rule and delist events (contract v1.1)",
+                "summary": "Ingest listing, rate, price, availability, stay_rule, fee and delist events (contract v1.1)",
                 "description": "NDJSON (`application/x-ndjson`) or a JSON array (`application/json`), optionally "
                 "gzip. Answered 200 only once every accepted event is durable. Invalid events are rejected "
                 "one by one with their index; the valid ones of the body are accepted. A night holds three "
                 "facts, each last-writer-wins on its own `changed_at` (ties: the later arrival): the price, "
                 "the availability and the stay rule. `price`, `availability` and `stay_rule` set one each; "
-                "`rate` sets all three.",
+                "`rate` sets all three. A `fee` is one charge beyond the nights, last-writer-wins per "
+                "(source, listing_id, fee_id).",
                 "requestBody": {"content": {
                     "application/x-ndjson": {"schema": {"type": "string"}},
                     "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
@@ -122,7 +123,12 @@ SCHEMA: dict[str, Any] = {
                 "responses": {"200": {"description": "`{results, next_cursor, matches, group, fx, ...}`; every result "
                                                      "and offer has `deal`: null or `{kind: less_than_similar | "
                                                      "less_than_usual, percent_below, reference_total}` (wire contract "
-                                                     "v1.1, Search)"}, "400": _error},
+                                                     "v1.1, Search). A result's `total` (and every offer's, and what "
+                                                     "sorts, price bounds and deals compare) is the nights plus every "
+                                                     "mandatory fee that applies to the stay, exact and rounded once; "
+                                                     "`nights_total` is the nights alone and `fees` lists each fee whose "
+                                                     "window holds the check-in (`FeeLine`: optional ones listed, not "
+                                                     "added)"}, "400": _error},
             }
         },
         "/v1/search/dates": {
@@ -264,12 +270,13 @@ SCHEMA: dict[str, Any] = {
             "Event": {
                 "description": "one event; `type` says which (fields of listing and delist as in the wire contract)",
                 "oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in (
-                    "ListingEvent", "RateEvent", "PriceEvent", "AvailabilityEvent", "StayRuleEvent", "DelistEvent")],
+                    "ListingEvent", "RateEvent", "PriceEvent", "AvailabilityEvent", "StayRuleEvent", "FeeEvent",
+                    "DelistEvent")],
                 "discriminator": {"propertyName": "type", "mapping": {
                     kind: f"#/components/schemas/{name}" for kind, name in (
                         ("listing", "ListingEvent"), ("rate", "RateEvent"), ("price", "PriceEvent"),
                         ("availability", "AvailabilityEvent"), ("stay_rule", "StayRuleEvent"),
-                        ("delist", "DelistEvent"))
+                        ("fee", "FeeEvent"), ("delist", "DelistEvent"))
                 }},
             },
             "ListingEvent": _event("listing", "describes a unit", {
@@ -291,6 +298,34 @@ SCHEMA: dict[str, Any] = {
             "StayRuleEvent": _event("stay_rule", "sets the stay-rule fact (minimum stay of a check-in) of "
                                     "start <= night < end", {**_RANGE, "min_nights": {"type": "integer", "minimum": 1}},
                                     ["start", "end", "min_nights"]),
+            "FeeEvent": _event("fee", "one charge of a listing beyond its nights (contract v1.1, Fees and taxes): "
+                               "last writer wins per (source, listing_id, fee_id)", {
+                "fee_id": {"type": "string", "minLength": 1, "maxLength": 128},
+                "label": {"type": "string", "maxLength": 200, "description": "as the traveler sees it"},
+                "basis": {"type": "string", "enum": ["per_stay", "per_night", "per_guest_per_night", "percent"],
+                          "description": "per_stay: amount once; per_night: amount x nights; per_guest_per_night: "
+                          "amount x guests x nights; percent: of the nights' sum in the listing's currency"},
+                "amount": {"type": ["string", "number", "null"], "description": "in `currency`, >= 0 (not with "
+                           "percent); null with no `percent` removes the fee"},
+                "percent": {"type": "string", "description": "basis percent only: a decimal string, 0 to 100, at "
+                            "most 6 decimals"},
+                "currency": {"type": "string", "description": "ISO 4217, with amount"},
+                "mandatory": {"type": "boolean", "default": True, "description": "mandatory fees are in every total; "
+                              "optional ones are listed only"},
+                "start": {"type": "string", "format": "date", "description": "first check-in it applies to "
+                          "(default: always)"},
+                "end": {"type": "string", "format": "date", "description": "check-ins before this day (default: "
+                        "always)"},
+            }, ["fee_id"], "`label`, `basis` and `amount` + `currency` or `percent` are required unless the event "
+               "removes the fee"),
+            "FeeLine": {
+                "type": "object",
+                "description": "one fee of a search result, its amount in the result's currency (rounded on its "
+                "own: the total is rounded once)",
+                "properties": {"fee_id": {"type": "string"}, "label": {"type": "string"},
+                               "amount": {"type": "string"}, "mandatory": {"type": "boolean"}},
+                "required": ["fee_id", "label", "amount", "mandatory"],
+            },
             "DelistEvent": _event("delist", "removes the listing from search; its history is kept", {}, []),
             "Calendar": {
                 "type": "object",

@@ -48,7 +48,7 @@ from staystream.durable import sqlite
 from staystream.durable.embedded import Recovered
 from staystream.durable.lock import StoreLocked, lock_directory
 from staystream.durable.snapshot import Piece, from_npy
-from staystream.events.types import RATE_FORMAT, Commit, Listing, upgrade_rates
+from staystream.events.types import RATE_FORMAT, Commit, Fee, Listing, upgrade_rates
 from staystream.paths import database_path
 from staystream.retry import backoff, retrying
 
@@ -108,6 +108,15 @@ CREATE TABLE IF NOT EXISTS staystream.snapshots (
     seq bigint PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS staystream.settings (name text PRIMARY KEY, value bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS staystream.fees (   -- types.Fee, last-writer-wins per (row, fee_id)
+    row integer NOT NULL,
+    fee_id text COLLATE "C" NOT NULL,
+    label text NOT NULL, basis smallint NOT NULL, amount bigint NOT NULL, currency integer NOT NULL,
+    mandatory boolean NOT NULL, start_day integer NOT NULL, end_day integer NOT NULL,
+    changed_at bigint NOT NULL,
+    removed boolean NOT NULL,   -- a tombstone: keeps its changed_at
+    PRIMARY KEY (row, fee_id)
+);
 """
 
 INSERT_LOG = "INSERT INTO staystream.rate_log (seq, events) VALUES ($1, $2)"
@@ -129,6 +138,16 @@ UPDATE_DELISTS = """
 UPDATE staystream.listings AS l SET delisted_at = u.at
 FROM unnest($1::integer[], $2::bigint[]) AS u(row, at)
 WHERE l.row = u.row AND (l.delisted_at IS NULL OR l.delisted_at <= u.at)
+"""
+UPSERT_FEES = f"""
+INSERT INTO staystream.fees AS f (row, {sqlite.FEE_FIELDS})
+SELECT * FROM unnest($1::integer[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::integer[],
+                     $7::boolean[], $8::integer[], $9::integer[], $10::bigint[], $11::boolean[])
+ON CONFLICT (row, fee_id) DO UPDATE SET
+    label = excluded.label, basis = excluded.basis, amount = excluded.amount, currency = excluded.currency,
+    mandatory = excluded.mandatory, start_day = excluded.start_day, end_day = excluded.end_day,
+    changed_at = excluded.changed_at, removed = excluded.removed
+WHERE excluded.changed_at >= f.changed_at
 """
 UPSERT_SETTING = (
     "INSERT INTO staystream.settings (name, value) VALUES ($1, $2) "
@@ -247,7 +266,7 @@ class PostgresDurable:
     # -- start-up ------------------------------------------------------------------------
 
     async def recover(self) -> Recovered:
-        snapshot, keys, columns, entries, settings, rate_log = await self._retrying("recovery", self._read_all)
+        snapshot, keys, columns, entries, settings, rate_log, fees = await self._retrying("recovery", self._read_all)
         if keys and keys[-1][0] != len(keys) - 1:
             raise RuntimeError(
                 f"staystream.listings rows are not dense (last row {keys[-1][0]}, {len(keys)} rows): "
@@ -256,9 +275,10 @@ class PostgresDurable:
         self.rows = len(keys)
         self.seq = rate_log[-1][0] if rate_log else (snapshot[0] if snapshot else 0)
         loop = asyncio.get_running_loop()
-        self.mirror = await loop.run_in_executor(self.thread, rebuild_mirror, self.mirror_path, entries, settings)
+        self.mirror = await loop.run_in_executor(
+            self.thread, rebuild_mirror, self.mirror_path, entries, settings, fees)
         return Recovered(snapshot, [(row, source, listing_id) for row, source, listing_id in keys],
-                         columns, iter(rate_log))
+                         columns, iter(rate_log), fee_structs(fees))
 
     async def _read_all(self) -> tuple[Any, ...]:
         assert self.pool is not None
@@ -284,7 +304,8 @@ class PostgresDurable:
                 (r["seq"], r["events"]) for r in await connection.fetch(
                     "SELECT seq, events FROM staystream.rate_log WHERE seq > $1 ORDER BY seq", after)
             ]
-        return snapshot, keys, columns, [tuple(r) for r in entries], settings, rate_log
+            fees = await read_fees(connection)
+        return snapshot, keys, columns, [tuple(r) for r in entries], settings, rate_log, fees
 
     # -- commits -------------------------------------------------------------------------
 
@@ -340,6 +361,7 @@ class PostgresDurable:
                 # Whatever a cut-off commit may have left past what the writer knows.
                 await connection.execute("DELETE FROM staystream.listings WHERE row >= $1", self.rows)
                 await connection.execute("DELETE FROM staystream.rate_log WHERE seq > $1", self.seq)
+                await connection.execute("DELETE FROM staystream.fees WHERE row >= $1", self.rows)
             if new_keys:
                 rows, sources, ids = zip(*new_keys, strict=True)
                 await connection.execute(INSERT_KEYS, rows, sources, ids)
@@ -351,6 +373,8 @@ class PostgresDurable:
                 await connection.execute(
                     UPDATE_DELISTS, list(newest_delists), [d.changed_at for d in newest_delists.values()]
                 )
+            if commit.fees:
+                await connection.execute(UPSERT_FEES, *fee_columns(commit.fees))
             if rate_events:
                 await connection.execute(INSERT_LOG, seq, rate_events)
             for name, value in commit.settings.items():
@@ -401,6 +425,30 @@ def newest_per_row(events: Sequence[tuple[int, Any]]) -> dict[int, Any]:
     return newest
 
 
+def fee_columns(fees: Sequence[tuple[int, Fee]]) -> list[list[Any]]:
+    """The group's fees as UPSERT_FEES's arrays: per (row, fee_id) the one an upsert per fee in
+    arrival order would leave (one statement may not touch a row twice)."""
+    newest: dict[tuple[int, str], tuple[int, Fee]] = {}
+    for row, fee in fees:
+        kept = newest.get((row, fee.fee_id))
+        if kept is None or fee.changed_at >= kept[1].changed_at:
+            newest[row, fee.fee_id] = (row, fee)
+    rows = [sqlite.fee_row(row, fee) for row, fee in newest.values()]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+async def read_fees(connection: asyncpg.Connection) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in await connection.fetch(f"SELECT row, {sqlite.FEE_FIELDS} FROM staystream.fees")]
+
+
+def fee_structs(fees: list[tuple[Any, ...]]) -> list[tuple[int, Fee]]:
+    """`read_fees` rows as the writer loads them (the row names the listing: `key` is empty)."""
+    return [
+        (row, Fee("", fee_id, label, basis, amount, currency, mandatory, start, end, changed_at, removed))
+        for row, fee_id, label, basis, amount, currency, mandatory, start, end, changed_at, removed in fees
+    ]
+
+
 def listing_columns(newest: dict[int, Listing]) -> list[list[Any]]:
     items = list(newest.values())
     return [
@@ -434,9 +482,10 @@ async def load_chunks(connection: asyncpg.Connection, seq: int) -> dict[str, byt
     return {name: b"".join(chunks) for name, chunks in parts.items()}
 
 
-def rebuild_mirror(path: Path, entries: list[tuple[Any, ...]], settings: list[tuple[Any, ...]]) -> sqlite3.Connection:
-    """A fresh SQLite copy of the listings and settings, for the HTTP workers. No fsync: it is
-    rebuilt from PostgreSQL at every start."""
+def rebuild_mirror(path: Path, entries: list[tuple[Any, ...]], settings: list[tuple[Any, ...]],
+                   fees: Sequence[tuple[Any, ...]] = ()) -> sqlite3.Connection:
+    """A fresh SQLite copy of the listings, settings and fees, for the HTTP workers. No fsync:
+    it is rebuilt from PostgreSQL at every start."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     connection = sqlite.connect_writer(path)
@@ -446,5 +495,6 @@ def rebuild_mirror(path: Path, entries: list[tuple[Any, ...]], settings: list[tu
         f"INSERT INTO listings ({MIRROR_COLUMNS}) VALUES ({', '.join('?' * 15)})", entries
     )
     connection.executemany("INSERT INTO settings (name, value) VALUES (?, ?)", settings)
+    connection.executemany(f"INSERT INTO fees (row, {sqlite.FEE_FIELDS}) VALUES ({', '.join('?' * 11)})", fees)
     connection.execute("COMMIT")
     return connection

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from staystream.events.types import RATE_FORMAT, Commit, upgrade_rates
+from staystream.events.types import RATE_FORMAT, Commit, Fee, upgrade_rates
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS listings (
@@ -29,10 +29,27 @@ CREATE TABLE IF NOT EXISTS rate_log (
     seq INTEGER PRIMARY KEY,   -- commit sequence of the group
     events BLOB NOT NULL       -- the group's calendar events, packed types.RATE_DTYPE, key = row
 );  -- PRAGMA user_version: the format of `events` (types.RATE_FORMAT; 0 = format 1)
+CREATE TABLE IF NOT EXISTS fees (  -- types.Fee, last-writer-wins per (row, fee_id)
+    row INTEGER NOT NULL,
+    fee_id TEXT NOT NULL,
+    label TEXT NOT NULL, basis INTEGER NOT NULL, amount INTEGER NOT NULL, currency INTEGER NOT NULL,
+    mandatory INTEGER NOT NULL, start_day INTEGER NOT NULL, end_day INTEGER NOT NULL,
+    changed_at INTEGER NOT NULL,
+    removed INTEGER NOT NULL,   -- a tombstone: keeps its changed_at, so an older version stays removed
+    PRIMARY KEY (row, fee_id)
+);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
 LISTING_FIELDS = "name, kind, lat, lon, max_guests, property_id, city, country, bedrooms, url"
+FEE_FIELDS = "fee_id, label, basis, amount, currency, mandatory, start_day, end_day, changed_at, removed"
+UPSERT_FEE = (
+    f"INSERT INTO fees (row, {FEE_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"ON CONFLICT (row, fee_id) DO UPDATE SET ({FEE_FIELDS}) = "
+    "(excluded.fee_id, excluded.label, excluded.basis, excluded.amount, excluded.currency, excluded.mandatory, "
+    "excluded.start_day, excluded.end_day, excluded.changed_at, excluded.removed) "
+    "WHERE excluded.changed_at >= fees.changed_at"
+)
 
 
 def connect_writer(path: Path) -> sqlite3.Connection:
@@ -98,6 +115,8 @@ def commit_group(connection: sqlite3.Connection, commit: Commit) -> None:
                 "WHERE row = ? AND (delisted_at IS NULL OR delisted_at <= ?)",
                 [(d.changed_at, row, d.changed_at) for row, d in delists],
             )
+        if commit.fees:  # in arrival order: the later of equal changed_at wins
+            connection.executemany(UPSERT_FEE, [fee_row(row, fee) for row, fee in commit.fees])
         if commit.rate_events:
             connection.execute("INSERT INTO rate_log (seq, events) VALUES (?, ?)", (commit.seq, commit.rate_events))
         for name, value in commit.settings.items():
@@ -125,6 +144,35 @@ def listing_columns(connection: sqlite3.Connection) -> Iterable[tuple[Any, ...]]
         "SELECT row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at, property_id "
         "FROM listings WHERE described_at IS NOT NULL OR delisted_at IS NOT NULL"
     )
+
+
+def fee_row(row: int, fee: Fee) -> tuple[Any, ...]:
+    return (row, fee.fee_id, fee.label, fee.basis, fee.amount, fee.currency, fee.mandatory, fee.start, fee.end,
+            fee.changed_at, fee.removed)
+
+
+def all_fees(connection: sqlite3.Connection) -> list[tuple[int, Fee]]:
+    """Every stored fee (tombstones included), by row (which names the listing: `key` is empty)."""
+    return [
+        (row, Fee("", fee_id, label, basis, amount, currency, bool(mandatory), start, end, changed_at,
+                  bool(removed)))
+        for row, fee_id, label, basis, amount, currency, mandatory, start, end, changed_at, removed
+        in connection.execute(f"SELECT row, {FEE_FIELDS} FROM fees")
+    ]
+
+
+def fees_of(connection: sqlite3.Connection, rows: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The live fees of the rows asked (a page of results), by row, each by fee_id."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    if not rows:
+        return found
+    cursor = connection.execute(
+        f"SELECT row, {FEE_FIELDS} FROM fees WHERE removed = 0 AND row IN ({','.join('?' * len(rows))}) "
+        "ORDER BY row, fee_id", rows)
+    names = [column[0] for column in cursor.description]
+    for values in cursor:
+        found.setdefault(values[0], []).append(dict(zip(names, values, strict=True)))
+    return found
 
 
 def log_after(connection: sqlite3.Connection, seq: int) -> Iterator[tuple[int, bytes]]:

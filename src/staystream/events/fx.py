@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class Fx:
         for index, rate in rates.items():
             self.per_base[index] = float(rate)
         self.minor_scale = np.array([10.0**e for e in EXPONENT])
+        self._ratios: dict[tuple[int, int], Fraction] = {}
 
     @property
     def label(self) -> dict[str, str]:
@@ -60,6 +62,16 @@ class Fx:
         return (self.per_base[target] / self.per_base) * (  # type: ignore[no-any-return]  # numpy: Any
             self.minor_scale[target] / self.minor_scale
         )
+
+    def minor_ratio(self, source: int, target: int) -> Fraction:
+        """The exact factor turning minor units of `source` into minor units of `target`
+        (`KeyError` without a rate), computed once per pair."""
+        ratio = self._ratios.get((source, target))
+        if ratio is None:
+            ratio = Fraction(10) ** (EXPONENT[target] - EXPONENT[source]) * Fraction(self.rates[target]) / Fraction(
+                self.rates[source])
+            self._ratios[source, target] = ratio
+        return ratio
 
     def convert_minor(self, minor: int, source: int, target: int) -> int:
         """Exact conversion of integer minor units, rounded half-even to the target's unit."""

@@ -24,18 +24,25 @@ from staystream.events.fx import Fx
 from staystream.events.money import AMOUNT_LIMIT, COUNTRIES, CURRENCIES, CURRENCY_INDEX, EXPONENT
 from staystream.events.types import (
     ALL_FACTS,
+    ALWAYS_FROM,
+    ALWAYS_UNTIL,
     FACT_AVAILABILITY,
     FACT_PRICE,
     FACT_STAY_RULE,
     FACTS_OF_TYPE,
+    FEE_BASES,
+    FEE_BASIS_INDEX,
     KIND_INDEX,
     KINDS,
     NO_PRICE,
+    PERCENT_SCALE,
     RATE_DTYPE,
     AvailabilityEvent,
     Delist,
     DelistEvent,
     Event,
+    Fee,
+    FeeEvent,
     Listing,
     ListingEvent,
     PriceEvent,
@@ -50,8 +57,9 @@ MAX_GUESTS = 500  # a whole hostel or villa compound, not a typo of 50000
 SOURCE_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 DECODE_PART = 1000  # events decoded in one go: ~3 ms
 INVALID = -2  # a column value that failed its check (prices are >= 0, NO_PRICE is -1)
-MAX_TEXT = {"name": 500, "city": 200, "url": 2048, "property_id": 128}
-EVENT_TYPES = ("listing", "rate", "price", "availability", "stay_rule", "delist")
+MAX_TEXT = {"name": 500, "city": 200, "url": 2048, "property_id": 128, "label": 200}
+MAX_PERCENT = Decimal(100)  # of the nights' sum: a fee above the nights themselves is a typo
+EVENT_TYPES = ("listing", "rate", "price", "availability", "stay_rule", "delist", "fee")
 FactEvent = PriceEvent | AvailabilityEvent | StayRuleEvent
 
 _events = msgspec.json.Decoder(list[Event])
@@ -76,6 +84,7 @@ class Parsed:
     rates: np.ndarray = field(default_factory=lambda: np.empty(0, RATE_DTYPE))
     listings: list[Listing] = field(default_factory=list)
     delists: list[Delist] = field(default_factory=list)
+    fees: list[Fee] = field(default_factory=list)
     rejected: list[dict[str, object]] = field(default_factory=list)
     newest_changed_at: dict[str, int] = field(default_factory=dict)
     accepted_by_source: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -107,6 +116,7 @@ class Parsed:
             self.rates = np.concatenate([self.rates, rates])
         self.listings += later.listings
         self.delists += later.delists
+        self.fees += later.fees
         self.rejected += later.rejected
         for source, newest in later.newest_changed_at.items():
             self.newest_changed_at[source] = max(newest, self.newest_changed_at.get(source, -1))
@@ -119,7 +129,7 @@ class Parsed:
 
     @property
     def accepted(self) -> int:
-        return len(self.rates) + len(self.listings) + len(self.delists)
+        return len(self.rates) + len(self.listings) + len(self.delists) + len(self.fees)
 
     def rate_columns(self) -> np.ndarray:
         return self.rates
@@ -316,6 +326,10 @@ class Validator:
                 listing = self._listing(event, now)
                 parsed.listings.append(listing)
                 key, changed_at, kind = listing.key, listing.changed_at, "listing"
+            elif isinstance(event, FeeEvent):
+                fee = self._fee(event, now)
+                parsed.fees.append(fee)
+                key, changed_at, kind = fee.key, fee.changed_at, "fee"
             else:
                 assert isinstance(event, DelistEvent)
                 delist = Delist(_key(event), _changed_at(event.changed_at, now))
@@ -325,6 +339,55 @@ class Validator:
             parsed.reject(index, event, exc)
             return
         parsed.count(key.partition("\x00")[0], kind, changed_at, 1)
+
+    def _fee(self, event: FeeEvent, now: dt.datetime) -> Fee:
+        """A fee, or its removal (`amount` null and no `percent`): a tombstone that keeps its
+        changed_at, so an older version of the fee arriving later stays removed."""
+        key = _key(event)
+        fee_id = unicodedata.normalize("NFC", str(event.fee_id).strip())
+        if not 1 <= len(fee_id) <= 128 or not fee_id.isprintable():
+            raise Rejected(f"fee_id: {str(event.fee_id)[:140]!r} is invalid; expected 1 to 128 printable characters")
+        changed_at = _changed_at(event.changed_at, now)
+        if event.amount is None and event.percent is None:
+            return Fee(key, fee_id, "", 0, 0, 0, False, ALWAYS_FROM, ALWAYS_UNTIL, changed_at, True)
+        basis = FEE_BASIS_INDEX.get((event.basis or "").strip().lower(), -1)
+        if basis < 0:
+            shown = "missing" if event.basis is None else repr(event.basis)
+            raise Rejected(f"basis: {shown}; expected one of {', '.join(FEE_BASES)}")
+        label = _text("label", event.label)
+        if not label:
+            raise Rejected("label: missing; expected the fee's name as the traveler sees it (like 'Cleaning fee')")
+        if FEE_BASES[basis] == "percent":
+            if event.amount is not None:
+                raise Rejected(f"amount: '{event.amount}' given with basis 'percent'; expected percent alone")
+            if event.percent is None:
+                raise Rejected("percent: missing; expected a decimal string like '12.5' for basis 'percent'")
+            amount, currency = self._percent(event.percent), 0
+        else:
+            if event.percent is not None:
+                raise Rejected(
+                    f"percent: '{event.percent}' given with basis '{FEE_BASES[basis]}'; "
+                    "expected amount and currency (or basis 'percent')")
+            if event.amount is None:
+                raise Rejected(f"amount: missing; expected an amount >= 0 for basis '{FEE_BASES[basis]}'")
+            if event.currency is None:
+                raise Rejected("currency: missing; expected the ISO 4217 code of the amount")
+            currency = self._currency(event.currency)
+            amount = self._checked_price(event.amount, currency, "amount")
+        start = ALWAYS_FROM if event.start is None else event.start.toordinal() - EPOCH_ORDINAL
+        end = ALWAYS_UNTIL if event.end is None else event.end.toordinal() - EPOCH_ORDINAL
+        if end <= start:
+            raise Rejected(f"end: '{event.end}' is not after start '{event.start}'; expected end > start")
+        return Fee(key, fee_id, label, basis, amount, currency, event.mandatory, start, end, changed_at, False)
+
+    @staticmethod
+    def _percent(percent: Decimal) -> int:
+        if not percent.is_finite() or not 0 <= percent <= MAX_PERCENT:
+            raise Rejected(f"percent: '{percent}' is out of range; expected a decimal from 0 to {MAX_PERCENT}")
+        millionths = percent * PERCENT_SCALE
+        if millionths != millionths.to_integral_value():
+            raise Rejected(f"percent: '{percent}' has more than 6 decimals; expected at most 6")
+        return int(millionths)
 
     def _minor_or_invalid(self, price: Decimal | None, available: bool, currency: int) -> int:
         if price is None:
@@ -400,28 +463,29 @@ class Validator:
         self._prices[price, currency] = value
         return value
 
-    def _checked_price(self, price: Decimal, currency: int) -> int:
+    def _checked_price(self, price: Decimal, currency: int, name: str = "price") -> int:
         if not price.is_finite():
-            raise Rejected(f"price: '{price}' is not a finite number")
+            raise Rejected(f"{name}: '{price}' is not a finite number")
         if price < 0:
-            raise Rejected(f"price: '{price}' is negative; expected a price >= 0")
+            expected = "a price" if name == "price" else "an amount"
+            raise Rejected(f"{name}: '{price}' is negative; expected {expected} >= 0")
         exponent = EXPONENT[currency]
         if price and price.adjusted() > 15:  # above every ceiling; int() would take minutes
             raise Rejected(
-                f"price: '{price}' {CURRENCIES[currency]} is above the ceiling of "
+                f"{name}: '{price}' {CURRENCIES[currency]} is above the ceiling of "
                 f"{Decimal(self.ceiling_minor[currency]).scaleb(-exponent)} a night"
             )
         # quantize cannot fail at <= 20 digits; scaleb alone rounds past 28 digits or underflows
         quantized = price.quantize(Decimal(1).scaleb(-exponent))
         if quantized != price:
             raise Rejected(
-                f"price: '{price}' has more decimals than {CURRENCIES[currency]} allows "
+                f"{name}: '{price}' has more decimals than {CURRENCIES[currency]} allows "
                 f"({exponent})"
             )
         value = int(quantized.scaleb(exponent))
         if value > self.ceiling_minor[currency]:
             raise Rejected(
-                f"price: '{price}' {CURRENCIES[currency]} is above the ceiling of "
+                f"{name}: '{price}' {CURRENCIES[currency]} is above the ceiling of "
                 f"{Decimal(self.ceiling_minor[currency]).scaleb(-exponent)} a night"
             )
         return value
@@ -520,7 +584,7 @@ _FACT_KIND = {fact: kind for kind, fact in FACTS_OF_TYPE.items() if kind != "rat
 _keys: dict[tuple[str, str | int], str] = {}
 
 
-def _key(event: RateEvent | FactEvent | ListingEvent | DelistEvent) -> str:
+def _key(event: RateEvent | FactEvent | ListingEvent | DelistEvent | FeeEvent) -> str:
     """The normalized key; feeds repeat the same listings, so normalization is cached."""
     raw = (event.source, event.listing_id)
     key = _keys.get(raw)
@@ -548,7 +612,7 @@ def _micros_or_invalid(moment: dt.datetime) -> int:
     return (moment - EPOCH) // MICROSECOND
 
 
-def _normalized_key(event: RateEvent | FactEvent | ListingEvent | DelistEvent) -> str:
+def _normalized_key(event: RateEvent | FactEvent | ListingEvent | DelistEvent | FeeEvent) -> str:
     source = event.source.strip().lower()
     if not SOURCE_PATTERN.fullmatch(source):
         raise Rejected(f"source: '{event.source}' is invalid; expected [a-z0-9_-]{{1,32}}")

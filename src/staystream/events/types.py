@@ -90,13 +90,31 @@ class StayRuleEvent(msgspec.Struct, tag="stay_rule", tag_field="type", gc=False)
 CalendarEvent = RateEvent | PriceEvent | AvailabilityEvent | StayRuleEvent
 
 
+class FeeEvent(msgspec.Struct, tag="fee", tag_field="type", gc=False):
+    """One charge of a listing beyond its nights (contract v1.1, "Fees and taxes"); `amount`
+    null with no `percent` removes it."""
+
+    source: str
+    listing_id: str | int
+    fee_id: str | int
+    changed_at: dt.datetime
+    basis: str | None = None
+    label: str | None = None
+    amount: Decimal | None = None
+    percent: Decimal | None = None
+    currency: str | None = None
+    mandatory: bool = True
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+
 class DelistEvent(msgspec.Struct, tag="delist", tag_field="type", gc=False):
     source: str
     listing_id: str | int
     changed_at: dt.datetime
 
 
-Event = ListingEvent | RateEvent | PriceEvent | AvailabilityEvent | StayRuleEvent | DelistEvent
+Event = ListingEvent | RateEvent | PriceEvent | AvailabilityEvent | StayRuleEvent | DelistEvent | FeeEvent
 
 
 class Listing(msgspec.Struct, array_like=True):
@@ -119,6 +137,33 @@ class Listing(msgspec.Struct, array_like=True):
 class Delist(msgspec.Struct, array_like=True):
     key: str
     changed_at: int
+
+
+FEE_BASES: tuple[str, ...] = ("per_stay", "per_night", "per_guest_per_night", "percent")
+FEE_BASIS_INDEX = {basis: i for i, basis in enumerate(FEE_BASES)}
+PERCENT_SCALE = 10**6  # `Fee.amount` of a percent fee: the percent in millionths (12.5% = 12_500_000)
+ALWAYS_FROM, ALWAYS_UNTIL = -(2**31), 2**31 - 1  # the check-in window of a fee without start/end
+
+
+class Fee(msgspec.Struct, array_like=True):
+    """A validated, normalized fee as stored: last-writer-wins per (key, fee_id) on changed_at.
+
+    `removed` is a tombstone that keeps its changed_at, so an older version arriving later stays
+    removed. `amount` is in minor units of `currency`, or for `percent` the percent in
+    millionths (`PERCENT_SCALE`, currency 0). `start`/`end` are check-in days since the epoch.
+    """
+
+    key: str
+    fee_id: str
+    label: str
+    basis: int  # index in FEE_BASES
+    amount: int
+    currency: int
+    mandatory: bool
+    start: int
+    end: int
+    changed_at: int
+    removed: bool
 
 
 # One calendar event as a row: `key` indexes `WriteRequest.keys` on the wire and is the
@@ -189,6 +234,7 @@ class WriteRequest(msgspec.Struct, array_like=True):
     fx: bytes | None = None  # a replacement FX table (admin), stored with the group
     bulk: bool = False  # from a bulk import: yields to live traffic in the writer
     rate_format: int = RATE_FORMAT  # of `rates`; `scaled.stream.decode` sets 1 for messages from before facts
+    fees: list[Fee] = []
 
     def rate_rows(self) -> np.ndarray:
         """`rates` as `RATE_DTYPE` rows, whichever format the frame was written in."""
@@ -204,14 +250,15 @@ class Commit(msgspec.Struct):
     seq: int  # the sequence of `rate_events`
     rate_events: bytes | None  # packed RATE_DTYPE, key = row
     settings: dict[str, bytes]
+    fees: list[tuple[int, Fee]] = []  # by row
 
     @property
     def describes(self) -> bool:
-        """Whether anything beside rate events changes: listings, keys or settings."""
-        return bool(self.new_keys or self.listings or self.delists or self.settings)
+        """Whether anything beside rate events changes: listings, keys, fees or settings."""
+        return bool(self.new_keys or self.listings or self.delists or self.settings or self.fees)
 
     def without_rates(self) -> Commit:
-        return Commit(self.new_keys, self.listings, self.delists, 0, None, self.settings)
+        return Commit(self.new_keys, self.listings, self.delists, 0, None, self.settings, self.fees)
 
 
 class WriteReply(msgspec.Struct, array_like=True):

@@ -30,7 +30,9 @@ from staystream.durable.postgres import (
     CONNECTION_ERRORS,
     UPDATE_DELISTS,
     UPDATE_LISTINGS,
+    UPSERT_FEES,
     UPSERT_SETTING,
+    fee_columns,
     listing_columns,
     newest_per_row,
 )
@@ -188,7 +190,7 @@ class Applier:
         else:
             self.oldest_pending = None
         rates = merged.rate_rows()
-        applied_events.inc(len(rates) + len(merged.listings) + len(merged.delists))
+        applied_events.inc(len(rates) + len(merged.listings) + len(merged.delists) + len(merged.fees))
         applied_nights.inc(int(rates["nights"].sum()) if len(rates) else 0)
         for message in messages:
             try:
@@ -199,6 +201,7 @@ class Applier:
 
     async def _commit(self, request: WriteRequest, last_seq: int) -> None:
         named = set(request.keys) | {listing.key for listing in request.listings} | {d.key for d in request.delists}
+        named |= {fee.key for fee in request.fees}
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._resolve(connection, named)
             if request.listings:
@@ -209,6 +212,8 @@ class Applier:
                 await connection.execute(
                     UPDATE_DELISTS, list(newest_delists), [d.changed_at for d in newest_delists.values()]
                 )
+            if request.fees:
+                await connection.execute(UPSERT_FEES, *fee_columns([(rows[fee.key], fee) for fee in request.fees]))
             rates = request.rate_rows()
             if len(rates):
                 by_index = np.array([rows[k] for k in request.keys], np.int32)

@@ -51,8 +51,10 @@ from staystream.durable.postgres import (
     CONNECTION_ERRORS,
     MIRROR_COLUMNS,
     SCHEMA,
+    fee_structs,
     insert_chunks,
     load_chunks,
+    read_fees,
     rebuild_mirror,
     upgrade_log,
 )
@@ -147,7 +149,7 @@ class StreamDurable:
             return Recovered(None, [], [], iter([]))
         started = time.perf_counter()
         found = await _retrying("bootstrap from PostgreSQL", self._read_all)
-        snapshot_keys, state, entries, settings, logs, positions = found
+        snapshot_keys, state, entries, settings, logs, positions, pg_fees = found
         keys: list[str] = list(snapshot_keys)
         local = {key: row for row, key in enumerate(keys)}
         max_pg = max((r[0] for r in entries), default=-1)
@@ -169,8 +171,9 @@ class StreamDurable:
         self.key_of_row = keys
         self.start_seq = positions + 1
         self.followed_seq = positions
+        fees = [(int(pg_to_local[fee[0]]), *fee[1:]) for fee in pg_fees]
         self.mirror = await loop.run_in_executor(
-            self.thread, rebuild_mirror, self.config.database_path, mirror_entries, settings)
+            self.thread, rebuild_mirror, self.config.database_path, mirror_entries, settings, fees)
         info = await self.js.stream_info(stream.STREAM)
         if info.state.first_seq > self.start_seq and info.state.messages:
             log.error("the stream no longer holds messages PostgreSQL lacks; raise the stream's retention",
@@ -184,6 +187,7 @@ class StreamDurable:
             [(row, *split_key(key)) for row, key in enumerate(keys)],
             columns,
             _remapped(logs, pg_to_local),
+            fee_structs(fees),
         )
 
     async def _read_all(self) -> tuple[Any, ...]:
@@ -200,11 +204,12 @@ class StreamDurable:
                 f"SELECT {MIRROR_COLUMNS} FROM staystream.listings ORDER BY row")]
             settings = [tuple(r) for r in await connection.fetch("SELECT name, value FROM staystream.settings")]
             logs = [r["events"] for r in await connection.fetch("SELECT events FROM staystream.rate_log ORDER BY seq")]
+            fees = await read_fees(connection)
             counted = await connection.fetchrow(
                 "SELECT count(*) AS n, coalesce(min(stream_seq), 0) AS low FROM staystream.positions "
                 "WHERE partition < $1", self.config.stream_partitions)
         complete = counted["n"] == self.config.stream_partitions
-        return keys, state, entries, settings, logs, counted["low"] if complete else 0
+        return keys, state, entries, settings, logs, counted["low"] if complete else 0, fees
 
     # -- following the stream ------------------------------------------------------------
 

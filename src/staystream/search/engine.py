@@ -55,7 +55,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 import numpy as np
@@ -76,7 +76,7 @@ from staystream.events.money import (
 from staystream.events.types import KIND_INDEX, KINDS
 from staystream.memory.calendar import PAGE
 from staystream.memory.shm import Counter, SharedArrays
-from staystream.search import deals
+from staystream.search import deals, fees
 from staystream.search.view import Store, describe
 
 EARTH_RADIUS_KM = 6371.0088
@@ -294,9 +294,11 @@ def find_stays(shared: SharedArrays, fx: Fx, query: Query, ranking: int) -> Foun
     priced = price.min(axis=0) >= 0  # bookable = available and priced (contract v1.1): a night may be one only
     single = (currency == currency[0]).all(axis=0)
 
-    total = night_totals(fx, price, currency, single, ranking)
+    charges = fees.stay_charges(shared, rows, np.full(len(rows), query.checkin), query.nights, query.guests)
+    total = night_totals(fx, price, currency, single, charges, ranking)
     ranked = total != UNRANKED
-    keep = priced & (ranked | single)  # a stay in several currencies needs rates for any total
+    # a stay in several currencies (nights or fees) needs rates for any total
+    keep = priced & (ranked | (single & ~charges.foreign(currency[0])))
     if query.currency is not None or query.min_price is not None or query.max_price is not None:
         keep &= ranked
     return Found(rows[keep], distance[keep], entries[:, keep], total[keep])
@@ -374,7 +376,7 @@ class _Deals:
         query = self.query
         open_, totals, _ = window_totals(
             self.store.shared, self.store.fx, rows, query.checkin - deals.USUAL_DAYS, 2 * deals.USUAL_DAYS + 1,
-            query.nights, self.ranking)
+            query.nights, query.guests, self.ranking)
         usual = deals.usual_references(open_, totals, int(UNRANKED))
         self.kind[todo], self.reference[todo] = deals.choose(total, similar, usual)
 
@@ -419,7 +421,10 @@ def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarr
         open_rows, kept, entries = _open_stays(shared, wanted[rest], query.checkin, query.nights)
         price = _fresh(shared, "entry_price", entries)[entries]
         currency = _fresh(shared, "entry_currency", entries)[entries]
-        totals[rest[kept]] = night_totals(store.fx, price, currency, (currency == currency[0]).all(axis=0), ranking)
+        stays = wanted[rest[kept]]
+        charges = fees.stay_charges(shared, stays, np.full(len(stays), query.checkin), query.nights, query.guests)
+        totals[rest[kept]] = night_totals(store.fx, price, currency, (currency == currency[0]).all(axis=0), charges,
+                                          ranking)
         return np.where(totals == UNRANKED, deals.NONE, totals)
 
     return deals.similar_references(
@@ -688,12 +693,13 @@ def _bookable_values(available: np.ndarray, price: np.ndarray) -> np.ndarray:
 
 
 def window_totals(
-    shared: SharedArrays, fx: Fx, rows: np.ndarray, first_checkin: int, checkins: int, nights: int, target: int,
+    shared: SharedArrays, fx: Fx, rows: np.ndarray, first_checkin: int, checkins: int, nights: int, guests: int,
+    target: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stays of `nights` nights of each row, checking in on each of `checkins` days from
     `first_checkin`: whether each is open (every night bookable, the check-in night's
     min_nights allows it), its total (`stay_totals`; `UNRANKED` where closed) and whether its
-    nights are in one currency, rows x check-ins. One gather of the span's nights, then window
+    nights and fees are in one currency, rows x check-ins. One gather of the span's nights, then window
     sums of running sums: the cost grows with the span, not with check-ins x nights."""
     span = checkins + nights - 1
     entries = _span_entries(shared, rows, first_checkin, span)
@@ -713,14 +719,17 @@ def window_totals(
     np.cumsum(currency[:, 1:] != currency[:, :-1], axis=1, dtype=np.int16, out=changes[:, 1:])
     single = changes[:, nights - 1 : nights - 1 + checkins] == changes[:, :checkins]
     total = np.full(open_.shape, UNRANKED, dtype=np.int64)
+    unit, day = np.nonzero(open_)  # the stays, in the order of `open_`'s true values
 
     def nights_of(stays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        unit, day = np.nonzero(open_)
         where = (unit[stays][None, :], day[stays][None, :] + np.arange(nights)[:, None])
         return price[where], currency[where]
 
     sums = running[:, nights:] - running[:, :checkins]
-    total[open_] = stay_totals(fx, sums[open_], currency[:, :checkins][open_], single[open_], nights_of, target)
+    charges = fees.stay_charges(shared, rows[unit], first_checkin + day, nights, guests)
+    own = currency[:, :checkins][open_]
+    total[open_] = stay_totals(fx, sums[open_], own, single[open_], nights_of, charges, target)
+    single[open_] &= ~charges.foreign(own)  # fees in another currency: not "one currency" either
     return open_, total, single
 
 
@@ -755,27 +764,31 @@ def _fresh(shared: SharedArrays, name: str, index: np.ndarray) -> np.ndarray:
 # -- money -------------------------------------------------------------------------------------
 
 
-def night_totals(fx: Fx, price: np.ndarray, currency: np.ndarray, single: np.ndarray, target: int) -> np.ndarray:
+def night_totals(fx: Fx, price: np.ndarray, currency: np.ndarray, single: np.ndarray, charges: fees.Charges,
+            target: int) -> np.ndarray:
     """Each stay's (a column of nights x stays `price` and `currency`) total, by `stay_totals`."""
     return stay_totals(
-        fx, price.sum(axis=0), currency[0], single, lambda stays: (price[:, stays], currency[:, stays]), target)
+        fx, price.sum(axis=0), currency[0], single, lambda stays: (price[:, stays], currency[:, stays]), charges,
+        target)
 
 
 NightsOf = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def stay_totals(
-    fx: Fx, sums: np.ndarray, own: np.ndarray, single: np.ndarray, nights_of: NightsOf, target: int,
+    fx: Fx, sums: np.ndarray, own: np.ndarray, single: np.ndarray, nights_of: NightsOf, charges: fees.Charges,
+    target: int,
 ) -> np.ndarray:
     """The exact totals of many stays ((unit, check-in) pairs) in `target` minor units,
     `UNRANKED` where they cannot be converted: every total search ranks, filters or compares
-    is made here (mandatory fees will join the nights here too).
+    is made here, the nights and the mandatory fees (`fees.stay_charges`) together.
 
     `sums` are the nights' sums in `own`, the check-in night's currency, for the stays in one
     currency (`single`, nearly all: one factor each); `nights_of(stays)` gives the price and
-    currency, nights x stays, of the others. Float factors give the answer for all but the
-    totals within rounding error of half a minor unit; those (exact ties like 6753.5 cents
-    included) are recomputed exactly with `Decimal`.
+    currency, nights x stays, of the others. A stay whose nights and fixed fees are all in
+    `target` and that has no percent fee is summed in integers. Float factors give the answer
+    for all others but the totals within rounding error of half a minor unit; those (exact ties
+    like 6753.5 cents included) are recomputed exactly (`exact_stay_total`).
     """
     factors = fx.minor_factors(target)
     own = own.astype(np.intp)
@@ -784,9 +797,26 @@ def stay_totals(
     if len(mixed):
         price, currency = nights_of(mixed)
         value[mixed] = (price * factors[currency.astype(np.intp)]).sum(axis=0)
-    total = np.full(len(sums), UNRANKED, dtype=np.int64)
-    same = single & (own == target)
-    total[same] = sums[same]
+    n = len(sums)
+    fixed_in_target = np.zeros(n, dtype=np.int64)
+    foreign_charges = np.zeros(n, dtype=np.int64)
+    if len(charges.stay):
+        in_target = charges.currency == target
+        # Integer sums where exact (amounts and their sum below 2^53), else exact int64 adds.
+        if int(charges.amount.max()) * len(charges.amount) < 2**53:
+            fixed_in_target = np.bincount(charges.stay[in_target], weights=charges.amount[in_target],
+                                          minlength=n).astype(np.int64)
+        else:
+            np.add.at(fixed_in_target, charges.stay[in_target], charges.amount[in_target])
+        foreign_charges = np.bincount(charges.stay[~in_target], minlength=n)
+        fixed = np.bincount(charges.stay, weights=charges.amount * factors[charges.currency.astype(np.intp)],
+                            minlength=n)
+        value = value * (1 + charges.percent / fees.PERCENT_DENOMINATOR) + fixed
+    elif charges.percent.any():
+        value = value * (1 + charges.percent / fees.PERCENT_DENOMINATOR)
+    total = np.full(n, UNRANKED, dtype=np.int64)
+    same = single & (own == target) & (charges.percent == 0) & (foreign_charges == 0)
+    total[same] = sums[same] + fixed_in_target[same]
     other = np.flatnonzero(~same & ~np.isnan(value))
     if len(other):
         value = value[other]
@@ -795,17 +825,28 @@ def stay_totals(
             np.abs(value) > 2.0**52
         )
         total[other] = rounded.astype(np.int64)
+        charges_of = charges.of(other[doubtful])
         for i in other[doubtful].tolist():
             if single[i]:
-                total[i] = fx.convert_minor(int(sums[i]), int(own[i]), target)
+                prices, currencies = [int(sums[i])], [int(own[i])]
             else:
                 price, currency = nights_of(np.array([i]))
-                total[i] = exact_total(fx, price[:, 0].tolist(), currency[:, 0].tolist(), target)
+                prices, currencies = price[:, 0].tolist(), currency[:, 0].tolist()
+            total[i] = exact_stay_total(fx, prices, currencies, *charges_of[i], target)
     return total
 
 
+def exact_stay_total(fx: Fx, prices: list[int], currencies: list[int], fixed: list[tuple[int, int]], percent: int,
+                     target: int) -> int:
+    """A stay's total in `target` minor units with its mandatory fees (`fees.exact_value`),
+    rounded once, half-even; without fees, `exact_total`."""
+    if not fixed and not percent:
+        return exact_total(fx, prices, currencies, target)
+    return fees.exact_minor(fx, zip(prices, currencies, strict=True), fixed, percent, target)
+
+
 def exact_total(fx: Fx, prices: Iterable[int], currencies: Iterable[int], target: int) -> int:
-    """The stay's total in `target` minor units, by the rule in this module's docstring."""
+    """The nights' total in `target` minor units, by the rule in this module's docstring."""
     sums: dict[int, int] = {}
     for price, currency in zip(prices, currencies, strict=True):
         sums[currency] = sums.get(currency, 0) + price
@@ -853,6 +894,7 @@ def _results(store: Store, query: Query, found: Found, page: np.ndarray, place: 
     shared, fx = store.shared, store.fx
     rows, entries, distance = found.rows[page], found.entries[:, page], found.distance[page]
     found_rows = sqlite.details(store.connection, np.concatenate([rows, found.rows[offers]]).tolist())
+    fees_of = sqlite.fees_of(store.connection, list(found_rows))
     place_ids = store.place_ids(rows.tolist())
     days = [day_from_epoch(query.checkin + i).isoformat() for i in range(query.nights)]
     changed_at = shared["entry_changed_at"][entries].max(axis=0).tolist() if len(rows) else []
@@ -874,6 +916,12 @@ def _results(store: Store, query: Query, found: Found, page: np.ndarray, place: 
             value = shown_texts[minor, currency, shown] = format_minor(fx.convert_minor(minor, currency, shown), shown)
         return value
 
+    def with_fees(row: int, prices: list[int], currencies: list[int], shown: int) -> tuple[int, list[dict[str, Any]]]:
+        """The stay's total in `shown` with its mandatory fees, and its `fees` as listed."""
+        listed, fixed, percent = fees.breakdown(fx, fees_of.get(row, []), query.checkin, query.guests, prices,
+                                                currencies, shown)
+        return exact_stay_total(fx, prices, currencies, fixed, percent, shown), listed
+
     offers_of: dict[int, list[dict[str, object]]] = {}
     if query.by_place:
         for position in offers[np.lexsort((found.rows[offers], found.total[offers]))].tolist():
@@ -885,7 +933,7 @@ def _results(store: Store, query: Query, found: Found, page: np.ndarray, place: 
             shown = currencies[0] if query.currency is None else query.currency
             offers_of.setdefault(int(place[position]), []).append({
                 "source": found_rows[row]["source"], "listing_id": found_rows[row]["listing_id"],
-                "total": format_minor(exact_total(fx, prices, currencies, shown), shown),
+                "total": format_minor(with_fees(row, prices, currencies, shown)[0], shown),
                 "currency": CURRENCIES[shown], "url": found_rows[row]["url"], "deal": deals_of.shown(position),
                 "_rank": int(found.total[position]),
             })
@@ -901,7 +949,7 @@ def _results(store: Store, query: Query, found: Found, page: np.ndarray, place: 
             continue
         own = currencies[0]
         shown = own if query.currency is None else query.currency
-        total = exact_total(fx, prices, currencies, shown)
+        total, fees_listed = with_fees(row, prices, currencies, shown)
         for currency in currencies:
             if currency not in codes:
                 codes[currency] = CURRENCIES[currency]
@@ -911,6 +959,8 @@ def _results(store: Store, query: Query, found: Found, page: np.ndarray, place: 
             **listing,
             "total": format_minor(total, shown),
             "currency": CURRENCIES[shown],
+            "nights_total": format_minor(exact_total(fx, prices, currencies, shown), shown),
+            "fees": [{**fee, "amount": format_minor(fee["amount"], shown)} for fee in fees_listed],
             "nightly_average": format_minor(_half_even(total, query.nights), shown),
             "nights": [
                 {"night": day, "price": shown_text(price, currency, shown), "listing_price": text(price, currency),
@@ -918,7 +968,7 @@ def _results(store: Store, query: Query, found: Found, page: np.ndarray, place: 
                 for day, price, currency in zip(days, prices, currencies, strict=True)
             ],
             "listing_currency": CURRENCIES[own],
-            "listing_total": format_minor(total if shown == own else exact_total(fx, prices, currencies, own), own),
+            "listing_total": format_minor(total if shown == own else with_fees(row, prices, currencies, own)[0], own),
             "distance_km": round(distance_km, 3),
             "price_changed_at": format_changed_at(changed),
             "place_id": place_ids.get(row),

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from staystream.dates import day_from_epoch
+from staystream.durable import sqlite
 from staystream.events.money import CURRENCIES, format_minor
-from staystream.search import engine
+from staystream.search import engine, fees
 from staystream.search.engine import UNRANKED, MultiParams, Query, QueryError
 from staystream.search.view import Store
 
@@ -81,7 +82,8 @@ def search_dates(store: Store, dates: DatesQuery) -> dict[str, object]:
     if query.area.radius_km is not None:
         near = distance <= query.area.radius_km
         rows, distance = rows[near], distance[near]
-    open_, total, single = engine.window_totals(shared, fx, rows, query.checkin, dates.days, query.nights, ranking)
+    open_, total, single = engine.window_totals(
+        shared, fx, rows, query.checkin, dates.days, query.nights, query.guests, ranking)
     ranked = total != UNRANKED
     keep = open_ & (ranked | single)  # as `engine.find_stays`
     if query.currency is not None or query.min_price is not None or query.max_price is not None:
@@ -150,7 +152,10 @@ def _cheapest(store: Store, query: Query, ranking: int, row: int, checkin: int, 
     prices = store.calendar.entry("entry_price", entries).tolist()
     currencies = store.calendar.entry("entry_currency", entries).tolist()
     shown = currencies[0] if query.currency is None else query.currency
-    total = ranked_total if shown == ranking else engine.exact_total(store.fx, prices, currencies, shown)
+    _, fixed, percent = fees.breakdown(store.fx, sqlite.fees_of(store.connection, [row]).get(row, []), checkin,
+                                       query.guests, prices, currencies, shown)
+    total = ranked_total if shown == ranking else engine.exact_stay_total(
+        store.fx, prices, currencies, fixed, percent, shown)
     source, listing_id = store.listing_key(row)
     return {"total": format_minor(total, shown), "currency": CURRENCIES[shown], "source": source,
             "listing_id": listing_id, "place_id": store.place_ids([row]).get(row)}

@@ -4,8 +4,8 @@ A write group touches a few rows of many watches; evaluating watch by watch (`ev
 for whole areas) would cost a Python call per watch per poll. Here every pair is filtered in one
 pass by the rules of `search.engine` (searchable, guests, kinds, circle distance, every night
 available, the check-in night's `min_nights`, a price on every night, totals by
-`engine.night_totals`, the price bound in the ranking currency) with each watch's own stay, so a pair
-matches exactly when search would list the row for the watch's query. `WatchTable` holds the
+`engine.night_totals` with mandatory fees, the price bound in the ranking currency) with each
+watch's own stay, so a pair matches exactly when search would list the row for the watch's query. `WatchTable` holds the
 watches' parameters as columns.
 """
 
@@ -20,7 +20,8 @@ from staystream.events.fx import Fx
 from staystream.events.money import CURRENCY_INDEX, EXPONENT
 from staystream.memory.calendar import PAGE
 from staystream.memory.shm import Counter, SharedArrays
-from staystream.search.engine import EARTH_RADIUS_KM, UNRANKED, Query, exact_total, night_totals
+from staystream.search import fees
+from staystream.search.engine import EARTH_RADIUS_KM, UNRANKED, Query, exact_stay_total, night_totals
 
 NO_BOUND = np.iinfo(np.int64).max
 
@@ -141,21 +142,31 @@ def _stays(shared: SharedArrays, fx: Fx, table: WatchTable, watch: np.ndarray, r
     priced = price.min(axis=0, initial=0) >= 0 if len(row) else np.zeros(0, bool)
     single = (currency == currency[0]).all(axis=0) if len(row) else np.zeros(0, bool)
     ranked = np.full(len(row), UNRANKED, np.int64)
-    ranking = table.ranking[watch]
-    for target in np.unique(ranking).tolist():
-        mine = ranking == target
-        ranked[mine] = night_totals(fx, price[:, mine], currency[:, mine], single[mine], target)
+    foreign = np.zeros(len(row), bool)  # a fee in another currency than the stay's nights
+    charges_of: dict[int, tuple[list[tuple[int, int]], int]] = {}  # pair -> its fees, for exact totals
+    ranking, guests = table.ranking[watch], table.guests[watch]
+    for target, party in sorted(set(zip(ranking.tolist(), guests.tolist(), strict=True))):
+        mine = np.flatnonzero((ranking == target) & (guests == party))
+        charges = fees.stay_charges(shared, row[mine], table.checkin[watch[mine]], nights, party)
+        ranked[mine] = night_totals(fx, price[:, mine], currency[:, mine], single[mine], charges, target)
+        foreign[mine] = charges.foreign(currency[0, mine])
+        for stay, found in charges.of(np.arange(len(mine))).items():
+            charges_of[int(mine[stay])] = found
     chosen = table.currency[watch]
-    keep = priced & ((ranked != UNRANKED) | single)
+    keep = priced & ((ranked != UNRANKED) | (single & ~foreign))
     bounded = (chosen >= 0) | (table.bound[watch] != NO_BOUND)
     keep &= ~bounded | ((ranked != UNRANKED) & (ranked <= table.bound[watch]))
+    pair = np.flatnonzero(keep)
     watch, row, ranked, price, currency, chosen = (
         watch[keep], row[keep], ranked[keep], price[:, keep], currency[:, keep], chosen[keep])
     own = currency[0] if len(row) else np.zeros(0, np.int64)
     shown = np.where(chosen >= 0, chosen, own).astype(np.int64)
     total = np.where(chosen >= 0, ranked, price.sum(axis=0))
-    for i in np.flatnonzero((chosen < 0) & ~(currency == own).all(axis=0)).tolist():  # several currencies
-        total[i] = exact_total(fx, price[:, i].tolist(), currency[:, i].tolist(), int(shown[i]))
+    for i in np.flatnonzero(chosen < 0).tolist():  # in its own currency: exact, fees included
+        fixed, percent = charges_of[int(pair[i])]
+        if fixed or percent or not (currency[:, i] == own[i]).all():
+            total[i] = exact_stay_total(fx, price[:, i].tolist(), currency[:, i].tolist(), fixed, percent,
+                                        int(shown[i]))
     return Matches(watch, row, ranked, total.astype(np.int64), shown)
 
 

@@ -3,7 +3,8 @@ tells its client, given what it last said (`store.Placed` per place).
 
 Matching is search's own (`engine.find_stays`, `engine.in_price_bounds`; `batch.py` applies the
 same rules to many (watch, row) pairs at once), and a total is computed as a search
-result's `total` is (`engine.exact_total` in the watch's `currency`, else the listing's own), so
+result's `total` is (`engine.exact_stay_total`, mandatory fees included, in the watch's
+`currency`, else the listing's own), so
 an event's total is what `/v1/search` shows for the same query. A place's offer is its cheapest
 matching listing (by the ranking total, as search ranks).
 """
@@ -14,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
+import numpy as np
 
 from staystream.events.fx import Fx
 from staystream.events.money import CURRENCIES, format_minor
 from staystream.memory.shm import SharedArrays
-from staystream.search.engine import Query, exact_total, find_stays, in_price_bounds, ranking_currency
+from staystream.search import fees
+from staystream.search.engine import Query, exact_stay_total, find_stays, in_price_bounds, ranking_currency
 from staystream.watches.places import place_id, place_rows
 from staystream.watches.store import Event, Placed
 
@@ -48,13 +51,16 @@ def current_offers(shared: SharedArrays, fx: Fx, query: Query, names: Names) -> 
     places = place_rows(shared, rows)
     keys = names(sorted(set(rows.tolist()) | set(places.tolist())))
     prices, currencies = shared["entry_price"][entries].T.tolist(), shared["entry_currency"][entries].T.tolist()
+    charges = fees.stay_charges(shared, rows, np.full(len(rows), query.checkin), query.nights, query.guests)
+    charges_of = charges.of(np.arange(len(rows)))
     found: dict[str, Offer] = {}
-    for row, place, ranked, price, currency in zip(
-            rows.tolist(), places.tolist(), totals.tolist(), prices, currencies, strict=True):
+    for i, (row, place, ranked, price, currency) in enumerate(zip(
+            rows.tolist(), places.tolist(), totals.tolist(), prices, currencies, strict=True)):
         if row not in keys or place not in keys:
             continue  # only if SQLite lost a row shared memory still has (search skips it too)
         shown = currency[0] if query.currency is None else query.currency
-        offer = Offer(row, ranked, Placed(place, *keys[row], exact_total(fx, price, currency, shown), shown))
+        total = exact_stay_total(fx, price, currency, *charges_of[i], shown)
+        offer = Offer(row, ranked, Placed(place, *keys[row], total, shown))
         pid = place_id(*keys[place])
         best = found.get(pid)
         if best is None or (ranked, row) < (best.ranked, best.row):

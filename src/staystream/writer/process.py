@@ -30,9 +30,10 @@ from staystream.dates import epoch_day
 from staystream.durable import snapshot
 from staystream.durable.embedded import Durable, SqliteDurable
 from staystream.durable.lock import StoreLocked
-from staystream.events.types import RATE_DTYPE, Commit, Delist, Listing, WriteReply, WriteRequest, split_key
+from staystream.events.types import RATE_DTYPE, Commit, Delist, Fee, Listing, WriteReply, WriteRequest, split_key
 from staystream.memory.calendar import PAGE, CalendarWriter
 from staystream.memory.feed import ALL_NIGHTS, FeedWriter
+from staystream.memory.fees import FeeColumns
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.listings import ListingColumns
 from staystream.memory.shm import Counter, SharedArrays
@@ -53,6 +54,7 @@ class Group:
     rates: np.ndarray = field(default_factory=lambda: np.empty(0, RATE_DTYPE))
     listings: list[tuple[int, Listing]] = field(default_factory=list)
     delists: list[tuple[int, Delist]] = field(default_factory=list)
+    fees: list[tuple[int, Fee]] = field(default_factory=list)
     settings: dict[str, bytes] = field(default_factory=dict)
     seq: int = 0
 
@@ -107,6 +109,7 @@ class Writer:
         self.shared = SharedArrays(shm_path, SHARED_ARRAYS, create=True)
         self.columns = ListingColumns(self.shared)
         self.feed = FeedWriter(self.shared)
+        self.fees = FeeColumns(self.shared)
         base_page = epoch_day(config.earliest_night) // PAGE
         last_page = (epoch_day(dt.date.today()) + config.horizon_days) // PAGE + 1
         self.calendar = CalendarWriter(self.shared, base_page, last_page - base_page + 1)
@@ -134,6 +137,7 @@ class Writer:
             self.keys[f"{source}\x00{listing_id}"] = row
         self._add_rows(len(self.keys))
         self.columns.load(recovered.columns)
+        self.fees.load(recovered.fees)
         sources = {row: source for row, source, _ in recovered.keys}
         for row, *_, property_id in recovered.columns:
             if property_id is not None:
@@ -160,6 +164,7 @@ class Writer:
     def _add_rows(self, rows: int) -> None:
         self.calendar.ensure_rows(rows)
         self.columns.add_rows(rows)
+        self.fees.add_rows(rows)
 
     # -- serving -------------------------------------------------------------------------
 
@@ -194,7 +199,7 @@ class Writer:
             while True:
                 request = await wire.read_request(reader)
                 rates = request.rate_rows()
-                events = len(request.listings) + len(request.delists) + len(rates)
+                events = len(request.listings) + len(request.delists) + len(request.fees) + len(rates)
                 self._backlog(events)
                 self.waiting.add((stream, request, events), int(rates["nights"].sum()), request.bulk)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -217,7 +222,7 @@ class Writer:
             started = time.perf_counter()
             await self.durable.commit_group(Commit(
                 group.new_keys, group.listings, group.delists, group.seq,
-                group.rates.tobytes() if len(group.rates) else None, group.settings,
+                group.rates.tobytes() if len(group.rates) else None, group.settings, group.fees,
             ))
             metrics.commit_seconds.observe(time.perf_counter() - started)
         except Exception as exc:  # the group is not durable: forget its new keys, tell the workers
@@ -255,6 +260,7 @@ class Writer:
                 parts.append(rates)
             group.listings.extend((self._row(listing.key, group), listing) for listing in request.listings)
             group.delists.extend((self._row(d.key, group), d) for d in request.delists)
+            group.fees.extend((self._row(fee.key, group), fee) for fee in request.fees)
             if request.fx is not None:
                 group.settings["fx"] = request.fx
         if parts:
@@ -283,6 +289,8 @@ class Writer:
                 self.columns.set_places(self.properties.assign(row, source, listing.property_id))
         for row, delist in group.delists:
             self.columns.delist(row, delist)
+        if group.fees:
+            self.fees.apply(group.fees)
         newest_in_group: dict[str, int] = {}
         for _, request, _ in group.frames:
             for source, changed_at in request.newest.items():
