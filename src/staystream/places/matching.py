@@ -10,6 +10,7 @@ figures in docs/places.md).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import unicodedata
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from rapidfuzz import fuzz
+
+from staystream.places.types import PlaceListing
 
 EARTH_RADIUS_M = 6_371_008.8
 # Candidates are the listings of other sources within this distance: real duplicates across
@@ -83,20 +86,6 @@ _NUMBER = re.compile(r"\d+")
 # Whole units: a flat for 2 is not the flat for 8 above it; hotel room types of one hotel differ.
 _WHOLE_UNITS = frozenset({"apartment", "house"})
 _ROOMS = frozenset({"hotel_room", "private_room", "shared_room", "hostel_bed"})
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """What matching knows of one listing: plain values, nothing of the store."""
-
-    key: str
-    source: str
-    lat: float
-    lon: float
-    name: str
-    address: str | None
-    kind: str
-    max_guests: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +226,30 @@ def text_score(evidence: TextEvidence, weights: tuple[float, ...] = TEXT_WEIGHTS
     return 1.0 / (1.0 + math.exp(-z))
 
 
+def _min_name_set(weights: tuple[float, ...], threshold: float) -> float:
+    """A `name_set` below which no evidence can reach `threshold`: a hundredth under the least.
+
+    The score is at most the text score, which is linear in every other feature, so trying the
+    ends of each (as `text_evidence` can produce them) bounds it. Below this, a pair need not
+    be scored: a safe pre-filter that rapidfuzz evaluates in bulk.
+    """
+    for hundredths in range(101):
+        s = hundredths / 100.0
+        for partial, weighted, numbers, sort in itertools.product((0.0, 1.0), (0.0, 1.0), (False, True), (0.0, s)):
+            for has_address, address, differ, shared in [(False, 0.0, False, False)] + [
+                (True, a, d, sh) for a in (0.0, 1.0) for d in (False, True) for sh in (False, True)
+            ]:
+                evidence = TextEvidence(s, sort, partial, weighted, s == 1.0, numbers, has_address,
+                                        address, differ, shared)
+                if text_score(evidence, weights) >= threshold:
+                    return max(0.0, s - 0.01)  # the grid's step: the true bound is above this
+    return 1.0
+
+
+# Pairs whose normalised names have a lower token_set_ratio cannot be the same property.
+MIN_NAME_SET = _min_name_set(TEXT_WEIGHTS, THRESHOLD)
+
+
 def kind_factor(a: str, b: str) -> float:
     """1.0 when the kinds can describe one property, else `KIND_MISMATCH_FACTOR`.
 
@@ -273,7 +286,7 @@ def distance_factor(distance_m: float) -> float:
     return 1.0 - (1.0 - FAR_FACTOR) * (distance_m - BLUR_M) / (RADIUS_M - BLUR_M)
 
 
-def score(a: Candidate, b: Candidate) -> Match:
+def score(a: PlaceListing, b: PlaceListing) -> Match:
     """Score a pair of listings; `Match.same` is the decision, `Match.explain()` the reasons.
 
     score = text score x distance factor x kind factor x capacity factor.
