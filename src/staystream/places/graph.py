@@ -263,16 +263,17 @@ class PlaceGraph:
             if key not in self._listings and key in self._place_of:
                 self._places.pop(self._place_of.pop(key), None)
                 changed[key] = None
+        groups: list[set[str]] = []
         seen: set[str] = set()
         for start in sorted(touched):
-            if start in seen or start not in self._listings:
-                continue
-            group = self._group(start)
-            seen |= group
-            for key in group:
-                old = self._place_of.get(key)
-                if old is not None:
-                    self._places.pop(old, None)
+            if start not in seen and start in self._listings:
+                groups.append(self._group(start))
+                seen |= groups[-1]
+        for key in seen:  # every old place of these listings lies within these groups
+            old = self._place_of.get(key)
+            if old is not None:
+                self._places.pop(old, None)
+        for group in groups:
             for place in self._decide(group):
                 self._places[place.place_id] = place
                 for member, _, _ in place.members:

@@ -23,7 +23,13 @@ class Grid:
         self._row_height = radius_m / METRES_PER_DEGREE
         self._rows = math.ceil(180.0 / self._row_height)
         self._cells: dict[Cell, set[str]] = {}
-        self._counts = [self._row_cells(row) for row in range(self._rows)]
+        self._counts: dict[int, int] = {}  # by row, filled as rows are used
+
+    def _count(self, row: int) -> int:
+        count = self._counts.get(row)
+        if count is None:
+            count = self._counts[row] = self._row_cells(row)
+        return count
 
     def _row_cells(self, row: int) -> int:
         """How many equal cells of row `row`, each at least the row height wide in metres.
@@ -41,7 +47,7 @@ class Grid:
 
     def cell(self, lat: float, lon: float) -> Cell:
         row = self._row(lat)
-        count = self._counts[row]
+        count = self._count(row)
         return row, int((lon + 180.0) / 360.0 * count) % count
 
     def add(self, key: str, lat: float, lon: float) -> None:
@@ -57,11 +63,11 @@ class Grid:
     def cells_near(self, cell: Cell) -> list[Cell]:
         """The occupied cells that may hold points within the radius of a point of `cell`."""
         row, index = cell
-        count = self._counts[row]
+        count = self._count(row)
         west, east = index / count, (index + 1) / count  # the cell's span, in turns of longitude
         found = []
         for r in range(max(0, row - 1), min(self._rows, row + 2)):
-            other = self._counts[r]
+            other = self._count(r)
             # One cell beyond each side is enough: cells are at least a radius wide.
             first, last = math.floor(west * other) - 1, math.floor(east * other) + 1
             indices = range(other) if last - first + 1 >= other else (i % other for i in range(first, last + 1))
