@@ -86,8 +86,9 @@ class PlaceGraph:
 
     def __init__(self) -> None:
         self._listings: dict[str, PlaceListing] = {}
-        self._core_names: dict[str, str] = {}
-        self._blooms: dict[str, int] = {}
+        # per listing: lat, lon, source number, name bloom, normalised name (for `_columns`)
+        self._rows: dict[str, tuple[float, float, int, int, str]] = {}
+        self._source_ids: dict[str, int] = {}
         self._grid = Grid(matching.RADIUS_M)
         self._properties: dict[tuple[str, str], set[str]] = {}
         self._links: dict[tuple[str, str], Link] = {}
@@ -142,8 +143,8 @@ class PlaceGraph:
         key = listing.key
         self._listings[key] = listing
         core = matching.normalise_name(listing.name)
-        self._core_names[key] = core
-        self._blooms[key] = _name_bloom(core)
+        source = self._source_ids.setdefault(listing.source, len(self._source_ids))
+        self._rows[key] = (listing.lat, listing.lon, source, _name_bloom(core), core)
         self._grid.add(key, listing.lat, listing.lon)
         if (prop := _property(listing)) is not None:
             self._properties.setdefault(prop, set()).add(key)
@@ -164,7 +165,7 @@ class PlaceGraph:
                 del self._properties[prop]
         for other in self._candidates.pop(key):
             del self._candidates[other][key]
-        del self._core_names[key], self._blooms[key]
+        del self._rows[key]
         return former
 
     def _neighbours(self, key: str) -> set[str]:
@@ -206,10 +207,10 @@ class PlaceGraph:
     def _rescore(self, dirty: set[str]) -> set[str]:
         """Recompute the candidate edges of the `dirty` listings, cell by cell in bulk.
 
-        Returns the listings that gained an edge. Within reach (distance) of each other, a
-        pair is scored only if its names could reach the threshold: a shared word, or a
+        Returns the listings that gained an edge. Pairs within reach (distance, other source)
+        are filtered in bulk before the full score: their names must share a word or have a
         token_sort_ratio of at least `matching.MIN_NAME_SET` (without a shared word, that is
-        the token_set_ratio the score uses), both tested in bulk.
+        their token_set_ratio), then a token_set_ratio of at least it, which the score needs.
         """
         gained: set[str] = set()
         by_cell: dict[tuple[int, int], list[str]] = {}
@@ -220,39 +221,35 @@ class PlaceGraph:
         cutoff = matching.MIN_NAME_SET * 100.0
         for cell, mine in by_cell.items():
             near = [k for c in self._grid.cells_near(cell) for k in self._grid.keys(c)]
-            a_lat, a_lon, a_src = self._columns(mine)
-            b_lat, b_lon, b_src = self._columns(near)
-            reach = _haversine_m(a_lat[:, None], a_lon[:, None], b_lat[None, :], b_lon[None, :]) <= matching.RADIUS_M
-            reach &= a_src[:, None] != b_src[None, :]
+            rank = {k: i for i, k in enumerate(sorted(set(near)))}  # mine is within near
+            a, b = self._columns(mine, rank), self._columns(near, rank)
+            reach = _haversine_m(a.lat[:, None], a.lon[:, None], b.lat[None, :], b.lon[None, :]) <= matching.RADIUS_M
+            reach &= a.source[:, None] != b.source[None, :]
+            # a pair of two dirty listings is scored once, from its smaller key's side
+            b_dirty = np.fromiter((k in dirty for k in near), dtype=bool, count=len(near))
+            reach &= ~(b_dirty[None, :] & (b.rank[None, :] < a.rank[:, None]))
             rows, cols = np.nonzero(reach)
-            if rows.size == 0:
-                continue
-            a_keys = [mine[i] for i in rows.tolist()]
-            b_keys = [near[j] for j in cols.tolist()]
-            a_bloom = np.array([self._blooms[k] for k in a_keys], dtype=np.uint64)
-            b_bloom = np.array([self._blooms[k] for k in b_keys], dtype=np.uint64)
-            sort_ratio = process.cpdist(
-                [self._core_names[k] for k in a_keys], [self._core_names[k] for k in b_keys],
-                scorer=fuzz.token_sort_ratio, score_cutoff=cutoff, dtype=np.float32,
-            )
-            hopeful = ((a_bloom & b_bloom) != 0) | (sort_ratio >= cutoff)
-            for i in np.flatnonzero(hopeful).tolist():
-                a, b = a_keys[i], b_keys[i]
-                if b in dirty and b < a:
-                    continue  # scored from b's side
-                low, high = (a, b) if a < b else (b, a)
+            hopeful = (a.bloom[rows] & b.bloom[cols]) != 0
+            hopeful |= process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_sort_ratio,
+                                      score_cutoff=cutoff, dtype=np.float32) >= cutoff
+            rows, cols = rows[hopeful], cols[hopeful]
+            keep = process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_set_ratio,
+                                  score_cutoff=cutoff, dtype=np.float32) >= cutoff
+            for i, j in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True):
+                x, y = mine[i], near[j]
+                low, high = (x, y) if x < y else (y, x)
                 match = matching.score(self._listings[low], self._listings[high])
                 if match.same:
-                    self._candidates[a][b] = self._candidates[b][a] = match.score
-                    gained.update((a, b))
+                    self._candidates[x][y] = self._candidates[y][x] = match.score
+                    gained.update((x, y))
         return gained
 
-    def _columns(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        listings = [self._listings[k] for k in keys]
-        return (
-            np.array([x.lat for x in listings]),
-            np.array([x.lon for x in listings]),
-            np.array([x.source for x in listings], dtype=object),
+    def _columns(self, keys: list[str], rank: dict[str, int]) -> _Columns:
+        lat, lon, source, bloom, name = zip(*(self._rows[k] for k in keys), strict=True)
+        return _Columns(
+            lat=np.array(lat), lon=np.array(lon), source=np.array(source),
+            rank=np.array([rank[k] for k in keys]),
+            bloom=np.array(bloom, dtype=np.uint64), name=np.array(name, dtype=object),
         )
 
     # -- places
@@ -297,6 +294,10 @@ class PlaceGraph:
 
     def _decide(self, group: set[str]) -> list[Place]:
         """Steps 2-4 of the module docstring, for one connected group."""
+        if len(group) == 1:
+            (key,) = group
+            listing = self._listings[key]
+            return [Place(place_id_for(key), listing, ((listing, "self", 1.0),))]
         links = [
             self._links[(k, o)] for k in group for o in self._link_partners.get(k, ()) if o in group and k < o
         ]
@@ -340,6 +341,18 @@ class PlaceGraph:
             representative,
             tuple((x, how[x.key][0], how[x.key][1]) for x in listings),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """Listings of a neighbourhood as arrays, for the bulk tests of `_rescore`."""
+
+    lat: np.ndarray
+    lon: np.ndarray
+    source: np.ndarray
+    rank: np.ndarray
+    bloom: np.ndarray
+    name: np.ndarray
 
 
 class _Joins:
