@@ -38,6 +38,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from staystream.places import matching
+from staystream.places.grid import METRES_PER_DEGREE as _METRES_PER_DEGREE
 from staystream.places.grid import Grid
 from staystream.places.types import Delisted, Link, PlaceEvent, PlaceListing
 
@@ -89,6 +90,7 @@ class PlaceGraph:
         # per listing: lat, lon, source number, name bloom, normalised name (for `_columns`)
         self._rows: dict[str, tuple[float, float, int, int, str]] = {}
         self._source_ids: dict[str, int] = {}
+        self._cell_columns: dict[tuple[int, int], _Columns] = {}  # built when needed
         self._grid = Grid(matching.RADIUS_M)
         self._properties: dict[tuple[str, str], set[str]] = {}
         self._links: dict[tuple[str, str], Link] = {}
@@ -146,6 +148,7 @@ class PlaceGraph:
         source = self._source_ids.setdefault(listing.source, len(self._source_ids))
         self._rows[key] = (listing.lat, listing.lon, source, _name_bloom(core), core)
         self._grid.add(key, listing.lat, listing.lon)
+        self._cell_columns.pop(self._grid.cell(listing.lat, listing.lon), None)
         if (prop := _property(listing)) is not None:
             self._properties.setdefault(prop, set()).add(key)
         self._candidates[key] = {}
@@ -158,6 +161,7 @@ class PlaceGraph:
         former = self._neighbours(key)
         del self._listings[key]
         self._grid.remove(key, listing.lat, listing.lon)
+        self._cell_columns.pop(self._grid.cell(listing.lat, listing.lon), None)
         if (prop := _property(listing)) is not None:
             group = self._properties[prop]
             group.discard(key)
@@ -214,29 +218,51 @@ class PlaceGraph:
         """
         gained: set[str] = set()
         by_cell: dict[tuple[int, int], list[str]] = {}
-        for key in dirty:
+        for key in sorted(dirty):
             if key in self._listings:
                 listing = self._listings[key]
                 by_cell.setdefault(self._grid.cell(listing.lat, listing.lon), []).append(key)
         cutoff = matching.MIN_NAME_SET * 100.0
+        # reach, in degrees of latitude, squared: an equirectangular test (with a margin),
+        # the exact haversine distance is the score's
+        reach_deg2 = (matching.RADIUS_M * 1.001 / _METRES_PER_DEGREE) ** 2
+        done: set[tuple[int, int]] = set()
         for cell, mine in by_cell.items():
-            near = [k for c in self._grid.cells_near(cell) for k in self._grid.keys(c)]
-            rank = {k: i for i, k in enumerate(sorted(set(near)))}  # mine is within near
-            a, b = self._columns(mine, rank), self._columns(near, rank)
-            reach = _haversine_m(a.lat[:, None], a.lon[:, None], b.lat[None, :], b.lon[None, :]) <= matching.RADIUS_M
+            a = self._columns(mine)
+            # A pair of two dirty listings is scored once: from the cell done first, or within
+            # one cell from the smaller key.
+            parts: list[_Columns] = []
+            scored: list[np.ndarray] = []
+            for near in self._grid.cells_near(cell):
+                part = self._cell(near)
+                if near in done and len(by_cell[near]) == len(part.keys):
+                    continue
+                flags = np.fromiter((k in dirty for k in part.keys), dtype=bool, count=len(part.keys))
+                if near in done:
+                    scored.append(np.broadcast_to(flags, (len(mine), len(part.keys))))
+                elif near == cell:
+                    position = {k: i for i, k in enumerate(part.keys)}
+                    mine_at = np.array([position[k] for k in mine])
+                    scored.append(flags[None, :] & (np.arange(len(part.keys))[None, :] <= mine_at[:, None]))
+                else:
+                    scored.append(np.zeros((len(mine), len(part.keys)), dtype=bool))
+                parts.append(part)
+            done.add(cell)
+            b = _Columns.concatenate(parts)
+            dlat = b.lat[None, :] - a.lat[:, None]
+            dlon = (b.lon[None, :] - a.lon[:, None] + 180.0) % 360.0 - 180.0
+            dlon *= np.cos(np.radians(a.lat))[:, None]
+            reach = dlat * dlat + dlon * dlon <= reach_deg2
             reach &= a.source[:, None] != b.source[None, :]
-            # a pair of two dirty listings is scored once, from its smaller key's side
-            b_dirty = np.fromiter((k in dirty for k in near), dtype=bool, count=len(near))
-            reach &= ~(b_dirty[None, :] & (b.rank[None, :] < a.rank[:, None]))
-            rows, cols = np.nonzero(reach)
-            hopeful = (a.bloom[rows] & b.bloom[cols]) != 0
-            hopeful |= process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_sort_ratio,
-                                      score_cutoff=cutoff, dtype=np.float32) >= cutoff
-            rows, cols = rows[hopeful], cols[hopeful]
+            reach &= ~np.concatenate(scored, axis=1)
+            hopeful = (a.bloom[:, None] & b.bloom[None, :]) != 0
+            hopeful |= process.cdist(a.name, b.name, scorer=fuzz.token_sort_ratio, score_cutoff=cutoff,
+                                     dtype=np.float32) >= cutoff
+            rows, cols = np.nonzero(reach & hopeful)
             keep = process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_set_ratio,
                                   score_cutoff=cutoff, dtype=np.float32) >= cutoff
             for i, j in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True):
-                x, y = mine[i], near[j]
+                x, y = mine[i], b.keys[j]
                 low, high = (x, y) if x < y else (y, x)
                 match = matching.score(self._listings[low], self._listings[high])
                 if match.same:
@@ -244,11 +270,16 @@ class PlaceGraph:
                     gained.update((x, y))
         return gained
 
-    def _columns(self, keys: list[str], rank: dict[str, int]) -> _Columns:
+    def _cell(self, cell: tuple[int, int]) -> _Columns:
+        columns = self._cell_columns.get(cell)
+        if columns is None:
+            columns = self._cell_columns[cell] = self._columns(sorted(self._grid.keys(cell)))
+        return columns
+
+    def _columns(self, keys: list[str]) -> _Columns:
         lat, lon, source, bloom, name = zip(*(self._rows[k] for k in keys), strict=True)
         return _Columns(
-            lat=np.array(lat), lon=np.array(lon), source=np.array(source),
-            rank=np.array([rank[k] for k in keys]),
+            keys=keys, lat=np.array(lat), lon=np.array(lon), source=np.array(source),
             bloom=np.array(bloom, dtype=np.uint64), name=np.array(name, dtype=object),
         )
 
@@ -345,14 +376,25 @@ class PlaceGraph:
 
 @dataclass(frozen=True, slots=True)
 class _Columns:
-    """Listings of a neighbourhood as arrays, for the bulk tests of `_rescore`."""
+    """Listings of a cell or a neighbourhood as arrays, for the bulk tests of `_rescore`."""
 
+    keys: list[str]
     lat: np.ndarray
     lon: np.ndarray
     source: np.ndarray
-    rank: np.ndarray
     bloom: np.ndarray
     name: np.ndarray
+
+    @staticmethod
+    def concatenate(parts: list[_Columns]) -> _Columns:
+        return _Columns(
+            keys=[k for part in parts for k in part.keys],
+            lat=np.concatenate([p.lat for p in parts]),
+            lon=np.concatenate([p.lon for p in parts]),
+            source=np.concatenate([p.source for p in parts]),
+            bloom=np.concatenate([p.bloom for p in parts]),
+            name=np.concatenate([p.name for p in parts]),
+        )
 
 
 class _Joins:
@@ -390,11 +432,3 @@ class _Joins:
 
     def groups(self) -> list[list[str]]:
         return sorted(sorted(members) for members in self._members.values())
-
-
-def _haversine_m(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    h = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    return 2 * matching.EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
-
-
