@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from staystream import places
 from staystream.places import matching
 from staystream.places.graph import PlaceGraph, place_id_for
 from staystream.places.grid import Grid
@@ -228,3 +231,27 @@ def test_the_grid_finds_every_point_within_the_radius(points: list[tuple[float, 
             continue
         grid.add(f"b{i}", lat2, lon2)
         assert grid.cell(lat2, lon2) in grid.cells_near(grid.cell(lat, lon))
+
+
+def test_a_listing_sent_again_or_an_unknown_delisting_changes_nothing() -> None:
+    graph = PlaceGraph()
+    graph.apply([hotel("booking", "1"), hotel("expedia", "2", north=10)])
+    before = snapshot(graph)
+    assert graph.apply([hotel("booking", "1"), Delisted("vrbo", "never-listed")]) == {}
+    assert snapshot(graph) == before
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: hotel("booking", "1", kind="castle"), "listing booking/1: kind 'castle' is not one of"),
+    (lambda: PlaceListing("booking", "1", 91.0, 0.0, "X", "other", 2), "lat/lon 91.0, 0.0 outside [-90, 90]"),
+    (lambda: hotel("booking", "1", address="x" * 513), "address of 513 characters, at most 512 expected"),
+    (lambda: Link("booking", "1", "booking", "1", True, 1), "link of booking/1 to itself"),
+])
+def test_bad_input_names_the_listing_the_value_and_what_was_expected(make: object, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()  # type: ignore[operator]
+
+
+def test_the_package_exports() -> None:
+    assert sorted(places.__all__) == ["Delisted", "Link", "Place", "PlaceEvent", "PlaceGraph", "PlaceListing",
+                                      "listing_key", "place_id_for"]

@@ -127,6 +127,8 @@ class PlaceGraph:
         dirty: set[str] = set()
         for event in events:
             if isinstance(event, PlaceListing):
+                if self._listings.get(event.key) == event:
+                    continue  # sent again: nothing to re-decide
                 touched |= self._remove(event.key)
                 self._add(event)
                 touched |= self._neighbours(event.key)
