@@ -1,15 +1,14 @@
 """A spatial grid of listing keys: the candidates of a point are in a few cells around it.
 
 Rows are bands of latitude `radius` metres high; each row is cut into equal cells at least
-`radius` metres wide at the worst latitude of it and its neighbours (so rows near the poles have few cells), and
-the cells of a row wrap around the antimeridian. The cells returned for a point cover every
-point within `radius` of it; callers filter the exact distance.
+`radius` metres wide at the worst latitude of it and its neighbours (so rows near the poles
+have few cells), and the cells of a row wrap around the antimeridian. The cells near a cell
+cover every point within `radius` of any point of it; callers filter the exact distance.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 METRES_PER_DEGREE = 6_371_008.8 * math.pi / 180.0
 
@@ -76,6 +75,3 @@ class Grid:
 
     def keys(self, cell: Cell) -> set[str]:
         return self._cells.get(cell, set())
-
-    def occupied(self) -> Iterator[tuple[Cell, set[str]]]:
-        return iter(self._cells.items())
