@@ -121,6 +121,19 @@ def test_auto_matching_is_one_to_one_per_pair_of_sources() -> None:
     assert members(graph, "expedia", "second") == [("expedia", "second", "self")]
 
 
+def test_a_candidate_refused_by_not_same_leaves_the_slot_to_the_next() -> None:
+    graph = PlaceGraph()
+    graph.apply([
+        hotel("booking", "1"), hotel("hotels", "far", north=5000, name="Maison Rose"),
+        Link("booking", "1", "hotels", "far", True, 1), Link("hotels", "far", "expedia", "best", False, 1),
+        hotel("expedia", "best", north=10),
+        hotel("expedia", "second", north=30, name="Hotel Lutetia Paris Rive Gauche"),
+    ])
+    assert members(graph, "booking", "1") == [
+        ("booking", "1", "self"), ("expedia", "second", "auto"), ("hotels", "far", "link"),
+    ]
+
+
 def test_a_link_to_an_unknown_listing_applies_when_it_arrives() -> None:
     graph = PlaceGraph()
     graph.apply([hotel("booking", "1"), Link("booking", "1", "vrbo", "later", True, 3)])

@@ -7,14 +7,14 @@ or the events in any order, give the same places), computed as follows:
    `same: true` (the latest per pair wins; see `Link`). *candidate*: listings of different
    sources within `matching.RADIUS_M` whose score reaches `matching.THRESHOLD` and that no link
    names as a pair (a link, either way, beats automatic matching).
-2. One-to-one: per pair of sources, a listing keeps at most one candidate: candidates are taken
-   best score first (ties by the keys), skipping any whose listing already has one of the
-   other's source. Those taken are the *auto* edges.
-3. Joining, under the "not same" links: property edges always join (the contract makes them
+2. Joining, under the "not same" links: property edges always join (the contract makes them
    one place, so a "not same" between units of one property cannot be honoured); then link
-   edges, newest first; then auto edges, best first. A link or auto edge is skipped when it
-   would put two listings that a "not same" link separates into one place, so a "not same"
-   holds even against a chain of edges that would join its listings.
+   edges, newest first; then candidates, best score first (ties by the keys). A link or
+   candidate is refused when it would put two listings that a "not same" link separates into
+   one place, so a "not same" holds even against a chain of edges that would join them.
+3. One-to-one: per pair of sources a listing takes at most one candidate: a candidate is
+   skipped when either listing already took one of the other's source (a refused candidate
+   takes nothing). Those taken are the *auto* edges.
 4. Places are the joined groups. `place_id` is "p" and a hash of the smallest member key.
    Each member says how it joined: the smallest key is "self" and every other member names
    the edge that first reached it from there ("property", "link" or "auto", with the auto
@@ -353,8 +353,8 @@ class PlaceGraph:
             source_a, source_b = self._listings[a].source, self._listings[b].source
             if (a, source_b) in taken or (b, source_a) in taken:
                 continue
-            taken.update(((a, source_b), (b, source_a)))
-            joins.join(a, b, "auto", -negative)
+            if joins.join(a, b, "auto", -negative):  # refused by a "not same": takes no slot
+                taken.update(((a, source_b), (b, source_a)))
         return [self._place(members, joins) for members in joins.groups()]
 
     def _place(self, members: list[str], joins: _Joins) -> Place:
@@ -418,9 +418,10 @@ class _Joins:
         return key
 
     def join(self, a: str, b: str, kind: Matched, score: float, force: bool = False) -> bool:
+        """Join the groups of `a` and `b`; False when a "not same" pair forbids it."""
         ra, rb = self._root(a), self._root(b)
         if ra == rb:
-            return False
+            return True
         if not force and not self._apart[ra].isdisjoint(self._members[rb]):
             return False
         if len(self._members[ra]) < len(self._members[rb]):
