@@ -60,7 +60,7 @@ def _run(listings: int, group_events: int, seconds: float, directory: Path | Non
     from staystream.dates import epoch_day
     from staystream.durable import sqlite
     from staystream.events.money import CURRENCY_INDEX
-    from staystream.events.types import RATE_DTYPE, Commit
+    from staystream.events.types import ALL_FACTS, RATE_DTYPE, Commit
     from staystream.memory.calendar import ARRAYS, PAGE, CalendarWriter
     from staystream.memory.shm import SharedArrays
     from staystream.paths import database_path
@@ -95,6 +95,7 @@ def _run(listings: int, group_events: int, seconds: float, directory: Path | Non
         prefill["currency"] = eur
         prefill["min_nights"] = 1
         prefill["available"] = 1
+        prefill["facts"] = ALL_FACTS  # v1 rates: all three facts
         seq = 0
         for chunk in np.array_split(prefill, max(1, len(prefill) // 100_000)):
             seq += 1
@@ -115,6 +116,7 @@ def _run(listings: int, group_events: int, seconds: float, directory: Path | Non
             group["currency"] = eur
             group["min_nights"] = columns["min_nights"]
             group["available"] = 1
+            group["facts"] = ALL_FACTS
             pool.append(group)
 
         commit_time = apply_time = 0.0

@@ -182,13 +182,14 @@ async def _row_per_night(uri: str, settings: dict[str, str], batches: list[list[
 
 
 async def _batch_log(connection: object, pool: list[np.ndarray], seconds: float) -> dict[str, object]:
-    from staystream.events.types import RATE_DTYPE
+    from staystream.events.types import ALL_FACTS, RATE_DTYPE
 
     packed = []
     for columns in pool:
         events = np.zeros(len(columns), RATE_DTYPE)
         events["key"], events["start"], events["nights"] = columns["listing"], columns["start"], columns["nights"]
         events["price"], events["min_nights"], events["available"] = columns["price"] * 100, columns["min_nights"], 1
+        events["facts"] = ALL_FACTS
         packed.append((events, int(columns["nights"].sum())))
     nights = groups = 0
     stop = time.monotonic() + seconds

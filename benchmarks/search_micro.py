@@ -34,7 +34,7 @@ from staystream.dates import epoch_day
 from staystream.durable import sqlite
 from staystream.events.fx import default_fx
 from staystream.events.money import CURRENCY_INDEX
-from staystream.events.types import RATE_DTYPE
+from staystream.events.types import ALL_FACTS, RATE_DTYPE
 from staystream.memory.calendar import PAGE, CalendarWriter
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.listings import ListingColumns
@@ -109,6 +109,7 @@ def build(directory: Path, listings: int, nights: int, seed: int, cities: int) -
         closed = rng.random(len(batch)) < 0.1
         batch["price"] = np.where(closed, -1, rng.integers(50, 400, len(batch)) * 100)
         batch["available"] = ~closed
+        batch["facts"] = ALL_FACTS
         batch["min_nights"] = rng.integers(1, 4, len(batch))
         batch["currency"] = np.repeat(own[rows], 4)
         other = rng.random(len(batch)) < 0.05 / 4
@@ -178,6 +179,7 @@ def write_load(calendar: CalendarWriter, listings: int, first_night: int, nights
             batch["currency"] = CURRENCY_INDEX["EUR"]
             batch["min_nights"] = 1
             batch["available"] = 1
+            batch["facts"] = ALL_FACTS
             calendar.apply(batch)
             applied[0] += len(batch)
             time.sleep(max(0.0, 1000 / per_second - (time.perf_counter() - started)))

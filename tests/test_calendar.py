@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from staystream.durable import snapshot
-from staystream.events.types import RATE_DTYPE
+from staystream.events.types import ALL_FACTS, FACT_AVAILABILITY, FACT_PRICE, FACT_STAY_RULE, RATE_DTYPE
 from staystream.memory import calendar
 from staystream.memory.calendar import ARRAYS, PAGE, CalendarReader, CalendarWriter
 from staystream.memory.shm import SharedArrays
@@ -26,7 +26,9 @@ def shm_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def random_batch(rng: np.random.Generator, size: int, listings: int, clock: int) -> np.ndarray:
+def random_batch(rng: np.random.Generator, size: int, listings: int, clock: int, facts: str = "whole") -> np.ndarray:
+    """Random events; `facts` "whole" makes every one a `rate` (all three facts), "mixed" gives
+    each a random non-empty set of facts (the one-fact events and rates among them)."""
     batch = np.zeros(size, RATE_DTYPE)
     batch["key"] = rng.integers(0, listings, size)
     batch["start"] = BASE_DAY + rng.integers(-40, 300, size)
@@ -36,46 +38,65 @@ def random_batch(rng: np.random.Generator, size: int, listings: int, clock: int)
     batch["currency"] = rng.integers(0, 3, size)
     batch["min_nights"] = rng.integers(1, 10, size)
     batch["available"] = rng.integers(0, 2, size)
+    batch["facts"] = ALL_FACTS if facts == "whole" else rng.integers(1, ALL_FACTS + 1, size)
     return batch
 
 
 def apply_to_model(model: dict, batch: np.ndarray) -> None:
-    """Per night: the greatest changed_at wins; at equal changed_at, the later arrival."""
-    for event in batch.tolist():
-        row, start, nights, changed_at = event[0], event[1], event[2], event[3]
+    """Per night and fact: the greatest changed_at wins; at equal changed_at, the later arrival."""
+    for event in batch:
+        row, start, nights, changed_at = int(event["key"]), int(event["start"]), int(event["nights"]), int(event[
+            "changed_at"])
+        values = {
+            FACT_PRICE: (changed_at, int(event["price"]), int(event["currency"])),
+            FACT_AVAILABILITY: (changed_at, int(event["available"])),
+            FACT_STAY_RULE: (changed_at, int(event["min_nights"])),
+        }
         for day in range(start, start + nights):
-            held = model.get((row, day))
-            if held is None or held[0] <= changed_at:
-                model[row, day] = (changed_at, *event[4:])
+            night = model.setdefault((row, day), {})
+            for bit, value in values.items():
+                if event["facts"] & bit and (bit not in night or night[bit][0] <= changed_at):
+                    night[bit] = value
 
 
 def read_all(reader: CalendarReader, rows: int) -> dict:
+    """Every night's known facts as the model holds them; checks each entry's newest time."""
     days = np.arange(BASE_DAY - 64, BASE_DAY + 400, dtype=np.int64)
     entries = reader.entries_for_nights(np.arange(rows), days)
     shared = reader.shared
     found = {}
-    for row, column in zip(*np.nonzero(entries), strict=False):
+    for row, column in zip(*np.nonzero(entries), strict=True):
         entry = entries[row, column]
-        found[int(row), int(days[column])] = (
-            int(shared["entry_changed_at"][entry]), int(shared["entry_price"][entry]),
-            int(shared["entry_currency"][entry]), int(shared["entry_min_nights"][entry]),
-            int(shared["entry_available"][entry]),
-        )
+        night = {}
+        price_at, available_at, stay_at = (
+            int(shared[name][entry]) for name in ("entry_price_at", "entry_available_at", "entry_stay_at"))
+        if price_at != calendar.OLDEST:
+            night[FACT_PRICE] = (price_at, int(shared["entry_price"][entry]), int(shared["entry_currency"][entry]))
+        if available_at != calendar.OLDEST:
+            night[FACT_AVAILABILITY] = (available_at, int(shared["entry_available"][entry]))
+        if stay_at != calendar.OLDEST:
+            night[FACT_STAY_RULE] = (stay_at, int(shared["entry_min_nights"][entry]))
+        assert night, "a referenced entry holds at least one fact"
+        assert int(shared["entry_changed_at"][entry]) == max(at for at, *_ in night.values())
+        found[int(row), int(days[column])] = night
     return found
 
 
+@pytest.mark.parametrize("facts", ["whole", "mixed", "alternating"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_batches_match_the_model(shm_dir: Path, seed: int) -> None:
+def test_random_batches_match_the_model(shm_dir: Path, seed: int, facts: str) -> None:
     rng = np.random.default_rng(seed)
     writer = CalendarWriter(SharedArrays(shm_dir, ARRAYS, create=True), BASE_DAY // PAGE, 8)
     reader = CalendarReader(SharedArrays(shm_dir, ARRAYS, create=False))
     model: dict = {}
     for step in range(6):
-        batch = random_batch(rng, 300, 40, clock=step * 20)  # overlapping clocks: old events lose
+        # overlapping clocks: old events lose; "alternating" sends rates onto nights of mixed facts
+        mode = ("mixed", "whole")[step % 2] if facts == "alternating" else facts
+        batch = random_batch(rng, 300, 40, clock=step * 20, facts=mode)
         writer.apply(batch)
         apply_to_model(model, batch)
         reader.shared.refresh()
-        assert read_all(reader, 40) == model, f"seed={seed} step={step}"
+        assert read_all(reader, 40) == model, f"seed={seed} step={step} facts={facts}"
     # every page reference is counted exactly once; nothing referenced is on the free list
     pages = writer.shared["pages"][: writer.slots].ravel()
     counted = np.bincount(pages, minlength=len(writer.refcount))
@@ -96,14 +117,14 @@ def test_snapshot_state_restores_identically(shm_dir: Path) -> None:
     rng = np.random.default_rng(7)
     writer = CalendarWriter(SharedArrays(shm_dir / "a", ARRAYS, create=True), BASE_DAY // PAGE, 8)
     for step in range(4):
-        writer.apply(random_batch(rng, 200, 30, clock=step * 100))
+        writer.apply(random_batch(rng, 200, 30, clock=step * 100, facts="mixed"))
     state = assemble(snapshot.npy_pieces(writer.snapshot_chunks(30)))
     restored = CalendarWriter(SharedArrays(shm_dir / "b", ARRAYS, create=True), BASE_DAY // PAGE, 8)
     restored.load_state(state)
     assert read_all(CalendarReader(restored.shared), 30) == read_all(CalendarReader(writer.shared), 30)
     assert np.array_equal(restored.refcount[: writer.entries], writer.refcount[: writer.entries])
     # both go on identically from there
-    batch = random_batch(rng, 200, 30, clock=1_000)
+    batch = random_batch(rng, 200, 30, clock=1_000, facts="mixed")
     writer.apply(batch)
     restored.apply(batch)
     assert read_all(CalendarReader(restored.shared), 30) == read_all(CalendarReader(writer.shared), 30)
@@ -119,7 +140,7 @@ def test_snapshot_copied_while_writes_go_on_is_exact_after_replay(
     rng = np.random.default_rng(seed)
     writer = CalendarWriter(SharedArrays(shm_dir / "live", ARRAYS, create=True), BASE_DAY // PAGE, 8)
     for step in range(5):
-        writer.apply(random_batch(rng, 300, 60, clock=step * 40))
+        writer.apply(random_batch(rng, 300, 60, clock=step * 40, facts="mixed"))
     since_start = []
     clock = 200
 
@@ -127,7 +148,7 @@ def test_snapshot_copied_while_writes_go_on_is_exact_after_replay(
         nonlocal clock
         for piece in snapshot.npy_pieces(writer.snapshot_chunks(80, chunk_bytes=512)):  # tiny chunks
             yield piece
-            batch = random_batch(rng, 50, 80, clock=clock)  # rows 60-79 appear only meanwhile
+            batch = random_batch(rng, 50, 80, clock=clock, facts="mixed")  # rows 60-79 appear only meanwhile
             clock += 20
             writer.apply(batch)
             since_start.append(batch)
@@ -152,6 +173,7 @@ def test_nights_before_the_base_widen_the_directory(shm_dir: Path) -> None:
     batch["price"] = [100, 200]
     batch["available"] = 1
     batch["min_nights"] = 1
+    batch["facts"] = ALL_FACTS
     assert writer.apply(batch) == (6, 0)
     assert writer.apply(batch) == (6, 0), "a resent event ties and wins again (later arrival)"
     batch["changed_at"] = 0

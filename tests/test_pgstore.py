@@ -4,6 +4,7 @@ staystream or a crash of PostgreSQL under load."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ EXPECTED_NIGHTS = [
      "changed_at": "2026-11-26T08:00:00.123Z"},
     {"night": "2026-12-02", "price": "129.00", "currency": "EUR", "available": True, "min_nights": 2,
      "changed_at": "2026-11-26T08:00:00.123Z"},
-    {"night": "2026-12-03", "price": None, "currency": "EUR", "available": False, "min_nights": 1,
+    {"night": "2026-12-03", "price": None, "currency": None, "available": False, "min_nights": 1,
      "changed_at": "2026-11-26T09:00:00.000Z"},
 ]
 
@@ -80,6 +81,49 @@ def test_contract_and_bootstrap_from_postgres_alone(postgres: Postgres, tmp_path
         check_contract(from_snapshot)
     finally:
         from_snapshot.stop()
+
+
+def test_facts_and_a_log_from_before_facts(postgres: Postgres, tmp_path: Path) -> None:  # noqa: F811
+    """One-fact events go through PostgreSQL like rates; a log row in the format before facts
+    (what main 49ffa0b wrote: `RATE_DTYPE_V1`, no `rate_format` setting) is rewritten at start."""
+    import numpy as np
+
+    from staystream.events.money import CURRENCY_INDEX
+    from staystream.events.types import RATE_DTYPE_V1
+    from test_facts import random_changes, send_all
+    from test_ordering import model
+    from wire_events import nights
+
+    uri = create_database(postgres, "facts")
+    changes = random_changes(9, 60)
+    listing_ids = ["pg-facts-a", "pg-facts-b"]
+    first = serve(tmp_path / "a", uri)
+    try:
+        with first.client() as client:
+            send_all(client, changes, listing_ids)
+            assert [nights(client, i) for i in listing_ids] == model(changes, 2)
+    finally:
+        assert first.stop() == 0  # a snapshot in PostgreSQL, the log truncated
+    row = int(postgres.psql("SELECT row FROM staystream.listings WHERE listing_id = 'pg-facts-a'", uri))
+    seq = int(postgres.psql("SELECT max(seq) FROM staystream.snapshots", uri)) + 1
+    old = np.zeros(1, RATE_DTYPE_V1)
+    old[0] = (row, (dt.date(2026, 12, 1) - dt.date(1970, 1, 1)).days, 2, 1_764_547_200_000_000, 4200,
+              CURRENCY_INDEX["EUR"], 2, 1)  # 2026-12-01, 2 nights, changed 2025-12-01, 42.00 EUR
+    postgres.psql(f"INSERT INTO staystream.rate_log (seq, events) VALUES ({seq}, '\\x{old.tobytes().hex()}'); "
+                  "DELETE FROM staystream.settings WHERE name = 'rate_format'", uri)
+    expected = model(changes, 2)
+    for day in ("2026-12-01", "2026-12-02"):
+        expected[0][day] = {"night": day, "price": "42.00", "currency": "EUR", "available": True, "min_nights": 2,
+                            "changed_at": "2025-12-01T00:00:00.000Z"}
+    second = serve(tmp_path / "b", uri, "--earliest-night", "2026-01-01")
+    try:
+        with second.client() as client:
+            got = [nights(client, i) for i in listing_ids]
+            assert got[0]["2026-12-01"] == expected[0]["2026-12-01"]
+            assert got == [dict(sorted(calendar.items())) for calendar in expected]
+    finally:
+        second.kill()
+    assert postgres.psql("SELECT value FROM staystream.settings WHERE name = 'rate_format'", uri) == "\\x32"
 
 
 def test_one_writer_per_database(postgres: Postgres, tmp_path: Path) -> None:  # noqa: F811

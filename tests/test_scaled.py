@@ -205,3 +205,61 @@ def test_a_node_that_cannot_see_the_stream_is_not_ready(tmp_path: Path) -> None:
             eventually(lambda: [] if readiness()[0] == 200 else [str(readiness())], timeout=30)
         finally:
             whole.stop()
+
+
+def test_facts_through_the_stream_and_a_message_from_before_facts(tmp_path: Path) -> None:
+    """One-fact events go through JetStream and PostgreSQL like rates; a message as main 49ffa0b
+    published it (a `WriteRequest` without `rate_format`, rows of `RATE_DTYPE_V1`) still applies."""
+    import msgspec
+    import nats
+    import numpy as np
+
+    from staystream.events.money import CURRENCY_INDEX
+    from staystream.events.types import RATE_DTYPE_V1, listing_key
+    from staystream.scaled.stream import partition_of, subject
+    from test_facts import random_changes, send_all
+    from test_ordering import model
+    from wire_events import nights
+
+    old = np.zeros(1, RATE_DTYPE_V1)
+    old[0] = (0, 20_828, 2, 1_764_144_000_000_000, 1000, CURRENCY_INDEX["EUR"], 2, 1)  # 2027-01-10, 2 nights
+    key = listing_key("airbnb", "stream-old")
+    message = msgspec.msgpack.encode([0, [key], old.tobytes(), [], [], {}, None, False])
+
+    async def publish(urls: list[str]) -> None:
+        connection = await nats.connect(urls, connect_timeout=2)
+        try:
+            await connection.jetstream(timeout=5).publish(subject(partition_of(key, int(PARTITIONS))), message)
+        finally:
+            await connection.close()
+
+    changes = random_changes(13, 50)
+    listing_ids = ["stream-facts-a", "stream-facts-b"]
+    old_nights = {day: {"night": day, "price": "10.00", "currency": "EUR", "available": True, "min_nights": 2,
+                        "changed_at": "2025-11-26T08:00:00.000Z"} for day in ("2027-01-10", "2027-01-11")}
+
+    def check(server: Server) -> list[str]:
+        with server.client() as client:
+            got = [nights(client, i) for i in listing_ids]
+            response = client.get("/v1/listings/airbnb/stream-old/calendar")
+        problems = [] if got == model(changes, 2) else [f"facts differ: {got}"]
+        if response.status_code != 200 or response.json()["nights"] != list(old_nights.values()):
+            problems.append(f"old message: {response.status_code} {response.text}")
+        return problems
+
+    with Postgres() as postgres, NatsCluster(3) as cluster:
+        first = node(tmp_path / "all", postgres, cluster, "ingest,apply,search")
+        try:
+            asyncio.run(publish(cluster.urls))
+            with first.client() as client:
+                send_all(client, changes, listing_ids)
+            eventually(lambda: check(first))
+            written_at = time.time()
+            eventually(lambda: applier_drained(first, written_at))
+        finally:
+            first.kill()  # no snapshot: the next node reads the applier's log rows from PostgreSQL
+        second = node(tmp_path / "search", postgres, cluster, "ingest,search")
+        try:
+            eventually(lambda: check(second))
+        finally:
+            second.stop()

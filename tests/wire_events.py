@@ -49,6 +49,15 @@ def rate(listing_id: str, start: int, end: int, price: object = "100.00", *, cha
     return event
 
 
+def fact(kind: str, listing_id: str, start: int, end: int, *, changed: float = 0, source: str = "airbnb",
+         **values: object) -> Event:
+    """A one-fact event (`price`, `availability` or `stay_rule`, contract v1.1) for nights
+    today+start <= night < today+end; `values` are its fact's fields (`price` and `currency`,
+    `available` or `min_nights`)."""
+    return {"type": kind, "source": source, "listing_id": listing_id, "start": night(start), "end": night(end),
+            **values, "changed_at": stamp(changed)}
+
+
 def listing(listing_id: str, *, lat: float, lon: float, changed: float = 0, source: str = "airbnb",
             name: str = "Test flat", kind: str = "apartment", max_guests: int = 4, **extra: object) -> Event:
     return {"type": "listing", "source": source, "listing_id": listing_id, "name": name, "kind": kind,

@@ -15,20 +15,49 @@ def _param(name: str, description: str, schema: dict[str, object], required: boo
     return {"name": name, "in": where, "required": required, "description": description, "schema": schema}
 
 
+_RANGE = {
+    "start": {"type": "string", "format": "date", "description": "first night"},
+    "end": {"type": "string", "format": "date", "description": "the night after the last (at most 550 nights)"},
+}
+_PRICE = {
+    "price": {"type": ["string", "number"], "description": "per night, >= 0, a decimal in `currency`'s minor unit"},
+    "currency": {"type": "string", "description": "ISO 4217"},
+}
+
+
+def _event(kind: str, description: str, fields: dict[str, object], required: list[str],
+           note: str = "") -> dict[str, object]:
+    """One event type's schema: the fields every event has, then its own."""
+    return {
+        "type": "object",
+        "description": description + (f"; {note}" if note else ""),
+        "properties": {
+            "type": {"const": kind}, "source": {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"},
+            "listing_id": {"type": "string", "minLength": 1, "maxLength": 128}, **fields,
+            "changed_at": {"type": "string", "format": "date-time", "description": "RFC 3339 with a zone"},
+        },
+        "required": ["type", "source", "listing_id", *required, "changed_at"],
+    }
+
+
 SCHEMA: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
         "title": "staystream",
         "version": "1",
-        "description": "Real-time lodging prices and availability: ingest (wire contract v1), calendars and search.",
+        "description": "Real-time lodging prices and availability: ingest (wire contract v1, and v1.1's one "
+        "fact at a time), calendars and search.",
     },
     "paths": {
         "/v1/events": {
             "post": {
-                "summary": "Ingest listing, rate and delist events (wire contract v1)",
+                "summary": "Ingest listing, rate, price, availability, stay_rule and delist events (contract v1.1)",
                 "description": "NDJSON (`application/x-ndjson`) or a JSON array (`application/json`), optionally "
                 "gzip. Answered 200 only once every accepted event is durable. Invalid events are rejected "
-                "one by one with their index; the valid ones of the body are accepted.",
+                "one by one with their index; the valid ones of the body are accepted. A night holds three "
+                "facts, each last-writer-wins on its own `changed_at` (ties: the later arrival): the price, "
+                "the availability and the stay rule. `price`, `availability` and `stay_rule` set one each; "
+                "`rate` sets all three.",
                 "requestBody": {"content": {
                     "application/x-ndjson": {"schema": {"type": "string"}},
                     "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
@@ -51,7 +80,11 @@ SCHEMA: dict[str, Any] = {
                     _param("start", "first night (inclusive)", {"type": "string", "format": "date"}),
                     _param("end", "last night (exclusive)", {"type": "string", "format": "date"}),
                 ],
-                "responses": {"200": {"description": "nights that hold a value, in date order"}, "400": _error, "404": _error},
+                "responses": {
+                    "200": {"description": "the nights that hold any fact, in date order",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Calendar"}}}},
+                    "400": _error, "404": _error,
+                },
             }
         },
         "/v1/listings/{source}/{listing_id}": {
@@ -148,10 +181,59 @@ SCHEMA: dict[str, Any] = {
                 },
             },
             "Event": {
+                "description": "one event; `type` says which (fields of listing and delist as in the wire contract)",
+                "oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in (
+                    "ListingEvent", "RateEvent", "PriceEvent", "AvailabilityEvent", "StayRuleEvent", "DelistEvent")],
+                "discriminator": {"propertyName": "type", "mapping": {
+                    kind: f"#/components/schemas/{name}" for kind, name in (
+                        ("listing", "ListingEvent"), ("rate", "RateEvent"), ("price", "PriceEvent"),
+                        ("availability", "AvailabilityEvent"), ("stay_rule", "StayRuleEvent"),
+                        ("delist", "DelistEvent"))
+                }},
+            },
+            "ListingEvent": _event("listing", "describes a unit", {
+                "name": {"type": "string"}, "kind": {"type": "string", "enum": list(KINDS)},
+                "lat": {"type": "number"}, "lon": {"type": "number"}, "max_guests": {"type": "integer"},
+                "property_id": {"type": "string"}, "city": {"type": "string"}, "country": {"type": "string"},
+                "bedrooms": {"type": "integer"}, "url": {"type": "string"},
+            }, ["name", "kind", "lat", "lon", "max_guests"]),
+            "RateEvent": _event("rate", "sets all three facts of start <= night < end (v1)", {
+                **_RANGE, **_PRICE,
+                "available": {"type": "boolean", "default": True},
+                "min_nights": {"type": "integer", "minimum": 1, "default": 1},
+            }, ["start", "end", "currency"], "`price` is required unless `available` is false; without it the price "
+               "fact becomes \"no price\""),
+            "PriceEvent": _event("price", "sets the price fact of start <= night < end", {**_RANGE, **_PRICE},
+                                 ["start", "end", "price", "currency"]),
+            "AvailabilityEvent": _event("availability", "sets the availability fact of start <= night < end",
+                                        {**_RANGE, "available": {"type": "boolean"}}, ["start", "end", "available"]),
+            "StayRuleEvent": _event("stay_rule", "sets the stay-rule fact (minimum stay of a check-in) of "
+                                    "start <= night < end", {**_RANGE, "min_nights": {"type": "integer", "minimum": 1}},
+                                    ["start", "end", "min_nights"]),
+            "DelistEvent": _event("delist", "removes the listing from search; its history is kept", {}, []),
+            "Calendar": {
                 "type": "object",
-                "description": "`type` is listing, rate or delist; fields as in the wire contract",
-                "properties": {"type": {"type": "string", "enum": ["listing", "rate", "delist"]}},
-                "required": ["type"],
+                "properties": {
+                    "source": {"type": "string"}, "listing_id": {"type": "string"},
+                    "nights": {"type": "array", "items": {"$ref": "#/components/schemas/Night"}},
+                },
+            },
+            "Night": {
+                "type": "object",
+                "description": "one night's three facts; a fact never received is null (so a search does not use "
+                "the night: it needs it available and priced)",
+                "properties": {
+                    "night": {"type": "string", "format": "date"},
+                    "price": {"type": ["string", "null"], "description": "decimal string in `currency`; null where "
+                              "no price is known (never received, or \"no price\")"},
+                    "currency": {"type": ["string", "null"], "description": "ISO 4217; null with `price`"},
+                    "available": {"type": ["boolean", "null"], "description": "null where never received"},
+                    "min_nights": {"type": ["integer", "null"], "description": "null where never received (a "
+                                   "search then allows any stay)"},
+                    "changed_at": {"type": "string", "format": "date-time",
+                                   "description": "the newest `changed_at` of the night's facts"},
+                },
+                "required": ["night", "price", "currency", "available", "min_nights", "changed_at"],
             },
         }
     },

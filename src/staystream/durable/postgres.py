@@ -6,8 +6,9 @@ The layout is the embedded store's, moved into PostgreSQL (layout D3 of
 to rebuild it, so a new node bootstraps from PostgreSQL alone:
 
 - `staystream.listings`: key -> row number, the details, `described_at`, `delisted_at`;
-- `staystream.rate_log`: one row per group commit, the group's rate events packed
-  (`types.RATE_DTYPE`, 31 B an event) in a `bytea`;
+- `staystream.rate_log`: one row per group commit, the group's calendar events packed
+  (`types.RATE_DTYPE`, 32 B an event) in a `bytea`, of the format in the setting
+  `rate_format` (`upgrade_log` rewrites rows of a database from before facts once);
 - `staystream.snapshot_chunks` + `staystream.snapshots`: calendar snapshots as `.npy` bytes
   in 8 MiB chunks, complete once their `snapshots` row commits (which also deletes the log rows
   they cover and older snapshots);
@@ -47,7 +48,7 @@ from staystream.durable import sqlite
 from staystream.durable.embedded import Recovered
 from staystream.durable.lock import StoreLocked, lock_directory
 from staystream.durable.snapshot import Piece, from_npy
-from staystream.events.types import Commit, Listing
+from staystream.events.types import RATE_FORMAT, Commit, Listing, upgrade_rates
 from staystream.paths import database_path
 from staystream.retry import backoff, retrying
 
@@ -134,6 +135,24 @@ UPSERT_SETTING = (
     "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
 )
 MIRROR_COLUMNS = f"row, source, listing_id, {sqlite.LISTING_FIELDS}, described_at, delisted_at"
+
+
+async def upgrade_log(connection: Any) -> None:
+    """Rewrite log rows of an older format in the current one, once (the setting `rate_format`
+    says which format the rows have; a database without it is from before facts)."""
+    current = str(RATE_FORMAT).encode()
+    async with connection.transaction():
+        await connection.execute("LOCK TABLE staystream.rate_log IN EXCLUSIVE MODE")
+        found = await connection.fetchval("SELECT value FROM staystream.settings WHERE name = 'rate_format'")
+        if found == current:
+            return
+        version = 1 if found is None else int(found)
+        rows = await connection.fetch("SELECT seq, events FROM staystream.rate_log")
+        await connection.executemany(
+            "UPDATE staystream.rate_log SET events = $2 WHERE seq = $1",
+            [(r["seq"], upgrade_rates(r["events"], version).tobytes()) for r in rows],
+        )
+        await connection.execute(UPSERT_SETTING, "rate_format", current)
 
 
 class PostgresUnavailable(ConnectionError):
@@ -246,6 +265,7 @@ class PostgresDurable:
         await self._lock()
         async with self.pool.acquire() as connection:
             await connection.execute(SCHEMA)
+            await upgrade_log(connection)
             snapshot = None
             snapshot_seq = await connection.fetchval("SELECT max(seq) FROM staystream.snapshots")
             if snapshot_seq is not None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from staystream.events.types import Commit
+from staystream.events.types import RATE_FORMAT, Commit, upgrade_rates
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS listings (
@@ -27,8 +27,8 @@ CREATE TABLE IF NOT EXISTS listings (
 );
 CREATE TABLE IF NOT EXISTS rate_log (
     seq INTEGER PRIMARY KEY,   -- commit sequence of the group
-    events BLOB NOT NULL       -- the group's rate events, packed types.RATE_DTYPE, key = row
-);
+    events BLOB NOT NULL       -- the group's calendar events, packed types.RATE_DTYPE, key = row
+);  -- PRAGMA user_version: the format of `events` (types.RATE_FORMAT; 0 = format 1)
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
@@ -42,7 +42,28 @@ def connect_writer(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA cache_size=-262144")
     connection.executescript(SCHEMA)
+    upgrade_log(connection)
     return connection
+
+
+def upgrade_log(connection: sqlite3.Connection) -> None:
+    """Rewrite log rows of an older format (a data directory from before facts) in the
+    current one, once, in one transaction: everything that reads the log reads one format."""
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version == RATE_FORMAT:
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        rows = connection.execute("SELECT seq, events FROM rate_log").fetchall()
+        connection.executemany(
+            "UPDATE rate_log SET events = ? WHERE seq = ?",
+            [(upgrade_rates(events, version or 1).tobytes(), seq) for seq, events in rows],
+        )
+        connection.execute(f"PRAGMA user_version = {RATE_FORMAT}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
 
 
 def connect_reader(path: Path) -> sqlite3.Connection:

@@ -22,16 +22,24 @@ from staystream.dates import EPOCH, EPOCH_ORDINAL, MICROSECOND, day_from_epoch, 
 from staystream.events.fx import Fx
 from staystream.events.money import AMOUNT_LIMIT, COUNTRIES, CURRENCIES, CURRENCY_INDEX, EXPONENT
 from staystream.events.types import (
+    ALL_FACTS,
+    FACT_AVAILABILITY,
+    FACT_PRICE,
+    FACT_STAY_RULE,
+    FACTS_OF_TYPE,
     KIND_INDEX,
     KINDS,
     NO_PRICE,
     RATE_DTYPE,
+    AvailabilityEvent,
     Delist,
     DelistEvent,
     Event,
     Listing,
     ListingEvent,
+    PriceEvent,
     RateEvent,
+    StayRuleEvent,
     listing_key,
 )
 
@@ -42,6 +50,8 @@ MAX_CLOCK_SKEW = dt.timedelta(hours=1)
 SOURCE_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 INVALID = -2  # a column value that failed its check (prices are >= 0, NO_PRICE is -1)
 MAX_TEXT = {"name": 500, "city": 200, "url": 2048, "property_id": 128}
+EVENT_TYPES = ("listing", "rate", "price", "availability", "stay_rule", "delist")
+FactEvent = PriceEvent | AvailabilityEvent | StayRuleEvent
 
 _events = msgspec.json.Decoder(list[Event])
 _event = msgspec.json.Decoder(Event)
@@ -73,6 +83,7 @@ class Parsed:
     newest_changed_at: dict[str, int] = field(default_factory=dict)
     accepted_by_source: dict[tuple[str, str], int] = field(default_factory=dict)
     rejected_by_source: dict[tuple[str, str], int] = field(default_factory=dict)  # (source, field)
+    rate_positions: list[int] = field(default_factory=list)  # of `rates`, among the rate events
 
     def reject(self, index: int, event: object, error: Rejected) -> None:
         self.rejected.append({"index": index, "error": str(error)})
@@ -169,11 +180,54 @@ class Validator:
             self._rates(parsed, rate_events, rate_positions, today, latest_allowed)  # type: ignore[arg-type]  # all RateEvent, by rate_positions
         if len(rate_positions) < len(events):
             rates = set(rate_positions)
+            facts: list[tuple[int, str, tuple[int, ...]]] = []
             for index, event in enumerate(events, first_index):
-                if index not in rates:
+                if index in rates:
+                    continue
+                if isinstance(event, FactEvent):
+                    try:
+                        facts.append((index, _key(event), self._fact(event, today, latest_allowed)))
+                    except Rejected as exc:
+                        parsed.reject(index, event, exc)
+                else:
                     self._other(parsed, index, event, latest_allowed)
+            if facts:
+                self._add_facts(parsed, facts, rate_positions)
             parsed.rejected.sort(key=lambda rejection: rejection["index"])  # type: ignore[arg-type,return-value]  # index is an int
         return parsed
+
+    def _add_facts(self, parsed: Parsed, facts: list[tuple[int, str, tuple[int, ...]]],
+                   rate_positions: list[int]) -> None:
+        """One-fact events as rows beside the request's rates, all in request order: at equal
+        changed_at the later event of a request wins, whatever its type."""
+        slots = {key: i for i, key in enumerate(parsed.keys)}
+        rows = np.empty(len(facts), RATE_DTYPE)
+        for i, (_, key, values) in enumerate(facts):
+            rows[i] = (slots.setdefault(key, len(slots)), *values)
+        parsed.keys = list(slots)
+        positions = np.array([rate_positions[i] for i in parsed.rate_positions] + [f[0] for f in facts])
+        combined = np.concatenate([parsed.rates, rows])
+        parsed.rates = combined[np.argsort(positions, kind="stable")]
+        sources = np.array([key.partition("\x00")[0] for key in parsed.keys])[rows["key"]]
+        for source, kind in set(zip(sources.tolist(), (_FACT_KIND[int(f)] for f in rows["facts"]), strict=True)):
+            mine = (sources == source) & (rows["facts"] == FACTS_OF_TYPE[kind])
+            parsed.count(source, kind, int(rows["changed_at"][mine].max()), int(mine.sum()))
+
+    def _fact(self, event: FactEvent, today: int, latest_allowed: int) -> tuple[int, ...]:
+        """A one-fact event as the row columns after `key`: start, nights, changed_at, price,
+        currency, min_nights, available, facts (the columns of facts it does not set: 0, price -1)."""
+        start, nights = self._span(event.start, event.end, today)
+        price, currency, min_nights, available = NO_PRICE, 0, 0, 0
+        if isinstance(event, PriceEvent):
+            currency = self._currency(event.currency)
+            price = self._price(event.price, currency)
+            facts = FACT_PRICE
+        elif isinstance(event, AvailabilityEvent):
+            available, facts = int(event.available), FACT_AVAILABILITY
+        else:
+            min_nights, facts = self._min_nights(event.min_nights), FACT_STAY_RULE
+        changed_at = _changed_at(event.changed_at, latest_allowed)
+        return (start, nights, changed_at, price, currency, min_nights, available, facts)
 
     def _rates(self, parsed: Parsed, events: list[RateEvent], positions: list[int], today: int,
                latest_allowed: int) -> None:
@@ -213,6 +267,7 @@ class Validator:
             keys[i], start[i], nights[i], changed_at[i], price[i], currency[i], min_nights[i] = (key, *row[:6])
             good = np.append(good, i)
         good.sort()
+        parsed.rate_positions = good.tolist()
         key_index: dict[str, int] = {}
         slots = [key_index.setdefault(keys[i], len(key_index)) for i in good.tolist()]  # type: ignore[arg-type]  # str keys at good rows
         parsed.keys = list(key_index)
@@ -225,6 +280,7 @@ class Validator:
         rates["currency"] = currency[good]
         rates["min_nights"] = min_nights[good]
         rates["available"] = np.fromiter([events[i].available for i in good.tolist()], bool, len(good))
+        rates["facts"] = ALL_FACTS
         parsed.rates = rates
         if len(good):
             sources = np.array([key.partition("\x00")[0] for key in parsed.keys])[rates["key"]]
@@ -272,43 +328,56 @@ class Validator:
         return [_decode_event(line) for line in lines]
 
     def _rate(self, event: RateEvent, today: int, latest_allowed: int) -> tuple[int, int, int, int, int, int, int]:
-        start = event.start.toordinal() - EPOCH_ORDINAL
-        end = event.end.toordinal() - EPOCH_ORDINAL
-        nights = end - start
-        if nights <= 0:
-            raise Rejected(f"end: '{event.end}' is not after start '{event.start}'; expected end > start")
-        if nights > MAX_NIGHTS_PER_EVENT:
-            raise Rejected(
-                f"end: '{event.end}' is {nights} nights after start '{event.start}'; "
-                f"expected at most {MAX_NIGHTS_PER_EVENT}"
-            )
-        if start < self.earliest_day:
-            raise Rejected(
-                f"start: '{event.start}' is before the earliest night kept "
-                f"({day_from_epoch(self.earliest_day)})"
-            )
-        if end > today + self.horizon_days + 1:
-            raise Rejected(
-                f"end: '{event.end}' is past the horizon of {self.horizon_days} days ahead "
-                f"(last night {day_from_epoch(today + self.horizon_days)})"
-            )
-        currency = CURRENCY_INDEX.get(event.currency, -1)
-        if currency < 0:
-            currency = CURRENCY_INDEX.get(event.currency.strip().upper(), -1)
-        if currency < 0:
-            raise Rejected(f"currency: '{event.currency}' is not an ISO 4217 currency code")
+        start, nights = self._span(event.start, event.end, today)
+        currency = self._currency(event.currency)
         if event.price is None:
             if event.available:
                 raise Rejected("price: missing; expected a price >= 0 unless available is false")
             price = NO_PRICE
         else:
             price = self._price(event.price, currency)
-        if not 1 <= event.min_nights <= MAX_MIN_NIGHTS:
-            raise Rejected(
-                f"min_nights: {event.min_nights} is out of range; expected 1 to {MAX_MIN_NIGHTS}"
-            )
+        min_nights = self._min_nights(event.min_nights)
         changed_at = _changed_at(event.changed_at, latest_allowed)
-        return (start, nights, changed_at, price, currency, event.min_nights, event.available)
+        return (start, nights, changed_at, price, currency, min_nights, event.available)
+
+    def _span(self, first: dt.date, after: dt.date, today: int) -> tuple[int, int]:
+        """(start day, nights) of `start` <= night < `end`, within the kept nights and horizon."""
+        start = first.toordinal() - EPOCH_ORDINAL
+        end = after.toordinal() - EPOCH_ORDINAL
+        nights = end - start
+        if nights <= 0:
+            raise Rejected(f"end: '{after}' is not after start '{first}'; expected end > start")
+        if nights > MAX_NIGHTS_PER_EVENT:
+            raise Rejected(
+                f"end: '{after}' is {nights} nights after start '{first}'; "
+                f"expected at most {MAX_NIGHTS_PER_EVENT}"
+            )
+        if start < self.earliest_day:
+            raise Rejected(
+                f"start: '{first}' is before the earliest night kept "
+                f"({day_from_epoch(self.earliest_day)})"
+            )
+        if end > today + self.horizon_days + 1:
+            raise Rejected(
+                f"end: '{after}' is past the horizon of {self.horizon_days} days ahead "
+                f"(last night {day_from_epoch(today + self.horizon_days)})"
+            )
+        return start, nights
+
+    @staticmethod
+    def _currency(code: str) -> int:
+        currency = CURRENCY_INDEX.get(code, -1)
+        if currency < 0:
+            currency = CURRENCY_INDEX.get(code.strip().upper(), -1)
+        if currency < 0:
+            raise Rejected(f"currency: '{code}' is not an ISO 4217 currency code")
+        return currency
+
+    @staticmethod
+    def _min_nights(value: int) -> int:
+        if not 1 <= value <= MAX_MIN_NIGHTS:
+            raise Rejected(f"min_nights: {value} is out of range; expected 1 to {MAX_MIN_NIGHTS}")
+        return value
 
     def _price(self, price: Decimal, currency: int) -> int:
         if price.is_snan():  # a signaling NaN cannot be a cache key; rejected like any NaN
@@ -417,15 +486,16 @@ def _explain(exc: msgspec.ValidationError, line: bytes) -> str:
     except msgspec.DecodeError:
         value = None
     if name == "type":
-        return f"type: {value!r} is not one of 'listing', 'rate', 'delist'"
+        return f"type: {value!r} is not one of {', '.join(repr(name) for name in EVENT_TYPES)}"
     shown = "missing" if value is None and "required" in what.lower() else f"{value!r}"
     return f"{name}: {shown}; {what[0].lower()}{what[1:]}"
 
 
+_FACT_KIND = {fact: kind for kind, fact in FACTS_OF_TYPE.items() if kind != "rate"}
 _keys: dict[tuple[str, str | int], str] = {}
 
 
-def _key(event: RateEvent | ListingEvent | DelistEvent) -> str:
+def _key(event: RateEvent | FactEvent | ListingEvent | DelistEvent) -> str:
     """The normalized key; feeds repeat the same listings, so normalization is cached."""
     raw = (event.source, event.listing_id)
     key = _keys.get(raw)
@@ -453,7 +523,7 @@ def _micros_or_invalid(moment: dt.datetime) -> int:
     return (moment - EPOCH) // MICROSECOND
 
 
-def _normalized_key(event: RateEvent | ListingEvent | DelistEvent) -> str:
+def _normalized_key(event: RateEvent | FactEvent | ListingEvent | DelistEvent) -> str:
     source = event.source.strip().lower()
     if not SOURCE_PATTERN.fullmatch(source):
         raise Rejected(f"source: '{event.source}' is invalid; expected [a-z0-9_-]{{1,32}}")

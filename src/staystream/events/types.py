@@ -1,7 +1,12 @@
 """The core types: events as they arrive, the columns they become, and the writer's frames.
 
 Other modules compose around these. Events are msgspec structs (decoded in C); a request's
-valid rate events travel as one packed numpy array (`RATE_DTYPE`), never as Python objects.
+valid calendar events (`rate`, `price`, `availability`, `stay_rule`) travel as one packed numpy
+array (`RATE_DTYPE`), never as Python objects.
+
+A night holds three facts, each last-writer-wins on its own `changed_at` (contract v1.1, "one
+fact at a time"): the price (price + currency, or "no price"), the availability and the stay
+rule. A row's `facts` bitmask says which of them the event sets: a `rate` sets all three.
 """
 
 from __future__ import annotations
@@ -46,13 +51,50 @@ class RateEvent(msgspec.Struct, tag="rate", tag_field="type"):
     min_nights: int = 1
 
 
+class PriceEvent(msgspec.Struct, tag="price", tag_field="type"):
+    """Sets the price fact only; the night's availability and stay rule stay as they are."""
+
+    source: str
+    listing_id: str | int
+    start: dt.date
+    end: dt.date
+    price: Decimal
+    currency: str
+    changed_at: dt.datetime
+
+
+class AvailabilityEvent(msgspec.Struct, tag="availability", tag_field="type"):
+    """Sets the availability fact only (a stop-sell, an iCal block, an inventory count)."""
+
+    source: str
+    listing_id: str | int
+    start: dt.date
+    end: dt.date
+    available: bool
+    changed_at: dt.datetime
+
+
+class StayRuleEvent(msgspec.Struct, tag="stay_rule", tag_field="type"):
+    """Sets the stay-rule fact only: the minimum stay of a check-in on these nights."""
+
+    source: str
+    listing_id: str | int
+    start: dt.date
+    end: dt.date
+    min_nights: int
+    changed_at: dt.datetime
+
+
+CalendarEvent = RateEvent | PriceEvent | AvailabilityEvent | StayRuleEvent
+
+
 class DelistEvent(msgspec.Struct, tag="delist", tag_field="type"):
     source: str
     listing_id: str | int
     changed_at: dt.datetime
 
 
-Event = ListingEvent | RateEvent | DelistEvent
+Event = ListingEvent | RateEvent | PriceEvent | AvailabilityEvent | StayRuleEvent | DelistEvent
 
 
 class Listing(msgspec.Struct, array_like=True):
@@ -77,10 +119,27 @@ class Delist(msgspec.Struct, array_like=True):
     changed_at: int
 
 
-# One rate event as a row: `key` indexes `WriteRequest.keys` on the wire and is the listing's
-# row number once the writer resolved it. Nights are days since 1970-01-01; `changed_at` is
-# microseconds since the epoch (UTC); `price` is in minor units of `currency`, -1 for none.
+# One calendar event as a row: `key` indexes `WriteRequest.keys` on the wire and is the
+# listing's row number once the writer resolved it. Nights are days since 1970-01-01;
+# `changed_at` is microseconds since the epoch (UTC); `price` is in minor units of `currency`,
+# -1 for "no price". `facts` is the bitmask of the facts the event sets (FACT_*); the columns
+# of a fact it does not set are 0 (price -1) and mean nothing.
 RATE_DTYPE = np.dtype(
+    [
+        ("key", "<i4"),
+        ("start", "<i4"),
+        ("nights", "<i2"),
+        ("changed_at", "<i8"),
+        ("price", "<i8"),
+        ("currency", "<u2"),
+        ("min_nights", "<u2"),
+        ("available", "u1"),
+        ("facts", "u1"),
+    ]
+)
+# The rows of format 1 (before facts): every row a `rate`, all three facts. Logs, snapshots
+# and streams written by it are read through `upgrade_rates`.
+RATE_DTYPE_V1 = np.dtype(
     [
         ("key", "<i4"),
         ("start", "<i4"),
@@ -92,7 +151,28 @@ RATE_DTYPE = np.dtype(
         ("available", "u1"),
     ]
 )
+RATE_FORMAT = 2  # the format of `RATE_DTYPE` rows; 1 is `RATE_DTYPE_V1`
+FACT_PRICE = 1
+FACT_AVAILABILITY = 2
+FACT_STAY_RULE = 4
+ALL_FACTS = FACT_PRICE | FACT_AVAILABILITY | FACT_STAY_RULE
+FACTS_OF_TYPE = {"rate": ALL_FACTS, "price": FACT_PRICE, "availability": FACT_AVAILABILITY,
+                 "stay_rule": FACT_STAY_RULE}
 NO_PRICE = -1
+
+
+def upgrade_rates(packed: bytes, rate_format: int) -> np.ndarray:
+    """Rows as `RATE_DTYPE` from bytes of either format (a v1 row sets all three facts)."""
+    if rate_format == RATE_FORMAT:
+        return np.frombuffer(packed, RATE_DTYPE)
+    if rate_format != 1:
+        raise ValueError(f"rate rows of format {rate_format}; this version reads formats 1 and {RATE_FORMAT}")
+    old = np.frombuffer(packed, RATE_DTYPE_V1)
+    rows = np.empty(len(old), RATE_DTYPE)
+    for name in ("key", "start", "nights", "changed_at", "price", "currency", "min_nights", "available"):
+        rows[name] = old[name]
+    rows["facts"] = ALL_FACTS
+    return rows
 
 
 class WriteRequest(msgspec.Struct, array_like=True):
@@ -106,6 +186,11 @@ class WriteRequest(msgspec.Struct, array_like=True):
     newest: dict[str, int]  # per source, the greatest changed_at among the events
     fx: bytes | None = None  # a replacement FX table (admin), stored with the group
     bulk: bool = False  # from a bulk import: yields to live traffic in the writer
+    rate_format: int = RATE_FORMAT  # of `rates`; `scaled.stream.decode` sets 1 for messages from before facts
+
+    def rate_rows(self) -> np.ndarray:
+        """`rates` as `RATE_DTYPE` rows, whichever format the frame was written in."""
+        return upgrade_rates(self.rates, self.rate_format)
 
 
 class Commit(msgspec.Struct):

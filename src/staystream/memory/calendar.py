@@ -1,12 +1,19 @@
-"""The calendar store: every night of every listing, in shared memory, last-writer-wins.
+"""The calendar store: every night of every listing, in shared memory, three facts a night.
 
-Layout (measured in docs/performance.md):
+A night holds three facts, each last-writer-wins on its own `changed_at` (contract v1.1): the
+price (minor units and currency, or -1 for "no price"), the availability and the stay rule
+(`min_nights`). Layout (measured in docs/performance.md and docs/architecture.md):
 
-- an *entry* is what one rate event set: price (minor units, -1 for none), currency,
-  min_nights, available, changed_at (µs). Entries are immutable once written and shared by all
-  the nights the event won, so a night costs a 4-byte reference, not the 24 bytes of its values;
+- an *entry* is one combination of the three facts, each with its own `changed_at` (µs;
+  `OLDEST` where the fact is unknown), plus the newest of the three. Entries are immutable once
+  written and shared by all the nights holding that combination, so a night costs a 4-byte
+  reference, not the 45 bytes of its values;
+- an event gets an entry of its own; a night it wins outright (a `rate` newer than every fact of
+  the night, or any event on an empty night) references it. A night where it wins only some
+  facts references a *merged* entry: its facts where they win, the old entry's otherwise, one
+  merged entry per distinct (old entry, winning events) combination of the batch;
 - nights are kept in *pages* of 64 consecutive nights, allocated on first write; page slot 0 is
-  the shared empty page, and entry 0 the "no value" entry (oldest possible `changed_at`);
+  the shared empty page, and entry 0 the "no fact" entry (every fact unknown);
 - `directory[row, page - base_page]` is the slot holding that page of that listing's calendar.
 
 The writer owns the reference counts and the free list; an entry whose count drops to zero is
@@ -24,32 +31,40 @@ from typing import Any
 import numpy as np
 
 from staystream.durable.snapshot import Chunk
+from staystream.events.types import ALL_FACTS, FACT_AVAILABILITY, FACT_PRICE, FACT_STAY_RULE, NO_PRICE
 from staystream.memory.shm import Counter, SharedArrays
 
 PAGE = 64
+# Nights to set: (flat night index, entry referenced now, event index or, for merged nights,
+# the winning event of each fact, shape (3, nights), -1 where the old entry's fact stays).
+Nights = tuple[np.ndarray, np.ndarray, np.ndarray]
 GRACE_SECONDS = 5.0
 OLDEST = np.iinfo(np.int64).min
 
 ARRAYS: dict[str, np.dtype[Any]] = {
     "directory": np.dtype("<i4"),
     "pages": np.dtype("<u4"),
-    "entry_changed_at": np.dtype("<i8"),
+    "entry_changed_at": np.dtype("<i8"),  # the newest of the three facts' changed_at
+    "entry_price_at": np.dtype("<i8"),
+    "entry_available_at": np.dtype("<i8"),
+    "entry_stay_at": np.dtype("<i8"),
     "entry_price": np.dtype("<i8"),
     "entry_currency": np.dtype("<u2"),
     "entry_min_nights": np.dtype("<u2"),
     "entry_available": np.dtype("u1"),
 }
-ENTRY_FIELDS = {
-    "entry_changed_at": "changed_at",
-    "entry_price": "price",
-    "entry_currency": "currency",
-    "entry_min_nights": "min_nights",
-    "entry_available": "available",
-}
+ENTRY_FIELDS = [name for name in ARRAYS if name.startswith("entry_")]
+# Each fact: its bit in `RATE_DTYPE.facts`, the entry column of its changed_at, and the value
+# columns it owns (entry column, event column, value when the fact is unknown).
+FACTS = (
+    (FACT_PRICE, "entry_price_at", (("entry_price", "price", NO_PRICE), ("entry_currency", "currency", 0))),
+    (FACT_AVAILABILITY, "entry_available_at", (("entry_available", "available", 0),)),
+    (FACT_STAY_RULE, "entry_stay_at", (("entry_min_nights", "min_nights", 0),)),
+)
 
 
 class CalendarWriter:
-    """The writer's handle: applies batches of rate events to the shared calendar."""
+    """The writer's handle: applies batches of calendar events to the shared calendar."""
 
     def __init__(self, shared: SharedArrays, base_page: int, width: int, rows: int = 1024) -> None:
         self.shared = shared
@@ -59,10 +74,11 @@ class CalendarWriter:
         shared.allocate("pages", 1024, PAGE)
         for name in ENTRY_FIELDS:
             shared.allocate(name, 1024)
-        shared["entry_changed_at"][0] = OLDEST
-        shared["entry_price"][0] = -1
+        for name in ("entry_changed_at", "entry_price_at", "entry_available_at", "entry_stay_at"):
+            shared[name][0] = OLDEST
+        shared["entry_price"][0] = NO_PRICE
         self.slots = 1  # slot 0: the empty page
-        self.entries = 1  # entry 0: no value
+        self.entries = 1  # entry 0: no fact
         self.refcount = np.zeros(1024, dtype=np.int64)
         self.free = np.empty(0, dtype=np.int64)
         self.quarantine: deque[tuple[float, np.ndarray]] = deque()
@@ -72,13 +88,14 @@ class CalendarWriter:
     # -- applying ------------------------------------------------------------------------
 
     def apply(self, batch: np.ndarray) -> tuple[int, int]:
-        """Apply rate events (`types.RATE_DTYPE`, `key` = row) in order.
+        """Apply calendar events (`types.RATE_DTYPE`, `key` = row) in order: per night and
+        fact, the greatest `changed_at` wins, at equal `changed_at` the later event.
 
-        Returns (nights won, events that won no night): an event that changes nothing keeps
-        no entry and moves no reference."""
+        Returns (nights changed, events that won no fact of any night): an event that changes
+        nothing keeps no entry and moves no reference."""
         if len(batch) == 0:
             return 0, 0
-        ids = self._new_entries(batch)
+        ids = self._event_entries(batch)
         row_of_event = batch["key"].astype(np.int64)
         start = batch["start"].astype(np.int64)
         counts = batch["nights"].astype(np.int64)
@@ -93,23 +110,129 @@ class CalendarWriter:
         slot = self.shared["directory"][row_of_event[event], day // PAGE - self.base_page]
         flat = slot.astype(np.int64) * PAGE + day % PAGE
         changed_at = batch["changed_at"][event]
-        if _overlapping(row_of_event, start, counts):
+        pages = self.shared["pages"].reshape(-1)
+        overlapping = _overlapping(row_of_event, start, counts)
+        if bool((batch["facts"] == ALL_FACTS).all()):
+            direct, merged = self._apply_whole(pages, flat, changed_at, event, overlapping)
+        else:
+            direct, merged = self._apply_facts(pages, flat, changed_at, event, batch["facts"], overlapping)
+        direct_flat, direct_old, direct_event = direct
+        pages[direct_flat] = ids[direct_event]
+        referenced = np.bincount(direct_event, minlength=len(batch))
+        won, replaced = referenced, direct_old
+        if merged is not None:
+            merged_flat, merged_old, sources = merged
+            pages[merged_flat] = self._merged_entries(batch, merged_old, sources)
+            replaced = np.concatenate([direct_old, merged_old])
+            won = referenced + np.bincount(sources[sources >= 0], minlength=len(batch))
+        self._count_references(replaced, ids, referenced)
+        changed = len(direct_flat) + (0 if merged is None else len(merged[0]))
+        return changed, int(np.count_nonzero(won == 0))
+
+    def _apply_whole(self, pages: np.ndarray, flat: np.ndarray, changed_at: np.ndarray, event: np.ndarray,
+                     overlapping: bool) -> tuple[Nights, Nights | None]:
+        """Every event sets all three facts (v1 `rate`s): the hot path. The latest event of a
+        night wins all its facts within the batch; against the night's entry it wins all of them
+        when newer than the newest (one gather), else, rarely, only those older than it."""
+        if overlapping:
             keep = _last_writer_per_night(flat, changed_at, event)
             flat, changed_at, event = flat[keep], changed_at[keep], event[keep]
-
-        pages = self.shared["pages"].reshape(-1)
         old = pages[flat].astype(np.int64)
         wins = changed_at >= self.shared["entry_changed_at"][old]
-        pages[flat[wins]] = ids[event[wins]]
-        won_per_event = np.bincount(event[wins], minlength=len(batch))
-        self._count_references(won_per_event, old[wins], ids)
-        return int(wins.sum()), int(np.count_nonzero(won_per_event == 0))
+        rest = np.flatnonzero(~wins)
+        if len(rest):
+            rest_old = old[rest]
+            sources = np.stack([
+                np.where(changed_at[rest] >= self.shared[at][rest_old], event[rest], -1) for _, at, _ in FACTS
+            ])
+            partial = (sources >= 0).any(axis=0)
+            if partial.any():
+                merged = (flat[rest[partial]], rest_old[partial], sources[:, partial])
+                return (flat[wins], old[wins], event[wins]), merged
+        return (flat[wins], old[wins], event[wins]), None
 
-    def _new_entries(self, batch: np.ndarray) -> np.ndarray:
+    def _apply_facts(self, pages: np.ndarray, flat: np.ndarray, changed_at: np.ndarray, event: np.ndarray,
+                     facts: np.ndarray, overlapping: bool) -> tuple[Nights, Nights | None]:
+        """Events that set some facts: per night and fact the batch's winner, then against the
+        night's entry. A night referencing an event's own entry when that entry says exactly
+        what the night now holds, else a merged entry."""
+        if overlapping:
+            nights, night_of = np.unique(flat, return_inverse=True)
+        else:  # every night once: no sorting
+            nights, night_of = flat, np.arange(len(flat))
+        old = pages[nights].astype(np.int64)
+        sources = np.full((len(FACTS), len(nights)), -1, dtype=np.int64)
+        old_unknown = []
+        sets = facts[event]
+        for f, (bit, at, _) in enumerate(FACTS):
+            old_at = self.shared[at][old]
+            old_unknown.append(old_at == OLDEST)
+            carrying = np.flatnonzero(sets & bit)
+            if len(carrying) == 0:
+                continue
+            if overlapping:
+                carrying = carrying[_last_writer_per_night(flat[carrying], changed_at[carrying], event[carrying])]
+            night = night_of[carrying]
+            wins = changed_at[carrying] >= old_at[night]
+            sources[f, night[wins]] = event[carrying[wins]]
+        changed = np.flatnonzero((sources >= 0).any(axis=0))
+        nights, old, sources = nights[changed], old[changed], sources[:, changed]
+        candidate = sources.max(axis=0)
+        exact = np.ones(len(nights), dtype=bool)
+        for f, (bit, _, _) in enumerate(FACTS):
+            kept_unknown = (sources[f] < 0) & old_unknown[f][changed] & ((facts[candidate] & bit) == 0)
+            exact &= (sources[f] == candidate) | kept_unknown
+        merge = ~exact
+        merged = (nights[merge], old[merge], sources[:, merge]) if merge.any() else None
+        return (nights[exact], old[exact], candidate[exact]), merged
+
+    def _event_entries(self, batch: np.ndarray) -> np.ndarray:
+        """One entry per event: the facts it sets, the others unknown."""
+        ids = self._allocate(len(batch))
+        changed_at = batch["changed_at"]
+        self.shared["entry_changed_at"][ids] = changed_at
+        for bit, at, columns in FACTS:
+            sets = (batch["facts"] & bit) != 0
+            self.shared[at][ids] = np.where(sets, changed_at, OLDEST)
+            for name, field, unknown in columns:
+                self.shared[name][ids] = np.where(sets, batch[field], unknown)
+        return ids
+
+    def _merged_entries(self, batch: np.ndarray, old: np.ndarray, sources: np.ndarray) -> np.ndarray:
+        """Entry ids for nights holding old facts and new ones: one entry per distinct (old
+        entry, winning event of each fact) of the batch."""
+        # The combination as one int64 (old entry, then each fact's event + 1 in base n + 1),
+        # made dense again before it could overflow: one 1-D sort, not a sort of columns.
+        base = len(batch) + 1
+        key, bound = old, self.entries
+        for source in sources[(sources >= 0).any(axis=1)]:
+            if bound * base >= 1 << 62:
+                key = np.unique(key, return_inverse=True)[1]
+                bound = int(key.max()) + 1
+            key = key * base + (source + 1)
+            bound *= base
+        _, first, which = np.unique(key, return_index=True, return_inverse=True)
+        ids = self._allocate(len(first))
+        combo_old, newest = old[first], np.full(len(first), OLDEST, dtype=np.int64)
+        for f, (_, at, columns) in enumerate(FACTS):
+            source = sources[f, first]
+            new = source >= 0
+            event = np.where(new, source, 0)
+            fact_at = np.where(new, batch["changed_at"][event], self.shared[at][combo_old])
+            self.shared[at][ids] = fact_at
+            newest = np.maximum(newest, fact_at)
+            for name, field, _ in columns:
+                self.shared[name][ids] = np.where(new, batch[field][event], self.shared[name][combo_old])
+        self.shared["entry_changed_at"][ids] = newest
+        which = which.reshape(-1)
+        self.refcount[ids] += np.bincount(which, minlength=len(ids))
+        return ids[which]
+
+    def _allocate(self, n: int) -> np.ndarray:
+        """`n` entry ids: reused ones past their grace period first, then fresh ones."""
         now = time.monotonic()
         while self.quarantine and self.quarantine[0][0] <= now and not self.copying:
             self.free = np.concatenate([self.free, self.quarantine.popleft()[1]])
-        n = len(batch)
         reused = self.free[:n]
         self.free = self.free[n:]
         fresh = np.arange(self.entries, self.entries + n - len(reused), dtype=np.int64)
@@ -121,19 +244,17 @@ class CalendarWriter:
                 refcount = np.zeros(len(self.shared["entry_price"]), dtype=np.int64)
                 refcount[: len(self.refcount)] = self.refcount
                 self.refcount = refcount
-        ids = np.concatenate([reused, fresh])
-        for name, field in ENTRY_FIELDS.items():
-            self.shared[name][ids] = batch[field]
-        return ids
+        return np.concatenate([reused, fresh])
 
-    def _count_references(self, won_per_event: np.ndarray, replaced: np.ndarray, ids: np.ndarray) -> None:
-        self.refcount[ids] += won_per_event
+    def _count_references(self, replaced: np.ndarray, ids: np.ndarray, referenced: np.ndarray) -> None:
+        """Merged entries were counted as made; here the events' own entries and the replaced."""
+        self.refcount[ids] += referenced
         replaced = replaced[replaced != 0]
         np.subtract.at(self.refcount, replaced, 1)
         dead = np.unique(replaced[self.refcount[replaced] == 0])
         if len(dead):
             self.quarantine.append((time.monotonic() + GRACE_SECONDS, dead))
-        unused = ids[won_per_event == 0]  # never visible to a reader: free at once
+        unused = ids[referenced == 0]  # never visible to a reader: free at once
         if len(unused):
             self.free = np.concatenate([self.free, unused])
 
@@ -226,6 +347,9 @@ class CalendarWriter:
         self.slots = len(state["pages"])
         self.shared.allocate("pages", max(self.slots, 1024), PAGE, state["pages"])
         self.entries = len(state["entry_price"])
+        for name in ("entry_price_at", "entry_available_at", "entry_stay_at"):
+            if name not in state:  # a snapshot from before facts: each entry's facts set at once
+                state[name] = state["entry_changed_at"]
         for name in ENTRY_FIELDS:
             self.shared.allocate(name, max(self.entries, 1024), 1, state[name])
         self.refcount = np.bincount(

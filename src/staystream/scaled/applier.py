@@ -34,7 +34,7 @@ from staystream.durable.postgres import (
     listing_columns,
     newest_per_row,
 )
-from staystream.events.types import RATE_DTYPE, WriteRequest, split_key
+from staystream.events.types import WriteRequest, split_key
 from staystream.retry import backoff, retrying
 from staystream.scaled import stream as streamlog
 
@@ -187,7 +187,7 @@ class Applier:
             self.oldest_pending = max(m.metadata.timestamp.timestamp() for m in messages)
         else:
             self.oldest_pending = None
-        rates = np.frombuffer(merged.rates, RATE_DTYPE)
+        rates = merged.rate_rows()
         applied_events.inc(len(rates) + len(merged.listings) + len(merged.delists))
         applied_nights.inc(int(rates["nights"].sum()) if len(rates) else 0)
         for message in messages:
@@ -209,7 +209,7 @@ class Applier:
                 await connection.execute(
                     UPDATE_DELISTS, list(newest_delists), [d.changed_at for d in newest_delists.values()]
                 )
-            rates = np.frombuffer(request.rates, RATE_DTYPE)
+            rates = request.rate_rows()
             if len(rates):
                 by_index = np.array([rows[k] for k in request.keys], np.int32)
                 events = rates.copy()

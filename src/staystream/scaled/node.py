@@ -54,6 +54,7 @@ from staystream.durable.postgres import (
     insert_chunks,
     load_chunks,
     rebuild_mirror,
+    upgrade_log,
 )
 from staystream.durable.snapshot import Piece, from_npy
 from staystream.events.types import RATE_DTYPE, Commit, split_key
@@ -134,6 +135,7 @@ class StreamDurable:
             await connection.execute("SELECT pg_advisory_xact_lock($1)", SNAPSHOT_LOCK + 1)
             await connection.execute(SCHEMA)
             await connection.execute(SCALED_SCHEMA)
+            await upgrade_log(connection)
 
     # -- start-up ------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from staystream.events.types import RATE_DTYPE, Delist, Listing, WriteReply, WriteRequest
+from staystream.events.types import Delist, Listing, WriteReply, WriteRequest
 from staystream.writer.wire import WriterClient, WriterUnavailable
 
 try:
@@ -52,6 +52,7 @@ LAG_UNKNOWN_AFTER_SECONDS = 3.0  # JetStream silent this long: the lag is unknow
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(WriteRequest)
+_BEFORE_FACTS = b"\x98"  # msgpack fixarray of 8
 
 
 class LogUnavailable(WriterUnavailable):
@@ -83,14 +84,20 @@ def encode(request: WriteRequest) -> bytes:
 
 
 def decode(payload: bytes) -> WriteRequest:
-    return _decoder.decode(payload)
+    """A message of the stream. One written before facts is a msgpack array of 8 fields (no
+    `rate_format`) holding rows of format 1: it decodes with the current format's default,
+    so the header says which it is (msgspec writes every field, so newer ones have 9)."""
+    request = _decoder.decode(payload)
+    if payload[:1] == _BEFORE_FACTS:
+        request.rate_format = 1
+    return request
 
 
 def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
     """The request's events by partition; rate keys renumbered into each part's own key list."""
     keys = request.keys
     part = np.fromiter((partition_of(k, partitions) for k in keys), np.int64, len(keys))
-    rates = np.frombuffer(request.rates, RATE_DTYPE)
+    rates = request.rate_rows()
     rate_part = part[rates["key"]] if len(rates) else np.empty(0, np.int64)
     listing_part = [partition_of(listing.key, partitions) for listing in request.listings]
     delist_part = [partition_of(d.key, partitions) for d in request.delists]
@@ -125,7 +132,7 @@ def merge(requests: list[WriteRequest]) -> WriteRequest:
     fx: bytes | None = None
     for request in requests:
         rows = np.fromiter((index.setdefault(k, len(index)) for k in request.keys), np.int32, len(request.keys))
-        rates = np.frombuffer(request.rates, RATE_DTYPE)
+        rates = request.rate_rows()
         if len(rates):
             rates = rates.copy()
             rates["key"] = rows[rates["key"]]

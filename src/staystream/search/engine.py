@@ -1,8 +1,9 @@
 """Search: every unit in an area free for a whole stay, with its total, ranked, in pages.
 
 A result is a searchable listing (described, not delisted) inside the area whose `max_guests`
-fits, of one of the kinds asked, with an available price on every night of the stay and a
-check-in night whose `min_nights` allows the stay's length.
+fits, of one of the kinds asked, every night of the stay available and priced (its availability
+and price facts known, the one true, the other a price) and a check-in night whose `min_nights`
+allows the stay's length (a night without a stay rule allows any).
 
 Money is exact. A stay's total in a currency T: the nights are summed per currency, each sum is
 converted to T at the FX table's rates (divided by its rate, multiplied by T's, as
@@ -212,7 +213,7 @@ def search(store: Store, query: Query) -> dict[str, object]:
     )
     price = _fresh(shared, "entry_price", entries)[entries]
     currency = _fresh(shared, "entry_currency", entries)[entries]
-    priced = price.min(axis=0) >= 0  # an available night has a price: a guard, not a filter
+    priced = price.min(axis=0) >= 0  # bookable = available and priced (contract v1.1): a night may be one only
     single = (currency == currency[0]).all(axis=0)
 
     total = _totals(fx, price, currency, single, ranking)

@@ -13,7 +13,7 @@ from staystream.durable import sqlite
 from staystream.events.fx import Fx, load_fx
 from staystream.events.money import CURRENCIES, format_minor
 from staystream.events.types import KINDS
-from staystream.memory.calendar import PAGE, CalendarReader
+from staystream.memory.calendar import OLDEST, PAGE, CalendarReader
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.shm import Counter, SharedArrays
 
@@ -60,7 +60,10 @@ class Store:
         return describe(found, bool(self.shared["searchable"][row]) if row < len(self.shared["searchable"]) else False)
 
     def nights(self, row: int, start: int | None, end: int | None) -> list[dict[str, object]]:
-        """The nights of one listing that hold a value, in date order, [start, end)."""
+        """The nights of one listing that hold any fact, in date order, [start, end).
+
+        A fact never received for a night shows as null (`price` and `currency` also where the
+        price fact is "no price"); `changed_at` is the newest of the night's facts."""
         directory = self.shared["directory"]
         if row >= len(directory):
             return []
@@ -82,15 +85,17 @@ class Store:
         price = entry("entry_price", entries).tolist()
         currency = entry("entry_currency", entries).tolist()
         available = entry("entry_available", entries).tolist()
+        available_known = (entry("entry_available_at", entries) != OLDEST).tolist()
         min_nights = entry("entry_min_nights", entries).tolist()
+        stay_known = (entry("entry_stay_at", entries) != OLDEST).tolist()
         changed_at = entry("entry_changed_at", entries).tolist()
         return [
             {
                 "night": day_from_epoch(day).isoformat(),
                 "price": None if price[i] < 0 else format_minor(price[i], currency[i]),
-                "currency": CURRENCIES[currency[i]],
-                "available": bool(available[i]),
-                "min_nights": min_nights[i],
+                "currency": None if price[i] < 0 else CURRENCIES[currency[i]],
+                "available": bool(available[i]) if available_known[i] else None,
+                "min_nights": min_nights[i] if stay_known[i] else None,
                 "changed_at": format_changed_at(changed_at[i]),
             }
             for i, day in enumerate(days.tolist())

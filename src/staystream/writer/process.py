@@ -177,7 +177,7 @@ class Writer:
         try:
             while True:
                 request = await wire.read_request(reader)
-                rates = np.frombuffer(request.rates, dtype=RATE_DTYPE)
+                rates = request.rate_rows()
                 events = len(request.listings) + len(request.delists) + len(rates)
                 self._backlog(events)
                 self.waiting.add((stream, request, events), int(rates["nights"].sum()), request.bulk)
@@ -234,7 +234,7 @@ class Writer:
             for i in np.flatnonzero(rows < 0).tolist():
                 rows[i] = self._row(request.keys[i], group)
             if request.rates:
-                rates = np.frombuffer(request.rates, dtype=RATE_DTYPE).copy()
+                rates = request.rate_rows().copy()
                 rates["key"] = rows[rates["key"]]
                 parts.append(rates)
             group.listings.extend((self._row(listing.key, group), listing) for listing in request.listings)
