@@ -11,6 +11,7 @@ from staystream.api.routing import route
 from staystream.api.state import Worker
 from staystream.dates import epoch_day
 from staystream.search.engine import QueryError, parse_query, search
+from staystream.search.flexible import parse_dates_query, search_dates
 
 
 async def get_calendar(request: Request, worker: Worker) -> Response:
@@ -44,8 +45,17 @@ async def get_search(request: Request, worker: Worker) -> Response:
     return json_response(answer)
 
 
+async def get_search_dates(request: Request, worker: Worker) -> Response:
+    try:
+        answer = search_dates(worker.store, parse_dates_query(request.query_params, worker.config.horizon_days))
+    except QueryError as exc:
+        raise HTTPError(400, str(exc)) from None
+    return json_response(answer)
+
+
 ROUTES = [  # the calendar before the listing: a listing id may contain '/'
     route("/v1/listings/{source}/{listing_id:path}/calendar", "calendar", ["GET"], get_calendar),
     route("/v1/listings/{source}/{listing_id:path}", "listing", ["GET"], get_listing),
+    route("/v1/search/dates", "search_dates", ["GET"], get_search_dates),
     route("/v1/search", "search", ["GET"], get_search),
 ]

@@ -275,7 +275,7 @@ class PostgresDurable:
             keys = [(r["row"], r["source"], r["listing_id"]) for r in entries]
             columns = [
                 (r["row"], r["kind"], r["lat"], r["lon"], r["max_guests"], r["bedrooms"],
-                 r["described_at"], r["delisted_at"])
+                 r["described_at"], r["delisted_at"], r["property_id"])
                 for r in entries if r["described_at"] is not None or r["delisted_at"] is not None
             ]
             settings = [tuple(r) for r in await connection.fetch("SELECT name, value FROM staystream.settings")]

@@ -114,7 +114,7 @@ def all_keys(connection: sqlite3.Connection) -> Iterator[tuple[int, str, str]]:
 
 def listing_columns(connection: sqlite3.Connection) -> Iterable[tuple[Any, ...]]:
     return connection.execute(
-        "SELECT row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at "
+        "SELECT row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at, property_id "
         "FROM listings WHERE described_at IS NOT NULL OR delisted_at IS NOT NULL"
     )
 
@@ -151,6 +151,16 @@ def listing_ids_with_prefix(connection: sqlite3.Connection, source: str, prefix:
     return [row[0] for row in connection.execute(
         "SELECT listing_id FROM listings WHERE source = ? AND listing_id >= ? AND listing_id < ? "
         "ORDER BY listing_id LIMIT ?", (source, prefix, prefix + "\U0010ffff", limit))]
+
+
+def keys(connection: sqlite3.Connection, rows: list[int]) -> dict[int, tuple[str, str]]:
+    """(source, listing_id) by row, for the rows asked."""
+    found: dict[int, tuple[str, str]] = {}
+    for first in range(0, len(rows), 30_000):  # under SQLite's limit of bound parameters
+        part = rows[first : first + 30_000]
+        found.update((row, (source, listing_id)) for row, source, listing_id in connection.execute(
+            f"SELECT row, source, listing_id FROM listings WHERE row IN ({','.join('?' * len(part))})", part))
+    return found
 
 
 def details(connection: sqlite3.Connection, rows: list[int]) -> dict[int, dict[str, object]]:

@@ -3,6 +3,10 @@
 SQLite holds the full description (names, URLs); these columns are the part search scans.
 A listing is searchable once described, unless a delist is at least as new as the description
 (a delist wins a tie; a newer description brings the listing back).
+
+`place` is the row of the listing that stands for the listing's place (a property): the
+listing's own row when it is a place of its own. The writer decides it (`set_places`); search
+groups offers by it and names the place after that row's key (`search.places.place_id`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ ARRAYS: dict[str, np.dtype[Any]] = {
     "described_at": np.dtype("<i8"),
     "delisted_at": np.dtype("<i8"),
     "searchable": np.dtype("u1"),
+    "place": np.dtype("<i4"),
     # Append-only log of the rows whose coordinates were set, `Counter.MOVED` long: search's
     # spatial index (built from a copy) checks these rows directly until its next rebuild.
     "moved": np.dtype("<i4"),
@@ -39,6 +44,7 @@ class ListingColumns:
             shared.allocate(name, rows)
         shared["described_at"][:] = NEVER
         shared["delisted_at"][:] = NEVER
+        shared["place"][:] = np.arange(rows)
         self.rows = 0
 
     def add_rows(self, rows: int) -> None:
@@ -48,14 +54,15 @@ class ListingColumns:
                 self.shared.grow(name, rows)
             self.shared["described_at"][old:] = NEVER
             self.shared["delisted_at"][old:] = NEVER
+            self.shared["place"][old:] = np.arange(old, len(self.shared["place"]))
         self.rows = max(self.rows, rows)
         self.shared.counters[Counter.ROWS] = self.rows
 
-    def describe(self, row: int, listing: Listing) -> None:
-        """Last-writer-wins, as `db.commit_group` applied it to SQLite."""
+    def describe(self, row: int, listing: Listing) -> bool:
+        """Last-writer-wins, as `db.commit_group` applied it to SQLite; whether it won."""
         shared = self.shared
         if listing.changed_at < shared["described_at"][row]:
-            return
+            return False
         placed = (
             shared["described_at"][row] == NEVER or shared["lat"][row] != listing.lat
             or shared["lon"][row] != listing.lon
@@ -73,6 +80,13 @@ class ListingColumns:
                 shared.grow("moved", moved + 1)
             shared["moved"][moved] = row
             shared.counters[Counter.MOVED] = moved + 1
+        return True
+
+    def set_places(self, places: dict[int, int]) -> None:
+        """Move listings (row -> the row standing for its new place)."""
+        if places:
+            self.shared["place"][np.fromiter(places, np.int64, len(places))] = np.fromiter(
+                places.values(), np.int32, len(places))
 
     def delist(self, row: int, delist: Delist) -> None:
         if delist.changed_at >= self.shared["delisted_at"][row]:
@@ -80,11 +94,12 @@ class ListingColumns:
             self._update_searchable(row)
 
     def load(self, rows: list[tuple[Any, ...]]) -> None:
-        """Restore from `sqlite.listing_columns` rows at start-up, column by column."""
+        """Restore from `sqlite.listing_columns` rows at start-up, column by column (their last
+        field, `property_id`, is the writer's: it decides places)."""
         if not rows:
             return
         row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at = (
-            np.array(column, dtype=object) for column in zip(*rows, strict=True)
+            np.array(column, dtype=object) for column in list(zip(*rows, strict=True))[:8]
         )
         row = row.astype(np.int64)
         described = np.array([value is not None for value in described_at])

@@ -164,7 +164,7 @@ class StreamDurable:
         mirror_entries += [
             (row, *split_key(key), *([None] * 12)) for row, key in enumerate(keys) if row not in described
         ]
-        columns = [(int(pg_to_local[r[0]]), r[4], r[5], r[6], r[7], r[11], r[13], r[14])
+        columns = [(int(pg_to_local[r[0]]), r[4], r[5], r[6], r[7], r[11], r[13], r[14], r[8])
                    for r in entries if r[13] is not None or r[14] is not None]
         self.key_of_row = keys
         self.start_seq = positions + 1

@@ -67,6 +67,7 @@ from staystream.events.money import (
 from staystream.events.types import KIND_INDEX, KINDS
 from staystream.memory.calendar import PAGE
 from staystream.memory.shm import Counter, SharedArrays
+from staystream.search import deals
 from staystream.search.view import Store, describe
 
 EARTH_RADIUS_KM = 6371.0088
@@ -74,10 +75,12 @@ MAX_STAY_NIGHTS = 90
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 20
 DEFAULT_RADIUS_KM = 10.0
-SORTS = ("total", "nightly", "distance")
+SORTS = ("total", "nightly", "distance", "deal")
+GROUPS = ("place", "listing")
+DEALS = ("all", "only")
 PARAMETERS = (
     "lat", "lon", "radius_km", "bbox", "checkin", "checkout", "guests", "kind", "min_price",
-    "max_price", "currency", "sort", "limit", "cursor",
+    "max_price", "currency", "sort", "limit", "cursor", "group", "deals",
 )
 REPEATABLE = frozenset({"kind"})
 UNRANKED = np.int64(2**62)  # the price key of a stay the FX table cannot convert: last
@@ -114,6 +117,8 @@ class Query:
     limit: int
     after: tuple[list[int | float], int] | None  # keys and row of the previous page's last result
     fingerprint: str  # what a cursor is bound to: every parameter but `limit` and `cursor`
+    by_place: bool = True  # `group=place`: one result per place, by its cheapest offer
+    deals_only: bool = False
 
 
 class MultiParams(Protocol):
@@ -168,9 +173,10 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
             )
         currency = CURRENCY_INDEX[code.upper()]
     sort = optional("sort") or "total"
-    if sort not in SORTS:
-        raise QueryError(f"sort: '{sort}' is not one of {', '.join(SORTS)}")
+    _choice("sort", sort, SORTS)
     limit = _int("limit", optional("limit") or str(DEFAULT_LIMIT), 1, MAX_LIMIT)
+    group = _choice("group", optional("group") or "place", GROUPS)
+    deals = _choice("deals", optional("deals") or "all", DEALS)
     min_price = _price("min_price", optional("min_price"))
     max_price = _price("max_price", optional("max_price"))
     if min_price is not None and max_price is not None and min_price > max_price:
@@ -180,27 +186,90 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
         repr((
             area, epoch_day(checkin), nights, guests, kinds_key,
             None if min_price is None else str(min_price.normalize()),
-            None if max_price is None else str(max_price.normalize()), currency, sort,
+            None if max_price is None else str(max_price.normalize()), currency, sort, group, deals,
         )).encode(),
         digest_size=8,
     ).hexdigest()
     return Query(
         area, epoch_day(checkin), nights, guests, kinds_key, min_price, max_price, currency, sort,
         limit, _cursor(optional("cursor"), fingerprint, len(_SORT_KEYS[sort])), fingerprint,
+        group == "place", deals == "only",
     )
 
 
 def search(store: Store, query: Query) -> dict[str, object]:
-    shared = store.shared
     fx = store.fx
-    if query.currency is not None and query.currency not in fx.rates:
+    ranking = ranking_currency(fx, query.currency)
+    found = find_stays(store.shared, fx, query, ranking)
+    place = _fresh(store.shared, "place", found.rows)[found.rows]
+    deals = _Deals(store, query, ranking, found)
+    units = cheapest_per_place(store, place, found.total, found.rows) if query.by_place else np.arange(len(found.rows))
+    units = units[in_price_bounds(found.total[units], query, ranking)]
+    if query.deals_only or query.sort == "deal":
+        deals.compute(units)
+        if query.deals_only:
+            units = units[deals.kind[units] != 0]
+    rows, total = found.rows[units], found.total[units]
+    nightly = np.where(total == UNRANKED, UNRANKED, _half_even_div(total, query.nights))
+    keys = {"total": total, "nightly": nightly, "distance": found.distance[units]}
+    if query.sort == "deal":
+        keys["deal"] = deals.sort_key(units)
+    sort_keys = [keys[name] for name in _SORT_KEYS[query.sort]]
+
+    matches = len(rows)
+    if query.after is not None:
+        later = _after(sort_keys, rows, *query.after)
+        rows, units = rows[later], units[later]
+        sort_keys = [key[later] for key in sort_keys]
+    order = _top(sort_keys, rows, query.limit)
+    page = units[order]
+    offers = np.flatnonzero(np.isin(place, place[page])) if query.by_place else page
+    deals.compute(np.concatenate([page, offers]))
+    results = _results(store, query, found, page, place, offers, deals)
+    next_cursor = None
+    if len(rows) > len(order) and len(order):
+        last = order[-1]
+        next_cursor = _encode_cursor(query.fingerprint, [key[last].item() for key in sort_keys], int(rows[last]))
+    return {
+        "results": results,
+        "next_cursor": next_cursor,
+        "matches": matches,
+        "stay": {
+            "checkin": day_from_epoch(query.checkin).isoformat(),
+            "checkout": day_from_epoch(query.checkin + query.nights).isoformat(),
+            "nights": query.nights,
+        },
+        "group": "place" if query.by_place else "listing",
+        "sort": query.sort,
+        "currency": None if query.currency is None else CURRENCIES[query.currency],
+        "ranked_in": CURRENCIES[ranking],
+        "fx": fx.label,
+    }
+
+
+def ranking_currency(fx: Fx, currency: int | None) -> int:
+    """The currency totals are compared in: the one asked (it needs a rate), else the FX base."""
+    if currency is not None and currency not in fx.rates:
         raise QueryError(
-            f"currency: '{CURRENCIES[query.currency]}' has no rate in the FX table "
+            f"currency: '{CURRENCIES[currency]}' has no rate in the FX table "
             f"'{fx.table.name}' of {fx.table.date}; expected one of {', '.join(sorted(fx.table.rates))}"
         )
-    ranking = query.currency if query.currency is not None else CURRENCY_INDEX[fx.table.base]
+    return currency if currency is not None else CURRENCY_INDEX[fx.table.base]
 
-    rows = _candidates(shared, query)
+
+@dataclass(frozen=True)
+class Found:
+    """Every unit that matches a search before its price bounds: an offer, by position."""
+
+    rows: np.ndarray
+    distance: np.ndarray  # km from the area's centre
+    entries: np.ndarray  # nights x units
+    total: np.ndarray  # in the ranking currency, minor units; `UNRANKED` if it cannot be converted
+
+
+def find_stays(shared: SharedArrays, fx: Fx, query: Query, ranking: int) -> Found:
+    """The units in the area that fit the guests and kinds and are open for the whole stay."""
+    rows = _candidates(shared, query.area, query.guests, query.kinds)
     distance = None
     if query.area.radius_km is not None:
         distance = _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
@@ -221,57 +290,139 @@ def search(store: Store, query: Query) -> dict[str, object]:
     keep = priced & (ranked | single)  # a stay in several currencies needs rates for any total
     if query.currency is not None or query.min_price is not None or query.max_price is not None:
         keep &= ranked
+    return Found(rows[keep], distance[keep], entries[:, keep], total[keep])
+
+
+def in_price_bounds(total: np.ndarray, query: Query, ranking: int) -> np.ndarray:
+    keep = np.ones(total.shape, dtype=bool)
     scale = Decimal(10) ** EXPONENT[ranking]
     if query.min_price is not None:
         keep &= total >= int((query.min_price * scale).to_integral_value(ROUND_CEILING))
     if query.max_price is not None:
         keep &= total <= int((query.max_price * scale).to_integral_value(ROUND_FLOOR))
-    rows, distance, entries, total = rows[keep], distance[keep], entries[:, keep], total[keep]
-    nightly = np.where(total == UNRANKED, UNRANKED, _half_even_div(total, query.nights))
-    keys = {"total": total, "nightly": nightly, "distance": distance}
-    sort_keys = [keys[name] for name in _SORT_KEYS[query.sort]]
-
-    matches = len(rows)
-    if query.after is not None:
-        later = _after(sort_keys, rows, *query.after)
-        rows, distance, entries = rows[later], distance[later], entries[:, later]
-        sort_keys = [key[later] for key in sort_keys]
-    order = _top(sort_keys, rows, query.limit)
-    results = _results(store, query, rows[order], entries[:, order], distance[order])
-    next_cursor = None
-    if len(rows) > len(order) and len(order):
-        last = order[-1]
-        next_cursor = _encode_cursor(query.fingerprint, [key[last].item() for key in sort_keys], int(rows[last]))
-    return {
-        "results": results,
-        "next_cursor": next_cursor,
-        "matches": matches,
-        "stay": {
-            "checkin": day_from_epoch(query.checkin).isoformat(),
-            "checkout": day_from_epoch(query.checkin + query.nights).isoformat(),
-            "nights": query.nights,
-        },
-        "sort": query.sort,
-        "currency": None if query.currency is None else CURRENCIES[query.currency],
-        "ranked_in": CURRENCIES[ranking],
-        "fx": fx.label,
-    }
+    return keep
 
 
 _SORT_KEYS = {
     "total": ("total", "distance"),
     "nightly": ("nightly", "total", "distance"),
     "distance": ("distance", "total"),
+    "deal": ("deal", "total", "distance"),
 }
+
+
+# -- places and deals --------------------------------------------------------------------------
+
+
+def cheapest_per_place(store: Store, place: np.ndarray, total: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The position of each place's cheapest offer: by total, then source and listing_id (read
+    from SQLite only for the places whose cheapest total is shared by several offers)."""
+    if not len(rows):
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((rows, total, place))
+    first = np.r_[True, place[order][1:] != place[order][:-1]]
+    segment = np.cumsum(first) - 1
+    at_min = total[order] == total[order][first][segment]
+    tied = at_min & (np.bincount(segment, weights=at_min)[segment] > 1)
+    if tied.any():
+        tie = np.zeros(len(order), dtype=np.int64)
+        tie[tied] = key_ranks(store, rows[order[tied]])
+        order = order[np.lexsort((tie, total[order], place[order]))]
+    return order[first]
+
+
+def key_ranks(store: Store, rows: np.ndarray) -> np.ndarray:
+    """The rows' order by (source, listing_id): ranks among these rows only."""
+    keys = sqlite.keys(store.connection, rows.tolist())
+    ranked = sorted(set(keys.values()))
+    rank = {key: i for i, key in enumerate(ranked)}
+    return np.array([rank.get(keys.get(row, ("", "")), -1) for row in rows.tolist()], dtype=np.int64)
+
+
+class _Deals:
+    """The deal of each offer of a search (`deals.choose`), computed for the offers asked,
+    once: all of them when deals filter or rank, else only those shown."""
+
+    def __init__(self, store: Store, query: Query, ranking: int, found: Found) -> None:
+        self.store, self.query, self.ranking, self.found = store, query, ranking, found
+        self.kind = np.zeros(len(found.rows), dtype=np.int64)
+        self.reference = np.full(len(found.rows), deals.NONE, dtype=np.int64)
+        self.done = np.zeros(len(found.rows), dtype=bool)
+
+    def compute(self, positions: np.ndarray) -> None:
+        todo = np.unique(positions[~self.done[positions]])
+        self.done[todo] = True
+        todo = todo[self.found.total[todo] != UNRANKED]  # no comparable total, no deal
+        if not len(todo):
+            return
+        rows, total = self.found.rows[todo], self.found.total[todo]
+        similar = _similar_references(self.store, self.query, self.ranking, rows)
+        query = self.query
+        open_, totals, _ = window_totals(
+            self.store.shared, self.store.fx, rows, query.checkin - deals.USUAL_DAYS, 2 * deals.USUAL_DAYS + 1,
+            query.nights, self.ranking)
+        usual = deals.usual_references(open_, totals, int(UNRANKED))
+        self.kind[todo], self.reference[todo] = deals.choose(total, similar, usual)
+
+    def sort_key(self, positions: np.ndarray) -> np.ndarray:
+        """`sort=deal`'s first key: percent below descending (in tenths, as shown), no deal last."""
+        tenths = deals.percent_tenths(self.found.total[positions], self.reference[positions])
+        return np.where(self.kind[positions] != 0, -tenths, 1)
+
+    def shown(self, position: int) -> dict[str, object] | None:
+        kind = int(self.kind[position])
+        if not kind:
+            return None
+        reference = int(self.reference[position])
+        window = slice(position, position + 1)
+        tenths = int(deals.percent_tenths(self.found.total[window], self.reference[window])[0])
+        return {"kind": deals.KINDS[kind - 1], "percent_below": deals.percent_text(tenths),
+                "reference_total": format_minor(reference, self.ranking)}
+
+
+def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarray) -> np.ndarray:
+    """`deals.similar_references` of the rows, with the pool of units open for the stay and the
+    guests within 5 km of them (of their kinds and max_guests)."""
+    shared = store.shared
+    lat, lon = shared["lat"][rows], shared["lon"][rows]
+    kind = shared["kind"][rows].astype(np.int64)
+    group = kind << 16 | shared["max_guests"][rows].astype(np.int64)
+    area = _around(lat, lon, deals.SIMILAR_RADIUS_KM)
+    pool = _candidates(shared, area, query.guests, tuple(np.unique(kind).tolist()))
+    pool_group = shared["kind"][pool].astype(np.int64) << 16 | shared["max_guests"][pool].astype(np.int64)
+    pool = pool[np.isin(pool_group, group)]
+    pool, _, entries = _open_stays(shared, pool, query.checkin, query.nights)
+    price = _fresh(shared, "entry_price", entries)[entries]
+    currency = _fresh(shared, "entry_currency", entries)[entries]
+    total = _totals(store.fx, price, currency, (currency == currency[0]).all(axis=0), ranking)
+    keep = total != UNRANKED
+    pool, total = pool[keep], total[keep]
+    place = _fresh(shared, "place", pool)
+    return deals.similar_references(
+        lat, lon, group, place[rows], shared["lat"][pool], shared["lon"][pool],
+        shared["kind"][pool].astype(np.int64) << 16 | shared["max_guests"][pool].astype(np.int64),
+        place[pool], total, pool, lambda some: key_ranks(store, some))
+
+
+def _around(lat: np.ndarray, lon: np.ndarray, km: float) -> Area:
+    """A box holding every point within `km` of any of the points (a superset)."""
+    angle = km / EARTH_RADIUS_KM
+    margin = 1e-9
+    min_lat = float(lat.min()) - math.degrees(angle) - margin
+    max_lat = float(lat.max()) + math.degrees(angle) + margin
+    if min_lat <= -90 or max_lat >= 90:
+        return Area(max(min_lat, -90.0), min(max_lat, 90.0), ((-180.0, 180.0),), (0.0, 0.0), None)
+    span = np.degrees(np.arcsin(np.minimum(1.0, math.sin(angle) / np.cos(np.radians(lat))))) + margin
+    ranges = _lon_ranges(float((lon - span).min()), float((lon + span).max()))
+    return Area(min_lat, max_lat, ranges, (0.0, 0.0), None)
 
 
 # -- the area and the listing filters ----------------------------------------------------------
 
 
-def _candidates(shared: SharedArrays, query: Query) -> np.ndarray:
+def _candidates(shared: SharedArrays, area: Area, guests: int, kinds: tuple[int, ...]) -> np.ndarray:
     """Rows inside the area's box that are searchable, fit the guests and are of a kind asked."""
-    area = query.area
-    names = ("lat", "lon", "searchable", "max_guests", "kind")
+    names = ("lat", "lon", "searchable", "max_guests", "kind", "place")
     # A writer may grow the columns while we read: use only rows every mapping covers.
     rows_in_use = min(int(shared.counters[Counter.ROWS]), *(len(shared[name]) for name in names))
     index = _place_index(shared, rows_in_use, area)
@@ -288,9 +439,9 @@ def _candidates(shared: SharedArrays, query: Query) -> np.ndarray:
         for low, high in area.lon_ranges:
             inside |= (lon >= low) & (lon <= high)
         rows = rows[inside]
-    keep = (shared["searchable"][rows] == 1) & (shared["max_guests"][rows] >= query.guests)
-    if query.kinds:
-        keep &= np.isin(shared["kind"][rows], query.kinds)
+    keep = (shared["searchable"][rows] == 1) & (shared["max_guests"][rows] >= guests)
+    if kinds:
+        keep &= np.isin(shared["kind"][rows], kinds)
     return rows[keep]  # type: ignore[no-any-return]  # numpy types this operation as Any
 
 
@@ -482,9 +633,8 @@ def _open_stays(
     slot = directory[:, first_page][rows]  # a column, then a 1-D gather: faster than 2-D indexing
     pages = _fresh(shared, "pages", slot)
     first = pages[:, checkin % PAGE][slot]
-    available = _fresh(shared, "entry_available", first)
     min_nights = _fresh(shared, "entry_min_nights", first)
-    open_ = (available[first] == 1) & (min_nights[first] <= nights)
+    open_ = _bookable(shared, first) & (min_nights[first] <= nights)
     rows, index, blocks = rows[open_], index[open_], [first[None, open_]]
     day = checkin + 1
     while day < checkin + nights and len(rows):
@@ -493,14 +643,71 @@ def _open_stays(
         pages = _fresh(shared, "pages", slot)
         # Slices of whole page rows, then transposed: faster than one 2-D fancy index.
         block = np.ascontiguousarray(pages[:, day % PAGE : (end - 1) % PAGE + 1][slot].T)
-        available = _fresh(shared, "entry_available", block)
-        open_ = (available[block] == 1).all(axis=0)
+        open_ = _bookable(shared, block).all(axis=0)
         rows, index = rows[open_], index[open_]
         blocks = [b[:, open_] for b in blocks] + [block[:, open_]]
         day = end
     if not len(rows):
         return rows, index, np.zeros((nights, 0), dtype=np.uint32)
     return rows, index, np.concatenate(blocks, axis=0)
+
+
+def _bookable(shared: SharedArrays, entries: np.ndarray) -> np.ndarray:
+    """Which nights (entry ids) a stay may include: available and priced."""
+    available = _fresh(shared, "entry_available", entries)[entries] == 1
+    return np.asarray(available & (_fresh(shared, "entry_price", entries)[entries] >= 0))
+
+
+def window_totals(
+    shared: SharedArrays, fx: Fx, rows: np.ndarray, first_checkin: int, checkins: int, nights: int, target: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stays of `nights` nights of each row, checking in on each of `checkins` days from
+    `first_checkin`: whether each is open (every night bookable, the check-in night's
+    min_nights allows it), its total (`stay_totals`; `UNRANKED` where closed) and whether its
+    nights are in one currency, rows x check-ins. One gather of the span's nights, then window
+    sums of running sums: the cost grows with the span, not with check-ins x nights."""
+    span = checkins + nights - 1
+    entries = _span_entries(shared, rows, first_checkin, span)
+    bookable = _bookable(shared, entries)
+    price = np.where(bookable, _fresh(shared, "entry_price", entries)[entries], 0)
+    currency = _fresh(shared, "entry_currency", entries)[entries]
+    min_nights = _fresh(shared, "entry_min_nights", entries)[entries[:, :checkins]]
+    zero = np.zeros((len(rows), 1), dtype=np.int64)
+    closed = np.concatenate([zero, np.cumsum(~bookable, axis=1)], axis=1)
+    open_ = (closed[:, nights:] == closed[:, :checkins]) & (min_nights <= nights)
+    running = np.concatenate([zero, np.cumsum(price, axis=1)], axis=1)
+    # changes[t]: how often the currency changes from night 0 to night t
+    changes = np.concatenate([zero, np.cumsum(currency[:, 1:] != currency[:, :-1], axis=1)], axis=1)
+    single = changes[:, nights - 1 : nights - 1 + checkins] == changes[:, :checkins]
+    total = np.full(open_.shape, UNRANKED, dtype=np.int64)
+    unit, day = np.nonzero(open_)
+    if len(unit):
+        def nights_of(stays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            where = (unit[stays][None, :], day[stays][None, :] + np.arange(nights)[:, None])
+            return price[where], currency[where]
+
+        total[unit, day] = stay_totals(
+            fx, running[unit, day + nights] - running[unit, day], currency[unit, day], single[unit, day],
+            nights_of, target)
+    return open_, total, single
+
+
+def _span_entries(shared: SharedArrays, rows: np.ndarray, first: int, span: int) -> np.ndarray:
+    """Entry ids of `span` nights from `first` of each row, rows x nights (0: no value)."""
+    directory = shared["directory"]
+    base = int(shared.counters[Counter.BASE_PAGE])
+    result = np.zeros((len(rows), span), dtype=np.uint32)
+    known = np.flatnonzero(rows < len(directory))
+    day = first
+    while day < first + span and len(known):
+        end = min(first + span, (day // PAGE + 1) * PAGE)
+        page = day // PAGE - base
+        if 0 <= page < directory.shape[1]:
+            slot = directory[:, page][rows[known]]
+            pages = _fresh(shared, "pages", slot)
+            result[known, day - first : end - first] = pages[:, day % PAGE : (end - 1) % PAGE + 1][slot]
+        day = end
+    return result
 
 
 def _fresh(shared: SharedArrays, name: str, index: np.ndarray) -> np.ndarray:
@@ -517,20 +724,34 @@ def _fresh(shared: SharedArrays, name: str, index: np.ndarray) -> np.ndarray:
 
 
 def _totals(fx: Fx, price: np.ndarray, currency: np.ndarray, single: np.ndarray, target: int) -> np.ndarray:
-    """Each stay's (a column of nights x stays `price` and `currency`) exact total in `target` minor
-    units, `UNRANKED` where it cannot be converted.
+    """Each stay's (a column of nights x stays `price` and `currency`) total, by `stay_totals`."""
+    return stay_totals(
+        fx, price.sum(axis=0), currency[0], single, lambda stays: (price[:, stays], currency[:, stays]), target)
 
-    Float factors give the answer for all but the totals within rounding error of half a minor
-    unit; those (exact ties like 6753.5 cents included) are recomputed exactly with `Decimal`.
-    Stays in one currency (`single`, nearly all) need only their sum and one factor.
+
+NightsOf = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def stay_totals(
+    fx: Fx, sums: np.ndarray, own: np.ndarray, single: np.ndarray, nights_of: NightsOf, target: int,
+) -> np.ndarray:
+    """The exact totals of many stays ((unit, check-in) pairs) in `target` minor units,
+    `UNRANKED` where they cannot be converted: every total search ranks, filters or compares
+    is made here (mandatory fees will join the nights here too).
+
+    `sums` are the nights' sums in `own`, the check-in night's currency, for the stays in one
+    currency (`single`, nearly all: one factor each); `nights_of(stays)` gives the price and
+    currency, nights x stays, of the others. Float factors give the answer for all but the
+    totals within rounding error of half a minor unit; those (exact ties like 6753.5 cents
+    included) are recomputed exactly with `Decimal`.
     """
     factors = fx.minor_factors(target)
-    own = currency[0].astype(np.intp)
-    sums = price.sum(axis=0)
+    own = own.astype(np.intp)
     value = np.where(single, sums * factors[own], np.nan)
     mixed = np.flatnonzero(~single)
     if len(mixed):
-        value[mixed] = (price[:, mixed] * factors[currency[:, mixed].astype(np.intp)]).sum(axis=0)
+        price, currency = nights_of(mixed)
+        value[mixed] = (price * factors[currency.astype(np.intp)]).sum(axis=0)
     total = np.full(len(sums), UNRANKED, dtype=np.int64)
     same = single & (own == target)
     total[same] = sums[same]
@@ -543,7 +764,11 @@ def _totals(fx: Fx, price: np.ndarray, currency: np.ndarray, single: np.ndarray,
         )
         total[other] = rounded.astype(np.int64)
         for i in other[doubtful].tolist():
-            total[i] = exact_total(fx, price[:, i].tolist(), currency[:, i].tolist(), target)
+            if single[i]:
+                total[i] = fx.convert_minor(int(sums[i]), int(own[i]), target)
+            else:
+                price, currency = nights_of(np.array([i]))
+                total[i] = exact_total(fx, price[:, 0].tolist(), currency[:, 0].tolist(), target)
     return total
 
 
@@ -589,13 +814,14 @@ def _top(keys: list[np.ndarray], rows: np.ndarray, limit: int) -> np.ndarray:
     return candidates[order[:limit]]
 
 
-def _results(
-    store: Store, query: Query, rows: np.ndarray, entries: np.ndarray, distance: np.ndarray
-) -> list[dict[str, object]]:
+def _results(store: Store, query: Query, found: Found, page: np.ndarray, place: np.ndarray, offers: np.ndarray,
+             deals_of: _Deals) -> list[dict[str, object]]:
     """The page as the API shows it. Prices repeat across nights and results (a rate event sets
     many nights), so each (price, currency) is converted and formatted once a page."""
     shared, fx = store.shared, store.fx
-    found = sqlite.details(store.connection, rows.tolist())
+    rows, entries, distance = found.rows[page], found.entries[:, page], found.distance[page]
+    found_rows = sqlite.details(store.connection, np.concatenate([rows, found.rows[offers]]).tolist())
+    place_ids = store.place_ids(rows.tolist())
     days = [day_from_epoch(query.checkin + i).isoformat() for i in range(query.nights)]
     changed_at = shared["entry_changed_at"][entries].max(axis=0).tolist() if len(rows) else []
     codes: dict[int, str] = {}
@@ -616,12 +842,30 @@ def _results(
             value = shown_texts[minor, currency, shown] = format_minor(fx.convert_minor(minor, currency, shown), shown)
         return value
 
+    offers_of: dict[int, list[dict[str, object]]] = {}
+    if query.by_place:
+        for position in offers[np.lexsort((found.rows[offers], found.total[offers]))].tolist():
+            row = int(found.rows[position])
+            if row not in found_rows:
+                continue
+            prices = shared["entry_price"][found.entries[:, position]].tolist()
+            currencies = shared["entry_currency"][found.entries[:, position]].tolist()
+            shown = currencies[0] if query.currency is None else query.currency
+            offers_of.setdefault(int(place[position]), []).append({
+                "source": found_rows[row]["source"], "listing_id": found_rows[row]["listing_id"],
+                "total": format_minor(exact_total(fx, prices, currencies, shown), shown),
+                "currency": CURRENCIES[shown], "url": found_rows[row]["url"], "deal": deals_of.shown(position),
+                "_rank": int(found.total[position]),
+            })
+        for listed in offers_of.values():  # by total, then source and listing_id
+            listed.sort(key=lambda offer: (offer.pop("_rank"), offer["source"], offer["listing_id"]))
+
     results = []
-    for row, prices, currencies, distance_km, changed in zip(
-        rows.tolist(), shared["entry_price"][entries].T.tolist(), shared["entry_currency"][entries].T.tolist(),
-        distance.tolist(), changed_at, strict=False,
+    for position, row, prices, currencies, distance_km, changed in zip(
+        page.tolist(), rows.tolist(), shared["entry_price"][entries].T.tolist(),
+        shared["entry_currency"][entries].T.tolist(), distance.tolist(), changed_at, strict=False,
     ):
-        if row not in found:  # only if SQLite lost a row the shared columns still have
+        if row not in found_rows:  # only if SQLite lost a row the shared columns still have
             continue
         own = currencies[0]
         shown = own if query.currency is None else query.currency
@@ -629,9 +873,9 @@ def _results(
         for currency in currencies:
             if currency not in codes:
                 codes[currency] = CURRENCIES[currency]
-        listing = describe(found[row], True)
+        listing = describe(found_rows[row], True)
         listing.pop("searchable")
-        results.append({
+        result = {
             **listing,
             "total": format_minor(total, shown),
             "currency": CURRENCIES[shown],
@@ -645,7 +889,12 @@ def _results(
             "listing_total": format_minor(total if shown == own else exact_total(fx, prices, currencies, own), own),
             "distance_km": round(distance_km, 3),
             "price_changed_at": format_changed_at(changed),
-        })
+            "place_id": place_ids.get(row),
+            "deal": deals_of.shown(position),
+        }
+        if query.by_place:
+            result["offers"] = offers_of.get(int(place[position]), [])
+        results.append(result)
     return results
 
 
@@ -695,6 +944,12 @@ def _float(name: str, text: str | None, low: float, high: float, part: str | Non
     if not (math.isfinite(value) and low <= value <= high):
         raise QueryError(f"{label} is out of range; expected {low:g} to {high:g}")
     return value
+
+
+def _choice(name: str, text: str, allowed: tuple[str, ...]) -> str:
+    if text not in allowed:
+        raise QueryError(f"{name}: '{text}' is not one of {', '.join(allowed)}")
+    return text
 
 
 def _int(name: str, text: str, low: int, high: int) -> int:

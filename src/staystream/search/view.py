@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 import unicodedata
 from pathlib import Path
@@ -57,7 +58,21 @@ class Store:
 
     def listing(self, row: int) -> dict[str, object]:
         found = sqlite.details(self.connection, [row])[row]
-        return describe(found, bool(self.shared["searchable"][row]) if row < len(self.shared["searchable"]) else False)
+        searchable = bool(self.shared["searchable"][row]) if row < len(self.shared["searchable"]) else False
+        return {**describe(found, searchable), "place_id": self.place_ids([row]).get(row)}
+
+    def listing_key(self, row: int) -> tuple[str, str]:
+        return sqlite.keys(self.connection, [row])[row]
+
+    def place_ids(self, rows: list[int]) -> dict[int, str]:
+        """row -> the `place_id` of the row's place (named after the listing that stands for it)."""
+        place = self.shared["place"]
+        if rows and max(rows) >= len(place):
+            self.shared.refresh()
+            place = self.shared["place"]
+        places = {row: int(place[row]) for row in rows}
+        keys = sqlite.keys(self.connection, sorted(set(places.values())))
+        return {row: place_id(*keys[p]) for row, p in places.items() if p in keys}
 
     def nights(self, row: int, start: int | None, end: int | None) -> list[dict[str, object]]:
         """The nights of one listing that hold any fact, in date order, [start, end).
@@ -100,6 +115,20 @@ class Store:
             }
             for i, day in enumerate(days.tolist())
         ]
+
+
+def place_id(source: str, listing_id: str) -> str:
+    """The opaque id of a place, from the key of the listing that stands for it (URL-safe)."""
+    return base64.urlsafe_b64encode(f"{source}\x00{listing_id}".encode()).decode().rstrip("=")
+
+
+def place_key(text: str) -> tuple[str, str] | None:
+    """The (source, listing_id) a `place_id` was made from, None if it is not one."""
+    try:
+        source, zero, listing_id = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().partition("\x00")
+    except ValueError:
+        return None
+    return (source, listing_id) if zero and source and listing_id else None
 
 
 def describe(found: dict[str, object], searchable: bool) -> dict[str, object]:

@@ -34,6 +34,7 @@ from staystream.memory.listings import ListingColumns
 from staystream.memory.shm import Counter, SharedArrays
 from staystream.paths import writer_socket
 from staystream.writer import wire
+from staystream.writer.properties import PropertyPlaces
 
 log = logging.getLogger("staystream.writer")
 Frame = tuple[asyncio.StreamWriter, WriteRequest, int]  # (reply to, request, events)
@@ -105,6 +106,7 @@ class Writer:
         last_page = (epoch_day(dt.date.today()) + config.horizon_days) // PAGE + 1
         self.calendar = CalendarWriter(self.shared, base_page, last_page - base_page + 1)
         self.keys: dict[str, int] = {}
+        self.properties = PropertyPlaces()
         self.seq = 0
         self.logged_since_snapshot = 0
         self.newest: dict[str, int] = {}
@@ -125,6 +127,10 @@ class Writer:
             self.keys[f"{source}\x00{listing_id}"] = row
         self._add_rows(len(self.keys))
         self.columns.load(recovered.columns)
+        sources = {row: source for row, source, _ in recovered.keys}
+        for row, *_, property_id in recovered.columns:
+            if property_id is not None:
+                self.columns.set_places(self.properties.assign(row, sources[row], property_id))
         self.seq = snapshot_seq
         replayed = replayed_nights = 0
         for seq, events in recovered.log:
@@ -262,7 +268,9 @@ class Writer:
             self.seq = group.seq
             self.logged_since_snapshot += int(group.rates["nights"].sum())
         for row, listing in group.listings:
-            self.columns.describe(row, listing)
+            if self.columns.describe(row, listing):
+                source = split_key(listing.key)[0]
+                self.columns.set_places(self.properties.assign(row, source, listing.property_id))
         for row, delist in group.delists:
             self.columns.delist(row, delist)
         for _, request, _ in group.frames:
