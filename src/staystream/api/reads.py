@@ -12,6 +12,7 @@ from staystream.api.state import Worker
 from staystream.dates import epoch_day
 from staystream.search.engine import QueryError, parse_query, search
 from staystream.search.flexible import parse_dates_query, search_dates
+from staystream.writer.wire import WriterUnavailable
 
 
 async def get_calendar(request: Request, worker: Worker) -> Response:
@@ -36,6 +37,18 @@ async def get_listing(request: Request, worker: Worker) -> Response:
     return json_response(worker.store.listing(row))
 
 
+async def get_place(request: Request, worker: Worker) -> Response:
+    place_id = request.path_params["place_id"]
+    try:
+        body = await worker.client.place(place_id)
+    except WriterUnavailable as exc:
+        raise HTTPError(503, f"places cannot be read now: {exc}", {"Retry-After": "1"}) from None
+    if body is None:
+        raise HTTPError(404, f"place_id: '{place_id[:140]}' is not a place; expected the place_id of a listing "
+                             "(GET /v1/listings/{source}/{listing_id} shows it)")
+    return Response(body, media_type="application/json")
+
+
 async def get_search(request: Request, worker: Worker) -> Response:
     try:
         query = parse_query(request.query_params, worker.config.horizon_days)
@@ -56,6 +69,7 @@ async def get_search_dates(request: Request, worker: Worker) -> Response:
 ROUTES = [  # the calendar before the listing: a listing id may contain '/'
     route("/v1/listings/{source}/{listing_id:path}/calendar", "calendar", ["GET"], get_calendar),
     route("/v1/listings/{source}/{listing_id:path}", "listing", ["GET"], get_listing),
+    route("/v1/places/{place_id}", "place", ["GET"], get_place),
     route("/v1/search/dates", "search_dates", ["GET"], get_search_dates),
     route("/v1/search", "search", ["GET"], get_search),
 ]

@@ -18,7 +18,7 @@ import numpy as np
 
 from staystream.durable import snapshot, sqlite
 from staystream.durable.lock import lock_directory
-from staystream.events.types import Commit
+from staystream.events.types import Commit, Link
 from staystream.paths import SNAPSHOT_DIR, database_path
 
 
@@ -39,11 +39,14 @@ class Recovered:
     """What a backend hands the writer at start-up, in the order the writer needs it."""
 
     def __init__(self, snapshot: tuple[int, dict[str, np.ndarray]] | None, keys: list[tuple[int, str, str]],
-                 columns: list[tuple[Any, ...]], log: Iterator[tuple[int, bytes]]) -> None:
+                 columns: list[tuple[Any, ...]], log: Iterator[tuple[int, bytes]],
+                 places: list[tuple[Any, ...]] | None = None, links: list[Link] | None = None) -> None:
         self.snapshot = snapshot
         self.keys = keys
         self.columns = columns
         self.log = log
+        self.places = places or []  # the listings in search, as `sqlite.place_listings` reads them
+        self.links = links or []
 
 
 class SqliteDurable:
@@ -67,6 +70,8 @@ class SqliteDurable:
             list(sqlite.all_keys(self.connection)),
             list(sqlite.listing_columns(self.connection)),
             sqlite.log_after(self.connection, after),
+            list(sqlite.place_listings(self.connection)),
+            sqlite.links(self.connection),
         )
 
     async def commit_group(self, commit: Commit) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from staystream.events.types import RATE_FORMAT, Commit, upgrade_rates
+from staystream.events.types import RATE_FORMAT, Commit, Link, upgrade_rates
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS listings (
@@ -30,9 +30,22 @@ CREATE TABLE IF NOT EXISTS rate_log (
     events BLOB NOT NULL       -- the group's calendar events, packed types.RATE_DTYPE, key = row
 );  -- PRAGMA user_version: the format of `events` (types.RATE_FORMAT; 0 = format 1)
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS links (  -- the winning `link` per pair; may name listings not yet known
+    key TEXT NOT NULL,         -- the pair's smaller store key (source NUL listing_id)
+    other_key TEXT NOT NULL,
+    same INTEGER NOT NULL,
+    changed_at INTEGER NOT NULL,
+    PRIMARY KEY (key, other_key)
+) WITHOUT ROWID;
 """
 
-LISTING_FIELDS = "name, kind, lat, lon, max_guests, property_id, city, country, bedrooms, url"
+LISTING_FIELDS = "name, kind, lat, lon, max_guests, property_id, city, country, bedrooms, url, address"
+# Per pair the greatest changed_at wins; at equal changed_at "not same" wins (`places.types.Link`).
+UPSERT_LINK = (
+    "INSERT INTO links (key, other_key, same, changed_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (key, other_key) DO UPDATE SET same = excluded.same, changed_at = excluded.changed_at "
+    "WHERE excluded.changed_at > links.changed_at OR (excluded.changed_at = links.changed_at AND NOT excluded.same)"
+)
 
 
 def connect_writer(path: Path) -> sqlite3.Connection:
@@ -43,6 +56,8 @@ def connect_writer(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA cache_size=-262144")
     connection.executescript(SCHEMA)
     upgrade_log(connection)
+    if "address" not in {column[1] for column in connection.execute("PRAGMA table_info(listings)")}:
+        connection.execute("ALTER TABLE listings ADD COLUMN address TEXT")  # a store from before addresses
     return connection
 
 
@@ -84,11 +99,11 @@ def commit_group(connection: sqlite3.Connection, commit: Commit) -> None:
         if listings:
             connection.executemany(
                 f"UPDATE listings SET ({LISTING_FIELDS}, described_at) = "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "WHERE row = ? AND (described_at IS NULL OR described_at <= ?)",
                 [
                     (x.name, x.kind, x.lat, x.lon, x.max_guests, x.property_id, x.city,
-                     x.country, x.bedrooms, x.url, x.changed_at, row, x.changed_at)
+                     x.country, x.bedrooms, x.url, x.address, x.changed_at, row, x.changed_at)
                     for row, x in listings
                 ],
             )
@@ -98,6 +113,8 @@ def commit_group(connection: sqlite3.Connection, commit: Commit) -> None:
                 "WHERE row = ? AND (delisted_at IS NULL OR delisted_at <= ?)",
                 [(d.changed_at, row, d.changed_at) for row, d in delists],
             )
+        if commit.links:
+            connection.executemany(UPSERT_LINK, [(x.key, x.other_key, x.same, x.changed_at) for x in commit.links])
         if commit.rate_events:
             connection.execute("INSERT INTO rate_log (seq, events) VALUES (?, ?)", (commit.seq, commit.rate_events))
         for name, value in commit.settings.items():
@@ -117,6 +134,19 @@ def listing_columns(connection: sqlite3.Connection) -> Iterable[tuple[Any, ...]]
         "SELECT row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at, property_id "
         "FROM listings WHERE described_at IS NOT NULL OR delisted_at IS NOT NULL"
     )
+
+
+def place_listings(connection: sqlite3.Connection) -> Iterable[tuple[Any, ...]]:
+    """The listings in search as the places engine takes them (`writer.places.StoredListing`)."""
+    return connection.execute(
+        "SELECT row, source, listing_id, name, kind, lat, lon, max_guests, address, property_id FROM listings "
+        "WHERE described_at IS NOT NULL AND (delisted_at IS NULL OR delisted_at < described_at)"
+    )
+
+
+def links(connection: sqlite3.Connection) -> list[Link]:
+    return [Link(key, other, bool(same), changed_at)
+            for key, other, same, changed_at in connection.execute("SELECT * FROM links")]
 
 
 def log_after(connection: sqlite3.Connection, seq: int) -> Iterator[tuple[int, bytes]]:

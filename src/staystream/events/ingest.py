@@ -35,6 +35,8 @@ from staystream.events.types import (
     Delist,
     DelistEvent,
     Event,
+    Link,
+    LinkEvent,
     Listing,
     ListingEvent,
     PriceEvent,
@@ -49,8 +51,8 @@ MAX_GUESTS = 500  # a whole hostel or villa compound, not a typo of 50000
 MAX_CLOCK_SKEW = dt.timedelta(hours=1)
 SOURCE_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 INVALID = -2  # a column value that failed its check (prices are >= 0, NO_PRICE is -1)
-MAX_TEXT = {"name": 500, "city": 200, "url": 2048, "property_id": 128}
-EVENT_TYPES = ("listing", "rate", "price", "availability", "stay_rule", "delist")
+MAX_TEXT = {"name": 500, "city": 200, "url": 2048, "property_id": 128, "address": 512}
+EVENT_TYPES = ("listing", "rate", "price", "availability", "stay_rule", "delist", "link")
 FactEvent = PriceEvent | AvailabilityEvent | StayRuleEvent
 
 _events = msgspec.json.Decoder(list[Event])
@@ -79,6 +81,7 @@ class Parsed:
     rates: np.ndarray = field(default_factory=lambda: np.empty(0, RATE_DTYPE))
     listings: list[Listing] = field(default_factory=list)
     delists: list[Delist] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
     rejected: list[dict[str, object]] = field(default_factory=list)
     newest_changed_at: dict[str, int] = field(default_factory=dict)
     accepted_by_source: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -108,6 +111,7 @@ class Parsed:
             self.rates = np.concatenate([self.rates, rates])
         self.listings += later.listings
         self.delists += later.delists
+        self.links += later.links
         self.rejected += later.rejected
         for source, newest in later.newest_changed_at.items():
             self.newest_changed_at[source] = max(newest, self.newest_changed_at.get(source, -1))
@@ -118,7 +122,7 @@ class Parsed:
 
     @property
     def accepted(self) -> int:
-        return len(self.rates) + len(self.listings) + len(self.delists)
+        return len(self.rates) + len(self.listings) + len(self.delists) + len(self.links)
 
     def rate_columns(self) -> np.ndarray:
         return self.rates
@@ -296,6 +300,10 @@ class Validator:
                 listing = self._listing(event, latest_allowed)
                 parsed.listings.append(listing)
                 key, changed_at, kind = listing.key, listing.changed_at, "listing"
+            elif isinstance(event, LinkEvent):
+                link = _link(event, latest_allowed)
+                parsed.links.append(link)
+                key, changed_at, kind = _key(event), link.changed_at, "link"
             else:
                 assert isinstance(event, DelistEvent)
                 delist = Delist(_key(event), _changed_at(event.changed_at, latest_allowed))
@@ -454,7 +462,32 @@ class Validator:
             country=country,
             bedrooms=event.bedrooms,
             url=url,
+            address=_text("address", event.address),
         )
+
+
+def _link(event: LinkEvent, latest_allowed: int) -> Link:
+    """The pair in key order (a link is symmetric); never a listing with itself."""
+    key = _key(event)
+    try:
+        other = _normalized_key(_Other(event.other_source, event.other_listing_id))
+    except Rejected as exc:
+        raise Rejected(f"other_{exc}") from None
+    if other == key:
+        raise Rejected(
+            f"other_listing_id: {str(event.other_listing_id)!r} of source '{event.other_source}' is the "
+            "listing itself; expected another listing"
+        )
+    changed_at = _changed_at(event.changed_at, latest_allowed)
+    first, second = (key, other) if key < other else (other, key)
+    return Link(first, second, event.same, changed_at)
+
+
+class _Other(msgspec.Struct):
+    """The other listing of a link, shaped like an event for `_normalized_key`."""
+
+    source: str
+    listing_id: str | int
 
 
 def _decode_event(line: bytes) -> object:
@@ -495,7 +528,7 @@ _FACT_KIND = {fact: kind for kind, fact in FACTS_OF_TYPE.items() if kind != "rat
 _keys: dict[tuple[str, str | int], str] = {}
 
 
-def _key(event: RateEvent | FactEvent | ListingEvent | DelistEvent) -> str:
+def _key(event: RateEvent | FactEvent | ListingEvent | DelistEvent | LinkEvent) -> str:
     """The normalized key; feeds repeat the same listings, so normalization is cached."""
     raw = (event.source, event.listing_id)
     key = _keys.get(raw)
@@ -523,7 +556,7 @@ def _micros_or_invalid(moment: dt.datetime) -> int:
     return (moment - EPOCH) // MICROSECOND
 
 
-def _normalized_key(event: RateEvent | FactEvent | ListingEvent | DelistEvent) -> str:
+def _normalized_key(event: RateEvent | FactEvent | ListingEvent | DelistEvent | LinkEvent | _Other) -> str:
     source = event.source.strip().lower()
     if not SOURCE_PATTERN.fullmatch(source):
         raise Rejected(f"source: '{event.source}' is invalid; expected [a-z0-9_-]{{1,32}}")

@@ -85,7 +85,8 @@ def _name_bloom(core_name: str) -> int:
 class PlaceGraph:
     """Listings, links and the places they make; `apply` takes events, the rest reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, automatic: bool = True) -> None:
+        self._automatic = automatic  # False: property and link edges only (no candidates scored)
         self._listings: dict[str, PlaceListing] = {}
         # per listing: lat, lon, source number, name bloom, normalised name (for `_columns`)
         self._rows: dict[str, tuple[float, float, int, int, str]] = {}
@@ -140,7 +141,8 @@ class PlaceGraph:
                 dirty.discard(event.key)
             else:
                 touched |= self._set_link(event)
-        touched |= self._rescore(dirty)
+        if self._automatic:
+            touched |= self._rescore(dirty)
         return self._redecide(touched)
 
     def _add(self, listing: PlaceListing) -> None:

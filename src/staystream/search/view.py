@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import time
 import unicodedata
 from pathlib import Path
@@ -13,10 +12,11 @@ from staystream.dates import day_from_epoch, format_changed_at
 from staystream.durable import sqlite
 from staystream.events.fx import Fx, load_fx
 from staystream.events.money import CURRENCIES, format_minor
-from staystream.events.types import KINDS
+from staystream.events.types import KINDS, listing_key
 from staystream.memory.calendar import OLDEST, PAGE, CalendarReader
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.shm import Counter, SharedArrays
+from staystream.places.graph import place_id_for
 
 
 class Store:
@@ -118,17 +118,8 @@ class Store:
 
 
 def place_id(source: str, listing_id: str) -> str:
-    """The opaque id of a place, from the key of the listing that stands for it (URL-safe)."""
-    return base64.urlsafe_b64encode(f"{source}\x00{listing_id}".encode()).decode().rstrip("=")
-
-
-def place_key(text: str) -> tuple[str, str] | None:
-    """The (source, listing_id) a `place_id` was made from, None if it is not one."""
-    try:
-        source, zero, listing_id = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().partition("\x00")
-    except ValueError:
-        return None
-    return (source, listing_id) if zero and source and listing_id else None
+    """The id of a place from its anchor's key (the smallest member key): the engine's naming."""
+    return place_id_for(listing_key(source, listing_id))
 
 
 def describe(found: dict[str, object], searchable: bool) -> dict[str, object]:
@@ -148,6 +139,7 @@ def describe(found: dict[str, object], searchable: bool) -> dict[str, object]:
         "country": found.get("country"),
         "bedrooms": found.get("bedrooms"),
         "url": found.get("url"),
+        "address": found.get("address"),
         "described_at": format_changed_at(described_at) if isinstance(described_at, int) else None,
         "delisted_at": format_changed_at(delisted_at) if isinstance(delisted_at, int) else None,
         "searchable": searchable,

@@ -27,14 +27,14 @@ from staystream.dates import epoch_day
 from staystream.durable import snapshot
 from staystream.durable.embedded import Durable, SqliteDurable
 from staystream.durable.lock import StoreLocked
-from staystream.events.types import RATE_DTYPE, Commit, Delist, Listing, WriteReply, WriteRequest, split_key
+from staystream.events.types import RATE_DTYPE, Commit, Delist, Link, Listing, WriteReply, WriteRequest, split_key
 from staystream.memory.calendar import PAGE, CalendarWriter
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.listings import ListingColumns
 from staystream.memory.shm import Counter, SharedArrays
 from staystream.paths import writer_socket
 from staystream.writer import wire
-from staystream.writer.properties import PropertyPlaces
+from staystream.writer.places import WriterPlaces
 
 log = logging.getLogger("staystream.writer")
 Frame = tuple[asyncio.StreamWriter, WriteRequest, int]  # (reply to, request, events)
@@ -49,6 +49,7 @@ class Group:
     rates: np.ndarray = field(default_factory=lambda: np.empty(0, RATE_DTYPE))
     listings: list[tuple[int, Listing]] = field(default_factory=list)
     delists: list[tuple[int, Delist]] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
     settings: dict[str, bytes] = field(default_factory=dict)
     seq: int = 0
 
@@ -106,7 +107,7 @@ class Writer:
         last_page = (epoch_day(dt.date.today()) + config.horizon_days) // PAGE + 1
         self.calendar = CalendarWriter(self.shared, base_page, last_page - base_page + 1)
         self.keys: dict[str, int] = {}
-        self.properties = PropertyPlaces()
+        self.places = WriterPlaces(self.columns, self.keys, automatic=not config.no_matching)
         self.seq = 0
         self.logged_since_snapshot = 0
         self.newest: dict[str, int] = {}
@@ -127,10 +128,7 @@ class Writer:
             self.keys[f"{source}\x00{listing_id}"] = row
         self._add_rows(len(self.keys))
         self.columns.load(recovered.columns)
-        sources = {row: source for row, source, _ in recovered.keys}
-        for row, *_, property_id in recovered.columns:
-            if property_id is not None:
-                self.columns.set_places(self.properties.assign(row, sources[row], property_id))
+        self.places.load(recovered.places, recovered.links)
         self.seq = snapshot_seq
         replayed = replayed_nights = 0
         for seq, events in recovered.log:
@@ -183,6 +181,10 @@ class Writer:
         try:
             while True:
                 request = await wire.read_request(reader)
+                if request.place is not None:  # a question, not a write: answered at once
+                    answer = self.places.as_json(request.place)
+                    stream.write(wire.encode(WriteReply(request.id, self.seq, None, answer)))
+                    continue
                 rates = request.rate_rows()
                 events = len(request.listings) + len(request.delists) + len(rates)
                 self._backlog(events)
@@ -207,7 +209,7 @@ class Writer:
             started = time.perf_counter()
             await self.durable.commit_group(Commit(
                 group.new_keys, group.listings, group.delists, group.seq,
-                group.rates.tobytes() if len(group.rates) else None, group.settings,
+                group.rates.tobytes() if len(group.rates) else None, group.settings, group.links,
             ))
             metrics.commit_seconds.observe(time.perf_counter() - started)
         except Exception as exc:  # the group is not durable: forget its new keys, tell the workers
@@ -245,6 +247,7 @@ class Writer:
                 parts.append(rates)
             group.listings.extend((self._row(listing.key, group), listing) for listing in request.listings)
             group.delists.extend((self._row(d.key, group), d) for d in request.delists)
+            group.links.extend(request.links)
             if request.fx is not None:
                 group.settings["fx"] = request.fx
         if parts:
@@ -267,12 +270,17 @@ class Writer:
             metrics.events_unchanged.inc(unchanged)
             self.seq = group.seq
             self.logged_since_snapshot += int(group.rates["nights"].sum())
+        listed: dict[int, Listing] = {}
         for row, listing in group.listings:
             if self.columns.describe(row, listing):
-                source = split_key(listing.key)[0]
-                self.columns.set_places(self.properties.assign(row, source, listing.property_id))
+                listed[row] = listing
+        key_of = {row: listing.key for row, listing in listed.items()}
         for row, delist in group.delists:
             self.columns.delist(row, delist)
+            key_of[row] = delist.key
+        searchable = self.shared["searchable"]
+        self.places.apply([listed[row] for row in listed if searchable[row]],
+                          [key for row, key in key_of.items() if not searchable[row]], group.links)
         for _, request, _ in group.frames:
             for source, changed_at in request.newest.items():
                 if changed_at > self.newest.get(source, -1):

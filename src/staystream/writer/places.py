@@ -1,0 +1,92 @@
+"""The writer's places: the `places` engine fed with what the store accepted, mirrored into the
+shared `place` column.
+
+The writer is the only owner of places, as of every write: after a group committed, the
+listings it described, the listings it delisted and its links go to `PlaceGraph.apply`, and
+every listing whose place changed gets its new place in the shared column before the group is
+answered (read-after-ack for search, watches and the web page). The column holds, per listing
+row, the row of its place's anchor (the member with the smallest key, after which the place is
+named: `place_id_for(anchor key)`); a listing in no place (never described, delisted) is its
+own anchor. Places are a pure function of the current listings and links, so start-up rebuilds
+them from the store with one `apply`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import msgspec
+
+from staystream import metrics
+from staystream.events.types import KINDS, Link, Listing, split_key
+from staystream.memory.listings import ListingColumns
+from staystream.places import Delisted, PlaceEvent, PlaceGraph, PlaceListing
+from staystream.places import Link as PlaceLink
+
+log = logging.getLogger("staystream.writer")
+_json = msgspec.json.Encoder()
+# (row, source, listing_id, name, kind, lat, lon, max_guests, address, property_id): a listing
+# in search, as `sqlite.place_listings` reads it at start-up
+StoredListing = tuple[int, str, str, str, int, float, float, int, str | None, str | None]
+
+
+def place_listing(listing: Listing) -> PlaceListing:
+    source, listing_id = split_key(listing.key)
+    return PlaceListing(source, listing_id, listing.lat, listing.lon, listing.name, KINDS[listing.kind],
+                        listing.max_guests, listing.address, listing.property_id)
+
+
+def place_link(link: Link) -> PlaceLink:
+    (source, listing_id), (other_source, other_listing_id) = split_key(link.key), split_key(link.other_key)
+    return PlaceLink(source, listing_id, other_source, other_listing_id, link.same, link.changed_at)
+
+
+class WriterPlaces:
+    """Places for one writer; `automatic=False` keeps property and link edges only."""
+
+    def __init__(self, columns: ListingColumns, rows: dict[str, int], automatic: bool) -> None:
+        self.columns = columns
+        self.rows = rows  # the writer's key -> row (shared, not copied)
+        self.graph = PlaceGraph(automatic)
+
+    def load(self, listings: Iterable[StoredListing], links: Iterable[Link]) -> None:
+        """Rebuild every place from the stored listings in search and the stored links."""
+        started = time.perf_counter()
+        events: list[PlaceEvent] = [place_link(link) for link in links]
+        for _, source, listing_id, name, kind, lat, lon, max_guests, address, property_id in listings:
+            events.append(PlaceListing(source, listing_id, lat, lon, name, KINDS[kind], max_guests, address,
+                                       property_id))
+        self._publish(self.graph.apply(events))
+        log.info("places rebuilt", extra={"listings": len(self.graph), "links": len(events) - len(self.graph),
+                                          "seconds": round(time.perf_counter() - started, 3)})
+
+    def apply(self, listed: Iterable[Listing], delisted: Iterable[str], links: list[Link]) -> None:
+        """After a group: `listed` the newest winning description of each listing in search,
+        `delisted` the keys of listings that left search, `links` the group's links."""
+        events: list[PlaceEvent] = [place_link(link) for link in links]
+        events += [place_listing(listing) for listing in listed]
+        events += [Delisted(*split_key(key)) for key in delisted]
+        if not events:
+            return
+        started = time.perf_counter()
+        self._publish(self.graph.apply(events))
+        metrics.places_seconds.observe(time.perf_counter() - started)
+
+    def as_json(self, place_id: str) -> bytes | None:
+        """The body of `GET /v1/places/{place_id}`; None for a place that does not exist."""
+        place = self.graph.place(place_id)
+        return None if place is None else _json.encode(place.as_json())
+
+    def _publish(self, changed: dict[str, str | None]) -> None:
+        """The shared column follows the engine: row -> its place's anchor row."""
+        moved: dict[int, int] = {}
+        for key, place_id in changed.items():
+            row = self.rows.get(key)
+            if row is None:
+                continue
+            place = None if place_id is None else self.graph.place(place_id)
+            anchor = row if place is None else self.rows.get(place.members[0][0].key, row)
+            moved[row] = anchor
+        self.columns.set_places(moved)
