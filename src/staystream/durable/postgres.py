@@ -48,7 +48,7 @@ from staystream.durable import sqlite
 from staystream.durable.embedded import Recovered
 from staystream.durable.lock import StoreLocked, lock_directory
 from staystream.durable.snapshot import Piece, from_npy
-from staystream.events.types import RATE_FORMAT, Commit, Listing, upgrade_rates
+from staystream.events.types import RATE_FORMAT, Commit, Link, Listing, upgrade_rates
 from staystream.paths import database_path
 from staystream.retry import backoff, retrying
 
@@ -108,6 +108,12 @@ CREATE TABLE IF NOT EXISTS staystream.snapshots (
     seq bigint PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS staystream.settings (name text PRIMARY KEY, value bytea NOT NULL);
+ALTER TABLE staystream.listings ADD COLUMN IF NOT EXISTS address text;
+CREATE TABLE IF NOT EXISTS staystream.links (  -- the winning `link` per pair, by store key (key < other_key)
+    key text COLLATE "C" NOT NULL, other_key text COLLATE "C" NOT NULL,
+    same boolean NOT NULL, changed_at bigint NOT NULL,
+    PRIMARY KEY (key, other_key)
+);
 """
 
 INSERT_LOG = "INSERT INTO staystream.rate_log (seq, events) VALUES ($1, $2)"
@@ -119,10 +125,10 @@ UPDATE_LISTINGS = """
 UPDATE staystream.listings AS l SET
     name = u.name, kind = u.kind, lat = u.lat, lon = u.lon, max_guests = u.max_guests,
     property_id = u.property_id, city = u.city, country = u.country, bedrooms = u.bedrooms,
-    url = u.url, described_at = u.described_at
+    url = u.url, address = u.address, described_at = u.described_at
 FROM unnest($1::integer[], $2::text[], $3::smallint[], $4::float8[], $5::float8[], $6::integer[],
-            $7::text[], $8::text[], $9::text[], $10::integer[], $11::text[], $12::bigint[])
-     AS u(row, name, kind, lat, lon, max_guests, property_id, city, country, bedrooms, url, described_at)
+            $7::text[], $8::text[], $9::text[], $10::integer[], $11::text[], $12::text[], $13::bigint[])
+     AS u(row, name, kind, lat, lon, max_guests, property_id, city, country, bedrooms, url, address, described_at)
 WHERE l.row = u.row AND (l.described_at IS NULL OR l.described_at <= u.described_at)
 """
 UPDATE_DELISTS = """
@@ -134,6 +140,13 @@ UPSERT_SETTING = (
     "INSERT INTO staystream.settings (name, value) VALUES ($1, $2) "
     "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
 )
+# Per pair the greatest changed_at wins; at equal changed_at "not same" wins (as `sqlite.UPSERT_LINK`).
+UPSERT_LINKS = """
+INSERT INTO staystream.links AS l (key, other_key, same, changed_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[])
+ON CONFLICT (key, other_key) DO UPDATE SET same = excluded.same, changed_at = excluded.changed_at
+WHERE excluded.changed_at > l.changed_at OR (excluded.changed_at = l.changed_at AND NOT excluded.same)
+"""
 MIRROR_COLUMNS = f"row, source, listing_id, {sqlite.LISTING_FIELDS}, described_at, delisted_at"
 
 
@@ -247,7 +260,8 @@ class PostgresDurable:
     # -- start-up ------------------------------------------------------------------------
 
     async def recover(self) -> Recovered:
-        snapshot, keys, columns, entries, settings, rate_log = await self._retrying("recovery", self._read_all)
+        snapshot, keys, columns, entries, settings, rate_log, places, links = await self._retrying(
+            "recovery", self._read_all)
         if keys and keys[-1][0] != len(keys) - 1:
             raise RuntimeError(
                 f"staystream.listings rows are not dense (last row {keys[-1][0]}, {len(keys)} rows): "
@@ -258,7 +272,7 @@ class PostgresDurable:
         loop = asyncio.get_running_loop()
         self.mirror = await loop.run_in_executor(self.thread, rebuild_mirror, self.mirror_path, entries, settings)
         return Recovered(snapshot, [(row, source, listing_id) for row, source, listing_id in keys],
-                         columns, iter(rate_log))
+                         columns, iter(rate_log), places, links)
 
     async def _read_all(self) -> tuple[Any, ...]:
         assert self.pool is not None
@@ -284,7 +298,8 @@ class PostgresDurable:
                 (r["seq"], r["events"]) for r in await connection.fetch(
                     "SELECT seq, events FROM staystream.rate_log WHERE seq > $1 ORDER BY seq", after)
             ]
-        return snapshot, keys, columns, [tuple(r) for r in entries], settings, rate_log
+            links = await read_links(connection)
+        return snapshot, keys, columns, [tuple(r) for r in entries], settings, rate_log, place_listings(entries), links
 
     # -- commits -------------------------------------------------------------------------
 
@@ -351,6 +366,8 @@ class PostgresDurable:
                 await connection.execute(
                     UPDATE_DELISTS, list(newest_delists), [d.changed_at for d in newest_delists.values()]
                 )
+            if commit.links:
+                await upsert_links(connection, commit.links)
             if rate_events:
                 await connection.execute(INSERT_LOG, seq, rate_events)
             for name, value in commit.settings.items():
@@ -408,8 +425,36 @@ def listing_columns(newest: dict[int, Listing]) -> list[list[Any]]:
         [x.name for x in items], [x.kind for x in items], [x.lat for x in items], [x.lon for x in items],
         [x.max_guests for x in items], [x.property_id for x in items], [x.city for x in items],
         [x.country for x in items], [x.bedrooms for x in items], [x.url for x in items],
-        [x.changed_at for x in items],
+        [x.address for x in items], [x.changed_at for x in items],
     ]
+
+
+async def upsert_links(connection: asyncpg.Connection, links: list[Link]) -> None:
+    """Links in arrival order: one statement cannot update a pair twice, so a pair sent twice
+    in one group goes in by its winner (the greatest changed_at, "not same" at a tie)."""
+    winners: dict[tuple[str, str], Link] = {}
+    for link in links:
+        kept = winners.get((link.key, link.other_key))
+        if kept is None or (link.changed_at, not link.same) >= (kept.changed_at, not kept.same):
+            winners[link.key, link.other_key] = link
+    chosen = list(winners.values())
+    await connection.execute(UPSERT_LINKS, [x.key for x in chosen], [x.other_key for x in chosen],
+                             [x.same for x in chosen], [x.changed_at for x in chosen])
+
+
+def place_listings(entries: list[Any]) -> list[tuple[Any, ...]]:
+    """The listings in search among `MIRROR_COLUMNS` records, as `sqlite.place_listings` reads them."""
+    return [
+        (r["row"], r["source"], r["listing_id"], r["name"], r["kind"], r["lat"], r["lon"], r["max_guests"],
+         r["address"], r["property_id"])
+        for r in entries
+        if r["described_at"] is not None and (r["delisted_at"] is None or r["delisted_at"] < r["described_at"])
+    ]
+
+
+async def read_links(connection: asyncpg.Connection) -> list[Link]:
+    return [Link(r["key"], r["other_key"], r["same"], r["changed_at"])
+            for r in await connection.fetch("SELECT key, other_key, same, changed_at FROM staystream.links")]
 
 
 async def insert_chunks(connection: asyncpg.Connection, seq: int, pieces: Iterator[Piece]) -> None:
@@ -443,7 +488,8 @@ def rebuild_mirror(path: Path, entries: list[tuple[Any, ...]], settings: list[tu
     connection.execute("PRAGMA synchronous=OFF")
     connection.execute("BEGIN")
     connection.executemany(
-        f"INSERT INTO listings ({MIRROR_COLUMNS}) VALUES ({', '.join('?' * 15)})", entries
+        f"INSERT INTO listings ({MIRROR_COLUMNS}) VALUES ({', '.join('?' * len(MIRROR_COLUMNS.split(',')))})",
+        entries,
     )
     connection.executemany("INSERT INTO settings (name, value) VALUES (?, ?)", settings)
     connection.execute("COMMIT")

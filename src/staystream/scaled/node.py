@@ -53,6 +53,7 @@ from staystream.durable.postgres import (
     SCHEMA,
     insert_chunks,
     load_chunks,
+    read_links,
     rebuild_mirror,
     upgrade_log,
 )
@@ -147,7 +148,7 @@ class StreamDurable:
             return Recovered(None, [], [], iter([]))
         started = time.perf_counter()
         found = await _retrying("bootstrap from PostgreSQL", self._read_all)
-        snapshot_keys, state, entries, settings, logs, positions = found
+        snapshot_keys, state, entries, settings, logs, positions, links = found
         keys: list[str] = list(snapshot_keys)
         local = {key: row for row, key in enumerate(keys)}
         max_pg = max((r[0] for r in entries), default=-1)
@@ -162,10 +163,13 @@ class StreamDurable:
             mirror_entries.append((row, *record[1:]))
         described = {entry[0] for entry in mirror_entries}
         mirror_entries += [
-            (row, *split_key(key), *([None] * 12)) for row, key in enumerate(keys) if row not in described
+            (row, *split_key(key), *([None] * 13)) for row, key in enumerate(keys) if row not in described
         ]
-        columns = [(int(pg_to_local[r[0]]), r[4], r[5], r[6], r[7], r[11], r[13], r[14], r[8])
-                   for r in entries if r[13] is not None or r[14] is not None]
+        # MIRROR_COLUMNS by position: 8 property_id, 11 bedrooms, 13 address, 14 described_at, 15 delisted_at
+        columns = [(int(pg_to_local[r[0]]), r[4], r[5], r[6], r[7], r[11], r[14], r[15], r[8])
+                   for r in entries if r[14] is not None or r[15] is not None]
+        places = [(int(pg_to_local[r[0]]), *r[1:8], r[13], r[8])
+                  for r in entries if r[14] is not None and (r[15] is None or r[15] < r[14])]
         self.key_of_row = keys
         self.start_seq = positions + 1
         self.followed_seq = positions
@@ -184,6 +188,8 @@ class StreamDurable:
             [(row, *split_key(key)) for row, key in enumerate(keys)],
             columns,
             _remapped(logs, pg_to_local),
+            places,
+            links,
         )
 
     async def _read_all(self) -> tuple[Any, ...]:
@@ -200,11 +206,12 @@ class StreamDurable:
                 f"SELECT {MIRROR_COLUMNS} FROM staystream.listings ORDER BY row")]
             settings = [tuple(r) for r in await connection.fetch("SELECT name, value FROM staystream.settings")]
             logs = [r["events"] for r in await connection.fetch("SELECT events FROM staystream.rate_log ORDER BY seq")]
+            links = await read_links(connection)
             counted = await connection.fetchrow(
                 "SELECT count(*) AS n, coalesce(min(stream_seq), 0) AS low FROM staystream.positions "
                 "WHERE partition < $1", self.config.stream_partitions)
         complete = counted["n"] == self.config.stream_partitions
-        return keys, state, entries, settings, logs, counted["low"] if complete else 0
+        return keys, state, entries, settings, logs, counted["low"] if complete else 0, links
 
     # -- following the stream ------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from staystream.events.types import Delist, Listing, WriteReply, WriteRequest
+from staystream.events.types import Delist, Link, Listing, WriteReply, WriteRequest
 from staystream.writer.wire import WriterClient, WriterUnavailable
 
 try:
@@ -101,7 +101,8 @@ def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
     rate_part = part[rates["key"]] if len(rates) else np.empty(0, np.int64)
     listing_part = [partition_of(listing.key, partitions) for listing in request.listings]
     delist_part = [partition_of(d.key, partitions) for d in request.delists]
-    touched = set(rate_part.tolist()) | set(listing_part) | set(delist_part)
+    link_part = [partition_of(link.key, partitions) for link in request.links]  # by the pair's first key
+    touched = set(rate_part.tolist()) | set(listing_part) | set(delist_part) | set(link_part)
     if not touched:
         touched = {0}  # a settings-only request (FX table)
     out = {}
@@ -116,6 +117,7 @@ def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
             [listing for listing, q in zip(request.listings, listing_part, strict=True) if q == p],
             [d for d, q in zip(request.delists, delist_part, strict=True) if q == p],
             request.newest, request.fx if p == min(touched) else None,
+            links=[link for link, q in zip(request.links, link_part, strict=True) if q == p],
         )
     return out
 
@@ -128,6 +130,7 @@ def merge(requests: list[WriteRequest]) -> WriteRequest:
     parts: list[np.ndarray] = []
     listings: list[Listing] = []
     delists: list[Delist] = []
+    links: list[Link] = []
     newest: dict[str, int] = {}
     fx: bytes | None = None
     for request in requests:
@@ -139,11 +142,12 @@ def merge(requests: list[WriteRequest]) -> WriteRequest:
             parts.append(rates)
         listings.extend(request.listings)
         delists.extend(request.delists)
+        links.extend(request.links)
         for source, changed_at in request.newest.items():
             newest[source] = max(changed_at, newest.get(source, changed_at))
         fx = request.fx if request.fx is not None else fx
     packed = np.concatenate(parts).tobytes() if parts else b""
-    return WriteRequest(0, list(index), packed, listings, delists, newest, fx)
+    return WriteRequest(0, list(index), packed, listings, delists, newest, fx, links=links)
 
 
 async def connect(url: str, name: str) -> Any:
