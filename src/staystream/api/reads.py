@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,6 +16,8 @@ from staystream.dates import epoch_day
 from staystream.search.engine import QueryError, parse_query, search
 from staystream.search.flexible import parse_dates_query, search_dates
 from staystream.writer.wire import WriterUnavailable
+
+HISTORY_WAIT_SECONDS = 1.0  # the history thread is normally milliseconds behind the writer
 
 
 async def get_calendar(request: Request, worker: Worker) -> Response:
@@ -27,6 +32,23 @@ async def get_calendar(request: Request, worker: Worker) -> Response:
     nights = worker.store.nights(row, None if start is None else epoch_day(start),
                                  None if end is None else epoch_day(end))
     return json_response({"source": source, "listing_id": listing_id, "nights": nights})
+
+
+async def get_history(request: Request, worker: Worker) -> Response:
+    source, listing_id = request.path_params["source"], request.path_params["listing_id"]
+    night = query_date(request, "night")
+    if night is None:
+        raise HTTPError(400, "night: missing; expected a date YYYY-MM-DD (the night whose changes to list)")
+    row = worker.store.find(source, listing_id)
+    if row is None:
+        raise HTTPError(404, f"nothing was ever received for listing '{listing_id}' of source '{source}'")
+    # History is copied from each group just after it is acknowledged: wait for it (briefly),
+    # so that a history read after a 200 sees what that request accepted.
+    deadline = time.monotonic() + HISTORY_WAIT_SECONDS
+    while worker.store.history_behind and time.monotonic() < deadline:
+        await asyncio.sleep(0.002)
+    changes = worker.store.changes(row, epoch_day(night))
+    return json_response({"night": night.isoformat(), "changes": changes})
 
 
 async def get_listing(request: Request, worker: Worker) -> Response:
@@ -68,6 +90,7 @@ async def get_search_dates(request: Request, worker: Worker) -> Response:
 
 ROUTES = [  # the calendar before the listing: a listing id may contain '/'
     route("/v1/listings/{source}/{listing_id:path}/calendar", "calendar", ["GET"], get_calendar),
+    route("/v1/listings/{source}/{listing_id:path}/history", "history", ["GET"], get_history),
     route("/v1/listings/{source}/{listing_id:path}", "listing", ["GET"], get_listing),
     route("/v1/places/{place_id}", "place", ["GET"], get_place),
     route("/v1/search/dates", "search_dates", ["GET"], get_search_dates),

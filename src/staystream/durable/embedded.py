@@ -32,6 +32,9 @@ class Durable(Protocol):
         listing rows [0, rows), taking one piece at a time: the next is copied only when
         asked for, so writes go on in between and no second calendar is ever in memory."""
 
+    async def log_after(self, seq: int) -> Iterator[tuple[int, bytes]]:
+        """The log rows after `seq` still kept, in order (the history copies what it lacks)."""
+
     async def close(self) -> None: ...
 
 
@@ -76,6 +79,9 @@ class SqliteDurable:
 
     async def commit_group(self, commit: Commit) -> None:
         await asyncio.get_running_loop().run_in_executor(self.thread, sqlite.commit_group, self.connection, commit)
+
+    async def log_after(self, seq: int) -> Iterator[tuple[int, bytes]]:
+        return sqlite.log_after(self.connection, seq)
 
     async def write_snapshot(self, seq: int, rows: int, pieces: Iterator[snapshot.Piece]) -> None:
         loop = asyncio.get_running_loop()

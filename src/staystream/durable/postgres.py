@@ -374,6 +374,13 @@ class PostgresDurable:
                 await connection.execute(UPSERT_SETTING, name, value)
         self.unsure = False
 
+    async def log_after(self, seq: int) -> Iterator[tuple[int, bytes]]:
+        assert self.pool is not None
+        async with self.pool.acquire() as connection:
+            found = await connection.fetch(
+                "SELECT seq, events FROM staystream.rate_log WHERE seq > $1 ORDER BY seq", seq)
+        return iter([(r["seq"], r["events"]) for r in found])
+
     # -- snapshots -----------------------------------------------------------------------
 
     async def write_snapshot(self, seq: int, rows: int, pieces: Iterator[Piece]) -> None:

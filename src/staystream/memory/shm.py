@@ -33,6 +33,7 @@ class Counter:
     READY = 7  # 1 once the writer recovered the store
     MOVED = 8  # entries in the listings' `moved` log (rows whose coordinates were set)
     HEARTBEAT = 9  # the writer's CLOCK_MONOTONIC in ms, set twice a second: a stuck writer shows
+    HISTORY_SEQ = 10  # the last commit sequence the price history holds (`durable.history`)
 
 
 class SharedArrays:

@@ -296,6 +296,11 @@ class StreamDurable:
             assert row == len(self.key_of_row), (row, len(self.key_of_row))
             self.key_of_row.append(f"{source}\x00{listing_id}")
 
+    async def log_after(self, seq: int) -> Iterator[tuple[int, bytes]]:
+        """Nothing: this node's sequences are its own, not the log's in PostgreSQL, so its
+        history holds what it applied while running (docs/durability.md)."""
+        return iter([])
+
     async def write_snapshot(self, seq: int, rows: int, pieces: Iterator[Piece]) -> None:
         """The pieces were copied starting at writer seq `seq` (in chunks while groups go on:
         a fuzzy copy, fine for last-writer-wins replay); they cover the stream up to the last

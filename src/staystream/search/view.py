@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import unicodedata
 from pathlib import Path
@@ -9,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from staystream.dates import day_from_epoch, format_changed_at
-from staystream.durable import sqlite
+from staystream.durable import history, sqlite
+from staystream.durable.history import HISTORY_FIELDS, TYPE_OF_FACTS
 from staystream.events.fx import Fx, load_fx
 from staystream.events.money import CURRENCIES, format_minor
-from staystream.events.types import KINDS, listing_key
+from staystream.events.types import FACT_AVAILABILITY, FACT_PRICE, FACT_STAY_RULE, KINDS, listing_key
 from staystream.memory.calendar import OLDEST, PAGE, CalendarReader
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.shm import Counter, SharedArrays
@@ -24,6 +26,8 @@ class Store:
         self.shared = SharedArrays(shm_path, SHARED_ARRAYS, create=False)
         self.calendar = CalendarReader(self.shared)
         self.connection = sqlite.connect_reader(database_path)
+        self.history_path = history.history_path(database_path.parent)
+        self._history: sqlite3.Connection | None = None  # opened on first use: the writer creates it
         self.fx = fx
         self._fx_generation = 0
         self.refresh()
@@ -37,6 +41,33 @@ class Store:
             if stored is not None:
                 self.fx = load_fx(stored)
             self._fx_generation = generation
+
+    @property
+    def history_behind(self) -> bool:
+        """Whether the price history lacks groups the writer already applied (and acknowledged)."""
+        return int(self.shared.counters[Counter.HISTORY_SEQ]) < int(self.shared.counters[Counter.SEQ])
+
+    def changes(self, row: int, night: int) -> list[dict[str, object]]:
+        """Every event that set a fact of the listing's `night`, by changed_at (then arrival),
+        with the facts it set (the others null); an event met twice (replayed) shows once."""
+        if self._history is None:
+            self._history = history.connect(self.history_path, readonly=True)
+        found = list(dict.fromkeys(history.changes(self._history, row, night)))
+        found.sort(key=lambda event: event[2])  # stable: arrival order at equal changed_at
+        shown: list[dict[str, object]] = []
+        for values in found:
+            event = dict(zip(HISTORY_FIELDS, values, strict=True))
+            facts = event["facts"]
+            priced = bool(facts & FACT_PRICE) and event["price"] >= 0
+            shown.append({
+                "type": TYPE_OF_FACTS.get(facts, "rate"),
+                "price": format_minor(event["price"], event["currency"]) if priced else None,
+                "currency": CURRENCIES[event["currency"]] if priced else None,
+                "available": bool(event["available"]) if facts & FACT_AVAILABILITY else None,
+                "min_nights": event["min_nights"] if facts & FACT_STAY_RULE else None,
+                "changed_at": format_changed_at(event["changed_at"]),
+            })
+        return shown
 
     @property
     def backlog(self) -> int:

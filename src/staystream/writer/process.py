@@ -26,6 +26,7 @@ from staystream.config import Config
 from staystream.dates import epoch_day
 from staystream.durable import snapshot
 from staystream.durable.embedded import Durable, SqliteDurable
+from staystream.durable.history import HistoryKeeper
 from staystream.durable.lock import StoreLocked
 from staystream.events.types import RATE_DTYPE, Commit, Delist, Link, Listing, WriteReply, WriteRequest, split_key
 from staystream.memory.calendar import PAGE, CalendarWriter
@@ -107,6 +108,7 @@ class Writer:
         last_page = (epoch_day(dt.date.today()) + config.horizon_days) // PAGE + 1
         self.calendar = CalendarWriter(self.shared, base_page, last_page - base_page + 1)
         self.keys: dict[str, int] = {}
+        self.history = HistoryKeeper(config.data_dir, config.history_days, self._history_taken)
         self.places = WriterPlaces(self.columns, self.keys, automatic=not config.no_matching)
         self.seq = 0
         self.logged_since_snapshot = 0
@@ -139,10 +141,12 @@ class Writer:
             replayed_nights += int(batch["nights"].sum())
         self.logged_since_snapshot = replayed_nights
         self.shared.counters[Counter.SEQ] = self.seq
+        copied = self.history.catch_up(await self.durable.log_after(self.history.taken))
+        self.history.start()
         log.info(
             "recovered",
             extra={"listings": len(self.keys), "snapshot_seq": snapshot_seq, "replayed_events": replayed,
-                   "seconds": round(time.perf_counter() - started, 3)},
+                   "history_copied_events": copied, "seconds": round(time.perf_counter() - started, 3)},
         )
 
     def _add_rows(self, rows: int) -> None:
@@ -172,6 +176,7 @@ class Writer:
         heart.cancel()
         if self.snapshotting is not None:
             await self.snapshotting
+        self.history.close()  # after the last group: it has taken everything (or failed)
         if self.logged_since_snapshot:
             await self.take_snapshot()
         await self.durable.close()
@@ -270,6 +275,7 @@ class Writer:
             metrics.events_unchanged.inc(unchanged)
             self.seq = group.seq
             self.logged_since_snapshot += int(group.rates["nights"].sum())
+            self.history.add(group.seq, group.rates)
         listed: dict[int, Listing] = {}
         for row, listing in group.listings:
             if self.columns.describe(row, listing):
@@ -290,6 +296,10 @@ class Writer:
         self.shared.counters[Counter.SEQ] = self.seq
         metrics.apply_seconds.observe(time.perf_counter() - started)
 
+    def _history_taken(self, seq: int) -> None:
+        """From the history thread: the workers' history reads wait for this (read-after-ack)."""
+        self.shared.counters[Counter.HISTORY_SEQ] = seq
+
     async def _beat(self) -> None:
         """Twice a second, so that the workers' /readyz can tell a writer that stopped running
         (its process stopped, its loop blocked) from one with nothing to do."""
@@ -309,8 +319,14 @@ class Writer:
     async def take_snapshot(self) -> None:
         """Stream the calendar to the backend a chunk at a time while groups go on (a fuzzy
         copy, made exact by the log after `seq`); the backend then drops the log it covers."""
-        started = time.perf_counter()
         seq, logged = self.seq, self.logged_since_snapshot
+        # The snapshot ends with the log it covers deleted: the history must have copied it.
+        while self.history.taken < seq and not self.history.failed:
+            await asyncio.sleep(0.02)
+        if self.history.failed:
+            log.error("history: taking a snapshot although the history failed; the groups it lacks are lost "
+                      "to it once the log is truncated", extra={"taken": self.history.taken, "seq": seq})
+        started = time.perf_counter()
         self.logged_since_snapshot = 0
         rows = len(self.keys)
         with closing(self.calendar.snapshot_chunks(rows)) as chunks:
