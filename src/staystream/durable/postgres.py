@@ -48,7 +48,7 @@ from staystream.durable import sqlite
 from staystream.durable.embedded import Recovered
 from staystream.durable.lock import StoreLocked, lock_directory
 from staystream.durable.snapshot import Piece, from_npy
-from staystream.events.types import RATE_FORMAT, Commit, Link, Listing, upgrade_rates
+from staystream.events.types import RATE_FORMAT, Commit, Link, Listing, listing_key, split_key, upgrade_rates
 from staystream.paths import database_path
 from staystream.retry import backoff, retrying
 
@@ -109,10 +109,11 @@ CREATE TABLE IF NOT EXISTS staystream.snapshots (
 );
 CREATE TABLE IF NOT EXISTS staystream.settings (name text PRIMARY KEY, value bytea NOT NULL);
 ALTER TABLE staystream.listings ADD COLUMN IF NOT EXISTS address text;
-CREATE TABLE IF NOT EXISTS staystream.links (  -- the winning `link` per pair, by store key (key < other_key)
-    key text COLLATE "C" NOT NULL, other_key text COLLATE "C" NOT NULL,
+CREATE TABLE IF NOT EXISTS staystream.links (  -- the winning `link` per pair, the smaller key first
+    source text COLLATE "C" NOT NULL, listing_id text COLLATE "C" NOT NULL,
+    other_source text COLLATE "C" NOT NULL, other_listing_id text COLLATE "C" NOT NULL,
     same boolean NOT NULL, changed_at bigint NOT NULL,
-    PRIMARY KEY (key, other_key)
+    PRIMARY KEY (source, listing_id, other_source, other_listing_id)
 );
 """
 
@@ -142,9 +143,10 @@ UPSERT_SETTING = (
 )
 # Per pair the greatest changed_at wins; at equal changed_at "not same" wins (as `sqlite.UPSERT_LINK`).
 UPSERT_LINKS = """
-INSERT INTO staystream.links AS l (key, other_key, same, changed_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[])
-ON CONFLICT (key, other_key) DO UPDATE SET same = excluded.same, changed_at = excluded.changed_at
+INSERT INTO staystream.links AS l
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::bigint[])
+ON CONFLICT (source, listing_id, other_source, other_listing_id)
+DO UPDATE SET same = excluded.same, changed_at = excluded.changed_at
 WHERE excluded.changed_at > l.changed_at OR (excluded.changed_at = l.changed_at AND NOT excluded.same)
 """
 MIRROR_COLUMNS = f"row, source, listing_id, {sqlite.LISTING_FIELDS}, described_at, delisted_at"
@@ -445,8 +447,9 @@ async def upsert_links(connection: asyncpg.Connection, links: list[Link]) -> Non
         if kept is None or (link.changed_at, not link.same) >= (kept.changed_at, not kept.same):
             winners[link.key, link.other_key] = link
     chosen = list(winners.values())
-    await connection.execute(UPSERT_LINKS, [x.key for x in chosen], [x.other_key for x in chosen],
-                             [x.same for x in chosen], [x.changed_at for x in chosen])
+    first, second = [split_key(x.key) for x in chosen], [split_key(x.other_key) for x in chosen]
+    await connection.execute(UPSERT_LINKS, [k[0] for k in first], [k[1] for k in first], [k[0] for k in second],
+                             [k[1] for k in second], [x.same for x in chosen], [x.changed_at for x in chosen])
 
 
 def place_listings(entries: list[Any]) -> list[tuple[Any, ...]]:
@@ -460,8 +463,9 @@ def place_listings(entries: list[Any]) -> list[tuple[Any, ...]]:
 
 
 async def read_links(connection: asyncpg.Connection) -> list[Link]:
-    return [Link(r["key"], r["other_key"], r["same"], r["changed_at"])
-            for r in await connection.fetch("SELECT key, other_key, same, changed_at FROM staystream.links")]
+    return [Link(listing_key(r["source"], r["listing_id"]), listing_key(r["other_source"], r["other_listing_id"]),
+                 r["same"], r["changed_at"])
+            for r in await connection.fetch("SELECT * FROM staystream.links")]
 
 
 async def insert_chunks(connection: asyncpg.Connection, seq: int, pieces: Iterator[Piece]) -> None:

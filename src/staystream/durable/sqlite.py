@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from staystream.events.types import RATE_FORMAT, Commit, Link, upgrade_rates
+from staystream.events.types import RATE_FORMAT, Commit, Link, listing_key, split_key, upgrade_rates
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS listings (
@@ -31,19 +31,20 @@ CREATE TABLE IF NOT EXISTS rate_log (
 );  -- PRAGMA user_version: the format of `events` (types.RATE_FORMAT; 0 = format 1)
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS links (  -- the winning `link` per pair; may name listings not yet known
-    key TEXT NOT NULL,         -- the pair's smaller store key (source NUL listing_id)
-    other_key TEXT NOT NULL,
+    source TEXT NOT NULL, listing_id TEXT NOT NULL,              -- the pair's smaller key
+    other_source TEXT NOT NULL, other_listing_id TEXT NOT NULL,
     same INTEGER NOT NULL,
     changed_at INTEGER NOT NULL,
-    PRIMARY KEY (key, other_key)
+    PRIMARY KEY (source, listing_id, other_source, other_listing_id)
 ) WITHOUT ROWID;
 """
 
 LISTING_FIELDS = "name, kind, lat, lon, max_guests, property_id, city, country, bedrooms, url, address"
 # Per pair the greatest changed_at wins; at equal changed_at "not same" wins (`places.types.Link`).
 UPSERT_LINK = (
-    "INSERT INTO links (key, other_key, same, changed_at) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (key, other_key) DO UPDATE SET same = excluded.same, changed_at = excluded.changed_at "
+    "INSERT INTO links VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (source, listing_id, other_source, other_listing_id) "
+    "DO UPDATE SET same = excluded.same, changed_at = excluded.changed_at "
     "WHERE excluded.changed_at > links.changed_at OR (excluded.changed_at = links.changed_at AND NOT excluded.same)"
 )
 
@@ -114,7 +115,8 @@ def commit_group(connection: sqlite3.Connection, commit: Commit) -> None:
                 [(d.changed_at, row, d.changed_at) for row, d in delists],
             )
         if commit.links:
-            connection.executemany(UPSERT_LINK, [(x.key, x.other_key, x.same, x.changed_at) for x in commit.links])
+            connection.executemany(UPSERT_LINK, [
+                (*split_key(x.key), *split_key(x.other_key), x.same, x.changed_at) for x in commit.links])
         if commit.rate_events:
             connection.execute("INSERT INTO rate_log (seq, events) VALUES (?, ?)", (commit.seq, commit.rate_events))
         for name, value in commit.settings.items():
@@ -145,8 +147,9 @@ def place_listings(connection: sqlite3.Connection) -> Iterable[tuple[Any, ...]]:
 
 
 def links(connection: sqlite3.Connection) -> list[Link]:
-    return [Link(key, other, bool(same), changed_at)
-            for key, other, same, changed_at in connection.execute("SELECT * FROM links")]
+    return [Link(listing_key(source, listing_id), listing_key(other_source, other_id), bool(same), changed_at)
+            for source, listing_id, other_source, other_id, same, changed_at
+            in connection.execute("SELECT * FROM links")]
 
 
 def log_after(connection: sqlite3.Connection, seq: int) -> Iterator[tuple[int, bytes]]:
