@@ -122,3 +122,33 @@ def test_no_function_is_over_100_lines() -> None:
         and node.end_lineno is not None and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     )
     assert long == []
+
+
+def _module_map() -> dict[str, set[str]]:
+    """docs/architecture.md's module map: part -> the parts that may import it."""
+    text = (PACKAGE.parent.parent / "docs" / "architecture.md").read_text()
+    table = text.split("## Module map", 1)[1].split("\n## ", 1)[0]
+    allowed = {}
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            part = cells[0].strip("`").removesuffix("/").removesuffix(".py")
+            allowed[part] = {word.split()[0] for word in cells[2].split(",") if word.strip()}
+    return allowed
+
+
+def _part(module: str) -> str:
+    return module.split(".")[1] if "." in module else module
+
+
+def test_the_module_map_lists_every_part_and_allows_every_import() -> None:
+    allowed = _module_map()
+    parts = {_part(name) for name in MODULES} - {"staystream", "__main__"}
+    assert sorted(parts - set(allowed)) == [], "parts missing from the module map in docs/architecture.md"
+    assert sorted(set(allowed) - parts) == [], "the module map lists parts the package does not have"
+    graph = _graph()
+    forbidden = sorted(
+        f"{name} imports {target}" for name in graph for target in graph[name]
+        if _part(name) != _part(target) and _part(target) in allowed and _part(name) not in allowed[_part(target)]
+    )
+    assert forbidden == [], "imports the module map does not allow"

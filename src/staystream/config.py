@@ -40,6 +40,12 @@ def _stream(text: str) -> str:
     return text
 
 
+def _log_level(text: str) -> str:
+    if text.lower() not in {"debug", "info", "warning", "error"}:
+        raise ValueError(text)
+    return text
+
+
 def _roles(text: str) -> str:
     parts = {part.strip() for part in text.split(",")}
     if not parts or not parts <= {"ingest", "apply", "search"}:
@@ -94,7 +100,7 @@ class Config:
         "(none: writes need no credential)", Path
     )
     seed_sample: bool = _setting(False, "import the shipped sample city into an empty store", _flag)
-    log_level: str = _setting("info", "debug, info, warning or error", str)
+    log_level: str = _setting("info", "debug, info, warning or error", _log_level)
     store: str = _setting(
         "embedded", "durable store: 'embedded' (SQLite in --data-dir) or a postgresql:// URI", _store
     )

@@ -16,7 +16,7 @@ to rebuild it, so a new node bootstraps from PostgreSQL alone:
 
 A group is acknowledged after its transaction committed with `synchronous_commit=on`.
 
-HTTP workers read listing details from SQLite (`store.py`), so this backend keeps a local
+HTTP workers read listing details from SQLite (`search/view.py`), so this backend keeps a local
 SQLite mirror at the embedded store's path, written after each PostgreSQL commit and before the
 writer answers (read-after-ack), without fsync: it is rebuilt from PostgreSQL at every start.
 

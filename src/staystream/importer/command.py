@@ -241,6 +241,7 @@ class Sender:
         self.pool = ThreadPoolExecutor(in_flight, thread_name_prefix="post")
         self.slots = threading.BoundedSemaphore(in_flight * 2)
         self.local = threading.local()
+        self.connections: list[http.client.HTTPConnection] = []  # every thread's, closed at the end
         self.failure: BaseException | None = None
         self.stopping = threading.Event()
 
@@ -253,12 +254,18 @@ class Sender:
     def close(self) -> None:
         """Wait for every batch to be answered; raises the first permanent failure."""
         self.pool.shutdown(wait=True)
+        self._close_connections()
         self._raise_failure()
 
     def abort(self) -> None:
         """The caller is failing: stop retrying behind its back, wait for the threads."""
         self.stopping.set()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self._close_connections()
+
+    def _close_connections(self) -> None:
+        for connection in self.connections:
+            connection.close()
 
     def _raise_failure(self) -> None:
         if self.failure is not None:
@@ -318,6 +325,7 @@ class Sender:
         if connection is None:
             kind = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
             connection = self.local.connection = kind(self.host, self.port, timeout=600)
+            self.connections.append(connection)
         headers = {
             "content-type": "application/x-ndjson", "content-encoding": "gzip",
             "user-agent": "staystream-import",

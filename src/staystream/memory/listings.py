@@ -59,7 +59,7 @@ class ListingColumns:
         self.shared.counters[Counter.ROWS] = self.rows
 
     def describe(self, row: int, listing: Listing) -> bool:
-        """Last-writer-wins, as `db.commit_group` applied it to SQLite; whether it won."""
+        """Last-writer-wins, as `sqlite.commit_group` applied it to SQLite; whether it won."""
         shared = self.shared
         if listing.changed_at < shared["described_at"][row]:
             return False

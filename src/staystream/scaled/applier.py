@@ -2,7 +2,7 @@
 
 One durable pull consumer per set of partitions (`--apply-partitions`, default all) takes
 what is waiting (up to `BATCH_MESSAGES` messages), and commits it into PostgreSQL in one
-transaction, in the layout of `pgstore` (listings, a log of packed batches, chunked calendar
+transaction, in the layout of `durable.postgres` (listings, a log of packed batches, chunked calendar
 snapshots written by search nodes): listing keys get rows from a sequence, the batch's rate
 events become one `rate_log` row (with the stream sequence of its last message), listing and
 delist events update `listings` last-writer-wins. Only after the commit are the messages
@@ -37,7 +37,7 @@ from staystream.durable.postgres import (
 )
 from staystream.events.types import WriteRequest, split_key
 from staystream.retry import backoff, retrying
-from staystream.scaled import stream as streamlog
+from staystream.scaled import stream
 
 log = logging.getLogger("staystream.applier")
 
@@ -102,7 +102,7 @@ class Applier:
         owned = "all" if len(partitions) == total_partitions else "-".join(map(str, partitions))
         self.consumer = f"staystream-apply-{owned}"
         self.rows: dict[str, int] = {}  # key -> PostgreSQL row, committed ones only
-        self.lag = streamlog.Lag(apply_lag_messages, apply_lag_seconds)
+        self.lag = stream.Lag(apply_lag_messages, apply_lag_seconds)
         self.oldest_pending: float | None = None  # stream time (s) of the oldest unapplied message
         self.down_since: float | None = None
 
@@ -120,13 +120,13 @@ class Applier:
     async def _run(self) -> None:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-        subjects = [streamlog.subject(p) for p in self.partitions]
+        subjects = [stream.subject(p) for p in self.partitions]
         config = ConsumerConfig(
             durable_name=self.consumer, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
             ack_wait=ACK_WAIT_SECONDS, max_ack_pending=100_000, filter_subjects=subjects,
         )
         subscription = await retrying(
-            lambda: self.js.pull_subscribe("", durable=self.consumer, stream=streamlog.STREAM, config=config),
+            lambda: self.js.pull_subscribe("", durable=self.consumer, stream=stream.STREAM, config=config),
             Exception, log, "JetStream consumer not ready; retrying", "subscribe to the stream")
         reporter = asyncio.create_task(self._report())
         failed_fetches = 0
@@ -153,8 +153,8 @@ class Applier:
             reporter.cancel()
 
     async def _commit_until_done(self, messages: list[Any]) -> None:
-        requests = [streamlog.decode(m.data) for m in messages]
-        merged = streamlog.merge(requests)
+        requests = [stream.decode(m.data) for m in messages]
+        merged = stream.merge(requests)
         last_seq = max(m.metadata.sequence.stream for m in messages)
         if self.oldest_pending is None:
             self.oldest_pending = min(m.metadata.timestamp.timestamp() for m in messages)
@@ -247,7 +247,7 @@ class Applier:
         while True:
             await asyncio.sleep(POSITION_EVERY_SECONDS)
             try:
-                info = await self.js.consumer_info(streamlog.STREAM, self.consumer, timeout=2)
+                info = await self.js.consumer_info(stream.STREAM, self.consumer, timeout=2)
             except Exception:  # NATS failing over: the next round asks again; the lag turns unknown
                 continue
             messages = int(info.num_pending or 0) + int(info.num_ack_pending or 0)

@@ -2,7 +2,7 @@
 
 The writer's durable backend when a JetStream log is configured. Durability comes from the
 stream: HTTP workers publish and are acknowledged by JetStream before they hand a request to
-their writer (`streamlog.PublishingClient`). What this backend does for the writer:
+their writer (`scaled.stream.PublishingClient`). What this backend does for the writer:
 
 - start-up (role search): the calendar from PostgreSQL, the system of record the appliers keep
   (the newest snapshot, the log rows after it, the listings), then the stream from the
@@ -14,7 +14,7 @@ their writer (`streamlog.PublishingClient`). What this backend does for the writ
   every node;
 - commits: only the local SQLite mirror the workers read listing details from (rebuilt at
   start-up, no fsync);
-- snapshots (role search): into PostgreSQL as in `pgstore`, labelled with the stream position
+- snapshots (role search): into PostgreSQL as in `durable.postgres`, labelled with the stream position
   they cover, one node at a time (advisory lock); the log rows they cover are deleted;
 - role apply: runs the `applier.Applier` as a task of this process.
 
@@ -61,7 +61,7 @@ from staystream.durable.snapshot import Piece, from_npy
 from staystream.events.types import RATE_DTYPE, Commit, split_key
 from staystream.paths import writer_socket
 from staystream.retry import retrying
-from staystream.scaled import stream as streamlog
+from staystream.scaled import stream
 from staystream.scaled.applier import SCALED_SCHEMA, Applier, partition_list
 from staystream.writer.wire import WriterClient, WriterUnavailable
 
@@ -88,7 +88,7 @@ follow_delay = Histogram(
 class StreamDurable:
     def __init__(self, config: Config, shm_path: Path) -> None:
         self.config = config
-        self.roles = streamlog.roles(config.role)
+        self.roles = stream.roles(config.role)
         self.shm_path = shm_path
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self._directory_lock = lock_directory(config.data_dir)
@@ -104,15 +104,15 @@ class StreamDurable:
         # (writer seq after applying, stream seq covered): a snapshot copied at writer seq W
         # holds every message up to the S of the last pair with a writer seq <= W.
         self.applied: deque[tuple[int, int]] = deque()
-        self.follow_lag = streamlog.Lag(follow_lag_messages, follow_lag_seconds)
+        self.follow_lag = stream.Lag(follow_lag_messages, follow_lag_seconds)
         self.tasks: list[asyncio.Task[None]] = []
 
     @classmethod
     async def open(cls, config: Config, shm_path: Path) -> StreamDurable:
         durable = cls(config, shm_path)
-        durable.nc = await _retrying("connect to NATS", lambda: streamlog.connect(config.stream, "staystream-writer"))
+        durable.nc = await _retrying("connect to NATS", lambda: stream.connect(config.stream, "staystream-writer"))
         durable.js = durable.nc.jetstream(timeout=5)
-        await streamlog.ensure_stream(durable.nc, config.stream_replicas)
+        await stream.ensure_stream(durable.nc, config.stream_replicas)
         if durable.roles & {"apply", "search"}:
             if config.store == "embedded":
                 raise SystemExit("--role apply or search with --stream needs --store postgresql://... "
@@ -175,10 +175,10 @@ class StreamDurable:
         self.followed_seq = positions
         self.mirror = await loop.run_in_executor(
             self.thread, rebuild_mirror, self.config.database_path, mirror_entries, settings)
-        stream = await self.js.stream_info(streamlog.STREAM)
-        if stream.state.first_seq > self.start_seq and stream.state.messages:
+        info = await self.js.stream_info(stream.STREAM)
+        if info.state.first_seq > self.start_seq and info.state.messages:
             log.error("the stream no longer holds messages PostgreSQL lacks; raise the stream's retention",
-                      extra={"from": self.start_seq, "first_in_stream": stream.state.first_seq})
+                      extra={"from": self.start_seq, "first_in_stream": info.state.first_seq})
         log.info("bootstrapped from PostgreSQL", extra={
             "listings": len(keys), "snapshot": state is not None, "log_rows": len(logs),
             "stream_from": self.start_seq, "seconds": round(time.perf_counter() - started, 3)})
@@ -227,7 +227,7 @@ class StreamDurable:
                 await asyncio.sleep(0.05)
         config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.start_seq)
         subscription = await _retrying("subscribe to the stream", lambda: self.js.subscribe(
-            f"{streamlog.SUBJECT}.*", ordered_consumer=True, config=config, pending_msgs_limit=200_000,
+            f"{stream.SUBJECT}.*", ordered_consumer=True, config=config, pending_msgs_limit=200_000,
             pending_bytes_limit=1 << 30))
         while True:
             try:
@@ -236,7 +236,7 @@ class StreamDurable:
                 continue
             while len(batch) < FOLLOW_BATCH and subscription.pending_msgs:
                 batch.append(await subscription.next_msg(timeout=1.0))
-            request = streamlog.merge([streamlog.decode(m.data) for m in batch])
+            request = stream.merge([stream.decode(m.data) for m in batch])
             while True:
                 try:
                     reply = await client.write(request)
@@ -257,14 +257,14 @@ class StreamDurable:
         arrival time of the first message it has not: the follow lag as JetStream confirms it.
         Silence from the subscription proves nothing (an ordered consumer whose server died is
         silent until it is recreated)."""
-        every = f"{streamlog.SUBJECT}.*"
+        every = f"{stream.SUBJECT}.*"
         while True:
             try:
                 followed = self.followed_seq
-                last = int((await self.js.stream_info(streamlog.STREAM)).state.last_seq)
+                last = int((await self.js.stream_info(stream.STREAM)).state.last_seq)
                 oldest = None
                 if last > followed:
-                    first = await self.js.get_msg(streamlog.STREAM, seq=followed + 1, subject=every, next=True)
+                    first = await self.js.get_msg(stream.STREAM, seq=followed + 1, subject=every, next=True)
                     oldest = first.time.timestamp() if first.time else time.time()
                 self.follow_lag.confirm(max(0, last - followed), oldest)
             except Exception:  # NATS failing over: the lag turns unknown if this lasts
@@ -272,7 +272,7 @@ class StreamDurable:
             await asyncio.sleep(0.5)
 
     async def _report(self) -> None:
-        path = self.shm_path / streamlog.LAG_FILE
+        path = self.shm_path / stream.LAG_FILE
         while True:
             lag: dict[str, Any] = {"roles": sorted(self.roles)}
             if "search" in self.roles:

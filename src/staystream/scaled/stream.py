@@ -46,7 +46,7 @@ PUBLISH_TIMEOUT = 5.0
 RETENTION_SECONDS = 7 * 24 * 3600  # a new node replays from PostgreSQL, then from here
 DUPLICATE_WINDOW = 120.0
 ROLES = ("ingest", "apply", "search")
-LAG_FILE = "lag.json"  # in the shared-memory directory, written by the writer (scaled.py)
+LAG_FILE = "lag.json"  # in the shared-memory directory, written by the writer (scaled/node.py)
 NOT_READY_LAG_SECONDS = 5.0  # the freshness target's worst case
 LAG_UNKNOWN_AFTER_SECONDS = 3.0  # JetStream silent this long: the lag is unknown, not its last value
 

@@ -1,0 +1,93 @@
+"""The importer's `Sender` against a real HTTP server in this process: it retries what the service
+sheds, splits a batch the service finds too large, and stops on a refusal, naming the lines."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from collections.abc import Callable
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from staystream.api.headers import BULK_HEADER
+from staystream.importer.command import Batch, ImportFailed, Sender
+
+from .conftest import serving
+
+Answer = Callable[[int, list[bytes]], Response]
+
+
+class Service:
+    """Records every batch it receives (decompressed lines) and answers with `answer(n, lines)`."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.received: list[list[bytes]] = []
+        self.bulk: list[str | None] = []
+        self.lock = threading.Lock()
+        self.app = Starlette(routes=[Route("/v1/events", self.events, methods=["POST"])])
+
+    async def events(self, request: Request) -> Response:
+        assert request.headers["content-encoding"] == "gzip"
+        lines = gzip.decompress(await request.body()).splitlines()
+        with self.lock:
+            self.received.append(lines)
+            self.bulk.append(request.headers.get(BULK_HEADER))
+            number = len(self.received)
+        return self.answer(number, lines)
+
+
+def accepted(lines: list[bytes]) -> Response:
+    return JSONResponse({"accepted": len(lines), "rejected": []})
+
+
+def batch(count: int) -> Batch:
+    return Batch([json.dumps({"n": i}).encode() for i in range(count)],
+                 [("rates.csv", i + 2, i + 2, 1) for i in range(count)])
+
+
+def send(service: Service, *batches: Batch) -> list[int]:
+    """Post the batches; the sizes of the batches answered 200, in order of answer."""
+    answered: list[int] = []
+    with serving(service.app) as url:
+        sender = Sender(url, 2, lambda sent, reply: answered.append(reply["accepted"]))
+        for one in batches:
+            sender.submit(one)
+        sender.close()
+    return answered
+
+
+def test_a_shed_batch_is_sent_again_after_retry_after() -> None:
+    service = Service(lambda n, lines: JSONResponse({"error": "busy"}, 503, {"Retry-After": "0.05"})
+                      if n <= 2 else accepted(lines))
+    assert send(service, batch(3)) == [3]
+    assert [len(lines) for lines in service.received] == [3, 3, 3]
+    assert service.bulk == ["1", "1", "1"]  # an import yields to live traffic
+
+
+def test_a_batch_refused_as_too_large_is_split_until_it_fits() -> None:
+    service = Service(lambda n, lines: JSONResponse({"error": "too many events"}, 413)
+                      if len(lines) > 2 else accepted(lines))
+    assert sorted(send(service, batch(5))) == [1, 2, 2]
+    sizes = [len(lines) for lines in service.received]
+    assert sizes[0] == 5 and sorted(sizes) == [1, 2, 2, 3, 5]
+    delivered = [line for lines in service.received if len(lines) <= 2 for line in lines]
+    assert sorted(delivered) == sorted(batch(5).lines)  # every line once, none lost
+
+
+def test_a_refusal_stops_the_import_naming_the_lines_not_stored() -> None:
+    service = Service(lambda n, lines: JSONResponse({"error": "authorization: missing"}, 401))
+    with pytest.raises(ImportFailed, match=r"refused a batch \(.*authorization: missing.*\); "
+                                           r"rates.csv lines 2 to 4 are not stored"):
+        send(service, batch(3))
+    assert len(service.received) == 1  # not retried
+
+
+def test_a_url_that_is_not_http_is_refused_before_sending() -> None:
+    with pytest.raises(Exception, match="--url: 'ftp://x' is not an http"):
+        Sender("ftp://x", 1, lambda sent, reply: None)

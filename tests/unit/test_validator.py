@@ -1,0 +1,90 @@
+"""`events.ingest.Validator` in-process: what it accepts, and rejections that name field, value and bound."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+import pytest
+
+from staystream.dates import epoch_day
+from staystream.events.fx import default_fx
+from staystream.events.ingest import MAX_MIN_NIGHTS, BodyError, Parsed, TooManyEvents, Validator
+
+TODAY = dt.date.today()
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture(scope="module")
+def validator() -> Validator:
+    return Validator(default_fx(None), dt.date(2015, 1, 1), horizon_days=730, max_night_price_eur=100_000)
+
+
+def rate(**fields: object) -> dict[str, object]:
+    return {"type": "rate", "source": "airbnb", "listing_id": "v-1", "start": str(TODAY),
+            "end": str(TODAY + dt.timedelta(days=2)), "price": "129.50", "currency": "EUR",
+            "changed_at": NOW, **fields}
+
+
+def body(*events: dict[str, object]) -> bytes:
+    return b"\n".join(msgspec.json.encode(event) for event in events)
+
+
+def validated(validator: Validator, *events: dict[str, object]) -> Parsed:
+    return validator.validate(validator.decode(body(*events), ndjson=True, max_events=100))
+
+
+def test_a_valid_rate_becomes_one_column_row_in_minor_units(validator: Validator) -> None:
+    parsed = validated(validator, rate())
+    assert parsed.accepted == 1 and parsed.rejected == []
+    assert len(parsed.keys) == 1
+    row = parsed.rate_columns()[0]
+    assert int(row["price"]) == 12950
+    assert int(row["start"]) == epoch_day(TODAY)
+    assert parsed.accepted_by_source == {("airbnb", "rate"): 1}
+
+
+@pytest.mark.parametrize(("fields", "error"), [
+    ({"price": "129.501"}, "price: '129.501' has more decimals than EUR allows"),
+    ({"currency": "EURO"}, "currency: 'EURO'"),
+    ({"start": "2014-12-31", "end": "2015-01-02"},
+     "start: '2014-12-31' is before the earliest night kept (2015-01-01)"),
+    ({"end": str(TODAY + dt.timedelta(days=900))}, "end: "),
+    ({"min_nights": MAX_MIN_NIGHTS + 1}, "min_nights: "),
+    ({"source": "Not A Source!"}, "source: "),
+])
+def test_one_bad_field_rejects_that_event_only_and_names_it(
+        validator: Validator, fields: dict[str, object], error: str) -> None:
+    parsed = validated(validator, rate(listing_id="ok-before"), rate(**fields), rate(listing_id="ok-after"))
+    assert parsed.accepted == 2
+    assert [rejection["index"] for rejection in parsed.rejected] == [1]
+    assert str(parsed.rejected[0]["error"]).startswith(error), parsed.rejected
+
+
+def test_a_price_over_the_ceiling_is_refused_in_its_own_currency(validator: Validator) -> None:
+    parsed = validated(validator, rate(price="100000.01"))
+    assert parsed.accepted == 0
+    assert "price: '100000.01'" in str(parsed.rejected[0]["error"])
+
+
+def test_an_event_that_is_not_json_costs_only_itself(validator: Validator) -> None:
+    events = validator.decode(body(rate()) + b"\n{not json}\n" + body(rate(listing_id="v-2")), True, 100)
+    parsed = validator.validate(events)
+    assert parsed.accepted == 2
+    assert [rejection["index"] for rejection in parsed.rejected] == [1]
+
+
+def test_too_many_events_and_a_bad_array_are_body_errors(validator: Validator) -> None:
+    with pytest.raises(TooManyEvents, match="3 events; the limit is 2"):
+        validator.decode(body(rate(), rate(), rate()), ndjson=True, max_events=2)
+    with pytest.raises(BodyError):
+        validator.decode(b"[{", ndjson=False, max_events=10)
+
+
+def test_slices_validated_apart_extend_into_one_result(validator: Validator) -> None:
+    events = validator.decode(body(rate(), rate(listing_id="v-2"), rate()), ndjson=True, max_events=10)
+    whole = validator.validate(events)
+    parts = validator.validate(events[:1])
+    parts.extend(validator.validate(events[1:], 1))
+    assert parts.keys == whole.keys
+    assert parts.rate_columns().tolist() == whole.rate_columns().tolist()
