@@ -90,6 +90,7 @@ class PlaceGraph:
         self._listings: dict[str, PlaceListing] = {}
         # per listing: lat, lon, source number, name bloom, normalised name (for `_columns`)
         self._rows: dict[str, tuple[float, float, int, int, str]] = {}
+        self._name_numbers: dict[str, frozenset[str]] = {}  # the numbers in each normalised name
         self._source_ids: dict[str, int] = {}
         self._cell_columns: dict[tuple[int, int], _Columns] = {}  # built when needed
         self._grid = Grid(matching.RADIUS_M)
@@ -151,6 +152,7 @@ class PlaceGraph:
         core = matching.normalise_name(listing.name)
         source = self._source_ids.setdefault(listing.source, len(self._source_ids))
         self._rows[key] = (listing.lat, listing.lon, source, _name_bloom(core), core)
+        self._name_numbers[key] = matching.name_numbers(core)
         self._grid.add(key, listing.lat, listing.lon)
         self._cell_columns.pop(self._grid.cell(listing.lat, listing.lon), None)
         if (prop := _property(listing)) is not None:
@@ -174,6 +176,7 @@ class PlaceGraph:
         for other in self._candidates.pop(key):
             del self._candidates[other][key]
         del self._rows[key]
+        del self._name_numbers[key]
         return former
 
     def _neighbours(self, key: str) -> set[str]:
@@ -263,8 +266,11 @@ class PlaceGraph:
             hopeful |= process.cdist(a.name, b.name, scorer=fuzz.token_sort_ratio, score_cutoff=cutoff,
                                      dtype=np.float32) >= cutoff
             rows, cols = np.nonzero(reach & hopeful)
-            keep = process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_set_ratio,
-                                  score_cutoff=cutoff, dtype=np.float32) >= cutoff
+            name_set = process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_set_ratio,
+                                      score_cutoff=cutoff, dtype=np.float32)
+            keep = name_set >= cutoff
+            rows, cols = rows[keep], cols[keep]
+            keep = self._hopeful(mine, b.keys, rows, cols, a.name[rows], b.name[cols], name_set[keep] / 100.0)
             for i, j in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True):
                 x, y = mine[i], b.keys[j]
                 low, high = (x, y) if x < y else (y, x)
@@ -273,6 +279,21 @@ class PlaceGraph:
                     self._candidates[x][y] = self._candidates[y][x] = match.score
                     gained.update((x, y))
         return gained
+
+    def _hopeful(self, mine: list[str], theirs: list[str], rows: np.ndarray, cols: np.ndarray,
+                 names_a: np.ndarray, names_b: np.ndarray, name_set: np.ndarray) -> np.ndarray:
+        """Pairs whose text score could reach the threshold (`matching.text_score_bounds`)."""
+        if not len(rows):
+            return np.zeros(0, dtype=bool)
+        listings = self._listings
+        pairs = list(zip((mine[i] for i in rows.tolist()), (theirs[j] for j in cols.tolist()), strict=True))
+        numbers = self._name_numbers
+        differ = np.fromiter((bool(numbers[x] - numbers[y]) and bool(numbers[y] - numbers[x]) for x, y in pairs),
+                             dtype=bool, count=len(pairs))
+        addressed = np.fromiter((bool(listings[x].address) and bool(listings[y].address) for x, y in pairs),
+                                dtype=bool, count=len(pairs))
+        bounds = matching.text_score_bounds(names_a, names_b, differ, addressed, name_set.astype(np.float64))
+        return bounds >= matching.THRESHOLD - 1e-6  # a hair under: float32 ratios, never a pair lost
 
     def _cell(self, cell: tuple[int, int]) -> _Columns:
         columns = self._cell_columns.get(cell)

@@ -17,7 +17,8 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from rapidfuzz import fuzz
+import numpy as np
+from rapidfuzz import fuzz, process
 
 from staystream.places.types import PlaceListing
 
@@ -192,7 +193,8 @@ class TextEvidence:
         )
 
 
-def _numbers(words: str) -> frozenset[str]:
+def name_numbers(words: str) -> frozenset[str]:
+    """The numbers in a normalised name (`name_numbers_differ` compares them)."""
     return frozenset(_NUMBER.findall(words))
 
 
@@ -216,7 +218,7 @@ def text_evidence(name_a: str, address_a: str | None, name_b: str,
         name_partial=fuzz.partial_ratio(na, nb) / 100.0,
         name_weighted=fuzz.WRatio(na, nb) / 100.0,
         name_equal=bool(na) and na == nb,
-        name_numbers_differ=_differ(_numbers(na), _numbers(nb)),
+        name_numbers_differ=_differ(name_numbers(na), name_numbers(nb)),
         has_address=has_address,
         address=street,
         address_numbers_differ=numbers_differ,
@@ -252,6 +254,45 @@ def _min_name_set(weights: tuple[float, ...], threshold: float) -> float:
 
 # Pairs whose normalised names have a lower token_set_ratio cannot be the same property.
 MIN_NAME_SET = _min_name_set(TEXT_WEIGHTS, THRESHOLD)
+
+
+def text_score_bounds(names_a: np.ndarray, names_b: np.ndarray, numbers_differ: np.ndarray,
+                      both_addresses: np.ndarray, name_set: np.ndarray | None = None,
+                      weights: tuple[float, ...] = TEXT_WEIGHTS) -> np.ndarray:
+    """An upper bound of `text_score` for many pairs of normalised names at once, in C
+    (rapidfuzz `cpdist`) and numpy: exact where a side has no address, else the best the
+    address features could add. The score is at most its text score, so a pair whose bound
+    is under `THRESHOLD` need not be scored (a dense city's templated names make most
+    neighbours pass the name filters, and the full score costs ~17 us a pair in Python).
+
+    The similarities are computed cheapest first, each only for the pairs whose bound with the
+    remaining ones at their best (1.0; their weights are positive) still reaches the threshold.
+    """
+    w = weights
+    assert min(w[1], w[2], w[3], w[4]) >= 0, "the staged bound needs positive similarity weights"
+    z = (w[0] + w[5] * ((names_a == names_b) & (names_a != "")) + w[6] * numbers_differ).astype(np.float64)
+    if name_set is None:  # `name_set`: token_set_ratio / 100 when the caller has it already
+        name_set = _ratio(fuzz.token_set_ratio, names_a, names_b)
+    # with both addresses: has_address, then the best of the address features' ends (linear in each)
+    best_address = w[7] + np.maximum(0.0, w[8] + w[11] * name_set) + max(0.0, w[9]) + max(0.0, w[10])
+    z += w[1] * name_set + np.where(both_addresses, best_address, 0.0)
+    floor = math.log(THRESHOLD / (1.0 - THRESHOLD)) - 1e-6  # z below this: under the threshold
+    remaining = w[2] + w[3] + w[4]
+    for weight, scorer in ((w[2], fuzz.token_sort_ratio), (w[3], fuzz.partial_ratio), (w[4], fuzz.WRatio)):
+        remaining -= weight
+        hopeless = z + weight + remaining < floor
+        z[hopeless] = -np.inf
+        alive = np.flatnonzero(~hopeless)
+        z[alive] += weight * _ratio(scorer, names_a[alive], names_b[alive])
+    bounds: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+    return bounds
+
+
+def _ratio(scorer: object, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if not len(a):
+        return np.zeros(0)
+    found = process.cpdist(a, b, scorer=scorer, dtype=np.float32)  # type: ignore[call-overload]
+    return np.asarray(found, dtype=np.float64) / 100.0
 
 
 def kind_factor(a: str, b: str) -> float:
