@@ -14,6 +14,7 @@ import itertools
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -288,10 +289,10 @@ def text_score_bounds(names_a: np.ndarray, names_b: np.ndarray, numbers_differ: 
     return bounds
 
 
-def _ratio(scorer: object, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _ratio(scorer: Callable[..., float], a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if not len(a):
         return np.zeros(0)
-    found = process.cpdist(a, b, scorer=scorer, dtype=np.float32)  # type: ignore[call-overload]
+    found = process.cpdist(a, b, scorer=scorer, dtype=np.float32)
     return np.asarray(found, dtype=np.float64) / 100.0
 
 
