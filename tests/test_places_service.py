@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -233,3 +234,25 @@ def test_places_in_postgresql_bootstrap_a_new_data_dir(postgres: Postgres, tmp_p
             assert client.get("/v1/listings/airbnb/flat-1").json()["address"] == FLAT_AIRBNB["address"]
     finally:
         second.stop()
+
+
+def test_an_import_sized_batch_is_matched_in_the_background(server: Server) -> None:
+    """Over `INLINE_MATCHING` listings in one group: property and links at once, automatic
+    matches shortly after (the write path keeps 90% of the writer)."""
+    twins = []
+    for i in range(150):
+        name = f"Garden studio {i} at Holland Village"
+        twins += [listing("airbnb", f"bulk-{i}", name, 1.45 + i * 0.002, 103.70),
+                  listing("vrbo", f"bulk-{i}v", name, 1.45 + i * 0.002 + 0.0001, 103.70)]
+    with server.client() as client:
+        post(client, *twins)
+        deadline = time.monotonic() + 30
+        while True:
+            matched = sum(place_of(client, "airbnb", f"bulk-{i}") == place_of(client, "vrbo", f"bulk-{i}v")
+                          for i in range(0, 150, 10))
+            if matched == 15:
+                break
+            assert time.monotonic() < deadline, f"{matched} of 15 matched after 30 s"
+            time.sleep(0.2)
+        metrics = client.get("/metrics").text
+        assert "staystream_places_pending 0.0" in metrics

@@ -30,6 +30,7 @@ change its places, so the incremental result equals the recomputed one.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -87,6 +88,7 @@ class PlaceGraph:
 
     def __init__(self, automatic: bool = True) -> None:
         self._automatic = automatic  # False: property and link edges only (no candidates scored)
+        self._pending: set[str] = set()  # listings whose candidates are still to be found
         self._listings: dict[str, PlaceListing] = {}
         # per listing: lat, lon, source number, name bloom, normalised name (for `_columns`)
         self._rows: dict[str, tuple[float, float, int, int, str]] = {}
@@ -119,11 +121,13 @@ class PlaceGraph:
 
     # -- writing
 
-    def apply(self, events: Iterable[PlaceEvent]) -> dict[str, str | None]:
+    def apply(self, events: Iterable[PlaceEvent], match: bool = True) -> dict[str, str | None]:
         """Apply events in order, then re-decide the places they touched, once.
 
         Returns the new `place_id` of every listing key whose place changed (None: delisted).
-        Many events at once (an import) cost far less than one call each.
+        Many events at once (an import) cost far less than one call each. With `match=False`
+        the listings' candidates are left for `match_pending` (property and link edges apply
+        now): places are then those of a graph without these listings' candidates until then.
         """
         touched: set[str] = set()
         dirty: set[str] = set()
@@ -142,9 +146,26 @@ class PlaceGraph:
                 dirty.discard(event.key)
             else:
                 touched |= self._set_link(event)
-        if self._automatic:
-            touched |= self._rescore(dirty)
-        return self._redecide(touched)
+        if not self._automatic:
+            return self._redecide(touched)
+        if not match:
+            self._pending |= dirty
+            return self._redecide(touched)
+        self._pending -= dirty
+        return self._redecide(touched | self._rescore(dirty))
+
+    @property
+    def pending(self) -> int:
+        """Listings applied with `match=False` whose candidates are still to be found."""
+        return len(self._pending)
+
+    def match_pending(self, limit: int) -> dict[str, str | None]:
+        """Find the candidates of up to `limit` pending listings (any: the places end the same
+        whatever the order) and re-decide the places that gain an edge; returns the place
+        changes as `apply` does."""
+        chosen = set(itertools.islice(self._pending, limit))
+        self._pending -= chosen
+        return self._redecide(self._rescore(chosen))
 
     def _add(self, listing: PlaceListing) -> None:
         key = listing.key
@@ -164,6 +185,7 @@ class PlaceGraph:
         listing = self._listings.get(key)
         if listing is None:
             return set()
+        self._pending.discard(key)
         former = self._neighbours(key)
         del self._listings[key]
         self._grid.remove(key, listing.lat, listing.lon)

@@ -29,6 +29,8 @@ log = logging.getLogger("staystream.writer")
 _json = msgspec.json.Encoder()
 # (row, source, listing_id, name, kind, lat, lon, max_guests, address, property_id): a listing
 # in search, as `sqlite.place_listings` reads it at start-up
+INLINE_MATCHING = 100  # listings a group may carry and still be matched before its answer
+MATCH_SLICE = 50  # listings matched in one slice of deferred matching (~20 ms in a dense city)
 StoredListing = tuple[int, str, str, str, int, float, float, int, str | None, str | None]
 
 
@@ -62,17 +64,33 @@ class WriterPlaces:
         log.info("places rebuilt", extra={"listings": len(self.graph), "links": len(events) - len(self.graph),
                                           "seconds": round(time.perf_counter() - started, 3)})
 
-    def apply(self, listed: Iterable[Listing], delisted: Iterable[str], links: list[Link]) -> None:
+    def apply(self, listed: list[Listing], delisted: Iterable[str], links: list[Link]) -> None:
         """After a group: `listed` the newest winning description of each listing in search,
-        `delisted` the keys of listings that left search, `links` the group's links."""
+        `delisted` the keys of listings that left search, `links` the group's links.
+
+        A group of live traffic (at most `INLINE_MATCHING` listings) is matched at once, so its
+        answer reflects automatic matches too; a bigger one (an import) gets its property and
+        link edges at once and its automatic matches from `match_pending`, in slices that
+        leave the write path at least 90% of the writer's time."""
         events: list[PlaceEvent] = [place_link(link) for link in links]
         events += [place_listing(listing) for listing in listed]
         events += [Delisted(*split_key(key)) for key in delisted]
         if not events:
             return
         started = time.perf_counter()
-        self._publish(self.graph.apply(events))
+        self._publish(self.graph.apply(events, match=len(listed) <= INLINE_MATCHING))
         metrics.places_seconds.observe(time.perf_counter() - started)
+
+    @property
+    def pending(self) -> bool:
+        return self.graph.pending > 0
+
+    def match_pending(self) -> None:
+        """One slice of the deferred automatic matching (`MATCH_SLICE` listings)."""
+        started = time.perf_counter()
+        self._publish(self.graph.match_pending(MATCH_SLICE))
+        metrics.places_seconds.observe(time.perf_counter() - started)
+        metrics.places_pending.set(self.graph.pending)
 
     def as_json(self, place_id: str) -> bytes | None:
         """The body of `GET /v1/places/{place_id}`; None for a place that does not exist."""
