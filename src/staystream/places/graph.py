@@ -30,7 +30,6 @@ change its places, so the incremental result equals the recomputed one.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -88,7 +87,8 @@ class PlaceGraph:
 
     def __init__(self, automatic: bool = True) -> None:
         self._automatic = automatic  # False: property and link edges only (no candidates scored)
-        self._pending: set[str] = set()  # listings whose candidates are still to be found
+        # listings whose candidates are still to be found (`apply(match=False)`), by grid cell
+        self._pending: dict[tuple[int, int], set[str]] = {}
         self._listings: dict[str, PlaceListing] = {}
         # per listing: lat, lon, source number, name bloom, normalised name (for `_columns`)
         self._rows: dict[str, tuple[float, float, int, int, str]] = {}
@@ -148,24 +148,40 @@ class PlaceGraph:
                 touched |= self._set_link(event)
         if not self._automatic:
             return self._redecide(touched)
+        for key in dirty:
+            self._unpend(key)
+            if not match:
+                listing = self._listings[key]
+                self._pending.setdefault(self._grid.cell(listing.lat, listing.lon), set()).add(key)
         if not match:
-            self._pending |= dirty
             return self._redecide(touched)
-        self._pending -= dirty
         return self._redecide(touched | self._rescore(dirty))
 
     @property
     def pending(self) -> int:
         """Listings applied with `match=False` whose candidates are still to be found."""
-        return len(self._pending)
+        return sum(len(keys) for keys in self._pending.values())
 
     def match_pending(self, limit: int) -> dict[str, str | None]:
-        """Find the candidates of up to `limit` pending listings (any: the places end the same
-        whatever the order) and re-decide the places that gain an edge; returns the place
-        changes as `apply` does."""
-        chosen = set(itertools.islice(self._pending, limit))
-        self._pending -= chosen
+        """Find the candidates of the pending listings of whole grid cells, at least `limit`
+        of them unless fewer are pending (cells together: they share the neighbours scanned;
+        any order ends with the same places), and re-decide the places that gain an edge;
+        returns the place changes as `apply` does."""
+        chosen: set[str] = set()
+        while self._pending and len(chosen) < limit:
+            chosen |= self._pending.pop(next(iter(self._pending)))
         return self._redecide(self._rescore(chosen))
+
+    def _unpend(self, key: str) -> None:
+        listing = self._listings.get(key)
+        if listing is None:
+            return
+        cell = self._grid.cell(listing.lat, listing.lon)
+        keys = self._pending.get(cell)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._pending[cell]
 
     def _add(self, listing: PlaceListing) -> None:
         key = listing.key
@@ -185,7 +201,7 @@ class PlaceGraph:
         listing = self._listings.get(key)
         if listing is None:
             return set()
-        self._pending.discard(key)
+        self._unpend(key)
         former = self._neighbours(key)
         del self._listings[key]
         self._grid.remove(key, listing.lat, listing.lon)
