@@ -137,7 +137,8 @@ def test_search_groups_offers_by_place_read_after_ack(server: Server) -> None:
 
 def test_a_delisted_listing_leaves_its_place(server: Server) -> None:
     with server.client() as client:
-        post(client, {**FLAT_AIRBNB, "listing_id": "d-1", "lat": 1.40}, {**FLAT_VRBO, "listing_id": "d-1v", "lat": 1.4001})
+        post(client, {**FLAT_AIRBNB, "listing_id": "d-1", "lat": 1.40},
+             {**FLAT_VRBO, "listing_id": "d-1v", "lat": 1.4001})
         assert place_of(client, "airbnb", "d-1") == place_of(client, "vrbo", "d-1v")
         post(client, {"type": "delist", "source": "airbnb", "listing_id": "d-1", "changed_at": "2026-01-02T00:00:00Z"})
         alone = place_of(client, "vrbo", "d-1v")
