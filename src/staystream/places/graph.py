@@ -263,12 +263,12 @@ class PlaceGraph:
             rows, cols = np.nonzero(reach & hopeful)
             keep = process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_set_ratio,
                                   score_cutoff=cutoff, dtype=np.float32) >= cutoff
-            for i, j in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True):
-                x, y = mine[i], b.keys[j]
-                low, high = (x, y) if x < y else (y, x)
-                match = matching.score(self._listings[low], self._listings[high])
-                if match.same:
-                    self._candidates[x][y] = self._candidates[y][x] = match.score
+            found = [(mine[i], b.keys[j]) for i, j in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True)]
+            pairs = [(x, y) if x < y else (y, x) for x, y in found]  # scored in key order
+            scores = matching.score_many([(self._listings[x], self._listings[y]) for x, y in pairs])
+            for (x, y), score in zip(pairs, scores.tolist(), strict=True):
+                if score >= matching.THRESHOLD:
+                    self._candidates[x][y] = self._candidates[y][x] = score
                     gained.update((x, y))
         return gained
 

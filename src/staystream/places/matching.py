@@ -14,10 +14,12 @@ import itertools
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from rapidfuzz import fuzz
+import numpy as np
+from rapidfuzz import fuzz, process
 
 from staystream.places.types import PlaceListing
 
@@ -192,6 +194,7 @@ class TextEvidence:
         )
 
 
+@lru_cache(maxsize=1 << 18)
 def _numbers(words: str) -> frozenset[str]:
     return frozenset(_NUMBER.findall(words))
 
@@ -302,3 +305,45 @@ def score(a: PlaceListing, b: PlaceListing) -> Match:
     capacity = capacity_factor(a.kind, a.max_guests, b.kind, b.max_guests)
     total = text * distance_factor(distance) * kinds * capacity
     return Match(round(total, 4), round(text, 4), evidence, round(distance, 1), kinds, capacity)
+
+
+def score_many(pairs: Sequence[tuple[PlaceListing, PlaceListing]]) -> np.ndarray:
+    """`score(a, b).score` of many pairs at once (rapidfuzz `cpdist`, numpy): what the graph uses.
+
+    The same features, weights and factors as `score`; floating-point sums may differ from it
+    in the last bits, the rounding to 4 decimals hides that but at a rounding boundary.
+    """
+    n = len(pairs)
+    x = np.zeros((n, len(TEXT_WEIGHTS)))
+    if n == 0:
+        return np.zeros(0)
+    names_a = [normalise_name(a.name) for a, _ in pairs]
+    names_b = [normalise_name(b.name) for _, b in pairs]
+    x[:, 0] = 1.0
+    for column, scorer in enumerate((fuzz.token_set_ratio, fuzz.token_sort_ratio, fuzz.partial_ratio,
+                                     fuzz.WRatio), start=1):
+        x[:, column] = process.cpdist(names_a, names_b, scorer=scorer, dtype=np.float64) / 100.0
+    x[:, 5] = [bool(na) and na == nb for na, nb in zip(names_a, names_b, strict=True)]
+    x[:, 6] = [_differ(_numbers(na), _numbers(nb)) for na, nb in zip(names_a, names_b, strict=True)]
+    both = [i for i, (a, b) in enumerate(pairs) if a.address and b.address]
+    if both:
+        streets = [(normalise_address(pairs[i][0].address or ""), normalise_address(pairs[i][1].address or ""))
+                   for i in both]
+        street = process.cpdist([sa for (sa, _), _ in streets], [sb for _, (sb, _) in streets],
+                                scorer=fuzz.token_set_ratio, dtype=np.float64) / 100.0
+        rows = np.array(both)
+        x[rows, 7] = 1.0
+        x[rows, 8] = [v if sa and sb else 0.0 for v, ((sa, _), (sb, _)) in zip(street.tolist(), streets, strict=True)]
+        x[rows, 9] = [_differ(xa, xb) for (_, xa), (_, xb) in streets]
+        x[rows, 10] = [bool(xa & xb) for (_, xa), (_, xb) in streets]
+    x[:, 11] = x[:, 1] * x[:, 8]
+    text = 1.0 / (1.0 + np.exp(-(x @ np.array(TEXT_WEIGHTS))))
+    lat_a, lon_a, lat_b, lon_b = (np.radians(np.array(v)) for v in zip(
+        *((a.lat, a.lon, b.lat, b.lon) for a, b in pairs), strict=True))
+    h = np.sin((lat_b - lat_a) / 2) ** 2 + np.cos(lat_a) * np.cos(lat_b) * np.sin((lon_b - lon_a) / 2) ** 2
+    distance = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+    near = 1.0 - (1.0 - FAR_FACTOR) * (distance - BLUR_M) / (RADIUS_M - BLUR_M)
+    distance_factors = np.where(distance <= BLUR_M, 1.0, np.where(distance > RADIUS_M, 0.0, near))
+    factors = np.array([kind_factor(a.kind, b.kind) * capacity_factor(a.kind, a.max_guests, b.kind, b.max_guests)
+                        for a, b in pairs])
+    return np.round(text * distance_factors * factors, 4)
