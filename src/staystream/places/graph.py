@@ -239,6 +239,10 @@ class PlaceGraph:
                 part = self._cell(near)
                 if near in done and len(by_cell[near]) == len(part.keys):
                     continue
+                parts.append(part)
+                if near not in by_cell:  # no dirty listing there
+                    scored.append(np.zeros((len(mine), len(part.keys)), dtype=bool))
+                    continue
                 flags = np.fromiter((k in dirty for k in part.keys), dtype=bool, count=len(part.keys))
                 if near in done:
                     scored.append(np.broadcast_to(flags, (len(mine), len(part.keys))))
@@ -248,7 +252,6 @@ class PlaceGraph:
                     scored.append(flags[None, :] & (np.arange(len(part.keys))[None, :] <= mine_at[:, None]))
                 else:
                     scored.append(np.zeros((len(mine), len(part.keys)), dtype=bool))
-                parts.append(part)
             done.add(cell)
             b = _Columns.concatenate(parts)
             dlat = b.lat[None, :] - a.lat[:, None]
@@ -257,10 +260,14 @@ class PlaceGraph:
             reach = dlat * dlat + dlon * dlon <= reach_deg2
             reach &= a.source[:, None] != b.source[None, :]
             reach &= ~np.concatenate(scored, axis=1)
-            hopeful = (a.bloom[:, None] & b.bloom[None, :]) != 0
-            hopeful |= process.cdist(a.name, b.name, scorer=fuzz.token_sort_ratio, score_cutoff=cutoff,
+            # names of the listings within reach of any of mine, each converted once
+            within = np.flatnonzero(reach.any(axis=0))
+            reach = reach[:, within]
+            hopeful = (a.bloom[:, None] & b.bloom[None, within]) != 0
+            hopeful |= process.cdist(a.name, b.name[within], scorer=fuzz.token_sort_ratio, score_cutoff=cutoff,
                                      dtype=np.float32) >= cutoff
             rows, cols = np.nonzero(reach & hopeful)
+            cols = within[cols]
             keep = process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_set_ratio,
                                   score_cutoff=cutoff, dtype=np.float32) >= cutoff
             found = [(mine[i], b.keys[j]) for i, j in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True)]
