@@ -121,6 +121,7 @@ def test_the_bulk_score_is_the_score() -> None:
         b = PlaceListing("b", str(i), 1.3 + rnd.uniform(-0.002, 0.002), 103.8 + rnd.uniform(-0.003, 0.003),
                          pair.names[1], rnd.choice(kinds), rnd.choice((2, 4, 8)), pair.addresses[1])
         pairs.append((a, b))
-    bulk = matching.score_many(pairs)
+    bulk, metres = matching.score_many(pairs)
     assert bulk.tolist() == pytest.approx([matching.score(a, b).score for a, b in pairs], abs=1e-4)
     assert 0 < sum(s >= matching.THRESHOLD for s in bulk) < len(pairs)
+    assert metres.tolist() == pytest.approx([matching.haversine_m(a.lat, a.lon, b.lat, b.lon) for a, b in pairs])

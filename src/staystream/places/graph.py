@@ -9,9 +9,10 @@ or the events in any order, give the same places), computed as follows:
    names as a pair (a link, either way, beats automatic matching).
 2. Joining, under the "not same" links: property edges always join (the contract makes them
    one place, so a "not same" between units of one property cannot be honoured); then link
-   edges, newest first; then candidates, best score first (ties by the keys). A link or
-   candidate is refused when it would put two listings that a "not same" link separates into
-   one place, so a "not same" holds even against a chain of edges that would join them.
+   edges, newest first; then candidates, best score first (ties: the nearer, then by the
+   keys). A link or candidate is refused when it would put two listings that a "not same" link
+   separates into one place, so a "not same" holds even against a chain of edges that would
+   join them.
 3. One-to-one: per pair of sources a listing takes at most one candidate: a candidate is
    skipped when either listing already took one of the other's source (a refused candidate
    takes nothing). Those taken are the *auto* edges.
@@ -95,7 +96,7 @@ class PlaceGraph:
         self._properties: dict[tuple[str, str], set[str]] = {}
         self._links: dict[tuple[str, str], Link] = {}
         self._link_partners: dict[str, set[str]] = {}
-        self._candidates: dict[str, dict[str, float]] = {}
+        self._candidates: dict[str, dict[str, tuple[float, float]]] = {}  # other: (score, metres)
         self._place_of: dict[str, str] = {}
         self._places: dict[str, Place] = {}
 
@@ -272,10 +273,10 @@ class PlaceGraph:
                                   score_cutoff=cutoff, dtype=np.float32) >= cutoff
             found = [(mine[i], b.keys[j]) for i, j in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True)]
             pairs = [(x, y) if x < y else (y, x) for x, y in found]  # scored in key order
-            scores = matching.score_many([(self._listings[x], self._listings[y]) for x, y in pairs])
-            for (x, y), score in zip(pairs, scores.tolist(), strict=True):
+            scores, metres = matching.score_many([(self._listings[x], self._listings[y]) for x, y in pairs])
+            for (x, y), score, distance in zip(pairs, scores.tolist(), metres.tolist(), strict=True):
                 if score >= matching.THRESHOLD:
-                    self._candidates[x][y] = self._candidates[y][x] = score
+                    self._candidates[x][y] = self._candidates[y][x] = (score, distance)
                     gained.update((x, y))
         return gained
 
@@ -351,12 +352,12 @@ class PlaceGraph:
         for link in sorted((x for x in links if x.same), key=lambda x: (-x.changed_at, x.pair)):
             joins.join(*link.pair, "link", 1.0)
         candidates = sorted(
-            (-score, a, b)
-            for a in group for b, score in self._candidates[a].items()
+            (-score, distance, a, b)
+            for a in group for b, (score, distance) in self._candidates[a].items()
             if a < b and (a, b) not in linked
         )
         taken: set[tuple[str, str]] = set()
-        for negative, a, b in candidates:
+        for negative, _, a, b in candidates:
             source_a, source_b = self._listings[a].source, self._listings[b].source
             if (a, source_b) in taken or (b, source_a) in taken:
                 continue

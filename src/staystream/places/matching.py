@@ -307,8 +307,9 @@ def score(a: PlaceListing, b: PlaceListing) -> Match:
     return Match(round(total, 4), round(text, 4), evidence, round(distance, 1), kinds, capacity)
 
 
-def score_many(pairs: Sequence[tuple[PlaceListing, PlaceListing]]) -> np.ndarray:
-    """`score(a, b).score` of many pairs at once (rapidfuzz `cpdist`, numpy): what the graph uses.
+def score_many(pairs: Sequence[tuple[PlaceListing, PlaceListing]]) -> tuple[np.ndarray, np.ndarray]:
+    """`score(a, b).score` and the distance in metres of many pairs at once (rapidfuzz `cpdist`,
+    numpy): what the graph uses.
 
     The same features, weights and factors as `score`; floating-point sums may differ from it
     in the last bits, the rounding to 4 decimals hides that but at a rounding boundary.
@@ -316,7 +317,7 @@ def score_many(pairs: Sequence[tuple[PlaceListing, PlaceListing]]) -> np.ndarray
     n = len(pairs)
     x = np.zeros((n, len(TEXT_WEIGHTS)))
     if n == 0:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros(0)
     names_a = [normalise_name(a.name) for a, _ in pairs]
     names_b = [normalise_name(b.name) for _, b in pairs]
     x[:, 0] = 1.0
@@ -346,4 +347,4 @@ def score_many(pairs: Sequence[tuple[PlaceListing, PlaceListing]]) -> np.ndarray
     distance_factors = np.where(distance <= BLUR_M, 1.0, np.where(distance > RADIUS_M, 0.0, near))
     factors = np.array([kind_factor(a.kind, b.kind) * capacity_factor(a.kind, a.max_guests, b.kind, b.max_guests)
                         for a, b in pairs])
-    return np.round(text * distance_factors * factors, 4)
+    return np.round(text * distance_factors * factors, 4), distance
