@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import random
 
 import overture_pairs as places_pairs
@@ -28,6 +29,10 @@ def listing(source: str, name: str, address: str | None = None, north_m: float =
 ])
 def test_names_lose_case_accents_punctuation_and_lodging_words(raw: str, normalised: str) -> None:
     assert matching.normalise_name(raw) == normalised
+
+
+def test_the_docstring_examples_hold() -> None:
+    assert doctest.testmod(matching).failed == 0
 
 
 def test_addresses_get_canonical_street_types_and_numbers_apart() -> None:

@@ -149,8 +149,9 @@ def normalise_name(name: str) -> str:
 def normalise_address(address: str) -> tuple[str, frozenset[str]]:
     """The street words with canonical street types, and the set of numbers in the address.
 
-    >>> normalise_address("12bis Av. des Champs-Élysées, 75008 Paris")
-    ('ave champs elysees paris', frozenset({'12', '75008'}))
+    >>> street, numbers = normalise_address("12bis Av. des Champs-Élysées, 75008 Paris")
+    >>> street, sorted(numbers)
+    ('ave champs elysees paris', ['12', '75008'])
     """
     words = fold(address)
     numbers = frozenset(n.lstrip("0") or "0" for w in words for n in _NUMBER.findall(w))
