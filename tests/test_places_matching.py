@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import doctest
+import random
+
 import overture_pairs as places_pairs
 import pytest
 from rapidfuzz import fuzz
@@ -26,6 +29,11 @@ def listing(source: str, name: str, address: str | None = None, north_m: float =
 ])
 def test_names_lose_case_accents_punctuation_and_lodging_words(raw: str, normalised: str) -> None:
     assert matching.normalise_name(raw) == normalised
+
+
+def test_the_docstring_examples_hold() -> None:
+    results = doctest.testmod(matching)
+    assert results.attempted >= 3 and results.failed == 0
 
 
 def test_addresses_get_canonical_street_types_and_numbers_apart() -> None:
@@ -107,3 +115,19 @@ def test_without_a_shared_word_token_set_is_at_most_token_sort(names: tuple[str,
         a, b = matching.normalise_name(name_a), matching.normalise_name(name_b)
         if not set(a.split()) & set(b.split()):
             assert fuzz.token_set_ratio(a, b) <= fuzz.token_sort_ratio(a, b) + 1e-9, (a, b)
+
+
+def test_the_bulk_score_is_the_score() -> None:
+    rnd = random.Random(7)
+    kinds = ("hotel_room", "apartment", "house", "private_room", "other")
+    pairs = []
+    for i, pair in enumerate(places_pairs.load(PAIRS)[:600]):
+        a = PlaceListing("a", str(i), 1.3 + rnd.uniform(-0.002, 0.002), 103.8, pair.names[0], rnd.choice(kinds),
+                         rnd.choice((2, 4, 8)), pair.addresses[0])
+        b = PlaceListing("b", str(i), 1.3 + rnd.uniform(-0.002, 0.002), 103.8 + rnd.uniform(-0.003, 0.003),
+                         pair.names[1], rnd.choice(kinds), rnd.choice((2, 4, 8)), pair.addresses[1])
+        pairs.append((a, b))
+    bulk, metres = matching.score_many(pairs)
+    assert bulk.tolist() == pytest.approx([matching.score(a, b).score for a, b in pairs], abs=1e-4)
+    assert 0 < sum(s >= matching.THRESHOLD for s in bulk) < len(pairs)
+    assert metres.tolist() == pytest.approx([matching.haversine_m(a.lat, a.lon, b.lat, b.lon) for a, b in pairs])

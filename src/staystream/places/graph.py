@@ -9,9 +9,10 @@ or the events in any order, give the same places), computed as follows:
    names as a pair (a link, either way, beats automatic matching).
 2. Joining, under the "not same" links: property edges always join (the contract makes them
    one place, so a "not same" between units of one property cannot be honoured); then link
-   edges, newest first; then candidates, best score first (ties by the keys). A link or
-   candidate is refused when it would put two listings that a "not same" link separates into
-   one place, so a "not same" holds even against a chain of edges that would join them.
+   edges, newest first; then candidates, best score first (ties: the nearer, then by the
+   keys). A link or candidate is refused when it would put two listings that a "not same" link
+   separates into one place, so a "not same" holds even against a chain of edges that would
+   join them.
 3. One-to-one: per pair of sources a listing takes at most one candidate: a candidate is
    skipped when either listing already took one of the other's source (a refused candidate
    takes nothing). Those taken are the *auto* edges.
@@ -92,14 +93,13 @@ class PlaceGraph:
         self._listings: dict[str, PlaceListing] = {}
         # per listing: lat, lon, source number, name bloom, normalised name (for `_columns`)
         self._rows: dict[str, tuple[float, float, int, int, str]] = {}
-        self._name_numbers: dict[str, frozenset[str]] = {}  # the numbers in each normalised name
         self._source_ids: dict[str, int] = {}
         self._cell_columns: dict[tuple[int, int], _Columns] = {}  # built when needed
         self._grid = Grid(matching.RADIUS_M)
         self._properties: dict[tuple[str, str], set[str]] = {}
         self._links: dict[tuple[str, str], Link] = {}
         self._link_partners: dict[str, set[str]] = {}
-        self._candidates: dict[str, dict[str, float]] = {}
+        self._candidates: dict[str, dict[str, tuple[float, float]]] = {}  # other: (score, metres)
         self._place_of: dict[str, str] = {}
         self._places: dict[str, Place] = {}
 
@@ -189,7 +189,6 @@ class PlaceGraph:
         core = matching.normalise_name(listing.name)
         source = self._source_ids.setdefault(listing.source, len(self._source_ids))
         self._rows[key] = (listing.lat, listing.lon, source, _name_bloom(core), core)
-        self._name_numbers[key] = matching.name_numbers(core)
         self._grid.add(key, listing.lat, listing.lon)
         self._cell_columns.pop(self._grid.cell(listing.lat, listing.lon), None)
         if (prop := _property(listing)) is not None:
@@ -214,7 +213,6 @@ class PlaceGraph:
         for other in self._candidates.pop(key):
             del self._candidates[other][key]
         del self._rows[key]
-        del self._name_numbers[key]
         return former
 
     def _neighbours(self, key: str) -> set[str]:
@@ -282,6 +280,10 @@ class PlaceGraph:
                 part = self._cell(near)
                 if near in done and len(by_cell[near]) == len(part.keys):
                     continue
+                parts.append(part)
+                if near not in by_cell:  # no dirty listing there
+                    scored.append(np.zeros((len(mine), len(part.keys)), dtype=bool))
+                    continue
                 flags = np.fromiter((k in dirty for k in part.keys), dtype=bool, count=len(part.keys))
                 if near in done:
                     scored.append(np.broadcast_to(flags, (len(mine), len(part.keys))))
@@ -291,7 +293,6 @@ class PlaceGraph:
                     scored.append(flags[None, :] & (np.arange(len(part.keys))[None, :] <= mine_at[:, None]))
                 else:
                     scored.append(np.zeros((len(mine), len(part.keys)), dtype=bool))
-                parts.append(part)
             done.add(cell)
             b = _Columns.concatenate(parts)
             dlat = b.lat[None, :] - a.lat[:, None]
@@ -300,38 +301,24 @@ class PlaceGraph:
             reach = dlat * dlat + dlon * dlon <= reach_deg2
             reach &= a.source[:, None] != b.source[None, :]
             reach &= ~np.concatenate(scored, axis=1)
-            hopeful = (a.bloom[:, None] & b.bloom[None, :]) != 0
-            hopeful |= process.cdist(a.name, b.name, scorer=fuzz.token_sort_ratio, score_cutoff=cutoff,
+            # names of the listings within reach of any of mine, each converted once
+            within = np.flatnonzero(reach.any(axis=0))
+            reach = reach[:, within]
+            hopeful = (a.bloom[:, None] & b.bloom[None, within]) != 0
+            hopeful |= process.cdist(a.name, b.name[within], scorer=fuzz.token_sort_ratio, score_cutoff=cutoff,
                                      dtype=np.float32) >= cutoff
             rows, cols = np.nonzero(reach & hopeful)
-            name_set = process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_set_ratio,
-                                      score_cutoff=cutoff, dtype=np.float32)
-            keep = name_set >= cutoff
-            rows, cols = rows[keep], cols[keep]
-            keep = self._hopeful(mine, b.keys, rows, cols, a.name[rows], b.name[cols], name_set[keep] / 100.0)
-            for i, j in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True):
-                x, y = mine[i], b.keys[j]
-                low, high = (x, y) if x < y else (y, x)
-                match = matching.score(self._listings[low], self._listings[high])
-                if match.same:
-                    self._candidates[x][y] = self._candidates[y][x] = match.score
+            cols = within[cols]
+            keep = process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_set_ratio,
+                                  score_cutoff=cutoff, dtype=np.float32) >= cutoff
+            found = [(mine[i], b.keys[j]) for i, j in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True)]
+            pairs = [(x, y) if x < y else (y, x) for x, y in found]  # scored in key order
+            scores, metres = matching.score_many([(self._listings[x], self._listings[y]) for x, y in pairs])
+            for (x, y), score, distance in zip(pairs, scores.tolist(), metres.tolist(), strict=True):
+                if score >= matching.THRESHOLD:
+                    self._candidates[x][y] = self._candidates[y][x] = (score, distance)
                     gained.update((x, y))
         return gained
-
-    def _hopeful(self, mine: list[str], theirs: list[str], rows: np.ndarray, cols: np.ndarray,
-                 names_a: np.ndarray, names_b: np.ndarray, name_set: np.ndarray) -> np.ndarray:
-        """Pairs whose text score could reach the threshold (`matching.text_score_bounds`)."""
-        if not len(rows):
-            return np.zeros(0, dtype=bool)
-        listings = self._listings
-        pairs = list(zip((mine[i] for i in rows.tolist()), (theirs[j] for j in cols.tolist()), strict=True))
-        numbers = self._name_numbers
-        differ = np.fromiter((bool(numbers[x] - numbers[y]) and bool(numbers[y] - numbers[x]) for x, y in pairs),
-                             dtype=bool, count=len(pairs))
-        addressed = np.fromiter((bool(listings[x].address) and bool(listings[y].address) for x, y in pairs),
-                                dtype=bool, count=len(pairs))
-        bounds = matching.text_score_bounds(names_a, names_b, differ, addressed, name_set.astype(np.float64))
-        return bounds >= matching.THRESHOLD - 1e-6  # a hair under: float32 ratios, never a pair lost
 
     def _cell(self, cell: tuple[int, int]) -> _Columns:
         columns = self._cell_columns.get(cell)
@@ -405,12 +392,12 @@ class PlaceGraph:
         for link in sorted((x for x in links if x.same), key=lambda x: (-x.changed_at, x.pair)):
             joins.join(*link.pair, "link", 1.0)
         candidates = sorted(
-            (-score, a, b)
-            for a in group for b, score in self._candidates[a].items()
+            (-score, distance, a, b)
+            for a in group for b, (score, distance) in self._candidates[a].items()
             if a < b and (a, b) not in linked
         )
         taken: set[tuple[str, str]] = set()
-        for negative, a, b in candidates:
+        for negative, _, a, b in candidates:
             source_a, source_b = self._listings[a].source, self._listings[b].source
             if (a, source_b) in taken or (b, source_a) in taken:
                 continue

@@ -14,7 +14,7 @@ import itertools
 import math
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -149,8 +149,9 @@ def normalise_name(name: str) -> str:
 def normalise_address(address: str) -> tuple[str, frozenset[str]]:
     """The street words with canonical street types, and the set of numbers in the address.
 
-    >>> normalise_address("12bis Av. des Champs-Élysées, 75008 Paris")
-    ('ave champs elysees paris', frozenset({'12', '75008'}))
+    >>> street, numbers = normalise_address("12bis Av. des Champs-Élysées, 75008 Paris")
+    >>> street, sorted(numbers)
+    ('ave champs elysees paris', ['12', '75008'])
     """
     words = fold(address)
     numbers = frozenset(n.lstrip("0") or "0" for w in words for n in _NUMBER.findall(w))
@@ -194,8 +195,8 @@ class TextEvidence:
         )
 
 
-def name_numbers(words: str) -> frozenset[str]:
-    """The numbers in a normalised name (`name_numbers_differ` compares them)."""
+@lru_cache(maxsize=1 << 18)
+def _numbers(words: str) -> frozenset[str]:
     return frozenset(_NUMBER.findall(words))
 
 
@@ -219,7 +220,7 @@ def text_evidence(name_a: str, address_a: str | None, name_b: str,
         name_partial=fuzz.partial_ratio(na, nb) / 100.0,
         name_weighted=fuzz.WRatio(na, nb) / 100.0,
         name_equal=bool(na) and na == nb,
-        name_numbers_differ=_differ(name_numbers(na), name_numbers(nb)),
+        name_numbers_differ=_differ(_numbers(na), _numbers(nb)),
         has_address=has_address,
         address=street,
         address_numbers_differ=numbers_differ,
@@ -255,45 +256,6 @@ def _min_name_set(weights: tuple[float, ...], threshold: float) -> float:
 
 # Pairs whose normalised names have a lower token_set_ratio cannot be the same property.
 MIN_NAME_SET = _min_name_set(TEXT_WEIGHTS, THRESHOLD)
-
-
-def text_score_bounds(names_a: np.ndarray, names_b: np.ndarray, numbers_differ: np.ndarray,
-                      both_addresses: np.ndarray, name_set: np.ndarray | None = None,
-                      weights: tuple[float, ...] = TEXT_WEIGHTS) -> np.ndarray:
-    """An upper bound of `text_score` for many pairs of normalised names at once, in C
-    (rapidfuzz `cpdist`) and numpy: exact where a side has no address, else the best the
-    address features could add. The score is at most its text score, so a pair whose bound
-    is under `THRESHOLD` need not be scored (a dense city's templated names make most
-    neighbours pass the name filters, and the full score costs ~17 us a pair in Python).
-
-    The similarities are computed cheapest first, each only for the pairs whose bound with the
-    remaining ones at their best (1.0; their weights are positive) still reaches the threshold.
-    """
-    w = weights
-    assert min(w[1], w[2], w[3], w[4]) >= 0, "the staged bound needs positive similarity weights"
-    z = (w[0] + w[5] * ((names_a == names_b) & (names_a != "")) + w[6] * numbers_differ).astype(np.float64)
-    if name_set is None:  # `name_set`: token_set_ratio / 100 when the caller has it already
-        name_set = _ratio(fuzz.token_set_ratio, names_a, names_b)
-    # with both addresses: has_address, then the best of the address features' ends (linear in each)
-    best_address = w[7] + np.maximum(0.0, w[8] + w[11] * name_set) + max(0.0, w[9]) + max(0.0, w[10])
-    z += w[1] * name_set + np.where(both_addresses, best_address, 0.0)
-    floor = math.log(THRESHOLD / (1.0 - THRESHOLD)) - 1e-6  # z below this: under the threshold
-    remaining = w[2] + w[3] + w[4]
-    for weight, scorer in ((w[2], fuzz.token_sort_ratio), (w[3], fuzz.partial_ratio), (w[4], fuzz.WRatio)):
-        remaining -= weight
-        hopeless = z + weight + remaining < floor
-        z[hopeless] = -np.inf
-        alive = np.flatnonzero(~hopeless)
-        z[alive] += weight * _ratio(scorer, names_a[alive], names_b[alive])
-    bounds: np.ndarray = 1.0 / (1.0 + np.exp(-z))
-    return bounds
-
-
-def _ratio(scorer: Callable[..., float], a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if not len(a):
-        return np.zeros(0)
-    found = process.cpdist(a, b, scorer=scorer, dtype=np.float32)
-    return np.asarray(found, dtype=np.float64) / 100.0
 
 
 def kind_factor(a: str, b: str) -> float:
@@ -344,3 +306,46 @@ def score(a: PlaceListing, b: PlaceListing) -> Match:
     capacity = capacity_factor(a.kind, a.max_guests, b.kind, b.max_guests)
     total = text * distance_factor(distance) * kinds * capacity
     return Match(round(total, 4), round(text, 4), evidence, round(distance, 1), kinds, capacity)
+
+
+def score_many(pairs: Sequence[tuple[PlaceListing, PlaceListing]]) -> tuple[np.ndarray, np.ndarray]:
+    """`score(a, b).score` and the distance in metres of many pairs at once (rapidfuzz `cpdist`,
+    numpy): what the graph uses.
+
+    The same features, weights and factors as `score`; floating-point sums may differ from it
+    in the last bits, the rounding to 4 decimals hides that but at a rounding boundary.
+    """
+    n = len(pairs)
+    x = np.zeros((n, len(TEXT_WEIGHTS)))
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    names_a = [normalise_name(a.name) for a, _ in pairs]
+    names_b = [normalise_name(b.name) for _, b in pairs]
+    x[:, 0] = 1.0
+    for column, scorer in enumerate((fuzz.token_set_ratio, fuzz.token_sort_ratio, fuzz.partial_ratio,
+                                     fuzz.WRatio), start=1):
+        x[:, column] = process.cpdist(names_a, names_b, scorer=scorer, dtype=np.float64) / 100.0
+    x[:, 5] = [bool(na) and na == nb for na, nb in zip(names_a, names_b, strict=True)]
+    x[:, 6] = [_differ(_numbers(na), _numbers(nb)) for na, nb in zip(names_a, names_b, strict=True)]
+    both = [i for i, (a, b) in enumerate(pairs) if a.address and b.address]
+    if both:
+        streets = [(normalise_address(pairs[i][0].address or ""), normalise_address(pairs[i][1].address or ""))
+                   for i in both]
+        street = process.cpdist([sa for (sa, _), _ in streets], [sb for _, (sb, _) in streets],
+                                scorer=fuzz.token_set_ratio, dtype=np.float64) / 100.0
+        rows = np.array(both)
+        x[rows, 7] = 1.0
+        x[rows, 8] = [v if sa and sb else 0.0 for v, ((sa, _), (sb, _)) in zip(street.tolist(), streets, strict=True)]
+        x[rows, 9] = [_differ(xa, xb) for (_, xa), (_, xb) in streets]
+        x[rows, 10] = [bool(xa & xb) for (_, xa), (_, xb) in streets]
+    x[:, 11] = x[:, 1] * x[:, 8]
+    text = 1.0 / (1.0 + np.exp(-(x @ np.array(TEXT_WEIGHTS))))
+    lat_a, lon_a, lat_b, lon_b = (np.radians(np.array(v)) for v in zip(
+        *((a.lat, a.lon, b.lat, b.lon) for a, b in pairs), strict=True))
+    h = np.sin((lat_b - lat_a) / 2) ** 2 + np.cos(lat_a) * np.cos(lat_b) * np.sin((lon_b - lon_a) / 2) ** 2
+    distance = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+    near = 1.0 - (1.0 - FAR_FACTOR) * (distance - BLUR_M) / (RADIUS_M - BLUR_M)
+    distance_factors = np.where(distance <= BLUR_M, 1.0, np.where(distance > RADIUS_M, 0.0, near))
+    factors = np.array([kind_factor(a.kind, b.kind) * capacity_factor(a.kind, a.max_guests, b.kind, b.max_guests)
+                        for a, b in pairs])
+    return np.round(text * distance_factors * factors, 4), distance
