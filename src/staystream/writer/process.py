@@ -56,6 +56,7 @@ class Group:
 
 
 GROUP_NIGHTS = 400_000  # applying this many night updates takes ~50 ms: a group's latency bound
+MATCH_IDLE_SECONDS = 0.1  # no frame for this long: deferred matching may use the whole writer
 SNAPSHOT_RETRY_SECONDS = 10.0  # after a failed snapshot (disk full, say): soon, but not every group
 
 
@@ -71,9 +72,11 @@ class Waiting:
         self.bulk: deque[tuple[Frame, int]] = deque()
         self.ready = asyncio.Event()
         self.closed = False
+        self.added_at = 0.0  # CLOCK_MONOTONIC of the last frame added
 
     def add(self, frame: Frame, nights: int, bulk: bool) -> None:
         (self.bulk if bulk else self.live).append((frame, nights))
+        self.added_at = time.monotonic()
         self.ready.set()
 
     def close(self) -> None:
@@ -84,13 +87,16 @@ class Waiting:
     def empty(self) -> bool:
         return not (self.live or self.bulk)
 
-    async def take(self) -> list[Frame] | None:
-        """The next group; None once closed and drained."""
+    async def take(self, timeout: float | None = None) -> list[Frame] | None:
+        """The next group; None once closed and drained; [] if `timeout` passed first."""
         while not (self.live or self.bulk):
             if self.closed:
                 return None
             self.ready.clear()
-            await self.ready.wait()
+            try:
+                await asyncio.wait_for(self.ready.wait(), timeout)
+            except TimeoutError:
+                return []
         frames: list[Frame] = []
         nights = 0
         for queue in (self.live, self.bulk):
@@ -209,19 +215,21 @@ class Writer:
     async def _commit_loop(self) -> None:
         match_due = 0.0
         while True:
-            # Deferred automatic matching (imports): when no frame waits, and under load after
-            # 9x as long as its last slice took, so that it keeps to 10% of the writer's time.
-            if self.places.pending and not self.waiting.closed and (
-                    self.waiting.empty or time.monotonic() >= match_due):
-                started = time.monotonic()
+            # Deferred automatic matching (imports): while frames keep coming, one slice after
+            # 9x as long as the last one took (10% of the writer's time); once none came for
+            # MATCH_IDLE_SECONDS, slice after slice.
+            now = time.monotonic()
+            if self.places.pending and not self.waiting.closed and (now >= match_due or (
+                    self.waiting.empty and now - self.waiting.added_at >= MATCH_IDLE_SECONDS)):
                 self.places.match_pending()
-                match_due = time.monotonic() + 9 * (time.monotonic() - started)
+                match_due = time.monotonic() + 9 * (time.monotonic() - now)
                 await asyncio.sleep(0)  # frames that arrived meanwhile get in
                 continue
-            frames = await self.waiting.take()
+            frames = await self.waiting.take(MATCH_IDLE_SECONDS if self.places.pending else None)
             if frames is None:
                 return
-            await self._commit(Group(frames))
+            if frames:
+                await self._commit(Group(frames))
 
     async def _commit(self, group: Group) -> None:
         rows_before = len(self.keys)
