@@ -163,13 +163,17 @@ class PlaceGraph:
         return sum(len(keys) for keys in self._pending.values())
 
     def match_pending(self, limit: int) -> dict[str, str | None]:
-        """Find the candidates of the pending listings of whole grid cells, at least `limit`
-        of them unless fewer are pending (cells together: they share the neighbours scanned;
-        any order ends with the same places), and re-decide the places that gain an edge;
-        returns the place changes as `apply` does."""
+        """Find the candidates of up to `limit` pending listings, cell by cell (listings of a
+        cell share the neighbours scanned; any order ends with the same places), and re-decide
+        the places that gain an edge; returns the place changes as `apply` does."""
         chosen: set[str] = set()
         while self._pending and len(chosen) < limit:
-            chosen |= self._pending.pop(next(iter(self._pending)))
+            cell = next(iter(self._pending))
+            keys = self._pending[cell]
+            while keys and len(chosen) < limit:
+                chosen.add(keys.pop())
+            if not keys:
+                del self._pending[cell]
         return self._redecide(self._rescore(chosen))
 
     def _unpend(self, key: str) -> None:

@@ -56,7 +56,7 @@ class Group:
 
 
 GROUP_NIGHTS = 400_000  # applying this many night updates takes ~50 ms: a group's latency bound
-MATCH_IDLE_SECONDS = 0.1  # no frame for this long: deferred matching may use the whole writer
+MATCH_IDLE_SECONDS = 0.5  # no frame for this long: deferred matching may use the whole writer
 SNAPSHOT_RETRY_SECONDS = 10.0  # after a failed snapshot (disk full, say): soon, but not every group
 
 
