@@ -26,10 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import bulk_live, scenarios
+from . import bulk_live, deals_bench, scenarios
 from .scenarios import NAMES, Bench, Settings
 
 NAMES = (*NAMES, bulk_live.NAME)  # bulk import beside live traffic: benchmarks/bulk_live.py
+NAMES = (*NAMES, deals_bench.NAME)  # places, deals and flexible dates: benchmarks/deals_bench.py
 
 RESULTS = Path(__file__).parent / "results"
 MiB = 2**20
@@ -214,6 +215,7 @@ def run_memory(bench: Bench) -> dict[str, Any]:
 RUNNERS: dict[str, Callable[[Bench], dict[str, Any]]] = {
     "generator": run_generator, "throughput": run_throughput, "latency": run_latency, "burst": run_burst,
     "search": run_search, "ceiling": run_ceiling, "memory": run_memory, bulk_live.NAME: bulk_live.run,
+    deals_bench.NAME: deals_bench.run,
 }
 
 
@@ -368,6 +370,8 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
         )
     elif name == bulk_live.NAME:
         rows += bulk_live.rows(result)
+    elif name == deals_bench.NAME:
+        rows += deals_bench.rows(result)
     return rows
 
 

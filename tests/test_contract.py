@@ -567,6 +567,14 @@ def test_metrics_count_events_commits_backlog_and_freshness(server) -> None:
     assert lag is not None, "no freshness lag for the source"
     expected_lag = (dt.datetime.now(dt.UTC) - CLOCK_BASE).total_seconds()
     assert abs(lag - expected_lag) < 30, (lag, expected_lag)
+    # what deploy/prometheus/staystream-alerts.yml alerts on
+    delays = samples[("staystream_source_delay_seconds_count", frozenset({("source", source)}))]
+    assert delays >= 1
+    assert samples[("staystream_data_dir_free_bytes", frozenset())] > 0
+    assert samples[("staystream_data_dir_capacity_bytes", frozenset())] >= samples[
+        ("staystream_data_dir_free_bytes", frozenset())]
+    heartbeat = samples[("staystream_writer_heartbeat_timestamp_seconds", frozenset())]
+    assert abs(heartbeat - time.time()) < 5
 
 
 def test_openapi_describes_the_events_endpoint(server) -> None:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from acked import AckedLoad
+from staystream.paths import SNAPSHOT_DIR, database_path
 from wire_events import calendar, delist, listing, night, nights, post_ok, rate, unique_id
 
 
@@ -115,9 +116,9 @@ def test_snapshots_and_log_truncation_under_load_then_two_kills(server_factory) 
     server = server_factory("--snapshot-log-nights", "500")
     data_dir = server.data_dir
     first = run_load_then_kill(server, unique_id("snap1"), 1.0)
-    slots = sorted(p.parent.name for p in (data_dir / "snapshot").glob("*/complete"))
+    slots = sorted(p.parent.name for p in (data_dir / SNAPSHOT_DIR).glob("*/complete"))
     assert slots, "no snapshot was written under load"
-    with sqlite3.connect(f"file:{data_dir / 'store.sqlite3'}?mode=ro", uri=True) as database:
+    with sqlite3.connect(f"file:{database_path(data_dir)}?mode=ro", uri=True) as database:
         oldest, logged = database.execute("SELECT min(seq), count(*) FROM rate_log").fetchone()
     assert oldest is None or oldest > 1, "the log was never truncated"
     assert logged < first.requests_acked, (logged, first.requests_acked)
@@ -140,9 +141,9 @@ def test_sigterm_under_load_drains_snapshots_and_restarts_whole(server_factory) 
         assert server.stop() == 0, server.log()[-2000:]
     finally:
         load.stop()
-    with sqlite3.connect(f"file:{server.data_dir / 'store.sqlite3'}?mode=ro", uri=True) as database:
+    with sqlite3.connect(f"file:{database_path(server.data_dir)}?mode=ro", uri=True) as database:
         assert database.execute("SELECT count(*) FROM rate_log").fetchone() == (0,), "stop left log rows"
-    assert list((server.data_dir / "snapshot").glob("*/complete")), "stop wrote no snapshot"
+    assert list((server.data_dir / SNAPSHOT_DIR).glob("*/complete")), "stop wrote no snapshot"
     restarted = server_factory(data_dir=server.data_dir)
     assert load.lost(restarted.url) == []
     assert_units_described(restarted, units)

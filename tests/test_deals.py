@@ -17,6 +17,7 @@ import itertools
 import json
 import math
 import random
+import time
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -285,6 +286,11 @@ def test_search_by_place_and_deals_follow_the_definitions(server, seed: int) -> 
         assert answer.json()["matches"] == len(expected)
         assert_same([as_model(r, by_place) for r in got], [model_shown(r, by_place) for r in expected], sort, by_place)
 
+        # Pages of 4 (keyset cursor over places, or listings) add up to the whole answer.
+        paged = pages(client, {**params, "limit": 4})
+        assert [(r["source"], r["listing_id"], r.get("offers")) for r in paged] == [
+            (r["source"], r["listing_id"], r.get("offers")) for r in got]
+
         # One place_id per (source, property_id), another for every other listing.
         places = {(r["source"], r["listing_id"]): r["place_id"] for r in got}
         units = {u.key: u for u in world.units}
@@ -377,7 +383,7 @@ def test_search_dates_refuses_bad_parameters(server) -> None:
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_comparables_break_ties_by_source_and_listing_id(data: st.DataObject) -> None:
-    n = data.draw(st.integers(11, 40))
+    n = data.draw(st.integers(11, 90))
     lat = np.array([data.draw(st.sampled_from([10.0, 10.0, 10.01, 10.02, 10.05])) for _ in range(n)])
     lon = np.array([data.draw(st.sampled_from([20.0, 20.0, 20.01, 20.03])) for _ in range(n)])
     group = np.array([data.draw(st.sampled_from([1, 1, 1, 2])) for _ in range(n)])
@@ -386,12 +392,28 @@ def test_comparables_break_ties_by_source_and_listing_id(data: st.DataObject) ->
     keys = [(data.draw(st.sampled_from(["a", "b"])), f"{i:03d}") for i in range(n)]
     rank = {key: i for i, key in enumerate(sorted(keys))}
     rows = np.arange(n)
-    got = deals.similar_references(lat, lon, group, place, lat, lon, group, place, total, rows,
-                                   lambda some: np.array([rank[keys[r]] for r in some.tolist()]))
+    is_open = np.array([data.draw(st.booleans()) for _ in range(n)])
+    asked = []
+
+    def totals_of(indices: np.ndarray) -> np.ndarray:
+        asked.extend(indices.tolist())
+        return np.where(is_open[indices], total[indices], deals.NONE)
+
+    # Every path: retries for more neighbours, the k-d tree and all pairs at once.
+    saved = deals.FIRST_NEAREST, deals.PAIRS_LIMIT
+    deals.FIRST_NEAREST = data.draw(st.sampled_from([11, 12, 16, 32]))
+    deals.PAIRS_LIMIT = data.draw(st.sampled_from([0, 10**9]))
+    try:
+        got = deals.similar_references(lat, lon, group, place, lat, lon, group, place, rows, totals_of,
+                                       lambda some: np.array([rank[keys[r]] for r in some.tolist()]))
+    finally:
+        deals.FIRST_NEAREST, deals.PAIRS_LIMIT = saved
+    assert len(asked) == len(set(asked))  # each total asked once
     for u in range(n):
         near = sorted(
             (haversine(lat[u], lon[u], lat[v], lon[v]), keys[v], int(total[v])) for v in range(n)
-            if group[v] == group[u] and place[v] != place[u] and haversine(lat[u], lon[u], lat[v], lon[v]) <= 5.0)
+            if group[v] == group[u] and place[v] != place[u] and is_open[v]
+            and haversine(lat[u], lon[u], lat[v], lon[v]) <= 5.0)
         expected = sorted(t for *_, t in near[:10])[4] if len(near) >= 10 else deals.NONE
         assert got[u] == expected, u
 
@@ -401,9 +423,150 @@ def test_percent_below_rounds_half_even_to_one_decimal(reference: int, share: ob
     total = int(reference * share)  # type: ignore[operator]
     tenths = deals.percent_tenths(np.array([total]), np.array([reference]))[0]
     assert deals.percent_text(int(tenths)) == percent(total, reference)
+    assert deals.percent_tenths_of(total, reference) == tenths
 
 
 @pytest.mark.parametrize(("total", "reference", "shown"),
                          [(7425, 10000, "25.8"), (7435, 10000, "25.6"), (1, 3, "66.7")])
 def test_percent_below_examples(total: int, reference: int, shown: str) -> None:
     assert deals.percent_text(int(deals.percent_tenths(np.array([total]), np.array([reference]))[0])) == shown
+
+
+# -- the Singapore sample, through the public API alone ------------------------------------------
+
+
+def pages(client: httpx.Client, params: dict) -> list[dict]:
+    results, cursor = [], None
+    while True:
+        page = client.get("/v1/search", params={**params, **({"cursor": cursor} if cursor else {})})
+        assert page.status_code == 200, page.text
+        results += page.json()["results"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return results
+
+
+def cents(text: str) -> int:
+    return round(Decimal(text) * 100)
+
+
+def test_singapore_sample_deals_check_out_through_the_public_api(server_factory) -> None:
+    """Each deal of a real city recomputed from other answers of the API: comparables from a
+    search around the unit, the usual total from its calendar."""
+    seeded = server_factory("--seed-sample")
+    today = dt.date.today()
+    checkin, nights = today + dt.timedelta(days=7), 3
+    stay = {"checkin": checkin.isoformat(), "checkout": (checkin + dt.timedelta(days=nights)).isoformat(),
+            "guests": 2, "currency": "SGD", "limit": 200}
+    area = {"lat": 1.29, "lon": 103.85, "radius_km": 5}
+    with seeded.client() as client:
+        deadline = time.monotonic() + 60
+        while client.get("/v1/search", params={**area, **stay}).json()["matches"] < 50:
+            assert time.monotonic() < deadline, seeded.log()
+            time.sleep(0.5)
+        time.sleep(1.0)  # the listings go last: once enough are searchable, all are
+        listed = pages(client, {**area, **stay, "group": "listing", "sort": "deal"})
+        with_deal = [r for r in listed if r["deal"]]
+        assert len(with_deal) >= 3, "the sample should show a few deals"
+        keys = [(-cents(r["deal"]["percent_below"]) // 10 if r["deal"] else 1, cents(r["total"]), r["distance_km"])
+                for r in listed]
+        assert keys == sorted(keys)
+        only = pages(client, {**area, **stay, "group": "listing", "deals": "only"})
+        assert sorted((r["source"], r["listing_id"]) for r in only) == sorted(
+            (r["source"], r["listing_id"]) for r in with_deal)
+
+        for result in with_deal[:6] + [r for r in listed if not r["deal"]][:4]:
+            total = cents(result["total"])
+            around = {"lat": result["lat"], "lon": result["lon"], "radius_km": 5, "kind": result["kind"]}
+            near = sorted(
+                (haversine(result["lat"], result["lon"], r["lat"], r["lon"]), r["source"], r["listing_id"],
+                 cents(r["total"]))
+                for r in pages(client, {**around, **stay, "group": "listing"})
+                if r["max_guests"] == result["max_guests"] and r["place_id"] != result["place_id"])
+            similar = sorted(t for *_, t in near[:10])[4] if len(near) >= 10 else None
+            calendar = client.get(f"/v1/listings/{result['source']}/{result['listing_id']}/calendar", params={
+                "start": (checkin - dt.timedelta(days=45)).isoformat(),
+                "end": (checkin + dt.timedelta(days=46 + nights)).isoformat()}).json()["nights"]
+            night = {n["night"]: n for n in calendar}
+            usual_totals = []
+            for offset in range(-45, 46):
+                day = checkin + dt.timedelta(days=offset)
+                stay_nights = [night.get((day + dt.timedelta(days=i)).isoformat()) for i in range(nights)]
+                if all(n and n["available"] and n["price"] is not None for n in stay_nights) and \
+                        stay_nights[0]["min_nights"] <= nights:  # type: ignore[index]
+                    usual_totals.append(sum(cents(n["price"]) for n in stay_nights))  # type: ignore[index]
+            usual_totals.sort()
+            usual = usual_totals[(len(usual_totals) - 1) // 2] if len(usual_totals) >= 10 else None
+            found = [(reference, kind) for reference, kind in ((similar, 1), (usual, 0))
+                     if reference and 4 * total <= 3 * reference]
+            if not found:
+                assert result["deal"] is None, result
+                continue
+            reference, kind = max(found)
+            assert result["deal"] == {"kind": "less_than_similar" if kind else "less_than_usual",
+                                      "percent_below": percent(total, reference),
+                                      "reference_total": money(reference)}, result
+
+        by_place = pages(client, {**area, **stay})
+        for result in by_place:
+            assert result["total"] == result["offers"][0]["total"] and result["deal"] == result["offers"][0]["deal"]
+        strip = client.get("/v1/search/dates", params={**area, "nights": nights, "guests": 2, "currency": "SGD",
+                                                       "from": checkin.isoformat(), "days": 5}).json()["dates"]
+        for day in strip:
+            same = client.get("/v1/search", params={**area, **stay, "checkin": day["checkin"],
+                                                    "checkout": day["checkout"], "limit": 1}).json()
+            assert day["matches"] == same["matches"]
+            first = same["results"][0]
+            assert day["cheapest"] == {"total": first["total"], "currency": "SGD", "source": first["source"],
+                                       "listing_id": first["listing_id"], "place_id": first["place_id"]}
+
+
+# -- window totals, in-process: every check-in at once equals one search per check-in -------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32), nights=st.integers(1, 9), target=st.sampled_from(["EUR", "USD", "JPY"]))
+def test_window_totals_equal_the_search_of_each_check_in(tmp_path_factory: pytest.TempPathFactory, seed: int,
+                                                         nights: int, target: str) -> None:
+    """Calendars of runs in several currencies (stays across a change of currency included):
+    `window_totals` of 40 check-ins gives what `_open_stays` + `_totals` give check-in by check-in."""
+    from staystream.events.fx import default_fx
+    from staystream.events.money import CURRENCY_INDEX
+    from staystream.events.types import RATE_DTYPE
+    from staystream.memory.calendar import PAGE, CalendarWriter
+    from staystream.memory.layout import SHARED_ARRAYS
+    from staystream.memory.shm import SharedArrays
+    from staystream.search import engine
+
+    rng = random.Random(seed)
+    shared = SharedArrays(tmp_path_factory.mktemp("shm") / "shm", SHARED_ARRAYS, create=True)
+    base = 20_000
+    calendar = CalendarWriter(shared, base // PAGE, 8)
+    rows = 30
+    calendar.ensure_rows(rows)
+    events = []
+    for row in range(rows):
+        day = base + rng.randrange(0, 20)
+        while day < base + 150:
+            length = rng.randint(1, 12)
+            available = rng.random() < 0.9
+            events.append((row, day, length, rng.randint(5000, 40000) if available else -1,
+                           CURRENCY_INDEX[rng.choice(["EUR", "EUR", "USD", "JPY"])], rng.choice([1, 1, 2, 3]),
+                           int(available)))
+            day += length
+    batch = np.zeros(len(events), dtype=RATE_DTYPE)
+    for i, (row, day, length, price, currency, min_nights, available) in enumerate(events):
+        batch[i] = (row, day, length, 1, price, currency, min_nights, available)
+    calendar.apply(batch)
+    fx = default_fx()
+    first, count, everyone = base + 10, 40, np.arange(rows)
+    open_, total, _ = engine.window_totals(shared, fx, everyone, first, count, nights, CURRENCY_INDEX[target])
+    for offset in range(count):
+        found, kept, entries = engine._open_stays(shared, everyone, first + offset, nights)
+        price = shared["entry_price"][entries]
+        currency = shared["entry_currency"][entries]
+        expected = np.full(rows, engine.UNRANKED)
+        expected[kept] = engine._totals(fx, price, currency, (currency == currency[0]).all(axis=0),
+                                        CURRENCY_INDEX[target])
+        assert list(np.flatnonzero(open_[:, offset])) == list(found)
+        assert list(total[:, offset]) == list(expected), offset

@@ -878,7 +878,7 @@ def test_place_index_finds_what_a_scan_finds(tmp_path, monkeypatch: pytest.Monke
             inside = (lat >= area.min_lat) & (lat <= area.max_lat) & np.logical_or.reduce(
                 [(lon >= low) & (lon <= high) for low, high in area.lon_ranges])
             inside &= (writer["searchable"][: columns.rows] == 1) & (writer["max_guests"][: columns.rows] >= guests)
-            got = search._candidates(reader, query.area, query.guests, query.kinds)
+            got = search.candidates(reader, query.area, query.guests, query.kinds)
             assert search._indexes.get(reader) is not None
             assert got.tolist() == np.flatnonzero(inside).tolist(), params
 

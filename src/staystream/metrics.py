@@ -64,6 +64,22 @@ freshness_lag = Gauge(
     ["source"],
     multiprocess_mode="max",
 )
+source_delay = Histogram(
+    "staystream_source_delay_seconds",
+    "Applied time minus the newest changed_at of a source in one commit group",
+    ["source"], buckets=(1, 5, 30, 60, 300, 900, 3600, 21600),
+)
+writer_heartbeat = Gauge(
+    "staystream_writer_heartbeat_timestamp_seconds", "Unix time of the writer's last heartbeat",
+    multiprocess_mode="max",
+)
+data_dir_free = Gauge(
+    "staystream_data_dir_free_bytes", "Bytes free for unprivileged users on the data directory's filesystem",
+    multiprocess_mode="mostrecent",
+)
+data_dir_capacity = Gauge(
+    "staystream_data_dir_capacity_bytes", "Size of the data directory's filesystem", multiprocess_mode="mostrecent"
+)
 snapshot_seconds = Histogram(
     "staystream_snapshot_seconds", "Writing one calendar snapshot", buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60)
 )

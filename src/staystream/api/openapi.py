@@ -122,7 +122,8 @@ SCHEMA: dict[str, Any] = {
                     _param("source", "marketplace", {"type": "string"}, True, "path"),
                     _param("listing_id", "the source's id", {"type": "string"}, True, "path"),
                 ],
-                "responses": {"200": {"description": "details, `searchable` says whether search shows it"}, "404": _error},
+                "responses": {"200": {"description": "details, `searchable` says whether search shows it, "
+                                                     "`place_id` the place it belongs to"}, "404": _error},
             }
         },
         "/v1/search": {
@@ -136,15 +137,45 @@ SCHEMA: dict[str, Any] = {
                     _param("checkin", "first night", {"type": "string", "format": "date"}, True),
                     _param("checkout", "day of departure (1 to 90 nights after checkin)", {"type": "string", "format": "date"}, True),
                     _param("guests", "guests (default 1)", {"type": "integer"}),
-                    _param("min_price", "lowest stay total, in the ranking currency", {"type": "string"}),
-                    _param("max_price", "highest stay total, in the ranking currency", {"type": "string"}),
+                    _param("min_price", "lowest stay total, in the ranking currency (with group=place: of the place's cheapest offer)", {"type": "string"}),
+                    _param("max_price", "highest stay total, in the ranking currency (with group=place: of the place's cheapest offer)", {"type": "string"}),
                     _param("kind", "one or more kinds, repeated or comma-separated", {"type": "string", "enum": list(KINDS)}),
                     _param("currency", "show and rank prices in this ISO 4217 currency (one the FX table has); without it, each result is shown in its own currency and ranked in the FX table's base (`ranked_in`)", {"type": "string"}),
-                    _param("sort", "total (default; then distance), nightly (same order as total for one stay) or distance (then total)", {"type": "string", "enum": ["total", "nightly", "distance"]}),
+                    _param("sort", "total (default; then distance), nightly (same order as total for one stay), distance (then total) or deal (percent_below descending, no deal last; then total, distance)", {"type": "string", "enum": ["total", "nightly", "distance", "deal"]}),
+                    _param("group", "place (default): one result per place, the fields of its cheapest offer plus `place_id` and `offers` (every matching listing of the place, by total, then source, listing_id); ranking, price bounds, deals=only and paging apply to each place's cheapest offer. listing: one result per listing, with its `place_id`", {"type": "string", "enum": ["place", "listing"]}),
+                    _param("deals", "all (default) or only: keep the results that have a `deal`", {"type": "string", "enum": ["all", "only"]}),
                     _param("limit", "results per page, 1 to 200 (default 20)", {"type": "integer"}),
                     _param("cursor", "next_cursor of the previous page, with the same other parameters (limit may change)", {"type": "string"}),
                 ],
-                "responses": {"200": {"description": "`{results, next_cursor, fx, ...}`"}, "400": _error},
+                "responses": {"200": {"description": "`{results, next_cursor, matches, group, fx, ...}`; every result "
+                                                     "and offer has `deal`: null or `{kind: less_than_similar | "
+                                                     "less_than_usual, percent_below, reference_total}` (wire contract "
+                                                     "v1.1, Search)"}, "400": _error},
+            }
+        },
+        "/v1/search/dates": {
+            "get": {
+                "summary": "Flexible dates: per check-in day, the number of results and the cheapest",
+                "description": "What `GET /v1/search` with each check-in (and `nights` nights) would answer: its "
+                "`matches` and its first result by total, as `{total, currency, source, listing_id, place_id}` "
+                "(null without results). Same area, filters, currency and group parameters as search.",
+                "parameters": [
+                    _param("lat", "centre latitude (with lon, radius_km)", {"type": "number"}),
+                    _param("lon", "centre longitude", {"type": "number"}),
+                    _param("radius_km", "radius in km (default 10)", {"type": "number"}),
+                    _param("bbox", "min_lon,min_lat,max_lon,max_lat (instead of lat/lon)", {"type": "string"}),
+                    _param("nights", "nights of each stay, 1 to 90", {"type": "integer"}, True),
+                    _param("from", "first check-in day", {"type": "string", "format": "date"}, True),
+                    _param("days", "check-in days, 1 to 62 (default 31)", {"type": "integer"}),
+                    _param("guests", "guests (default 1)", {"type": "integer"}),
+                    _param("kind", "one or more kinds, repeated or comma-separated", {"type": "string", "enum": list(KINDS)}),
+                    _param("min_price", "lowest stay total, in the ranking currency", {"type": "string"}),
+                    _param("max_price", "highest stay total, in the ranking currency", {"type": "string"}),
+                    _param("currency", "show and rank totals in this currency", {"type": "string"}),
+                    _param("group", "place (default) or listing: what `matches` counts", {"type": "string", "enum": ["place", "listing"]}),
+                ],
+                "responses": {"200": {"description": "`{dates: [{checkin, checkout, matches, cheapest}], nights, group, currency, ranked_in, fx}`"},
+                              "400": _error},
             }
         },
         "/v1/admin/fx": {

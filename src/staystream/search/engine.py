@@ -23,6 +23,14 @@ compares stays of several lengths. Distances are from the circle's centre, or th
 A stay in a currency the FX table has no rate for cannot be compared: it comes last when
 neither `currency` nor a price bound is given, and is left out otherwise.
 
+Places (`group=place`, the default): the units that match (everything above but the price
+bounds) are the offers; each place's result is its cheapest offer (by total, then source and
+listing_id), with every offer listed, and the price bounds, `deals=only`, ranking and paging
+apply to that cheapest offer (`group=listing`: one result per unit). Every result and offer
+carries its `deal` (`deals.py`), computed for every result when deals filter or rank
+(`deals=only`, `sort=deal`: by percent below descending, no deal last, then total, distance),
+else only for what the page shows. `sort=deal` ranks the percent as shown (tenths).
+
 Areas: a circle (`lat`, `lon`, `radius_km`) or a box (`bbox`; `min_lon` > `max_lon` crosses the
 antimeridian, as in GeoJSON); both work across the antimeridian and around the poles. Past
 `INDEX_MIN_ROWS` listings a worker keeps a spatial index (`PlaceIndex`) so an area reads only
@@ -144,8 +152,8 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
         return None if text is None or not text.strip() else text.strip()
 
     area = _area(params.get, optional)
-    checkin = _date("checkin", params.get("checkin"))
-    checkout = _date("checkout", params.get("checkout"))
+    checkin = parse_date("checkin", params.get("checkin"))
+    checkout = parse_date("checkout", params.get("checkout"))
     nights = (checkout - checkin).days
     if not 1 <= nights <= MAX_STAY_NIGHTS:
         raise QueryError(
@@ -157,7 +165,7 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
         raise QueryError(
             f"checkout: '{checkout}' is past the horizon of {horizon_days} days; expected at most {last}"
         )
-    guests = _int("guests", optional("guests") or "1", 1, 500)
+    guests = parse_whole("guests", optional("guests") or "1", 1, 500)
     kinds: list[int] = []
     for text in params.getlist("kind"):
         for kind in filter(None, (k.strip().lower() for k in text.split(","))):
@@ -174,7 +182,7 @@ def parse_query(params: MultiParams, horizon_days: int) -> Query:
         currency = CURRENCY_INDEX[code.upper()]
     sort = optional("sort") or "total"
     _choice("sort", sort, SORTS)
-    limit = _int("limit", optional("limit") or str(DEFAULT_LIMIT), 1, MAX_LIMIT)
+    limit = parse_whole("limit", optional("limit") or str(DEFAULT_LIMIT), 1, MAX_LIMIT)
     group = _choice("group", optional("group") or "place", GROUPS)
     deals = _choice("deals", optional("deals") or "all", DEALS)
     min_price = _price("min_price", optional("min_price"))
@@ -201,7 +209,7 @@ def search(store: Store, query: Query) -> dict[str, object]:
     fx = store.fx
     ranking = ranking_currency(fx, query.currency)
     found = find_stays(store.shared, fx, query, ranking)
-    place = _fresh(store.shared, "place", found.rows)[found.rows]
+    place = places_of(store.shared, found.rows)
     deals = _Deals(store, query, ranking, found)
     units = cheapest_per_place(store, place, found.total, found.rows) if query.by_place else np.arange(len(found.rows))
     units = units[in_price_bounds(found.total[units], query, ranking)]
@@ -269,16 +277,16 @@ class Found:
 
 def find_stays(shared: SharedArrays, fx: Fx, query: Query, ranking: int) -> Found:
     """The units in the area that fit the guests and kinds and are open for the whole stay."""
-    rows = _candidates(shared, query.area, query.guests, query.kinds)
+    rows = candidates(shared, query.area, query.guests, query.kinds)
     distance = None
     if query.area.radius_km is not None:
-        distance = _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+        distance = distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
         near = distance <= query.area.radius_km
         rows, distance = rows[near], distance[near]
     rows, kept, entries = _open_stays(shared, rows, query.checkin, query.nights)
     distance = (
         distance[kept] if distance is not None
-        else _distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+        else distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
     )
     price = _fresh(shared, "entry_price", entries)[entries]
     currency = _fresh(shared, "entry_currency", entries)[entries]
@@ -291,6 +299,11 @@ def find_stays(shared: SharedArrays, fx: Fx, query: Query, ranking: int) -> Foun
     if query.currency is not None or query.min_price is not None or query.max_price is not None:
         keep &= ranked
     return Found(rows[keep], distance[keep], entries[:, keep], total[keep])
+
+
+def places_of(shared: SharedArrays, rows: np.ndarray) -> np.ndarray:
+    """The place (the row standing for it) of each row."""
+    return np.asarray(_fresh(shared, "place", rows)[rows])
 
 
 def in_price_bounds(total: np.ndarray, query: Query, ranking: int) -> np.ndarray:
@@ -356,7 +369,7 @@ class _Deals:
         if not len(todo):
             return
         rows, total = self.found.rows[todo], self.found.total[todo]
-        similar = _similar_references(self.store, self.query, self.ranking, rows)
+        similar = _similar_references(self.store, self.query, self.ranking, rows, self.found)
         query = self.query
         open_, totals, _ = window_totals(
             self.store.shared, self.store.fx, rows, query.checkin - deals.USUAL_DAYS, 2 * deals.USUAL_DAYS + 1,
@@ -374,34 +387,44 @@ class _Deals:
         if not kind:
             return None
         reference = int(self.reference[position])
-        window = slice(position, position + 1)
-        tenths = int(deals.percent_tenths(self.found.total[window], self.reference[window])[0])
+        tenths = deals.percent_tenths_of(int(self.found.total[position]), reference)
         return {"kind": deals.KINDS[kind - 1], "percent_below": deals.percent_text(tenths),
                 "reference_total": format_minor(reference, self.ranking)}
 
 
-def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarray) -> np.ndarray:
-    """`deals.similar_references` of the rows, with the pool of units open for the stay and the
-    guests within 5 km of them (of their kinds and max_guests)."""
+def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarray, found: Found) -> np.ndarray:
+    """`deals.similar_references` of the rows: the pool is every searchable unit fitting the
+    guests near them of their kinds and max_guests; the totals of those asked come from the
+    search's own (`found`) where it has them, else from the calendar."""
     shared = store.shared
     lat, lon = shared["lat"][rows], shared["lon"][rows]
     kind = shared["kind"][rows].astype(np.int64)
     group = kind << 16 | shared["max_guests"][rows].astype(np.int64)
     area = _around(lat, lon, deals.SIMILAR_RADIUS_KM)
-    pool = _candidates(shared, area, query.guests, tuple(np.unique(kind).tolist()))
+    pool = candidates(shared, area, query.guests, tuple(np.unique(kind).tolist()))
     pool_group = shared["kind"][pool].astype(np.int64) << 16 | shared["max_guests"][pool].astype(np.int64)
-    pool = pool[np.isin(pool_group, group)]
-    pool, _, entries = _open_stays(shared, pool, query.checkin, query.nights)
-    price = _fresh(shared, "entry_price", entries)[entries]
-    currency = _fresh(shared, "entry_currency", entries)[entries]
-    total = _totals(store.fx, price, currency, (currency == currency[0]).all(axis=0), ranking)
-    keep = total != UNRANKED
-    pool, total = pool[keep], total[keep]
-    place = _fresh(shared, "place", pool)
+    keep = np.isin(pool_group, group)
+    pool, pool_group = pool[keep], pool_group[keep]
+    by_row = np.argsort(found.rows)
+    searched = found.rows[by_row]
+
+    def totals_of(indices: np.ndarray) -> np.ndarray:
+        wanted = pool[indices]
+        totals = np.full(len(wanted), deals.NONE, dtype=np.int64)
+        at = np.searchsorted(searched, wanted).clip(0, max(len(searched) - 1, 0))
+        hit = (searched[at] == wanted) if len(searched) else np.zeros(len(wanted), dtype=bool)
+        totals[hit] = found.total[by_row[at[hit]]]
+        rest = np.flatnonzero(~hit)
+        open_rows, kept, entries = _open_stays(shared, wanted[rest], query.checkin, query.nights)
+        price = _fresh(shared, "entry_price", entries)[entries]
+        currency = _fresh(shared, "entry_currency", entries)[entries]
+        totals[rest[kept]] = _totals(store.fx, price, currency, (currency == currency[0]).all(axis=0), ranking)
+        return np.where(totals == UNRANKED, deals.NONE, totals)
+
     return deals.similar_references(
-        lat, lon, group, place[rows], shared["lat"][pool], shared["lon"][pool],
-        shared["kind"][pool].astype(np.int64) << 16 | shared["max_guests"][pool].astype(np.int64),
-        place[pool], total, pool, lambda some: key_ranks(store, some))
+        lat, lon, group, places_of(shared, rows), shared["lat"][pool], shared["lon"][pool], pool_group,
+        places_of(shared, pool), pool,
+        totals_of, lambda some: key_ranks(store, some))
 
 
 def _around(lat: np.ndarray, lon: np.ndarray, km: float) -> Area:
@@ -420,7 +443,7 @@ def _around(lat: np.ndarray, lon: np.ndarray, km: float) -> Area:
 # -- the area and the listing filters ----------------------------------------------------------
 
 
-def _candidates(shared: SharedArrays, area: Area, guests: int, kinds: tuple[int, ...]) -> np.ndarray:
+def candidates(shared: SharedArrays, area: Area, guests: int, kinds: tuple[int, ...]) -> np.ndarray:
     """Rows inside the area's box that are searchable, fit the guests and are of a kind asked."""
     names = ("lat", "lon", "searchable", "max_guests", "kind", "place")
     # A writer may grow the columns while we read: use only rows every mapping covers.
@@ -601,7 +624,7 @@ def _bbox(text: str) -> Area:
     return Area(min_lat, max_lat, ((min_lon, 180.0), (-180.0, max_lon)), (center_lat, center_lon), None)
 
 
-def _distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_lon: float) -> np.ndarray:
+def distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_lon: float) -> np.ndarray:
     """Great-circle distance (haversine, mean Earth radius)."""
     phi1, phi2 = np.radians(lat), math.radians(center_lat)
     dphi = phi2 - phi1
@@ -680,15 +703,14 @@ def window_totals(
     changes = np.concatenate([zero, np.cumsum(currency[:, 1:] != currency[:, :-1], axis=1)], axis=1)
     single = changes[:, nights - 1 : nights - 1 + checkins] == changes[:, :checkins]
     total = np.full(open_.shape, UNRANKED, dtype=np.int64)
-    unit, day = np.nonzero(open_)
-    if len(unit):
-        def nights_of(stays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            where = (unit[stays][None, :], day[stays][None, :] + np.arange(nights)[:, None])
-            return price[where], currency[where]
 
-        total[unit, day] = stay_totals(
-            fx, running[unit, day + nights] - running[unit, day], currency[unit, day], single[unit, day],
-            nights_of, target)
+    def nights_of(stays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        unit, day = np.nonzero(open_)
+        where = (unit[stays][None, :], day[stays][None, :] + np.arange(nights)[:, None])
+        return price[where], currency[where]
+
+    sums = running[:, nights:] - running[:, :checkins]
+    total[open_] = stay_totals(fx, sums[open_], currency[:, :checkins][open_], single[open_], nights_of, target)
     return open_, total, single
 
 
@@ -952,7 +974,7 @@ def _choice(name: str, text: str, allowed: tuple[str, ...]) -> str:
     return text
 
 
-def _int(name: str, text: str, low: int, high: int) -> int:
+def parse_whole(name: str, text: str, low: int, high: int) -> int:
     if not _WHOLE.fullmatch(text):
         raise QueryError(f"{name}: '{text}' is not a whole number; expected {low} to {high}")
     value = int(text)
@@ -961,7 +983,7 @@ def _int(name: str, text: str, low: int, high: int) -> int:
     return value
 
 
-def _date(name: str, text: str | None) -> dt.date:
+def parse_date(name: str, text: str | None) -> dt.date:
     if text is None or not text.strip():
         raise QueryError(f"{name}: missing; expected a date YYYY-MM-DD")
     try:

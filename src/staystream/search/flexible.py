@@ -58,10 +58,10 @@ def parse_dates_query(params: MultiParams, horizon_days: int) -> DatesQuery:
     text = params.get("nights")
     if text is None or not text.strip():
         raise QueryError(f"nights: missing; expected a whole number from 1 to {engine.MAX_STAY_NIGHTS}")
-    nights = engine._int("nights", text.strip(), 1, engine.MAX_STAY_NIGHTS)
-    first = engine._date("from", params.get("from"))
+    nights = engine.parse_whole("nights", text.strip(), 1, engine.MAX_STAY_NIGHTS)
+    first = engine.parse_date("from", params.get("from"))
     days_text = (params.get("days") or "").strip() or str(DEFAULT_DAYS)
-    days = engine._int("days", days_text, 1, MAX_DAYS)
+    days = engine.parse_whole("days", days_text, 1, MAX_DAYS)
     last = dt.date.today() + dt.timedelta(days=horizon_days + 1)
     if first + dt.timedelta(days=days - 1 + nights) > last:
         raise QueryError(
@@ -76,8 +76,8 @@ def parse_dates_query(params: MultiParams, horizon_days: int) -> DatesQuery:
 def search_dates(store: Store, dates: DatesQuery) -> dict[str, object]:
     query, shared, fx = dates.search, store.shared, store.fx
     ranking = engine.ranking_currency(fx, query.currency)
-    rows = engine._candidates(shared, query.area, query.guests, query.kinds)
-    distance = engine._distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
+    rows = engine.candidates(shared, query.area, query.guests, query.kinds)
+    distance = engine.distance_km(shared["lat"][rows], shared["lon"][rows], *query.area.center)
     if query.area.radius_km is not None:
         near = distance <= query.area.radius_km
         rows, distance = rows[near], distance[near]
@@ -91,7 +91,7 @@ def search_dates(store: Store, dates: DatesQuery) -> dict[str, object]:
     rows, distance, keep, total = rows[order], distance[order], keep[order], total[order]
     offered = np.where(keep, total, CLOSED)
     if query.by_place:
-        place = engine._fresh(shared, "place", rows)[rows]
+        place = engine.places_of(shared, rows)
         by_place = np.argsort(place, kind="stable")
         starts = np.flatnonzero(np.r_[True, place[by_place][1:] != place[by_place][:-1]]) if len(rows) else by_place
         least = np.minimum.reduceat(offered[by_place], starts, axis=0) if len(rows) else offered[:0]

@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import gc
 import logging
+import shutil
 import signal
 import time
 from collections import deque
@@ -312,10 +313,16 @@ class Writer:
         searchable = self.shared["searchable"]
         self.places.apply([listed[row] for row in listed if searchable[row]],
                           [key for row, key in key_of.items() if not searchable[row]], group.links)
+        newest_in_group: dict[str, int] = {}
         for _, request, _ in group.frames:
             for source, changed_at in request.newest.items():
-                if changed_at > self.newest.get(source, -1):
-                    self.newest[source] = changed_at
+                if changed_at > newest_in_group.get(source, -1):
+                    newest_in_group[source] = changed_at
+        applied_at = time.time() * 1e6
+        for source, changed_at in newest_in_group.items():
+            metrics.source_delay.labels(source).observe(max(0.0, (applied_at - changed_at) / 1e6))
+            if changed_at > self.newest.get(source, -1):
+                self.newest[source] = changed_at
         if group.settings.get("fx"):
             self.shared.counters[Counter.FX_GENERATION] += 1
         self.shared.counters[Counter.SEQ] = self.seq
@@ -330,13 +337,18 @@ class Writer:
         (its process stopped, its loop blocked) from one with nothing to do."""
         while True:
             self.shared.counters[Counter.HEARTBEAT] = time.monotonic_ns() // 1_000_000
+            metrics.writer_heartbeat.set_to_current_time()
             await asyncio.sleep(0.5)
 
     async def _report_freshness(self) -> None:
+        """Every second: how old each source's newest change is, and the data directory's free space."""
         while True:
             now = time.time() * 1e6
             for source, changed_at in self.newest.items():
                 metrics.freshness_lag.labels(source).set(max(0.0, (now - changed_at) / 1e6))
+            disk = shutil.disk_usage(self.config.data_dir)
+            metrics.data_dir_free.set(disk.free)
+            metrics.data_dir_capacity.set(disk.total)
             await asyncio.sleep(1)
 
     # -- snapshots -----------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""Places, deals and flexible dates over HTTP (issue 12): what they cost a traveler's search.
+
+The bars: on the 100,000-listing city under half the max write load, a `group=place` search
+(deals on every result and offer) has p99 <= 2x that of the same search with `group=listing`
+in the same run, and <= 30 ms; `GET /v1/search/dates` for 31 days has p99 <= 100 ms.
+
+The same random areas (1-5 km) and stays (1-7 nights) as the `search` scenario, open loop at
+its rate, one mix after the other beside the same write load: `group=listing`, `group=place`,
+`group=place&sort=deal` (deals of every match), and the calendar strip of 31 check-ins. Over
+HTTP deals cannot be switched off: `group=listing` still computes the deals of its page, so the
+ratio here is a little kinder than against the search as it was (`benchmarks/deals_micro.py`
+measures that one, in process).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import urllib.parse
+from typing import Any
+
+from . import workload
+from .loadgen import Job
+from .scenarios import Bench, measured
+from .workload import City
+
+NAME = "deals"
+MIXES = {
+    "listing": {"group": "listing"},
+    "place": {},
+    "place, sort=deal": {"sort": "deal"},
+    "dates, 31 days": {"dates": "31"},
+}
+
+
+def paths(listings: int, extra: dict[str, str]) -> tuple[str, ...]:
+    out = []
+    for path in workload.search_paths(City(listings), 2000):
+        query = dict(urllib.parse.parse_qsl(path.split("?", 1)[1]))
+        if "dates" in extra:
+            checkin, checkout = query.pop("checkin"), query.pop("checkout")
+            nights = (dt.date.fromisoformat(checkout) - dt.date.fromisoformat(checkin)).days
+            query.update({"from": checkin, "nights": str(nights), "days": extra["dates"]})
+            out.append("/v1/search/dates?" + urllib.parse.urlencode(query))
+        else:
+            out.append("/v1/search?" + urllib.parse.urlencode({**query, **extra}))
+    return tuple(out)
+
+
+def run(bench: Bench) -> dict[str, Any]:
+    """The scenario, as `benchmarks.run` calls it."""
+    s = bench.settings
+    server = bench.city_server(s.workers[-1])
+    writes = s.search_write_fraction * bench.max_rate(s.workers[-1])
+    out: dict[str, Any] = {"listings": s.city_listings, "write_events_per_s_offered": writes}
+    for name, extra in MIXES.items():
+        runs = []
+        for _ in range(s.repeat):
+            jobs = [Job("127.0.0.1", server.port, "search", 8, schedule=((s.search_seconds, s.search_rate),),
+                        search_paths=paths(s.city_listings, extra), tag="search")]
+            jobs += bench.rate_jobs(server, s.city_listings, s.open_connections,
+                                    schedule=((s.search_seconds, writes / s.events_per_request),))
+            result, _ = measured(server, jobs, s.warmup_seconds)
+            warmup = min(s.warmup_seconds, s.search_seconds / 3)
+            searched = result.only("search").summary(warmup=warmup)
+            written = result.only("write").summary(warmup=warmup)
+            runs.append({"latency_ms": searched["latency_ms"], "errors": searched["errors"],
+                         "write_night_updates_per_s": written["night_updates_per_s"]})
+            bench.log(f"  {name}: p50 {runs[-1]['latency_ms']['p50']:.1f} ms, p99 {runs[-1]['latency_ms']['p99']:.1f} "
+                      f"ms, errors {runs[-1]['errors']}")
+        out[name] = runs
+    return out
+
+
+def rows(result: dict[str, Any]) -> list[str]:
+    def p99(name: str) -> float:
+        return sorted(r["latency_ms"]["p99"] for r in result[name])[len(result[name]) // 2]
+
+    lines = []
+    for name in MIXES:
+        each = ", ".join(f"{run['latency_ms']['p99']:.1f}" for run in result[name])
+        lines.append(f"{name}: p99 {p99(name):.1f} ms (runs: {each})")
+    ratio = p99("place") / p99("listing")
+    lines.append(f"place / listing p99: {ratio:.2f} (bar <= 2: {'met' if ratio <= 2 else 'not met'}); "
+                 f"place p99 <= 30 ms: {'met' if p99('place') <= 30 else 'not met'}; "
+                 f"dates p99 <= 100 ms: {'met' if p99('dates, 31 days') <= 100 else 'not met'}")
+    return lines
