@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run lint test bench bench-race bench-scaled clean
+.PHONY: install system run lint test bench bench-race bench-scaled clean
 
 $(BIN)/staystream: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,10 @@ $(BIN)/staystream: pyproject.toml
 
 install: $(BIN)/staystream
 
+# system packages the tests use (promtool, chromium), from Debian when missing
+system:
+	sh scripts/setup-system.sh
+
 run: install
 	$(BIN)/staystream serve --seed-sample
 
@@ -20,7 +24,7 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy
 
-test: install lint
+test: install system lint
 	$(BIN)/pytest
 
 # everything: the embedded service (issues 2-4), then PostgreSQL against the Go daemon and the

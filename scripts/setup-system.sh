@@ -7,6 +7,7 @@ set -eu
 # One line per need: the command the tests run, then the Debian package that provides it.
 NEEDS="
 promtool prometheus
+chromium chromium
 "
 
 missing=$(printf '%s\n' "$NEEDS" | while read -r command_name package; do

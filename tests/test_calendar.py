@@ -146,7 +146,7 @@ def test_snapshot_copied_while_writes_go_on_is_exact_after_replay(
 
     def writes_between_pieces() -> Iterator[tuple[str, memoryview]]:
         nonlocal clock
-        for piece in snapshot.npy_pieces(writer.snapshot_chunks(80, chunk_bytes=512)):  # tiny chunks
+        for piece in snapshot.npy_pieces(writer.snapshot_chunks(80, chunk_bytes=2048)):  # tiny chunks
             yield piece
             batch = random_batch(rng, 50, 80, clock=clock, facts="mixed")  # rows 60-79 appear only meanwhile
             clock += 20

@@ -17,6 +17,7 @@ import pytest
 
 from test_ordering import EXPONENTS, KINDS, Change, model
 from wire_events import fact, listing, nights, post, post_ok, rate, unique_id
+from wire_events import night as day
 
 FIXTURE = Path(__file__).parent / "fixtures" / "v1_data_dir"
 
@@ -195,3 +196,29 @@ def test_openapi_documents_every_event_type_the_decoder_takes() -> None:
     assert set(documented) == decoded
     for kind, reference in documented.items():
         assert SCHEMA["components"]["schemas"][reference.rsplit("/", 1)[1]]["properties"]["type"] == {"const": kind}
+
+
+def test_an_adapter_rewrites_nights_that_hold_some_facts_or_no_price(server) -> None:
+    """The native adapters still merge whole nights over what the store holds: a night closed
+    without price (currency null in the calendar) and one holding one fact must not break them."""
+    namespace = "http://www.opentravel.org/OTA/2003/05"
+    sent_at = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    listing_id = f"{unique_id('H')}:R:P"
+    hotel = listing_id.split(":")[0]
+    with server.client() as client:
+        post_ok(client, [rate(listing_id, 20, 21, "100.00", source="booking"),
+                         rate(listing_id, 21, 22, None, available=False, source="booking"),
+                         fact("stay_rule", listing_id, 22, 23, min_nights=4, source="booking")])
+        document = (
+            f'<OTA_HotelAvailNotifRQ xmlns="{namespace}" EchoToken="t" TimeStamp="{sent_at}" Version="3.0">'
+            f'<AvailStatusMessages HotelCode="{hotel}"><AvailStatusMessage><StatusApplicationControl '
+            f'Start="{day(20)}" End="{day(22)}" InvTypeCode="R" RatePlanCode="P"/><LengthsOfStay><LengthOfStay '
+            'MinMaxMessageType="SetMinLOS" Time="2" TimeUnit="Day"/></LengthsOfStay></AvailStatusMessage>'
+            '</AvailStatusMessages></OTA_HotelAvailNotifRQ>')
+        response = client.post("/v1/sources/booking/ota", content=document.encode(),
+                               headers={"content-type": "application/xml"})
+        assert response.status_code == 200, response.text
+        assert "<Success" in response.text, response.text
+        got = nights(client, listing_id, source="booking")
+    assert [(got[day(d)]["price"], got[day(d)]["available"], got[day(d)]["min_nights"]) for d in (20, 21)] == [
+        ("100.00", True, 2), (None, False, 2)]

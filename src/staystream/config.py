@@ -99,6 +99,9 @@ class Config:
         None, "file of write credentials, '<token> <source>[,<source>...]' or '<token> *' a line "
         "(none: writes need no credential)", Path
     )
+    tile_url: str | None = _setting(
+        None, "map tiles for the web pages, a {z}/{x}/{y} URL template (none: offline country outlines)", str
+    )
     seed_sample: bool = _setting(False, "import the shipped sample city into an empty store", _flag)
     log_level: str = _setting("info", "debug, info, warning or error", _log_level)
     store: str = _setting(

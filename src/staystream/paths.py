@@ -14,6 +14,8 @@ SNAPSHOT_DIR = "snapshot"  # the embedded store's shared-array snapshots
 WRITER_SOCKET = "writer.sock"  # shared-memory directory: the writer listens, the workers connect
 CONTROL_FILE = "ctl"  # shared-memory directory: the counters of `memory.shm`
 METRICS_DIR = "metrics"  # shared-memory directory: prometheus-client's multiprocess files
+WRITER_STATUS_FILE = "writer.json"  # shared-memory directory: the writer's restart and snapshot state
+REJECTIONS_DIR = "rejections"  # shared-memory directory: each worker's latest rejection examples
 
 
 def database_path(data_dir: Path) -> Path:

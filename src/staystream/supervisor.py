@@ -133,7 +133,8 @@ def serve(config: Config) -> int:
     workers = [_start_worker(context, config, shm_path, listener) for listener in listeners]
     log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
                                  "data_dir": str(config.data_dir)})
-    print(f"staystream listening on http://{host}:{port}", flush=True)
+    print(f"staystream listening on http://{host}:{port}", flush=True)  # tools read the URL on this line
+    print(f"search page http://{host}:{port}/  operations http://{host}:{port}/ops", flush=True)
     if config.tokens is None:
         log.warning("writes need no credential: give --tokens FILE to require one")
     if config.seed_sample:  # the sample city, posted over HTTP by a child (importer.seed_sample)

@@ -88,3 +88,28 @@ def test_slices_validated_apart_extend_into_one_result(validator: Validator) -> 
     parts.extend(validator.validate(events[1:], 1))
     assert parts.keys == whole.keys
     assert parts.rate_columns().tolist() == whole.rate_columns().tolist()
+
+
+def one_fact(kind: str, listing_id: str = "v-1", **fields: object) -> dict[str, object]:
+    return {"type": kind, "source": "airbnb", "listing_id": listing_id, "start": str(TODAY),
+            "end": str(TODAY + dt.timedelta(days=2)), "changed_at": NOW, **fields}
+
+
+def test_one_fact_events_become_rows_that_set_their_fact_only(validator: Validator) -> None:
+    from staystream.events.types import ALL_FACTS, FACT_AVAILABILITY, FACT_PRICE, FACT_STAY_RULE, NO_PRICE
+
+    parsed = validated(validator, one_fact("price", price="10.5", currency=" eur"), rate(listing_id="v-2"),
+                       one_fact("availability", available=False), one_fact("stay_rule", min_nights=3))
+    assert parsed.rejected == []
+    rows = parsed.rate_columns()
+    assert rows["facts"].tolist() == [FACT_PRICE, ALL_FACTS, FACT_AVAILABILITY, FACT_STAY_RULE], "request order kept"
+    assert [parsed.keys[k] for k in rows["key"]] == ["airbnb\x00v-1", "airbnb\x00v-2", "airbnb\x00v-1", "airbnb\x00v-1"]
+    assert (int(rows[0]["price"]), int(rows[2]["price"]), int(rows[3]["price"])) == (1050, NO_PRICE, NO_PRICE)
+    assert (int(rows[2]["available"]), int(rows[3]["min_nights"])) == (0, 3)
+    assert parsed.accepted_by_source == {("airbnb", "price"): 1, ("airbnb", "rate"): 1, ("airbnb", "availability"): 1,
+                                         ("airbnb", "stay_rule"): 1}
+
+
+def test_price_event_in_yen_rejects_decimals(validator: Validator) -> None:
+    parsed = validated(validator, one_fact("price", price="10.5", currency="JPY"))
+    assert [r["error"] for r in parsed.rejected] == ["price: '10.5' has more decimals than JPY allows (0)"]

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
-from staystream.api import operations, reads, sources, writes
+from staystream.api import operations, reads, sources, summary, writes
 from staystream.api.auth import Credentials
+from staystream.api.pages import page_routes
 from staystream.api.state import Worker
 from staystream.config import Config
 from staystream.events.fx import default_fx
@@ -32,5 +33,6 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         gc.freeze()  # modules, app, store live on: full collections stop scanning them (performance.md)
         yield
 
-    routes = [*writes.ROUTES, *reads.ROUTES, *operations.ROUTES, *sources.ROUTES]
+    routes = [*writes.ROUTES, *reads.ROUTES, *operations.ROUTES, *sources.ROUTES, *summary.ROUTES,
+              *page_routes(config)]
     return Starlette(routes=routes, lifespan=lifespan)

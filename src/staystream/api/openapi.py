@@ -228,6 +228,23 @@ SCHEMA: dict[str, Any] = {
         "/healthz": {"get": {"summary": "The process answers", "responses": {"200": {"description": "ok"}}}},
         "/readyz": {"get": {"summary": "The store works and the write backlog is under its limit", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready, with the problems"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}},
+        "/v1/ops/summary": {"get": {
+            "summary": "What the operator's dashboard shows: per source accepted and rejected events with "
+                       "example rejections, freshness, write latency, snapshot, restart and scaled-mode state",
+            "responses": {"200": {"description": "the summary (shape: web/routes.py OPS_SUMMARY_SHAPE)",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/v1/where": {"get": {
+            "summary": "Resolve a place name to an area and suggest completions (the search page's where box)",
+            "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string"}},
+                           {"name": "resolve", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the place and suggestions",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}},
+                          "400": {"description": "no q", "content": {"application/json": {
+                              "schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+        "/": {"get": {"summary": "The traveler's search page; its whole state is in the URL",
+                      "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
+        "/ops": {"get": {"summary": "The operator's dashboard",
+                         "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
     },
     "components": {
         "schemas": {

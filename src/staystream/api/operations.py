@@ -19,6 +19,19 @@ async def healthz(request: Request, worker: Worker) -> Response:
 
 
 async def readyz(request: Request, worker: Worker) -> Response:
+    problems = problems_of(worker)
+    lag: dict[str, object] = {}
+    if worker.config.stream:  # scaled mode: how far behind the stream this node is
+        from staystream.scaled.stream import read_lag
+
+        lag, _ = read_lag(worker.shm_path)
+    body = {"status": "ready" if not problems else "not ready", "problems": problems,
+            "backlog_events": worker.store.backlog, **({"log": lag} if lag else {})}
+    return json_response(body, 200 if not problems else 503)
+
+
+def problems_of(worker: Worker) -> list[str]:
+    """Why this node should not take traffic now; empty when ready."""
     store, config = worker.store, worker.config
     problems = []
     if not store.ready:
@@ -33,15 +46,11 @@ async def readyz(request: Request, worker: Worker) -> Response:
         store.connection.execute("SELECT 1").fetchone()
     except Exception as exc:  # the database file is gone or unreadable
         problems.append(f"the store cannot be read: {exc}")
-    lag: dict[str, object] = {}
     if config.stream:  # scaled mode: how far behind the stream this node is
         from staystream.scaled.stream import read_lag
 
-        lag, lagging = read_lag(worker.shm_path)
-        problems += lagging
-    body = {"status": "ready" if not problems else "not ready", "problems": problems,
-            "backlog_events": store.backlog, **({"log": lag} if lag else {})}
-    return json_response(body, 200 if not problems else 503)
+        problems += read_lag(worker.shm_path)[1]
+    return problems
 
 
 async def get_metrics(request: Request, worker: Worker) -> Response:

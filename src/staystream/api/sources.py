@@ -49,15 +49,24 @@ class StoreKnown:
         return sqlite.listing_ids_with_prefix(self.store.connection, self.source, prefix)
 
     def nights(self, listing_id: str) -> dict[dt.date, Night]:
+        """The nights as whole values (what `merge` writes back as rates): a fact never received
+        takes merge's "no value" default (available, min_nights 1); a night without a price
+        takes the listing's latest currency, and without any is left out (merge then treats it
+        as holding no value)."""
         row = self.store.find(self.source, listing_id)
         if row is None:
             return {}
+        shown = self.store.nights(row, None, None)
+        currencies = [night["currency"] for night in shown if night["currency"] is not None]
+        fallback = currencies[-1] if currencies else None
         return {
             dt.date.fromisoformat(night["night"]): Night(  # type: ignore[arg-type]  # a stored night: str, bool, int values
-                None if night["price"] is None else Decimal(night["price"]),  # type: ignore[arg-type]  # as above
-                night["currency"], night["available"], night["min_nights"],  # type: ignore[arg-type]  # as above
+                None if night["price"] is None else Decimal(night["price"]),  # type: ignore[arg-type]
+                night["currency"] or fallback,  # type: ignore[arg-type]
+                True if night["available"] is None else night["available"],  # type: ignore[arg-type]
+                1 if night["min_nights"] is None else night["min_nights"],  # type: ignore[arg-type]
             )
-            for night in self.store.nights(row, None, None)
+            for night in shown if night["currency"] or fallback
         }
 
 

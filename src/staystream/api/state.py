@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from staystream.api.auth import Credentials
+from staystream.api.observed import History, RejectionExamples
 from staystream.config import Config
 from staystream.events.fx import Fx
 from staystream.events.ingest import Validator
-from staystream.paths import writer_socket
+from staystream.paths import REJECTIONS_DIR, writer_socket
 from staystream.search.view import Store
 from staystream.writer.wire import WriterClient
 
@@ -25,6 +26,8 @@ class Worker:
     client: WriterClient
     validator: Validator
     fx_label: dict[str, str]  # the FX table `validator` judges prices with
+    rejections: RejectionExamples  # for the operator's summary (api/summary.py)
+    samples_seen: History = field(default_factory=History)  # likewise: rates over the last window
     inflight_bytes: int = 0  # request bodies being read or parsed (see writes.post_events)
     # per-(source, hotel) locks of the native-format routes (see sources.py); unused ones go away
     hotel_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = field(
@@ -44,7 +47,8 @@ class Worker:
             client = WriterClient(str(writer_socket(shm_path)))
         await client.connect()
         validator = Validator(store.fx, config.earliest_night, config.horizon_days, config.max_night_price_eur)
-        return cls(config, shm_path, credentials, store, client, validator, store.fx.label)
+        return cls(config, shm_path, credentials, store, client, validator, store.fx.label,
+                   RejectionExamples(shm_path / REJECTIONS_DIR))
 
     def refresh(self) -> None:
         """At the start of every request: see grown arrays and judge prices by the current FX table."""

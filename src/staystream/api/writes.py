@@ -83,6 +83,8 @@ async def submit(worker: Worker, parsed: Parsed, bulk: bool = False) -> None:
     """Hand valid events to the writer; returns once they are durable (else HTTPError 503)."""
     for (source, reason), count in parsed.rejected_by_source.items():
         metrics.events_rejected.labels(source, reason).inc(count)
+    if parsed.rejection_examples:
+        worker.rejections.record(parsed.rejection_examples)
     if not parsed.accepted:
         return
     rates = parsed.rate_columns()

@@ -131,6 +131,14 @@ def all_keys(connection: sqlite3.Connection) -> Iterator[tuple[int, str, str]]:
     yield from connection.execute("SELECT row, source, listing_id FROM listings")
 
 
+def listing_places(connection: sqlite3.Connection) -> list[tuple[str | None, str | None, float, float]]:
+    """(city, country, lat, lon) of every listing that names its city and is not delisted."""
+    return connection.execute(
+        "SELECT city, country, lat, lon FROM listings WHERE city IS NOT NULL AND described_at IS NOT NULL "
+        "AND (delisted_at IS NULL OR delisted_at < described_at)"
+    ).fetchall()
+
+
 def listing_columns(connection: sqlite3.Connection) -> Iterable[tuple[Any, ...]]:
     return connection.execute(
         "SELECT row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at, property_id "

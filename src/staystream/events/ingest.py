@@ -86,6 +86,7 @@ class Parsed:
     newest_changed_at: dict[str, int] = field(default_factory=dict)
     accepted_by_source: dict[tuple[str, str], int] = field(default_factory=dict)
     rejected_by_source: dict[tuple[str, str], int] = field(default_factory=dict)  # (source, field)
+    rejection_examples: dict[tuple[str, str], str] = field(default_factory=dict)  # the first of each label
     rate_positions: list[int] = field(default_factory=list)  # of `rates`, among the rate events
 
     def reject(self, index: int, event: object, error: Rejected) -> None:
@@ -94,6 +95,7 @@ class Parsed:
         reason = reason if reason.isidentifier() and len(reason) <= 20 else "other"
         label = (_source_label(event), reason)
         self.rejected_by_source[label] = self.rejected_by_source.get(label, 0) + 1
+        self.rejection_examples.setdefault(label, f"index {index}: {error}")
 
     def count(self, source: str, kind: str, newest: int, events: int) -> None:
         if newest > self.newest_changed_at.get(source, -1):
@@ -119,6 +121,8 @@ class Parsed:
             self.accepted_by_source[label] = self.accepted_by_source.get(label, 0) + count
         for label, count in later.rejected_by_source.items():
             self.rejected_by_source[label] = self.rejected_by_source.get(label, 0) + count
+        for label, example in later.rejection_examples.items():
+            self.rejection_examples.setdefault(label, example)
 
     @property
     def accepted(self) -> int:

@@ -49,7 +49,7 @@ from staystream.api.auth import EVERY_SOURCE, Credentials
 from staystream.api.headers import BULK_HEADER
 from staystream.durable.lock import owner_of
 from staystream.events.ingest import Rejected
-from staystream.events.types import ListingEvent, RateEvent
+from staystream.events.types import CalendarEvent, ListingEvent, RateEvent
 from staystream.lifecycle import die_with_parent
 from staystream.paths import REJECTS_FILE
 
@@ -205,7 +205,7 @@ def send(items: Iterable[Item], url: str, report: Report, batch_events: int = BA
         for count, item in enumerate(items):
             report.read(item)
             if not isinstance(item.event, Rejected):
-                nights = (item.event.end - item.event.start).days if isinstance(item.event, RateEvent) else 0
+                nights = (item.event.end - item.event.start).days if isinstance(item.event, CalendarEvent) else 0
                 batch.lines.append(_encoder.encode(item.event))
                 batch.where.append((item.file, item.line, item.last_line, nights))
                 batch.listings += isinstance(item.event, ListingEvent)
@@ -396,7 +396,7 @@ class Report:
             self.reject(item.file, item.line, item.last_line, str(item.event))
         else:
             self.events_sent += 1
-            if isinstance(item.event, RateEvent):
+            if isinstance(item.event, CalendarEvent):
                 self.nights_read += item.rows
         if item.note is not None:
             with self.lock:

@@ -139,6 +139,8 @@ class CalendarWriter:
             flat, changed_at, event = flat[keep], changed_at[keep], event[keep]
         old = pages[flat].astype(np.int64)
         wins = changed_at >= self.shared["entry_changed_at"][old]
+        if wins.all():  # the usual case: newer than everything it replaces, nothing to select
+            return (flat, old, event), None
         rest = np.flatnonzero(~wins)
         if len(rest):
             rest_old = old[rest]
@@ -191,11 +193,12 @@ class CalendarWriter:
         ids = self._allocate(len(batch))
         changed_at = batch["changed_at"]
         self.shared["entry_changed_at"][ids] = changed_at
+        whole = bool((batch["facts"] == ALL_FACTS).all())  # rates only: no masking
         for bit, at, columns in FACTS:
             sets = (batch["facts"] & bit) != 0
-            self.shared[at][ids] = np.where(sets, changed_at, OLDEST)
+            self.shared[at][ids] = changed_at if whole else np.where(sets, changed_at, OLDEST)
             for name, field, unknown in columns:
-                self.shared[name][ids] = np.where(sets, batch[field], unknown)
+                self.shared[name][ids] = batch[field] if whole else np.where(sets, batch[field], unknown)
         return ids
 
     def _merged_entries(self, batch: np.ndarray, old: np.ndarray, sources: np.ndarray) -> np.ndarray:

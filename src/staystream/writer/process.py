@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import json
 import logging
+import os
 import shutil
 import signal
 import time
@@ -34,7 +36,7 @@ from staystream.memory.calendar import PAGE, CalendarWriter
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.listings import ListingColumns
 from staystream.memory.shm import Counter, SharedArrays
-from staystream.paths import writer_socket
+from staystream.paths import WRITER_STATUS_FILE, writer_socket
 from staystream.writer import wire
 from staystream.writer.places import WriterPlaces
 
@@ -127,6 +129,8 @@ class Writer:
         self.backlog = 0
         self.snapshotting: asyncio.Task[None] | None = None
         self.snapshot_retry_at = 0.0
+        self.status_path = shm_path / WRITER_STATUS_FILE
+        self.status: dict[str, object] = {"started_at": time.time()}  # for /v1/ops/summary, see write_status
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -154,10 +158,14 @@ class Writer:
         self.shared.counters[Counter.SEQ] = self.seq
         copied = self.history.catch_up(await self.durable.log_after(self.history.taken))
         self.history.start()
+        seconds = round(time.perf_counter() - started, 3)
+        self.status["restart"] = {"recovered_at": time.time(), "snapshot_seq": snapshot_seq,
+                                  "replayed_events": replayed, "history_copied_events": copied,
+                                  "seconds": seconds}
         log.info(
             "recovered",
             extra={"listings": len(self.keys), "snapshot_seq": snapshot_seq, "replayed_events": replayed,
-                   "history_copied_events": copied, "seconds": round(time.perf_counter() - started, 3)},
+                   "history_copied_events": copied, "seconds": seconds},
         )
 
     def _add_rows(self, rows: int) -> None:
@@ -349,7 +357,16 @@ class Writer:
             disk = shutil.disk_usage(self.config.data_dir)
             metrics.data_dir_free.set(disk.free)
             metrics.data_dir_capacity.set(disk.total)
+            self.write_status()
             await asyncio.sleep(1)
+
+    def write_status(self) -> None:
+        """Restart and snapshot state for the operator's summary (`api/summary.py`), which any
+        worker serves: a small JSON file in the shared-memory directory, replaced atomically."""
+        self.status["night_updates_since_snapshot"] = self.logged_since_snapshot
+        temporary = self.status_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.status))
+        os.replace(temporary, self.status_path)
 
     # -- snapshots -----------------------------------------------------------------------
 
@@ -377,6 +394,8 @@ class Writer:
                 self.snapshot_retry_at = time.monotonic() + SNAPSHOT_RETRY_SECONDS
                 return
         metrics.snapshot_seconds.observe(time.perf_counter() - started)
+        self.status["snapshot"] = {"last_at": time.time(), "last_seconds": round(time.perf_counter() - started, 3),
+                                   "seq": seq}
         log.info("snapshot written", extra={"seq": seq, "seconds": round(time.perf_counter() - started, 3)})
 
 

