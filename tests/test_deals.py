@@ -532,7 +532,7 @@ def test_window_totals_equal_the_search_of_each_check_in(tmp_path_factory: pytes
     `window_totals` of 40 check-ins gives what `_open_stays` + `_totals` give check-in by check-in."""
     from staystream.events.fx import default_fx
     from staystream.events.money import CURRENCY_INDEX
-    from staystream.events.types import RATE_DTYPE
+    from staystream.events.types import ALL_FACTS, RATE_DTYPE
     from staystream.memory.calendar import PAGE, CalendarWriter
     from staystream.memory.layout import SHARED_ARRAYS
     from staystream.memory.shm import SharedArrays
@@ -556,7 +556,7 @@ def test_window_totals_equal_the_search_of_each_check_in(tmp_path_factory: pytes
             day += length
     batch = np.zeros(len(events), dtype=RATE_DTYPE)
     for i, (row, day, length, price, currency, min_nights, available) in enumerate(events):
-        batch[i] = (row, day, length, 1, price, currency, min_nights, available)
+        batch[i] = (row, day, length, 1, price, currency, min_nights, available, ALL_FACTS)  # a rate: every fact
     calendar.apply(batch)
     fx = default_fx()
     first, count, everyone = base + 10, 40, np.arange(rows)
