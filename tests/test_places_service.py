@@ -257,3 +257,30 @@ def test_an_import_sized_batch_is_matched_in_the_background(server: Server) -> N
             time.sleep(0.2)
         metrics = client.get("/metrics").text
         assert "staystream_places_pending 0.0" in metrics
+
+
+def test_places_and_links_through_the_stream(tmp_path: Path) -> None:
+    """Scaled mode: links and addresses travel in the stream, the applier stores them in
+    PostgreSQL, and a node started later rebuilds the same places from PostgreSQL."""
+    from nats_fixtures import NatsCluster
+    from test_scaled import applier_drained, eventually, node
+
+    with Postgres() as pg, NatsCluster(3) as cluster:
+        first = node(tmp_path / "all", pg, cluster, "ingest,apply,search")
+        try:
+            with first.client() as client:
+                before = _durable_world(client)  # read-after-ack on the node that took them
+                assert client.get("/v1/listings/airbnb/flat-1").json()["address"] == FLAT_AIRBNB["address"]
+            written_at = time.time()
+            eventually(lambda: applier_drained(first, written_at))
+        finally:
+            assert first.stop() == 0
+        assert pg.psql("SELECT count(*) FROM staystream.links") == "3"
+        second = node(tmp_path / "search", pg, cluster, "ingest,search")
+        try:
+            with second.client() as client:
+                assert _places(client) == before
+                post(client, {**FAR_B, "listing_id": "ghost"})
+                assert place_of(client, "expedia", "ghost") == place_of(client, "vrbo", "flat-1v")
+        finally:
+            second.stop()
