@@ -145,3 +145,14 @@ def test_prune_drops_groups_older_than_the_kept_days(tmp_path: Path) -> None:
     assert history.prune(connection, oldest_day=101) == 2  # the day-100 group's rows: listings 7 and 8
     assert [e[2] for e in history.changes(connection, 7, 20_002)] == [1, 2]
     assert history.changes(connection, 7, 20_005) == []
+
+
+def test_events_of_one_group_far_apart_are_all_found(tmp_path: Path) -> None:
+    connection = history.connect(tmp_path / history.HISTORY_FILE)
+    events = np.zeros(3, RATE_DTYPE)
+    events["key"], events["start"], events["nights"], events["facts"] = 7, [20_000, 21_000, 20_990], [3, 1, 30], ALL_FACTS
+    events["changed_at"] = [1, 2, 3]
+    history.add_group(connection, 1, events, day=100)
+    assert [e[2] for e in history.changes(connection, 7, 20_001)] == [1]
+    assert sorted(e[2] for e in history.changes(connection, 7, 21_000)) == [2, 3]
+    assert history.changes(connection, 7, 21_100) == []

@@ -5,10 +5,11 @@ event that set a fact of the night. Those events are already durable in the log 
 which the writer deletes once a snapshot covers it, so history is a copy taken from the log's
 groups *after* they are acknowledged, by a thread of the writer, into `history.sqlite3`:
 
-- `history`: one row per (listing row, group): the listing's events of that group packed as
-  `HISTORY_DTYPE` (start, nights, changed_at, price, currency, min_nights, available, facts:
-  27 B an event), the day the group arrived, and a rowid in arrival order. An index on `row`
-  finds a listing's rows; a night's changes are the events whose nights cover it.
+- `history`: one row per (listing row, group, 64-night bucket of the events' start): those
+  events packed as `HISTORY_DTYPE` (start, nights, changed_at, price, currency, min_nights,
+  available, facts: 27 B an event), the day the group arrived, and a rowid in arrival order.
+  An index on (row, bucket) finds the rows a night's events can be in (an event covers at most
+  550 nights: 10 buckets); a night's changes are the events whose nights cover it.
 - `taken`: the last log sequence copied. It commits with the rows it covers, so after a crash
   history resumes from the log after it (`Durable.log_after`): the writer keeps log rows the
   history has not taken, even once a snapshot covers them.
@@ -40,15 +41,16 @@ HISTORY_DTYPE = np.dtype([(name, RATE_DTYPE[name]) for name in HISTORY_FIELDS]) 
 TYPE_OF_FACTS = {ALL_FACTS: "rate", FACT_PRICE: "price", FACT_AVAILABILITY: "availability",
                  FACT_STAY_RULE: "stay_rule"}
 MAX_EVENT_NIGHTS = 550  # an event covers at most this many nights: bounds a night's lookup
+BUCKET_NIGHTS = 64  # events are kept by the 64-night span their start falls in
 PRUNE_EVERY_SECONDS = 3600.0
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
     row INTEGER NOT NULL,     -- listing row
     day INTEGER NOT NULL,     -- days since 1970-01-01 when the group arrived (pruning)
-    first INTEGER NOT NULL,   -- the smallest start night among the events (a lookup's lower bound)
+    bucket INTEGER NOT NULL,  -- the events' start night // BUCKET_NIGHTS (a night's lookup: a few buckets)
     events BLOB NOT NULL      -- this listing's events of one group, packed HISTORY_DTYPE, in arrival order
 );
-CREATE INDEX IF NOT EXISTS history_row ON history (row, first);
+CREATE INDEX IF NOT EXISTS history_row ON history (row, bucket);
 CREATE TABLE IF NOT EXISTS taken (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL);
 """
 
@@ -77,21 +79,24 @@ def taken(connection: sqlite3.Connection) -> int:
 
 
 def add_group(connection: sqlite3.Connection, seq: int, events: np.ndarray, day: int) -> None:
-    """One group's events (RATE_DTYPE, key = row) as one row per listing, and `taken` = seq."""
-    order = np.argsort(events["key"], kind="stable")  # stable: arrival order within a listing
+    """One group's events (RATE_DTYPE, key = row) as one row per (listing, start bucket), and
+    `taken` = seq."""
+    buckets = events["start"] // BUCKET_NIGHTS
+    order = np.lexsort((buckets, events["key"]))  # stable: arrival order within a row
     ordered = events[order]
-    rows, starts = np.unique(ordered["key"], return_index=True)
+    combined = ordered["key"].astype(np.int64) << 32 | buckets[order].astype(np.int64)
+    _, starts = np.unique(combined, return_index=True)
+    rows, firsts = ordered["key"][starts], buckets[order][starts]
     packed = np.empty(len(ordered), HISTORY_DTYPE)
     for name in HISTORY_FIELDS:
         packed[name] = ordered[name]
-    firsts = np.minimum.reduceat(ordered["start"], starts) if len(starts) else starts
     bounds = [*starts.tolist()[1:], len(ordered)]
     blob = packed.tobytes()
     size = HISTORY_DTYPE.itemsize
     connection.execute("BEGIN")
     try:
         connection.executemany(
-            "INSERT INTO history (row, day, first, events) VALUES (?, ?, ?, ?)",
+            "INSERT INTO history (row, day, bucket, events) VALUES (?, ?, ?, ?)",
             zip(rows.tolist(), [day] * len(rows), firsts.tolist(),
                 (blob[a * size : b * size] for a, b in zip(starts.tolist(), bounds, strict=True)), strict=True),
         )
@@ -107,8 +112,8 @@ def changes(connection: sqlite3.Connection, row: int, night: int) -> list[tuple[
     arrival order (the caller orders them by changed_at)."""
     found: list[tuple[int, ...]] = []
     for (events,) in connection.execute(
-        "SELECT events FROM history WHERE row = ? AND first BETWEEN ? AND ? ORDER BY rowid",
-        (row, night - MAX_EVENT_NIGHTS - 1, night),
+        "SELECT events FROM history WHERE row = ? AND bucket BETWEEN ? AND ? ORDER BY rowid",
+        (row, (night - MAX_EVENT_NIGHTS) // BUCKET_NIGHTS, night // BUCKET_NIGHTS),
     ):
         packed = np.frombuffer(events, HISTORY_DTYPE)
         covering = packed[(packed["start"] <= night) & (night < packed["start"] + packed["nights"])]
