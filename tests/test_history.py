@@ -150,7 +150,8 @@ def test_prune_drops_groups_older_than_the_kept_days(tmp_path: Path) -> None:
 def test_events_of_one_group_far_apart_are_all_found(tmp_path: Path) -> None:
     connection = history.connect(tmp_path / history.HISTORY_FILE)
     events = np.zeros(3, RATE_DTYPE)
-    events["key"], events["start"], events["nights"], events["facts"] = 7, [20_000, 21_000, 20_990], [3, 1, 30], ALL_FACTS
+    events["key"], events["start"], events["facts"] = 7, [20_000, 21_000, 20_990], ALL_FACTS
+    events["nights"] = [3, 1, 30]
     events["changed_at"] = [1, 2, 3]
     history.add_group(connection, 1, events, day=100)
     assert [e[2] for e in history.changes(connection, 7, 20_001)] == [1]
