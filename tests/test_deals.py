@@ -212,6 +212,11 @@ def post_world(client: httpx.Client, world: World) -> None:
                 "end": iso(days[-1] + 1), "currency": "EUR", "price": money(price),
                 "available": available, "min_nights": min_nights, "changed_at": "2026-01-01T00:00:00Z",
             })
+        # Open but never priced (contract v1.1: one fact at a time): not bookable, for search
+        # as for the usual totals whose window reaches these nights.
+        events.append({"type": "availability", "source": unit.source, "listing_id": unit.listing_id,
+                       "start": iso(world.base + SPAN), "end": iso(world.base + SPAN + 10), "available": True,
+                       "changed_at": "2026-01-01T00:00:00Z"})
     response = client.post("/v1/events", content="\n".join(map(json.dumps, events)), headers=NDJSON)
     assert response.status_code == 200 and not response.json()["rejected"], response.text
 
@@ -265,7 +270,7 @@ def test_search_by_place_and_deals_follow_the_definitions(server, seed: int) -> 
     rng = world.rng  # the search, from the world's seed: one draw makes the whole example
     with server.client() as client:
         post_world(client, world)
-        checkin = world.base + rng.randint(40, SPAN - 40)
+        checkin = world.base + rng.randint(40, SPAN - 35)
         nights = rng.randint(1, 4)
         guests = rng.choice([2, 2, 1, 3])
         radius = rng.choice([3.0, 1.5, 5.0])
@@ -555,8 +560,10 @@ def test_window_totals_equal_the_search_of_each_check_in(tmp_path_factory: pytes
                            int(available)))
             day += length
     batch = np.zeros(len(events), dtype=RATE_DTYPE)
-    for i, (row, day, length, price, currency, min_nights, available) in enumerate(events):
-        batch[i] = (row, day, length, 1, price, currency, min_nights, available, ALL_FACTS)  # a rate: every fact
+    for name, values in zip(("key", "start", "nights", "price", "currency", "min_nights", "available"),
+                            zip(*events, strict=True), strict=True):
+        batch[name] = values
+    batch["changed_at"], batch["facts"] = 1, ALL_FACTS  # v1 rates: the three facts at once
     calendar.apply(batch)
     fx = default_fx()
     first, count, everyone = base + 10, 40, np.arange(rows)

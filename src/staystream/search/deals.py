@@ -127,8 +127,8 @@ def _similar_by_pairs(
     unit_lon: np.ndarray, unit_place: np.ndarray, pool_lat: np.ndarray, pool_lon: np.ndarray,
     pool_place: np.ndarray, pool_row: np.ndarray, known: np.ndarray, totals_of: TotalsOf, key_ranks: KeyRanks,
 ) -> None:
-    """For a few units (a page's): every (unit, member of its group) distance at once, the
-    totals of those within 5 km, the 10 nearest of each by sorting the pairs."""
+    """For a few units (a page's): every (unit, member of its group) distance at once, sorted;
+    the totals of the nearest of each (more where too few are open), its 10 nearest open."""
     counts = last - first
     unit = np.repeat(np.arange(len(first)), counts)
     member = by_group[first[unit] + np.arange(len(unit)) - np.repeat(np.cumsum(counts) - counts, counts)]

@@ -676,9 +676,14 @@ def _open_stays(
 
 
 def _bookable(shared: SharedArrays, entries: np.ndarray) -> np.ndarray:
-    """Which nights (entry ids) a stay may include: available and priced."""
-    available = _fresh(shared, "entry_available", entries)[entries] == 1
-    return np.asarray(available & (_fresh(shared, "entry_price", entries)[entries] >= 0))
+    """Which nights (entry ids) a stay may include: `_bookable_values` of their facts."""
+    return _bookable_values(_fresh(shared, "entry_available", entries)[entries],
+                            _fresh(shared, "entry_price", entries)[entries])
+
+
+def _bookable_values(available: np.ndarray, price: np.ndarray) -> np.ndarray:
+    """A night a stay may include: available and priced."""
+    return np.asarray((available == 1) & (price >= 0))
 
 
 def window_totals(
@@ -691,16 +696,20 @@ def window_totals(
     sums of running sums: the cost grows with the span, not with check-ins x nights."""
     span = checkins + nights - 1
     entries = _span_entries(shared, rows, first_checkin, span)
-    bookable = _bookable(shared, entries)
-    price = np.where(bookable, _fresh(shared, "entry_price", entries)[entries], 0)
+    price = _fresh(shared, "entry_price", entries)[entries]
+    bookable = _bookable_values(_fresh(shared, "entry_available", entries)[entries], price)
+    price[~bookable] = 0
     currency = _fresh(shared, "entry_currency", entries)[entries]
     min_nights = _fresh(shared, "entry_min_nights", entries)[entries[:, :checkins]]
-    zero = np.zeros((len(rows), 1), dtype=np.int64)
-    closed = np.concatenate([zero, np.cumsum(~bookable, axis=1)], axis=1)
+    # Running counts in 16 bits (a span is at most 91 + 90 - 1 nights): less memory traffic.
+    closed = np.zeros((len(rows), span + 1), dtype=np.int16)
+    np.cumsum(~bookable, axis=1, dtype=np.int16, out=closed[:, 1:])
     open_ = (closed[:, nights:] == closed[:, :checkins]) & (min_nights <= nights)
-    running = np.concatenate([zero, np.cumsum(price, axis=1)], axis=1)
+    running = np.zeros((len(rows), span + 1), dtype=np.int64)
+    np.cumsum(price, axis=1, out=running[:, 1:])
     # changes[t]: how often the currency changes from night 0 to night t
-    changes = np.concatenate([zero, np.cumsum(currency[:, 1:] != currency[:, :-1], axis=1)], axis=1)
+    changes = np.zeros((len(rows), span), dtype=np.int16)
+    np.cumsum(currency[:, 1:] != currency[:, :-1], axis=1, dtype=np.int16, out=changes[:, 1:])
     single = changes[:, nights - 1 : nights - 1 + checkins] == changes[:, :checkins]
     total = np.full(open_.shape, UNRANKED, dtype=np.int64)
 
