@@ -27,10 +27,10 @@ from staystream.places import Link as PlaceLink
 
 log = logging.getLogger("staystream.writer")
 _json = msgspec.json.Encoder()
-# (row, source, listing_id, name, kind, lat, lon, max_guests, address, property_id): a listing
-# in search, as `sqlite.place_listings` reads it at start-up
 INLINE_MATCHING = 100  # listings a group may carry and still be matched before its answer
 MATCH_SLICE = 50  # listings matched in one slice of deferred matching (~20 ms in a dense city)
+# (row, source, listing_id, name, kind, lat, lon, max_guests, address, property_id): a listing
+# in search, as `sqlite.place_listings` reads it at start-up
 StoredListing = tuple[int, str, str, str, int, float, float, int, str | None, str | None]
 
 
@@ -57,11 +57,12 @@ class WriterPlaces:
         """Rebuild every place from the stored listings in search and the stored links."""
         started, cpu = time.perf_counter(), time.thread_time()
         events: list[PlaceEvent] = [place_link(link) for link in links]
+        linked = len(events)
         for _, source, listing_id, name, kind, lat, lon, max_guests, address, property_id in listings:
             events.append(PlaceListing(source, listing_id, lat, lon, name, KINDS[kind], max_guests, address,
                                        property_id))
         self._publish(self.graph.apply(events))
-        log.info("places rebuilt", extra={"listings": len(self.graph), "links": len(events) - len(self.graph),
+        log.info("places rebuilt", extra={"listings": len(self.graph), "links": linked,
                                           "seconds": round(time.perf_counter() - started, 3),
                                           "cpu_seconds": round(time.thread_time() - cpu, 3)})
 
