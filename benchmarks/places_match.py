@@ -117,7 +117,8 @@ def main() -> None:
     print(f"single updates: {args.updates:,} in {total:.2f} s = {args.updates / total:,.0f} listings/s "
           f"(CPU with the events' making {total_cpu:.2f} s); "
           f"p50 {quantiles[49] * 1e3:.2f} ms, p99 {quantiles[98] * 1e3:.2f} ms")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; max RSS {rss_mb:.0f} MB; "
           f"Python {sys.version.split()[0]}")
 
 

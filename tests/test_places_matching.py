@@ -5,10 +5,10 @@ from __future__ import annotations
 import doctest
 import random
 
-import overture_pairs as places_pairs
 import pytest
 from rapidfuzz import fuzz
 
+import overture_pairs as places_pairs
 from staystream.places import matching
 from staystream.places.types import PlaceListing
 

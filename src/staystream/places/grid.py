@@ -64,7 +64,7 @@ class Grid:
         row, index = cell
         count = self._count(row)
         west, east = index / count, (index + 1) / count  # the cell's span, in turns of longitude
-        found = []
+        found: list[Cell] = []
         for r in range(max(0, row - 1), min(self._rows, row + 2)):
             other = self._count(r)
             # One cell beyond each side is enough: cells are at least a radius wide.

@@ -35,7 +35,9 @@ class PlaceListing:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"listing {self.source}/{self.listing_id}: kind {self.kind!r} is not one of {sorted(KINDS)}")
+            raise ValueError(
+                f"listing {self.source}/{self.listing_id}: kind {self.kind!r} is not one of {sorted(KINDS)}"
+            )
         if not (-90.0 <= self.lat <= 90.0 and -180.0 <= self.lon <= 180.0):
             raise ValueError(
                 f"listing {self.source}/{self.listing_id}: lat/lon {self.lat}, {self.lon} "
