@@ -67,7 +67,8 @@ async def get_place(request: Request, worker: Worker) -> Response:
         raise HTTPError(503, f"places cannot be read now: {exc}", {"Retry-After": "1"}) from None
     if body is None:
         raise HTTPError(404, f"place_id: '{place_id[:140]}' is not a place; expected the place_id of a listing "
-                             "(GET /v1/listings/{source}/{listing_id} shows it)")
+                             "in search (GET /v1/listings/{source}/{listing_id} shows it; a listing never "
+                             "described, or delisted, is in no place)")
     return Response(body, media_type="application/json")
 
 
