@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -131,6 +132,24 @@ def test_history_survives_restarts_and_log_truncation(server_factory, stop: str)
     with again.client() as client:
         for night, wanted in expected.items():
             assert changes(client, "hist-restart", night) == wanted, night
+
+
+def test_a_history_left_from_another_store_is_emptied(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory()
+    events, _ = world("hist-stale", 4)
+    with server.client() as client:
+        post(client, events)
+    server.stop()
+    for name in ("store.sqlite3", "store.sqlite3-wal", "store.sqlite3-shm"):  # the store goes, history stays
+        (server.data_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(server.data_dir / "snapshot", ignore_errors=True)
+    again = server_factory(data_dir=server.data_dir)
+    fresh, expected = world("hist-stale", 5)
+    with again.client() as client:
+        post(client, fresh)
+        for night, wanted in expected.items():
+            assert changes(client, "hist-stale", night) == wanted, night
+    assert "holds groups this store never had" in again.log()
 
 
 def test_prune_drops_groups_older_than_the_kept_days(tmp_path: Path) -> None:

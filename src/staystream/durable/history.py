@@ -141,6 +141,14 @@ class HistoryKeeper:
         self._queue: queue.Queue[tuple[int, np.ndarray] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="history", daemon=True)
 
+    def forget(self) -> None:
+        """Empty the history: it was taken from another store (its `taken` is past the log)."""
+        self.connection.execute("BEGIN")
+        self.connection.execute("DELETE FROM history")
+        self.connection.execute("DELETE FROM taken")
+        self.connection.execute("COMMIT")
+        self.taken = 0
+
     def catch_up(self, log: Iterable[tuple[int, bytes]]) -> int:
         """At start-up: copy the log rows the history has not taken; returns the events copied."""
         copied = 0

@@ -156,6 +156,10 @@ class Writer:
             replayed_nights += int(batch["nights"].sum())
         self.logged_since_snapshot = replayed_nights
         self.shared.counters[Counter.SEQ] = self.seq
+        if self.history.taken > self.seq and not self.config.stream:  # scaled mode: sequences are the node's
+            log.warning("history: it holds groups this store never had (the store was replaced?); emptied",
+                        extra={"history_taken": self.history.taken, "store_seq": self.seq})
+            self.history.forget()
         copied = self.history.catch_up(await self.durable.log_after(self.history.taken))
         self.history.start()
         seconds = round(time.perf_counter() - started, 3)
