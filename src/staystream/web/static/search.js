@@ -492,9 +492,10 @@ async function loadDates(state, area) {
     return h("button", {
       type: "button", class: `date${d.cheapest && Number(d.cheapest.total) === cheapest ? " lowest" : ""}`,
       "aria-current": d.checkin === state.checkin ? "date" : null,
-      "aria-label": `Check in ${label}: ${d.cheapest ? `from ${price}` : "nothing free"}, ${d.matches} places`,
       onclick: () => { writeState({ ...readState(), checkin: d.checkin, checkout: d.checkout, cursor: "" }); run(); },
-    }, h("span", {}, label), h("strong", {}, price));
+    }, h("span", { class: "visually-hidden" }, "Check in "), h("span", {}, label),
+    h("span", { class: "visually-hidden" }, d.cheapest ? ", from " : ", "), h("strong", {}, price),
+    h("span", { class: "visually-hidden" }, `, ${d.matches} places`));
   }));
   strip.hidden = false;
 }
