@@ -166,6 +166,21 @@ def test_bad_links_and_addresses_are_rejected_with_reasons(server: Server) -> No
         assert client.get("/v1/listings/airbnb/ok-address").json()["address"] == "y" * 512
 
 
+def test_every_listing_place_id_names_a_place_delisted_and_undescribed_too(server: Server) -> None:
+    day = dt.date.today() + dt.timedelta(days=3)
+    with server.client() as client:
+        post(client, {**FAR_A, "listing_id": "gone", "lat": 1.20},
+             {"type": "delist", "source": "booking", "listing_id": "gone", "changed_at": "2026-01-02T00:00:00Z"},
+             {"type": "rate", "source": "booking", "listing_id": "rates-only", "start": day.isoformat(),
+              "end": (day + dt.timedelta(days=1)).isoformat(), "price": "10", "currency": "EUR", "changed_at": T0})
+        gone = client.get(f"/v1/places/{place_of(client, 'booking', 'gone')}").json()
+        assert gone["name"] == FAR_A["name"] and gone["listings"] == [
+            {"source": "booking", "listing_id": "gone", "matched": "self", "score": 1.0}]
+        undescribed = client.get(f"/v1/places/{place_of(client, 'booking', 'rates-only')}").json()
+        assert (undescribed["name"], undescribed["lat"]) == (None, None)
+        assert [m["listing_id"] for m in undescribed["listings"]] == ["rates-only"]
+
+
 def test_unknown_place_is_404_with_a_reason(server: Server) -> None:
     with server.client() as client:
         response = client.get("/v1/places/p0000000000000000")

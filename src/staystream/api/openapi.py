@@ -298,10 +298,11 @@ SCHEMA: dict[str, Any] = {
             }, ["other_source", "other_listing_id", "same"]),
             "Place": {
                 "type": "object",
-                "description": "a property: every listing of it, and how each joined",
+                "description": "a property: every listing of it, and how each joined (a listing in no place, "
+                "never described or delisted, is a place alone; name, lat and lon null when never described)",
                 "properties": {
-                    "place_id": {"type": "string"}, "name": {"type": "string"},
-                    "lat": {"type": "number"}, "lon": {"type": "number"},
+                    "place_id": {"type": "string"}, "name": {"type": ["string", "null"]},
+                    "lat": {"type": ["number", "null"]}, "lon": {"type": ["number", "null"]},
                     "listings": {"type": "array", "items": {"type": "object", "properties": {
                         "source": {"type": "string"}, "listing_id": {"type": "string"},
                         "matched": {"enum": ["self", "property", "link", "auto"], "description":

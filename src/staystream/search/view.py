@@ -7,6 +7,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from staystream.dates import day_from_epoch, format_changed_at
@@ -91,6 +92,22 @@ class Store:
         found = sqlite.details(self.connection, [row])[row]
         searchable = bool(self.shared["searchable"][row]) if row < len(self.shared["searchable"]) else False
         return {**describe(found, searchable), "place_id": self.place_ids([row]).get(row)}
+
+    def place_of_one(self, answer: dict[str, object]) -> bytes | None:
+        """The place of a listing outside every place (the writer's `{"place_id", "alone"}`):
+        itself, as the store describes it (name, lat and lon null when never described)."""
+        alone = answer["alone"]
+        assert isinstance(alone, list) and len(alone) == 2, alone  # [source, listing_id] from the writer
+        source, listing_id = str(alone[0]), str(alone[1])
+        row = self.find(source, listing_id)
+        if row is None:
+            return None
+        found = sqlite.details(self.connection, [row]).get(row, {})
+        return msgspec.json.encode({
+            "place_id": answer["place_id"], "name": found.get("name"), "lat": found.get("lat"),
+            "lon": found.get("lon"),
+            "listings": [{"source": source, "listing_id": listing_id, "matched": "self", "score": 1.0}],
+        })
 
     def listing_key(self, row: int) -> tuple[str, str]:
         return sqlite.keys(self.connection, [row])[row]

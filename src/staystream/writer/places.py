@@ -13,20 +13,24 @@ them from the store with one `apply`.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
 import time
 from collections.abc import Iterable
 
 import msgspec
+import numpy as np
 
 from staystream import metrics
 from staystream.events.types import KINDS, Link, Listing, split_key
 from staystream.memory.listings import ListingColumns
-from staystream.places import Delisted, PlaceEvent, PlaceGraph, PlaceListing
+from staystream.places import Delisted, PlaceEvent, PlaceGraph, PlaceListing, place_id_for
 from staystream.places import Link as PlaceLink
 
 log = logging.getLogger("staystream.writer")
 _json = msgspec.json.Encoder()
+_PLACE_ID = re.compile("p[0-9a-f]{16}")
 INLINE_MATCHING = 100  # listings a group may carry and still be matched before its answer
 MATCH_SLICE = 50  # listings matched in one slice of deferred matching (~20 ms in a dense city)
 # (row, source, listing_id, name, kind, lat, lon, max_guests, address, property_id): a listing
@@ -52,6 +56,7 @@ class WriterPlaces:
         self.columns = columns
         self.rows = rows  # the writer's key -> row (shared, not copied)
         self.graph = PlaceGraph(automatic)
+        self._hashes = np.zeros(0, np.uint64)  # per listing row, its own place_id as a number
 
     def load(self, listings: Iterable[StoredListing], links: Iterable[Link]) -> None:
         """Rebuild every place from the stored listings in search and the stored links."""
@@ -95,9 +100,30 @@ class WriterPlaces:
         metrics.places_pending.set(self.graph.pending)
 
     def as_json(self, place_id: str) -> bytes | None:
-        """The body of `GET /v1/places/{place_id}`; None for a place that does not exist."""
+        """The body of `GET /v1/places/{place_id}`; for a listing in no place (never described,
+        or delisted: its `place_id` names it alone) `{"alone": [source, listing_id], "place_id"}`
+        for the worker to complete from the store; None for an id that names nothing."""
         place = self.graph.place(place_id)
-        return None if place is None else _json.encode(place.as_json())
+        if place is not None:
+            return _json.encode(place.as_json())
+        key = self._outside(place_id)
+        return None if key is None else _json.encode({"alone": split_key(key), "place_id": place_id})
+
+    def _outside(self, place_id: str) -> str | None:
+        """The key of the listing outside the graph that `place_id` names, if any: a scan of one
+        64-bit hash per listing row (8 B a row, extended with the rows added since)."""
+        if not _PLACE_ID.fullmatch(place_id):
+            return None
+        if len(self._hashes) < len(self.rows):
+            added = itertools.islice(self.rows, len(self._hashes), None)
+            self._hashes = np.concatenate([self._hashes, np.fromiter(
+                (int(place_id_for(key)[1:], 16) for key in added), np.uint64)])
+        for row in np.flatnonzero(self._hashes == np.uint64(int(place_id[1:], 16))).tolist():
+            key = next(itertools.islice(self.rows, row, None), None)
+            # rows of a failed commit are given again: the hash of a row is checked against its key
+            if key is not None and place_id_for(key) == place_id and self.graph.place_id_of(key) is None:
+                return key
+        return None
 
     def _publish(self, changed: dict[str, str | None]) -> None:
         """The shared column follows the engine: row -> its place's anchor row."""
