@@ -67,6 +67,7 @@ class WriterPlaces:
             events.append(PlaceListing(source, listing_id, lat, lon, name, KINDS[kind], max_guests, address,
                                        property_id))
         self._publish(self.graph.apply(events))
+        self._hash_rows()  # here, not on the first unknown id: a million rows take ~1 s
         log.info("places rebuilt", extra={"listings": len(self.graph), "links": linked,
                                           "seconds": round(time.perf_counter() - started, 3),
                                           "cpu_seconds": round(time.thread_time() - cpu, 3)})
@@ -114,16 +115,20 @@ class WriterPlaces:
         64-bit hash per listing row (8 B a row, extended with the rows added since)."""
         if not _PLACE_ID.fullmatch(place_id):
             return None
+        self._hash_rows()
+        for row in np.flatnonzero(self._hashes == np.uint64(int(place_id[1:], 16))).tolist():
+            key = next(itertools.islice(self.rows, row, None), None)
+            if key is not None and place_id_for(key) == place_id and self.graph.place_id_of(key) is None:
+                return key
+        return None
+
+    def _hash_rows(self) -> None:
+        """Hash the rows added since the last time (all of them at start-up: ~1 us a row)."""
+        self._hashes = self._hashes[: len(self.rows)]  # a failed commit gave its rows back
         if len(self._hashes) < len(self.rows):
             added = itertools.islice(self.rows, len(self._hashes), None)
             self._hashes = np.concatenate([self._hashes, np.fromiter(
                 (int(place_id_for(key)[1:], 16) for key in added), np.uint64)])
-        for row in np.flatnonzero(self._hashes == np.uint64(int(place_id[1:], 16))).tolist():
-            key = next(itertools.islice(self.rows, row, None), None)
-            # rows of a failed commit are given again: the hash of a row is checked against its key
-            if key is not None and place_id_for(key) == place_id and self.graph.place_id_of(key) is None:
-                return key
-        return None
 
     def _publish(self, changed: dict[str, str | None]) -> None:
         """The shared column follows the engine: row -> its place's anchor row."""
