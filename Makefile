@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install system run lint test bench bench-race bench-scaled clean
+.PHONY: install system run lint test fuzz bench bench-race bench-scaled bench-overload clean
 
 $(BIN)/staystream: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ lint: install
 test: install system lint
 	$(BIN)/pytest
 
+# hypothesis-drawn event bodies, OTA/Expedia/iCal documents and searches (5 x 16,000), then
+# schemathesis over every /openapi.json operation (4,000 cases each): counts printed, fails on any 5xx
+fuzz: install
+	$(BIN)/python tests/fuzz.py --examples 16000 --openapi-examples 4000
+
 # everything: the embedded service (issues 2-4), then PostgreSQL against the Go daemon and the
 # scaled mode (issue 5); each part also runs alone (below, and benchmarks.run <scenario>)
 bench: install
@@ -41,6 +46,10 @@ bench-race: install
 # scaled mode (3 NATS servers, PostgreSQL, applier, 1-2 ingest nodes): throughput, latency, sync cost
 bench-scaled: install
 	$(BIN)/python -m benchmarks.scaled_bench
+
+# 10x a credential's write rate for 60 s with idle, half-sent and stalled sockets (docs/security.md)
+bench-overload: install
+	$(BIN)/python -m benchmarks.overload
 
 clean:
 	rm -rf $(VENV) var

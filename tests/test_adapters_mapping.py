@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from staystream.adapters import InputError, load, mapping
-from staystream.events.ingest import Rejected
+from staystream.events.bounds import Rejected
 from staystream.events.types import ListingEvent, RateEvent
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "mappings"

@@ -29,7 +29,7 @@ import pytest
 from conftest import Server, start_server
 from staystream.adapters import Input, InputError, Options, load
 from staystream.adapters.insideairbnb import kind_of, parse_amount
-from staystream.events.ingest import Rejected
+from staystream.events.bounds import Rejected
 from staystream.events.types import ListingEvent, RateEvent
 
 DATA = Path(__file__).resolve().parent / "data" / "singapore"  # Inside Airbnb, CC BY 4.0: see its README

@@ -24,6 +24,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError(text)
+    return value
+
+
 def _flag(text: str) -> bool:
     return text.lower() in {"1", "true", "yes", "on"}
 
@@ -68,6 +75,29 @@ class Config:
     )
     max_events_per_request: int = _setting(
         100_000, "most events one request may carry", _positive_int
+    )
+    header_timeout: float = _setting(
+        10.0, "seconds a connection has to send a request's line and headers, from connecting or from the "
+        "request's first byte; else 408 and closed", _positive_float
+    )
+    body_timeout: float = _setting(
+        10.0, "seconds a request body may stall between two parts; else 408", _positive_float
+    )
+    body_total_timeout: float = _setting(
+        120.0, "seconds a whole request body may take (16 MB at 1 Mbit/s); else 408", _positive_float
+    )
+    keep_alive_timeout: float = _setting(
+        5.0, "seconds an idle keep-alive connection stays open between requests", _positive_float
+    )
+    max_connections_per_client: int = _setting(
+        256, "open connections one client address may hold to each worker; the next gets 429", _positive_int
+    )
+    max_connections: int = _setting(
+        2048, "open connections each worker serves at once; the next gets 503 with Retry-After", _positive_int
+    )
+    max_client_body_bytes: int = _setting(
+        32 * 1024 * 1024, "bytes of request bodies one client (address, credential) may have in progress "
+        "on a worker; past it 429 (a worker holds 8 x max-body-bytes in all, past that 503)", _positive_int
     )
     max_backlog_events: int = _setting(
         1_000_000, "events waiting for the writer above which writes get 503", _positive_int

@@ -29,6 +29,16 @@ request_seconds = Histogram(
     "staystream_http_request_seconds", "HTTP request latency", ["route"], buckets=LATENCY_BUCKETS
 )
 shed = Counter("staystream_shed_requests_total", "Writes refused with 503 because of backlog")
+shed_connections = Counter(
+    "staystream_shed_connections_total",
+    "Connections closed before a request ran: header_timeout, header_size, per_client (api/connections.py)",
+    ["reason"],
+)
+limited = Counter(
+    "staystream_limited_requests_total",
+    "Requests refused to protect others: body_timeout (408), client_share, rate (429)",
+    ["reason"],
+)
 commit_seconds = Histogram(
     "staystream_commit_seconds", "Durable commit of one group (SQLite, fsync)", buckets=LATENCY_BUCKETS
 )

@@ -61,12 +61,14 @@ def _worker_main(config: Config, shm_path: Path, listener: socket.socket, superv
     import uvicorn
 
     from staystream.api.app import create_app
+    from staystream.api.connections import uvicorn_settings
 
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(config, shm_path), loop="uvloop", http="httptools", lifespan="on",
-            access_log=False, log_config=None, log_level="warning", timeout_keep_alive=30,
-            limit_concurrency=2048,
+            create_app(config, shm_path), loop="uvloop", lifespan="on",
+            access_log=False, log_config=None, log_level="warning",
+            **uvicorn_settings(config.header_timeout, config.keep_alive_timeout, config.max_connections_per_client,
+                               config.max_connections),
         )
     )
     server.run(sockets=[listener])

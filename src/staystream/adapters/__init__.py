@@ -31,7 +31,7 @@ from decimal import Decimal
 from types import ModuleType
 from typing import BinaryIO, NamedTuple, Protocol, TextIO
 
-from staystream.events.ingest import Rejected
+from staystream.events.bounds import Rejected
 from staystream.events.types import Event
 
 __all__ = ["Adapter", "Input", "InputError", "Item", "Options", "formats", "load", "open_text"]

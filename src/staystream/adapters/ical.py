@@ -157,13 +157,8 @@ def plan(
     result = Result(outcome)
     if end <= start or (end - start).days > MAX_HORIZON_NIGHTS:
         raise FeedError(f"end: '{end}' must be after start '{start}' and at most {MAX_HORIZON_NIGHTS} nights later")
-    blocked: dict[dt.date, int] = {}  # night -> the line of the first event blocking it
-    for block in feed.blocks:
-        night = max(block.first, start)
-        while night < min(block.end, end):
-            blocked.setdefault(night, block.line)
-            night += dt.timedelta(days=1)
     horizon = [start + dt.timedelta(days=i) for i in range((end - start).days)]
+    blocked = _blocked_nights(feed.blocks, start, end, horizon)
     open_nights = [night for night in horizon if night not in blocked]
     result.blocked_nights, result.open_nights = len(blocked), len(open_nights)
     merger = Merger(source, known, changed_at)
@@ -185,6 +180,53 @@ def plan(
     return result
 
 
+def read_feed_within(document: bytes, start: dt.date, end: dt.date) -> Feed:
+    """`read_feed`, its blocks reduced to the runs of nights they block within [start, end).
+
+    `plan` gives the same result for it; what changes is the size: 30,000 overlapping events
+    become a few runs, cheap to send back from the process that parsed them (`api/offload.py`)."""
+    feed = read_feed(document)
+    if start < end and (end - start).days <= MAX_HORIZON_NIGHTS:
+        horizon = [start + dt.timedelta(days=i) for i in range((end - start).days)]
+        runs: list[Block] = []
+        for night, line in sorted(_blocked_nights(feed.blocks, start, end, horizon).items()):
+            if runs and runs[-1].end == night and runs[-1].line == line:
+                runs[-1].end = night + dt.timedelta(days=1)
+            else:
+                runs.append(Block(night, night + dt.timedelta(days=1), line))
+        feed.blocks = runs
+    return feed
+
+
+def _blocked_nights(blocks: list[Block], start: dt.date, end: dt.date, horizon: list[dt.date]) -> dict[dt.date, int]:
+    """Night -> the line of the first event blocking it, within [start, end).
+
+    Each night is visited once however many events cover it (30,000 century-long events are
+    30,000 clipped intervals, not 30,000 horizons): `unfilled[i]` points at or before the next
+    night not blocked yet, and is compressed as it is followed."""
+    unfilled = list(range(len(horizon) + 1))
+
+    def next_unfilled(i: int) -> int:
+        root = i
+        while unfilled[root] != root:
+            root = unfilled[root]
+        while unfilled[i] != root:
+            unfilled[i], i = root, unfilled[i]
+        return root
+
+    blocked: dict[dt.date, int] = {}
+    for block in blocks:
+        first, last = max(block.first, start), min(block.end, end)
+        if first >= last:
+            continue
+        i, stop = next_unfilled((first - start).days), (last - start).days
+        while i < stop:
+            blocked[horizon[i]] = block.line
+            unfilled[i] = i + 1
+            i = next_unfilled(i + 1)
+    return blocked
+
+
 def parse(
     document: bytes, source: str, listing_id: str, known: Known = NOTHING_KNOWN, **options: object
 ) -> tuple[Feed, Result]:
@@ -198,16 +240,16 @@ def parse(
 
 def _content_lines(text: str, problems: list[Problem]) -> list[_Line]:
     """Unfolded content lines (RFC 5545 3.1), each with the number of its first physical line."""
-    logical: list[tuple[int, str]] = []
+    logical: list[tuple[int, list[str]]] = []  # parts joined once: appending to a str is quadratic
     for number, raw in enumerate(text.split("\n"), start=1):
         raw = raw.rstrip("\r")
         if raw[:1] in (" ", "\t") and logical:
-            logical[-1] = (logical[-1][0], logical[-1][1] + raw[1:])
+            logical[-1][1].append(raw[1:])
         elif raw.strip():
-            logical.append((number, raw))
+            logical.append((number, [raw]))
     lines = []
-    for number, raw in logical:
-        parsed = _content_line(raw, number)
+    for number, parts in logical:
+        parsed = _content_line("".join(parts), number)
         if isinstance(parsed, Problem):
             problems.append(parsed)
         else:
@@ -371,22 +413,20 @@ def _localize(feed: Feed) -> None:
         start, end = block.timed
         try:
             first, last = _local(start, zone), _local(end, zone)
-        except OverflowError:  # year 1 or 9999 moved across a zone
-            feed.problems.append(
-                Problem(f"line {block.line}", "the event is outside years 1 to 9999 in the feed's zone")
-            )
+            if last < first:
+                feed.problems.append(
+                    Problem(f"line {end.line}", "DTEND is before DTSTART; expected the end after the start")
+                )
+                block.end = block.first  # blocks nothing
+                continue
+            last_date = last.date()
+            if last.time() == dt.time(0) and last > first:
+                last_date -= dt.timedelta(days=1)  # ends at midnight: that date is not touched
+            block.first, block.end = first.date(), last_date + dt.timedelta(days=1)
+        except OverflowError:  # year 1 or 9999 moved across a zone, or the day after 9999-12-31
+            feed.problems.append(Problem(f"line {block.line}",
+                                         "the event is outside years 1 to 9999 in the feed's zone"))
             block.end = block.first
-            continue
-        if last < first:
-            feed.problems.append(
-                Problem(f"line {end.line}", "DTEND is before DTSTART; expected the end after the start")
-            )
-            block.end = block.first  # blocks nothing
-            continue
-        last_date = last.date()
-        if last.time() == dt.time(0) and last > first:
-            last_date -= dt.timedelta(days=1)  # ends at midnight: that date is not touched
-        block.first, block.end = first.date(), last_date + dt.timedelta(days=1)
 
 
 def _local(moment: _Moment, zone: ZoneInfo | None) -> dt.datetime:

@@ -32,7 +32,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from staystream.adapters import Input, InputError, Item, Options, open_text
-from staystream.events.ingest import MAX_NIGHTS_PER_EVENT, Rejected
+from staystream.events.bounds import Rejected
+from staystream.events.ingest import MAX_NIGHTS_PER_EVENT
 from staystream.events.types import ListingEvent, RateEvent
 
 __all__ = ["kind_of", "parse_amount", "read"]

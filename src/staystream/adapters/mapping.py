@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from staystream.adapters import Input, InputError, Item, Options
-from staystream.events.ingest import Rejected
+from staystream.events.bounds import Rejected
 from staystream.events.types import ListingEvent, RateEvent
 
 MAPPING_SUFFIXES = (".toml", ".json")

@@ -20,6 +20,7 @@ local names are what the standards fix.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 
@@ -28,6 +29,7 @@ from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidd
 
 MAX_DEPTH = 32  # OTA and EQC messages nest about 8 deep; SOAP adds 2
 MAX_ELEMENTS = 200_000  # ~750 days x 250 products of one-element updates
+_DECLARED_ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"']{0,40})""")
 SOAP_NAMESPACES = (
     "http://schemas.xmlsoap.org/soap/envelope/",
     "http://www.w3.org/2003/05/soap-envelope",
@@ -118,6 +120,11 @@ def parse_document(document: bytes, max_depth: int = MAX_DEPTH, max_elements: in
         raise XMLRejected(f"not well-formed XML: {exc}") from None
     except LookupError as exc:  # <?xml encoding="..."?> naming no codec Python has
         raise XMLRejected(f"the XML declaration names an unknown encoding ({str(exc)[:80]})") from None
+    except ValueError as exc:  # expat reads single-byte encodings and UTF-8/16 only
+        declared = _DECLARED_ENCODING.search(document[:200])
+        name = declared.group(1).decode("ascii", "replace") if declared else "?"
+        raise XMLRejected(f"encoding: '{name}' cannot be read ({exc}); expected UTF-8, UTF-16 "
+                          "or ISO-8859-1") from None
     except RecursionError:  # defensive: the depth bound should make this unreachable
         raise XMLRejected(f"elements nest deeper than {max_depth} levels") from None
     soap = builder.root_namespace if builder.root_namespace in SOAP_NAMESPACES else None

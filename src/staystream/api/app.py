@@ -13,10 +13,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 
 from staystream.api import operations, reads, sources, summary, writes
 from staystream.api.auth import Credentials
+from staystream.api.deadlines import BodyDeadline
 from staystream.api.pages import page_routes
+from staystream.api.responses import json_response
 from staystream.api.state import Worker
 from staystream.config import Config
 from staystream.events.fx import default_fx
@@ -32,7 +38,16 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         gc.collect()
         gc.freeze()  # modules, app, store live on: full collections stop scanning them (performance.md)
         yield
+        app.state.worker.offload.close()  # its helper process, if a large document started one
 
     routes = [*writes.ROUTES, *reads.ROUTES, *operations.ROUTES, *sources.ROUTES, *summary.ROUTES,
               *page_routes(config)]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _no_route},
+                     middleware=[Middleware(BodyDeadline, idle=config.body_timeout, total=config.body_total_timeout)])
+
+
+async def _no_route(request: Request, exc: Exception) -> Response:
+    """No route or method matched: the one JSON error shape, like every handler's errors."""
+    assert isinstance(exc, HTTPException)
+    what = "no such path" if exc.status_code == 404 else f"{request.method} is not allowed here"
+    return json_response({"error": f"{what}: {request.url.path[:200]}"}, exc.status_code, dict(exc.headers or {}))

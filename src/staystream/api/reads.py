@@ -93,9 +93,9 @@ async def get_search_dates(request: Request, worker: Worker) -> Response:
 
 
 ROUTES = [  # the calendar before the listing: a listing id may contain '/'
-    route("/v1/listings/{source}/{listing_id:path}/calendar", "calendar", ["GET"], get_calendar),
-    route("/v1/listings/{source}/{listing_id:path}/history", "history", ["GET"], get_history),
-    route("/v1/listings/{source}/{listing_id:path}", "listing", ["GET"], get_listing),
+    route("/v1/listings/{source}/{listing_id:text}/calendar", "calendar", ["GET"], get_calendar),
+    route("/v1/listings/{source}/{listing_id:text}/history", "history", ["GET"], get_history),
+    route("/v1/listings/{source}/{listing_id:text}", "listing", ["GET"], get_listing),
     route("/v1/places/{place_id}", "place", ["GET"], get_place),
     route("/v1/search/dates", "search_dates", ["GET"], get_search_dates),
     route("/v1/search", "search", ["GET"], get_search),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import zlib
 
 from starlette.requests import Request
 
+from staystream.api.admission import Hold
+from staystream.api.gunzip import gunzip
 from staystream.api.responses import HTTPError
+from staystream.events import bounds
 
 NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/json-seq", "application/ndjson"}
 
@@ -18,38 +20,26 @@ async def read_body(request: Request, limit: int) -> bytes:
     if encoding not in ("identity", "gzip", ""):
         raise HTTPError(415, f"content-encoding: '{encoding}' is not supported; expected gzip or none")
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HTTPError(413, f"body of {declared} bytes is over the limit of {limit} bytes")
+    # charged to the worker's body budget (api/admission.py) through the hold `routing.route` opened
+    hold: Hold = getattr(request.state, "hold", None) or Hold.unlimited()
+    reserved = int(declared) if declared is not None and declared.isascii() and declared.isdigit() else 0
+    hold.charge(reserved)  # refused before reading a byte when the budget cannot take it
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise HTTPError(413, f"body is over the limit of {limit} bytes")
+        if size > reserved:
+            hold.charge(size - reserved)
+            reserved = size
         chunks.append(chunk)
     body = b"".join(chunks)
     if encoding == "gzip":
+        hold.charge(limit)  # the inflated copy: at most `limit`, charged before it exists
         body = gunzip(body, limit)
     return body
-
-
-def gunzip(data: bytes, limit: int) -> bytes:
-    """Every member of a gzip body: RFC 1952 allows several (`cat a.gz b.gz`), none may be lost."""
-    members, size = [], 0
-    while True:
-        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        try:
-            member = inflater.decompress(data, limit - size + 1)
-        except zlib.error as exc:
-            raise HTTPError(400, f"body is not valid gzip: {exc}") from None
-        size += len(member)
-        if size > limit or inflater.unconsumed_tail:
-            raise HTTPError(413, f"body is over the limit of {limit} bytes once decompressed")
-        if not inflater.eof:
-            raise HTTPError(400, "body is not valid gzip: the stream is truncated")
-        members.append(member)
-        data = inflater.unused_data
-        if not data:
-            return b"".join(members)
 
 
 def is_ndjson(request: Request) -> bool | None:
@@ -73,6 +63,6 @@ def query_date(request: Request, name: str) -> dt.date | None:
     if text is None:
         return None
     try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise HTTPError(400, f"{name}: '{text[:40]}' is not a date; expected YYYY-MM-DD") from None
+        return bounds.query_date(name, text)
+    except bounds.Rejected as exc:
+        raise HTTPError(400, str(exc)) from None

@@ -13,8 +13,8 @@ messages for one hotel arriving at one worker cannot interleave their read-modif
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+import functools
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TypeVar
@@ -35,7 +35,6 @@ from staystream.events.money import CURRENCY_INDEX
 from staystream.search.view import Store
 
 T = TypeVar("T")
-LARGE_BODY = 256 * 1024  # bytes of XML above which parsing leaves the event loop
 XML = "application/xml; charset=utf-8"
 
 
@@ -101,7 +100,7 @@ async def post_ical(request: Request, worker: Worker) -> Response:
         raise HTTPError(400, f"currency: '{currency[:40]}' is not an ISO 4217 currency code")
     empty_ok = request.query_params.get("empty_ok", "false").lower() in ("1", "true", "yes")
     try:
-        feed = ical.read_feed(await read_body(request, worker.config.max_body_bytes))
+        feed = await _opened(request, worker, functools.partial(ical.read_feed_within, start=start, end=end))
         async with worker.hotel_lock(source, f"listing:{listing_id}"):
             result = ical.plan(feed, source, listing_id, StoreKnown(worker.store, source), start=start, end=end,
                                changed_at=dt.datetime.now(dt.UTC),
@@ -140,15 +139,13 @@ def _xml_type(request: Request) -> str:
 
 
 async def _opened(request: Request, worker: Worker, open_message: Callable[[bytes], T]) -> T:
-    """Parse a pushed XML body; a large one in a thread, so this worker keeps answering."""
-    body = await read_body(request, worker.config.max_body_bytes)
-    if len(body) > LARGE_BODY:
-        return await asyncio.to_thread(open_message, body)
-    return open_message(body)
+    """Parse a pushed body; a large one in a helper process (`api/offload.py`), so this worker
+    keeps answering."""
+    return await worker.offload.parse(open_message, await read_body(request, worker.config.max_body_bytes))
 
 
 ROUTES = [
     route("/v1/sources/{source}/ota", "source_ota", ["POST"], post_ota),
     route("/v1/sources/{source}/expedia", "source_expedia", ["POST"], post_expedia),
-    route("/v1/sources/{source}/listings/{listing_id:path}/ical", "source_ical", ["POST"], post_ical),
+    route("/v1/sources/{source}/listings/{listing_id:text}/ical", "source_ical", ["POST"], post_ical),
 ]

@@ -7,14 +7,19 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from staystream.api.admission import BodyBudget
 from staystream.api.auth import Credentials
 from staystream.api.observed import History, RejectionExamples
+from staystream.api.offload import Offload
+from staystream.api.ratelimit import RateLimits
 from staystream.config import Config
 from staystream.events.fx import Fx
 from staystream.events.ingest import Validator
 from staystream.paths import REJECTIONS_DIR, writer_socket
 from staystream.search.view import Store
 from staystream.writer.wire import WriterClient
+
+INFLIGHT_BODIES = 8  # request bodies (at the size limit) one worker holds at most
 
 
 @dataclass
@@ -26,9 +31,11 @@ class Worker:
     client: WriterClient
     validator: Validator
     fx_label: dict[str, str]  # the FX table `validator` judges prices with
+    budget: BodyBudget  # request bodies being read or parsed, in all and per client (api/admission.py)
     rejections: RejectionExamples  # for the operator's summary (api/summary.py)
     samples_seen: History = field(default_factory=History)  # likewise: rates over the last window
-    inflight_bytes: int = 0  # request bodies being read or parsed (see writes.post_events)
+    rate_limits: RateLimits = field(default_factory=RateLimits)  # per credential (api/ratelimit.py)
+    offload: Offload = field(default_factory=Offload)  # large native documents (api/offload.py)
     # per-(source, hotel) locks of the native-format routes (see sources.py); unused ones go away
     hotel_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = field(
         default_factory=weakref.WeakValueDictionary)
@@ -47,7 +54,8 @@ class Worker:
             client = WriterClient(str(writer_socket(shm_path)))
         await client.connect()
         validator = Validator(store.fx, config.earliest_night, config.horizon_days, config.max_night_price_eur)
-        return cls(config, shm_path, credentials, store, client, validator, store.fx.label,
+        budget = BodyBudget(INFLIGHT_BODIES * config.max_body_bytes, config.max_client_body_bytes)
+        return cls(config, shm_path, credentials, store, client, validator, store.fx.label, budget,
                    RejectionExamples(shm_path / REJECTIONS_DIR))
 
     def refresh(self) -> None:

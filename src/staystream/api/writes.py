@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from starlette.requests import Request
@@ -11,6 +10,7 @@ from starlette.responses import Response
 from staystream import metrics
 from staystream.api.auth import check_sources
 from staystream.api.headers import BULK_HEADER, is_bulk
+from staystream.api.pacing import Pacer
 from staystream.api.requests import is_ndjson, read_body
 from staystream.api.responses import HTTPError, json_response
 from staystream.api.routing import route
@@ -22,7 +22,6 @@ from staystream.events.types import WriteRequest
 from staystream.writer.wire import WriterUnavailable
 
 VALIDATION_SLICE = 250  # events validated between two chances for other requests to run
-INFLIGHT_BODIES = 8  # request bodies (at the size limit) one worker holds at most
 
 
 async def post_events(request: Request, worker: Worker) -> Response:
@@ -32,39 +31,30 @@ async def post_events(request: Request, worker: Worker) -> Response:
         raise HTTPError(503, f"the writer has {worker.store.backlog} events waiting; retry shortly",
                         {"Retry-After": "1"})
     ndjson = is_ndjson(request)
-    # Bodies being read or parsed are bounded per worker, so memory stays bounded however
-    # many clients push at once (a compressed body counts at its limit: it may inflate).
-    declared = request.headers.get("content-length", "")
-    reserved = int(declared) if declared.isdigit() and "gzip" not in request.headers.get(
-        "content-encoding", "") else config.max_body_bytes
-    reserved = min(reserved, config.max_body_bytes)
-    if worker.inflight_bytes + reserved > INFLIGHT_BODIES * config.max_body_bytes:
-        metrics.shed.inc()
-        raise HTTPError(503, "too many request bodies in progress; retry shortly", {"Retry-After": "1"})
-    worker.inflight_bytes += reserved
+    body = await read_body(request, config.max_body_bytes)  # charged to the worker's body budget
+    if ndjson is None:
+        ndjson = not body.lstrip().startswith(b"[")
+    validator = worker.validator
+    # Decoded and validated in slices, pausing between them (api/pacing.py), so a search (or
+    # /healthz) that arrives meanwhile waits for a slice or two, not for the whole body.
+    events: list[object] = []
+    pacer = Pacer()
     try:
-        body = await read_body(request, config.max_body_bytes)
-        if ndjson is None:
-            ndjson = not body.lstrip().startswith(b"[")
-        validator = worker.validator
-        try:
-            events = validator.decode(body, ndjson, config.max_events_per_request)
-        except TooManyEvents as exc:
-            raise HTTPError(413, str(exc)) from None
-        except BodyError as exc:
-            raise HTTPError(400, str(exc)) from None
-        del body
-        # Validated in slices, yielding between them, so a search that arrives meanwhile
-        # waits for one slice, not for the whole body.
-        parsed = validator.validate(events[:VALIDATION_SLICE])
-        for first in range(VALIDATION_SLICE, len(events), VALIDATION_SLICE):
-            await asyncio.sleep(0)
-            parsed.extend(validator.validate(events[first : first + VALIDATION_SLICE], first))
-        if worker.credentials is not None:
-            check_sources(request.state.sources, {source for source, _ in parsed.accepted_by_source})
-        await submit(worker, parsed, bulk=is_bulk(request.headers.get(BULK_HEADER, "")))
-    finally:
-        worker.inflight_bytes -= reserved
+        for part in validator.decode_parts(body, ndjson, config.max_events_per_request):
+            events += part
+            await pacer.breathe()
+    except TooManyEvents as exc:
+        raise HTTPError(413, str(exc)) from None
+    except BodyError as exc:
+        raise HTTPError(400, str(exc)) from None
+    del body
+    parsed = validator.validate(events[:VALIDATION_SLICE])
+    for first in range(VALIDATION_SLICE, len(events), VALIDATION_SLICE):
+        await pacer.breathe()
+        parsed.extend(validator.validate(events[first : first + VALIDATION_SLICE], first))
+    if worker.credentials is not None:
+        check_sources(request.state.sources, {source for source, _ in parsed.accepted_by_source})
+    await submit(worker, parsed, bulk=is_bulk(request.headers.get(BULK_HEADER, "")))
     return json_response({"accepted": parsed.accepted, "rejected": parsed.rejected})
 
 

@@ -11,11 +11,15 @@ price with more decimals than its currency has: the source meant something we ca
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 import pycountry
 
 # ISO 4217 minor-unit exponents that differ from 2 (pycountry lists codes, not exponents).
+# A number as the contract writes one: ASCII digits, optional sign, fraction and exponent. Python's
+# own parsers also take '1_0' (10) and other scripts' digits ('٣', 3), which no sender means.
+DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _EXPONENT_EXCEPTIONS = {
     **dict.fromkeys(
         ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
@@ -49,6 +53,8 @@ def parse_decimal(value: object) -> Decimal:
         raise MoneyError(f"{value!r} is not a number or decimal string")
     if isinstance(value, float):
         value = repr(value)  # the shortest text that round-trips: what the sender wrote
+    if isinstance(value, str) and not DECIMAL_TEXT.fullmatch(value.strip()):
+        raise MoneyError(f"'{value}' is not a decimal number; expected ASCII digits like 99.50 or 1e3")
     try:
         number = Decimal(value.strip() if isinstance(value, str) else value)
     except InvalidOperation:

@@ -48,7 +48,7 @@ from staystream.adapters import Input, InputError, Item, Options, load
 from staystream.api.auth import EVERY_SOURCE, Credentials
 from staystream.api.headers import BULK_HEADER
 from staystream.durable.lock import owner_of
-from staystream.events.ingest import Rejected
+from staystream.events.bounds import Rejected
 from staystream.events.types import CalendarEvent, ListingEvent, RateEvent
 from staystream.lifecycle import die_with_parent
 from staystream.paths import REJECTS_FILE

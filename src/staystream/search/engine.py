@@ -67,6 +67,7 @@ from staystream.events.money import (
     AMOUNT_LIMIT,
     CURRENCIES,
     CURRENCY_INDEX,
+    DECIMAL_TEXT,
     EXPONENT,
     MoneyError,
     format_minor,
@@ -93,7 +94,7 @@ PARAMETERS = (
 REPEATABLE = frozenset({"kind"})
 UNRANKED = np.int64(2**62)  # the price key of a stay the FX table cannot convert: last
 CURSOR_VERSION = 1
-_WHOLE = re.compile(r"[+-]?\d{1,9}")
+_WHOLE = re.compile(r"[+-]?[0-9]{1,9}")  # ASCII digits only: '\d' also takes '٣'
 
 
 class QueryError(ValueError):
@@ -968,10 +969,9 @@ def _float(name: str, text: str | None, low: float, high: float, part: str | Non
     label = f"{name}: {part} '{text}'" if part else f"{name}: '{text}'"
     if text is None:
         raise QueryError(f"{name}: missing; expected a number from {low:g} to {high:g}")
-    try:
-        value = float(text)
-    except ValueError:
-        raise QueryError(f"{label} is not a number; expected {low:g} to {high:g}") from None
+    if not DECIMAL_TEXT.fullmatch(text.strip()):  # float() also reads '1_0' as 10, 'nan', '٣'
+        raise QueryError(f"{label} is not a number; expected {low:g} to {high:g}")
+    value = float(text)
     if not (math.isfinite(value) and low <= value <= high):
         raise QueryError(f"{label} is out of range; expected {low:g} to {high:g}")
     return value
