@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import random
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -66,6 +67,8 @@ class Job:
     process: int = 0  # this process's index among `processes`
     processes: int = 1
     tag: str = "load"  # results of jobs run together are told apart by tag
+    event_nights: tuple[int, int] = (workload.MIN_EVENT_NIGHTS, workload.MAX_EVENT_NIGHTS)  # rates: per event
+    read_fraction: float = 0.0  # rates: this share of acknowledged requests is followed by a calendar read
 
 
 @dataclass
@@ -127,17 +130,23 @@ Item = tuple[bytes, int, int]  # the full HTTP request, its events, its night up
 class RateSource:
     """Pre-built bodies of one connection's listings; each send stamps a newer time prefix."""
 
-    def __init__(self, host: str, listings: np.ndarray, events: int, templates: int, seed: int) -> None:
+    def __init__(self, host: str, listings: np.ndarray, events: int, templates: int, seed: int,
+                 nights: tuple[int, int]) -> None:
         rng = np.random.default_rng(seed)
         self.items: list[tuple[bytes, int, int]] = []
+        self.reads: list[bytes] = []  # per template: the calendar of its first listing
         for _ in range(templates):
-            columns = workload.rate_columns(rng, listings, events)
+            columns = workload.rate_columns(rng, listings, events, nights)
             body = workload.rate_body(columns)
             self.items.append((_request("POST", "/v1/events", host, body), len(columns), int(columns["nights"].sum())))
+            path = f"/v1/listings/{workload.SOURCE}/{workload.listing_id(int(columns['listing'][0]))}/calendar"
+            self.reads.append(_request("GET", path, host, None))
         self.next_index = 0
         self.last_ms = 0
+        self.last_read = self.reads[0]
 
     def next(self) -> Item | None:
+        self.last_read = self.reads[self.next_index]
         template, events, nights = self.items[self.next_index]
         self.next_index = (self.next_index + 1) % len(self.items)
         # strictly newer than anything this connection sent, and never ahead of the clock by
@@ -208,8 +217,12 @@ def _sources(job: Job) -> list[RateSource] | list[PrefillSource] | list[SearchSo
         return [PrefillSource(host, city, int(s[0]), int(s[-1]) + 1, job.events_per_request, job.prefill_changed_at)
                 for s in shares if len(s)]
     if job.workload == "rates":
+        if last - first < job.connections * job.events_per_request:
+            # too few listings for disjoint shares: every connection draws from all of them
+            # (an event may then lose to another connection's newer one: nights_won_fraction < 1)
+            shares = [np.arange(first, last, dtype=np.int64)] * job.connections
         templates = max(2, min(16, TEMPLATE_BUDGET // job.connections))
-        return [RateSource(host, share, job.events_per_request, templates, job.seed * 1000 + i)
+        return [RateSource(host, share, job.events_per_request, templates, job.seed * 1000 + i, job.event_nights)
                 for i, share in enumerate(shares)]
     raise ValueError(f"workload: '{job.workload}' is not one of rates, prefill, search")
 
@@ -253,6 +266,7 @@ async def _connection(job: Job, source: RateSource | PrefillSource | SearchSourc
     end = float("inf") if job.workload == "prefill" else start + job.duration
     reader, writer = await asyncio.open_connection(job.host, job.port, limit=1 << 20)
     k = 0
+    reads = random.Random(job.seed * 7919 + id(source) % 7919)  # which acknowledged requests are read back
     try:
         while True:
             if times is not None:
@@ -285,6 +299,15 @@ async def _connection(job: Job, source: RateSource | PrefillSource | SearchSourc
             if status == 200 and not ok and len(out) < 3:
                 print(f"loadgen: events rejected: {body[:300]!r}", flush=True)
             out.append((intended - start, sent - start, done - start, status, ok, events, nights, matches))
+            if ok and isinstance(source, RateSource) and job.read_fraction and reads.random() < job.read_fraction:
+                # read-after-ack, as a client checking its change: on the same connection, so a
+                # slow read delays (and is counted in) this connection's next intended send
+                try:
+                    writer.write(source.last_read)
+                    await _read_response(reader)
+                except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(job.host, job.port, limit=1 << 20)
             if status == 503 and job.retry_shed:
                 source.again(item)
                 await asyncio.sleep(0.2)

@@ -26,11 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import bulk_live, deals_bench, scenarios
+from . import bulk_live, deals_bench, scenarios, watches_bench
 from .scenarios import NAMES, Bench, Settings
 
 NAMES = (*NAMES, bulk_live.NAME)  # bulk import beside live traffic: benchmarks/bulk_live.py
 NAMES = (*NAMES, deals_bench.NAME)  # places, deals and flexible dates: benchmarks/deals_bench.py
+NAMES = (*NAMES, watches_bench.NAME)  # watches at scale: benchmarks/watches_bench.py
 
 RESULTS = Path(__file__).parent / "results"
 MiB = 2**20
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, help="connections of the max-speed (closed-loop) runs (default 16)")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiply every duration by this")
     parser.add_argument("--loadgen-processes", type=int, help="load generator processes (default 1)")
+    parser.add_argument("--watches", type=int, help="watches of the watches scenario (default 100000; --quick 5000)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="directory of the results files")
     parser.add_argument("--workdir", type=Path, help="where the servers' data dirs go (default: a temp dir)")
     args = parser.parse_args(argv)
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"scenario: {', '.join(repr(n) for n in unknown)} is not one of {', '.join(NAMES)}")
     chosen = [name for name in NAMES if not args.scenarios or name in args.scenarios]
     settings = _settings(args)
+    if args.watches:
+        watches_bench.WATCHES = args.watches
     workdir = Path(tempfile.mkdtemp(prefix="staystream-bench-", dir=args.workdir))
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
     report: dict[str, Any] = {
@@ -118,6 +122,7 @@ def _settings(args: argparse.Namespace) -> Settings:
                 "warmup_seconds", "throughput_seconds", "latency_seconds", "search_seconds",
                 "ceiling_seconds", "generator_seconds")},
             burst_phases=tuple(p * scale for p in settings.burst_phases),
+            tail_phases=tuple(p * scale for p in settings.tail_phases),
         )
     return settings
 
@@ -173,6 +178,11 @@ def run_burst(bench: Bench) -> dict[str, Any]:
     return repeated(lambda: scenarios.burst_run(bench), bench.settings.repeat)
 
 
+def run_tail(bench: Bench) -> dict[str, Any]:
+    calibrated: list[float] = []
+    return repeated(lambda: scenarios.tail_run(bench, calibrated), bench.settings.repeat)
+
+
 def run_search(bench: Bench) -> dict[str, Any]:
     s = bench.settings
     out = {}
@@ -214,8 +224,8 @@ def run_memory(bench: Bench) -> dict[str, Any]:
 
 RUNNERS: dict[str, Callable[[Bench], dict[str, Any]]] = {
     "generator": run_generator, "throughput": run_throughput, "latency": run_latency, "burst": run_burst,
-    "search": run_search, "ceiling": run_ceiling, "memory": run_memory, bulk_live.NAME: bulk_live.run,
-    deals_bench.NAME: deals_bench.run,
+    "tail": run_tail, "search": run_search, "ceiling": run_ceiling, "memory": run_memory,
+    bulk_live.NAME: bulk_live.run, deals_bench.NAME: deals_bench.run, watches_bench.NAME: watches_bench.run,
 }
 
 
@@ -321,6 +331,29 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
             f"after {_spread(m['phases']['after']['latency_ms']['p99'], 1, 1)} ms; "
             f"recovery {_spread(m['recovery_seconds'], 1, 2)} s (back under {_m(m['recovery_threshold_ms']):.1f} ms)"
         )
+    elif name == "tail":
+        m = result["median"]
+        per = _m(m["nights_per_event"])
+        rows.append(
+            f"full speed {_spread(m['full']['events_per_s'])} events/s = "
+            f"{_spread(m['full']['night_updates_per_s'])} night updates/s ({per:.1f} nights an event)"
+        )
+        for phase, label in (("half_after_full", "half rate right after it"), ("half_fresh", "half rate, fresh")):
+            lat = m[phase]["latency_ms"]
+            rows.append(
+                f"{label} ({_spread(m[phase]['events_per_s'])} events/s = {_spread(m[phase]['night_updates_per_s'])} "
+                f"night updates/s): ack p50 {_spread(lat['p50'], 1, 1)} ms, p99 {_spread(lat['p99'], 1, 1)}, "
+                f"p99.9 {_spread(lat['p99.9'], 1, 1)}, max {_spread(lat['max'], 1, 1)}; "
+                f"errors {_spread(m[phase]['errors'])}"
+            )
+        parts = m["half_after_full_parts"]
+        first, rest = parts["first_second"]["latency_ms"], parts["rest"]["latency_ms"]
+        rows.append(
+            f"right after it, by part: first second p99 {_spread(first['p99'], 1, 1)} ms, max "
+            f"{_spread(first['max'], 1, 1)}; the rest p99 {_spread(rest['p99'], 1, 1)} ms, "
+            f"max {_spread(rest['max'], 1, 1)}; "
+            f"last full-speed answer {_spread(parts['last_full_speed_answer_s'], 1000, 0)} ms into the half phase"
+        )
     elif name == "search":
         for case, r in result.items():
             if not isinstance(r, dict) or "median" not in r:
@@ -370,6 +403,8 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
         )
     elif name == bulk_live.NAME:
         rows += bulk_live.rows(result)
+    elif name == watches_bench.NAME:
+        rows += watches_bench.rows(result)
     elif name == deals_bench.NAME:
         rows += deals_bench.rows(result)
     return rows

@@ -6,6 +6,7 @@
 | throughput | (a) sustained max write throughput, closed loop, with 1 and 2 workers |
 | latency | (b) acknowledgment latency, open loop, at 25%, 50%, 90% of that max |
 | burst | (c) ten times a low steady rate for a while, then back: max latency and recovery |
+| tail | full speed, then at once half that rate: the half phase's latency vs a fresh server's |
 | search | (d) search latency alone and under write load, at 100k and 50k listings |
 | ceiling | (f) the store alone (CalendarWriter + commit_group), the same batches, no HTTP |
 | memory | (e) memory per million listings with 365-night calendars; restart to ready |
@@ -26,7 +27,7 @@ from .loadgen import Job, Result
 from .service import Service
 from .workload import City
 
-NAMES = ("generator", "throughput", "latency", "burst", "search", "ceiling", "memory")
+NAMES = ("generator", "throughput", "latency", "burst", "tail", "search", "ceiling", "memory")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class Settings:
     latency_fractions: tuple[float, ...] = (0.25, 0.5, 0.9)
     burst_phases: tuple[float, float, float] = (10.0, 30.0, 20.0)  # steady, 10x, steady
     burst_peak_fraction: float = 0.8  # the 10x phase as a fraction of max: steady = peak / 10
+    tail_listings: int = 10_000  # issue 15's outside run: small city, 7-night events, reads after acks
+    tail_connections: int = 32
+    tail_event_nights: tuple[int, int] = (7, 7)
+    tail_read_fraction: float = 0.1
+    tail_phases: tuple[float, float] = (20.0, 20.0)  # full speed, then half
     search_seconds: float = 20.0
     search_rate: float = 25.0  # searches/s, open loop
     search_write_fraction: float = 0.5
@@ -59,7 +65,8 @@ class Settings:
         base = dict(
             repeat=1, city_listings=20_000, small_city_listings=10_000, memory_listings=(20_000, 40_000),
             closed_connections=16, open_connections=32, warmup_seconds=1.0, throughput_seconds=4.0,
-            latency_seconds=4.0, burst_phases=(2.0, 4.0, 3.0), search_seconds=4.0, ceiling_seconds=2.0,
+            latency_seconds=4.0, burst_phases=(2.0, 4.0, 3.0), tail_listings=4_000,
+            tail_connections=8, tail_phases=(3.0, 3.0), search_seconds=4.0, ceiling_seconds=2.0,
             generator_seconds=2.0,
         )
         base.update(overrides)
@@ -273,6 +280,71 @@ def burst_run(bench: Bench) -> dict[str, object]:
         "phases": phases,
         **side,
     }
+
+
+def tail_run(bench: Bench, calibrated: list[float]) -> dict[str, object]:
+    """Full speed (closed loop) for a while, then at once open loop at half that speed, on a
+    fresh server; then a second fresh server at the same half rate alone, as the reference.
+
+    Half of what: the median full speed of the runs before (`calibrated`; a short calibration
+    run on its own server before the first). Both halves are jobs of one load run: the half-rate
+    job's schedule starts with a silent phase as long as the full-speed one, so there is no pause."""
+    s = bench.settings
+    full, half = s.tail_phases
+    if not calibrated:
+        server = _tail_server(bench, "tail-calibrate")
+        try:
+            result = loadgen.run(_tail_jobs(bench, server, duration=full / 2))
+            calibrated.append(float(result.summary(warmup=min(s.warmup_seconds, full / 6))["requests_per_s"]))
+        finally:
+            server.stop()
+    rate = statistics.median(calibrated) / 2  # requests/s: steadier than the last run alone
+    server = _tail_server(bench, "tail-after")
+    try:
+        jobs = _tail_jobs(bench, server, duration=full, tag="full")
+        jobs += _tail_jobs(bench, server, schedule=((full, 0.0), (half, rate)), tag="half")
+        result, side = measured(server, jobs, 0.0)
+    finally:
+        server.stop()
+    burst = result.only("full").summary(warmup=min(s.warmup_seconds, full / 6), end=full)
+    calibrated.append(float(burst["requests_per_s"]))
+    half_result = result.only("half")
+    after = half_result.summary(warmup=full, end=full + half)
+    # where the difference with a fresh server is: the first second (the full-speed requests
+    # still in flight drain first) or the rest
+    drain = {"first_second": half_result.summary(warmup=full, end=full + 1.0),
+             "rest": half_result.summary(warmup=full + 1.0, end=full + half),
+             "last_full_speed_answer_s": float(result.only("full").records["done"].max() - full)}
+    server = _tail_server(bench, "tail-fresh")
+    try:
+        fresh_result, fresh_side = measured(server, _tail_jobs(bench, server, schedule=((half, rate),)), 0.0)
+    finally:
+        server.stop()
+    fresh = fresh_result.summary(warmup=min(1.0, half / 4))
+    nights = s.tail_event_nights
+    return {
+        "listings": s.tail_listings, "connections": s.tail_connections, "read_fraction": s.tail_read_fraction,
+        "nights_per_event": (nights[0] + nights[1]) / 2, "half_events_per_s_offered": rate * s.events_per_request,
+        "full": burst, "half_after_full": after, "half_after_full_parts": drain,
+        "half_fresh": fresh, "after_full_side": side, "fresh_side": fresh_side,
+    }
+
+
+def _tail_server(bench: Bench, name: str) -> Service:
+    s = bench.settings
+    shutil.rmtree(bench.workdir / name, ignore_errors=True)
+    server = service.start(bench.workdir / name, s.workers[-1])
+    prefill(server, s.tail_listings, s, bench.log)
+    return server
+
+
+def _tail_jobs(bench: Bench, server: Service, duration: float = 0.0,
+               schedule: tuple[tuple[float, float], ...] | None = None, tag: str = "write") -> list[Job]:
+    s = bench.settings
+    job = Job("127.0.0.1", server.port, "rates", s.tail_connections, duration, schedule, (0, s.tail_listings),
+              s.tail_listings, s.events_per_request, tag=tag, event_nights=s.tail_event_nights,
+              read_fraction=s.tail_read_fraction)
+    return loadgen.split(job, max(1, min(s.loadgen_processes, s.tail_connections)))
 
 
 def search_run(bench: Bench, server: Service, listings: int, write_fraction: float) -> dict[str, object]:

@@ -121,14 +121,16 @@ def _calendar_days(night0: int) -> list[str]:
     return [iso_day(night0 + d) for d in range(CALENDAR_NIGHTS + 1)]
 
 
-def rate_columns(rng: np.random.Generator, listings: np.ndarray, events: int) -> np.ndarray:
-    """One request's rate events: `events` distinct listings drawn from `listings`."""
+def rate_columns(rng: np.random.Generator, listings: np.ndarray, events: int,
+                 nights: tuple[int, int] = (MIN_EVENT_NIGHTS, MAX_EVENT_NIGHTS)) -> np.ndarray:
+    """One request's rate events: `events` distinct listings drawn from `listings`, each
+    `nights[0]`-`nights[1]` nights long."""
     if events > len(listings):
         raise ValueError(f"events: {events} per request need as many distinct listings; "
                          f"only {len(listings)} are in this connection's share")
     columns = np.empty(events, RATE_COLUMNS)
     columns["listing"] = rng.choice(listings, events, replace=False)
-    columns["nights"] = rng.integers(MIN_EVENT_NIGHTS, MAX_EVENT_NIGHTS + 1, events)
+    columns["nights"] = rng.integers(nights[0], nights[1] + 1, events)
     columns["start"] = first_night() + rng.integers(0, CALENDAR_NIGHTS - columns["nights"] + 1)
     columns["price"] = rng.integers(50, 400, events)
     columns["min_nights"] = rng.integers(1, 3, events)

@@ -1,4 +1,9 @@
-"""Expedia EQC AvailRateUpdateRQ: rules, all-or-nothing errors, hostile XML, and the real API."""
+"""Expedia EQC AvailRateUpdateRQ: rules, all-or-nothing errors, hostile XML, and the real API.
+
+Rewritten for contract v1.1 ("one fact at a time"): closing a room or rate plan and restrictions
+no longer carry the stored price forward (nor need a currency); each element sets only the facts
+it carries. Public QuickConnect examples are in `test_partner_examples.py`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from decimal import Decimal
 import pytest
 
 from staystream.adapters import expedia
-from staystream.adapters.merge import MemoryKnown, Night
+from staystream.adapters.source_settings import PropertySettings, SourceSettings
 
 RQ_NS = "http://www.expediaconnect.com/EQC/AR/2011/06"
 RS_NS = "http://www.expediaconnect.com/EQC/AR/2007/02"
@@ -35,16 +40,28 @@ def date_range(first: int, last: int, mask: str = "") -> str:
     return f'<DateRange from="{day(first)}" to="{day(last)}" {mask}/>'
 
 
-def nights_of(events: list, listing: str | None = None) -> dict[str, tuple]:
-    result: dict[str, tuple] = {}
+def facts_of(events: list, listing: str | None = None) -> dict[str, dict]:
+    """Per night, the facts the events set, applied in order (later events win, as stored)."""
+    result: dict[str, dict] = {}
     for event in events:
         if listing is not None and event.listing_id != listing:
             continue
         night = event.start
         while night < event.end:
-            result[night.isoformat()] = (event.price, event.currency, event.available, event.min_nights)
+            facts = result.setdefault(night.isoformat(), {})
+            for name in ("price", "currency", "available", "min_nights"):
+                if hasattr(event, name):
+                    facts[name] = getattr(event, name)
             night += dt.timedelta(days=1)
     return result
+
+
+class Products:
+    def __init__(self, *listing_ids: str) -> None:
+        self.ids = sorted(listing_ids)
+
+    def listing_ids(self, prefix: str) -> list[str]:
+        return [i for i in self.ids if i.startswith(prefix)]
 
 
 SAMPLE = update(
@@ -59,7 +76,9 @@ SAMPLE = update(
 def test_sample_update_inclusive_range_two_guest_rate_min_stay_and_warnings() -> None:
     _, outcome = expedia.parse(rq(SAMPLE), "expedia", received_at=RECEIVED)
     assert outcome.errors == []
-    assert nights_of(outcome.events) == {day(n): (Decimal("170.00"), "USD", True, 2) for n in (10, 11, 12)}
+    assert facts_of(outcome.events) == {
+        day(n): {"price": Decimal("170.00"), "currency": "USD", "available": True, "min_nights": 2}
+        for n in (10, 11, 12)}
     assert {e.listing_id for e in outcome.events} == {"1234567:200001:300001A"}
     assert {e.changed_at for e in outcome.events} == {RECEIVED}  # EQC has no message time
     assert sorted(w.message for w in outcome.warnings) == [
@@ -77,44 +96,80 @@ def test_per_day_rate_weekday_mask_and_repeated_ranges() -> None:
                           '</Rate></RatePlan></RoomType>')
     _, outcome = expedia.parse(rq(body, hotel="35499"), "expedia", received_at=RECEIVED)
     assert outcome.errors == [] and outcome.warnings == []
-    assert sorted(nights_of(outcome.events)) == [day(offset + 4), day(offset + 5), day(offset + 6), day(offset + 20)]
+    assert sorted(facts_of(outcome.events)) == [day(offset + 4), day(offset + 5), day(offset + 6), day(offset + 20)]
 
 
-def test_room_closed_and_inventory_apply_to_every_known_rate_plan() -> None:
-    night = TODAY + dt.timedelta(days=5)
-    store = MemoryKnown({"H:R:A": {night: Night(Decimal("90"), "EUR", True, 1)},
-                         "H:R:B": {night: Night(Decimal("80"), "EUR", True, 3)},
-                         "H:S:A": {night: Night(Decimal("70"), "EUR", True, 1)}})
+def test_closing_needs_no_currency_and_applies_to_every_known_rate_plan() -> None:
+    store = Products("H:R:A", "H:R:B", "H:S:A")
     body = update(date_range(5, 5), '<RoomType id="R" closed="true"/>')
-    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", store, RECEIVED)
-    assert nights_of(outcome.events, "H:R:A") == {day(5): (Decimal("90"), "EUR", False, 1)}
-    assert nights_of(outcome.events, "H:R:B") == {day(5): (Decimal("80"), "EUR", False, 3)}
-    assert nights_of(outcome.events, "H:S:A") == {}
+    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", products=store, received_at=RECEIVED)
+    assert outcome.errors == []
+    assert facts_of(outcome.events, "H:R:A") == {day(5): {"available": False}}
+    assert facts_of(outcome.events, "H:R:B") == {day(5): {"available": False}}
+    assert facts_of(outcome.events, "H:S:A") == {}
     # Inventory 0 closes the room even where its rate plan says open; the named plan gets its price
-    body = update(
-        date_range(5, 5),
-        '<RoomType id="R"><Inventory flexibleAllocation="0"/><RatePlan id="A" closed="false">'
-        '<Rate currency="EUR"><PerDay rate="95"/></Rate></RatePlan></RoomType>',
-    )
-    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", store, RECEIVED)
-    assert nights_of(outcome.events, "H:R:A") == {day(5): (Decimal("95"), "EUR", False, 1)}
-    assert nights_of(outcome.events, "H:R:B") == {day(5): (Decimal("80"), "EUR", False, 3)}
+    body = update(date_range(5, 5),
+                  '<RoomType id="R"><Inventory flexibleAllocation="0"/><RatePlan id="A" closed="false">'
+                  '<Rate currency="EUR"><PerDay rate="95"/></Rate></RatePlan></RoomType>')
+    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", products=store, received_at=RECEIVED)
+    assert facts_of(outcome.events, "H:R:A") == {
+        day(5): {"price": Decimal("95"), "currency": "EUR", "available": False}}
+    assert facts_of(outcome.events, "H:R:B") == {day(5): {"available": False}}
+    body = update(date_range(5, 5), '<RoomType id="R"><RatePlan id="B" closed="true"/></RoomType>')
+    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", products=store, received_at=RECEIVED)
+    assert facts_of(outcome.events) == {day(5): {"available": False}} and outcome.errors == []
     body = update(date_range(5, 5), '<RoomType id="Z" closed="true"/>')
-    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", store, RECEIVED)
+    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", products=store, received_at=RECEIVED)
     assert outcome.events == [] and outcome.errors == []
     assert [w.code for w in outcome.warnings] == [expedia.NO_RATE_PLAN]
 
 
-def test_restriction_only_update_carries_price_and_reports_nights_without_one() -> None:
-    store = MemoryKnown({"H:R:A": {TODAY + dt.timedelta(days=3): Night(Decimal("60.00"), "GBP", True, 1)}})
-    body = update(
-        date_range(3, 4), '<RoomType id="R"><RatePlan id="A"><Restrictions minLOS="4"/></RatePlan></RoomType>'
-    )
-    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", store, RECEIVED)
-    assert nights_of(outcome.events) == {day(3): (Decimal("60.00"), "GBP", True, 4)}
-    assert [str(w) for w in outcome.warnings] == [
-        f"AvailRateUpdate[1]/RoomType[1]/RatePlan[1]: H:R:A: night {day(4)} cannot become available: "
-        "no price is known for them yet"]
+def test_restriction_only_update_sets_only_the_stay_rule() -> None:
+    body = update(date_range(3, 4),
+                  '<RoomType id="R"><RatePlan id="A"><Restrictions minLOS="4"/></RatePlan></RoomType>')
+    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", received_at=RECEIVED)
+    assert facts_of(outcome.events) == {day(3): {"min_nights": 4}, day(4): {"min_nights": 4}}
+    assert outcome.warnings == [] and outcome.errors == []
+
+
+def test_currency_when_absent_comes_from_the_sources_file() -> None:
+    body = update(date_range(3, 3),
+                  '<RoomType id="R"><RatePlan id="A"><Rate><PerDay rate="80.00"/></Rate></RatePlan></RoomType>')
+    settings = SourceSettings(currency="USD", properties={"H": PropertySettings(currency="MXN")})
+    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", settings, received_at=RECEIVED)
+    assert [(e.price, e.currency) for e in outcome.events] == [(Decimal("80.00"), "MXN")]
+    _, outcome = expedia.parse(rq(body, hotel="K"), "expedia", settings, received_at=RECEIVED)
+    assert [(e.price, e.currency) for e in outcome.events] == [(Decimal("80.00"), "USD")]
+    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", received_at=RECEIVED)
+    assert [(str(e), e.code) for e in outcome.errors] == [
+        ("AvailRateUpdate[1]/RoomType[1]/RatePlan[1]/Rate[1]@currency: missing, and the sources file gives no "
+         "currency for this source or property; expected an ISO 4217 code", expedia.INVALID_RATE)]
+
+
+def test_unknown_elements_and_attributes_are_warnings() -> None:
+    body = update(date_range(3, 3, 'tue="true" holiday="true"'),
+                  '<RoomType id="R" colour="red"><RatePlan id="A"><Rate currency="EUR" rateChangeIndicator="true">'
+                  '<PerDay rate="80.00"/></Rate><Extra/></RatePlan></RoomType>')
+    message, outcome = expedia.parse(rq(body, hotel="H"), "expedia", received_at=RECEIVED)
+    assert outcome.errors == [] and [e.price for e in outcome.events] == [Decimal("80.00")]
+    assert [(str(w), w.code) for w in outcome.warnings] == [
+        ("AvailRateUpdate[1]/DateRange[1]@holiday: attribute DateRange@holiday is not read; ignored", 7001),
+        ("AvailRateUpdate[1]/RoomType[1]@colour: attribute RoomType@colour is not read; ignored", 7001),
+        ("AvailRateUpdate[1]/RoomType[1]/RatePlan[1]/Rate[1]@rateChangeIndicator: attribute Rate@rateChangeIndicator "
+         "is not read; ignored", 7001),
+        ("AvailRateUpdate[1]/RoomType[1]/RatePlan[1]/Extra[1]: element Extra is not read; ignored", 7001)]
+    assert ET.fromstring(expedia.response(message, outcome)).find(f"{{{RS_NS}}}Success") is not None
+
+
+def test_occupancy_and_length_of_stay_rates() -> None:
+    rates = ('<Rate currency="EUR" lengthOfStay="1"><PerOccupancy rate="100" occupancy="1"/>'
+             '<PerOccupancy rate="120" occupancy="2"/><PerOccupancy rate="150" occupancy="3"/></Rate>'
+             '<Rate currency="EUR" lengthOfStay="2"><PerOccupancy rate="95" occupancy="2"/></Rate>')
+    body = update(date_range(3, 3), f'<RoomType id="R"><RatePlan id="A">{rates}</RatePlan></RoomType>')
+    _, outcome = expedia.parse(rq(body, hotel="H"), "expedia", SourceSettings(occupancy=3), received_at=RECEIVED)
+    assert [e.price for e in outcome.events] == [Decimal("150")]
+    assert [w.message for w in outcome.warnings] == [
+        "rates for stays longer than one night (lengthOfStay) are not stored; ignored"]
 
 
 def test_one_error_means_nothing_applies_and_every_error_is_named() -> None:
@@ -129,7 +184,7 @@ def test_one_error_means_nothing_applies_and_every_error_is_named() -> None:
     message, outcome = expedia.parse(rq(good + bad + worse), "expedia", received_at=RECEIVED)
     assert [(str(e), e.code) for e in outcome.errors] == [
         ("AvailRateUpdate[2]/DateRange[1]@from: '2025-02-30' is not a date; expected YYYY-MM-DD", expedia.INVALID_DATE),
-        ("AvailRateUpdate[3]/RoomType[1]/RatePlan[1]/Rate/PerDay@rate: '-5' is not a plain non-negative amount; "
+        ("AvailRateUpdate[3]/RoomType[1]/RatePlan[1]/Rate[1]/PerDay@rate: '-5' is not a plain non-negative amount; "
          "expected e.g. 129.50", expedia.INVALID_RATE),
     ]
     root = ET.fromstring(expedia.response(message, outcome))
@@ -202,13 +257,13 @@ def test_http_rates_then_room_close_read_back(server) -> None:
     with server.client() as client:
         assert post(client, rq(rates, hotel="77")).find(f"{{{RS_NS}}}Success") is not None
         assert post(client, rq(close, hotel="77")).find(f"{{{RS_NS}}}Success") is not None
-        assert calendar(client, "77:R1:A") == {
-            day(20): ("100.00", "EUR", True, 2),
-            day(21): ("100.00", "EUR", False, 2),
-            day(22): ("100.00", "EUR", True, 2),
-        }
-        assert calendar(client, "77:R1:B") == {day(20): ("90.00", "EUR", True, 1), day(21): ("90.00", "EUR", False, 1),
-                                               day(22): ("90.00", "EUR", True, 1)}
+        # the rates said nothing of availability (unknown: null) until the room closed night 21
+        assert calendar(client, "77:R1:A") == {day(20): ("100.00", "EUR", None, 2),
+                                               day(21): ("100.00", "EUR", False, 2),
+                                               day(22): ("100.00", "EUR", None, 2)}
+        assert calendar(client, "77:R1:B") == {day(20): ("90.00", "EUR", None, None),
+                                               day(21): ("90.00", "EUR", False, None),
+                                               day(22): ("90.00", "EUR", None, None)}
 
 
 def test_http_error_stores_nothing_even_when_only_the_service_rejects(server) -> None:
@@ -243,11 +298,11 @@ def test_mutated_documents_only_ever_produce_errors() -> None:
     rng = random.Random(7)
     garbage = ["", "-1", "0", "9999-12-31", "1e309", "NaN", "2025-02-30", "x" * 300, "::", "99999999999999999999",
                "true", "maybe"]
-    store = MemoryKnown({"1234567:200001:300001A": {TODAY: Night(Decimal("1"), "USD", True, 1)}})
+    store = Products("1234567:200001:300001A")
     document = rq(SAMPLE + update(date_range(1, 3, 'sun="false"'), '<RoomType id="200001" closed="true"/>'))
     values = list(re.finditer(rb'="([^"]*)"', document))
     for _ in range(120):
         found = rng.choice(values)
         mutated = document[:found.start(1)] + rng.choice(garbage).encode() + document[found.end(1):]
-        message, outcome = expedia.parse(mutated, "expedia", store, RECEIVED)
+        message, outcome = expedia.parse(mutated, "expedia", products=store, received_at=RECEIVED)
         ET.fromstring(expedia.response(message, outcome))

@@ -1,15 +1,19 @@
-"""iCalendar availability feeds: parsing (folding, CRLF, TZID, timed events, bad lines) and the API."""
+"""iCalendar availability feeds: parsing (folding, CRLF, TZID, timed events, bad lines) and the API.
+
+Rewritten for contract v1.1 ("one fact at a time"): a feed now sets only availability, so the
+tests of carry-forward over the store ("cannot become available: no price", "no currency is
+known", `?currency=`, "a repeated feed writes nothing") became tests that blocks close and
+other nights open without price or currency. Public exports are in `test_partner_examples.py`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from decimal import Decimal
 
 import pytest
 
 from staystream.adapters import ical
-from staystream.adapters.merge import MemoryKnown, Night
 
 TODAY = dt.date.today()
 NOW = dt.datetime.now(dt.UTC)
@@ -150,56 +154,47 @@ def test_not_a_feed(document: bytes, expected: str) -> None:
     assert expected in str(caught.value)
 
 
-# -- merging with the store -------------------------------------------------------------------
+# -- availability facts -----------------------------------------------------------------------
 
 
-def priced(first: int, count: int, price: str = "100.00") -> MemoryKnown:
-    return MemoryKnown({"L1": {d(first + i): Night(Decimal(price), "EUR", True, 2) for i in range(count)}})
-
-
-def values(result: ical.Result) -> dict[dt.date, tuple]:
+def availability(result: ical.Result) -> dict[dt.date, bool]:
     out = {}
     for event in result.outcome.events:
+        assert not hasattr(event, "price") and not hasattr(event, "min_nights")  # availability only
         night = event.start
         while night < event.end:
-            out[night] = (event.price, event.currency, event.available, event.min_nights)
+            out[night] = event.available
             night += dt.timedelta(days=1)
     return out
 
 
-def test_plan_blocks_and_opens_keeping_prices_and_writes_only_differences() -> None:
-    store = priced(0, 10)
-    store.calendars["L1"][d(5)] = Night(Decimal("100.00"), "EUR", False, 2)  # closed now, free in the feed
+def test_plan_blocks_and_opens_without_price_or_currency() -> None:
     feed = ical.read_feed(airbnb(vevent(f"DTSTART;VALUE=DATE:{ics(2)}", f"DTEND;VALUE=DATE:{ics(4)}")))
-    result = ical.plan(feed, "airbnb", "L1", store, start=d(0), end=d(12), changed_at=NOW)
-    assert values(result) == {d(2): (Decimal("100.00"), "EUR", False, 2), d(3): (Decimal("100.00"), "EUR", False, 2),
-                              d(5): (Decimal("100.00"), "EUR", True, 2)}
-    assert (result.blocked_nights, result.open_nights, result.changed_nights, result.opened) == (2, 10, 3, True)
-    assert [str(w) for w in result.outcome.warnings] == [
-        f"L1: 2 nights {d(10)}..{d(11)} cannot become available: no price is known for them yet"]
-
-
-def test_plan_needs_a_currency_for_nights_the_store_never_saw() -> None:
-    feed = ical.read_feed(airbnb(vevent(f"DTSTART;VALUE=DATE:{ics(2)}", f"DTEND;VALUE=DATE:{ics(4)}")))
-    result = ical.plan(feed, "airbnb", "L2", start=d(0), end=d(5), changed_at=NOW)
-    assert result.outcome.events == []
-    assert "cannot be stored: no currency is known for the listing yet" in str(result.outcome.warnings[0])
-    result = ical.plan(feed, "airbnb", "L2", start=d(0), end=d(5), changed_at=NOW, currency="USD")
-    assert values(result) == {d(2): (None, "USD", False, 1), d(3): (None, "USD", False, 1)}
+    result = ical.plan(feed, "airbnb", "L2", start=d(0), end=d(12), changed_at=NOW)
+    assert availability(result) == {d(i): i not in (2, 3) for i in range(12)}
+    assert (result.blocked_nights, result.open_nights, result.opened) == (2, 10, True)
+    assert result.outcome.warnings == [] and len(result.outcome.events) == 3  # runs: open, blocked, open
+    assert {e.changed_at for e in result.outcome.events} == {NOW}
 
 
 def test_plan_opens_nothing_when_an_event_is_malformed_or_the_feed_is_empty() -> None:
-    store = priced(0, 10)
-    store.calendars["L1"].update({d(i): Night(Decimal("100.00"), "EUR", False, 2) for i in range(10)})
     bad = ical.read_feed(airbnb("\n".join([vevent(f"DTSTART;VALUE=DATE:{ics(2)}"), vevent("DTSTART:garbage")])))
-    result = ical.plan(bad, "airbnb", "L1", store, start=d(0), end=d(10), changed_at=NOW)
-    assert result.outcome.events == [] and not result.opened
+    result = ical.plan(bad, "airbnb", "L1", start=d(0), end=d(10), changed_at=NOW)
+    assert availability(result) == {d(2): False} and not result.opened
     assert "9 nights" in str(result.outcome.warnings[0]) and "malformed events" in str(result.outcome.warnings[0])
     empty = ical.read_feed(airbnb(""))
-    result = ical.plan(empty, "airbnb", "L1", store, start=d(0), end=d(10), changed_at=NOW)
+    result = ical.plan(empty, "airbnb", "L1", start=d(0), end=d(10), changed_at=NOW)
     assert result.outcome.events == [] and "empty_ok=true" in str(result.outcome.warnings[0])
-    result = ical.plan(empty, "airbnb", "L1", store, start=d(0), end=d(10), changed_at=NOW, empty_ok=True)
-    assert set(values(result).values()) == {(Decimal("100.00"), "EUR", True, 2)}
+    result = ical.plan(empty, "airbnb", "L1", start=d(0), end=d(10), changed_at=NOW, empty_ok=True)
+    assert availability(result) == {d(i): True for i in range(10)}
+
+
+def test_utc_times_without_a_feed_zone_are_dated_in_the_sources_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    event = vevent(f"DTSTART:{ics(5)}T230000Z", f"DTEND:{ics(6)}T100000Z")
+    assert blocked(ical.read_feed(airbnb(event))) == {d(5), d(6)}
+    assert blocked(ical.read_feed(airbnb(event), ZoneInfo("Asia/Tokyo"))) == {d(6)}  # 08:00 to 19:00 on day 6
 
 
 # -- through the real HTTP API ----------------------------------------------------------------
@@ -220,22 +215,20 @@ def test_http_feed_blocks_and_reopens_nights(server) -> None:
         response = client.post(url, params=query, content=feed, headers={"content-type": "text/calendar"})
         assert response.status_code == 200, response.text
         body = response.json()
-        assert {k: body[k] for k in ("feed_events", "blocked_nights", "open_nights", "opened", "changed_nights",
-                                     "accepted", "rejected", "errors")} == {
-            "feed_events": 2, "blocked_nights": 5, "open_nights": 20, "opened": True, "changed_nights": 5,
-            "accepted": 2, "rejected": [], "errors": []}
-        # nights 20 and 21 are blocked but were never priced: no currency known -> stored closed in EUR
-        assert body["warnings"] == [f"ical-1: 3 nights {d(22)}..{d(24)} cannot become available: no price is "
-                                    "known for them yet"]
-        nights = {n["night"]: (n["price"], n["available"], n["min_nights"])
+        assert {k: body[k] for k in ("feed_events", "blocked_nights", "open_nights", "opened", "accepted", "rejected",
+                                     "errors", "warnings")} == {
+            "feed_events": 2, "blocked_nights": 5, "open_nights": 20, "opened": True, "accepted": 5,
+            "rejected": [], "errors": [], "warnings": []}
+        nights = {n["night"]: (n["price"], n["currency"], n["available"], n["min_nights"])
                   for n in client.get("/v1/listings/airbnb/ical-1/calendar").json()["nights"]}
-        assert nights == {**{d(i).isoformat(): ("129.00", i not in (10, 11, 12), 2) for i in range(20)},
-                          d(20).isoformat(): (None, False, 1), d(21).isoformat(): (None, False, 1)}
-        again = client.post(url, params=query, content=feed).json()
-        assert (again["changed_nights"], again["accepted"]) == (0, 0)  # a repeated feed writes nothing
+        # priced nights keep price and stay rule; blocked 20-21 and open 22-24 never had a price
+        assert {k: v for k, v in nights.items() if v[0] is not None} == {
+            d(i).isoformat(): ("129.00", "EUR", i not in (10, 11, 12), 2) for i in range(20)}
+        assert {k: (v[0], v[2]) for k, v in nights.items() if v[0] is None} == {
+            d(20).isoformat(): (None, False), d(21).isoformat(): (None, False),
+            **{d(i).isoformat(): (None, True) for i in (22, 23, 24)}}
         cancelled = airbnb(AIRBNB_BLOCKED)  # the reservation of nights 10-12 is gone
-        reopened = client.post(url, params=query, content=cancelled).json()
-        assert reopened["changed_nights"] == 3
+        assert client.post(url, params=query, content=cancelled).json()["accepted"] == 3
         nights = {
             n["night"]: n["available"] for n in client.get("/v1/listings/airbnb/ical-1/calendar").json()["nights"]
         }
@@ -250,9 +243,7 @@ def test_http_refusals(server) -> None:
         assert response.json()["error"].startswith("line 1: '<html>Service Unavailable</html>' is not BEGIN:VCALENDAR")
         response = client.post(url, params={"start": "2025-02-30"}, content=airbnb(""))
         assert response.status_code == 400 and response.json()["error"].startswith("start: '2025-02-30' is not a date")
-        response = client.post(url, params={"currency": "EURO"}, content=airbnb(""))
-        assert response.status_code == 400
-        malformed = client.post(url, params={"currency": "EUR"}, content=airbnb("\n".join([
+        malformed = client.post(url, content=airbnb("\n".join([
             vevent(f"DTSTART;VALUE=DATE:{ics(3)}"), "BROKEN LINE"])))
         assert malformed.status_code == 200
         body = malformed.json()

@@ -1,4 +1,10 @@
-"""OTA ARI notifications: parsing rules, carry-forward, RS shape, hostile XML, and the real API."""
+"""OTA ARI notifications: parsing rules, one fact per element, RS shape, hostile XML, and the real API.
+
+Rewritten for contract v1.1 ("one fact at a time"): the tests that checked carry-forward over the
+store (a restriction keeping the stored price, "cannot become available: no price", "no currency
+is known yet", a room-level rate with no store) now check that each element sets only the facts
+it carries. Public partner documents are in `test_partner_examples.py`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from decimal import Decimal
 import pytest
 
 from staystream.adapters import ota
-from staystream.adapters.merge import MemoryKnown, Night
+from staystream.adapters.source_settings import PropertySettings, SourceSettings
 
 NS = "http://www.opentravel.org/OTA/2003/05"
 TODAY = dt.date.today()
@@ -46,24 +52,30 @@ def rate_message(start: str, end: str, amounts: str, room: str = "DLX-K", plan: 
             f'{amounts}</BaseByGuestAmts></Rate></Rates></RateAmountMessage>')
 
 
-def nights_of(events: list, listing: str | None = None) -> dict[str, tuple]:
-    """Per night: (price, currency, available, min_nights), from the events as stored in order."""
-    result: dict[str, tuple] = {}
+def facts_of(events: list, listing: str | None = None) -> dict[str, dict]:
+    """Per night, the facts the events set, applied in order (later events win, as stored)."""
+    result: dict[str, dict] = {}
     for event in events:
         if listing is not None and event.listing_id != listing:
             continue
         night = event.start
         while night < event.end:
-            result[night.isoformat()] = (event.price, event.currency, event.available, event.min_nights)
+            facts = result.setdefault(night.isoformat(), {})
+            for name in ("price", "currency", "available", "min_nights"):
+                if hasattr(event, name):
+                    facts[name] = getattr(event, name)
             night += dt.timedelta(days=1)
     return result
 
 
-def known(listing: str, first: int, count: int, price: str | None = "100.00", available: bool = True,
-          min_nights: int = 1, currency: str = "EUR") -> MemoryKnown:
-    nights = {TODAY + dt.timedelta(days=first + i): Night(None if price is None else Decimal(price), currency,
-                                                          available, min_nights) for i in range(count)}
-    return MemoryKnown({listing: nights})
+class Products:
+    """Rate plans a store would know, for room-level elements."""
+
+    def __init__(self, *listing_ids: str) -> None:
+        self.ids = sorted(listing_ids)
+
+    def listing_ids(self, prefix: str) -> list[str]:
+        return [i for i in self.ids if i.startswith(prefix)]
 
 
 # -- rates ------------------------------------------------------------------------------------
@@ -78,12 +90,12 @@ def test_rate_amount_inclusive_range_weekday_mask_and_two_guest_amount() -> None
                         mask='Mon="true" Tue="true" Weds="true" Thur="true" Fri="false" Sat="false" Sun="true"')
     message, outcome = ota.parse(rate_rq(body), "booking")
     assert outcome.errors == [] and outcome.warnings == []
-    nights = nights_of(outcome.events)
+    nights = facts_of(outcome.events)
     expected = [
         start + dt.timedelta(days=i) for i in range(14) if (start + dt.timedelta(days=i)).weekday() not in (4, 5)
     ]
     assert sorted(nights) == [d.isoformat() for d in expected]  # End is a night: inclusive
-    assert set(nights.values()) == {(Decimal("140.00"), "EUR", True, 1)}
+    assert all(facts == {"price": Decimal("140.00"), "currency": "EUR"} for facts in nights.values())  # price only
     assert {e.listing_id for e in outcome.events} == {"H123:DLX-K:BAR-FLEX"}
     assert all(e.changed_at == dt.datetime(2025, 3, 1, 10, 15, tzinfo=dt.UTC) for e in outcome.events)
     assert len(outcome.events) == 3  # Mon-Thu, Sun-Thu, Sun: runs, not nights
@@ -108,6 +120,15 @@ def test_amount_rules(amounts: str, expected: str) -> None:
     assert [e.price for e in outcome.events] == [Decimal(expected)]
 
 
+def test_occupancy_to_price_for_comes_from_the_source_settings() -> None:
+    amounts = ('<BaseByGuestAmt NumberOfGuests="1" AmountAfterTax="90"/><BaseByGuestAmt NumberOfGuests="2" '
+               'AmountAfterTax="120"/><BaseByGuestAmt NumberOfGuests="4" AmountAfterTax="200"/>')
+    _, outcome = ota.parse(rate_rq(rate_message(day(10), day(10), amounts)), "booking", SourceSettings(occupancy=1))
+    assert [e.price for e in outcome.events] == [Decimal("90")]
+    _, outcome = ota.parse(rate_rq(rate_message(day(10), day(10), amounts)), "booking", SourceSettings(occupancy=3))
+    assert [e.price for e in outcome.events] == [Decimal("120")]  # nearest, fewer guests on a tie
+
+
 def test_decimal_places_on_rate_and_its_misuse() -> None:
     body = ('<RateAmountMessage><StatusApplicationControl Start="{0}" End="{0}" InvTypeCode="R" RatePlanCode="P"/>'
             '<Rates><Rate CurrencyCode="JOD" DecimalPlaces="3"><BaseByGuestAmts>'
@@ -121,15 +142,21 @@ def test_decimal_places_on_rate_and_its_misuse() -> None:
         "whole number; with DecimalPlaces=3 the amount is written in minor units (13350 for 133.50)"]
 
 
-def test_currency_falls_back_to_the_products_known_currency() -> None:
+def test_currency_when_absent_comes_from_the_property_then_the_source_settings() -> None:
     amounts = '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="99.00"/>'
-    store = known("H123:DLX-K:BAR-FLEX", 30, 2, currency="CHF")
-    _, outcome = ota.parse(rate_rq(rate_message(day(10), day(11), amounts, currency="")), "booking", store)
+    settings = SourceSettings(currency="EUR", properties={"H123": PropertySettings(currency="CHF")})
+    document = rate_rq(rate_message(day(10), day(11), amounts, currency=""))
+    _, outcome = ota.parse(document, "booking", settings)
     assert outcome.errors == []
     assert {(e.price, e.currency) for e in outcome.events} == {(Decimal("99.00"), "CHF")}
-    _, outcome = ota.parse(rate_rq(rate_message(day(10), day(11), amounts, currency="")), "booking")
+    other_hotel = rate_rq(rate_message(day(10), day(11), amounts, currency=""), hotel="H9")
+    _, outcome = ota.parse(other_hotel, "booking", settings)
+    assert {(e.price, e.currency) for e in outcome.events} == {(Decimal("99.00"), "EUR")}
+    _, outcome = ota.parse(document, "booking")
     assert outcome.events == []
-    assert "CurrencyCode: missing, and no currency is known yet for H123:DLX-K:BAR-FLEX" in str(outcome.errors[0])
+    assert [(str(e), e.code) for e in outcome.errors] == [
+        ("RateAmountMessage[1]/Rates/Rate[1]@CurrencyCode: missing, and the sources file gives no currency for this "
+         "source or property; expected an ISO 4217 code on Rate or BaseByGuestAmt", 321)]
     _, outcome = ota.parse(rate_rq(rate_message(day(10), day(11), amounts, currency='CurrencyCode="EURO"')), "booking")
     assert (
         str(outcome.errors[0])
@@ -137,79 +164,103 @@ def test_currency_falls_back_to_the_products_known_currency() -> None:
     )
 
 
-def test_rate_keeps_a_closed_night_closed_and_its_min_stay() -> None:
-    store = known("H123:DLX-K:BAR-FLEX", 10, 3, price="100.00", available=False, min_nights=3)
-    body = rate_message(day(10), day(12), '<BaseByGuestAmt NumberOfGuests="2" AmountAfterTax="110.00"/>')
-    _, outcome = ota.parse(rate_rq(body), "booking", store)
-    assert set(nights_of(outcome.events).values()) == {(Decimal("110.00"), "EUR", False, 3)}
+def test_start_end_and_weekdays_on_each_rate_instead_of_the_control() -> None:
+    """SiteMinder and Google allow the range and the mask on `Rate`; a control may then have none."""
+    start = TODAY + dt.timedelta(days=(7 - TODAY.weekday()) % 7 + 7)  # a Monday
+    body = (f'<RateAmountMessage><StatusApplicationControl InvTypeCode="R" RatePlanCode="P"/><Rates>'
+            f'<Rate CurrencyCode="EUR" Start="{start}" End="{start + dt.timedelta(days=6)}" Sat="0" Sun="0">'
+            f'<BaseByGuestAmts><BaseByGuestAmt AmountAfterTax="100"/></BaseByGuestAmts></Rate>'
+            f'<Rate CurrencyCode="EUR" Start="{start}" End="{start + dt.timedelta(days=6)}" Mon="0" Tue="0" Weds="0" '
+            f'Thur="0" Fri="0" Sat="1" Sun="1"><BaseByGuestAmts><BaseByGuestAmt AmountAfterTax="130"/>'
+            f'</BaseByGuestAmts></Rate></Rates></RateAmountMessage>')
+    _, outcome = ota.parse(rate_rq(body), "siteminder")
+    assert outcome.errors == []
+    prices = {night: facts["price"] for night, facts in facts_of(outcome.events).items()}
+    assert prices == {(start + dt.timedelta(days=i)).isoformat(): Decimal("100" if i < 5 else "130") for i in range(7)}
+    no_range = body.replace(f'Start="{start}" End="{start + dt.timedelta(days=6)}"', "")
+    _, outcome = ota.parse(rate_rq(no_range), "siteminder")
+    assert [str(e) for e in outcome.errors] == [
+        "RateAmountMessage[1]/StatusApplicationControl@Start: missing; it is required"]
 
 
 def test_room_level_rate_applies_to_every_known_rate_plan_of_the_room() -> None:
-    store = MemoryKnown({
-        "H123:DLX-K:BAR": {TODAY: Night(Decimal("1"), "EUR", True, 1)},
-        "H123:DLX-K:NRF": {TODAY: Night(Decimal("1"), "EUR", True, 1)},
-        "H123:STD:BAR": {TODAY: Night(Decimal("1"), "EUR", True, 1)},
-        "H1234:DLX-K:BAR": {TODAY: Night(Decimal("1"), "EUR", True, 1)},
-    })
+    store = Products("H123:DLX-K:BAR", "H123:DLX-K:NRF", "H123:STD:BAR", "H1234:DLX-K:BAR")
     body = rate_message(day(3), day(3), '<BaseByGuestAmt AmountAfterTax="80"/>', plan="")
-    _, outcome = ota.parse(rate_rq(body), "booking", store)
+    _, outcome = ota.parse(rate_rq(body), "booking", products=store)
     assert sorted(e.listing_id for e in outcome.events) == ["H123:DLX-K:BAR", "H123:DLX-K:NRF"]
 
 
-def test_remove_notif_makes_nights_unavailable_without_price() -> None:
-    store = known("H123:DLX-K:BAR-FLEX", 5, 2, price="100.00", min_nights=2)
+def test_rate_plan_without_room_type_applies_to_that_plan_of_every_room_type() -> None:
+    """SiteMinder: an update naming only RatePlanCode changes every room type with that plan."""
+    store = Products("H123:DLX-K:BAR", "H123:STD:BAR", "H123:STD:NRF")
+    body = (f'<AvailStatusMessage><StatusApplicationControl Start="{day(3)}" End="{day(3)}" RatePlanCode="BAR"/>'
+            f'<RestrictionStatus Status="Close"/></AvailStatusMessage>')
+    _, outcome = ota.parse(avail_rq(body), "siteminder", products=store)
+    assert sorted(e.listing_id for e in outcome.events) == ["H123:DLX-K:BAR", "H123:STD:BAR"]
+    _, outcome = ota.parse(avail_rq(body.replace('"BAR"', '"PROMO"')), "siteminder", products=store)
+    assert outcome.events == [] and [str(w) for w in outcome.warnings] == [
+        "AvailStatusMessage[1]: no room type with rate plan 'PROMO' is known yet (send its rates first); "
+        "nothing was changed"]
+
+
+def test_hotel_level_availability_reaches_every_known_product_but_a_rate_needs_a_code() -> None:
+    store = Products("H123:DLX-K:BAR", "H123:STD:NRF", "H1234:STD:BAR")
+    body = (f'<AvailStatusMessage BookingLimit="0"><StatusApplicationControl Start="{day(3)}" End="{day(3)}"/>'
+            f'<LengthOfStay MinMaxMessageType="SetMinLOS" Time="2" RateTimeUnit="Day"/></AvailStatusMessage>')
+    _, outcome = ota.parse(avail_rq(body), "synxis", products=store)
+    assert facts_of(outcome.events, "H123:DLX-K:BAR") == facts_of(outcome.events, "H123:STD:NRF") == {
+        day(3): {"available": False, "min_nights": 2}}
+    assert facts_of(outcome.events, "H1234:STD:BAR") == {} and outcome.warnings == []
+    _, outcome = ota.parse(avail_rq(body), "synxis")
+    assert outcome.events == [] and [str(w) for w in outcome.warnings] == [
+        "AvailStatusMessage[1]: names no RatePlanCode and no rate plan of the hotel is known yet (send its rates "
+        "first); nothing was changed"]
+
+
+def test_remove_notif_closes_the_nights_and_sets_nothing_else() -> None:
     body = (f'<RateAmountMessage><StatusApplicationControl Start="{day(5)}" End="{day(6)}" InvTypeCode="DLX-K" '
-            'RatePlanCode="BAR-FLEX"/></RateAmountMessage>')
-    _, outcome = ota.parse(rate_rq(body, extra='NotifType="Remove"'), "booking", store)
-    assert set(nights_of(outcome.events).values()) == {(None, "EUR", False, 2)}
+            f'RatePlanCode="BAR-FLEX"/></RateAmountMessage>')
+    _, outcome = ota.parse(rate_rq(body, extra='NotifType="Remove"'), "booking")
+    assert facts_of(outcome.events) == {day(5): {"available": False}, day(6): {"available": False}}
 
 
 # -- availability and restrictions ------------------------------------------------------------
 
 
-def test_avail_restrictions_carry_the_current_price_forward() -> None:
-    store = known("H123:DLX-K:BAR-FLEX", 10, 3, price="129.00")
-    body = (
-        f'<AvailStatusMessage><StatusApplicationControl Start="{day(10)}" End="{day(11)}" InvTypeCode="DLX-K" '
-        f'RatePlanCode="BAR-FLEX"/><LengthsOfStay ArrivalDateBased="true"><LengthOfStay MinMaxMessageType="SetMinLOS" '
-        f'Time="2" TimeUnit="Day"/></LengthsOfStay><RestrictionStatus Status="Close" Restriction="Arrival"/>'
-        f"</AvailStatusMessage>"
-    )
-    _, outcome = ota.parse(avail_rq(body), "booking", store)
-    assert nights_of(outcome.events) == {day(10): (Decimal("129.00"), "EUR", True, 2),
-                                         day(11): (Decimal("129.00"), "EUR", True, 2)}
-    assert [str(w) for w in outcome.warnings] == [
-        "AvailStatusMessage[1]/RestrictionStatus[1]@Restriction: closed-to-arrival is not stored; ignored"]
+def test_restrictions_set_only_the_stay_rule_without_price_or_currency() -> None:
+    body = (f'<AvailStatusMessage><StatusApplicationControl Start="{day(10)}" End="{day(11)}" InvTypeCode="DLX-K" '
+            f'RatePlanCode="BAR-FLEX"/><LengthsOfStay ArrivalDateBased="true">'
+            f'<LengthOfStay MinMaxMessageType="SetMinLOS" Time="2" TimeUnit="Day"/></LengthsOfStay>'
+            f'<RestrictionStatus Status="Close" Restriction="Arrival"/></AvailStatusMessage>')
+    _, outcome = ota.parse(avail_rq(body), "booking")
+    assert facts_of(outcome.events) == {day(10): {"min_nights": 2}, day(11): {"min_nights": 2}}
+    assert [(str(w), w.type) for w in outcome.warnings] == [
+        ("AvailStatusMessage[1]/RestrictionStatus[1]@Restriction: closed-to-arrival is not stored; ignored", 2)]
 
 
-def test_avail_without_known_price_closes_but_cannot_open() -> None:
-    store = known("H123:DLX-K:BAR-FLEX", 20, 1, price="90.00")  # only day 20 has a price
+def test_a_status_alone_opens_or_closes_without_any_price() -> None:
     close = (f'<AvailStatusMessage><StatusApplicationControl Start="{day(19)}" End="{day(20)}" InvTypeCode="DLX-K" '
              f'RatePlanCode="BAR-FLEX"/><RestrictionStatus Status="Close"/></AvailStatusMessage>')
-    _, outcome = ota.parse(avail_rq(close), "booking", store)
-    assert nights_of(outcome.events) == {day(19): (None, "EUR", False, 1), day(20): (Decimal("90.00"), "EUR", False, 1)}
-    open_ = close.replace('Status="Close"', 'Status="Open"')
-    _, outcome = ota.parse(avail_rq(open_), "booking", store)
-    assert nights_of(outcome.events) == {day(20): (Decimal("90.00"), "EUR", True, 1)}
-    assert [str(w) for w in outcome.warnings] == [
-        f"AvailStatusMessage[1]: H123:DLX-K:BAR-FLEX: night {day(19)} cannot become available: no price is known "
-        "for them yet"]
+    _, outcome = ota.parse(avail_rq(close), "booking")
+    assert facts_of(outcome.events) == {day(19): {"available": False}, day(20): {"available": False}}
+    _, outcome = ota.parse(avail_rq(close.replace('Status="Close"', 'Status="Open" Restriction="Master"')), "booking")
+    assert facts_of(outcome.events) == {day(19): {"available": True}, day(20): {"available": True}}
+    assert outcome.warnings == []
 
 
-def test_avail_elements_merge_in_order_within_one_message() -> None:
-    """Sabre sends min stay and stop-sell for the same nights in separate elements."""
-    store = known("H123:DLX-K:BAR-FLEX", 10, 2, price="129.00")
-    control = (
-        f'<StatusApplicationControl Start="{day(10)}" End="{day(11)}" InvTypeCode="DLX-K" RatePlanCode="BAR-FLEX"/>'
-    )
-    body = (
-        f'<AvailStatusMessage>{control}<LengthsOfStay><LengthOfStay MinMaxMessageType="SetForwardMinStay" '
-        f'Time="3"/></LengthsOfStay></AvailStatusMessage>'
-        f'<AvailStatusMessage>{control}<RestrictionStatus Status="Close" Restriction="Master"/></AvailStatusMessage>'
-    )
-    _, outcome = ota.parse(avail_rq(body), "booking", store)
-    assert nights_of(outcome.events) == {day(10): (Decimal("129.00"), "EUR", False, 3),
-                                         day(11): (Decimal("129.00"), "EUR", False, 3)}
+def test_avail_elements_apply_in_order_within_one_message() -> None:
+    """Sabre sends min stay and stop-sell for the same nights in separate elements; a later
+    element for the same fact wins (equal changed_at: the later arrival)."""
+    control = (f'<StatusApplicationControl Start="{day(10)}" End="{day(11)}" InvTypeCode="DLX-K" '
+               'RatePlanCode="BAR-FLEX"/>')
+    body = (f'<AvailStatusMessage>{control}<LengthsOfStay><LengthOfStay MinMaxMessageType="SetForwardMinStay" '
+            f'Time="3"/></LengthsOfStay></AvailStatusMessage>'
+            f'<AvailStatusMessage>{control}<RestrictionStatus Status="Open" Restriction="Master"/>'
+            f'</AvailStatusMessage><AvailStatusMessage>{control}<RestrictionStatus Status="Close" '
+            f'Restriction="Master"/></AvailStatusMessage>')
+    _, outcome = ota.parse(avail_rq(body), "booking")
+    assert facts_of(outcome.events) == {day(10): {"available": False, "min_nights": 3},
+                                        day(11): {"available": False, "min_nights": 3}}
 
 
 def test_booking_limit_and_room_level_avail_without_known_plans() -> None:
@@ -220,45 +271,66 @@ def test_booking_limit_and_room_level_avail_without_known_plans() -> None:
     assert [(str(w), w.code) for w in outcome.warnings] == [
         ("AvailStatusMessage[1]: names no RatePlanCode and no rate plan of room type 'SUITE' is known yet "
          "(send its rates first); nothing was changed", 783)]
-    store = known("H123:SUITE:BAR", 1, 2)
-    _, outcome = ota.parse(avail_rq(body), "booking", store)
-    assert set(nights_of(outcome.events).values()) == {(Decimal("100.00"), "EUR", False, 1)}
+    _, outcome = ota.parse(avail_rq(body), "booking", products=Products("H123:SUITE:BAR", "H123:SUITE:NRF"))
+    assert facts_of(outcome.events, "H123:SUITE:BAR") == {day(1): {"available": False}, day(2): {"available": False}}
+    assert facts_of(outcome.events, "H123:SUITE:NRF") == {day(1): {"available": False}, day(2): {"available": False}}
+    adjust = body.replace('BookingLimit="0"', 'BookingLimit="2" BookingLimitMessageType="AdjustLimit"')
+    _, outcome = ota.parse(avail_rq(adjust), "booking", products=Products("H123:SUITE:BAR"))
+    assert outcome.events == [] and "AdjustLimit is not a count of rooms to sell" in str(outcome.warnings[0])
 
 
 # -- inventory --------------------------------------------------------------------------------
 
 
 def test_inv_count_zero_closes_and_positive_reopens() -> None:
-    store = MemoryKnown({"H123:DLX-K:BAR": {TODAY + dt.timedelta(days=4): Night(Decimal("80"), "EUR", False, 1)},
-                         "H123:STD:BAR": {TODAY + dt.timedelta(days=4): Night(Decimal("60"), "EUR", True, 1)}})
+    store = Products("H123:DLX-K:BAR", "H123:STD:BAR")
     body = (f'<Inventory><StatusApplicationControl Start="{day(4)}" End="{day(4)}" InvTypeCode="DLX-K"/>'
             f'<InvCounts><InvCount Count="3" CountType="2"/></InvCounts></Inventory>'
             f'<Inventory><StatusApplicationControl Start="{day(4)}" End="{day(4)}" InvTypeCode="STD"/>'
             f'<InvCounts><InvCount Count="0" CountType="2"/></InvCounts></Inventory>')
-    _, outcome = ota.parse(inv_rq(body), "booking", store)
-    assert nights_of(outcome.events, "H123:DLX-K:BAR") == {day(4): (Decimal("80"), "EUR", True, 1)}
-    assert nights_of(outcome.events, "H123:STD:BAR") == {day(4): (Decimal("60"), "EUR", False, 1)}
+    _, outcome = ota.parse(inv_rq(body), "booking", products=store)
+    assert facts_of(outcome.events, "H123:DLX-K:BAR") == {day(4): {"available": True}}
+    assert facts_of(outcome.events, "H123:STD:BAR") == {day(4): {"available": False}}
     all_rooms = (f'<Inventory><StatusApplicationControl Start="{day(4)}" End="{day(4)}" AllInvCode="true"/>'
                  f'<InvCounts><InvCount Count="0"/></InvCounts></Inventory>')
-    _, outcome = ota.parse(inv_rq(all_rooms), "booking", store)
+    _, outcome = ota.parse(inv_rq(all_rooms), "booking", products=store)
     assert sorted(e.listing_id for e in outcome.events) == ["H123:DLX-K:BAR", "H123:STD:BAR"]
     other_type = body.replace('CountType="2"', 'CountType="1"')
-    _, outcome = ota.parse(inv_rq(other_type), "booking", store)
+    _, outcome = ota.parse(inv_rq(other_type), "booking", products=store)
     assert outcome.events == [] and "no InvCount with CountType 2" in str(outcome.warnings[0])
 
 
-# -- refusals ---------------------------------------------------------------------------------
+# -- the TimeStamp ----------------------------------------------------------------------------
 
 
-def test_timestamp_is_required_with_a_zone() -> None:
+def test_timestamp_missing_is_the_receipt_time_with_a_warning() -> None:
     body = rate_message(day(1), day(1), '<BaseByGuestAmt AmountAfterTax="1"/>')
     doc = rate_rq(body).replace(f'TimeStamp="{STAMP}"'.encode(), b"")
-    _, outcome = ota.parse(doc, "booking")
-    assert outcome.events == []
-    assert [(str(e), e.type, e.code) for e in outcome.errors] == [
-        ("OTA_HotelRateAmountNotifRQ@TimeStamp: missing; it is required", 10, 321)]
+    received = dt.datetime(2026, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+    _, outcome = ota.parse(doc, "booking", received_at=received)
+    assert [e.changed_at for e in outcome.events] == [received]
+    assert [(str(w), w.type, w.code) for w in outcome.warnings] == [
+        ("OTA_HotelRateAmountNotifRQ@TimeStamp: missing; the time the message was received is used (a delayed "
+         "retry may then overwrite a newer change)", 10, 321)]
+
+
+def test_timestamp_without_a_zone_is_in_the_sources_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    body = rate_message(day(1), day(1), '<BaseByGuestAmt AmountAfterTax="1"/>')
     _, outcome = ota.parse(rate_rq(body, stamp="2025-03-01T10:15:00"), "booking")
-    assert "has no time zone" in str(outcome.errors[0])
+    assert [e.changed_at for e in outcome.events] == [dt.datetime(2025, 3, 1, 10, 15, tzinfo=dt.UTC)]
+    _, outcome = ota.parse(rate_rq(body, stamp="2019-08-16 23:30:18"), "resavenue",
+                           SourceSettings(time_zone=ZoneInfo("Asia/Kolkata")))
+    assert [e.changed_at for e in outcome.events] == [dt.datetime(2019, 8, 16, 18, 0, 18, tzinfo=dt.UTC)]
+    assert outcome.warnings == []
+    _, outcome = ota.parse(rate_rq(body, stamp="yesterday"), "booking")
+    assert outcome.events == [] and [str(e) for e in outcome.errors] == [
+        "OTA_HotelRateAmountNotifRQ@TimeStamp: 'yesterday' is not an ISO 8601 date-time; "
+        "expected e.g. 2025-03-01T10:15:00Z"]
+
+
+# -- refusals and warnings --------------------------------------------------------------------
 
 
 def test_bad_elements_are_named_and_do_not_stop_the_rest() -> None:
@@ -267,7 +339,7 @@ def test_bad_elements_are_named_and_do_not_stop_the_rest() -> None:
     backwards = rate_message(day(5), day(1), '<BaseByGuestAmt AmountAfterTax="50.00"/>')
     bad_amount = rate_message(day(1), day(1), '<BaseByGuestAmt AmountAfterTax="fifty"/>')
     bad_mask = rate_message(day(1), day(1), '<BaseByGuestAmt AmountAfterTax="1"/>', mask='Mon="yes"')
-    no_room = good.replace('InvTypeCode="DLX-K"', "")
+    no_room = good.replace('InvTypeCode="DLX-K"', "").replace('RatePlanCode="BAR-FLEX"', "")
     _, outcome = ota.parse(rate_rq(bad_date + good + backwards + bad_amount + bad_mask + no_room), "booking")
     assert [str(e) for e in outcome.errors] == [
         "RateAmountMessage[1]/StatusApplicationControl@Start: '2025-13-01' is not a date; expected YYYY-MM-DD",
@@ -278,8 +350,43 @@ def test_bad_elements_are_named_and_do_not_stop_the_rest() -> None:
         "RateAmountMessage[5]/StatusApplicationControl@Mon: 'yes' is not a boolean; expected true, false, 1 or 0",
         "RateAmountMessage[6]/StatusApplicationControl@InvTypeCode: missing; it is required",
     ]
-    assert nights_of(outcome.events) == {day(1): (Decimal("50.00"), "EUR", True, 1)}
+    assert facts_of(outcome.events) == {day(1): {"price": Decimal("50.00"), "currency": "EUR"}}
     assert outcome.origins == ["RateAmountMessage[2]"]
+    room_as_inv_code = good.replace('InvTypeCode="DLX-K"', 'InvCode="DLX-K"')
+    _, outcome = ota.parse(rate_rq(room_as_inv_code), "travelguru")
+    assert {e.listing_id for e in outcome.events} == {"H123:DLX-K:BAR-FLEX"}
+    assert [str(w) for w in outcome.warnings] == [
+        "RateAmountMessage[1]/StatusApplicationControl@InvCode: read as the room type (no InvTypeCode)"]
+
+
+def test_unknown_elements_attributes_and_values_are_warnings_never_a_rejection() -> None:
+    body = (f'<AvailStatusMessage Fancy="1"><StatusApplicationControl Start="{day(1)}" End="{day(1)}" InvTypeCode="R" '
+            f'RatePlanCode="P" Colour="red"/><RestrictionStatus Status="Close" Restriction="Pets"/>'
+            f'<LengthsOfStay><LengthOfStay MinMaxMessageType="SetMinLOS" Time="2" TimeUnit="Week"/>'
+            f'<LengthOfStay MinMaxMessageType="SetMinNights" Time="2"/></LengthsOfStay>'
+            f'<RestrictionStatus Status="Open"/><Extension><Anything/></Extension></AvailStatusMessage>')
+    message, outcome = ota.parse(avail_rq(body), "booking")
+    assert outcome.errors == []
+    assert facts_of(outcome.events) == {day(1): {"available": True}}
+    assert [str(w) for w in outcome.warnings] == [
+        "AvailStatusMessage[1]@Fancy: attribute AvailStatusMessage@Fancy is not read; ignored",
+        "AvailStatusMessage[1]/StatusApplicationControl[1]@Colour: attribute StatusApplicationControl@Colour is not "
+        "read; ignored",
+        "AvailStatusMessage[1]/Extension[1]: element Extension is not read; ignored",
+        "AvailStatusMessage[1]/RestrictionStatus[1]@Restriction: 'Pets' is not a restriction read here (Master, "
+        "Arrival, Departure); ignored",
+        "AvailStatusMessage[1]/LengthsOfStay/LengthOfStay[1]@TimeUnit: 'Week' stays are not stored (only Day); ignored",
+        "AvailStatusMessage[1]/LengthsOfStay/LengthOfStay[2]@MinMaxMessageType: 'SetMinNights' is not a "
+        "length-of-stay type read here; ignored",
+    ]
+    rs = ET.fromstring(ota.response(message, outcome))
+    assert rs.find(f"{{{NS}}}Success") is not None
+    assert {w.get("Type") for w in rs.findall(f"{{{NS}}}Warnings/{{{NS}}}Warning")} == {"2"}  # no implementation
+    beside = avail_rq(body.replace("<AvailStatusMessage Fancy", "<TPA_Extensions/><AvailStatusMessage Fancy"))
+    _, outcome = ota.parse(beside.replace(b"<AvailStatusMessages", b"<Promotions/><AvailStatusMessages"), "booking")
+    assert [str(w) for w in outcome.warnings[:2]] == [
+        "OTA_HotelAvailNotifRQ/Promotions: element Promotions is not read; ignored",
+        "AvailStatusMessages/TPA_Extensions: element TPA_Extensions is not read; ignored"]
 
 
 def test_unknown_root_and_wrong_message() -> None:
@@ -298,7 +405,7 @@ def test_rs_echoes_token_and_version_with_own_timestamp_and_warnings() -> None:
         f'<AvailStatusMessage><StatusApplicationControl Start="{day(i)}" End="{day(i)}" InvTypeCode="R" '
         f'RatePlanCode="P"/><RestrictionStatus Status="Close" Restriction="Departure"/></AvailStatusMessage>'
         for i in range(1, 8))
-    message, outcome = ota.parse(avail_rq(body), "booking", known("H123:R:P", 1, 7))
+    message, outcome = ota.parse(avail_rq(body), "booking")
     now = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
     root = ET.fromstring(ota.response(message, outcome, now))
     assert root.tag == f"{{{NS}}}OTA_HotelAvailNotifRS"
@@ -306,7 +413,7 @@ def test_rs_echoes_token_and_version_with_own_timestamp_and_warnings() -> None:
     assert root.find(f"{{{NS}}}Success") is not None and root.find(f"{{{NS}}}Errors") is None
     warnings = root.findall(f"{{{NS}}}Warnings/{{{NS}}}Warning")
     assert len(warnings) == 1  # seven identical warnings grouped
-    assert warnings[0].get("Type") == "11"
+    assert warnings[0].get("Type") == "2" and warnings[0].get("ShortText") == "Not implemented; ignored"
     assert "closed-to-departure is not stored; ignored (in 7 places: AvailStatusMessage[1]/RestrictionStatus[1]" \
            "@Restriction, " in warnings[0].text
 
@@ -411,10 +518,11 @@ def test_http_rates_then_restrictions_then_counts_read_back(server) -> None:
             assert rs.find(f"{{{NS}}}Success") is not None, ET.tostring(rs)
             assert rs.find(f"{{{NS}}}Warnings") is None, ET.tostring(rs)
         for plan, price in (("BAR", "140.00"), ("NRF", "120.00")):
+            # each message set only its fact; the calendar shows the others as unknown (null)
             assert calendar(client, f"HTTP1:DBL:{plan}") == {
-                day(30): (price, "EUR", True, 1, "2025-03-01T10:15:00.000Z"),
-                day(31): (price, "EUR", True, 2, "2025-03-01T10:15:02.000Z"),
-                day(32): (price, "EUR", False, 1, "2025-03-01T10:15:03.000Z"),
+                day(30): (price, "EUR", None, None, "2025-03-01T10:15:00.000Z"),
+                day(31): (price, "EUR", None, 2, "2025-03-01T10:15:02.000Z"),
+                day(32): (price, "EUR", False, None, "2025-03-01T10:15:03.000Z"),
             }
 
 
@@ -483,12 +591,12 @@ def test_mutated_documents_only_ever_produce_errors(seed: int) -> None:
             f'<InvCounts><InvCount Count="0" CountType="2"/></InvCounts></Inventory>'
         ),
     ]
-    store = known("H123:R:P", 0, 10)
+    store = Products("H123:R:P")
     for document in documents:
         values = list(re.finditer(rb'="([^"]*)"', document))
         for _ in range(40):
             found = rng.choice(values)
             value = rng.choice(garbage).replace("\u0000", "&#1;").encode()
             mutated = document[:found.start(1)] + value + document[found.end(1):]
-            message, outcome = ota.parse(mutated, "booking", store)
+            message, outcome = ota.parse(mutated, "booking", products=store)
             ET.fromstring(ota.response(message, outcome))  # the RS is always well-formed

@@ -33,3 +33,23 @@ def test_quick_benchmark_run(tmp_path: Path) -> None:
     assert report["scenarios"]["ceiling"]["median"]["night_updates_per_s"]["median"] > 0
     assert "| sustained night updates/s |" in results.with_suffix(".md").read_text()
     assert not list(tmp_path.glob("staystream-bench-*")), "the work dir was left behind"
+
+
+def test_quick_tail_run(tmp_path: Path) -> None:
+    """The tail scenario: full speed then half, 7-night events, reads after acknowledgments."""
+    command = [
+        sys.executable, "-m", "benchmarks.run", "tail", "--quick", "--workers", "2", "--time-scale", "0.5",
+        "--output", str(tmp_path), "--workdir", str(tmp_path),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [results] = tmp_path.glob("*.json")
+    tail = json.loads(results.read_text())["scenarios"]["tail"]["median"]
+    assert tail["nights_per_event"]["median"] == 7.0
+    full = tail["full"]
+    assert full["night_updates_per_s"]["median"] == 7 * full["events_per_s"]["median"]
+    for phase in ("half_after_full", "half_fresh"):
+        assert tail[phase]["requests"]["median"] > 0
+        assert tail[phase]["errors"]["median"] == 0
+    assert tail["after_full_side"]["server_cores"]  # the server was measured
+    assert "half rate right after it" in done.stdout

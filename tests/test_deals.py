@@ -534,7 +534,7 @@ def test_singapore_sample_deals_check_out_through_the_public_api(server_factory)
 def test_window_totals_equal_the_search_of_each_check_in(tmp_path_factory: pytest.TempPathFactory, seed: int,
                                                          nights: int, target: str) -> None:
     """Calendars of runs in several currencies (stays across a change of currency included):
-    `window_totals` of 40 check-ins gives what `_open_stays` + `_totals` give check-in by check-in."""
+    `window_totals` of 40 check-ins gives what `_open_stays` + `night_totals` give check-in by check-in."""
     from staystream.events.fx import default_fx
     from staystream.events.money import CURRENCY_INDEX
     from staystream.events.types import ALL_FACTS, RATE_DTYPE
@@ -573,7 +573,7 @@ def test_window_totals_equal_the_search_of_each_check_in(tmp_path_factory: pytes
         price = shared["entry_price"][entries]
         currency = shared["entry_currency"][entries]
         expected = np.full(rows, engine.UNRANKED)
-        expected[kept] = engine._totals(fx, price, currency, (currency == currency[0]).all(axis=0),
+        expected[kept] = engine.night_totals(fx, price, currency, (currency == currency[0]).all(axis=0),
                                         CURRENCY_INDEX[target])
         assert list(np.flatnonzero(open_[:, offset])) == list(found)
         assert list(total[:, offset]) == list(expected), offset

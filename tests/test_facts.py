@@ -199,8 +199,8 @@ def test_openapi_documents_every_event_type_the_decoder_takes() -> None:
 
 
 def test_an_adapter_rewrites_nights_that_hold_some_facts_or_no_price(server) -> None:
-    """The native adapters still merge whole nights over what the store holds: a night closed
-    without price (currency null in the calendar) and one holding one fact must not break them."""
+    """A native adapter over nights that hold some facts or no price: it sets only the fact its
+    message carries (here the stay rule) and leaves the others as they are."""
     namespace = "http://www.opentravel.org/OTA/2003/05"
     sent_at = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
     listing_id = f"{unique_id('H')}:R:P"

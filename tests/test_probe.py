@@ -35,10 +35,11 @@ def probe(*args: str, token: str | None = None) -> tuple[int, dict[str, Any], st
 
 def test_once_sees_its_write_in_calendar_and_search(server: Server) -> None:
     code, result, stderr = probe("--url", server.url, "--listing-id", "canary-once")
-    assert code == 0, (result, stderr)
+    assert code == 0, (result["error"], stderr)
     assert result["ok"] is True and result["error"] is None
     assert 0 <= result["visible_seconds"] < 1, result  # read-after-ack: the first look already sees it
     assert result["visible_seconds"] == max(result["calendar_seconds"], result["search_seconds"])
+    assert 0 <= result["watch_seconds"] < 1, result  # its watch's event within the promised second
     with server.client() as client:  # what the probe claims to have seen is there
         night = dt.date.fromisoformat(result["night"])
         nights = client.get("/v1/listings/probe/canary-once/calendar",

@@ -90,7 +90,11 @@ class Harness:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(10)
+        try:  # uvicorn waits for open responses on SIGTERM: a page's watch stream never ends
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
 
 
 if __name__ == "__main__":

@@ -129,6 +129,10 @@ class Config:
         None, "file of write credentials, '<token> <source>[,<source>...]' or '<token> *' a line "
         "(none: writes need no credential)", Path
     )
+    sources_file: Path | None = _setting(
+        None, "TOML file of per-source settings for the native-format endpoints (time zone, currency, "
+        "occupancy; docs/adapters.md); re-read when it changes", Path
+    )
     tile_url: str | None = _setting(
         None, "map tiles for the web pages, a {z}/{x}/{y} URL template (none: offline country outlines)", str
     )
@@ -149,6 +153,12 @@ class Config:
         3, "scaled mode: JetStream replicas of the stream when this node creates it", _positive_int
     )
     apply_partitions: str = _setting("all", "scaled mode: partitions this applier consumes, 'all' or like '0-3,6'", str)
+    watches_per_address: int = _setting(
+        1_000, "watches one client address may hold (watches need no write credential)", _positive_int)
+    watches_total: int = _setting(200_000, "watches the service holds at most", _positive_int)
+    watchers: int = _setting(
+        1, "watcher processes; each evaluates the watches whose number modulo this is its own "
+        "(more cores for many watches under heavy writes)", _positive_int)
 
     @property
     def database_path(self) -> Path:

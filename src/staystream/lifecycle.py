@@ -7,6 +7,7 @@ import os
 import signal
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 
 
 def die_with_parent(supervisor: int) -> None:
@@ -19,3 +20,8 @@ def die_with_parent(supervisor: int) -> None:
     # uvicorn or the writer installs its own: a stop right after start then waited 10 s a worker.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def set_process_name(name: str) -> None:
+    """The name `ps -o comm` and /proc/<pid>/comm show (at most 15 bytes)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, name.encode()[:15])

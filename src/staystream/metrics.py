@@ -97,6 +97,22 @@ snapshot_failures = Counter(
     "staystream_snapshot_failures_total", "Calendar snapshots that failed (retried; the log grows meanwhile)"
 )
 
+watch_poll_seconds = Histogram(
+    "staystream_watch_poll_seconds", "One watcher poll that had work: changes read, watches evaluated, events stored",
+    buckets=LATENCY_BUCKETS,
+)
+watch_events = Counter("staystream_watch_events_total", "Watch events recorded (entered, left, price_drop)")
+webhook_backlog = Gauge(
+    "staystream_webhook_backlog", "Webhook deliveries in the outbox not yet answered 2xx (retries included)",
+    multiprocess_mode="max",
+)
+webhook_deliveries = Counter("staystream_webhook_deliveries_total", "Webhook POSTs answered 2xx")
+webhook_failures = Counter(
+    "staystream_webhook_failures_total", "Webhook POST attempts that failed (each retry counts)", ["reason"]
+)
+for _reason in ("connect", "timeout", "http_4xx", "http_5xx"):
+    webhook_failures.labels(_reason)  # exported at 0 from the start: the failure ratio needs them
+
 
 def render() -> tuple[bytes, str]:
     registry = CollectorRegistry()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 DATABASE_FILE = "store.sqlite3"  # the embedded store, or the PostgreSQL store's local mirror
+WATCHES_FILE = "watches.sqlite3"  # embedded store: watches, their state, the event outbox
 LOCK_FILE = "lock"  # flock'ed by the one process that owns the data directory; holds its pid
 REJECTS_FILE = "import-rejects.csv"  # rows `staystream import` rejected, when it started the server itself
 SNAPSHOT_DIR = "snapshot"  # the embedded store's shared-array snapshots
@@ -20,6 +21,10 @@ REJECTIONS_DIR = "rejections"  # shared-memory directory: each worker's latest r
 
 def database_path(data_dir: Path) -> Path:
     return data_dir / DATABASE_FILE
+
+
+def watches_path(data_dir: Path) -> Path:
+    return data_dir / WATCHES_FILE
 
 
 def writer_socket(shm_path: Path) -> Path:

@@ -5,7 +5,10 @@ Internals can all look healthy while users see stale prices; the probe checks th
 HTTP, and exports the result as metrics for the alert rules (deploy/prometheus/).
 
 Each run writes a `listing` and a one-night `rate` for source `probe` with a new price, then polls
-the listing's calendar and a search around it until both show that price:
+the listing's calendar and a search around it until both show that price, and follows a watch
+around the canary (made once per process and night, deleted at exit) until its event arrives:
+the canary's price alternates between under and over the watch's `max_price`, so each run makes
+it enter or leave the watch:
 
     $ staystream probe --url http://127.0.0.1:8080 --once
     {"ok": true, "ack_seconds": 0.004, "visible_seconds": 0.002, ...}
@@ -18,6 +21,7 @@ The canary lies at Point Nemo, the oceanic pole of inaccessibility in the South 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -37,6 +41,8 @@ SOURCE = "probe"
 CANARY_LAT, CANARY_LON = -48.8767, -123.3933  # Point Nemo
 TOKEN_VARIABLE = "STAYSTREAM_TOKEN"  # the credential `staystream import` sends too
 POLL_SECONDS = 0.01  # between two looks at calendar and search: far below the 1 s budget
+WATCH_MAX_PRICE = Decimal(1500)  # the canary enters the watch under this and leaves it over it
+OVER = Decimal(2000)  # added to the price of the runs that make the canary leave
 VISIBLE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)  # 1.0: the alert's threshold
 
 
@@ -54,6 +60,7 @@ class Result:
     calendar_seconds: float | None = None  # 200 -> first calendar showing the price
     search_seconds: float | None = None  # 200 -> first search showing the price
     visible_seconds: float | None = None  # 200 -> both show it
+    watch_seconds: float | None = None  # 200 -> the watch's event (entered / left) read from its stream
     error: str | None = None  # what failed, with the server's answer
 
 
@@ -74,6 +81,10 @@ class Probe:
         kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         self.connection = kind(parts.hostname, parts.port, timeout=timeout)
         self.headers = {"user-agent": "staystream-probe"}
+        self.watch: tuple[str, dt.date] | None = None  # (watch_id, the night it watches)
+        self.last_event_id = 0
+        self.inside = False  # the canary matches the watch (after this process's previous run)
+        self.trusted = False  # the previous run succeeded, so `inside` is known
         if os.environ.get(TOKEN_VARIABLE):
             self.headers["authorization"] = f"Bearer {os.environ[TOKEN_VARIABLE]}"
 
@@ -82,20 +93,29 @@ class Probe:
         now = dt.datetime.now(dt.UTC)
         night = now.date() + dt.timedelta(days=self.days_ahead)
         # A new price every run (cents from the clock), so an old value is never taken for the new one.
-        price = f"{100 + int(now.timestamp() * 100) % 90_000 / 100:.2f}"
-        result = Result(False, self.url, self.listing_id, night.isoformat(), price,
+        price = Decimal(f"{100 + int(now.timestamp() * 100) % 90_000 / 100:.2f}")
+        entering = not self.inside
+        if not entering:
+            price += OVER
+        result = Result(False, self.url, self.listing_id, night.isoformat(), str(price),
                         now.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
         try:
+            if self.watch is None or self.watch[1] != night or not self.trusted:
+                self._watch(now, night)
             sent = time.perf_counter()
-            self._write(now, night, price)
+            self._write(now, night, str(price))
             acked = time.perf_counter()
             result.ack_seconds = round(acked - sent, 6)
-            self._wait_visible(result, night, Decimal(price), acked)
-            result.ok = True
+            self._wait_visible(result, night, price, acked)
+            self._wait_for_event(result, "entered" if entering else "left", price, acked)
+            self.inside = entering
+            result.ok = self.trusted = True
         except ProbeError as exc:
             result.error = str(exc)
+            self.trusted = False
         except (OSError, http.client.HTTPException) as exc:
             self.connection.close()  # reconnects on the next request
+            self.trusted = False
             result.error = f"{self.url}: {type(exc).__name__}: {exc}"
         except (msgspec.DecodeError, KeyError, TypeError) as exc:  # a proxy's error page, another service
             result.error = f"{self.url}: an answer that is not staystream's: {type(exc).__name__}: {exc}"
@@ -117,6 +137,63 @@ class Probe:
         reply = msgspec.json.decode(answer)
         if not isinstance(reply, dict) or reply.get("accepted") != len(events):
             raise ProbeError(f"write: the canary was not accepted: {_text(answer)}")
+
+    def _watch(self, now: dt.datetime, night: dt.date) -> None:
+        """A watch on the canary's night (again when the night moves on); before it, a write over
+        its `max_price`, so the canary starts outside it and the run's write makes it enter."""
+        self.delete_watch()
+        self._write(now - dt.timedelta(microseconds=1), night, str(WATCH_MAX_PRICE + OVER))
+        body = msgspec.json.encode({
+            "lat": CANARY_LAT, "lon": CANARY_LON, "radius_km": 1, "checkin": night.isoformat(),
+            "checkout": (night + dt.timedelta(days=1)).isoformat(), "guests": 1, "currency": "EUR",
+            "max_price": str(WATCH_MAX_PRICE)})
+        status, answer = self._request("POST", "/v1/watches", body, {"content-type": "application/json"})
+        if status != 201:
+            raise ProbeError(f"watch: POST /v1/watches answered {status}: {_text(answer)}")
+        self.watch = (msgspec.json.decode(answer)["watch_id"], night)
+        self.last_event_id = 0
+        self.inside = False
+
+    def delete_watch(self) -> None:
+        if self.watch is not None:
+            self._request("DELETE", f"/v1/watches/{self.watch[0]}")
+            self.watch = None
+
+    def _wait_for_event(self, result: Result, name: str, price: Decimal, acked: float) -> None:
+        """Read the watch's stream (from the last event seen) until the canary's `name` event:
+        `entered` must carry the price written; `left` carries the last total it was sent with."""
+        assert self.watch is not None
+        parts = urllib.parse.urlsplit(self.url)
+        kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        deadline = acked + self.timeout
+        stream = kind(parts.hostname or "", parts.port, timeout=max(0.01, deadline - time.perf_counter()))
+        try:
+            stream.request("GET", f"{self.base_path}/v1/watches/{self.watch[0]}/events",
+                           headers={**self.headers, "last-event-id": str(self.last_event_id)})
+            response = stream.getresponse()
+            if response.status != 200:
+                raise ProbeError(f"watch: GET its events answered {response.status}: {_text(response.read())}")
+            fields: dict[str, str] = {}
+            while time.perf_counter() < deadline:
+                line = response.readline().decode().rstrip("\r\n")
+                if line:
+                    key, _, value = line.partition(":")
+                    fields[key] = value.strip()
+                    continue
+                if "id" in fields:
+                    self.last_event_id = int(fields["id"])
+                    data = msgspec.json.decode(fields.get("data", "{}"))
+                    ours = data.get("source") == SOURCE and data.get("listing_id") == self.listing_id
+                    priced = name == "left" or _decimal(data.get("total")) == price
+                    if ours and fields.get("event") == name and priced:
+                        result.watch_seconds = round(time.perf_counter() - acked, 6)
+                        return
+                fields = {}
+        except TimeoutError:
+            pass
+        finally:
+            stream.close()
+        raise ProbeError(f"watch: no '{name}' event of the canary at {price} within {self.timeout:g} s of the write")
 
     def _wait_visible(self, result: Result, night: dt.date, price: Decimal, acked: float) -> None:
         quoted = urllib.parse.quote(self.listing_id, safe="")
@@ -163,6 +240,8 @@ class Probe:
         return response.status, response.read()
 
     def close(self) -> None:
+        with contextlib.suppress(OSError, http.client.HTTPException):  # it expires after its night anyway
+            self.delete_watch()
         self.connection.close()
 
 
@@ -180,6 +259,9 @@ class Exported:
         self.visible = Histogram(
             "staystream_probe_visible_seconds", "From the canary write's 200 to calendar and search showing it",
             buckets=VISIBLE_BUCKETS, registry=self.registry)
+        self.watch = Histogram(
+            "staystream_probe_watch_seconds", "From the canary write's 200 to its watch event on the SSE stream",
+            buckets=VISIBLE_BUCKETS, registry=self.registry)
         self.last_run = Gauge(
             "staystream_probe_last_run_timestamp_seconds", "When the last probe run ended (Unix time)",
             registry=self.registry)
@@ -188,6 +270,8 @@ class Exported:
         self.success.set(1 if result.ok else 0)
         if result.visible_seconds is not None:
             self.visible.observe(result.visible_seconds)
+        if result.watch_seconds is not None:
+            self.watch.observe(result.watch_seconds)
         self.last_run.set_to_current_time()
 
 

@@ -21,11 +21,12 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from staystream.config import Config
-from staystream.lifecycle import die_with_parent
+from staystream.lifecycle import die_with_parent, set_process_name
 from staystream.logs import configure
 from staystream.paths import CONTROL_FILE, METRICS_DIR, writer_socket
 
 log = logging.getLogger("staystream.server")
+WATCHER_NICENESS = 5
 
 def shared_memory_path() -> Path:
     """A fresh directory on tmpfs for this server; leftovers of dead servers are removed."""
@@ -54,6 +55,17 @@ def _writer_main(config: Config, shm_path: Path, supervisor: int) -> None:
     from staystream.writer.process import run
 
     run(config, shm_path)
+
+def _watcher_main(config: Config, shm_path: Path, supervisor: int, shard: int) -> None:
+    die_with_parent(supervisor)
+    set_process_name("ss-watcher")  # `ps`/`top` and the tests tell it apart
+    # Writes come first: when the cores are busy, the watcher yields to the writer and workers (a
+    # slower alert rather than a slower acknowledgment; docs/benchmarks.md "Watches").
+    os.nice(WATCHER_NICENESS)
+    configure(config.log_level)
+    from staystream.watches.watcher import run
+
+    run(config, shm_path, shard)
 
 def _worker_main(config: Config, shm_path: Path, listener: socket.socket, supervisor: int) -> None:
     die_with_parent(supervisor)
@@ -107,6 +119,13 @@ def bind(host: str, port: int, count: int) -> list[socket.socket]:
 
 def serve(config: Config) -> int:
     configure(config.log_level)
+    if config.sources_file is not None:  # checked before anything starts: a bad value stops here
+        from staystream.adapters.source_settings import SettingsError, load
+
+        try:
+            load(config.sources_file)
+        except SettingsError as exc:
+            raise SystemExit(f"--sources-file: {exc}") from None
     config.data_dir.mkdir(parents=True, exist_ok=True)
     shm_path = shared_memory_path()
     (shm_path / METRICS_DIR).mkdir()
@@ -133,10 +152,13 @@ def serve(config: Config) -> int:
         shutil.rmtree(shm_path, ignore_errors=True)
         return 1
     workers = [_start_worker(context, config, shm_path, listener) for listener in listeners]
+    watchers = [_start_watcher(context, config, shm_path, shard) for shard in range(config.watchers)]
     log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
                                  "data_dir": str(config.data_dir)})
-    print(f"staystream listening on http://{host}:{port}", flush=True)  # tools read the URL on this line
-    print(f"search page http://{host}:{port}/  operations http://{host}:{port}/ops", flush=True)
+    # One write: tools read the URL off the first line, then may close the pipe (a second write
+    # would then raise BrokenPipeError here, and leave the children running).
+    print(f"staystream listening on http://{host}:{port}\n"
+          f"search page http://{host}:{port}/  operations http://{host}:{port}/ops", flush=True)
     if config.tokens is None:
         log.warning("writes need no credential: give --tokens FILE to require one")
     if config.seed_sample:  # the sample city, posted over HTTP by a child (importer.seed_sample)
@@ -156,6 +178,12 @@ def serve(config: Config) -> int:
             if not worker.is_alive():
                 log.warning("worker exited; starting another", extra={"exitcode": worker.exitcode})
                 workers[i] = _start_worker(context, config, shm_path, listeners[i])
+        for shard, watcher in enumerate(watchers):
+            if not watcher.is_alive():  # it recovers by itself: events are what differs from its stored state
+                log.warning("watcher exited; starting another", extra={"exitcode": watcher.exitcode})
+                watchers[shard] = _start_watcher(context, config, shm_path, shard)
+    for watcher in watchers:
+        watcher.terminate()
     for worker in workers:
         worker.terminate()
     for worker in workers:
@@ -175,6 +203,11 @@ def _start_worker(context: ForkContext, config: Config, shm_path: Path, listener
     worker = context.Process(target=_worker_main, args=(config, shm_path, listener, os.getpid()), name="worker")
     worker.start()
     return worker
+
+def _start_watcher(context: ForkContext, config: Config, shm_path: Path, shard: int) -> BaseProcess:
+    watcher = context.Process(target=_watcher_main, args=(config, shm_path, os.getpid(), shard), name="watcher")
+    watcher.start()
+    return watcher
 
 def _wait_for_writer(writer: BaseProcess, shm_path: Path) -> bool:
 

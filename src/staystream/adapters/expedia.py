@@ -2,20 +2,24 @@
 
 Answers `AvailRateUpdateRS` with `<Success/>` (possibly holding `<Warning>`s) or `<Error>`s;
 as at Expedia, with an Error **nothing in the message is applied**, so a sender fixes and
-resends the whole message. Choices (docs/adapters.md says why):
+resends the whole message. Each element becomes the facts it really carries (`facts.py`);
+choices (docs/adapters.md says why):
 
 - a product is the listing `{Hotel@id}:{RoomType@id}:{RatePlan@id}`, its property the hotel;
 - `DateRange@from`/`@to` are inclusive nights, `sun`..`sat` masks apply, ranges may repeat;
-- the price is `PerDay@rate`, else a `PerOccupancy@rate` by the rule of the OTA adapter
-  (2 guests, else nearest to 2, fewer on a tie); `Rate@currency` is required;
-- room-level facts (`RoomType@closed`, `Inventory` 0 / > 0) apply to the rate plans the
-  element names and to every other rate plan of the room type the store or the message knows;
-  the store keeps one `available` per night, so a night is open when every flag the element
-  gives (room closed, inventory, rate plan closed) says open, closed when any says closed;
-- `Restrictions@minLOS` -> `min_nights`; `maxLOS`, closed-to-arrival and -departure are
-  ignored with a Warning; fields the element does not give are carried forward (`merge.py`);
+- `Rate` sets the **price** fact: `PerDay@rate`, else a `PerOccupancy@rate` by the rule of the
+  OTA adapter (the source's occupancy, 2 unless the sources file says otherwise); its currency
+  is `Rate@currency`, else the property's or source's from the sources file (Expedia fixes it
+  per property), else an error;
+- `RoomType@closed`, `Inventory` (0 / > 0) and `RatePlan@closed` set the **availability** fact,
+  no currency needed. Room-level facts apply to the rate plans the element names and to every
+  other rate plan of the room type the store or the message knows; a named rate plan is open
+  when every flag the element gives (room closed, inventory, rate plan closed) says open;
+- `Restrictions@minLOS` sets the **stay rule**; `maxLOS`, closed-to-arrival and -departure have
+  no fact and are ignored with a Warning;
 - EQC messages carry no timestamp: `changed_at` is when the message was received (Expedia
   expects one message in flight per property, so arrival order is the sender's order);
+- an element or attribute the adapter does not read is a Warning (7001), never an Error;
 - the `Authentication` credentials are neither checked nor kept (the API's own credentials
   guard the route).
 
@@ -30,11 +34,13 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from staystream.adapters.merge import NOTHING_KNOWN, Change, Known, Merger, nights_between
+from staystream.adapters.facts import Availability, Fact, Price, StayRule, events, nights_between
 from staystream.adapters.messages import (
     Invalid,
+    NoProducts,
     Outcome,
     Problem,
+    Products,
     bool_attr,
     code_attr,
     date_attr,
@@ -44,8 +50,10 @@ from staystream.adapters.messages import (
     located,
     occupancy_rank,
     text_attr,
+    unread_parts,
     weekdays_attr,
 )
+from staystream.adapters.source_settings import DEFAULTS, SourceSettings
 from staystream.adapters.xmlsafe import XMLRejected, children, parse_document, to_bytes
 from staystream.events.ingest import MAX_MIN_NIGHTS
 from staystream.events.money import CURRENCY_INDEX
@@ -58,7 +66,19 @@ MAX_REPORTED = 100
 # Codes (see the module docstring).
 UNREADABLE, NOT_AR = 2001, 2002
 MISSING, INVALID, INVALID_DATE, INVALID_RATE, TOO_LARGE = 3001, 3002, 3003, 3202, 3010
-IGNORED, NO_RATE_PLAN, NO_PRICE = 7001, 7002, 7003
+IGNORED, NO_RATE_PLAN = 7001, 7002
+# What the adapter reads of an AvailRateUpdate (`unread_parts` warns about the rest, code 7001).
+SCHEMA = {
+    "AvailRateUpdate": (frozenset(), frozenset({"DateRange", "RoomType"})),
+    "DateRange": (frozenset({"from", "to", *WEEKDAYS}), frozenset()),
+    "RoomType": (frozenset({"id", "closed"}), frozenset({"Inventory", "RatePlan"})),
+    "Inventory": (frozenset({"totalInventoryAvailable", "flexibleAllocation"}), frozenset()),
+    "RatePlan": (frozenset({"id", "closed"}), frozenset({"Rate", "Restrictions"})),
+    "Rate": (frozenset({"currency", "lengthOfStay"}), frozenset({"PerDay", "PerOccupancy"})),
+    "PerDay": (frozenset({"rate"}), frozenset()),
+    "PerOccupancy": (frozenset({"rate", "occupancy"}), frozenset()),
+    "Restrictions": (frozenset({"minLOS", "maxLOS", "closedToArrival", "closedToDeparture"}), frozenset()),
+}
 
 
 @dataclass
@@ -71,11 +91,11 @@ class Message:
     errors: list[Problem] = field(default_factory=list)
 
 
-def parse(document: bytes, source: str, known: Known = NOTHING_KNOWN,
+def parse(document: bytes, source: str, settings: SourceSettings = DEFAULTS, products: Products | None = None,
           received_at: dt.datetime | None = None) -> tuple[Message, Outcome]:
-    """A whole RQ as canonical rate events, with errors (then nothing applies) and warnings."""
+    """A whole RQ as fact events, with errors (then nothing applies) and warnings."""
     message = open_message(document)
-    return message, convert(message, source, known, received_at)
+    return message, convert(message, source, settings, products, received_at)
 
 
 def open_message(document: bytes) -> Message:
@@ -99,18 +119,20 @@ def open_message(document: bytes) -> Message:
     return message
 
 
-def convert(message: Message, source: str, known: Known = NOTHING_KNOWN,
+def convert(message: Message, source: str, settings: SourceSettings = DEFAULTS, products: Products | None = None,
             received_at: dt.datetime | None = None) -> Outcome:
     """Events for every update in the message; any error means the caller stores none."""
     outcome = Outcome(errors=list(message.errors))
     if outcome.errors or message.root is None or message.hotel is None:
         return outcome
     moment = received_at or dt.datetime.now(dt.UTC)
-    reader = _Reader(message.hotel, source, known, moment, outcome)
+    reader = _Reader(message.hotel, source, settings.for_property(message.hotel), products or NoProducts(),
+                     moment, outcome)
     updates = list(children(message.root, "AvailRateUpdate", ""))
     reader.collect_rate_plans(updates)
     for update, path in updates:
         outcome.elements += 1
+        unread_parts(update, path, SCHEMA, outcome, IGNORED)
         try:
             reader.update(update, path)
         except Invalid as exc:
@@ -128,9 +150,10 @@ class _TooMuch(Exception):
 
 
 class _Reader:
-    def __init__(self, hotel: str, source: str, known: Known, moment: dt.datetime, outcome: Outcome) -> None:
-        self.hotel, self.known, self.outcome = hotel, known, outcome
-        self.merger = Merger(source, known, moment)
+    def __init__(self, hotel: str, source: str, settings: SourceSettings, products: Products, moment: dt.datetime,
+                 outcome: Outcome) -> None:
+        self.hotel, self.source, self.settings, self.known = hotel, source, settings, products
+        self.changed_at, self.outcome = moment, outcome
         self.named_plans: dict[str, set[str]] = {}
         self.budget = MAX_PRODUCT_NIGHTS
 
@@ -178,11 +201,11 @@ class _Reader:
             assert plan_id is not None
             listing = f"{self.hotel}:{room_id}:{plan_id}"
             named.add(listing)
-            change = self.plan_change(plan, plan_path, listing, room_flags)
-            if change.empty:
-                self.outcome.warn(plan_path, "changes nothing the store keeps (rate, closed, minLOS)", IGNORED)
-                continue
-            self.apply([listing], nights, change, plan_path)
+            facts = self.plan_facts(plan, plan_path, room_flags)
+            if not facts:
+                self.outcome.warn(plan_path, "sets no rate, closed flag or minLOS; nothing was changed", IGNORED)
+            for fact in facts:
+                self.apply([listing], nights, fact, plan_path)
         if not room_flags:
             if not named:
                 self.outcome.warn(path, "holds no RatePlan, Inventory or closed flag; nothing was changed", IGNORED)
@@ -194,37 +217,55 @@ class _Reader:
             self.outcome.warn(path, f"no rate plan of room type '{room_id}' is known yet (send its rates "
                                     "first); nothing was changed", NO_RATE_PLAN)
         if others:
-            self.apply(sorted(others), nights, Change(available=all(room_flags)), path)
+            self.apply(sorted(others), nights, Availability(all(room_flags)), path)
 
-    def plan_change(self, plan: ET.Element, path: str, listing: str, room_flags: list[bool]) -> Change:
+    def plan_facts(self, plan: ET.Element, path: str, room_flags: list[bool]) -> list[Fact]:
+        facts: list[Fact] = []
+        rates = list(children(plan, "Rate", path))
+        if rates:
+            # LOS pricing sends one Rate per lengthOfStay: the 1-night one is the nightly price
+            nightly = [(rate, where) for rate, where in rates if (rate.get("lengthOfStay") or "1").strip() == "1"]
+            if len(nightly) < len(rates):
+                self.outcome.warn(f"{path}/Rate", "rates for stays longer than one night (lengthOfStay) are "
+                                                  "not stored; ignored", IGNORED)
+            if nightly:
+                facts.append(self.price(*nightly[0]))
         flags = list(room_flags)
         closed = bool_attr(plan, "closed", path)
         if closed is not None:
             flags.append(not closed)
-        price = currency = None
-        rate = plan.find("Rate")
-        if rate is not None:
-            price, currency = _rate(rate, f"{path}/Rate")
-        min_nights = None
+        if flags:
+            facts.append(Availability(all(flags)))
         restrictions = plan.find("Restrictions")
         if restrictions is not None:
             where = f"{path}/Restrictions"
             min_nights = int_attr(restrictions, "minLOS", where, 1, MAX_MIN_NIGHTS)
+            if min_nights is not None:
+                facts.append(StayRule(min_nights))
             for name in ("maxLOS", "closedToArrival", "closedToDeparture"):
                 if restrictions.get(name) is not None:
                     self.outcome.warn(located(where, name), f"{name} is not stored; ignored", IGNORED)
-        return Change(price=price, currency=currency, available=None if not flags else all(flags),
-                      min_nights=min_nights)
+        return facts
 
-    def apply(self, listings: list[str], nights: list[dt.date], change: Change, path: str) -> None:
+    def price(self, rate: ET.Element, path: str) -> Price:
+        amount = _amount(rate, path, self.settings.occupancy)
+        currency = text_attr(rate, "currency", path)
+        if currency is None:
+            currency = self.settings.currency
+            if currency is None:
+                raise Invalid(located(path, "currency"), "missing, and the sources file gives no currency for "
+                                                         "this source or property; expected an ISO 4217 code",
+                              INVALID_RATE)
+        if currency.upper() not in CURRENCY_INDEX:
+            raise Invalid(located(path, "currency"), f"'{currency}' is not an ISO 4217 currency code", INVALID_RATE)
+        return Price(amount, currency.upper())
+
+    def apply(self, listings: list[str], nights: list[dt.date], fact: Fact, path: str) -> None:
         self.budget -= len(listings) * len(nights)
         if self.budget < 0:
             raise _TooMuch(f"the message changes more than {MAX_PRODUCT_NIGHTS} product-nights; split it")
         for listing in listings:
-            events, skipped = self.merger.apply(listing, nights, change)
-            self.outcome.add(events, path)
-            for nights_skipped in skipped:
-                self.outcome.warn(path, str(nights_skipped), NO_PRICE)
+            self.outcome.add(events(self.source, listing, nights, fact, self.changed_at), path)
 
 
 def _nights(date_range: ET.Element, path: str) -> list[dt.date]:
@@ -240,28 +281,25 @@ def _nights(date_range: ET.Element, path: str) -> list[dt.date]:
     return nights_between(first, last, weekdays_attr(date_range, path, WEEKDAYS))
 
 
-def _rate(rate: ET.Element, path: str) -> tuple[Decimal, str]:
-    currency = text_attr(rate, "currency", path, required=True)
-    assert currency is not None
-    if currency.upper() not in CURRENCY_INDEX:
-        raise Invalid(located(path, "currency"), f"'{currency}' is not an ISO 4217 currency code", INVALID_RATE)
+def _amount(rate: ET.Element, path: str, occupancy: int) -> Decimal:
+    """`PerDay@rate`, else the `PerOccupancy@rate` for the source's occupancy (or nearest)."""
     per_day = rate.find("PerDay")
     if per_day is not None:
         amount = decimal_attr(per_day, "rate", f"{path}/PerDay")
         if amount is None:
             raise Invalid(located(f"{path}/PerDay", "rate"), "missing; expected an amount", INVALID_RATE)
-        return amount, currency.upper()
+        return amount
     candidates = []
-    for occupancy, occupancy_path in children(rate, "PerOccupancy", path):
-        guests = int_attr(occupancy, "occupancy", occupancy_path, 1, 99, required=True)
-        candidates.append((occupancy_rank(guests), occupancy, occupancy_path))
+    for per_occupancy, occupancy_path in children(rate, "PerOccupancy", path):
+        guests = int_attr(per_occupancy, "occupancy", occupancy_path, 1, 99, required=True)
+        candidates.append((occupancy_rank(guests, occupancy), per_occupancy, occupancy_path))
     if not candidates:
         raise Invalid(path, "has no PerDay or PerOccupancy amount; expected one", INVALID_RATE)
     _, chosen, chosen_path = min(candidates, key=lambda candidate: candidate[0])
     amount = decimal_attr(chosen, "rate", chosen_path)
     if amount is None:
         raise Invalid(located(chosen_path, "rate"), "missing; expected an amount", INVALID_RATE)
-    return amount, currency.upper()
+    return amount
 
 
 def _coded(problem: Problem) -> Problem:

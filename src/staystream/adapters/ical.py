@@ -1,25 +1,24 @@
-"""iCalendar (RFC 5545) availability feeds, as Airbnb, VRBO and Booking.com export them.
+"""iCalendar (RFC 5545) availability feeds, as Airbnb, VRBO, Booking.com and OwnerRez export them.
 
 A feed is a snapshot of one listing: each VEVENT blocks nights (a reservation or a host
-block), every other night of the feed's horizon is open. Feeds carry no prices, so nights are
-merged over the store (`merge.py`): a blocked night keeps its price and becomes unavailable, an
-open night becomes available with the price it has. Choices (docs/adapters.md says why):
+block), every other night of the feed's horizon is open. A feed says nothing of prices or stay
+rules, so it sets the **availability** fact only (`facts.py`): a blocked night becomes
+unavailable and keeps whatever price it has, an open night becomes available with whatever
+price it has, or none (the calendar then shows price null and search skips the night until a
+price arrives). No currency is needed. Choices (docs/adapters.md says why):
 
 - all-day events (`DTSTART;VALUE=DATE`) block DTSTART <= night < DTEND (DTEND is the checkout
   day); without DTEND, `DURATION` (whole days) or else one night;
 - timed events block every date they overlap in local time (an end at exactly 00:00 does not
   touch that date): a same-day turnover shows as blocked, never as sellable. `TZID` times are
   taken at their wall-clock date; UTC times are converted to `X-WR-TIMEZONE` when the feed has
-  one, else used as UTC dates;
+  one, else to the source's time zone (sources file; default UTC);
 - `STATUS:CANCELLED` events block nothing; `RRULE` (never sent by these exporters) is refused;
 - the horizon is [start, end) from the request, by default today and the next 365 nights;
-- an open night with no known price cannot be stored (the contract needs a price), and is
-  counted as skipped; a blocked night with no known currency needs `currency` from the caller;
 - a malformed event does not stop the rest, but then **no night is opened**: the nights the
   bad event meant to block are unknown, and selling one of them would be worse than waiting
   for the next fetch. Likewise a feed with no VEVENT at all opens nothing unless the caller
-  says `empty_ok` (Airbnb sometimes serves an empty calendar by mistake);
-- nights whose value would not change are not written again: polled feeds repeat themselves.
+  says `empty_ok` (Airbnb sometimes serves an empty calendar by mistake).
 
 The parser is the standard library's: the feeds use a small part of RFC 5545 (unfolding,
 parameters, DATE and DATE-TIME values, DURATION), and errors must name the line, which
@@ -33,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from staystream.adapters.merge import NOTHING_KNOWN, Change, Known, Merger, describe_nights
+from staystream.adapters.facts import Availability, describe_nights, events
 from staystream.adapters.messages import Outcome, Problem
 
 DEFAULT_HORIZON_NIGHTS = 365  # Airbnb exports a year ahead; later nights sit in its rolling block
@@ -81,7 +80,6 @@ class Result:
     outcome: Outcome
     blocked_nights: int = 0
     open_nights: int = 0
-    changed_nights: int = 0
     opened: bool = True  # whether open nights were applied (see the module docstring)
 
 
@@ -93,8 +91,10 @@ class _Line:
     value: str
 
 
-def read_feed(document: bytes) -> Feed:
-    """Parse a feed; `FeedError` if it is not a VCALENDAR, `Problem`s for bad events or lines."""
+def read_feed(document: bytes, zone: dt.tzinfo | None = None) -> Feed:
+    """Parse a feed; `FeedError` if it is not a VCALENDAR, `Problem`s for bad events or lines.
+
+    `zone` is where UTC times are dated when the feed names no `X-WR-TIMEZONE`."""
     text = document.decode("utf-8-sig", errors="replace")
     feed = Feed()
     first = next(((number, raw.strip()) for number, raw in enumerate(text.split("\n"), start=1) if raw.strip()), None)
@@ -144,15 +144,15 @@ def read_feed(document: bytes) -> Feed:
         feed.problems.append(Problem(f"line {event_line}", "BEGIN:VEVENT is never closed; expected END:VEVENT"))
     elif stack:
         feed.problems.append(Problem(f"line {stack[0][1]}", f"BEGIN:{stack[-1][0]} is never closed"))
-    _localize(feed)
+    _localize(feed, zone)
     return feed
 
 
 def plan(
-    feed: Feed, source: str, listing_id: str, known: Known = NOTHING_KNOWN, *,
-    start: dt.date, end: dt.date, changed_at: dt.datetime, currency: str | None = None, empty_ok: bool = False,
+    feed: Feed, source: str, listing_id: str, *,
+    start: dt.date, end: dt.date, changed_at: dt.datetime, empty_ok: bool = False,
 ) -> Result:
-    """Rate events that make the listing's nights in [start, end) what the feed says."""
+    """Availability events that make the listing's nights in [start, end) what the feed says."""
     outcome = Outcome(errors=list(feed.problems), warnings=list(feed.warnings))
     result = Result(outcome)
     if end <= start or (end - start).days > MAX_HORIZON_NIGHTS:
@@ -161,31 +161,23 @@ def plan(
     blocked = _blocked_nights(feed.blocks, start, end, horizon)
     open_nights = [night for night in horizon if night not in blocked]
     result.blocked_nights, result.open_nights = len(blocked), len(open_nights)
-    merger = Merger(source, known, changed_at)
-    events, skipped = merger.apply(listing_id, sorted(blocked), Change(available=False, currency=currency),
-                                   only_differences=True)
-    outcome.add(events, "VEVENT")
+    outcome.add(events(source, listing_id, blocked, Availability(False), changed_at), "VEVENT")
     if feed.problems or (feed.vevents == 0 and not empty_ok):
         result.opened = False
         why = ("the feed has malformed events, whose nights are unknown" if feed.problems else
                "the feed has no events at all (pass empty_ok=true if the calendar really is empty)")
         outcome.warn("", f"{describe_nights(open_nights)} were not opened: {why}")
     else:
-        opened, skipped_open = merger.apply(listing_id, open_nights, Change(available=True), only_differences=True)
-        outcome.add(opened, "open nights")
-        skipped += skipped_open
-    for nights in skipped:
-        outcome.warn("", str(nights))
-    result.changed_nights = sum((event.end - event.start).days for event in outcome.events)
+        outcome.add(events(source, listing_id, open_nights, Availability(True), changed_at), "open nights")
     return result
 
 
-def read_feed_within(document: bytes, start: dt.date, end: dt.date) -> Feed:
+def read_feed_within(document: bytes, start: dt.date, end: dt.date, zone: dt.tzinfo | None = None) -> Feed:
     """`read_feed`, its blocks reduced to the runs of nights they block within [start, end).
 
     `plan` gives the same result for it; what changes is the size: 30,000 overlapping events
     become a few runs, cheap to send back from the process that parsed them (`api/offload.py`)."""
-    feed = read_feed(document)
+    feed = read_feed(document, zone)
     if start < end and (end - start).days <= MAX_HORIZON_NIGHTS:
         horizon = [start + dt.timedelta(days=i) for i in range((end - start).days)]
         runs: list[Block] = []
@@ -228,11 +220,11 @@ def _blocked_nights(blocks: list[Block], start: dt.date, end: dt.date, horizon: 
 
 
 def parse(
-    document: bytes, source: str, listing_id: str, known: Known = NOTHING_KNOWN, **options: object
+    document: bytes, source: str, listing_id: str, zone: dt.tzinfo | None = None, **options: object
 ) -> tuple[Feed, Result]:
-    """`read_feed` then `plan` (options: start, end, changed_at, currency, empty_ok)."""
-    feed = read_feed(document)
-    return feed, plan(feed, source, listing_id, known, **options)  # type: ignore[arg-type]  # plan checks its keywords
+    """`read_feed` then `plan` (options: start, end, changed_at, empty_ok)."""
+    feed = read_feed(document, zone)
+    return feed, plan(feed, source, listing_id, **options)  # type: ignore[arg-type]  # plan checks its keywords
 
 
 # -- lines --------------------------------------------------------------------------------------
@@ -398,15 +390,15 @@ def _block(start: _Moment, end: _Moment | None, begin: int, props: dict[str, _Li
     return block
 
 
-def _localize(feed: Feed) -> None:
+def _localize(feed: Feed, default_zone: dt.tzinfo | None) -> None:
     """Dates of timed events in the feed's local time (see the module docstring)."""
-    zone = None
+    zone = default_zone
     if feed.timezone:
         try:
             zone = ZoneInfo(feed.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             feed.warnings.append(Problem("X-WR-TIMEZONE", f"'{feed.timezone[:40]}' is not a known time zone; "
-                                                          "UTC times were taken as UTC dates", 320, 11))
+                                                          "UTC times were dated in the source's zone", 320, 11))
     for block in feed.blocks:
         if block.timed is None:
             continue
@@ -429,7 +421,7 @@ def _localize(feed: Feed) -> None:
             block.end = block.first
 
 
-def _local(moment: _Moment, zone: ZoneInfo | None) -> dt.datetime:
+def _local(moment: _Moment, zone: dt.tzinfo | None) -> dt.datetime:
     assert moment.time is not None
     wall = dt.datetime.combine(moment.day, moment.time)
     if moment.utc and zone is not None:

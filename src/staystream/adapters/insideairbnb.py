@@ -25,16 +25,22 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import re
 import sys
 from collections.abc import Iterator, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import numpy as np
 
 from staystream.adapters import Input, InputError, Item, Options, open_text
 from staystream.events.bounds import Rejected
 from staystream.events.ingest import MAX_NIGHTS_PER_EVENT
 from staystream.events.types import ListingEvent, RateEvent
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 
 __all__ = ["kind_of", "parse_amount", "read"]
 LISTING_COLUMNS = ("id", "name", "latitude", "longitude", "room_type", "property_type", "accommodates")
@@ -65,11 +71,12 @@ def read(inputs: Sequence[Input], options: Options) -> Iterator[Item]:
         raise InputError(f"two {kinds[0]} files given ({inputs[0].name}, {inputs[1].name}); "
                          "expected one listings file and one calendar file")
     by_kind = {kind: (name, reader, columns) for kind, name, reader, columns in opened}
+    streams = {kind: item.stream for (kind, *_), item in zip(opened, inputs, strict=True)}
     scraped = Scraped()
     if "listings" in by_kind:
         yield from _listings(*by_kind["listings"], options, scraped)
     if "calendar" in by_kind:
-        yield from _calendar(*by_kind["calendar"], options, scraped)
+        yield from _calendar(*by_kind["calendar"], options, scraped, streams["calendar"])
 
 
 class Scraped:
@@ -178,95 +185,268 @@ def _listings(name: str, reader: Any, columns: dict[str, int], options: Options,
 
 
 def _calendar(name: str, reader: Any, columns: dict[str, int], options: Options,
-              scraped: Scraped) -> Iterator[Item]:
-    """Rate events, one per run of equal nights; the hot loop of an import (a row a night)."""
-    currency = options.currency
-    assert currency is not None
-    placeholder = options.placeholder_price
+              scraped: Scraped, stream: BinaryIO) -> Iterator[Item]:
+    """Rate events, one per run of equal nights: columnar when the file is plain CSV (a row a
+    line), else row by row with the csv module. Both give the same items (`_columnar`)."""
+    yielded = 0
+    if stream.seekable():
+        try:
+            for item in _columnar(stream, _Calendar(name, options, scraped)):
+                yield item
+                yielded += 1
+            return
+        except _NotPlain:
+            # read it again row by row (a broken row may be deep in the file), past what went out
+            stream.seek(0)
+            _, _, reader, columns = _open(Input(name, stream))
+    for skipped, item in enumerate(_rows(name, reader, columns, _Calendar(name, options, scraped))):
+        if skipped >= yielded:
+            yield item
+
+
+class _NotPlain(Exception):
+    """The calendar is not one record a line (a blank line, a broken or multi-line row, bad UTF-8)."""
+
+
+# Rows are converted a block at a time: memory holds a block, not a file (the importer peaks at
+# ~160 MB whatever the file's size, ~40 MB of it pyarrow's libraries; 8 MB blocks: ~230 MB).
+_BLOCK_BYTES = 1 << 20
+
+
+def _columnar(stream: BinaryIO, calendar: _Calendar) -> Iterator[Item]:
+    """The calendar read by pyarrow a block at a time. A row that repeats the one before it (same
+    listing, availability, price and minimum stay as text, the next night) only lengthens the
+    run: that is found for whole columns at once, and Python sees only the other rows (about
+    one in ten in a real city). Raises `_NotPlain` where line numbers would not be row numbers.
+
+    pyarrow is imported here, not with the module: the server imports every adapter, and
+    pyarrow's thread pools started before the supervisor forks hung its shutdown."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
+
+    stream.seek(0)
+    gzipped = stream.read(2) == b"\x1f\x8b"
+    stream.seek(0)
+    source: Any = pa.PythonFile(_Borrowed(stream), mode="r")
+    if gzipped:
+        source = pa.CompressedInputStream(source, "gzip")
+    try:
+        batches = pa_csv.open_csv(
+            source,
+            # one thread: the import shares its cores with the server it feeds
+            read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES, use_threads=False),
+            parse_options=pa_csv.ParseOptions(ignore_empty_lines=False, newlines_in_values=False),
+            # every column as text, as the csv module gives it: `_Calendar.row` parses them
+            convert_options=pa_csv.ConvertOptions(include_columns=list(CALENDAR_COLUMNS),
+                                                  column_types=dict.fromkeys(CALENDAR_COLUMNS, pa.string())),
+        )
+    except (pa.ArrowInvalid, KeyError, UnicodeDecodeError):
+        raise _NotPlain from None
+    line = 2  # of the block's first row; the header is line 1
+    previous: pa.RecordBatch | None = None  # the last row of the block before
+    while True:
+        try:
+            block = batches.read_next_batch()
+        except StopIteration:
+            break
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            raise _NotPlain from None
+        if block.num_rows == 0:
+            continue
+        yield from _block(block, previous, line, calendar)
+        line += block.num_rows
+        previous = block.slice(block.num_rows - 1)
+    yield from calendar.finish()
+
+
+class _Borrowed(io.RawIOBase):
+    """The input as pyarrow reads it: pyarrow closes what it reads, the input must stay open."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _block(block: pa.RecordBatch, previous: pa.RecordBatch | None, line: int, calendar: _Calendar) -> Iterator[Item]:
+    """The items a block of rows completes; rows that repeat the row before go by count."""
+    import pyarrow as pa
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    rows = block.num_rows
+    if pc.any(pc.equal(block.column("listing_id"), "")).as_py():
+        raise _NotPlain  # a blank line reads as a row of empty fields here; the csv module skips it
+    both = block if previous is None else pa.Table.from_batches([previous, block]).combine_chunks().to_batches()[0]
+    column = {name: both.column(name) for name in CALENDAR_COLUMNS}
+    same = np.ones(both.num_rows - 1, dtype=bool)
+    for name in ("listing_id", "available", "price", "minimum_nights"):
+        values = column[name]
+        same &= pc.equal(values.slice(1), values.slice(0, len(values) - 1)).to_numpy(zero_copy_only=False)
+    # the next night, written as `date.isoformat()` writes it (as the row-by-row reader compares)
+    dates = column["date"]
+    days = pc.cast(pc.strptime(dates, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
+    days = pc.fill_null(pc.cast(days, pa.int32()), -(2**31)).to_numpy()
+    canonical = pc.match_substring_regex(dates, r"^\d{4}-\d{2}-\d{2}$").to_numpy(zero_copy_only=False)
+    same &= (days[1:] == days[:-1] + 1) & canonical[1:]
+    # row i of the block against the row before it; the first against `previous`, if any
+    repeats = np.concatenate(([False], same)) if previous is None else same
+    heads = np.flatnonzero(~repeats)
+    # rows after each head that repeat it (up to the next head, or the block's end)
+    counts = np.diff(np.append(heads, rows)) - 1
+    first_repeats = rows if len(heads) == 0 else int(heads[0])
+    if first_repeats:
+        yield from _repeats(block, 0, first_repeats, line, calendar)
+    if len(heads) == 0:
+        return
+    taken = block.take(pa.array(heads))
+    fields = [taken.column(name).to_pylist() for name in CALENDAR_COLUMNS]
+    for head, count, values in zip(heads.tolist(), counts.tolist(), zip(*fields, strict=True), strict=True):
+        at = line + head
+        yield from calendar.row(at, at, *values)
+        if count:
+            yield from _repeats(block, head + 1, count, line, calendar)
+
+
+def _repeats(block: pa.RecordBatch, first: int, count: int, line: int, calendar: _Calendar) -> Iterator[Item]:
+    """Rows [first, first + count) of a block, each repeating the row before it."""
+    if not calendar.rejected:
+        yield from calendar.repeat(count, line + first + count - 1)
+        return
+    # a rejected row's repeats are rejected too, each on its own line (rare: read them one by one)
+    rows = block.slice(first, count)
+    fields = [rows.column(name).to_pylist() for name in CALENDAR_COLUMNS]
+    for offset, values in enumerate(zip(*fields, strict=True)):
+        yield from calendar.row(line + first + offset, line + first + offset, *values)
+
+
+def _rows(name: str, reader: Any, columns: dict[str, int], calendar: _Calendar) -> Iterator[Item]:
+    """The calendar row by row with the csv module: any CSV, broken rows reported by line."""
     width = len(columns)
     i_id, i_date, i_available, i_price, i_min = (columns[c] for c in CALENDAR_COLUMNS)
-    prices: dict[str, Decimal] = {}  # the few distinct price strings of a file, parsed once
-    following: dict[str, str] = {}  # "2023-09-23" -> "2023-09-24", computed once per date
-    run: _Run | None = None
-    listing_id = ""
-    changed_at: dt.datetime | None = None
-    fallback_price, fallback_min = "", ""
-    same: tuple[str, ...] = ()  # the run's last row as text: an identical next night extends it
-    next_night = ""
     previous = reader.line_num
     while True:
         try:
             for row in reader:
                 first, previous = previous + 1, reader.line_num
-                if (row[i_date] == next_night if len(row) == width else False) and (
-                        row[i_id], row[i_available], row[i_price], row[i_min]) == same and (
-                        run is not None and run.rows < MAX_NIGHTS_PER_EVENT):
-                    run.rows += 1  # the fast path: most rows repeat the night before
-                    run.last = previous
-                    next_night = following.get(next_night) or _following(following, next_night)
-                    continue
                 if len(row) != width:
                     if row:  # else a blank line
                         yield Item(Rejected(_misshapen(row, width, first, previous)), name, first, previous)
                     continue
-                try:
-                    this_id = row[i_id].strip()
-                    if not this_id:
-                        raise Rejected("listing_id: missing; expected the listing's id")
-                    if this_id != listing_id:
-                        if run is not None:
-                            yield run.item(options, currency, name)
-                            run = None
-                        listing_id = this_id
-                        changed_at, fallback_price, fallback_min = scraped.by_listing.get(this_id, (None, "", ""))
-                        changed_at = changed_at or scraped.latest
-                    night = _date(row[i_date])
-                    if changed_at is None:  # no listings file: a calendar starts on its scrape date
-                        changed_at = scraped.latest = _midnight(night)
-                    available = _BOOLEANS.get(row[i_available].strip().lower())
-                    if available is None:
-                        raise Rejected(f"available: {row[i_available]!r} is not a boolean; expected t or f")
-                    text_price = row[i_price].strip() or fallback_price
-                    price = prices.get(text_price)
-                    if price is None and text_price:
-                        if len(prices) > 100_000:
-                            prices.clear()
-                        price = prices[text_price] = parse_amount(text_price)
-                    if price is None and available:
-                        raise Rejected("price: empty, and the listing has no price in the listings file; "
-                                       "expected a nightly price for an available night")
-                    text_min = row[i_min].strip() or fallback_min
-                    min_nights = _whole("minimum_nights", text_min) if text_min else 1
-                except Rejected as exc:
-                    yield Item(Rejected(f"listing {row[i_id].strip()!r}: {exc}"), name, first, previous)
-                    same, next_night = (), ""
-                    continue
-                blocked = placeholder is not None and price is not None and price >= placeholder and available
-                if blocked:
-                    available = False
-                if run is not None and run.extends(night, price, available, min_nights, blocked):
-                    run.rows += 1
-                    run.last = previous
-                else:
-                    if run is not None:
-                        yield run.item(options, currency, name)
-                    assert changed_at is not None
-                    run = _Run(listing_id, night, price, available, min_nights, blocked, first, previous,
-                               changed_at)
-                same = (row[i_id], row[i_available], row[i_price], row[i_min])
-                next_night = (night + _DAY).isoformat()
+                yield from calendar.row(first, previous, row[i_id], row[i_date], row[i_available], row[i_price],
+                                        row[i_min])
             break
         except csv.Error as exc:
             yield Item(Rejected(f"row is not valid CSV: {exc}"), name, previous + 1, reader.line_num)
             previous = reader.line_num
-            same, next_night = (), ""
-    if run is not None:
-        yield run.item(options, currency, name)
+    yield from calendar.finish()
 
 
-def _following(cache: dict[str, str], night: str) -> str:
-    following = cache[night] = (dt.date.fromisoformat(night) + _DAY).isoformat()
-    return following
+class _Calendar:
+    """Rows of a calendar in order become rate events: the listing being read and its run."""
+
+    def __init__(self, name: str, options: Options, scraped: Scraped) -> None:
+        assert options.currency is not None
+        self.name, self.options, self.scraped, self.currency = name, options, scraped, options.currency
+        # the few distinct (available, price, minimum stay, fallbacks) texts of a file, read once
+        self.values: dict[tuple[str, ...], tuple[Decimal | None, bool, int, bool] | str] = {}
+        self.run: _Run | None = None
+        self.listing_id = ""
+        self.changed_at: dt.datetime | None = None
+        self.fallback_price, self.fallback_min = "", ""
+        self.rejected = False  # whether the last row read was rejected
+
+    def row(self, first: int, last: int, listing_id: str, date: str, available: str, price: str,
+            min_text: str) -> Iterator[Item]:
+        self.rejected = False
+        options = self.options
+        try:
+            this_id = listing_id.strip()
+            if not this_id:
+                raise Rejected("listing_id: missing; expected the listing's id")
+            if this_id != self.listing_id:
+                if self.run is not None:
+                    yield self.run.item(options, self.currency, self.name)
+                    self.run = None
+                self.listing_id = this_id
+                changed_at, self.fallback_price, self.fallback_min = self.scraped.by_listing.get(
+                    this_id, (None, "", ""))
+                self.changed_at = changed_at or self.scraped.latest
+            night = _date(date)
+            if self.changed_at is None:  # no listings file: a calendar starts on its scrape date
+                self.changed_at = self.scraped.latest = _midnight(night)
+            key = (available, price, min_text, self.fallback_price, self.fallback_min)
+            values = self.values.get(key)
+            if values is None:
+                if len(self.values) > 100_000:
+                    self.values.clear()
+                values = self.values[key] = self._values(*key)
+            if isinstance(values, str):
+                raise Rejected(values)
+        except Rejected as exc:
+            yield Item(Rejected(f"listing {listing_id.strip()!r}: {exc}"), self.name, first, last)
+            self.rejected = True
+            return
+        amount, is_available, min_nights, blocked = values
+        if self.run is not None and self.run.extends(night, amount, is_available, min_nights, blocked):
+            self.run.rows += 1
+            self.run.last = last
+        else:
+            if self.run is not None:
+                yield self.run.item(options, self.currency, self.name)
+            assert self.changed_at is not None
+            self.run = _Run(self.listing_id, night, amount, is_available, min_nights, blocked, first, last,
+                            self.changed_at)
+
+    def _values(self, available: str, price: str, min_text: str, fallback_price: str,
+                fallback_min: str) -> tuple[Decimal | None, bool, int, bool] | str:
+        """(price, available, minimum stay, blocked) of a row's text, or why it is rejected."""
+        try:
+            is_available = _BOOLEANS.get(available.strip().lower())
+            if is_available is None:
+                raise Rejected(f"available: {available!r} is not a boolean; expected t or f")
+            text_price = price.strip() or fallback_price
+            amount = parse_amount(text_price) if text_price else None
+            if amount is None and is_available:
+                raise Rejected("price: empty, and the listing has no price in the listings file; "
+                               "expected a nightly price for an available night")
+            text_min = min_text.strip() or fallback_min
+            min_nights = _whole("minimum_nights", text_min) if text_min else 1
+        except Rejected as exc:
+            return str(exc)
+        placeholder = self.options.placeholder_price
+        blocked = placeholder is not None and amount is not None and amount >= placeholder and is_available
+        return amount, is_available and not blocked, min_nights, blocked
+
+    def repeat(self, rows: int, last: int) -> Iterator[Item]:
+        """`rows` more rows (lines up to `last`) that repeat the last row read, each the next night:
+        they lengthen its run (a new run of the same values past `MAX_NIGHTS_PER_EVENT`)."""
+        run = self.run
+        assert run is not None
+        line = last - rows
+        while rows:
+            if run.rows == MAX_NIGHTS_PER_EVENT:
+                yield run.item(self.options, self.currency, self.name)
+                start = run.start + dt.timedelta(days=run.rows)
+                run = self.run = _Run(run.listing_id, start, run.price, run.available, run.min_nights, run.blocked,
+                                      line + 1, line + 1, run.changed_at)
+                taken = 1
+            else:
+                taken = min(rows, MAX_NIGHTS_PER_EVENT - run.rows)
+                run.rows += taken
+            line += taken
+            run.last = line
+            rows -= taken
+
+    def finish(self) -> Iterator[Item]:
+        if self.run is not None:
+            yield self.run.item(self.options, self.currency, self.name)
+            self.run = None
 
 
 def _misshapen(row: list[str], width: int, first: int, last: int) -> str:

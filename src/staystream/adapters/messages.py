@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Protocol
 
-from staystream.events.types import RateEvent
+from staystream.adapters.facts import FactEvent
 
+NOT_IMPLEMENTED = 2  # OTA Error Warning Type "No implementation": a part read but not used
 TRUE_WORDS = {"true": True, "1": True, "false": False, "0": False}
 FIRST_DATE, LAST_DATE = dt.date(1970, 1, 1), dt.date(2199, 12, 31)  # far beyond any horizon, far from overflow
 
@@ -53,13 +56,13 @@ class Invalid(ValueError):
 class Outcome:
     """A message's events (with the element each came from), errors and warnings."""
 
-    events: list[RateEvent] = field(default_factory=list)
+    events: list[FactEvent] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     elements: int = 0  # update elements read: what an RS can count as applied
 
-    def add(self, events: list[RateEvent], origin: str) -> None:
+    def add(self, events: list[FactEvent], origin: str) -> None:
         self.events.extend(events)
         self.origins.extend([origin] * len(events))
 
@@ -182,15 +185,53 @@ def weekdays_attr(element: ET.Element, path: str, names: dict[str, int]) -> froz
     return frozenset(day for day in range(7) if flags.get(day, True))
 
 
-def occupancy_rank(guests: int | None) -> tuple[int, int]:
-    """Order of preference among per-occupancy amounts, lowest first: the 2-guest amount
-    (what metasearch shows: a double room), then the per-room amount (no occupancy), then the
-    occupancy nearest to 2, fewer guests on a tie (1 before 3)."""
-    if guests == 2:
+def occupancy_rank(guests: int | None, target: int = 2) -> tuple[int, int]:
+    """Order of preference among per-occupancy amounts, lowest first: the amount for `target`
+    guests (the source's setting, by default 2: what metasearch shows, a double room), then the
+    per-room amount (no occupancy), then the occupancy nearest to `target`, fewer guests on a
+    tie (1 before 3)."""
+    if guests == target:
         return (0, 0)
     if guests is None:
         return (1, 0)
-    return (2, abs(guests - 2) * 2 + (guests > 2))
+    return (2, abs(guests - target) * 2 + (guests > target))
+
+
+class Products(Protocol):
+    """The rate plans the store knows, for elements that name a room type but no rate plan."""
+
+    def listing_ids(self, prefix: str) -> list[str]:
+        """Listing ids of the source that start with `prefix` (`Hotel:Room:`), sorted."""
+        ...
+
+
+class NoProducts:
+    """Knows no product: for parsing a message on its own (tests, tools)."""
+
+    def listing_ids(self, prefix: str) -> list[str]:
+        return []
+
+
+# What an adapter reads of an element: its attributes, and its children (by local name).
+Schema = Mapping[str, tuple[frozenset[str], frozenset[str]]]
+
+
+def unread_parts(element: ET.Element, path: str, schema: Schema, outcome: Outcome, code: int = 320) -> None:
+    """Warn about every attribute and child element the adapter does not read (grouped by
+    name): a partner's extension or a newer schema's field is reported, never a rejection."""
+    attributes, child_names = schema.get(element.tag, (frozenset(), frozenset()))
+    for name in element.attrib:
+        if name not in attributes and not name.startswith("{"):
+            outcome.warn(located(path, name), f"attribute {element.tag}@{name} is not read; ignored", code,
+                         NOT_IMPLEMENTED)
+    counts: dict[str, int] = {}
+    for child in element:  # the tree holds elements only (xmlsafe's builder drops comments)
+        counts[child.tag] = counts.get(child.tag, 0) + 1
+        child_path = f"{path}/{child.tag}[{counts[child.tag]}]"
+        if child.tag not in child_names:
+            outcome.warn(child_path, f"element {child.tag} is not read; ignored", code, NOT_IMPLEMENTED)
+        else:
+            unread_parts(child, child_path, schema, outcome, code)
 
 
 def grouped(problems: list[Problem]) -> list[Problem]:

@@ -178,6 +178,36 @@ SCHEMA: dict[str, Any] = {
                               "400": _error},
             }
         },
+        "/v1/watches": {
+            "post": {
+                "summary": "Watch a search: events when a place enters or leaves it, or its total drops 1% or more",
+                "description": "JSON body: the search parameters (lat, lon, radius_km or bbox; checkin, checkout, "
+                "guests, max_price, currency, kind), validated as /v1/search validates them, and an optional "
+                "`webhook` URL. Needs no write credential; bounded per client address and in total (429 with "
+                "Retry-After). A watch expires after its checkout date.",
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": {"201": {"description": "`{watch_id, secret}`: the secret signs the webhooks"},
+                              "400": _error, "429": _error},
+            }
+        },
+        "/v1/watches/{watch_id}": {
+            "delete": {
+                "summary": "Delete a watch (its events and pending webhooks too)",
+                "parameters": [_param("watch_id", "as created", {"type": "string"}, True, "path")],
+                "responses": {"204": {"description": "deleted"}, "404": _error},
+            }
+        },
+        "/v1/watches/{watch_id}/events": {
+            "get": {
+                "summary": "The watch's events as Server-Sent Events: entered, left, price_drop",
+                "description": "`data` is JSON: place_id, source, listing_id, total, currency (and previous_total for "
+                "price_drop). Each event's `id` resumes the stream with the Last-Event-ID header; without it the "
+                "stream starts with every event kept for the watch (24 h).",
+                "parameters": [_param("watch_id", "as created", {"type": "string"}, True, "path")],
+                "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}},
+                              "400": _error, "404": _error},
+            }
+        },
         "/v1/admin/fx": {
             "get": {"summary": "The FX table in use", "responses": {"200": {"description": "the table"}}},
             "put": {"summary": "Replace the FX table (all workers, durable)", "responses": {"200": {"description": "replaced"}, "400": _error}},
@@ -187,7 +217,9 @@ SCHEMA: dict[str, Any] = {
                 "summary": "OpenTravel ARI push: OTA_HotelRateAmountNotifRQ, OTA_HotelAvailNotifRQ, OTA_HotelInvCountNotifRQ",
                 "description": "Bare or in a SOAP envelope. Answered with the matching ...RS (HTTP 200): <Success/> "
                 "(+ <Warnings>), or <Errors> naming each element that was not applied (the others were). "
-                "Listing ids are {HotelCode}:{InvTypeCode}:{RatePlanCode}. See docs/adapters.md.",
+                "Each element sets the facts it carries (price, availability, stay_rule); unknown parts are "
+                "Warnings. Listing ids are {HotelCode}:{InvTypeCode}:{RatePlanCode}; time zone, currency and "
+                "occupancy a message leaves implicit come from `serve --sources-file`. See docs/adapters.md.",
                 "parameters": [_param("source", "marketplace, e.g. booking", {"type": "string"}, True, "path")],
                 "requestBody": {"content": {"application/xml": {"schema": {"type": "string"}}}},
                 "responses": {"200": {"description": "the OTA RS", "content": {"application/xml": {}}},
@@ -199,7 +231,8 @@ SCHEMA: dict[str, Any] = {
                 "summary": "Expedia EQC AvailRateUpdateRQ push",
                 "description": "Answered with AvailRateUpdateRS (HTTP 200): <Success/> (with any <Warning>), or "
                 "<Error>s, in which case nothing in the message was applied. Listing ids are "
-                "{Hotel id}:{RoomType id}:{RatePlan id}. See docs/adapters.md.",
+                "{Hotel id}:{RoomType id}:{RatePlan id}; closing needs no currency, a Rate without one takes "
+                "the property's or source's from `serve --sources-file`. See docs/adapters.md.",
                 "parameters": [_param("source", "marketplace, e.g. expedia or vrbo", {"type": "string"}, True, "path")],
                 "requestBody": {"content": {"application/xml": {"schema": {"type": "string"}}}},
                 "responses": {"200": {"description": "the AvailRateUpdateRS", "content": {"application/xml": {}}},
@@ -209,18 +242,18 @@ SCHEMA: dict[str, Any] = {
         "/v1/sources/{source}/listings/{listing_id}/ical": {
             "post": {
                 "summary": "An iCalendar (RFC 5545) availability feed of one listing",
-                "description": "Events block nights, every other night of [start, end) is open; prices are kept "
-                "as stored. Malformed events are reported by line, and then no night is opened.",
+                "description": "Sets availability only: events block nights, every other night of [start, end) "
+                "is open; prices and stay rules are left as they are. Malformed events are reported by line, "
+                "and then no night is opened.",
                 "parameters": [
                     _param("source", "marketplace", {"type": "string"}, True, "path"),
                     _param("listing_id", "the source's id", {"type": "string"}, True, "path"),
                     _param("start", "first night of the feed's horizon (default today)", {"type": "string", "format": "date"}),
                     _param("end", "end of the horizon, exclusive (default start + 365)", {"type": "string", "format": "date"}),
-                    _param("currency", "currency for blocked nights the store has none for", {"type": "string"}),
                     _param("empty_ok", "a feed without events opens every night (default false)", {"type": "boolean"}),
                 ],
                 "requestBody": {"content": {"text/calendar": {"schema": {"type": "string"}}}},
-                "responses": {"200": {"description": "`{blocked_nights, open_nights, opened, changed_nights, accepted, "
+                "responses": {"200": {"description": "`{blocked_nights, open_nights, opened, accepted, "
                                                      "rejected, errors, warnings, ...}`"},
                               "400": _error, "413": _error, "503": _error},
             }

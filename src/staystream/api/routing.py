@@ -40,8 +40,9 @@ Handler = Callable[[Request, Worker], Awaitable[Response]]
 READS = ("GET", "HEAD")  # need no credential, hold no body
 
 
-def route(path: str, name: str, methods: list[str], handler: Handler) -> Route:
-    """A Starlette route that calls `handler(request, worker)`; `name` labels its metrics and logs."""
+def route(path: str, name: str, methods: list[str], handler: Handler, public: bool = False) -> Route:
+    """A Starlette route that calls `handler(request, worker)`; `name` labels its metrics and logs.
+    A `public` route takes no write credential even when others need one (watches)."""
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
@@ -50,7 +51,7 @@ def route(path: str, name: str, methods: list[str], handler: Handler) -> Route:
             worker: Worker = request.app.state.worker
             if request.method not in READS:
                 clients = [request.client.host if request.client else "unknown"]
-                if worker.credentials is not None:
+                if worker.credentials is not None and not public:
                     clients.append(_authorize(worker.credentials, worker.rate_limits, request, name))
                 hold = request.state.hold = worker.budget.hold(clients)
             worker.refresh()

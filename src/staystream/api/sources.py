@@ -1,14 +1,16 @@
 """HTTP endpoints for native source formats (OTA XML, Expedia AR, iCal): one route per adapter.
 
-Each adapter turns a native message into canonical events; `ingest` validates and stores them
-and returns only once they are durable, so native endpoints give the same guarantee as
-`POST /v1/events`. Push protocols answer in their own format with HTTP 200, errors inside the
-body (OTA `<Errors>`, EQC `<Error>`), as their senders expect; HTTP status codes are kept for
-what a sender should retry as is: 413 (body too large), 503 (the writer is unavailable).
+Each adapter turns a native message into the fact events it really carries (`price`,
+`availability`, `stay_rule`); `ingest` validates and stores them and returns only once they are
+durable, so native endpoints give the same guarantee as `POST /v1/events`. Push protocols answer
+in their own format with HTTP 200, errors inside the body (OTA `<Errors>`, EQC `<Error>`), as
+their senders expect; HTTP status codes are kept for what a sender should retry as is: 413
+(body too large), 503 (the writer is unavailable).
 
-Adapters merge partial changes over the nights the store holds (`adapters/merge.py`), so a
-route holds a per-(source, hotel) lock in this worker while it reads, merges and stores: two
-messages for one hotel arriving at one worker cannot interleave their read-modify-write.
+Adapters read nothing from the store's calendars (each fact is last-writer-wins on its own), so
+messages need no lock; the store is asked only which rate plans a room type has
+(`StoreProducts`), for elements that name a room type but no rate plan. What a message leaves
+implicit (time zone, currency, occupancy) comes from the sources file (`source_settings.py`).
 """
 
 from __future__ import annotations
@@ -16,14 +18,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable
-from decimal import Decimal
 from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from staystream.adapters import expedia, ical, ota
-from staystream.adapters.merge import Night
 from staystream.api.requests import query_date, read_body
 from staystream.api.responses import HTTPError, json_response
 from staystream.api.routing import route
@@ -31,15 +31,14 @@ from staystream.api.state import Worker
 from staystream.api.writes import ingest
 from staystream.durable import sqlite
 from staystream.events.ingest import SOURCE_PATTERN
-from staystream.events.money import CURRENCY_INDEX
 from staystream.search.view import Store
 
 T = TypeVar("T")
 XML = "application/xml; charset=utf-8"
 
 
-class StoreKnown:
-    """What the store holds for one source, as adapters ask for it (`merge.Known`)."""
+class StoreProducts:
+    """The rate plans the store knows for one source (`messages.Products`)."""
 
     def __init__(self, store: Store, source: str) -> None:
         self.store, self.source = store, source
@@ -47,47 +46,28 @@ class StoreKnown:
     def listing_ids(self, prefix: str) -> list[str]:
         return sqlite.listing_ids_with_prefix(self.store.connection, self.source, prefix)
 
-    def nights(self, listing_id: str) -> dict[dt.date, Night]:
-        """The nights as whole values (what `merge` writes back as rates): a fact never received
-        takes merge's "no value" default (available, min_nights 1); a night without a price
-        takes the listing's latest currency, and without any is left out (merge then treats it
-        as holding no value)."""
-        row = self.store.find(self.source, listing_id)
-        if row is None:
-            return {}
-        shown = self.store.nights(row, None, None)
-        currencies = [night["currency"] for night in shown if night["currency"] is not None]
-        fallback = currencies[-1] if currencies else None
-        return {
-            dt.date.fromisoformat(night["night"]): Night(  # type: ignore[arg-type]  # a stored night: str, bool, int values
-                None if night["price"] is None else Decimal(night["price"]),  # type: ignore[arg-type]
-                night["currency"] or fallback,  # type: ignore[arg-type]
-                True if night["available"] is None else night["available"],  # type: ignore[arg-type]
-                1 if night["min_nights"] is None else night["min_nights"],  # type: ignore[arg-type]
-            )
-            for night in shown if night["currency"] or fallback
-        }
-
 
 async def post_ota(request: Request, worker: Worker) -> Response:
     source = _source_of(request)
+    received_at = dt.datetime.now(dt.UTC)
     message = await _opened(request, worker, ota.open_message)
-    async with worker.hotel_lock(source, message.hotel):
-        outcome = ota.convert(message, source, StoreKnown(worker.store, source))
-        if outcome.events:
-            parsed = await ingest(worker, outcome.events)
-            outcome.rejected(parsed.rejected)
+    outcome = ota.convert(message, source, worker.sources.get(source), StoreProducts(worker.store, source),
+                          received_at)
+    if outcome.events:
+        parsed = await ingest(worker, outcome.events)
+        outcome.rejected(parsed.rejected)
     return Response(ota.response(message, outcome), media_type=_xml_type(request))
 
 
 async def post_expedia(request: Request, worker: Worker) -> Response:
     source = _source_of(request)
+    received_at = dt.datetime.now(dt.UTC)
     message = await _opened(request, worker, expedia.open_message)
-    async with worker.hotel_lock(source, message.hotel):
-        outcome = expedia.convert(message, source, StoreKnown(worker.store, source))
-        if outcome.events and not outcome.errors:  # with an Error nothing is applied
-            parsed = await ingest(worker, outcome.events, all_or_nothing=True)
-            outcome.rejected(parsed.rejected, code=expedia.INVALID)
+    outcome = expedia.convert(message, source, worker.sources.get(source), StoreProducts(worker.store, source),
+                              received_at)
+    if outcome.events and not outcome.errors:  # with an Error nothing is applied
+        parsed = await ingest(worker, outcome.events, all_or_nothing=True)
+        outcome.rejected(parsed.rejected, code=expedia.INVALID)
     return Response(expedia.response(message, outcome), media_type=_xml_type(request))
 
 
@@ -95,30 +75,26 @@ async def post_ical(request: Request, worker: Worker) -> Response:
     source, listing_id = _source_of(request), request.path_params["listing_id"]
     start = query_date(request, "start") or dt.datetime.now(dt.UTC).date()
     end = query_date(request, "end") or start + dt.timedelta(days=ical.DEFAULT_HORIZON_NIGHTS)
-    currency = request.query_params.get("currency")
-    if currency is not None and currency.strip().upper() not in CURRENCY_INDEX:
-        raise HTTPError(400, f"currency: '{currency[:40]}' is not an ISO 4217 currency code")
     empty_ok = request.query_params.get("empty_ok", "false").lower() in ("1", "true", "yes")
+    zone = worker.sources.get(source).time_zone
     try:
-        feed = await _opened(request, worker, functools.partial(ical.read_feed_within, start=start, end=end))
-        async with worker.hotel_lock(source, f"listing:{listing_id}"):
-            result = ical.plan(feed, source, listing_id, StoreKnown(worker.store, source), start=start, end=end,
-                               changed_at=dt.datetime.now(dt.UTC),
-                               currency=currency.strip().upper() if currency else None, empty_ok=empty_ok)
-            accepted, rejected = 0, []
-            if result.outcome.events:
-                parsed = await ingest(worker, result.outcome.events)
-                accepted, rejected = parsed.accepted, parsed.rejected
+        feed = await _opened(request, worker, functools.partial(ical.read_feed_within, start=start, end=end,
+                                                                zone=zone))
+        result = ical.plan(feed, source, listing_id, start=start, end=end, changed_at=dt.datetime.now(dt.UTC),
+                           empty_ok=empty_ok)
     except ical.FeedError as exc:
         raise HTTPError(400, str(exc)) from None
+    accepted, rejected = 0, []
+    if result.outcome.events:
+        parsed = await ingest(worker, result.outcome.events)
+        accepted, rejected = parsed.accepted, parsed.rejected
     outcome = result.outcome
     return json_response({
         "source": source, "listing_id": listing_id,
         "horizon": {"start": start.isoformat(), "end": end.isoformat()},
         "feed_events": feed.vevents, "cancelled_events": feed.cancelled,
         "blocked_nights": result.blocked_nights, "open_nights": result.open_nights,
-        "opened": result.opened, "changed_nights": result.changed_nights,
-        "accepted": accepted, "rejected": rejected,
+        "opened": result.opened, "accepted": accepted, "rejected": rejected,
         "errors": [{"line": int(p.where.removeprefix("line ")) if p.where.startswith("line ") else None,
                     "error": str(p)} for p in outcome.errors],
         "warnings": [str(p) for p in outcome.warnings],

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import weakref
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from staystream.adapters.source_settings import SourcesFile
 from staystream.api.admission import BodyBudget
 from staystream.api.auth import Credentials
 from staystream.api.observed import History, RejectionExamples
@@ -33,12 +34,13 @@ class Worker:
     fx_label: dict[str, str]  # the FX table `validator` judges prices with
     budget: BodyBudget  # request bodies being read or parsed, in all and per client (api/admission.py)
     rejections: RejectionExamples  # for the operator's summary (api/summary.py)
+    sources: SourcesFile  # per-source settings of the native-format routes (sources.py)
     samples_seen: History = field(default_factory=History)  # likewise: rates over the last window
     rate_limits: RateLimits = field(default_factory=RateLimits)  # per credential (api/ratelimit.py)
     offload: Offload = field(default_factory=Offload)  # large native documents (api/offload.py)
-    # per-(source, hotel) locks of the native-format routes (see sources.py); unused ones go away
-    hotel_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = field(
-        default_factory=weakref.WeakValueDictionary)
+    watches: sqlite3.Connection | None = None  # the watch store, opened on the first watch request
+    outbox_signal: Any = None  # api.watches.OutboxSignal, made with `watches`
+    watch_creations: Any = None  # api.watches.Creations (group commit of new watches), made with `watches`
 
     @classmethod
     async def start(cls, config: Config, shm_path: Path, fx: Fx, credentials: Credentials | None) -> Worker:
@@ -56,7 +58,7 @@ class Worker:
         validator = Validator(store.fx, config.earliest_night, config.horizon_days, config.max_night_price_eur)
         budget = BodyBudget(INFLIGHT_BODIES * config.max_body_bytes, config.max_client_body_bytes)
         return cls(config, shm_path, credentials, store, client, validator, store.fx.label, budget,
-                   RejectionExamples(shm_path / REJECTIONS_DIR))
+                   RejectionExamples(shm_path / REJECTIONS_DIR), SourcesFile(config.sources_file))
 
     def refresh(self) -> None:
         """At the start of every request: see grown arrays and judge prices by the current FX table."""
@@ -64,10 +66,3 @@ class Worker:
         if self.store.fx.label != self.fx_label:
             self.validator.set_fx(self.store.fx, self.config.max_night_price_eur)
             self.fx_label = self.store.fx.label
-
-    def hotel_lock(self, source: str, hotel: str | None) -> asyncio.Lock:
-        key = (source, hotel or "")
-        found = self.hotel_locks.get(key)
-        if found is None:
-            found = self.hotel_locks[key] = asyncio.Lock()
-        return found

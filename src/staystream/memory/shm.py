@@ -33,7 +33,10 @@ class Counter:
     READY = 7  # 1 once the writer recovered the store
     MOVED = 8  # entries in the listings' `moved` log (rows whose coordinates were set)
     HEARTBEAT = 9  # the writer's CLOCK_MONOTONIC in ms, set twice a second: a stuck writer shows
-    HISTORY_SEQ = 10  # the last commit sequence the price history holds (`durable.history`)
+    FEED_HEAD = 10  # entries ever appended to the change feed (memory/feed.py)
+    WATCHES_CHANGED = 11  # bumped by a worker that created or deleted a watch: the watcher reloads
+    OUTBOX = 12  # bumped by the watcher after it committed watch events: SSE streams read them
+    HISTORY_SEQ = 13  # the last commit sequence the price history holds (`durable.history`)
 
 
 class SharedArrays:

@@ -294,7 +294,7 @@ def find_stays(shared: SharedArrays, fx: Fx, query: Query, ranking: int) -> Foun
     priced = price.min(axis=0) >= 0  # bookable = available and priced (contract v1.1): a night may be one only
     single = (currency == currency[0]).all(axis=0)
 
-    total = _totals(fx, price, currency, single, ranking)
+    total = night_totals(fx, price, currency, single, ranking)
     ranked = total != UNRANKED
     keep = priced & (ranked | single)  # a stay in several currencies needs rates for any total
     if query.currency is not None or query.min_price is not None or query.max_price is not None:
@@ -419,7 +419,7 @@ def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarr
         open_rows, kept, entries = _open_stays(shared, wanted[rest], query.checkin, query.nights)
         price = _fresh(shared, "entry_price", entries)[entries]
         currency = _fresh(shared, "entry_currency", entries)[entries]
-        totals[rest[kept]] = _totals(store.fx, price, currency, (currency == currency[0]).all(axis=0), ranking)
+        totals[rest[kept]] = night_totals(store.fx, price, currency, (currency == currency[0]).all(axis=0), ranking)
         return np.where(totals == UNRANKED, deals.NONE, totals)
 
     return deals.similar_references(
@@ -755,7 +755,7 @@ def _fresh(shared: SharedArrays, name: str, index: np.ndarray) -> np.ndarray:
 # -- money -------------------------------------------------------------------------------------
 
 
-def _totals(fx: Fx, price: np.ndarray, currency: np.ndarray, single: np.ndarray, target: int) -> np.ndarray:
+def night_totals(fx: Fx, price: np.ndarray, currency: np.ndarray, single: np.ndarray, target: int) -> np.ndarray:
     """Each stay's (a column of nights x stays `price` and `currency`) total, by `stay_totals`."""
     return stay_totals(
         fx, price.sum(axis=0), currency[0], single, lambda stays: (price[:, stays], currency[:, stays]), target)

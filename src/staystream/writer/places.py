@@ -17,7 +17,7 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 import numpy as np
@@ -52,8 +52,10 @@ def place_link(link: Link) -> PlaceLink:
 class WriterPlaces:
     """Places for one writer; `automatic=False` keeps property and link edges only."""
 
-    def __init__(self, columns: ListingColumns, rows: dict[str, int], automatic: bool) -> None:
+    def __init__(self, columns: ListingColumns, rows: dict[str, int], automatic: bool,
+                 moved: Callable[[np.ndarray], None] = lambda rows: None) -> None:
         self.columns = columns
+        self.moved = moved  # told the rows whose place changed, after the column (the watcher's feed)
         self.rows = rows  # the writer's key -> row (shared, not copied)
         self.graph = PlaceGraph(automatic)
         self._hashes = np.zeros(0, np.uint64)  # per listing row, its own place_id as a number
@@ -141,3 +143,5 @@ class WriterPlaces:
             anchor = row if place is None else self.rows.get(place.members[0][0].key, row)
             moved[row] = anchor
         self.columns.set_places(moved)
+        if moved:
+            self.moved(np.fromiter(moved, np.int32, len(moved)))

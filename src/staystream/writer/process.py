@@ -33,6 +33,7 @@ from staystream.durable.history import HistoryKeeper
 from staystream.durable.lock import StoreLocked
 from staystream.events.types import RATE_DTYPE, Commit, Delist, Link, Listing, WriteReply, WriteRequest, split_key
 from staystream.memory.calendar import PAGE, CalendarWriter
+from staystream.memory.feed import ALL_NIGHTS, FeedWriter
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.listings import ListingColumns
 from staystream.memory.shm import Counter, SharedArrays
@@ -117,12 +118,14 @@ class Writer:
         self.durable = durable
         self.shared = SharedArrays(shm_path, SHARED_ARRAYS, create=True)
         self.columns = ListingColumns(self.shared)
+        self.feed = FeedWriter(self.shared)
         base_page = epoch_day(config.earliest_night) // PAGE
         last_page = (epoch_day(dt.date.today()) + config.horizon_days) // PAGE + 1
         self.calendar = CalendarWriter(self.shared, base_page, last_page - base_page + 1)
         self.keys: dict[str, int] = {}
         self.history = HistoryKeeper(config.data_dir, config.history_days, self._history_taken)
-        self.places = WriterPlaces(self.columns, self.keys, automatic=not config.no_matching)
+        self.places = WriterPlaces(self.columns, self.keys, automatic=not config.no_matching,
+                                   moved=self._place_changed)
         self.seq = 0
         self.logged_since_snapshot = 0
         self.newest: dict[str, int] = {}
@@ -337,12 +340,29 @@ class Writer:
                 self.newest[source] = changed_at
         if group.settings.get("fx"):
             self.shared.counters[Counter.FX_GENERATION] += 1
+        self._publish_changes(group)
         self.shared.counters[Counter.SEQ] = self.seq
         metrics.apply_seconds.observe(time.perf_counter() - started)
 
     def _history_taken(self, seq: int) -> None:
         """From the history thread: the workers' history reads wait for this (read-after-ack)."""
         self.shared.counters[Counter.HISTORY_SEQ] = seq
+
+    def _place_changed(self, rows: np.ndarray) -> None:
+        """Rows whose place changed (in a group, or by deferred matching): the watcher rechecks them."""
+        self.feed.append(rows, *[np.full(len(rows), bound, np.int32) for bound in ALL_NIGHTS])
+
+    def _publish_changes(self, group: Group) -> None:
+        """What the group touched, for the watcher (memory/feed.py): raw columns, a few memcpys."""
+        rates = group.rates
+        described = [row for row, _ in group.listings] + [row for row, _ in group.delists]
+        if len(rates):
+            start = rates["start"].astype(np.int32)
+            self.feed.append(rates["key"], start, start + rates["nights"])
+        if described:
+            rows = np.array(described, dtype=np.int32)
+            every = [np.full(len(rows), bound, np.int32) for bound in ALL_NIGHTS]
+            self.feed.append(rows, *every)
 
     async def _beat(self) -> None:
         """Twice a second, so that the workers' /readyz can tell a writer that stopped running

@@ -1,0 +1,1 @@
+"""Traveler watches: saved searches that send `entered`, `left` and `price_drop` events."""

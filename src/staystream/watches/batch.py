@@ -1,0 +1,169 @@
+"""Evaluating many (watch, changed row) pairs at once, in numpy: the watcher's hot path.
+
+A write group touches a few rows of many watches; evaluating watch by watch (`evaluate.py`, used
+for whole areas) would cost a Python call per watch per poll. Here every pair is filtered in one
+pass by the rules of `search.engine` (searchable, guests, kinds, circle distance, every night
+available, the check-in night's `min_nights`, a price on every night, totals by
+`engine.night_totals`, the price bound in the ranking currency) with each watch's own stay, so a pair
+matches exactly when search would list the row for the watch's query. `WatchTable` holds the
+watches' parameters as columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+import numpy as np
+
+from staystream.events.fx import Fx
+from staystream.events.money import CURRENCY_INDEX, EXPONENT
+from staystream.memory.calendar import PAGE
+from staystream.memory.shm import Counter, SharedArrays
+from staystream.search.engine import EARTH_RADIUS_KM, UNRANKED, Query, exact_total, night_totals
+
+NO_BOUND = np.iinfo(np.int64).max
+
+
+class WatchTable:
+    """The parameters of every indexed watch, by watch number (its `seq`)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.queries: dict[int, Query] = {}
+        self._grow(1024)
+
+    def _grow(self, size: int) -> None:
+        def grown(name: str, dtype: str, fill: float) -> np.ndarray:
+            array = np.full(size, fill, dtype)
+            if self.size:
+                array[: self.size] = getattr(self, name)
+            return array
+
+        self.center_lat = grown("center_lat", "f8", 0)
+        self.center_lon = grown("center_lon", "f8", 0)
+        self.radius = grown("radius", "f8", np.nan)  # nan: a box
+        self.guests = grown("guests", "i4", 1)
+        self.kinds = grown("kinds", "i4", 0)  # bit mask of the kinds asked; 0: any
+        self.checkin = grown("checkin", "i8", 0)
+        self.nights = grown("nights", "i8", 1)
+        self.currency = grown("currency", "i4", -1)  # -1: shown in each listing's own
+        self.ranking = grown("ranking", "i4", 0)
+        self.bound = grown("bound", "i8", NO_BOUND)  # max_price in ranking minor units
+        self.size = size
+
+    def add(self, seq: int, query: Query, fx: Fx) -> None:
+        if seq >= self.size:
+            self._grow(max(seq + 1, 2 * self.size))
+        self.queries[seq] = query
+        self.center_lat[seq], self.center_lon[seq] = query.area.center
+        self.radius[seq] = np.nan if query.area.radius_km is None else query.area.radius_km
+        self.guests[seq] = query.guests
+        self.kinds[seq] = sum(1 << kind for kind in query.kinds)
+        self.checkin[seq], self.nights[seq] = query.checkin, query.nights
+        self.currency[seq] = -1 if query.currency is None else query.currency
+        self.price_bounds(fx, [seq])
+
+    def remove(self, seq: int) -> None:
+        self.queries.pop(seq, None)
+
+    def price_bounds(self, fx: Fx, seqs: list[int]) -> None:
+        """(Re)compute the ranking currency and price bound (they follow the FX table's base)."""
+        base = CURRENCY_INDEX[fx.table.base]
+        for seq in seqs:
+            query = self.queries[seq]
+            ranking = base if query.currency is None else query.currency
+            self.ranking[seq] = ranking
+            self.bound[seq] = NO_BOUND if query.max_price is None else int(
+                (query.max_price * Decimal(10) ** EXPONENT[ranking]).to_integral_value(ROUND_FLOOR))
+
+
+@dataclass(frozen=True)
+class Matches:
+    """The pairs that match: watch, row, total in the ranking currency, total and currency shown."""
+
+    watch: np.ndarray
+    row: np.ndarray
+    ranked: np.ndarray
+    total: np.ndarray
+    currency: np.ndarray
+
+
+def evaluate(shared: SharedArrays, fx: Fx, table: WatchTable, watch: np.ndarray, row: np.ndarray) -> Matches:
+    keep = (shared["searchable"][row] == 1) & (shared["max_guests"][row] >= table.guests[watch])
+    kinds = table.kinds[watch]
+    keep &= (kinds == 0) | ((kinds >> shared["kind"][row].astype(np.int32)) & 1 == 1)
+    keep &= fx_known(fx, table.currency[watch])
+    watch, row = watch[keep], row[keep]
+    circle = ~np.isnan(table.radius[watch])
+    distance = _distance_km(shared["lat"][row], shared["lon"][row], table.center_lat[watch], table.center_lon[watch])
+    near = ~circle | (distance <= np.where(circle, table.radius[watch], 0))
+    watch, row = watch[near], row[near]
+    parts = []
+    for nights in np.unique(table.nights[watch]).tolist():
+        same = table.nights[watch] == nights
+        parts.append(_stays(shared, fx, table, watch[same], row[same], nights))
+    if not parts:
+        empty = np.zeros(0, np.int64)
+        return Matches(empty, empty, empty, empty, empty)
+    fields = ("watch", "row", "ranked", "total", "currency")
+    return Matches(*(np.concatenate([getattr(p, name) for p in parts]) for name in fields))
+
+
+def fx_known(fx: Fx, currency: np.ndarray) -> np.ndarray:
+    """Search refuses a query in a currency the FX table lacks; such a watch matches nothing."""
+    known = np.zeros(max(len(CURRENCY_INDEX), 1) + 1, bool)
+    known[list(fx.rates)] = True
+    usable: np.ndarray = (currency < 0) | known[np.maximum(currency, 0)]
+    return usable
+
+
+def _stays(shared: SharedArrays, fx: Fx, table: WatchTable, watch: np.ndarray, row: np.ndarray, nights: int) -> Matches:
+    """The pairs (all with stays of `nights`) open for their watch's stay and within its price bound."""
+    directory = shared["directory"]
+    base = int(shared.counters[Counter.BASE_PAGE])
+    days = table.checkin[watch][None, :] + np.arange(nights)[:, None]  # nights x pairs
+    page = days // PAGE - base
+    inside = (page >= 0) & (page < directory.shape[1]) & (row < len(directory))[None, :]
+    slot = np.where(inside, directory[np.where(inside, row[None, :], 0), np.where(inside, page, 0)], 0)
+    pages = shared["pages"]
+    if int(slot.max(initial=0)) >= len(pages):
+        shared.refresh()
+        pages = shared["pages"]
+    entries = pages[slot, days % PAGE]
+    if int(entries.max(initial=0)) >= len(shared["entry_available"]):
+        shared.refresh()
+    open_ = inside.all(axis=0) & (shared["entry_available"][entries] == 1).all(axis=0)
+    open_ &= shared["entry_min_nights"][entries[0]] <= nights
+    watch, row, entries = watch[open_], row[open_], entries[:, open_]
+    price = shared["entry_price"][entries]
+    currency = shared["entry_currency"][entries]
+    priced = price.min(axis=0, initial=0) >= 0 if len(row) else np.zeros(0, bool)
+    single = (currency == currency[0]).all(axis=0) if len(row) else np.zeros(0, bool)
+    ranked = np.full(len(row), UNRANKED, np.int64)
+    ranking = table.ranking[watch]
+    for target in np.unique(ranking).tolist():
+        mine = ranking == target
+        ranked[mine] = night_totals(fx, price[:, mine], currency[:, mine], single[mine], target)
+    chosen = table.currency[watch]
+    keep = priced & ((ranked != UNRANKED) | single)
+    bounded = (chosen >= 0) | (table.bound[watch] != NO_BOUND)
+    keep &= ~bounded | ((ranked != UNRANKED) & (ranked <= table.bound[watch]))
+    watch, row, ranked, price, currency, chosen = (
+        watch[keep], row[keep], ranked[keep], price[:, keep], currency[:, keep], chosen[keep])
+    own = currency[0] if len(row) else np.zeros(0, np.int64)
+    shown = np.where(chosen >= 0, chosen, own).astype(np.int64)
+    total = np.where(chosen >= 0, ranked, price.sum(axis=0))
+    for i in np.flatnonzero((chosen < 0) & ~(currency == own).all(axis=0)).tolist():  # several currencies
+        total[i] = exact_total(fx, price[:, i].tolist(), currency[:, i].tolist(), int(shown[i]))
+    return Matches(watch, row, ranked, total.astype(np.int64), shown)
+
+
+def _distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: np.ndarray, center_lon: np.ndarray) -> np.ndarray:
+    """`engine._distance_km` with a centre per pair (the same haversine, term by term)."""
+    phi1, phi2 = np.radians(lat), np.radians(center_lat)
+    dphi = phi2 - phi1
+    dlambda = np.radians(center_lon - lon)
+    a = np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlambda / 2) ** 2
+    distance: np.ndarray = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+    return distance

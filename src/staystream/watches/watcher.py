@@ -1,0 +1,326 @@
+"""The watcher process: turns applied writes into watch events, and delivers webhooks.
+
+It follows the writer's change feed (`memory/feed.py`), finds the watches a change can affect
+through `WatchIndex`, evaluates those watches on the changed places only, every (watch, row) pair
+at once by search's rules (`batch.py`), and records the events with the state they leave in one durable transaction
+(`store.record`) before bumping `Counter.OUTBOX`, which workers serving SSE streams follow.
+
+On start, when the feed lapped it, and when the FX table changes, it evaluates every watch on
+its whole area instead (`evaluate.py`, over search's own functions), so nothing acknowledged
+while it was down or behind is missed: events are what differs from the stored state, whenever
+the watcher looks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from staystream import metrics
+from staystream.config import Config
+from staystream.durable import sqlite as listings_db
+from staystream.events.fx import default_fx
+from staystream.memory.feed import ALL_NIGHTS, FeedReader
+from staystream.memory.shm import Counter
+from staystream.paths import watches_path
+from staystream.search.engine import Query
+from staystream.search.view import Store
+from staystream.watches import batch, store
+from staystream.watches.evaluate import Offer, changes, current_offers
+from staystream.watches.index import WatchIndex
+from staystream.watches.places import place_id, place_rows
+from staystream.watches.spec import query_of
+from staystream.watches.store import Event, Placed, Watch
+from staystream.watches.webhooks import Deliveries
+
+log = logging.getLogger("staystream.watcher")
+IDLE_POLL_SECONDS = 0.02  # between looks at an idle feed: far inside the 1 s promise
+BUSY_POLL_SECONDS = 0.02  # after a poll that had work: its cost grows with the changes, not the polls
+EXPIRY_SECONDS = 60.0  # between sweeps of expired watches
+SLICE_SECONDS = 0.1  # of whole-area evaluations per poll: the feed is read again in between
+WHOLE_BATCH = 20  # whole-area evaluations per transaction (short: workers create watches meanwhile)
+KEEP_EVENTS_SECONDS = 86400.0  # how long a reconnecting SSE client may ask for missed events
+
+
+@dataclass
+class Live:
+    """A watch the index follows, with its parameters parsed."""
+
+    watch: Watch
+    query: Query
+
+
+class Watcher:
+    def __init__(self, config: Config, shm_path: Path, shard: int = 0) -> None:
+        self.config = config
+        self.shard = (shard, config.watchers)
+        self.view = Store(config.database_path, shm_path, default_fx(config.fx_table))
+        self.shared = self.view.shared
+        self.feed = FeedReader(self.shared)  # before the first evaluation: no change falls between
+        self.db = store.connect(watches_path(config.data_dir))
+        self.index = WatchIndex()
+        self.live: dict[int, Live] = {}  # watches the index follows
+        self.waiting: dict[int, Watch] = {}  # watches to evaluate whole, in order (all of them at start)
+        self.said: dict[int, dict[str, Placed]] = store.load_state(self.db, self.shard)
+        self.holders: defaultdict[int, set[int]] = defaultdict(set)  # place row -> watches that said it matches
+        for seq, places in self.said.items():
+            for p in places.values():
+                self.holders[p.row].add(seq)
+        # (watch << 32 | place row) of every place a watch said matches
+        self.held = {(seq << 32) | p.row for seq, places in self.said.items() for p in places.values()}
+        self.table = batch.WatchTable()
+        self.names: dict[int, tuple[str, str]] = {}  # row -> (source, listing_id): never changes
+        self.newest_seq = 0
+        self.watches_changed = -1
+        self.fx_label = self.view.fx.label
+        self.deliveries = Deliveries(self.db, self.shard)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        delivering = asyncio.create_task(self.deliveries.run())
+        next_expiry = 0.0
+        try:
+            while True:
+                started = time.perf_counter()
+                self.view.refresh()
+                if time.monotonic() >= next_expiry:
+                    self._expire()
+                    next_expiry = time.monotonic() + EXPIRY_SECONDS
+                busy = self.poll()
+                if busy:
+                    metrics.watch_poll_seconds.observe(time.perf_counter() - started)
+                await asyncio.sleep(BUSY_POLL_SECONDS if busy else IDLE_POLL_SECONDS)
+        finally:
+            delivering.cancel()
+
+    def poll(self) -> bool:
+        """One look at the feed, then new watches for up to `SLICE_SECONDS`; True if there was work."""
+        self._reload_watches()
+        busy = False
+        if self.view.fx.label != self.fx_label:  # every total may have moved
+            self.fx_label = self.view.fx.label
+            self.table.price_bounds(self.view.fx, list(self.live))
+            self.feed.read()
+            self._reevaluate_all()
+            busy = True
+        entries, _ = self.feed.read()
+        if entries is None:
+            log.warning("the change feed lapped the watcher; evaluating every watch")
+            self._reevaluate_all()
+            busy = True
+        elif len(entries):
+            self._evaluate_changes(entries)
+            busy = True
+        if self.waiting:
+            self._evaluate_waiting(time.perf_counter() + SLICE_SECONDS)
+            busy = True
+        return busy
+
+    # -- watches come and go -----------------------------------------------------------------
+
+    def _reload_watches(self) -> None:
+        """New watches join `waiting` (evaluated whole, then indexed); deleted ones are dropped."""
+        changed = int(self.shared.counters[Counter.WATCHES_CHANGED])
+        if changed == self.watches_changed:
+            return
+        self.watches_changed = changed
+        for watch in store.watches_since(self.db, self.newest_seq, self.shard):
+            self.waiting[watch.seq] = watch
+            self.newest_seq = max(self.newest_seq, watch.seq)
+        if store.count(self.db, self.shard) != len(self.live) + len(self.waiting):  # some were deleted
+            present = store.live_seqs(self.db, self.shard)
+            self._forget([seq for seq in [*self.live, *self.waiting] if seq not in present])
+
+    def _reevaluate_all(self) -> None:
+        for seq, live in self.live.items():
+            self.waiting[seq] = live.watch
+
+    def _forget(self, seqs: list[int]) -> None:
+        for seq in seqs:
+            self.waiting.pop(seq, None)
+            if self.live.pop(seq, None) is not None:
+                self.index.remove(seq)
+            self.table.remove(seq)
+            for p in self.said.pop(seq, {}).values():
+                self.holders[p.row].discard(seq)
+                self.held.discard((seq << 32) | p.row)
+
+    def _expire(self) -> None:
+        self._forget(store.expire(self.db, time.time(), KEEP_EVENTS_SECONDS, self.shard))
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def _evaluate_waiting(self, until: float) -> None:
+        """Watches evaluated over their whole area (new ones, all after a start, a lapped feed or
+        a new FX table), oldest first, until `until`; each then follows the feed (the index).
+        A change applied meanwhile is in what this reads, or in the feed read after."""
+        while self.waiting:
+            events: list[Event] = []
+            placed: list[tuple[int, str, Placed]] = []
+            gone: list[tuple[int, str]] = []
+            for _ in range(WHOLE_BATCH):
+                if not self.waiting:
+                    break
+                seq = next(iter(self.waiting))
+                watch = self.waiting.pop(seq)
+                live = self.live.get(seq)
+                if live is None:
+                    live = self.live[seq] = Live(watch, query_of(watch.params))
+                    self.index.add(seq, live.query.area, live.query.checkin, live.query.nights)
+                    self.table.add(seq, live.query, self.view.fx)
+                now = current_offers(self.shared, self.view.fx, live.query, self._names)
+                said = self.said.get(seq, {})
+                found = changes(seq, said, now, set(now) | set(said))
+                events += found[0]
+                placed += found[1]
+                gone += found[2]
+            self._record(events, placed, gone)
+            if time.perf_counter() >= until:
+                return
+
+    def _evaluate_changes(self, entries: np.ndarray) -> None:
+        """The watches the changed rows can affect, on those rows only, all pairs at once
+        (`batch.evaluate`); Python then runs only for the pairs that match or were said to."""
+        rows, first, end = _distinct(entries)
+        rows_in_use = min(int(self.shared.counters[Counter.ROWS]), len(self.shared["lat"]))
+        known = rows < rows_in_use
+        rows, first, end = rows[known], first[known], end[known]
+        watch, position = self.index.affected(rows, self.shared["lat"][rows], self.shared["lon"][rows], first, end)
+        pairs = np.sort((watch << 32) | rows[position])  # a row may come in several entries and cells
+        pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
+        watch, row = pairs >> 32, pairs & 0xFFFFFFFF
+        # A listing that moved away (or changed place) leaves the watches that last had it.
+        moved_w, moved_r = [], []
+        described = rows[first == ALL_NIGHTS[0]]
+        for r, place in zip(described.tolist(), place_rows(self.shared, described).tolist(), strict=True):
+            for seq in self.holders.get(place, ()):
+                moved_w.append(seq)
+                moved_r.append(r)
+        if moved_w:
+            watch = np.concatenate([watch, np.array(moved_w, np.int64)])
+            row = np.concatenate([row, np.array(moved_r, np.int64)])
+        if len(watch):
+            watch, row = self._with_place_members(watch, row, rows_in_use)
+        if not len(watch):
+            return
+        matches = batch.evaluate(self.shared, self.view.fx, self.table, watch, row)
+        match_places = place_rows(self.shared, matches.row)
+        # Per (watch, place) its cheapest matching offer (ranking total, then row): the first after sorting.
+        order = np.lexsort((matches.row, matches.ranked, match_places, matches.watch))
+        keys = (matches.watch[order] << 32) | match_places[order]
+        first_of = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
+        best = order[first_of]
+        touched = (watch << 32) | place_rows(self.shared, row)
+        held_keys = self.held
+        held = np.unique(touched[np.fromiter((key in held_keys for key in touched.tolist()), bool, len(touched))])
+        looked: defaultdict[int, set[int]] = defaultdict(set)  # watch -> place rows looked at
+        for key in held.tolist():
+            looked[key >> 32].add(key & 0xFFFFFFFF)
+        now: defaultdict[int, dict[int, tuple[int, int, int, int]]] = defaultdict(dict)
+        for w, r, place, ranked, total, currency in zip(
+            matches.watch[best].tolist(), matches.row[best].tolist(), match_places[best].tolist(),
+            matches.ranked[best].tolist(), matches.total[best].tolist(), matches.currency[best].tolist(), strict=True,
+        ):
+            now[w][place] = (r, ranked, total, currency)
+            looked[w].add(place)
+        names = self._names(sorted({p for places in looked.values() for p in places} | set(matches.row[best].tolist())))
+        events: list[Event] = []
+        placed: list[tuple[int, str, Placed]] = []
+        gone: list[tuple[int, str]] = []
+        for seq, places in looked.items():
+            offers: dict[str, Offer] = {}
+            ids = set()
+            for place in places:
+                if place not in names:
+                    continue
+                pid = place_id(*names[place])
+                ids.add(pid)
+                found = now[seq].get(place)
+                if found is not None and found[0] in names:
+                    r, ranked, total, currency = found
+                    offers[pid] = Offer(r, ranked, Placed(place, *names[r], total, currency))
+            result = changes(seq, self.said.get(seq, {}), offers, ids)
+            events += result[0]
+            placed += result[1]
+            gone += result[2]
+        self._record(events, placed, gone)
+
+    def _with_place_members(
+        self, watch: np.ndarray, row: np.ndarray, rows_in_use: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs plus, for each, the other listings of its row's place inside the watch's box:
+        a place is judged by its cheapest offer, which may be a listing the write did not touch."""
+        every = place_rows(self.shared, np.arange(rows_in_use))
+        pair_place = place_rows(self.shared, row)
+        touched = np.unique(pair_place)
+        members = np.flatnonzero(np.isin(every, touched))
+        if len(members) == len(touched):  # each touched place is a single listing
+            return watch, row
+        members = members[np.argsort(every[members], kind="stable")]
+        keys = every[members]
+        starts = np.searchsorted(keys, pair_place, "left")
+        counts = np.searchsorted(keys, pair_place, "right") - starts
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        more_w, more_r = np.repeat(watch, counts), members[np.repeat(starts, counts) + offsets]
+        boxed = self.index.in_box(more_w, self.shared["lat"][more_r], self.shared["lon"][more_r])
+        pairs = np.unique((np.concatenate([watch, more_w[boxed]]) << 32) | np.concatenate([row, more_r[boxed]]))
+        return pairs >> 32, pairs & 0xFFFFFFFF
+
+    def _record(self, events: list[Event], placed: list[tuple[int, str, Placed]], gone: list[tuple[int, str]]) -> None:
+        if not (events or placed or gone):
+            return
+        webhooks = {event.watch_seq for event in events if self.live[event.watch_seq].watch.webhook}
+        store.record(self.db, events, webhooks, placed, gone)
+        for seq, pid, p in placed:
+            self.said.setdefault(seq, {})[pid] = p
+            self.holders[p.row].add(seq)
+            self.held.add((seq << 32) | p.row)
+        for seq, pid in gone:
+            said = self.said.get(seq, {})
+            if pid in said:
+                row = said.pop(pid).row
+                self.holders[row].discard(seq)
+                self.held.discard((seq << 32) | row)
+        if events:
+            self.shared.counters[Counter.OUTBOX] += 1
+            metrics.watch_events.inc(len(events))
+            if webhooks:
+                self.deliveries.wake()
+
+    def _names(self, rows: list[int]) -> dict[int, tuple[str, str]]:
+        missing = [row for row in rows if row not in self.names]
+        if missing:
+            for start in range(0, len(missing), 900):  # SQLite's bound on parameters
+                for row, found in listings_db.details(self.view.connection, missing[start : start + 900]).items():
+                    self.names[row] = (str(found["source"]), str(found["listing_id"]))
+        return {row: self.names[row] for row in rows if row in self.names}
+
+
+def _distinct(entries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (row, first, end) entries. Not merged into one span per row: a row changed
+    in spring and in autumn would otherwise reach every watch of the summer too."""
+    unique = np.unique(entries)
+    return unique["row"].astype(np.int64), unique["first"].astype(np.int64), unique["end"].astype(np.int64)
+
+
+def run(config: Config, shm_path: Path, shard: int = 0) -> None:
+    """Entry point of watcher process number `shard` (of `config.watchers`)."""
+    import uvloop
+
+    async def main() -> None:
+        watcher = Watcher(config, shm_path, shard)
+        log.info("watcher started", extra={"shard": shard, "watches": store.count(watcher.db, watcher.shard)})
+        await watcher.run()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        uvloop.run(main())
+
+
