@@ -332,7 +332,8 @@ def test_place_of_a_listing_follows_its_property_and_survives_a_restart(server_f
         post = [
             {**listing, "source": "hotels", "listing_id": "r1", "property_id": "H"},
             {**listing, "source": "hotels", "listing_id": "r2", "property_id": "H"},
-            {**listing, "source": "other", "listing_id": "r3", "property_id": "H"},  # another source: another place
+            # another source, and a name that no automatic matching takes for the same place: another place
+            {**listing, "source": "other", "listing_id": "r3", "property_id": "H", "name": "Bluebird Hostel"},
             {**listing, "source": "hotels", "listing_id": "r4"},
         ]
         assert client.post("/v1/events", content="\n".join(map(json.dumps, post)), headers=NDJSON).status_code == 200

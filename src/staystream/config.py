@@ -117,6 +117,13 @@ class Config:
         256, "most MB/s a snapshot writes to disk (embedded store): faster starves the fsync "
         "every acknowledgment waits for", _positive_int
     )
+    no_matching: bool = _setting(
+        False, "places from property_id and link events only: no automatic matching of listings "
+        "of different sources (it costs the write path CPU per listing event)", _flag
+    )
+    history_days: int = _setting(
+        400, "days a night's price history is kept (GET .../history), counted from the change", _positive_int
+    )
     fx_table: Path | None = _setting(None, "JSON FX table to use instead of the shipped one", Path)
     tokens: Path | None = _setting(
         None, "file of write credentials, '<token> <source>[,<source>...]' or '<token> *' a line "

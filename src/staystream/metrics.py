@@ -45,6 +45,14 @@ commit_seconds = Histogram(
 apply_seconds = Histogram(
     "staystream_apply_seconds", "Applying one committed group to memory", buckets=LATENCY_BUCKETS
 )
+places_seconds = Histogram(
+    "staystream_places_seconds", "Re-deciding the places one committed group touched (part of apply)",
+    buckets=LATENCY_BUCKETS,
+)
+places_pending = Gauge(
+    "staystream_places_pending", "Listings of imports whose automatic matching is still to run",
+    multiprocess_mode="max",
+)
 group_requests = Histogram(
     "staystream_commit_group_requests", "Requests sharing one commit",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),

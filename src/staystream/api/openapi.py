@@ -51,7 +51,7 @@ SCHEMA: dict[str, Any] = {
     "paths": {
         "/v1/events": {
             "post": {
-                "summary": "Ingest listing, rate, price, availability, stay_rule, fee and delist events (contract v1.1)",
+                "summary": "Ingest listing, rate, price, availability, stay_rule, fee, delist and link events (contract v1.1)",
                 "description": "NDJSON (`application/x-ndjson`) or a JSON array (`application/json`), optionally "
                 "gzip. Answered 200 only once every accepted event is durable. Invalid events are rejected "
                 "one by one with their index; the valid ones of the body are accepted. A night holds three "
@@ -85,6 +85,34 @@ SCHEMA: dict[str, Any] = {
                     "200": {"description": "the nights that hold any fact, in date order",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Calendar"}}}},
                     "400": _error, "404": _error,
+                },
+            }
+        },
+        "/v1/listings/{source}/{listing_id}/history": {
+            "get": {
+                "summary": "Every accepted change of one night, kept at least 400 days (--history-days)",
+                "parameters": [
+                    _param("source", "marketplace", {"type": "string"}, True, "path"),
+                    _param("listing_id", "the source's id", {"type": "string"}, True, "path"),
+                    _param("night", "the night", {"type": "string", "format": "date"}, True),
+                ],
+                "responses": {
+                    "200": {"description": "the night's changes in changed_at order",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/History"}}}},
+                    "400": _error, "404": _error,
+                },
+            }
+        },
+        "/v1/places/{place_id}": {
+            "get": {
+                "summary": "A place: the listings that are one property (same property_id, links, automatic "
+                "matching) and how each joined",
+                "parameters": [_param("place_id", "as a listing's `place_id` shows it", {"type": "string"}, True,
+                                      "path")],
+                "responses": {
+                    "200": {"description": "the place",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Place"}}}},
+                    "404": _error,
                 },
             }
         },
@@ -271,12 +299,12 @@ SCHEMA: dict[str, Any] = {
                 "description": "one event; `type` says which (fields of listing and delist as in the wire contract)",
                 "oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in (
                     "ListingEvent", "RateEvent", "PriceEvent", "AvailabilityEvent", "StayRuleEvent", "FeeEvent",
-                    "DelistEvent")],
+                    "DelistEvent", "LinkEvent")],
                 "discriminator": {"propertyName": "type", "mapping": {
                     kind: f"#/components/schemas/{name}" for kind, name in (
                         ("listing", "ListingEvent"), ("rate", "RateEvent"), ("price", "PriceEvent"),
                         ("availability", "AvailabilityEvent"), ("stay_rule", "StayRuleEvent"),
-                        ("fee", "FeeEvent"), ("delist", "DelistEvent"))
+                        ("fee", "FeeEvent"), ("delist", "DelistEvent"), ("link", "LinkEvent"))
                 }},
             },
             "ListingEvent": _event("listing", "describes a unit", {
@@ -284,6 +312,7 @@ SCHEMA: dict[str, Any] = {
                 "lat": {"type": "number"}, "lon": {"type": "number"}, "max_guests": {"type": "integer"},
                 "property_id": {"type": "string"}, "city": {"type": "string"}, "country": {"type": "string"},
                 "bedrooms": {"type": "integer"}, "url": {"type": "string"},
+                "address": {"type": "string", "maxLength": 512, "description": "free text; helps match places"},
             }, ["name", "kind", "lat", "lon", "max_guests"]),
             "RateEvent": _event("rate", "sets all three facts of start <= night < end (v1)", {
                 **_RANGE, **_PRICE,
@@ -327,6 +356,44 @@ SCHEMA: dict[str, Any] = {
                 "required": ["fee_id", "label", "amount", "mandatory"],
             },
             "DelistEvent": _event("delist", "removes the listing from search; its history is kept", {}, []),
+            "LinkEvent": _event("link", "an operator's decision that two listings are (or are not) one place; "
+                                "last writer wins per pair (at equal changed_at, not same), and beats automatic "
+                                "matching; a link naming a listing not yet known is kept", {
+                "other_source": {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"},
+                "other_listing_id": {"type": "string", "minLength": 1, "maxLength": 128},
+                "same": {"type": "boolean"},
+            }, ["other_source", "other_listing_id", "same"]),
+            "Place": {
+                "type": "object",
+                "description": "a property: every listing of it, and how each joined (a listing in no place, "
+                "never described or delisted, is a place alone; name, lat and lon null when never described)",
+                "properties": {
+                    "place_id": {"type": "string"}, "name": {"type": ["string", "null"]},
+                    "lat": {"type": ["number", "null"]}, "lon": {"type": ["number", "null"]},
+                    "listings": {"type": "array", "items": {"type": "object", "properties": {
+                        "source": {"type": "string"}, "listing_id": {"type": "string"},
+                        "matched": {"enum": ["self", "property", "link", "auto"], "description":
+                                    "self: the listing the place is named after; property: same source and "
+                                    "property_id; link: an operator's link; auto: automatic matching"},
+                        "score": {"type": "number", "description": "the match score of `auto`; 1.0 otherwise"},
+                    }}},
+                },
+                "required": ["place_id", "name", "lat", "lon", "listings"],
+            },
+            "History": {
+                "type": "object",
+                "properties": {
+                    "night": {"type": "string", "format": "date"},
+                    "changes": {"type": "array", "items": {"type": "object", "description":
+                                "one accepted event that set a fact of the night, with the facts it set (the "
+                                "others null); in changed_at order", "properties": {
+                        "type": {"enum": ["rate", "price", "availability", "stay_rule"]},
+                        "price": {"type": ["string", "null"]}, "currency": {"type": ["string", "null"]},
+                        "available": {"type": ["boolean", "null"]}, "min_nights": {"type": ["integer", "null"]},
+                        "changed_at": {"type": "string", "format": "date-time"},
+                    }}},
+                },
+            },
             "Calendar": {
                 "type": "object",
                 "properties": {

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -12,6 +16,9 @@ from staystream.api.state import Worker
 from staystream.dates import epoch_day
 from staystream.search.engine import QueryError, parse_query, search
 from staystream.search.flexible import parse_dates_query, search_dates
+from staystream.writer.wire import WriterUnavailable
+
+HISTORY_WAIT_SECONDS = 1.0  # the history thread is normally milliseconds behind the writer
 
 
 async def get_calendar(request: Request, worker: Worker) -> Response:
@@ -28,12 +35,44 @@ async def get_calendar(request: Request, worker: Worker) -> Response:
     return json_response({"source": source, "listing_id": listing_id, "nights": nights})
 
 
+async def get_history(request: Request, worker: Worker) -> Response:
+    source, listing_id = request.path_params["source"], request.path_params["listing_id"]
+    night = query_date(request, "night")
+    if night is None:
+        raise HTTPError(400, "night: missing; expected a date YYYY-MM-DD (the night whose changes to list)")
+    row = worker.store.find(source, listing_id)
+    if row is None:
+        raise HTTPError(404, f"nothing was ever received for listing '{listing_id}' of source '{source}'")
+    # History is copied from each group just after it is acknowledged: wait for it (briefly),
+    # so that a history read after a 200 sees what that request accepted.
+    deadline = time.monotonic() + HISTORY_WAIT_SECONDS
+    while worker.store.history_behind and time.monotonic() < deadline:
+        await asyncio.sleep(0.002)
+    changes = worker.store.changes(row, epoch_day(night))
+    return json_response({"night": night.isoformat(), "changes": changes})
+
+
 async def get_listing(request: Request, worker: Worker) -> Response:
     row = worker.store.find(request.path_params["source"], request.path_params["listing_id"])
     if row is None:
         raise HTTPError(404, f"nothing was ever received for listing '{request.path_params['listing_id']}' "
                              f"of source '{request.path_params['source']}'")
     return json_response(worker.store.listing(row))
+
+
+async def get_place(request: Request, worker: Worker) -> Response:
+    place_id = request.path_params["place_id"]
+    try:
+        body = await worker.client.place(place_id)
+    except WriterUnavailable as exc:
+        raise HTTPError(503, f"places cannot be read now: {exc}", {"Retry-After": "1"}) from None
+    if body is not None and body.startswith(b'{"alone":'):  # a listing in no place: the store describes it
+        body = worker.store.place_of_one(msgspec.json.decode(body))
+    if body is None:
+        raise HTTPError(404, f"place_id: '{place_id[:140]}' is not a place; expected the place_id of a listing "
+                             "in search (GET /v1/listings/{source}/{listing_id} shows it; a listing never "
+                             "described, or delisted, is in no place)")
+    return Response(body, media_type="application/json")
 
 
 async def get_search(request: Request, worker: Worker) -> Response:
@@ -55,7 +94,9 @@ async def get_search_dates(request: Request, worker: Worker) -> Response:
 
 ROUTES = [  # the calendar before the listing: a listing id may contain '/'
     route("/v1/listings/{source}/{listing_id:text}/calendar", "calendar", ["GET"], get_calendar),
+    route("/v1/listings/{source}/{listing_id:text}/history", "history", ["GET"], get_history),
     route("/v1/listings/{source}/{listing_id:text}", "listing", ["GET"], get_listing),
+    route("/v1/places/{place_id}", "place", ["GET"], get_place),
     route("/v1/search/dates", "search_dates", ["GET"], get_search_dates),
     route("/v1/search", "search", ["GET"], get_search),
 ]

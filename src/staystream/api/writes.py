@@ -81,7 +81,7 @@ async def submit(worker: Worker, parsed: Parsed, bulk: bool = False) -> None:
     try:
         reply = await worker.client.write(WriteRequest(
             0, parsed.keys, rates.tobytes(), parsed.listings, parsed.delists, parsed.newest_changed_at,
-            bulk=bulk, fees=parsed.fees))
+            bulk=bulk, fees=parsed.fees, links=parsed.links))
     except WriterUnavailable as exc:
         raise HTTPError(503, f"nothing was stored: {exc}", {"Retry-After": "1"}) from None
     if reply.error is not None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from staystream.durable import snapshot, sqlite
 from staystream.durable.lock import lock_directory
-from staystream.events.types import Commit, Fee
+from staystream.events.types import Commit, Fee, Link
 from staystream.paths import SNAPSHOT_DIR, database_path
 
 
@@ -32,6 +32,9 @@ class Durable(Protocol):
         listing rows [0, rows), taking one piece at a time: the next is copied only when
         asked for, so writes go on in between and no second calendar is ever in memory."""
 
+    async def log_after(self, seq: int) -> Iterator[tuple[int, bytes]]:
+        """The log rows after `seq` still kept, in order (the history copies what it lacks)."""
+
     async def close(self) -> None: ...
 
 
@@ -40,12 +43,15 @@ class Recovered:
 
     def __init__(self, snapshot: tuple[int, dict[str, np.ndarray]] | None, keys: list[tuple[int, str, str]],
                  columns: list[tuple[Any, ...]], log: Iterator[tuple[int, bytes]],
-                 fees: list[tuple[int, Fee]] | None = None) -> None:
+                 fees: list[tuple[int, Fee]] | None = None, places: list[tuple[Any, ...]] | None = None,
+                 links: list[Link] | None = None) -> None:
         self.snapshot = snapshot
         self.keys = keys
         self.columns = columns
         self.log = log
         self.fees = fees or []  # by row, tombstones included
+        self.places = places or []  # the listings in search, as `sqlite.place_listings` reads them
+        self.links = links or []
 
 
 class SqliteDurable:
@@ -69,11 +75,16 @@ class SqliteDurable:
             list(sqlite.all_keys(self.connection)),
             list(sqlite.listing_columns(self.connection)),
             sqlite.log_after(self.connection, after),
-            sqlite.all_fees(self.connection),
+            fees=sqlite.all_fees(self.connection),
+            places=list(sqlite.place_listings(self.connection)),
+            links=sqlite.links(self.connection),
         )
 
     async def commit_group(self, commit: Commit) -> None:
         await asyncio.get_running_loop().run_in_executor(self.thread, sqlite.commit_group, self.connection, commit)
+
+    async def log_after(self, seq: int) -> Iterator[tuple[int, bytes]]:
+        return sqlite.log_after(self.connection, seq)
 
     async def write_snapshot(self, seq: int, rows: int, pieces: Iterator[snapshot.Piece]) -> None:
         loop = asyncio.get_running_loop()

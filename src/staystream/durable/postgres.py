@@ -48,7 +48,7 @@ from staystream.durable import sqlite
 from staystream.durable.embedded import Recovered
 from staystream.durable.lock import StoreLocked, lock_directory
 from staystream.durable.snapshot import Piece, from_npy
-from staystream.events.types import RATE_FORMAT, Commit, Fee, Listing, upgrade_rates
+from staystream.events.types import RATE_FORMAT, Commit, Fee, Link, Listing, listing_key, split_key, upgrade_rates
 from staystream.paths import database_path
 from staystream.retry import backoff, retrying
 
@@ -117,6 +117,13 @@ CREATE TABLE IF NOT EXISTS staystream.fees (   -- types.Fee, last-writer-wins pe
     removed boolean NOT NULL,   -- a tombstone: keeps its changed_at
     PRIMARY KEY (row, fee_id)
 );
+ALTER TABLE staystream.listings ADD COLUMN IF NOT EXISTS address text;
+CREATE TABLE IF NOT EXISTS staystream.links (  -- the winning `link` per pair, the smaller key first
+    source text COLLATE "C" NOT NULL, listing_id text COLLATE "C" NOT NULL,
+    other_source text COLLATE "C" NOT NULL, other_listing_id text COLLATE "C" NOT NULL,
+    same boolean NOT NULL, changed_at bigint NOT NULL,
+    PRIMARY KEY (source, listing_id, other_source, other_listing_id)
+);
 """
 
 INSERT_LOG = "INSERT INTO staystream.rate_log (seq, events) VALUES ($1, $2)"
@@ -128,10 +135,10 @@ UPDATE_LISTINGS = """
 UPDATE staystream.listings AS l SET
     name = u.name, kind = u.kind, lat = u.lat, lon = u.lon, max_guests = u.max_guests,
     property_id = u.property_id, city = u.city, country = u.country, bedrooms = u.bedrooms,
-    url = u.url, described_at = u.described_at
+    url = u.url, address = u.address, described_at = u.described_at
 FROM unnest($1::integer[], $2::text[], $3::smallint[], $4::float8[], $5::float8[], $6::integer[],
-            $7::text[], $8::text[], $9::text[], $10::integer[], $11::text[], $12::bigint[])
-     AS u(row, name, kind, lat, lon, max_guests, property_id, city, country, bedrooms, url, described_at)
+            $7::text[], $8::text[], $9::text[], $10::integer[], $11::text[], $12::text[], $13::bigint[])
+     AS u(row, name, kind, lat, lon, max_guests, property_id, city, country, bedrooms, url, address, described_at)
 WHERE l.row = u.row AND (l.described_at IS NULL OR l.described_at <= u.described_at)
 """
 UPDATE_DELISTS = """
@@ -153,6 +160,14 @@ UPSERT_SETTING = (
     "INSERT INTO staystream.settings (name, value) VALUES ($1, $2) "
     "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
 )
+# Per pair the greatest changed_at wins; at equal changed_at "not same" wins (as `sqlite.UPSERT_LINK`).
+UPSERT_LINKS = """
+INSERT INTO staystream.links AS l
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::bigint[])
+ON CONFLICT (source, listing_id, other_source, other_listing_id)
+DO UPDATE SET same = excluded.same, changed_at = excluded.changed_at
+WHERE excluded.changed_at > l.changed_at OR (excluded.changed_at = l.changed_at AND NOT excluded.same)
+"""
 MIRROR_COLUMNS = f"row, source, listing_id, {sqlite.LISTING_FIELDS}, described_at, delisted_at"
 
 
@@ -266,7 +281,8 @@ class PostgresDurable:
     # -- start-up ------------------------------------------------------------------------
 
     async def recover(self) -> Recovered:
-        snapshot, keys, columns, entries, settings, rate_log, fees = await self._retrying("recovery", self._read_all)
+        snapshot, keys, columns, entries, settings, rate_log, fees, places, links = await self._retrying(
+            "recovery", self._read_all)
         if keys and keys[-1][0] != len(keys) - 1:
             raise RuntimeError(
                 f"staystream.listings rows are not dense (last row {keys[-1][0]}, {len(keys)} rows): "
@@ -278,7 +294,7 @@ class PostgresDurable:
         self.mirror = await loop.run_in_executor(
             self.thread, rebuild_mirror, self.mirror_path, entries, settings, fees)
         return Recovered(snapshot, [(row, source, listing_id) for row, source, listing_id in keys],
-                         columns, iter(rate_log), fee_structs(fees))
+                         columns, iter(rate_log), fees=fee_structs(fees), places=places, links=links)
 
     async def _read_all(self) -> tuple[Any, ...]:
         assert self.pool is not None
@@ -305,7 +321,9 @@ class PostgresDurable:
                     "SELECT seq, events FROM staystream.rate_log WHERE seq > $1 ORDER BY seq", after)
             ]
             fees = await read_fees(connection)
-        return snapshot, keys, columns, [tuple(r) for r in entries], settings, rate_log, fees
+            links = await read_links(connection)
+        return (snapshot, keys, columns, [tuple(r) for r in entries], settings, rate_log, fees,
+                place_listings(entries), links)
 
     # -- commits -------------------------------------------------------------------------
 
@@ -375,11 +393,20 @@ class PostgresDurable:
                 )
             if commit.fees:
                 await connection.execute(UPSERT_FEES, *fee_columns(commit.fees))
+            if commit.links:
+                await upsert_links(connection, commit.links)
             if rate_events:
                 await connection.execute(INSERT_LOG, seq, rate_events)
             for name, value in commit.settings.items():
                 await connection.execute(UPSERT_SETTING, name, value)
         self.unsure = False
+
+    async def log_after(self, seq: int) -> Iterator[tuple[int, bytes]]:
+        assert self.pool is not None
+        async with self.pool.acquire() as connection:
+            found = await connection.fetch(
+                "SELECT seq, events FROM staystream.rate_log WHERE seq > $1 ORDER BY seq", seq)
+        return iter([(r["seq"], r["events"]) for r in found])
 
     # -- snapshots -----------------------------------------------------------------------
 
@@ -456,8 +483,38 @@ def listing_columns(newest: dict[int, Listing]) -> list[list[Any]]:
         [x.name for x in items], [x.kind for x in items], [x.lat for x in items], [x.lon for x in items],
         [x.max_guests for x in items], [x.property_id for x in items], [x.city for x in items],
         [x.country for x in items], [x.bedrooms for x in items], [x.url for x in items],
-        [x.changed_at for x in items],
+        [x.address for x in items], [x.changed_at for x in items],
     ]
+
+
+async def upsert_links(connection: asyncpg.Connection, links: list[Link]) -> None:
+    """Links in arrival order: one statement cannot update a pair twice, so a pair sent twice
+    in one group goes in by its winner (the greatest changed_at, "not same" at a tie)."""
+    winners: dict[tuple[str, str], Link] = {}
+    for link in links:
+        kept = winners.get((link.key, link.other_key))
+        if kept is None or (link.changed_at, not link.same) >= (kept.changed_at, not kept.same):
+            winners[link.key, link.other_key] = link
+    chosen = list(winners.values())
+    first, second = [split_key(x.key) for x in chosen], [split_key(x.other_key) for x in chosen]
+    await connection.execute(UPSERT_LINKS, [k[0] for k in first], [k[1] for k in first], [k[0] for k in second],
+                             [k[1] for k in second], [x.same for x in chosen], [x.changed_at for x in chosen])
+
+
+def place_listings(entries: list[Any]) -> list[tuple[Any, ...]]:
+    """The listings in search among `MIRROR_COLUMNS` records, as `sqlite.place_listings` reads them."""
+    return [
+        (r["row"], r["source"], r["listing_id"], r["name"], r["kind"], r["lat"], r["lon"], r["max_guests"],
+         r["address"], r["property_id"])
+        for r in entries
+        if r["described_at"] is not None and (r["delisted_at"] is None or r["delisted_at"] < r["described_at"])
+    ]
+
+
+async def read_links(connection: asyncpg.Connection) -> list[Link]:
+    return [Link(listing_key(r["source"], r["listing_id"]), listing_key(r["other_source"], r["other_listing_id"]),
+                 r["same"], r["changed_at"])
+            for r in await connection.fetch("SELECT * FROM staystream.links")]
 
 
 async def insert_chunks(connection: asyncpg.Connection, seq: int, pieces: Iterator[Piece]) -> None:
@@ -492,7 +549,8 @@ def rebuild_mirror(path: Path, entries: list[tuple[Any, ...]], settings: list[tu
     connection.execute("PRAGMA synchronous=OFF")
     connection.execute("BEGIN")
     connection.executemany(
-        f"INSERT INTO listings ({MIRROR_COLUMNS}) VALUES ({', '.join('?' * 15)})", entries
+        f"INSERT INTO listings ({MIRROR_COLUMNS}) VALUES ({', '.join('?' * len(MIRROR_COLUMNS.split(',')))})",
+        entries,
     )
     connection.executemany("INSERT INTO settings (name, value) VALUES (?, ?)", settings)
     connection.executemany(f"INSERT INTO fees (row, {sqlite.FEE_FIELDS}) VALUES ({', '.join('?' * 11)})", fees)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from staystream.events.types import RATE_FORMAT, Commit, Fee, upgrade_rates
+from staystream.events.types import RATE_FORMAT, Commit, Fee, Link, listing_key, split_key, upgrade_rates
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS listings (
@@ -39,9 +39,16 @@ CREATE TABLE IF NOT EXISTS fees (  -- types.Fee, last-writer-wins per (row, fee_
     PRIMARY KEY (row, fee_id)
 );
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS links (  -- the winning `link` per pair; may name listings not yet known
+    source TEXT NOT NULL, listing_id TEXT NOT NULL,              -- the pair's smaller key
+    other_source TEXT NOT NULL, other_listing_id TEXT NOT NULL,
+    same INTEGER NOT NULL,
+    changed_at INTEGER NOT NULL,
+    PRIMARY KEY (source, listing_id, other_source, other_listing_id)
+) WITHOUT ROWID;
 """
 
-LISTING_FIELDS = "name, kind, lat, lon, max_guests, property_id, city, country, bedrooms, url"
+LISTING_FIELDS = "name, kind, lat, lon, max_guests, property_id, city, country, bedrooms, url, address"
 FEE_FIELDS = "fee_id, label, basis, amount, currency, mandatory, start_day, end_day, changed_at, removed"
 UPSERT_FEE = (
     f"INSERT INTO fees (row, {FEE_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -49,6 +56,13 @@ UPSERT_FEE = (
     "(excluded.fee_id, excluded.label, excluded.basis, excluded.amount, excluded.currency, excluded.mandatory, "
     "excluded.start_day, excluded.end_day, excluded.changed_at, excluded.removed) "
     "WHERE excluded.changed_at >= fees.changed_at"
+)
+# Per pair the greatest changed_at wins; at equal changed_at "not same" wins (`places.types.Link`).
+UPSERT_LINK = (
+    "INSERT INTO links VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (source, listing_id, other_source, other_listing_id) "
+    "DO UPDATE SET same = excluded.same, changed_at = excluded.changed_at "
+    "WHERE excluded.changed_at > links.changed_at OR (excluded.changed_at = links.changed_at AND NOT excluded.same)"
 )
 
 
@@ -60,6 +74,8 @@ def connect_writer(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA cache_size=-262144")
     connection.executescript(SCHEMA)
     upgrade_log(connection)
+    if "address" not in {column[1] for column in connection.execute("PRAGMA table_info(listings)")}:
+        connection.execute("ALTER TABLE listings ADD COLUMN address TEXT")  # a store from before addresses
     return connection
 
 
@@ -101,11 +117,11 @@ def commit_group(connection: sqlite3.Connection, commit: Commit) -> None:
         if listings:
             connection.executemany(
                 f"UPDATE listings SET ({LISTING_FIELDS}, described_at) = "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "WHERE row = ? AND (described_at IS NULL OR described_at <= ?)",
                 [
                     (x.name, x.kind, x.lat, x.lon, x.max_guests, x.property_id, x.city,
-                     x.country, x.bedrooms, x.url, x.changed_at, row, x.changed_at)
+                     x.country, x.bedrooms, x.url, x.address, x.changed_at, row, x.changed_at)
                     for row, x in listings
                 ],
             )
@@ -117,6 +133,9 @@ def commit_group(connection: sqlite3.Connection, commit: Commit) -> None:
             )
         if commit.fees:  # in arrival order: the later of equal changed_at wins
             connection.executemany(UPSERT_FEE, [fee_row(row, fee) for row, fee in commit.fees])
+        if commit.links:
+            connection.executemany(UPSERT_LINK, [
+                (*split_key(x.key), *split_key(x.other_key), x.same, x.changed_at) for x in commit.links])
         if commit.rate_events:
             connection.execute("INSERT INTO rate_log (seq, events) VALUES (?, ?)", (commit.seq, commit.rate_events))
         for name, value in commit.settings.items():
@@ -173,6 +192,20 @@ def fees_of(connection: sqlite3.Connection, rows: list[int]) -> dict[int, list[d
     for values in cursor:
         found.setdefault(values[0], []).append(dict(zip(names, values, strict=True)))
     return found
+
+
+def place_listings(connection: sqlite3.Connection) -> Iterable[tuple[Any, ...]]:
+    """The listings in search as the places engine takes them (`writer.places.StoredListing`)."""
+    return connection.execute(
+        "SELECT row, source, listing_id, name, kind, lat, lon, max_guests, address, property_id FROM listings "
+        "WHERE described_at IS NOT NULL AND (delisted_at IS NULL OR delisted_at < described_at)"
+    )
+
+
+def links(connection: sqlite3.Connection) -> list[Link]:
+    return [Link(listing_key(source, listing_id), listing_key(other_source, other_id), bool(same), changed_at)
+            for source, listing_id, other_source, other_id, same, changed_at
+            in connection.execute("SELECT * FROM links")]
 
 
 def log_after(connection: sqlite3.Connection, seq: int) -> Iterator[tuple[int, bytes]]:

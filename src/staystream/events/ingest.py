@@ -43,6 +43,8 @@ from staystream.events.types import (
     Event,
     Fee,
     FeeEvent,
+    Link,
+    LinkEvent,
     Listing,
     ListingEvent,
     PriceEvent,
@@ -57,9 +59,9 @@ MAX_GUESTS = 500  # a whole hostel or villa compound, not a typo of 50000
 SOURCE_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 DECODE_PART = 1000  # events decoded in one go: ~3 ms
 INVALID = -2  # a column value that failed its check (prices are >= 0, NO_PRICE is -1)
-MAX_TEXT = {"name": 500, "city": 200, "url": 2048, "property_id": 128, "label": 200}
+MAX_TEXT = {"name": 500, "city": 200, "url": 2048, "property_id": 128, "address": 512, "label": 200}
 MAX_PERCENT = Decimal(100)  # of the nights' sum: a fee above the nights themselves is a typo
-EVENT_TYPES = ("listing", "rate", "price", "availability", "stay_rule", "delist", "fee")
+EVENT_TYPES = ("listing", "rate", "price", "availability", "stay_rule", "delist", "fee", "link")
 FactEvent = PriceEvent | AvailabilityEvent | StayRuleEvent
 
 _events = msgspec.json.Decoder(list[Event])
@@ -85,6 +87,7 @@ class Parsed:
     listings: list[Listing] = field(default_factory=list)
     delists: list[Delist] = field(default_factory=list)
     fees: list[Fee] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
     rejected: list[dict[str, object]] = field(default_factory=list)
     newest_changed_at: dict[str, int] = field(default_factory=dict)
     accepted_by_source: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -117,6 +120,7 @@ class Parsed:
         self.listings += later.listings
         self.delists += later.delists
         self.fees += later.fees
+        self.links += later.links
         self.rejected += later.rejected
         for source, newest in later.newest_changed_at.items():
             self.newest_changed_at[source] = max(newest, self.newest_changed_at.get(source, -1))
@@ -129,7 +133,7 @@ class Parsed:
 
     @property
     def accepted(self) -> int:
-        return len(self.rates) + len(self.listings) + len(self.delists) + len(self.fees)
+        return len(self.rates) + len(self.listings) + len(self.delists) + len(self.fees) + len(self.links)
 
     def rate_columns(self) -> np.ndarray:
         return self.rates
@@ -330,6 +334,10 @@ class Validator:
                 fee = self._fee(event, now)
                 parsed.fees.append(fee)
                 key, changed_at, kind = fee.key, fee.changed_at, "fee"
+            elif isinstance(event, LinkEvent):
+                link = _link(event, now)
+                parsed.links.append(link)
+                key, changed_at, kind = _key(event), link.changed_at, "link"
             else:
                 assert isinstance(event, DelistEvent)
                 delist = Delist(_key(event), _changed_at(event.changed_at, now))
@@ -525,7 +533,32 @@ class Validator:
             country=country,
             bedrooms=event.bedrooms,
             url=url,
+            address=_text("address", event.address),
         )
+
+
+def _link(event: LinkEvent, now: dt.datetime) -> Link:
+    """The pair in key order (a link is symmetric); never a listing with itself."""
+    key = _key(event)
+    try:
+        other = _normalized_key(_Other(event.other_source, event.other_listing_id))
+    except Rejected as exc:
+        raise Rejected(f"other_{exc}") from None
+    if other == key:
+        raise Rejected(
+            f"other_listing_id: {str(event.other_listing_id)!r} of source '{event.other_source}' is the "
+            "listing itself; expected another listing"
+        )
+    changed_at = _changed_at(event.changed_at, now)
+    first, second = (key, other) if key < other else (other, key)
+    return Link(first, second, event.same, changed_at)
+
+
+class _Other(msgspec.Struct):
+    """The other listing of a link, shaped like an event for `_normalized_key`."""
+
+    source: str
+    listing_id: str | int
 
 
 def _array_items(body: bytes, max_events: int) -> list[bytes]:
@@ -584,7 +617,7 @@ _FACT_KIND = {fact: kind for kind, fact in FACTS_OF_TYPE.items() if kind != "rat
 _keys: dict[tuple[str, str | int], str] = {}
 
 
-def _key(event: RateEvent | FactEvent | ListingEvent | DelistEvent | FeeEvent) -> str:
+def _key(event: RateEvent | FactEvent | ListingEvent | DelistEvent | FeeEvent | LinkEvent) -> str:
     """The normalized key; feeds repeat the same listings, so normalization is cached."""
     raw = (event.source, event.listing_id)
     key = _keys.get(raw)
@@ -612,7 +645,7 @@ def _micros_or_invalid(moment: dt.datetime) -> int:
     return (moment - EPOCH) // MICROSECOND
 
 
-def _normalized_key(event: RateEvent | FactEvent | ListingEvent | DelistEvent | FeeEvent) -> str:
+def _normalized_key(event: RateEvent | FactEvent | ListingEvent | DelistEvent | FeeEvent | LinkEvent | _Other) -> str:
     source = event.source.strip().lower()
     if not SOURCE_PATTERN.fullmatch(source):
         raise Rejected(f"source: '{event.source}' is invalid; expected [a-z0-9_-]{{1,32}}")

@@ -39,6 +39,7 @@ class ListingEvent(msgspec.Struct, tag="listing", tag_field="type", gc=False):
     country: str | None = None
     bedrooms: int | None = None
     url: str | None = None
+    address: str | None = None
 
 
 class RateEvent(msgspec.Struct, tag="rate", tag_field="type", gc=False):
@@ -114,7 +115,19 @@ class DelistEvent(msgspec.Struct, tag="delist", tag_field="type", gc=False):
     changed_at: dt.datetime
 
 
-Event = ListingEvent | RateEvent | PriceEvent | AvailabilityEvent | StayRuleEvent | DelistEvent | FeeEvent
+class LinkEvent(msgspec.Struct, tag="link", tag_field="type", gc=False):
+    """An operator's decision that two listings are (or are not) one place."""
+
+    source: str
+    listing_id: str | int
+    other_source: str
+    other_listing_id: str | int
+    same: bool
+    changed_at: dt.datetime
+
+
+Event = (ListingEvent | RateEvent | PriceEvent | AvailabilityEvent | StayRuleEvent | DelistEvent | FeeEvent
+         | LinkEvent)
 
 
 class Listing(msgspec.Struct, array_like=True):
@@ -132,6 +145,7 @@ class Listing(msgspec.Struct, array_like=True):
     country: str | None
     bedrooms: int | None
     url: str | None
+    address: str | None = None  # last: frames and stream messages from before addresses decode
 
 
 class Delist(msgspec.Struct, array_like=True):
@@ -164,6 +178,15 @@ class Fee(msgspec.Struct, array_like=True):
     end: int
     changed_at: int
     removed: bool
+
+
+class Link(msgspec.Struct, array_like=True):
+    """A validated `link` event: the pair by store key, `key` < `other_key`."""
+
+    key: str
+    other_key: str
+    same: bool
+    changed_at: int
 
 
 # One calendar event as a row: `key` indexes `WriteRequest.keys` on the wire and is the
@@ -235,6 +258,8 @@ class WriteRequest(msgspec.Struct, array_like=True):
     bulk: bool = False  # from a bulk import: yields to live traffic in the writer
     rate_format: int = RATE_FORMAT  # of `rates`; `scaled.stream.decode` sets 1 for messages from before facts
     fees: list[Fee] = []
+    links: list[Link] = msgspec.field(default_factory=list)
+    place: str | None = None  # not a write: asks the writer for `GET /v1/places/{place}` (no events)
 
     def rate_rows(self) -> np.ndarray:
         """`rates` as `RATE_DTYPE` rows, whichever format the frame was written in."""
@@ -251,20 +276,22 @@ class Commit(msgspec.Struct):
     rate_events: bytes | None  # packed RATE_DTYPE, key = row
     settings: dict[str, bytes]
     fees: list[tuple[int, Fee]] = []  # by row
+    links: list[Link] = msgspec.field(default_factory=list)  # kept by key: they may name unknown listings
 
     @property
     def describes(self) -> bool:
-        """Whether anything beside rate events changes: listings, keys, fees or settings."""
-        return bool(self.new_keys or self.listings or self.delists or self.settings or self.fees)
+        """Whether anything beside rate events changes: listings, keys, fees, links or settings."""
+        return bool(self.new_keys or self.listings or self.delists or self.settings or self.fees or self.links)
 
     def without_rates(self) -> Commit:
-        return Commit(self.new_keys, self.listings, self.delists, 0, None, self.settings, self.fees)
+        return Commit(self.new_keys, self.listings, self.delists, 0, None, self.settings, self.fees, self.links)
 
 
 class WriteReply(msgspec.Struct, array_like=True):
     id: int
     seq: int
     error: str | None = None
+    body: bytes | None = None  # the answer to a query (`WriteRequest.place`): JSON, or None for not found
 
 
 def listing_key(source: str, listing_id: str) -> str:

@@ -36,6 +36,7 @@ class Counter:
     FEED_HEAD = 10  # entries ever appended to the change feed (memory/feed.py)
     WATCHES_CHANGED = 11  # bumped by a worker that created or deleted a watch: the watcher reloads
     OUTBOX = 12  # bumped by the watcher after it committed watch events: SSE streams read them
+    HISTORY_SEQ = 13  # the last commit sequence the price history holds (`durable.history`)
     FEE_SLOTS = 16  # fee arena slots in use (memory/fees.py)
 
 

@@ -35,6 +35,7 @@ from staystream.durable.postgres import (
     fee_columns,
     listing_columns,
     newest_per_row,
+    upsert_links,
 )
 from staystream.events.types import WriteRequest, split_key
 from staystream.retry import backoff, retrying
@@ -190,7 +191,8 @@ class Applier:
         else:
             self.oldest_pending = None
         rates = merged.rate_rows()
-        applied_events.inc(len(rates) + len(merged.listings) + len(merged.delists) + len(merged.fees))
+        applied_events.inc(len(rates) + len(merged.listings) + len(merged.delists) + len(merged.fees)
+                           + len(merged.links))
         applied_nights.inc(int(rates["nights"].sum()) if len(rates) else 0)
         for message in messages:
             try:
@@ -223,6 +225,8 @@ class Applier:
                     "INSERT INTO staystream.rate_log (seq, events, stream_seq) "
                     "VALUES (nextval('staystream.log_seq'), $1, $2)", events.tobytes(), last_seq,
                 )
+            if request.links:
+                await upsert_links(connection, request.links)
             if request.fx is not None:
                 await connection.execute(UPSERT_SETTING, "fx", request.fx)
         self.rows.update(rows)  # committed: safe to remember

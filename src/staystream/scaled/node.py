@@ -55,6 +55,7 @@ from staystream.durable.postgres import (
     insert_chunks,
     load_chunks,
     read_fees,
+    read_links,
     rebuild_mirror,
     upgrade_log,
 )
@@ -149,7 +150,7 @@ class StreamDurable:
             return Recovered(None, [], [], iter([]))
         started = time.perf_counter()
         found = await _retrying("bootstrap from PostgreSQL", self._read_all)
-        snapshot_keys, state, entries, settings, logs, positions, pg_fees = found
+        snapshot_keys, state, entries, settings, logs, positions, pg_fees, links = found
         keys: list[str] = list(snapshot_keys)
         local = {key: row for row, key in enumerate(keys)}
         max_pg = max((r[0] for r in entries), default=-1)
@@ -164,10 +165,13 @@ class StreamDurable:
             mirror_entries.append((row, *record[1:]))
         described = {entry[0] for entry in mirror_entries}
         mirror_entries += [
-            (row, *split_key(key), *([None] * 12)) for row, key in enumerate(keys) if row not in described
+            (row, *split_key(key), *([None] * 13)) for row, key in enumerate(keys) if row not in described
         ]
-        columns = [(int(pg_to_local[r[0]]), r[4], r[5], r[6], r[7], r[11], r[13], r[14], r[8])
-                   for r in entries if r[13] is not None or r[14] is not None]
+        # MIRROR_COLUMNS by position: 8 property_id, 11 bedrooms, 13 address, 14 described_at, 15 delisted_at
+        columns = [(int(pg_to_local[r[0]]), r[4], r[5], r[6], r[7], r[11], r[14], r[15], r[8])
+                   for r in entries if r[14] is not None or r[15] is not None]
+        places = [(int(pg_to_local[r[0]]), *r[1:8], r[13], r[8])
+                  for r in entries if r[14] is not None and (r[15] is None or r[15] < r[14])]
         self.key_of_row = keys
         self.start_seq = positions + 1
         self.followed_seq = positions
@@ -187,7 +191,9 @@ class StreamDurable:
             [(row, *split_key(key)) for row, key in enumerate(keys)],
             columns,
             _remapped(logs, pg_to_local),
-            fee_structs(fees),
+            fees=fee_structs(fees),
+            places=places,
+            links=links,
         )
 
     async def _read_all(self) -> tuple[Any, ...]:
@@ -205,11 +211,12 @@ class StreamDurable:
             settings = [tuple(r) for r in await connection.fetch("SELECT name, value FROM staystream.settings")]
             logs = [r["events"] for r in await connection.fetch("SELECT events FROM staystream.rate_log ORDER BY seq")]
             fees = await read_fees(connection)
+            links = await read_links(connection)
             counted = await connection.fetchrow(
                 "SELECT count(*) AS n, coalesce(min(stream_seq), 0) AS low FROM staystream.positions "
                 "WHERE partition < $1", self.config.stream_partitions)
         complete = counted["n"] == self.config.stream_partitions
-        return keys, state, entries, settings, logs, counted["low"] if complete else 0, fees
+        return keys, state, entries, settings, logs, counted["low"] if complete else 0, fees, links
 
     # -- following the stream ------------------------------------------------------------
 
@@ -293,6 +300,11 @@ class StreamDurable:
         for row, source, listing_id in commit.new_keys:
             assert row == len(self.key_of_row), (row, len(self.key_of_row))
             self.key_of_row.append(f"{source}\x00{listing_id}")
+
+    async def log_after(self, seq: int) -> Iterator[tuple[int, bytes]]:
+        """Nothing: this node's sequences are its own, not the log's in PostgreSQL, so its
+        history holds what it applied while running (docs/durability.md)."""
+        return iter([])
 
     async def write_snapshot(self, seq: int, rows: int, pieces: Iterator[Piece]) -> None:
         """The pieces were copied starting at writer seq `seq` (in chunks while groups go on:

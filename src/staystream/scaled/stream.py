@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from staystream.events.types import Delist, Fee, Listing, WriteReply, WriteRequest
+from staystream.events.types import Delist, Fee, Link, Listing, WriteReply, WriteRequest
 from staystream.writer.wire import WriterClient, WriterUnavailable
 
 try:
@@ -102,7 +102,8 @@ def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
     listing_part = [partition_of(listing.key, partitions) for listing in request.listings]
     delist_part = [partition_of(d.key, partitions) for d in request.delists]
     fee_part = [partition_of(fee.key, partitions) for fee in request.fees]
-    touched = set(rate_part.tolist()) | set(listing_part) | set(delist_part) | set(fee_part)
+    link_part = [partition_of(link.key, partitions) for link in request.links]  # by the pair's first key
+    touched = set(rate_part.tolist()) | set(listing_part) | set(delist_part) | set(fee_part) | set(link_part)
     if not touched:
         touched = {0}  # a settings-only request (FX table)
     out = {}
@@ -118,6 +119,7 @@ def split(request: WriteRequest, partitions: int) -> dict[int, WriteRequest]:
             [d for d, q in zip(request.delists, delist_part, strict=True) if q == p],
             request.newest, request.fx if p == min(touched) else None,
             fees=[fee for fee, q in zip(request.fees, fee_part, strict=True) if q == p],
+            links=[link for link, q in zip(request.links, link_part, strict=True) if q == p],
         )
     return out
 
@@ -131,6 +133,7 @@ def merge(requests: list[WriteRequest]) -> WriteRequest:
     listings: list[Listing] = []
     delists: list[Delist] = []
     fees: list[Fee] = []
+    links: list[Link] = []
     newest: dict[str, int] = {}
     fx: bytes | None = None
     for request in requests:
@@ -143,11 +146,12 @@ def merge(requests: list[WriteRequest]) -> WriteRequest:
         listings.extend(request.listings)
         delists.extend(request.delists)
         fees.extend(request.fees)
+        links.extend(request.links)
         for source, changed_at in request.newest.items():
             newest[source] = max(changed_at, newest.get(source, changed_at))
         fx = request.fx if request.fx is not None else fx
     packed = np.concatenate(parts).tobytes() if parts else b""
-    return WriteRequest(0, list(index), packed, listings, delists, newest, fx, fees=fees)
+    return WriteRequest(0, list(index), packed, listings, delists, newest, fx, fees=fees, links=links)
 
 
 async def connect(url: str, name: str) -> Any:

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import base64
+import sqlite3
 import time
 import unicodedata
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from staystream.dates import day_from_epoch, format_changed_at
-from staystream.durable import sqlite
+from staystream.durable import history, sqlite
+from staystream.durable.history import HISTORY_FIELDS, TYPE_OF_FACTS
 from staystream.events.fx import Fx, load_fx
 from staystream.events.money import CURRENCIES, format_minor
-from staystream.events.types import KINDS
+from staystream.events.types import FACT_AVAILABILITY, FACT_PRICE, FACT_STAY_RULE, KINDS, listing_key
 from staystream.memory.calendar import OLDEST, PAGE, CalendarReader
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.shm import Counter, SharedArrays
+from staystream.places.graph import place_id_for
 
 
 class Store:
@@ -24,6 +27,8 @@ class Store:
         self.shared = SharedArrays(shm_path, SHARED_ARRAYS, create=False)
         self.calendar = CalendarReader(self.shared)
         self.connection = sqlite.connect_reader(database_path)
+        self.history_path = history.history_path(database_path.parent)
+        self._history: sqlite3.Connection | None = None  # opened on first use: the writer creates it
         self.fx = fx
         self._fx_generation = 0
         self.refresh()
@@ -37,6 +42,33 @@ class Store:
             if stored is not None:
                 self.fx = load_fx(stored)
             self._fx_generation = generation
+
+    @property
+    def history_behind(self) -> bool:
+        """Whether the price history lacks groups the writer already applied (and acknowledged)."""
+        return int(self.shared.counters[Counter.HISTORY_SEQ]) < int(self.shared.counters[Counter.SEQ])
+
+    def changes(self, row: int, night: int) -> list[dict[str, object]]:
+        """Every event that set a fact of the listing's `night`, by changed_at (then arrival),
+        with the facts it set (the others null); an event met twice (replayed) shows once."""
+        if self._history is None:
+            self._history = history.connect(self.history_path, readonly=True)
+        found = list(dict.fromkeys(history.changes(self._history, row, night)))
+        found.sort(key=lambda event: event[2])  # stable: arrival order at equal changed_at
+        shown: list[dict[str, object]] = []
+        for values in found:
+            event = dict(zip(HISTORY_FIELDS, values, strict=True))
+            facts = event["facts"]
+            priced = bool(facts & FACT_PRICE) and event["price"] >= 0
+            shown.append({
+                "type": TYPE_OF_FACTS.get(facts, "rate"),
+                "price": format_minor(event["price"], event["currency"]) if priced else None,
+                "currency": CURRENCIES[event["currency"]] if priced else None,
+                "available": bool(event["available"]) if facts & FACT_AVAILABILITY else None,
+                "min_nights": event["min_nights"] if facts & FACT_STAY_RULE else None,
+                "changed_at": format_changed_at(event["changed_at"]),
+            })
+        return shown
 
     @property
     def backlog(self) -> int:
@@ -60,6 +92,22 @@ class Store:
         found = sqlite.details(self.connection, [row])[row]
         searchable = bool(self.shared["searchable"][row]) if row < len(self.shared["searchable"]) else False
         return {**describe(found, searchable), "place_id": self.place_ids([row]).get(row)}
+
+    def place_of_one(self, answer: dict[str, object]) -> bytes | None:
+        """The place of a listing outside every place (the writer's `{"place_id", "alone"}`):
+        itself, as the store describes it (name, lat and lon null when never described)."""
+        alone = answer["alone"]
+        assert isinstance(alone, list) and len(alone) == 2, alone  # [source, listing_id] from the writer
+        source, listing_id = str(alone[0]), str(alone[1])
+        row = self.find(source, listing_id)
+        if row is None:
+            return None
+        found = sqlite.details(self.connection, [row]).get(row, {})
+        return msgspec.json.encode({
+            "place_id": answer["place_id"], "name": found.get("name"), "lat": found.get("lat"),
+            "lon": found.get("lon"),
+            "listings": [{"source": source, "listing_id": listing_id, "matched": "self", "score": 1.0}],
+        })
 
     def listing_key(self, row: int) -> tuple[str, str]:
         return sqlite.keys(self.connection, [row])[row]
@@ -118,17 +166,8 @@ class Store:
 
 
 def place_id(source: str, listing_id: str) -> str:
-    """The opaque id of a place, from the key of the listing that stands for it (URL-safe)."""
-    return base64.urlsafe_b64encode(f"{source}\x00{listing_id}".encode()).decode().rstrip("=")
-
-
-def place_key(text: str) -> tuple[str, str] | None:
-    """The (source, listing_id) a `place_id` was made from, None if it is not one."""
-    try:
-        source, zero, listing_id = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().partition("\x00")
-    except ValueError:
-        return None
-    return (source, listing_id) if zero and source and listing_id else None
+    """The id of a place from its anchor's key (the smallest member key): the engine's naming."""
+    return place_id_for(listing_key(source, listing_id))
 
 
 def describe(found: dict[str, object], searchable: bool) -> dict[str, object]:
@@ -148,6 +187,7 @@ def describe(found: dict[str, object], searchable: bool) -> dict[str, object]:
         "country": found.get("country"),
         "bedrooms": found.get("bedrooms"),
         "url": found.get("url"),
+        "address": found.get("address"),
         "described_at": format_changed_at(described_at) if isinstance(described_at, int) else None,
         "delisted_at": format_changed_at(delisted_at) if isinstance(delisted_at, int) else None,
         "searchable": searchable,

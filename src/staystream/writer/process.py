@@ -29,8 +29,19 @@ from staystream.config import Config
 from staystream.dates import epoch_day
 from staystream.durable import snapshot
 from staystream.durable.embedded import Durable, SqliteDurable
+from staystream.durable.history import HistoryKeeper
 from staystream.durable.lock import StoreLocked
-from staystream.events.types import RATE_DTYPE, Commit, Delist, Fee, Listing, WriteReply, WriteRequest, split_key
+from staystream.events.types import (
+    RATE_DTYPE,
+    Commit,
+    Delist,
+    Fee,
+    Link,
+    Listing,
+    WriteReply,
+    WriteRequest,
+    split_key,
+)
 from staystream.memory.calendar import PAGE, CalendarWriter
 from staystream.memory.feed import ALL_NIGHTS, FeedWriter
 from staystream.memory.fees import FeeColumns
@@ -39,7 +50,7 @@ from staystream.memory.listings import ListingColumns
 from staystream.memory.shm import Counter, SharedArrays
 from staystream.paths import WRITER_STATUS_FILE, writer_socket
 from staystream.writer import wire
-from staystream.writer.properties import PropertyPlaces
+from staystream.writer.places import WriterPlaces
 
 log = logging.getLogger("staystream.writer")
 Frame = tuple[asyncio.StreamWriter, WriteRequest, int]  # (reply to, request, events)
@@ -55,11 +66,13 @@ class Group:
     listings: list[tuple[int, Listing]] = field(default_factory=list)
     delists: list[tuple[int, Delist]] = field(default_factory=list)
     fees: list[tuple[int, Fee]] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
     settings: dict[str, bytes] = field(default_factory=dict)
     seq: int = 0
 
 
 GROUP_NIGHTS = 400_000  # applying this many night updates takes ~50 ms: a group's latency bound
+MATCH_IDLE_SECONDS = 0.5  # no frame for this long: deferred matching may use the whole writer
 SNAPSHOT_RETRY_SECONDS = 10.0  # after a failed snapshot (disk full, say): soon, but not every group
 
 
@@ -75,22 +88,31 @@ class Waiting:
         self.bulk: deque[tuple[Frame, int]] = deque()
         self.ready = asyncio.Event()
         self.closed = False
+        self.added_at = 0.0  # CLOCK_MONOTONIC of the last frame added
 
     def add(self, frame: Frame, nights: int, bulk: bool) -> None:
         (self.bulk if bulk else self.live).append((frame, nights))
+        self.added_at = time.monotonic()
         self.ready.set()
 
     def close(self) -> None:
         self.closed = True
         self.ready.set()
 
-    async def take(self) -> list[Frame] | None:
-        """The next group; None once closed and drained."""
+    @property
+    def empty(self) -> bool:
+        return not (self.live or self.bulk)
+
+    async def take(self, timeout: float | None = None) -> list[Frame] | None:
+        """The next group; None once closed and drained; [] if `timeout` passed first."""
         while not (self.live or self.bulk):
             if self.closed:
                 return None
             self.ready.clear()
-            await self.ready.wait()
+            try:
+                await asyncio.wait_for(self.ready.wait(), timeout)
+            except TimeoutError:
+                return []
         frames: list[Frame] = []
         nights = 0
         for queue in (self.live, self.bulk):
@@ -114,7 +136,9 @@ class Writer:
         last_page = (epoch_day(dt.date.today()) + config.horizon_days) // PAGE + 1
         self.calendar = CalendarWriter(self.shared, base_page, last_page - base_page + 1)
         self.keys: dict[str, int] = {}
-        self.properties = PropertyPlaces()
+        self.history = HistoryKeeper(config.data_dir, config.history_days, self._history_taken)
+        self.places = WriterPlaces(self.columns, self.keys, automatic=not config.no_matching,
+                                   moved=self._place_changed)
         self.seq = 0
         self.logged_since_snapshot = 0
         self.newest: dict[str, int] = {}
@@ -138,10 +162,7 @@ class Writer:
         self._add_rows(len(self.keys))
         self.columns.load(recovered.columns)
         self.fees.load(recovered.fees)
-        sources = {row: source for row, source, _ in recovered.keys}
-        for row, *_, property_id in recovered.columns:
-            if property_id is not None:
-                self.columns.set_places(self.properties.assign(row, sources[row], property_id))
+        self.places.load(recovered.places, recovered.links)
         self.seq = snapshot_seq
         replayed = replayed_nights = 0
         for seq, events in recovered.log:
@@ -152,13 +173,20 @@ class Writer:
             replayed_nights += int(batch["nights"].sum())
         self.logged_since_snapshot = replayed_nights
         self.shared.counters[Counter.SEQ] = self.seq
+        if self.history.taken > self.seq and not self.config.stream:  # scaled mode: sequences are the node's
+            log.warning("history: it holds groups this store never had (the store was replaced?); emptied",
+                        extra={"history_taken": self.history.taken, "store_seq": self.seq})
+            self.history.forget()
+        copied = self.history.catch_up(await self.durable.log_after(self.history.taken))
+        self.history.start()
         seconds = round(time.perf_counter() - started, 3)
         self.status["restart"] = {"recovered_at": time.time(), "snapshot_seq": snapshot_seq,
-                                  "replayed_events": replayed, "seconds": seconds}
+                                  "replayed_events": replayed, "history_copied_events": copied,
+                                  "seconds": seconds}
         log.info(
             "recovered",
             extra={"listings": len(self.keys), "snapshot_seq": snapshot_seq, "replayed_events": replayed,
-                   "seconds": seconds},
+                   "history_copied_events": copied, "seconds": seconds},
         )
 
     def _add_rows(self, rows: int) -> None:
@@ -189,6 +217,7 @@ class Writer:
         heart.cancel()
         if self.snapshotting is not None:
             await self.snapshotting
+        self.history.close()  # after the last group: it has taken everything (or failed)
         if self.logged_since_snapshot:
             await self.take_snapshot()
         await self.durable.close()
@@ -198,6 +227,10 @@ class Writer:
         try:
             while True:
                 request = await wire.read_request(reader)
+                if request.place is not None:  # a question, not a write: answered at once
+                    answer = self.places.as_json(request.place)
+                    stream.write(wire.encode(WriteReply(request.id, self.seq, None, answer)))
+                    continue
                 rates = request.rate_rows()
                 events = len(request.listings) + len(request.delists) + len(request.fees) + len(rates)
                 self._backlog(events)
@@ -211,8 +244,23 @@ class Writer:
         metrics.backlog_events.set(self.backlog)
 
     async def _commit_loop(self) -> None:
-        while (frames := await self.waiting.take()) is not None:
-            await self._commit(Group(frames))
+        match_due = 0.0
+        while True:
+            # Deferred automatic matching (imports): while frames keep coming, one slice after
+            # 9x as long as the last one took (10% of the writer's time); once none came for
+            # MATCH_IDLE_SECONDS, slice after slice.
+            now = time.monotonic()
+            if self.places.pending and not self.waiting.closed and (now >= match_due or (
+                    self.waiting.empty and now - self.waiting.added_at >= MATCH_IDLE_SECONDS)):
+                self.places.match_pending()
+                match_due = time.monotonic() + 9 * (time.monotonic() - now)
+                await asyncio.sleep(0)  # frames that arrived meanwhile get in
+                continue
+            frames = await self.waiting.take(MATCH_IDLE_SECONDS if self.places.pending else None)
+            if frames is None:
+                return
+            if frames:
+                await self._commit(Group(frames))
 
     async def _commit(self, group: Group) -> None:
         rows_before = len(self.keys)
@@ -222,7 +270,7 @@ class Writer:
             started = time.perf_counter()
             await self.durable.commit_group(Commit(
                 group.new_keys, group.listings, group.delists, group.seq,
-                group.rates.tobytes() if len(group.rates) else None, group.settings, group.fees,
+                group.rates.tobytes() if len(group.rates) else None, group.settings, group.fees, group.links,
             ))
             metrics.commit_seconds.observe(time.perf_counter() - started)
         except Exception as exc:  # the group is not durable: forget its new keys, tell the workers
@@ -261,6 +309,7 @@ class Writer:
             group.listings.extend((self._row(listing.key, group), listing) for listing in request.listings)
             group.delists.extend((self._row(d.key, group), d) for d in request.delists)
             group.fees.extend((self._row(fee.key, group), fee) for fee in request.fees)
+            group.links.extend(request.links)
             if request.fx is not None:
                 group.settings["fx"] = request.fx
         if parts:
@@ -283,12 +332,18 @@ class Writer:
             metrics.events_unchanged.inc(unchanged)
             self.seq = group.seq
             self.logged_since_snapshot += int(group.rates["nights"].sum())
+            self.history.add(group.seq, group.rates)
+        listed: dict[int, Listing] = {}
         for row, listing in group.listings:
             if self.columns.describe(row, listing):
-                source = split_key(listing.key)[0]
-                self.columns.set_places(self.properties.assign(row, source, listing.property_id))
+                listed[row] = listing
+        key_of = {row: listing.key for row, listing in listed.items()}
         for row, delist in group.delists:
             self.columns.delist(row, delist)
+            key_of[row] = delist.key
+        searchable = self.shared["searchable"]
+        self.places.apply([listed[row] for row in listed if searchable[row]],
+                          [key for row, key in key_of.items() if not searchable[row]], group.links)
         if group.fees:
             self.fees.apply(group.fees)
         newest_in_group: dict[str, int] = {}
@@ -306,6 +361,14 @@ class Writer:
         self._publish_changes(group)
         self.shared.counters[Counter.SEQ] = self.seq
         metrics.apply_seconds.observe(time.perf_counter() - started)
+
+    def _history_taken(self, seq: int) -> None:
+        """From the history thread: the workers' history reads wait for this (read-after-ack)."""
+        self.shared.counters[Counter.HISTORY_SEQ] = seq
+
+    def _place_changed(self, rows: np.ndarray) -> None:
+        """Rows whose place changed (in a group, or by deferred matching): the watcher rechecks them."""
+        self.feed.append(rows, *[np.full(len(rows), bound, np.int32) for bound in ALL_NIGHTS])
 
     def _publish_changes(self, group: Group) -> None:
         """What the group touched, for the watcher (memory/feed.py): raw columns, a few memcpys."""
@@ -352,8 +415,14 @@ class Writer:
     async def take_snapshot(self) -> None:
         """Stream the calendar to the backend a chunk at a time while groups go on (a fuzzy
         copy, made exact by the log after `seq`); the backend then drops the log it covers."""
-        started = time.perf_counter()
         seq, logged = self.seq, self.logged_since_snapshot
+        # The snapshot ends with the log it covers deleted: the history must have copied it.
+        while self.history.taken < seq and not self.history.failed:
+            await asyncio.sleep(0.02)
+        if self.history.failed:
+            log.error("history: taking a snapshot although the history failed; the groups it lacks are lost "
+                      "to it once the log is truncated", extra={"taken": self.history.taken, "seq": seq})
+        started = time.perf_counter()
         self.logged_since_snapshot = 0
         rows = len(self.keys)
         with closing(self.calendar.snapshot_chunks(rows)) as chunks:

@@ -69,6 +69,12 @@ class WriterClient:
                 future.set_exception(WriterUnavailable("the writer process went away"))
         self.pending.clear()
 
+    async def place(self, place_id: str) -> bytes | None:
+        """`GET /v1/places/{place_id}` as the writer (the places' owner) answers it, None if
+        unknown. Always this process's own writer, in scaled mode too (no stream involved)."""
+        reply = await WriterClient.write(self, WriteRequest(0, [], b"", [], [], {}, place=place_id))
+        return reply.body
+
     async def write(self, request: WriteRequest) -> WriteReply:
         if self.stream is None:
             raise WriterUnavailable("the writer process is not connected")

@@ -1,0 +1,489 @@
+"""The place of every listing, kept up to date event by event.
+
+Places are a pure function of the current listings and links (a restart that replays them,
+or the events in any order, give the same places), computed as follows:
+
+1. Edges. *property*: listings of one source with one `property_id`. *link*: a link with
+   `same: true` (the latest per pair wins; see `Link`). *candidate*: listings of different
+   sources within `matching.RADIUS_M` whose score reaches `matching.THRESHOLD` and that no link
+   names as a pair (a link, either way, beats automatic matching).
+2. Joining, under the "not same" links: property edges always join (the contract makes them
+   one place, so a "not same" between units of one property cannot be honoured); then link
+   edges, newest first; then candidates, best score first (ties: the nearer, then by the
+   keys). A link or candidate is refused when it would put two listings that a "not same" link
+   separates into one place, so a "not same" holds even against a chain of edges that would
+   join them.
+3. One-to-one: per pair of sources a listing takes at most one candidate: a candidate is
+   skipped when either listing already took one of the other's source (a refused candidate
+   takes nothing). Those taken are the *auto* edges.
+4. Places are the joined groups. `place_id` is "p" and a hash of the smallest member key.
+   Each member says how it joined: the smallest key is "self" and every other member names
+   the edge that first reached it from there ("property", "link" or "auto", with the auto
+   edge's score; 1.0 for the others). The place's name, lat and lon are those of its
+   representative: the smallest key among members with an address (a provider that knows
+   the street address places the point precisely), else the smallest key.
+
+Incrementally, an event re-decides only the connected groups of listings linked by property,
+link or candidate edges that contain the listings it touched: nothing outside such a group can
+change its places, so the incremental result equals the recomputed one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from staystream.places import matching
+from staystream.places.grid import METRES_PER_DEGREE as _METRES_PER_DEGREE
+from staystream.places.grid import Grid
+from staystream.places.types import Delisted, Link, PlaceEvent, PlaceListing
+
+Matched = str  # "self" | "property" | "link" | "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    place_id: str
+    representative: PlaceListing
+    members: tuple[tuple[PlaceListing, Matched, float], ...]  # sorted by key
+
+    def as_json(self) -> dict[str, object]:
+        """The body of `GET /v1/places/{place_id}`."""
+        return {
+            "place_id": self.place_id,
+            "name": self.representative.name,
+            "lat": self.representative.lat,
+            "lon": self.representative.lon,
+            "listings": [
+                {"source": m.source, "listing_id": m.listing_id, "matched": how, "score": score}
+                for m, how, score in self.members
+            ],
+        }
+
+
+def place_id_for(anchor_key: str) -> str:
+    """Opaque and URL-safe: "p" and 16 hex digits of a hash of the smallest member key."""
+    return "p" + hashlib.blake2b(anchor_key.encode(), digest_size=8).hexdigest()
+
+
+def _property(listing: PlaceListing) -> tuple[str, str] | None:
+    return None if listing.property_id is None else (listing.source, listing.property_id)
+
+
+def _name_bloom(core_name: str) -> int:
+    """64 bits, one per word hashed: two names sharing a word share a bit."""
+    bits = 0
+    for word in core_name.split():
+        bits |= 1 << (zlib.crc32(word.encode()) & 63)
+    return bits
+
+
+class PlaceGraph:
+    """Listings, links and the places they make; `apply` takes events, the rest reads."""
+
+    def __init__(self, automatic: bool = True) -> None:
+        self._automatic = automatic  # False: property and link edges only (no candidates scored)
+        # listings whose candidates are still to be found (`apply(match=False)`), by grid cell
+        self._pending: dict[tuple[int, int], set[str]] = {}
+        self._listings: dict[str, PlaceListing] = {}
+        # per listing: lat, lon, source number, name bloom, normalised name (for `_columns`)
+        self._rows: dict[str, tuple[float, float, int, int, str]] = {}
+        self._source_ids: dict[str, int] = {}
+        self._cell_columns: dict[tuple[int, int], _Columns] = {}  # built when needed
+        self._grid = Grid(matching.RADIUS_M)
+        self._properties: dict[tuple[str, str], set[str]] = {}
+        self._links: dict[tuple[str, str], Link] = {}
+        self._link_partners: dict[str, set[str]] = {}
+        self._candidates: dict[str, dict[str, tuple[float, float]]] = {}  # other: (score, metres)
+        self._place_of: dict[str, str] = {}
+        self._places: dict[str, Place] = {}
+
+    # -- reading
+
+    def place_id_of(self, key: str) -> str | None:
+        """The place of a listing by its key (`types.listing_key`), None if not listed."""
+        return self._place_of.get(key)
+
+    def place(self, place_id: str) -> Place | None:
+        return self._places.get(place_id)
+
+    def places(self) -> dict[str, Place]:
+        """Every place by id (a copy)."""
+        return dict(self._places)
+
+    def __len__(self) -> int:
+        return len(self._listings)
+
+    # -- writing
+
+    def apply(self, events: Iterable[PlaceEvent], match: bool = True) -> dict[str, str | None]:
+        """Apply events in order, then re-decide the places they touched, once.
+
+        Returns the new `place_id` of every listing key whose place changed (None: delisted).
+        Many events at once (an import) cost far less than one call each. With `match=False`
+        the listings' candidates are left for `match_pending` (property and link edges apply
+        now): places are then those of a graph without these listings' candidates until then.
+        """
+        touched: set[str] = set()
+        dirty: set[str] = set()
+        for event in events:
+            if isinstance(event, PlaceListing):
+                if self._listings.get(event.key) == event:
+                    continue  # sent again: nothing to re-decide
+                touched |= self._remove(event.key)
+                self._add(event)
+                touched |= self._neighbours(event.key)
+                touched.add(event.key)
+                dirty.add(event.key)
+            elif isinstance(event, Delisted):
+                touched |= self._remove(event.key)
+                touched.add(event.key)
+                dirty.discard(event.key)
+            else:
+                touched |= self._set_link(event)
+        if not self._automatic:
+            return self._redecide(touched)
+        for key in dirty:
+            self._unpend(key)
+            if not match:
+                listing = self._listings[key]
+                self._pending.setdefault(self._grid.cell(listing.lat, listing.lon), set()).add(key)
+        if not match:
+            return self._redecide(touched)
+        return self._redecide(touched | self._rescore(dirty))
+
+    @property
+    def pending(self) -> int:
+        """Listings applied with `match=False` whose candidates are still to be found."""
+        return sum(len(keys) for keys in self._pending.values())
+
+    def match_pending(self, limit: int) -> dict[str, str | None]:
+        """Find the candidates of up to `limit` pending listings, cell by cell (listings of a
+        cell share the neighbours scanned; any order ends with the same places), and re-decide
+        the places that gain an edge; returns the place changes as `apply` does."""
+        chosen: set[str] = set()
+        while self._pending and len(chosen) < limit:
+            cell = next(iter(self._pending))
+            keys = self._pending[cell]
+            while keys and len(chosen) < limit:
+                chosen.add(keys.pop())
+            if not keys:
+                del self._pending[cell]
+        return self._redecide(self._rescore(chosen))
+
+    def _unpend(self, key: str) -> None:
+        listing = self._listings.get(key)
+        if listing is None:
+            return
+        cell = self._grid.cell(listing.lat, listing.lon)
+        keys = self._pending.get(cell)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._pending[cell]
+
+    def _add(self, listing: PlaceListing) -> None:
+        key = listing.key
+        self._listings[key] = listing
+        core = matching.normalise_name(listing.name)
+        source = self._source_ids.setdefault(listing.source, len(self._source_ids))
+        self._rows[key] = (listing.lat, listing.lon, source, _name_bloom(core), core)
+        self._grid.add(key, listing.lat, listing.lon)
+        self._cell_columns.pop(self._grid.cell(listing.lat, listing.lon), None)
+        if (prop := _property(listing)) is not None:
+            self._properties.setdefault(prop, set()).add(key)
+        self._candidates[key] = {}
+
+    def _remove(self, key: str) -> set[str]:
+        """Forget a listing; returns its former neighbours (whose places may change)."""
+        listing = self._listings.get(key)
+        if listing is None:
+            return set()
+        self._unpend(key)
+        former = self._neighbours(key)
+        del self._listings[key]
+        self._grid.remove(key, listing.lat, listing.lon)
+        self._cell_columns.pop(self._grid.cell(listing.lat, listing.lon), None)
+        if (prop := _property(listing)) is not None:
+            group = self._properties[prop]
+            group.discard(key)
+            if not group:
+                del self._properties[prop]
+        for other in self._candidates.pop(key):
+            del self._candidates[other][key]
+        del self._rows[key]
+        return former
+
+    def _neighbours(self, key: str) -> set[str]:
+        """Listings joined to `key` by any property, link or candidate edge (present or not)."""
+        listing = self._listings[key]
+        found = set(self._candidates.get(key, ()))
+        if (prop := _property(listing)) is not None:
+            found |= self._properties[prop]
+        found |= self._link_partners.get(key, set())
+        found.discard(key)
+        return found
+
+    def _joinable(self, key: str) -> set[str]:
+        """Present listings that an edge of any kind could join to `key`: not "not same" links."""
+        found = self._neighbours(key)
+        for other in self._link_partners.get(key, ()):
+            apart = not self._links[(key, other) if key < other else (other, key)].same
+            if apart and other not in self._candidates[key] and not self._same_property(key, other):
+                found.discard(other)
+        return {other for other in found if other in self._listings}
+
+    def _same_property(self, a: str, b: str) -> bool:
+        x, y = self._listings.get(a), self._listings.get(b)
+        return x is not None and y is not None and _property(x) is not None and _property(x) == _property(y)
+
+    def _set_link(self, link: Link) -> set[str]:
+        pair = link.pair
+        current = self._links.get(pair)
+        if current is not None and current.precedence >= link.precedence:
+            return set()
+        self._links[pair] = link
+        a, b = pair
+        self._link_partners.setdefault(a, set()).add(b)
+        self._link_partners.setdefault(b, set()).add(a)
+        return {a, b}
+
+    # -- candidates
+
+    def _rescore(self, dirty: set[str]) -> set[str]:
+        """Recompute the candidate edges of the `dirty` listings, cell by cell in bulk.
+
+        Returns the listings that gained an edge. Pairs within reach (distance, other source)
+        are filtered in bulk before the full score: their names must share a word or have a
+        token_sort_ratio of at least `matching.MIN_NAME_SET` (without a shared word, that is
+        their token_set_ratio), then a token_set_ratio of at least it, which the score needs.
+        """
+        gained: set[str] = set()
+        by_cell: dict[tuple[int, int], list[str]] = {}
+        for key in sorted(dirty):
+            if key in self._listings:
+                listing = self._listings[key]
+                by_cell.setdefault(self._grid.cell(listing.lat, listing.lon), []).append(key)
+        cutoff = matching.MIN_NAME_SET * 100.0
+        # reach, in degrees of latitude, squared: an equirectangular test (with a margin),
+        # the exact haversine distance is the score's
+        reach_deg2 = (matching.RADIUS_M * 1.001 / _METRES_PER_DEGREE) ** 2
+        done: set[tuple[int, int]] = set()
+        for cell, mine in by_cell.items():
+            a = self._columns(mine)
+            # A pair of two dirty listings is scored once: from the cell done first, or within
+            # one cell from the smaller key.
+            parts: list[_Columns] = []
+            scored: list[np.ndarray] = []
+            for near in self._grid.cells_near(cell):
+                part = self._cell(near)
+                if near in done and len(by_cell[near]) == len(part.keys):
+                    continue
+                parts.append(part)
+                if near not in by_cell:  # no dirty listing there
+                    scored.append(np.zeros((len(mine), len(part.keys)), dtype=bool))
+                    continue
+                flags = np.fromiter((k in dirty for k in part.keys), dtype=bool, count=len(part.keys))
+                if near in done:
+                    scored.append(np.broadcast_to(flags, (len(mine), len(part.keys))))
+                elif near == cell:
+                    position = {k: i for i, k in enumerate(part.keys)}
+                    mine_at = np.array([position[k] for k in mine])
+                    scored.append(flags[None, :] & (np.arange(len(part.keys))[None, :] <= mine_at[:, None]))
+                else:
+                    scored.append(np.zeros((len(mine), len(part.keys)), dtype=bool))
+            done.add(cell)
+            b = _Columns.concatenate(parts)
+            dlat = b.lat[None, :] - a.lat[:, None]
+            dlon = (b.lon[None, :] - a.lon[:, None] + 180.0) % 360.0 - 180.0
+            dlon *= np.cos(np.radians(a.lat))[:, None]
+            reach = dlat * dlat + dlon * dlon <= reach_deg2
+            reach &= a.source[:, None] != b.source[None, :]
+            reach &= ~np.concatenate(scored, axis=1)
+            # names of the listings within reach of any of mine, each converted once
+            within = np.flatnonzero(reach.any(axis=0))
+            reach = reach[:, within]
+            hopeful = (a.bloom[:, None] & b.bloom[None, within]) != 0
+            hopeful |= process.cdist(a.name, b.name[within], scorer=fuzz.token_sort_ratio, score_cutoff=cutoff,
+                                     dtype=np.float32) >= cutoff
+            rows, cols = np.nonzero(reach & hopeful)
+            cols = within[cols]
+            keep = process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_set_ratio,
+                                  score_cutoff=cutoff, dtype=np.float32) >= cutoff
+            found = [(mine[i], b.keys[j]) for i, j in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True)]
+            pairs = [(x, y) if x < y else (y, x) for x, y in found]  # scored in key order
+            scores, metres = matching.score_many([(self._listings[x], self._listings[y]) for x, y in pairs])
+            for (x, y), score, distance in zip(pairs, scores.tolist(), metres.tolist(), strict=True):
+                if score >= matching.THRESHOLD:
+                    self._candidates[x][y] = self._candidates[y][x] = (score, distance)
+                    gained.update((x, y))
+        return gained
+
+    def _cell(self, cell: tuple[int, int]) -> _Columns:
+        columns = self._cell_columns.get(cell)
+        if columns is None:
+            columns = self._cell_columns[cell] = self._columns(sorted(self._grid.keys(cell)))
+        return columns
+
+    def _columns(self, keys: list[str]) -> _Columns:
+        lat, lon, source, bloom, name = zip(*(self._rows[k] for k in keys), strict=True)
+        return _Columns(
+            keys=keys, lat=np.array(lat), lon=np.array(lon), source=np.array(source),
+            bloom=np.array(bloom, dtype=np.uint64), name=np.array(name, dtype=object),
+        )
+
+    # -- places
+
+    def _redecide(self, touched: set[str]) -> dict[str, str | None]:
+        changed: dict[str, str | None] = {}
+        for key in touched:
+            if key not in self._listings and key in self._place_of:
+                self._places.pop(self._place_of.pop(key), None)
+                changed[key] = None
+        groups: list[set[str]] = []
+        seen: set[str] = set()
+        for start in sorted(touched):
+            if start not in seen and start in self._listings:
+                groups.append(self._group(start))
+                seen |= groups[-1]
+        for key in seen:  # every old place of these listings lies within these groups
+            old = self._place_of.get(key)
+            if old is not None:
+                self._places.pop(old, None)
+        for group in groups:
+            for place in self._decide(group):
+                self._places[place.place_id] = place
+                for member, _, _ in place.members:
+                    if self._place_of.get(member.key) != place.place_id:
+                        self._place_of[member.key] = place.place_id
+                        changed[member.key] = place.place_id
+        return changed
+
+    def _group(self, start: str) -> set[str]:
+        """The present listings reachable from `start` by property, link(same) or candidate edges."""
+        group = {start}
+        frontier = [start]
+        while frontier:
+            key = frontier.pop()
+            for other in self._joinable(key):
+                if other in group:
+                    continue
+                group.add(other)
+                frontier.append(other)
+        return group
+
+    def _decide(self, group: set[str]) -> list[Place]:
+        """Steps 2-4 of the module docstring, for one connected group."""
+        if len(group) == 1:
+            (key,) = group
+            listing = self._listings[key]
+            return [Place(place_id_for(key), listing, ((listing, "self", 1.0),))]
+        links = [
+            self._links[(k, o)] for k in group for o in self._link_partners.get(k, ()) if o in group and k < o
+        ]
+        linked = {link.pair for link in links}
+        joins = _Joins(group, [link.pair for link in links if not link.same])
+        properties = {p for k in group if (p := _property(self._listings[k])) is not None}
+        for prop in sorted(properties):
+            ordered = sorted(self._properties[prop])
+            for other in ordered[1:]:
+                joins.join(ordered[0], other, "property", 1.0, force=True)
+        for link in sorted((x for x in links if x.same), key=lambda x: (-x.changed_at, x.pair)):
+            joins.join(*link.pair, "link", 1.0)
+        candidates = sorted(
+            (-score, distance, a, b)
+            for a in group for b, (score, distance) in self._candidates[a].items()
+            if a < b and (a, b) not in linked
+        )
+        taken: set[tuple[str, str]] = set()
+        for negative, _, a, b in candidates:
+            source_a, source_b = self._listings[a].source, self._listings[b].source
+            if (a, source_b) in taken or (b, source_a) in taken:
+                continue
+            if joins.join(a, b, "auto", -negative):  # refused by a "not same": takes no slot
+                taken.update(((a, source_b), (b, source_a)))
+        return [self._place(members, joins) for members in joins.groups()]
+
+    def _place(self, members: list[str], joins: _Joins) -> Place:
+        anchor = members[0]
+        how: dict[str, tuple[Matched, float]] = {anchor: ("self", 1.0)}
+        frontier = [anchor]
+        while frontier:
+            key = frontier.pop(0)
+            for other, kind, score in sorted(joins.edges[key]):
+                if other not in how:
+                    how[other] = (kind, score)
+                    frontier.append(other)
+        listings = [self._listings[k] for k in members]
+        representative = next((x for x in listings if x.address), listings[0])
+        return Place(
+            place_id_for(anchor),
+            representative,
+            tuple((x, how[x.key][0], how[x.key][1]) for x in listings),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """Listings of a cell or a neighbourhood as arrays, for the bulk tests of `_rescore`."""
+
+    keys: list[str]
+    lat: np.ndarray
+    lon: np.ndarray
+    source: np.ndarray
+    bloom: np.ndarray
+    name: np.ndarray
+
+    @staticmethod
+    def concatenate(parts: list[_Columns]) -> _Columns:
+        return _Columns(
+            keys=[k for part in parts for k in part.keys],
+            lat=np.concatenate([p.lat for p in parts]),
+            lon=np.concatenate([p.lon for p in parts]),
+            source=np.concatenate([p.source for p in parts]),
+            bloom=np.concatenate([p.bloom for p in parts]),
+            name=np.concatenate([p.name for p in parts]),
+        )
+
+
+class _Joins:
+    """Union-find over one group, refusing joins that would unite a "not same" pair."""
+
+    def __init__(self, group: set[str], apart: list[tuple[str, str]]) -> None:
+        self._parent = {k: k for k in group}
+        self._members: dict[str, set[str]] = {k: {k} for k in group}
+        self._apart: dict[str, set[str]] = {k: set() for k in group}
+        for a, b in apart:
+            self._apart[a].add(b)
+            self._apart[b].add(a)
+        self.edges: dict[str, list[tuple[str, Matched, float]]] = {k: [] for k in group}
+
+    def _root(self, key: str) -> str:
+        while self._parent[key] != key:
+            self._parent[key] = self._parent[self._parent[key]]
+            key = self._parent[key]
+        return key
+
+    def join(self, a: str, b: str, kind: Matched, score: float, force: bool = False) -> bool:
+        """Join the groups of `a` and `b`; False when a "not same" pair forbids it."""
+        ra, rb = self._root(a), self._root(b)
+        if ra == rb:
+            return True
+        if not force and not self._apart[ra].isdisjoint(self._members[rb]):
+            return False
+        if len(self._members[ra]) < len(self._members[rb]):
+            ra, rb = rb, ra
+        self._parent[rb] = ra
+        self._members[ra] |= self._members.pop(rb)
+        self._apart[ra] |= self._apart.pop(rb)
+        self.edges[a].append((b, kind, score))
+        self.edges[b].append((a, kind, score))
+        return True
+
+    def groups(self) -> list[list[str]]:
+        return sorted(sorted(members) for members in self._members.values())

@@ -1,0 +1,133 @@
+"""The pairwise decision: normalisation, each factor, and precision/recall on real labeled pairs."""
+
+from __future__ import annotations
+
+import doctest
+import random
+
+import pytest
+from rapidfuzz import fuzz
+
+import overture_pairs as places_pairs
+from staystream.places import matching
+from staystream.places.types import PlaceListing
+
+PAIRS = places_pairs.DEFAULT_PATH
+
+
+def listing(source: str, name: str, address: str | None = None, north_m: float = 0.0,
+            kind: str = "hotel_room", guests: int = 2) -> PlaceListing:
+    return PlaceListing(source, "1", 48.8510 + north_m / 111_195.0, 2.3260, name, kind, guests, address)
+
+
+@pytest.mark.parametrize(("raw", "normalised"), [
+    ("Hôtel Le Lutétia", "lutetia"),
+    ("The Grand Hotel de l'Europe", "grand europe"),
+    ("B&B HOTEL Hamburg-Nord", "hamburg nord"),
+    ("Apartments", "apartments"),  # only generic words: kept, else every flat would match
+    ("Residence  Palais Étoile", "palais etoile"),
+])
+def test_names_lose_case_accents_punctuation_and_lodging_words(raw: str, normalised: str) -> None:
+    assert matching.normalise_name(raw) == normalised
+
+
+def test_the_docstring_examples_hold() -> None:
+    results = doctest.testmod(matching)
+    assert results.attempted >= 3 and results.failed == 0
+
+
+def test_addresses_get_canonical_street_types_and_numbers_apart() -> None:
+    assert matching.normalise_address("12bis Av. des Champs-Élysées, 75008 Paris") == (
+        "ave champs elysees paris", frozenset({"12", "75008"}))
+    assert matching.normalise_address("12 avenue des Champs Elysees")[0] == "ave champs elysees"
+    assert matching.normalise_address("Habichtstraße 62")[1] == frozenset({"62"})
+
+
+def test_different_house_numbers_count_against_the_same_street() -> None:
+    same = matching.text_evidence("Hotel Rex", "Viale Romagna 330, Ravenna", "Rex", "Viale Romagna, 330")
+    other = matching.text_evidence("Hotel Rex", "Viale Romagna 330, Ravenna", "Rex", "Viale Romagna, 340")
+    assert same.address_numbers_shared and not same.address_numbers_differ
+    assert other.address_numbers_differ
+    assert matching.text_score(same) > matching.text_score(other)
+
+
+def test_the_same_hotel_across_sources_matches_and_explains_itself() -> None:
+    a = listing("booking", "Hotel Lutetia", "45 Boulevard Raspail, 75006 Paris")
+    b = listing("expedia", "Lutetia Paris", "45 bd Raspail, Paris", north_m=90)
+    match = matching.score(a, b)
+    assert match.same and 0.0 <= match.score <= 1.0
+    assert match.explain().startswith(f"score {match.score:.3f} (threshold {matching.THRESHOLD})")
+    assert "90 m" in match.explain()
+
+
+def test_different_hotels_on_one_street_do_not_match() -> None:
+    a = listing("booking", "Hotel Tonic", "Via Mariano Stabile, 126, 90139 Palermo")
+    b = listing("expedia", "Hotel Elite", "via Mariano Stabile 136, 90139 Palermo", north_m=40)
+    assert not matching.score(a, b).same
+
+
+def test_distance_within_the_blur_is_free_then_costs_then_excludes() -> None:
+    assert matching.distance_factor(0) == matching.distance_factor(matching.BLUR_M) == 1.0
+    assert matching.distance_factor(matching.RADIUS_M) == pytest.approx(matching.FAR_FACTOR)
+    assert matching.distance_factor(matching.RADIUS_M + 1) == 0.0
+    near = matching.score(listing("a", "Casa Rosa"), listing("b", "Casa Rosa", north_m=140))
+    far = matching.score(listing("a", "Casa Rosa"), listing("b", "Casa Rosa", north_m=390))
+    gone = matching.score(listing("a", "Casa Rosa"), listing("b", "Casa Rosa", north_m=450))
+    assert near.score > far.score > gone.score == 0.0
+
+
+def test_kinds_and_whole_unit_capacities() -> None:
+    assert matching.kind_factor("hotel_room", "private_room") == 1.0
+    assert matching.kind_factor("apartment", "house") == 1.0
+    assert matching.kind_factor("apartment", "other") == 1.0
+    assert matching.kind_factor("hotel_room", "apartment") == matching.KIND_MISMATCH_FACTOR
+    assert matching.capacity_factor("apartment", 2, "apartment", 4) == 1.0
+    assert matching.capacity_factor("apartment", 2, "apartment", 8) == matching.CAPACITY_MISMATCH_FACTOR
+    assert matching.capacity_factor("hotel_room", 2, "hotel_room", 8) == 1.0  # room types differ
+
+
+def test_the_name_prefilter_never_drops_a_pair_that_could_match() -> None:
+    """Every labeled pair scored same at distance 0 has names above MIN_NAME_SET."""
+    for pair in places_pairs.load(PAIRS):
+        evidence = matching.text_evidence(pair.names[0], pair.addresses[0], pair.names[1], pair.addresses[1])
+        if matching.text_score(evidence) >= matching.THRESHOLD:
+            assert evidence.name_set >= matching.MIN_NAME_SET, pair
+
+
+def test_precision_and_recall_on_the_held_out_real_pairs() -> None:
+    """Fitted on the tuning half (benchmarks/places_pairs.py --fit); measured on the other."""
+    pairs = places_pairs.load(PAIRS)
+    held_out = [p for p in pairs if not p.tuning]
+    precision, recall = places_pairs.measure([(places_pairs.pair_score(p), p.same) for p in held_out],
+                                             matching.THRESHOLD)
+    assert precision >= 0.85 and recall >= 0.82, (precision, recall)
+    lodging = [p for p in held_out if p.lodging]
+    precision, recall = places_pairs.measure([(places_pairs.pair_score(p), p.same) for p in lodging],
+                                             matching.THRESHOLD)
+    assert precision >= 0.90 and recall >= 0.80, (precision, recall)
+
+
+@pytest.mark.parametrize("names", [("Paris Paris", "Pariss"), ("Casa Casa Rosa", "Rosa Kasa")])
+def test_without_a_shared_word_token_set_is_at_most_token_sort(names: tuple[str, str]) -> None:
+    """What lets the graph pre-filter names with one cheap cdist per cell (words once each)."""
+    pairs = [p.names for p in places_pairs.load(PAIRS)] + [names]
+    for name_a, name_b in pairs:
+        a, b = matching.normalise_name(name_a), matching.normalise_name(name_b)
+        if not set(a.split()) & set(b.split()):
+            assert fuzz.token_set_ratio(a, b) <= fuzz.token_sort_ratio(a, b) + 1e-9, (a, b)
+
+
+def test_the_bulk_score_is_the_score() -> None:
+    rnd = random.Random(7)
+    kinds = ("hotel_room", "apartment", "house", "private_room", "other")
+    pairs = []
+    for i, pair in enumerate(places_pairs.load(PAIRS)[:600]):
+        a = PlaceListing("a", str(i), 1.3 + rnd.uniform(-0.002, 0.002), 103.8, pair.names[0], rnd.choice(kinds),
+                         rnd.choice((2, 4, 8)), pair.addresses[0])
+        b = PlaceListing("b", str(i), 1.3 + rnd.uniform(-0.002, 0.002), 103.8 + rnd.uniform(-0.003, 0.003),
+                         pair.names[1], rnd.choice(kinds), rnd.choice((2, 4, 8)), pair.addresses[1])
+        pairs.append((a, b))
+    bulk, metres = matching.score_many(pairs)
+    assert bulk.tolist() == pytest.approx([matching.score(a, b).score for a, b in pairs], abs=1e-4)
+    assert 0 < sum(s >= matching.THRESHOLD for s in bulk) < len(pairs)
+    assert metres.tolist() == pytest.approx([matching.haversine_m(a.lat, a.lon, b.lat, b.lon) for a, b in pairs])
