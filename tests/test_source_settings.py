@@ -57,11 +57,11 @@ def test_the_shipped_example_file_is_valid() -> None:
                                  "1 to 99"),
     ("[booking]\noccupancy = true", "occupancy: True is not a guest count"),
     ("[booking]\ncurrencies = 'EUR'", "sources file: [booking] currencies: not a setting; expected one of currency, "
-                                      "occupancy, properties, time_zone"),
+                                      "occupancy, properties, tax_percent, time_zone"),
     ("[booking.properties.H1]\nprice = 1", "sources file: [booking.properties.H1] price: not a setting; expected one "
                                            "of currency, occupancy, tax_percent, time_zone"),
     ("[booking.properties]\nH1 = 'EUR'", "sources file: [booking.properties.H1]: expected a table with currency, "
-                                         "occupancy, time_zone"),
+                                         "occupancy, tax_percent, time_zone"),
     ("['Booking.com']\ncurrency = 'EUR'", "sources file: [Booking.com]: not a source name; expected [a-z0-9_-]{1,32}"),
     ("booking = 'EUR'", "sources file: booking = 'EUR': expected a table [booking]"),
     ("[booking\n", "sources file: not valid TOML: "),
