@@ -59,6 +59,7 @@ class Job:
     schedule: tuple[tuple[float, float], ...] | None = None  # open loop: (seconds, requests/s) phases
     listings: tuple[int, int] = (0, 0)  # [first, last) of this process
     city_listings: int = 0
+    city_half: tuple[float, float] = (workload.HALF_LAT, workload.HALF_LON)  # prefill: the city's size
     events_per_request: int = 500
     seed: int = 0
     search_paths: tuple[str, ...] = ()
@@ -213,7 +214,7 @@ def _sources(job: Job) -> list[RateSource] | list[PrefillSource] | list[SearchSo
     first, last = job.listings
     shares = np.array_split(np.arange(first, last, dtype=np.int64), job.connections)
     if job.workload == "prefill":
-        city = City(job.city_listings)
+        city = City(job.city_listings, half_lat=job.city_half[0], half_lon=job.city_half[1])
         return [PrefillSource(host, city, int(s[0]), int(s[-1]) + 1, job.events_per_request, job.prefill_changed_at)
                 for s in shares if len(s)]
     if job.workload == "rates":

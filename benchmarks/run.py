@@ -26,12 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import bulk_live, deals_bench, scenarios, watches_bench
+from . import bulk_live, deals_bench, dense_search, scenarios, watches_bench
 from .scenarios import NAMES, Bench, Settings
 
 NAMES = (*NAMES, bulk_live.NAME)  # bulk import beside live traffic: benchmarks/bulk_live.py
 NAMES = (*NAMES, deals_bench.NAME)  # places, deals and flexible dates: benchmarks/deals_bench.py
 NAMES = (*NAMES, watches_bench.NAME)  # watches at scale: benchmarks/watches_bench.py
+NAMES = (*NAMES, dense_search.NAME)  # search in a dense city (issue 15.3): benchmarks/dense_search.py
 
 RESULTS = Path(__file__).parent / "results"
 MiB = 2**20
@@ -226,6 +227,7 @@ RUNNERS: dict[str, Callable[[Bench], dict[str, Any]]] = {
     "generator": run_generator, "throughput": run_throughput, "latency": run_latency, "burst": run_burst,
     "tail": run_tail, "search": run_search, "ceiling": run_ceiling, "memory": run_memory,
     bulk_live.NAME: bulk_live.run, deals_bench.NAME: deals_bench.run, watches_bench.NAME: watches_bench.run,
+    dense_search.NAME: dense_search.run,
 }
 
 
@@ -407,6 +409,8 @@ def _rows(name: str, result: dict[str, Any]) -> list[str]:
         rows += watches_bench.rows(result)
     elif name == deals_bench.NAME:
         rows += deals_bench.rows(result)
+    elif name == dense_search.NAME:
+        rows += dense_search.rows(result)
     return rows
 
 

@@ -128,11 +128,14 @@ class Bench:
         return loadgen.split(job, max(1, min(s.loadgen_processes, connections)))
 
 
-def prefill(server: Service, listings: int, settings: Settings, log: Callable[[str], None]) -> dict[str, object]:
-    """Describe `listings` listings and fill their 365-night calendars, as fast as it goes."""
+def prefill(server: Service, listings: int, settings: Settings, log: Callable[[str], None],
+            city_half: tuple[float, float] = (workload.HALF_LAT, workload.HALF_LON)) -> dict[str, object]:
+    """Describe `listings` listings (in a city of 2 x `city_half` degrees) and fill their
+    365-night calendars, as fast as it goes."""
     changed_at = workload.rfc3339_ms(int(time.time() * 1000) - 600_000)
     job = Job("127.0.0.1", server.port, "prefill", 16, listings=(0, listings), city_listings=listings,
-              events_per_request=settings.events_per_request, prefill_changed_at=changed_at, retry_shed=True)
+              city_half=city_half, events_per_request=settings.events_per_request, prefill_changed_at=changed_at,
+              retry_shed=True)
     started = time.monotonic()
     result = loadgen.run(loadgen.split(job, max(1, settings.loadgen_processes)))
     seconds = time.monotonic() - started

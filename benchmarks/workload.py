@@ -24,6 +24,8 @@ import numpy as np
 SOURCE = "bench"
 CITY_LAT, CITY_LON = 48.8566, 2.3522  # Paris, for plausible coordinates
 HALF_LAT, HALF_LON = 0.10, 0.15  # about 22 km x 22 km
+# Issue 15's dense city: 100,000 units in 11 km (east-west) x 7 km (north-south), Paris-like.
+DENSE_HALF_LAT, DENSE_HALF_LON = 3.5 / 111.2, 5.5 / (111.2 * 0.6579)  # cos(48.86 deg) = 0.6579
 CALENDAR_NIGHTS = 365
 MIN_EVENT_NIGHTS, MAX_EVENT_NIGHTS = 7, 30
 KINDS = ("apartment", "house", "private_room", "hotel_room")
@@ -62,17 +64,20 @@ class City:
 
     listings: int
     seed: int = 7
+    half_lat: float = HALF_LAT  # the city spans twice these, in degrees
+    half_lon: float = HALF_LON
 
     def places(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(lat, lon, kind index, max_guests) of every listing; computed once per process."""
-        return _places(self.listings, self.seed)
+        return _places(self.listings, self.seed, self.half_lat, self.half_lon)
 
 
 @functools.lru_cache(maxsize=4)
-def _places(listings: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _places(listings: int, seed: int, half_lat: float, half_lon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                                  np.ndarray]:
     rng = np.random.default_rng(seed)
-    lat = CITY_LAT + rng.uniform(-HALF_LAT, HALF_LAT, listings)
-    lon = CITY_LON + rng.uniform(-HALF_LON, HALF_LON, listings)
+    lat = CITY_LAT + rng.uniform(-half_lat, half_lat, listings)
+    lon = CITY_LON + rng.uniform(-half_lon, half_lon, listings)
     kind = rng.integers(0, len(KINDS), listings)
     guests = rng.integers(1, 7, listings)
     return lat, lon, kind, guests
@@ -156,17 +161,18 @@ def rate_body(columns: np.ndarray) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def search_paths(city: City, count: int, seed: int = 11) -> list[str]:
-    """Random stays (1-7 nights in the next 300 days) in random areas (1-5 km) of the city."""
+def search_paths(city: City, count: int, seed: int = 11, radius_km: tuple[float, float] = (1, 5)) -> list[str]:
+    """Random stays (1-7 nights in the next 300 days, 1-4 guests) in random circles of the city
+    (radius drawn from `radius_km`)."""
     rng = np.random.default_rng(seed)
     today = dt.date.today()
     paths = []
     for _ in range(count):
         checkin = today + dt.timedelta(days=int(rng.integers(1, 300)))
         query = {
-            "lat": f"{CITY_LAT + rng.uniform(-HALF_LAT, HALF_LAT) * 0.9:.5f}",
-            "lon": f"{CITY_LON + rng.uniform(-HALF_LON, HALF_LON) * 0.9:.5f}",
-            "radius_km": f"{rng.uniform(1, 5):.2f}",
+            "lat": f"{CITY_LAT + rng.uniform(-city.half_lat, city.half_lat) * 0.9:.5f}",
+            "lon": f"{CITY_LON + rng.uniform(-city.half_lon, city.half_lon) * 0.9:.5f}",
+            "radius_km": f"{rng.uniform(*radius_km):.2f}",
             "checkin": checkin.isoformat(),
             "checkout": (checkin + dt.timedelta(days=int(rng.integers(1, 8)))).isoformat(),
             "guests": str(int(rng.integers(1, 5))),
