@@ -529,3 +529,33 @@ def test_a_place_follows_its_cheapest_offer(server: Server) -> None:
             assert drop.data["place_id"] == ours[0].data["place_id"]
         finally:
             stream.close()
+
+
+def test_a_fee_change_alone_moves_the_watch(server: Server) -> None:
+    """A fee is in every total: a fee event with no rate beside it makes the place leave (its
+    total now above max_price) and enter again (the fee lowered), with search's totals."""
+    with server.client() as client:
+        flat = unique_id("fee")
+        post_ok(client, [listing(flat, lat=LAT + 0.0015, lon=LON + 0.0015), rate(flat, 10, 13, "100.00")])
+        watch_id = client.post("/v1/watches", json=watch_body(max_price="400")).json()["watch_id"]
+        stream = Stream(f"{server.url}/v1/watches/{watch_id}/events")
+
+        def cleaning(amount: str, changed: float) -> dict[str, object]:
+            return {"type": "fee", "source": "airbnb", "listing_id": flat, "fee_id": "cleaning",
+                    "label": "Cleaning fee", "basis": "per_stay", "amount": amount, "currency": "EUR",
+                    "mandatory": True, "changed_at": stamp(changed)}
+
+        try:
+            first = stream.next()
+            while first.data["listing_id"] != flat:  # the module's other listings nearby enter too
+                first = stream.next()
+            assert (first.event, first.data["total"]) == ("entered", "300.00")
+            post_ok(client, [cleaning("150", 1)])  # 450: above max_price
+            left = stream.next()
+            assert (left.event, left.data["listing_id"]) == ("left", flat)
+            post_ok(client, [cleaning("50", 2)])  # 350
+            entered = stream.next()
+            assert (entered.event, entered.data["total"]) == ("entered", "350.00")
+            assert entered.data["total"] == search_total(client, flat, max_price="400")
+        finally:
+            stream.close()

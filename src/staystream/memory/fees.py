@@ -66,9 +66,10 @@ class FeeColumns:
         if rows > len(self.shared["fee_span"]):
             self.shared.grow("fee_span", rows)
 
-    def apply(self, changes: list[tuple[int, Fee]]) -> None:
+    def apply(self, changes: list[tuple[int, Fee]]) -> list[int]:
         """Fees in arrival order: per (row, fee_id) the greatest changed_at wins, the later
-        arrival winning ties (as the stores' upserts do); each changed row gets a new block."""
+        arrival winning ties (as the stores' upserts do); each changed row gets a new block.
+        Returns the rows whose charges changed: their totals moved (watches hear of it)."""
         changed = set()
         for row, fee in changes:
             fees = self.by_row.setdefault(row, {})
@@ -76,8 +77,7 @@ class FeeColumns:
             if held is None or fee.changed_at >= held.changed_at:
                 fees[fee.fee_id] = fee
                 changed.add(row)
-        for row in sorted(changed):
-            self._publish(row)
+        return [row for row in sorted(changed) if self._publish(row)]
 
     def load(self, rows: list[tuple[int, Fee]]) -> None:
         """Start-up: the stores' rows (one per fee, the winners), written as one compact arena."""
@@ -105,11 +105,12 @@ class FeeColumns:
             raise ValueError(f"a listing has {counts.max()} fees; at most {MAX_FEES} are kept")
         shared["fee_span"][row_of[starts]] = (starts + first) << 16 | counts
 
-    def _publish(self, row: int) -> None:
+    def _publish(self, row: int) -> bool:
+        """Write the row's live fees as a new block; False if they are what it already charges."""
         live = sorted((fee for fee in self.by_row[row].values() if not fee.removed), key=lambda fee: fee.fee_id)
         content = [slot_of(fee) for fee in live]
         if content == self.published.get(row, []):
-            return  # a feed re-sending the same fees with a newer changed_at: the arena does not grow
+            return False  # a feed re-sending the same fees with a newer changed_at: the arena does not grow
         self.published[row] = content
         if len(live) > MAX_FEES:
             raise ValueError(f"listing row {row} has {len(live)} fees; at most {MAX_FEES} are kept")
@@ -129,3 +130,4 @@ class FeeColumns:
         shared.counters[Counter.FEE_SLOTS] = end
         # The slots are written before the span that points at them.
         shared["fee_span"][row] = first << 16 | len(live) if live else 0
+        return True

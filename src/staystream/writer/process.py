@@ -344,8 +344,7 @@ class Writer:
         searchable = self.shared["searchable"]
         self.places.apply([listed[row] for row in listed if searchable[row]],
                           [key for row, key in key_of.items() if not searchable[row]], group.links)
-        if group.fees:
-            self.fees.apply(group.fees)
+        charged = self.fees.apply(group.fees) if group.fees else []
         newest_in_group: dict[str, int] = {}
         for _, request, _ in group.frames:
             for source, changed_at in request.newest.items():
@@ -358,7 +357,7 @@ class Writer:
                 self.newest[source] = changed_at
         if group.settings.get("fx"):
             self.shared.counters[Counter.FX_GENERATION] += 1
-        self._publish_changes(group)
+        self._publish_changes(group, charged)
         self.shared.counters[Counter.SEQ] = self.seq
         metrics.apply_seconds.observe(time.perf_counter() - started)
 
@@ -370,10 +369,11 @@ class Writer:
         """Rows whose place changed (in a group, or by deferred matching): the watcher rechecks them."""
         self.feed.append(rows, *[np.full(len(rows), bound, np.int32) for bound in ALL_NIGHTS])
 
-    def _publish_changes(self, group: Group) -> None:
-        """What the group touched, for the watcher (memory/feed.py): raw columns, a few memcpys."""
+    def _publish_changes(self, group: Group, charged: list[int]) -> None:
+        """What the group touched, for the watcher (memory/feed.py): raw columns, a few memcpys.
+        A row whose fees changed (`charged`) changed the total of every stay: all its nights."""
         rates = group.rates
-        described = [row for row, _ in group.listings] + [row for row, _ in group.delists]
+        described = [row for row, _ in group.listings] + [row for row, _ in group.delists] + charged
         if len(rates):
             start = rates["start"].astype(np.int32)
             self.feed.append(rates["key"], start, start + rates["nights"])
