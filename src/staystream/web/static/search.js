@@ -12,6 +12,7 @@ const KINDS = {
   hotel_room: "Hotel room", apartment: "Apartment", house: "House", private_room: "Private room",
   shared_room: "Shared room", hostel_bed: "Hostel bed", other: "Other",
 };
+const WHEN = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" };
 const FORM_FIELDS = ["where", "checkin", "checkout", "guests", "currency"];
 const FILTER_FIELDS = ["min_price", "max_price", "kind", "sort"];
 const OPTIONAL_PARAMS = ["deals"]; // v1.1 search parameters an older server refuses
@@ -354,6 +355,7 @@ function stopLive() {
   clearInterval(live.timer);
   if (live.watchId) fetch(`/v1/watches/${live.watchId}`, { method: "DELETE", keepalive: true }).catch(() => {});
   live = { key: null, source: null, watchId: null, timer: null };
+  delete $("cards").dataset.live;
 }
 
 async function startLive(state, area) {
@@ -373,13 +375,16 @@ async function startLive(state, area) {
     if (status === 201 && body?.watch_id && live.key === key) {
       live.watchId = body.watch_id;
       live.source = new EventSource(`/v1/watches/${encodeURIComponent(body.watch_id)}/events`);
+      live.source.addEventListener("open", () => { $("cards").dataset.live = "watch"; });
       for (const name of ["entered", "left", "price_drop"]) {
         live.source.addEventListener(name, (event) => onWatchEvent(name, JSON.parse(event.data)));
       }
       return;
     }
   } catch { /* no watches: poll below */ }
-  if (live.key === key) live.timer = setInterval(() => { if (!document.hidden) refreshCards(); }, POLL_MS);
+  if (live.key !== key) return;
+  live.timer = setInterval(() => { if (!document.hidden) refreshCards(); }, POLL_MS);
+  $("cards").dataset.live = "poll";
 }
 
 function onWatchEvent(name, data) {
@@ -428,6 +433,13 @@ function ensureMap() {
     }).catch(() => {});
   }
   pinLayer = L.layerGroup().addTo(map);
+  // Leaflet makes a pin focusable (role=button) but Enter only opens popups, and a pin has none
+  map.getPane("markerPane").addEventListener("keydown", (event) => {
+    const id = event.target.closest?.(".pin")?.dataset.placeId;
+    if (!id || (event.key !== "Enter" && event.key !== " ")) return;
+    event.preventDefault();
+    bringCard(id);
+  });
   return map;
 }
 
@@ -448,12 +460,8 @@ function drawPins(results, area) {
   for (const r of results) {
     const id = placeId(r);
     const marker = L.marker([r.lat, r.lon], { icon: pinIcon(r), title: r.name, alt: `${r.name}: ${money(r.total, r.currency)}`, riseOnHover: true });
-    marker.on("click", () => {
-      const node = cardNode(id);
-      node?.scrollIntoView({ block: "nearest", behavior: "smooth" });
-      node?.querySelector("a")?.focus({ preventScroll: true });
-      if (node) flash(node);
-    });
+    marker.on("click", () => bringCard(id));
+    marker.on("add", () => { marker.getElement().dataset.placeId = id; }); // once the map has its view
     marker.addTo(pinLayer);
     pins.set(id, { marker, r });
   }
@@ -462,15 +470,29 @@ function drawPins(results, area) {
   else map.fitBounds(L.latLng(area.lat, area.lon).toBounds(area.radius_km * 2000), { animate: false });
 }
 
-function updatePin(r) {
-  const pin = pins.get(placeId(r));
-  if (pin) { pin.r = r; pin.marker.setIcon(pinIcon(r)); }
+/** A pin's card scrolled into view, focused and flashed. */
+function bringCard(id) {
+  const node = cardNode(id);
+  node?.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  node?.querySelector("a")?.focus({ preventScroll: true });
+  if (node) flash(node);
 }
+
+function setPin(id, r, active = false) {
+  const pin = pins.get(id);
+  if (!pin) return;
+  pin.r = r;
+  pin.marker.setIcon(pinIcon(r, active));
+  const element = pin.marker.getElement(); // a new element: it needs its place again
+  if (element) element.dataset.placeId = id;
+}
+
+function updatePin(r) { setPin(placeId(r), r); }
 
 function highlightPin(id, on) {
   const pin = pins.get(id);
   if (!pin) return;
-  pin.marker.setIcon(pinIcon(pin.r, on));
+  setPin(id, pin.r, on);
   pin.marker.setZIndexOffset(on ? 1000 : 0);
 }
 
@@ -491,7 +513,7 @@ async function loadDates(state, area) {
     const price = d.cheapest ? money(d.cheapest.total, d.cheapest.currency, true) : "none";
     return h("button", {
       type: "button", class: `date${d.cheapest && Number(d.cheapest.total) === cheapest ? " lowest" : ""}`,
-      "aria-current": d.checkin === state.checkin ? "date" : null,
+      "aria-current": d.checkin === state.checkin ? "date" : null, dataset: { checkin: d.checkin },
       onclick: () => { writeState({ ...readState(), checkin: d.checkin, checkout: d.checkout, cursor: "" }); run(); },
     }, h("span", { class: "visually-hidden" }, "Check in "), h("span", {}, label),
     h("span", { class: "visually-hidden" }, d.cheapest ? ", from " : ", "), h("strong", {}, price),
@@ -540,7 +562,7 @@ function drawCalendar(nights, start, base) {
     const date = new Date(`${night}T00:00:00Z`);
     const label = `${date.toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short", timeZone: "UTC" })}: ${open ? money(n.price, n.currency) : "not available"}`;
     grid.append(h("button", {
-      type: "button", class: `night${open ? "" : " closed"}`, "aria-label": label, title: label,
+      type: "button", class: `night${open ? "" : " closed"}`, "aria-label": label, title: label, dataset: { night },
       style: open ? `--heat: ${Math.round(140 - 140 * share)}` : null,
       onclick: () => showHistory(base, night, label),
     }, date.getUTCDate() === 1 || i === 0
@@ -563,25 +585,31 @@ async function showHistory(base, night, label) {
     h("caption", { class: "visually-hidden" }, "Every change of this night, oldest first"),
     h("thead", {}, h("tr", {}, ["When", "What", "Price", "Available", "Min nights"].map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, changes.map((c) => h("tr", {},
-      h("td", {}, new Date(c.changed_at).toLocaleString()), h("td", {}, c.type),
+      h("td", {}, new Date(c.changed_at).toLocaleString(undefined, WHEN)), h("td", {}, c.type),
       h("td", {}, c.price === null ? "–" : money(c.price, c.currency)),
       h("td", {}, c.available === null ? "–" : c.available ? "yes" : "no"),
       h("td", {}, c.min_nights ?? "–"))))));
 }
 
+/** The night's price as steps: a price holds from its change until the next one (or now). */
 function sparkline(changes) {
   const points = changes.filter((c) => c.price !== null).map((c) => [Date.parse(c.changed_at), Number(c.price)]);
-  if (points.length < 2) return h("span");
-  const [x0, x1] = [points[0][0], points.at(-1)[0] || points[0][0] + 1];
-  const ys = points.map((p) => p[1]);
-  const [y0, y1] = [Math.min(...ys), Math.max(...ys) || 1];
-  const path = points.map(([x, y], i) => `${i ? "L" : "M"}${((x - x0) / (x1 - x0 || 1)) * 300},${50 - ((y - y0) / (y1 - y0 || 1)) * 45}`).join(" ");
+  if (!points.length) return h("span");
+  const first = points[0][0];
+  const span = Math.max(Date.now(), Date.parse(changes.at(-1).changed_at)) - first || 1;
+  const prices = points.map((p) => p[1]);
+  const [low, high] = [Math.min(...prices), Math.max(...prices)];
+  const x = (at) => (((at - first) / span) * 300).toFixed(1);
+  const y = (price) => (50 - ((price - low) / (high - low || 1)) * 45).toFixed(1);
+  const steps = points.slice(1).flatMap(([at, price]) => [`H${x(at)}`, `V${y(price)}`]);
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("viewBox", "0 -2 300 56");
+  svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("class", "spark");
   svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `Price from ${y0} to ${y1}`);
-  svg.innerHTML = `<path d="${path}" fill="none" stroke="currentColor" stroke-width="2"/>`;
+  const currency = changes.find((c) => c.currency)?.currency;
+  svg.setAttribute("aria-label", `Price from ${money(low, currency)} to ${money(high, currency)}`);
+  svg.innerHTML = `<path d="M0,${y(points[0][1])} ${steps.join(" ")} H300" fill="none" stroke="currentColor" stroke-width="2" vector-effect="non-scaling-stroke"/>`;
   return svg;
 }
 
