@@ -155,6 +155,29 @@ def test_events_follow_writes_and_resume(server: Server) -> None:
         assert client.delete(f"/v1/watches/{watch_id}").status_code == 404
 
 
+def test_a_deleted_watch_hears_nothing_more(server: Server) -> None:
+    """The watcher notices a deletion (without counting every watch) and evaluates it no more:
+    a write that makes a place enter a kept watch leaves nothing for the deleted one."""
+    lat, lon = LAT + 0.3, LON  # away from the other tests' listings
+    with server.client() as client:
+        kept, deleted = (client.post("/v1/watches", json=watch_body(lat=lat, lon=lon)).json()["watch_id"]
+                         for _ in range(2))
+        stream = Stream(f"{server.url}/v1/watches/{kept}/events")
+        try:
+            assert client.delete(f"/v1/watches/{deleted}").status_code == 204
+            time.sleep(0.3)  # the watcher looks at the watches every poll (20 ms)
+            flat = unique_id("deleted-watch")
+            post_ok(client, [listing(flat, lat=lat, lon=lon), rate(flat, 0, 30, "90.00")])
+            assert stream.next().event == "entered"
+        finally:
+            stream.close()
+    with sqlite3.connect(server.data_dir / "watches.sqlite3") as db:
+        seqs = [seq for (seq,) in db.execute("SELECT seq FROM watches WHERE id = ?", (kept,))]
+        assert len(seqs) == 1
+        assert db.execute("SELECT count(*) FROM outbox WHERE watch_seq = ?", (seqs[0] + 1,)).fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM watch_state WHERE watch_seq = ?", (seqs[0] + 1,)).fetchone()[0] == 0
+
+
 class Receiver:
     """A real webhook receiver (http.server on its own port): answers 2xx, keeps what arrived."""
 

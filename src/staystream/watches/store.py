@@ -5,12 +5,20 @@ for SSE; the watcher process writes everything else: the state of each watch (pe
 last total sent) and the outbox of events with the webhook deliveries still owed, in one
 transaction per evaluation (`synchronous=FULL`: on disk before any event is sent), so a kill -9
 never loses an event nor sends one whose state was not kept.
+
+Write transactions of all these processes queue on a file lock (`flock`) before `BEGIN
+IMMEDIATE`: SQLite's own busy wait sleeps in growing steps (up to 100 ms) and would leave the
+file idle between short transactions; a waiter on the lock runs as soon as the holder is done.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +33,17 @@ CREATE TABLE IF NOT EXISTS watches (
     created_at REAL NOT NULL,
     expires_at REAL NOT NULL                -- Unix time: the end of its checkout date (UTC)
 );
-CREATE INDEX IF NOT EXISTS watches_client ON watches (client);
+DROP INDEX IF EXISTS watches_client;
+CREATE INDEX IF NOT EXISTS watches_client_expiry ON watches (client, expires_at);  -- covers the per-address count
+CREATE TABLE IF NOT EXISTS watch_count (    -- how many rows `watches` has, kept by triggers: no count(*) scan
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    watches INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO watch_count SELECT 1, count(*) FROM watches;
+CREATE TRIGGER IF NOT EXISTS watch_count_insert AFTER INSERT ON watches
+    BEGIN UPDATE watch_count SET watches = watches + 1; END;
+CREATE TRIGGER IF NOT EXISTS watch_count_delete AFTER DELETE ON watches
+    BEGIN UPDATE watch_count SET watches = watches - 1; END;
 CREATE TABLE IF NOT EXISTS watch_state (    -- per watch, the places it last said match
     watch_seq INTEGER NOT NULL,
     place_id TEXT NOT NULL,
@@ -90,13 +108,47 @@ class LimitReached(Exception):
 WATCH_FIELDS = "seq, id, secret, params, webhook, expires_at"
 
 
+class Database(sqlite3.Connection):
+    """A connection to the watches file, with its own descriptor of the lock file (`writing`)."""
+
+    lock: int
+
+
 def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10, factory=Database)
+    connection.lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
-    connection.executescript(SCHEMA)
+    with _turn(connection):  # the schema, the count and its triggers in one transaction, whoever else starts
+        connection.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
     return connection
+
+
+@contextlib.contextmanager
+def _turn(connection: sqlite3.Connection) -> Iterator[None]:
+    """This connection's turn on the file lock: one writer at a time, woken as soon as it is free."""
+    lock = connection.lock if isinstance(connection, Database) else None
+    if lock is not None:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def writing(connection: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (`BEGIN IMMEDIATE`), in this connection's turn on the file lock."""
+    with _turn(connection):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
 
 # -- workers -----------------------------------------------------------------------------------
@@ -106,12 +158,12 @@ def create(
     connection: sqlite3.Connection, watches: list[tuple[Watch, str]], per_client: int, total: int
 ) -> list[LimitReached | None]:
     """Insert each (watch, client address) in one transaction (one fsync for all), unless its
-    client holds `per_client` watches or the service `total`: then its `LimitReached`."""
+    client holds `per_client` unexpired watches or the service `total` (expired ones count until
+    the watcher's sweep removes them, within a minute): then its `LimitReached`."""
     now = time.time()
     answers: list[LimitReached | None] = []
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        (count,) = connection.execute("SELECT count(*) FROM watches WHERE expires_at > ?", (now,)).fetchone()
+    with writing(connection):
+        (count,) = connection.execute("SELECT watches FROM watch_count").fetchone()
         held: dict[str, tuple[int, float | None]] = {}
         for watch, client in watches:
             if client not in held:
@@ -135,10 +187,6 @@ def create(
                 held[client] = (holds + 1, watch.expires_at if soonest is None else min(soonest, watch.expires_at))
                 count += 1
                 answers.append(None)
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
     return answers
 
 
@@ -155,15 +203,10 @@ def find(connection: sqlite3.Connection, watch_id: str) -> Watch | None:
 
 def delete(connection: sqlite3.Connection, watch_id: str) -> bool:
     """Remove a watch and all it owns; False if there was none."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
+    with writing(connection):
         found = connection.execute("SELECT seq FROM watches WHERE id = ?", (watch_id,)).fetchone()
         if found is not None:
             _forget(connection, [found[0]])
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
     return found is not None
 
 
@@ -205,6 +248,25 @@ def watches_since(connection: sqlite3.Connection, seq: int, shard: Shard) -> lis
         f"SELECT {WATCH_FIELDS} FROM watches WHERE seq > ? AND seq % ? = ? ORDER BY seq", (seq, shard[1], shard[0]))]
 
 
+@contextlib.contextmanager
+def reading(connection: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction: the queries inside see the same state of the file."""
+    connection.execute("BEGIN")
+    try:
+        yield
+    finally:
+        connection.execute("COMMIT")
+
+
+def census(connection: sqlite3.Connection, after: int) -> tuple[int, int, int]:
+    """(watches held, how many of them have a seq above `after`, the highest seq) of every shard:
+    a reader that saw N watches and then `after` as the highest seq knows some were deleted
+    since when the first is less than N plus the second (no count(*) of the whole table)."""
+    (held,) = connection.execute("SELECT watches FROM watch_count").fetchone()
+    newer, highest = connection.execute("SELECT count(*), max(seq) FROM watches WHERE seq > ?", (after,)).fetchone()
+    return int(held), int(newer), after if highest is None else int(highest)
+
+
 def count(connection: sqlite3.Connection, shard: Shard) -> int:
     return int(connection.execute("SELECT count(*) FROM watches WHERE seq % ? = ?", (shard[1], shard[0])).fetchone()[0])
 
@@ -229,8 +291,7 @@ def record(
     """One transaction: the events (owed to webhooks for the watches in `webhooks`) and the
     state they leave (`placed` set, `gone` removed); durable when this returns."""
     now = time.time()
-    connection.execute("BEGIN IMMEDIATE")
-    try:
+    with writing(connection):
         for event in events:
             cursor = connection.execute(
                 "INSERT INTO outbox (watch_seq, event, data, created_at) VALUES (?, ?, ?, ?)",
@@ -241,27 +302,18 @@ def record(
             "INSERT OR REPLACE INTO watch_state VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(seq, place, p.row, p.source, p.listing_id, p.total, p.currency) for seq, place, p in placed])
         connection.executemany("DELETE FROM watch_state WHERE watch_seq = ? AND place_id = ?", gone)
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
 
 
 def expire(connection: sqlite3.Connection, now: float, keep_events_seconds: float, shard: Shard) -> list[int]:
     """Remove the watches past their expiry (and all they own) and events older than
     `keep_events_seconds` that no webhook still waits for; returns the removed watches."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
+    with writing(connection):
         seqs = [seq for (seq,) in connection.execute(
             "SELECT seq FROM watches WHERE expires_at <= ? AND seq % ? = ?", (now, shard[1], shard[0]))]
         _forget(connection, seqs)
         connection.execute(
             "DELETE FROM outbox WHERE created_at < ? AND watch_seq % ? = ? "
             "AND id NOT IN (SELECT event_id FROM deliveries)", (now - keep_events_seconds, shard[1], shard[0]))
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
     return seqs
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections import defaultdict
@@ -77,7 +78,8 @@ class Watcher:
         self.held = {(seq << 32) | p.row for seq, places in self.said.items() for p in places.values()}
         self.table = batch.WatchTable()
         self.names: dict[int, tuple[str, str]] = {}  # row -> (source, listing_id): never changes
-        self.newest_seq = 0
+        self.newest_seq = 0  # the highest seq of this shard's watches taken in
+        self.held_watches, self.highest_seq = 0, 0  # of all shards, at the last look (`store.census`)
         self.watches_changed = -1
         self.fx_label = self.view.fx.label
         self.deliveries = Deliveries(self.db, self.shard)
@@ -121,6 +123,10 @@ class Watcher:
             busy = True
         if self.waiting:
             self._evaluate_waiting(time.perf_counter() + SLICE_SECONDS)
+            if not self.waiting:
+                # The watches taken in (objects per watch and per place said) live on: a full
+                # collection scanning 100,000 of them stalled the loop for a second (benchmarks.md).
+                gc.freeze()
             busy = True
         return busy
 
@@ -132,11 +138,15 @@ class Watcher:
         if changed == self.watches_changed:
             return
         self.watches_changed = changed
-        for watch in store.watches_since(self.db, self.newest_seq, self.shard):
-            self.waiting[watch.seq] = watch
-            self.newest_seq = max(self.newest_seq, watch.seq)
-        if store.count(self.db, self.shard) != len(self.live) + len(self.waiting):  # some were deleted
-            present = store.live_seqs(self.db, self.shard)
+        with store.reading(self.db):
+            held, newer, highest = store.census(self.db, self.highest_seq)
+            for watch in store.watches_since(self.db, self.newest_seq, self.shard):
+                self.waiting[watch.seq] = watch
+                self.newest_seq = max(self.newest_seq, watch.seq)
+            deleted = held < self.held_watches + newer
+            present = store.live_seqs(self.db, self.shard) if deleted else set()
+        self.held_watches, self.highest_seq = held, highest
+        if deleted:
             self._forget([seq for seq in [*self.live, *self.waiting] if seq not in present])
 
     def _reevaluate_all(self) -> None:
