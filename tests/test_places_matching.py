@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import random
+import statistics
 
 import pytest
 from rapidfuzz import fuzz
@@ -26,6 +27,9 @@ def listing(source: str, name: str, address: str | None = None, north_m: float =
     ("B&B HOTEL Hamburg-Nord", "hamburg nord"),
     ("Apartments", "apartments"),  # only generic words: kept, else every flat would match
     ("Residence  Palais Étoile", "palais etoile"),
+    ("ホテル オホーツクイン", "ホテルオホーツクイン"),  # unspaced scripts: a run is one word,
+    ("ホテルオホーツク・イン", "ホテルオホーツクイン"),  # however a provider spaced it
+    ("ดิ แอนธีค ริเวอร์ไซด์ The Antique Riverside", "ดิแอนธีคริเวอร์ไซด์ antique riverside"),
 ])
 def test_names_lose_case_accents_punctuation_and_lodging_words(raw: str, normalised: str) -> None:
     assert matching.normalise_name(raw) == normalised
@@ -33,22 +37,43 @@ def test_names_lose_case_accents_punctuation_and_lodging_words(raw: str, normali
 
 def test_the_docstring_examples_hold() -> None:
     results = doctest.testmod(matching)
-    assert results.attempted >= 3 and results.failed == 0
+    assert results.attempted >= 5 and results.failed == 0
 
 
 def test_addresses_get_canonical_street_types_and_numbers_apart() -> None:
-    assert matching.normalise_address("12bis Av. des Champs-Élysées, 75008 Paris") == (
-        "ave champs elysees paris", frozenset({"12", "75008"}))
-    assert matching.normalise_address("12 avenue des Champs Elysees")[0] == "ave champs elysees"
-    assert matching.normalise_address("Habichtstraße 62")[1] == frozenset({"62"})
+    parts = matching.normalise_address("12bis Av. des Champs-Élysées, 75008 Paris")
+    assert (parts.street, parts.houses, parts.postcodes) == ("ave champs elysees paris", {"12"}, {"75008"})
+    assert matching.normalise_address("12 avenue des Champs Elysees").street == "ave champs elysees"
+    assert matching.normalise_address("Habichtstraße 062").houses == {"62"}
+    assert matching.normalise_address("35 River Dr S, 07310").postcodes == {"07310"}
 
 
 def test_different_house_numbers_count_against_the_same_street() -> None:
     same = matching.text_evidence("Hotel Rex", "Viale Romagna 330, Ravenna", "Rex", "Viale Romagna, 330")
     other = matching.text_evidence("Hotel Rex", "Viale Romagna 330, Ravenna", "Rex", "Viale Romagna, 340")
-    assert same.address_numbers_shared and not same.address_numbers_differ
-    assert other.address_numbers_differ
+    assert same.houses_shared and not same.houses_differ
+    assert other.houses_differ and not other.houses_shared
     assert matching.text_score(same) > matching.text_score(other)
+
+
+def test_another_kind_of_stay_of_the_same_name_counts_against() -> None:
+    """Seen in the labeled pairs: a guesthouse and a hostel of one name at one address differ."""
+    guesthouse = ("The Boutike Guesthouse", "Calle Sales y Ferré, 18, 41004, Sevilla")
+    hostel = ("The Boutike Hostel", "C. Sales y Ferré, 18, 41004, Sevilla")
+    hotel = ("Boutike Hotel", "C. Sales y Ferré, 18, 41004, Sevilla")
+    assert matching.text_evidence(*guesthouse, *hostel).stay_types_differ
+    assert not matching.text_evidence(*hotel, "Hotel Boutike", None).stay_types_differ
+    assert (matching.text_score(matching.text_evidence(*guesthouse, *hostel))
+            < matching.text_score(matching.text_evidence(*guesthouse, "Boutike Guesthouse", hostel[1])))
+
+
+def test_a_name_that_is_only_a_street_or_a_town_counts_against() -> None:
+    town = matching.text_evidence("Bahia Solano Hotel", "La Playa, Bahía Solano",
+                                  "Bahia Solano", "La Playa, Bahia Solano")
+    own = matching.text_evidence("Bahia Solano Hotel", "La Playa, Nuquí", "Bahia Solano", "La Playa, Nuqui")
+    assert town.name_is_address and not own.name_is_address
+    assert matching.text_score(town) < matching.text_score(own)
+    assert not matching.text_evidence("Hotel Rex", "Viale Romagna 330", "Rex", None).name_is_address
 
 
 def test_the_same_hotel_across_sources_matches_and_explains_itself() -> None:
@@ -94,17 +119,19 @@ def test_the_name_prefilter_never_drops_a_pair_that_could_match() -> None:
             assert evidence.name_set >= matching.MIN_NAME_SET, pair
 
 
-def test_precision_and_recall_on_the_held_out_real_pairs() -> None:
-    """Fitted on the tuning half (benchmarks/places_pairs.py --fit); measured on the other."""
-    pairs = places_pairs.load(PAIRS)
-    held_out = [p for p in pairs if not p.tuning]
-    precision, recall = places_pairs.measure([(places_pairs.pair_score(p), p.same) for p in held_out],
-                                             matching.THRESHOLD)
-    assert precision >= 0.85 and recall >= 0.82, (precision, recall)
-    lodging = [p for p in held_out if p.lodging]
-    precision, recall = places_pairs.measure([(places_pairs.pair_score(p), p.same) for p in lodging],
-                                             matching.THRESHOLD)
-    assert precision >= 0.90 and recall >= 0.80, (precision, recall)
+def test_precision_and_recall_of_the_fitting_on_pairs_it_did_not_see() -> None:
+    """5-fold cross-validation once (benchmarks/places_pairs.py repeats it: 0.906 / 0.801 on
+    average over 20 folds), on the lodging pairs of each held-out fold; a fold has ~43 of them,
+    so one partition's mean is within a few hundredths of the long-run one."""
+    results = places_pairs.cross_validate(places_pairs.load(PAIRS), folds=5, repeats=1)
+    precision, recall = (statistics.mean(r[i] for r in results) for i in (0, 1))
+    assert precision >= 0.88 and recall >= 0.78, (precision, recall)
+
+
+def test_the_constants_are_what_the_fitting_gives() -> None:
+    """TEXT_WEIGHTS and THRESHOLD are `fit` on all the pairs (python -m benchmarks.places_pairs --fit)."""
+    weights, threshold = places_pairs.fit(places_pairs.load(PAIRS))
+    assert weights == pytest.approx(matching.TEXT_WEIGHTS, abs=0.011) and threshold == matching.THRESHOLD
 
 
 @pytest.mark.parametrize("names", [("Paris Paris", "Pariss"), ("Casa Casa Rosa", "Rosa Kasa")])
