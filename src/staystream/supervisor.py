@@ -72,12 +72,19 @@ def _worker_main(config: Config, shm_path: Path, listener: socket.socket, superv
     configure(config.log_level)
     import uvicorn
 
-    from staystream.api.app import create_app
+    from staystream.api.app import create_app, end_event_streams
     from staystream.api.connections import uvicorn_settings
 
-    server = uvicorn.Server(
+    app = create_app(config, shm_path)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            end_event_streams(app)  # first: uvicorn then waits for every open response to end
+            await super().shutdown(sockets)
+
+    server = Server(
         uvicorn.Config(
-            create_app(config, shm_path), loop="uvloop", lifespan="on",
+            app, loop="uvloop", lifespan="on",
             access_log=False, log_config=None, log_level="warning",
             **uvicorn_settings(config.header_timeout, config.keep_alive_timeout, config.max_connections_per_client,
                                config.max_connections),
@@ -146,34 +153,52 @@ def serve(config: Config) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     writer = context.Process(target=_writer_main, args=(config, shm_path, os.getpid()), name="writer")
+    workers: list[BaseProcess] = []
+    watchers: list[BaseProcess] = []
     writer.start()
-    if not _wait_for_writer(writer, shm_path):
-        log.error("the writer did not start; see its log above")
-        shutil.rmtree(shm_path, ignore_errors=True)
-        return 1
-    workers = [_start_worker(context, config, shm_path, listener) for listener in listeners]
-    watchers = [_start_watcher(context, config, shm_path, shard) for shard in range(config.watchers)]
-    log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
-                                 "data_dir": str(config.data_dir)})
-    # One write: tools read the URL off the first line, then may close the pipe (a second write
-    # would then raise BrokenPipeError here, and leave the children running).
-    print(f"staystream listening on http://{host}:{port}\n"
-          f"search page http://{host}:{port}/  operations http://{host}:{port}/ops", flush=True)
-    if config.tokens is None:
-        log.warning("writes need no credential: give --tokens FILE to require one")
-    if config.seed_sample:  # the sample city, posted over HTTP by a child (importer.seed_sample)
-        from staystream.importer.command import seed_sample
+    # Whatever happens from here (a failed start, an exception), the children are stopped: left
+    # running, multiprocessing's exit handler would wait for them, and the supervisor with them.
+    try:
+        if not _wait_for_writer(writer, shm_path, stopping):
+            if stopping.is_set():
+                return 0
+            log.error("the writer did not start; see its log above")
+            return 1
+        workers.extend(_start_worker(context, config, shm_path, listener) for listener in listeners)
+        watchers.extend(_start_watcher(context, config, shm_path, shard) for shard in range(config.watchers))
+        log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
+                                     "data_dir": str(config.data_dir)})
+        # One write: tools read the URL off the first line, then may close the pipe (a second
+        # write would then raise BrokenPipeError here).
+        print(f"staystream listening on http://{host}:{port}\n"
+              f"search page http://{host}:{port}/  operations http://{host}:{port}/ops", flush=True)
+        if config.tokens is None:
+            log.warning("writes need no credential: give --tokens FILE to require one")
+        if config.seed_sample:  # the sample city, posted over HTTP by a child (importer.seed_sample)
+            from staystream.importer.command import seed_sample
 
-        context.Process(target=seed_sample, args=(config, host, port, os.getpid()), name="seed", daemon=True).start()
-    exit_code = 0
+            seed = context.Process(target=seed_sample, args=(config, host, port, os.getpid()), name="seed", daemon=True)
+            seed.start()
+        return _supervise(context, config, shm_path, listeners, stopping, writer, workers, watchers)
+    finally:
+        _stop_children(writer, workers, watchers)
+        for listener in listeners:
+            listener.close()
+        shutil.rmtree(shm_path, ignore_errors=True)
+        log.info("stopped")
+
+
+def _supervise(context: ForkContext, config: Config, shm_path: Path, listeners: list[socket.socket],
+               stopping: threading.Event, writer: BaseProcess, workers: list[BaseProcess],
+               watchers: list[BaseProcess]) -> int:
+    """Replace dead workers and watchers until a stop is asked (0) or the writer dies (1)."""
     while not stopping.is_set():
         time.sleep(0.2)
         if stopping.is_set():  # a Ctrl-C signals the whole process group: writer and workers stop with us
             break
         if not writer.is_alive():
             log.error("the writer exited; stopping the service", extra={"exitcode": writer.exitcode})
-            exit_code = 1
-            break
+            return 1
         for i, worker in enumerate(workers):
             if not worker.is_alive():
                 log.warning("worker exited; starting another", extra={"exitcode": worker.exitcode})
@@ -182,22 +207,24 @@ def serve(config: Config) -> int:
             if not watcher.is_alive():  # it recovers by itself: events are what differs from its stored state
                 log.warning("watcher exited; starting another", extra={"exitcode": watcher.exitcode})
                 watchers[shard] = _start_watcher(context, config, shm_path, shard)
-    for watcher in watchers:
-        watcher.terminate()
-    for worker in workers:
-        worker.terminate()
-    for worker in workers:
-        worker.join(10)
-        if worker.is_alive():
-            worker.kill()
+    return 0
+
+
+def _stop_children(writer: BaseProcess, workers: list[BaseProcess], watchers: list[BaseProcess]) -> None:
+    """Watchers and workers first (a worker ends its event streams and answers its writes in
+    flight), then the writer, which drains, snapshots and exits."""
+    for child in (*watchers, *workers):
+        child.terminate()
+    for child in (*watchers, *workers):
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+            child.join(5)
     if writer.is_alive():
-        writer.terminate()  # the writer drains, snapshots, then exits
+        writer.terminate()
         writer.join(120)
-    for listener in listeners:
-        listener.close()
-    shutil.rmtree(shm_path, ignore_errors=True)
-    log.info("stopped")
-    return exit_code
+        if writer.is_alive():
+            writer.kill()
 
 def _start_worker(context: ForkContext, config: Config, shm_path: Path, listener: socket.socket) -> BaseProcess:
     worker = context.Process(target=_worker_main, args=(config, shm_path, listener, os.getpid()), name="worker")
@@ -209,10 +236,10 @@ def _start_watcher(context: ForkContext, config: Config, shm_path: Path, shard: 
     watcher.start()
     return watcher
 
-def _wait_for_writer(writer: BaseProcess, shm_path: Path) -> bool:
-
+def _wait_for_writer(writer: BaseProcess, shm_path: Path, stopping: threading.Event) -> bool:
+    """True once the writer has recovered the store; False if it died or a stop was asked."""
     control = shm_path / CONTROL_FILE
-    while writer.is_alive():
+    while writer.is_alive() and not stopping.is_set():
         if control.exists() and writer_socket(shm_path).exists():
             from staystream.memory.layout import SHARED_ARRAYS
             from staystream.memory.shm import Counter, SharedArrays

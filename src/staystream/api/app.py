@@ -51,3 +51,11 @@ async def _no_route(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     what = "no such path" if exc.status_code == 404 else f"{request.method} is not allowed here"
     return json_response({"error": f"{what}: {request.url.path[:200]}"}, exc.status_code, dict(exc.headers or {}))
+
+
+def end_event_streams(app: Starlette) -> None:
+    """At the start of a worker's shutdown: end its open watch streams (SSE), for which uvicorn's
+    graceful shutdown would otherwise wait until the supervisor kills the worker."""
+    worker = getattr(app.state, "worker", None)
+    if worker is not None and worker.outbox_signal is not None:
+        worker.outbox_signal.close()

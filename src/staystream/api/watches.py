@@ -46,6 +46,15 @@ class OutboxSignal:
         self.database = database
         self.streams: dict[int, set[asyncio.Event]] = {}  # watch seq -> the events of its streams
         self.task: asyncio.Task[None] | None = None
+        self.closed = False  # the worker is shutting down: every stream ends
+
+    def close(self) -> None:
+        """End every stream (at once, not at its next keep-alive): uvicorn's shutdown waits for
+        open responses, and a page's stream would otherwise hold it until the worker is killed."""
+        self.closed = True
+        for streams in self.streams.values():
+            for woken in streams:
+                woken.set()
 
     def subscribe(self, watch_seq: int) -> asyncio.Event:
         if self.task is None:
@@ -180,7 +189,7 @@ async def get_events(request: Request, worker: Worker) -> Response:
         yield b"retry: 1000\n\n"
         loop = asyncio.get_running_loop()
         last_sent = checked = loop.time()
-        while True:
+        while not signal.closed:  # the client reconnects (to another worker, or after a restart)
             woken.clear()
             while rows := store.events_after(database, watch.seq, after):
                 yield b"".join(b"id: %d\nevent: %s\ndata: %s\n\n" % (i, e.encode(), d.encode()) for i, e, d in rows)
