@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import threading
 import time
 from multiprocessing.context import ForkContext
@@ -168,10 +169,8 @@ def serve(config: Config) -> int:
         watchers.extend(_start_watcher(context, config, shm_path, shard) for shard in range(config.watchers))
         log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
                                      "data_dir": str(config.data_dir)})
-        # One write: tools read the URL off the first line, then may close the pipe (a second
-        # write would then raise BrokenPipeError here).
-        print(f"staystream listening on http://{host}:{port}\n"
-              f"search page http://{host}:{port}/  operations http://{host}:{port}/ops", flush=True)
+        _announce(f"staystream listening on http://{host}:{port}\n"
+                  f"search page http://{host}:{port}/  operations http://{host}:{port}/ops\n")
         if config.tokens is None:
             log.warning("writes need no credential: give --tokens FILE to require one")
         if config.seed_sample:  # the sample city, posted over HTTP by a child (importer.seed_sample)
@@ -186,6 +185,18 @@ def serve(config: Config) -> int:
             listener.close()
         shutil.rmtree(shm_path, ignore_errors=True)
         log.info("stopped")
+
+
+def _announce(text: str) -> None:
+    """The listening lines on stdout in one write. Tools read the URL off the first line and may
+    close the pipe at once: a reader gone is no error. (`print` wrote the text and its newline
+    in two writes under PYTHONUNBUFFERED; the second raised BrokenPipeError, and an import's
+    private server then waited 300 s on children nobody had stopped.)"""
+    try:
+        sys.stdout.flush()
+        os.write(sys.stdout.fileno(), text.encode())
+    except (BrokenPipeError, ValueError, OSError):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  nothing more to say to a closed pipe
 
 
 def _supervise(context: ForkContext, config: Config, shm_path: Path, listeners: list[socket.socket],
