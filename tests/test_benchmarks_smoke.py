@@ -53,3 +53,19 @@ def test_quick_tail_run(tmp_path: Path) -> None:
         assert tail[phase]["errors"]["median"] == 0
     assert tail["after_full_side"]["server_cores"]  # the server was measured
     assert "half rate right after it" in done.stdout
+
+
+def test_quick_watches_run(tmp_path: Path) -> None:
+    """The watches scenario: watches from many loopback addresses under the default per-address
+    limit, the canary's alerts timed at max and at half load; every canary write made its event."""
+    command = [
+        sys.executable, "-m", "benchmarks.run", "watches", "--quick", "--listings", "2000", "--watches", "300",
+        "--workers", "2", "--time-scale", "0.5", "--output", str(tmp_path), "--workdir", str(tmp_path),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [results] = tmp_path.glob("*.json")
+    result = json.loads(results.read_text())["scenarios"]["watches"]
+    assert result["watches"] == 300 and result["addresses"] == 2
+    for alerts in (result["alerts_at_half_load"], result["alerts_at_max_load"]):
+        assert alerts["samples"] > 0 and alerts["missed"] == 0
