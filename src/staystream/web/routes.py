@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import os
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -80,8 +79,7 @@ def web_routes(
 ) -> list[BaseRoute]:
     """The routes of both pages; `listing_cities` lists the cities the listings name (called
     per suggestion request: keep it cheap), `tile_url` a `{z}/{x}/{y}` tile template or None."""
-    gazetteer = Gazetteer(listing_cities)
-    threading.Thread(target=gazetteer.preload, name="gazetteer", daemon=True).start()
+    gazetteer = Gazetteer(listing_cities)  # the world's cities: read before the fork (`load_world`) or at first use
     pages = {name: _page(name, tile_url, tile_attribution) for name in ("index.html", "ops.html")}
 
     async def search_page(request: Request) -> Response:
