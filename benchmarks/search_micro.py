@@ -61,9 +61,10 @@ def city_centers(cities: int, seed: int) -> np.ndarray:
 
 
 def build(directory: Path, listings: int, nights: int, seed: int, cities: int,
-          fee_share: float = 0.0) -> tuple[Store, CalendarWriter, int]:
+          fee_share: float = 0.0, half: tuple[float, float] = (HALF_LAT, HALF_LON),
+          ) -> tuple[Store, CalendarWriter, int]:
     """Shared arrays and a SQLite store holding `listings` units with `nights`-night calendars,
-    spread evenly over `cities` cities of 22 km x 22 km; `fee_share` of them with fees (a
+    spread evenly over `cities` cities of 2 x `half` degrees (22 km x 22 km); `fee_share` of them with fees (a
     cleaning fee, a 12% service fee on half of those, a tourist tax per guest and night in a
     window on a third)."""
     rng = np.random.default_rng(seed)
@@ -78,8 +79,8 @@ def build(directory: Path, listings: int, nights: int, seed: int, cities: int,
     columns.add_rows(listings)
     fee_columns.add_rows(listings)
     center = city_centers(cities, seed)[rng.integers(0, cities, listings)]
-    lat = center[:, 0] + rng.uniform(-HALF_LAT, HALF_LAT, listings)
-    lon = center[:, 1] + rng.uniform(-HALF_LON, HALF_LON, listings)
+    lat = center[:, 0] + rng.uniform(-half[0], half[0], listings)
+    lon = center[:, 1] + rng.uniform(-half[1], half[1], listings)
     kind = rng.integers(0, 4, listings)
     guests = rng.integers(1, 7, listings)
     shared["lat"][:listings], shared["lon"][:listings] = lat, lon
@@ -144,7 +145,8 @@ def build(directory: Path, listings: int, nights: int, seed: int, cities: int,
 
 
 def queries(kind: str, count: int, first_night: int, nights: int, centers: np.ndarray,
-            rng: np.random.Generator) -> list[QueryParams]:
+            rng: np.random.Generator, half: tuple[float, float] = (HALF_LAT, HALF_LON),
+            radius_km: tuple[float, float] = (1, 5)) -> list[QueryParams]:
     out = []
     for _ in range(count):
         city_lat, city_lon = centers[rng.integers(0, len(centers))]
@@ -158,11 +160,11 @@ def queries(kind: str, count: int, first_night: int, nights: int, centers: np.nd
             "guests": str(int(rng.integers(1, 5))),
         }
         if kind == "city bbox":
-            params["bbox"] = f"{city_lon - HALF_LON},{city_lat - HALF_LAT},{city_lon + HALF_LON},{city_lat + HALF_LAT}"
+            params["bbox"] = f"{city_lon - half[1]},{city_lat - half[0]},{city_lon + half[1]},{city_lat + half[0]}"
         else:
-            params["lat"] = f"{city_lat + rng.uniform(-HALF_LAT, HALF_LAT) * 0.9:.5f}"
-            params["lon"] = f"{city_lon + rng.uniform(-HALF_LON, HALF_LON) * 0.9:.5f}"
-            params["radius_km"] = f"{rng.uniform(1, 5):.2f}"
+            params["lat"] = f"{city_lat + rng.uniform(-half[0], half[0]) * 0.9:.5f}"
+            params["lon"] = f"{city_lon + rng.uniform(-half[1], half[1]) * 0.9:.5f}"
+            params["radius_km"] = f"{rng.uniform(*radius_km):.2f}"
         if kind == "USD by distance":
             params.update(currency="USD", sort="distance", max_price=str(int(rng.integers(200, 2000))))
         out.append(QueryParams(urllib.parse.urlencode(params)))

@@ -423,6 +423,79 @@ def test_comparables_break_ties_by_source_and_listing_id(data: st.DataObject) ->
         assert got[u] == expected, u
 
 
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_kept_neighbour_index_finds_the_comparables_while_listings_change(tmp_path_factory: pytest.TempPathFactory,
+                                                                          data: st.DataObject) -> None:
+    """The worker's kept tree (`search/neighbours.py`) over shared listing columns, then rows
+    moved, re-kinded, delisted and added after its build: the references it gives are the
+    definition's, computed from the columns as they are now."""
+    from staystream.events.types import Delist, Listing
+    from staystream.memory.layout import SHARED_ARRAYS
+    from staystream.memory.listings import ListingColumns
+    from staystream.memory.shm import SharedArrays
+    from staystream.search import neighbours
+
+    directory = tmp_path_factory.mktemp("neighbours")
+    writer = SharedArrays(directory / "shm", SHARED_ARRAYS, create=True)
+    columns = ListingColumns(writer)
+    reader = SharedArrays(directory / "shm", SHARED_ARRAYS, create=False)
+    points = [(10.0, 20.0), (10.01, 20.0), (10.02, 20.01), (10.0, 20.03), (10.05, 20.0), (10.0, 20.1)]
+    clock = [1_700_000_000_000_000]
+
+    def describe(row: int) -> None:
+        lat, lon = data.draw(st.sampled_from(points))
+        clock[0] += 1
+        columns.describe(row, Listing(f"k{row}", "x", data.draw(st.sampled_from([0, 0, 1])), lat, lon,
+                                      data.draw(st.sampled_from([2, 2, 3])), clock[0], None, None, None, None, None))
+
+    n = data.draw(st.integers(11, 60))
+    columns.add_rows(n)
+    for row in range(n):
+        describe(row)
+    reader.refresh()
+    built = neighbours.Neighbours(reader, n)
+    for _ in range(data.draw(st.integers(0, 12))):  # changes after the build
+        action = data.draw(st.sampled_from(["describe", "delist", "add"]))
+        if action == "add":
+            columns.add_rows(columns.rows + 1)
+            describe(columns.rows - 1)
+        elif action == "delist":
+            clock[0] += 1
+            columns.delist(data.draw(st.integers(0, columns.rows - 1)), Delist("x", clock[0]))
+        else:
+            describe(data.draw(st.integers(0, columns.rows - 1)))
+    reader.refresh()
+    count = columns.rows
+    lat, lon = writer["lat"][:count].copy(), writer["lon"][:count].copy()
+    group = neighbours.group_of(writer, np.arange(count))
+    searchable = writer["searchable"][:count] == 1
+    place = np.array([data.draw(st.integers(0, count - 1)) for _ in range(count)])
+    total = np.array([data.draw(st.integers(1, 30)) * 100 for _ in range(count)])
+    is_open = np.array([data.draw(st.booleans()) for _ in range(count)])
+    keys = [(data.draw(st.sampled_from(["a", "b"])), f"{i:03d}") for i in range(count)]
+    rank = {key: i for i, key in enumerate(sorted(keys))}
+    units = np.flatnonzero(searchable)
+    changed = built.changed(reader)
+    saved = deals.FIRST_NEAREST
+    deals.FIRST_NEAREST = data.draw(st.sampled_from([1, 4, 11, 32]))
+    try:
+        got = deals.similar_references_near(
+            place[units], lambda some, k: built.nearest(reader, lat[units[some]], lon[units[some]],
+                                                        group[units[some]], k, changed),
+            lambda rows: place[rows], lambda rows: np.where(is_open[rows], total[rows], deals.NONE),
+            lambda rows: np.array([rank[keys[r]] for r in rows.tolist()]))
+    finally:
+        deals.FIRST_NEAREST = saved
+    for u, reference in zip(units.tolist(), got.tolist(), strict=True):
+        near = sorted(
+            (haversine(lat[u], lon[u], lat[v], lon[v]), keys[v], int(total[v])) for v in range(count)
+            if searchable[v] and group[v] == group[u] and place[v] != place[u] and is_open[v]
+            and haversine(lat[u], lon[u], lat[v], lon[v]) <= 5.0)
+        expected = sorted(t for *_, t in near[:10])[4] if len(near) >= 10 else deals.NONE
+        assert reference == expected, u
+
+
 @given(reference=st.integers(1, 10**9), share=st.fractions(0, 1))
 def test_percent_below_rounds_half_even_to_one_decimal(reference: int, share: object) -> None:
     total = int(reference * share)  # type: ignore[operator]

@@ -28,8 +28,8 @@ ARRAYS: dict[str, np.dtype[Any]] = {
     "delisted_at": np.dtype("<i8"),
     "searchable": np.dtype("u1"),
     "place": np.dtype("<i4"),
-    # Append-only log of the rows whose coordinates were set, `Counter.MOVED` long: search's
-    # spatial index (built from a copy) checks these rows directly until its next rebuild.
+    # Append-only log of the rows whose coordinates, kind or max_guests were set, `Counter.MOVED`
+    # long: search's indexes (built from copies) check these rows directly until their next rebuild.
     "moved": np.dtype("<i4"),
 }
 NEVER = np.iinfo(np.int64).min
@@ -65,7 +65,8 @@ class ListingColumns:
             return False
         placed = (
             shared["described_at"][row] == NEVER or shared["lat"][row] != listing.lat
-            or shared["lon"][row] != listing.lon
+            or shared["lon"][row] != listing.lon or shared["kind"][row] != listing.kind
+            or shared["max_guests"][row] != listing.max_guests
         )
         shared["lat"][row] = listing.lat
         shared["lon"][row] = listing.lon
@@ -74,7 +75,7 @@ class ListingColumns:
         shared["bedrooms"][row] = -1 if listing.bedrooms is None else listing.bedrooms
         shared["described_at"][row] = listing.changed_at
         self._update_searchable(row)
-        if placed:  # logged after the coordinates are written: a reader of the log sees them
+        if placed:  # logged after the columns are written: a reader of the log sees them
             moved = int(shared.counters[Counter.MOVED])
             if moved >= len(shared["moved"]):
                 shared.grow("moved", moved + 1)

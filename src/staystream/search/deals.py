@@ -19,13 +19,13 @@ units):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 from scipy.spatial import cKDTree
 
-EARTH_RADIUS_KM = 6371.0088
+from staystream.search.neighbours import chord, haversine_km, unit_vectors
+
 SIMILAR_RADIUS_KM = 5.0
 COMPARABLES = 10
 REFERENCE_RANK = 5  # the 5th smallest total of the comparables
@@ -42,40 +42,23 @@ FIRST_NEAREST = 32  # neighbours first read per unit: enough open ones for most
 PAIRS_LIMIT = 200_000  # (unit, pool member) pairs below which every distance is computed, in one pass
 
 
-def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
-    """Great-circle distance, elementwise (mean Earth radius, as the contract says)."""
-    phi1, phi2 = np.radians(lat1), np.radians(lat2)
-    a = np.sin((phi2 - phi1) / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1))))
-
-
-def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    phi, lam = np.radians(lat), np.radians(lon)
-    return np.column_stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
-
-
 class _Tree:
     """Nearest members by a k-d tree over unit vectors (the chord orders points as the
     great-circle distance does): for many units."""
 
     def __init__(self, lat: np.ndarray, lon: np.ndarray) -> None:
         # Unbalanced, uncompacted: built 4-5 times faster, and a tree lives for one search.
-        self.tree = cKDTree(_unit_vectors(lat, lon), balanced_tree=False, compact_nodes=False)
+        self.tree = cKDTree(unit_vectors(lat, lon), balanced_tree=False, compact_nodes=False)
         self.size = len(lat)
 
     def nearest(self, lat: np.ndarray, lon: np.ndarray, k: int) -> np.ndarray:
         """Indices of the `k` nearest within 5 km (a hair more), nearest first; `size` for none."""
-        _, found = self.tree.query(_unit_vectors(lat, lon), k=k, distance_upper_bound=_chord(SIMILAR_RADIUS_KM))
+        _, found = self.tree.query(unit_vectors(lat, lon), k=k, distance_upper_bound=chord(SIMILAR_RADIUS_KM))
         return np.asarray(found).reshape(len(lat), k)
 
     def within(self, lat: float, lon: float, km: float) -> np.ndarray:
-        point = _unit_vectors(np.array([lat]), np.array([lon]))[0]
-        return np.asarray(self.tree.query_ball_point(point, _chord(km)), dtype=np.int64)
-
-
-def _chord(km: float) -> float:
-    """The chord of an arc of `km`, a hair longer: the tree pre-selects, haversine decides."""
-    return 2 * math.sin(km / EARTH_RADIUS_KM / 2) * (1 + 1e-9) + 1e-12
+        point = unit_vectors(np.array([lat]), np.array([lon]))[0]
+        return np.asarray(self.tree.query_ball_point(point, chord(km)), dtype=np.int64)
 
 
 def similar_references(
@@ -120,6 +103,61 @@ def similar_references(
             if len(retry):
                 todo[group] = (members, finder, units[retry], min(len(members), 2 * k))
     return reference
+
+
+Nearest = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray, np.ndarray]]  # `neighbours.Neighbours.nearest`
+PlaceOf = Callable[[np.ndarray], np.ndarray]  # rows -> their places
+
+
+def similar_references_near(unit_place: np.ndarray, nearest: Nearest, place_of: PlaceOf, totals_of: TotalsOf,
+                            key_ranks: KeyRanks) -> np.ndarray:
+    """`similar_references` from a kept index: `nearest(units, k)` gives each unit's searchable
+    rows of its group within 5 km, nearest first, as far as sure, and whether that is all of
+    them (`neighbours.Neighbours.nearest`); `totals_of(rows)` their totals for the stay (`NONE`
+    where not open). Units without enough open ones among the sure ask again for twice as many."""
+    reference = np.full(len(unit_place), NONE, dtype=np.int64)
+    known_rows, known_totals = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    todo, k = np.arange(len(unit_place)), FIRST_NEAREST
+    while len(todo):
+        rows, distance, complete = nearest(todo, k)
+        if rows.shape[1] <= COMPARABLES:  # room for an 11th: it shows a tie at the 10th
+            pad = COMPARABLES + 1 - rows.shape[1]
+            rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
+            distance = np.pad(distance, ((0, 0), (0, pad)), constant_values=np.inf)
+        valid = rows >= 0
+        valid &= place_of(np.maximum(rows, 0)) != unit_place[todo][:, None]
+        wanted = np.unique(rows[valid])
+        new = wanted[~_member(known_rows, wanted)]
+        if len(new):
+            known_rows = np.concatenate([known_rows, new])
+            known_totals = np.concatenate([known_totals, totals_of(new)])
+            by_row = np.argsort(known_rows)
+            known_rows, known_totals = known_rows[by_row], known_totals[by_row]
+        at = np.searchsorted(known_rows, np.maximum(rows, 0)).clip(0, max(len(known_rows) - 1, 0))
+        total = known_totals[at] if len(known_rows) else np.full(rows.shape, NONE)
+        open_ = valid & (total >= 0)
+        distance = np.where(open_, distance, np.inf)
+        order = np.argsort(distance, axis=1, kind="stable")
+        distance, rows, total = (np.take_along_axis(a, order, axis=1) for a in (distance, rows, total))
+        count = open_.sum(axis=1)
+        decided = complete | (count > COMPARABLES)
+        enough = decided & (count >= COMPARABLES)
+        tenth, after = distance[:, COMPARABLES - 1], distance[:, COMPARABLES]
+        sure = enough & (after != tenth)
+        fifth = np.partition(total[sure, :COMPARABLES], REFERENCE_RANK - 1, axis=1)[:, REFERENCE_RANK - 1]
+        reference[todo[sure]] = fifth
+        for i in np.flatnonzero(enough & (after == tenth)).tolist():
+            # Equally far at the 10th (every row that far is sure): the listing keys decide.
+            tied = distance[i] <= tenth[i]
+            picked = np.lexsort((key_ranks(rows[i][tied]), distance[i][tied]))[:COMPARABLES]
+            reference[todo[i]] = int(np.sort(total[i][tied][picked])[REFERENCE_RANK - 1])
+        todo, k = todo[~decided], 2 * k
+    return reference
+
+
+def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    at = np.searchsorted(sorted_values, values).clip(0, max(len(sorted_values) - 1, 0))
+    return np.asarray(sorted_values[at] == values) if len(sorted_values) else np.zeros(len(values), dtype=bool)
 
 
 def _similar_by_pairs(

@@ -76,7 +76,7 @@ from staystream.events.money import (
 from staystream.events.types import KIND_INDEX, KINDS
 from staystream.memory.calendar import PAGE
 from staystream.memory.shm import Counter, SharedArrays
-from staystream.search import deals, fees
+from staystream.search import deals, fees, neighbours
 from staystream.search.view import Store, describe
 
 EARTH_RADIUS_KM = 6371.0088
@@ -396,41 +396,54 @@ class _Deals:
 
 
 def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarray, found: Found) -> np.ndarray:
-    """`deals.similar_references` of the rows: the pool is every searchable unit fitting the
-    guests near them of their kinds and max_guests; the totals of those asked come from the
-    search's own (`found`) where it has them, else from the calendar."""
+    """`deals.similar_references` of the rows: from this worker's kept index of neighbours
+    (`neighbours.py`), else (while it is first built) from a pool of every searchable unit
+    fitting the guests near them of their kinds and max_guests. The totals of those asked come
+    from the search's own (`found`) where it has them, else from the calendar."""
     shared = store.shared
     lat, lon = shared["lat"][rows], shared["lon"][rows]
+    group = neighbours.group_of(shared, rows)
+    rows_in_use = min(int(shared.counters[Counter.ROWS]), len(shared["lat"]))
+    index = neighbours.neighbours(shared, rows_in_use)
+    if index is not None:
+        changed = index.changed(shared)
+        return deals.similar_references_near(
+            places_of(shared, rows),
+            lambda units, k: index.nearest(shared, lat[units], lon[units], group[units], k, changed),
+            lambda some: places_of(shared, some), lambda some: _stay_totals_of(store, query, ranking, some, found),
+            lambda some: key_ranks(store, some))
     kind = shared["kind"][rows].astype(np.int64)
-    group = kind << 16 | shared["max_guests"][rows].astype(np.int64)
     area = _around(lat, lon, deals.SIMILAR_RADIUS_KM)
     pool = candidates(shared, area, query.guests, tuple(np.unique(kind).tolist()))
-    pool_group = shared["kind"][pool].astype(np.int64) << 16 | shared["max_guests"][pool].astype(np.int64)
+    pool_group = neighbours.group_of(shared, pool)
     keep = np.isin(pool_group, group)
     pool, pool_group = pool[keep], pool_group[keep]
-    by_row = np.argsort(found.rows)
-    searched = found.rows[by_row]
-
-    def totals_of(indices: np.ndarray) -> np.ndarray:
-        wanted = pool[indices]
-        totals = np.full(len(wanted), deals.NONE, dtype=np.int64)
-        at = np.searchsorted(searched, wanted).clip(0, max(len(searched) - 1, 0))
-        hit = (searched[at] == wanted) if len(searched) else np.zeros(len(wanted), dtype=bool)
-        totals[hit] = found.total[by_row[at[hit]]]
-        rest = np.flatnonzero(~hit)
-        open_rows, kept, entries = _open_stays(shared, wanted[rest], query.checkin, query.nights)
-        price = _fresh(shared, "entry_price", entries)[entries]
-        currency = _fresh(shared, "entry_currency", entries)[entries]
-        stays = wanted[rest[kept]]
-        charges = fees.stay_charges(shared, stays, np.full(len(stays), query.checkin), query.nights, query.guests)
-        totals[rest[kept]] = night_totals(store.fx, price, currency, (currency == currency[0]).all(axis=0), charges,
-                                          ranking)
-        return np.where(totals == UNRANKED, deals.NONE, totals)
-
     return deals.similar_references(
         lat, lon, group, places_of(shared, rows), shared["lat"][pool], shared["lon"][pool], pool_group,
         places_of(shared, pool), pool,
-        totals_of, lambda some: key_ranks(store, some))
+        lambda indices: _stay_totals_of(store, query, ranking, pool[indices], found),
+        lambda some: key_ranks(store, some))
+
+
+def _stay_totals_of(store: Store, query: Query, ranking: int, wanted: np.ndarray, found: Found) -> np.ndarray:
+    """The totals of the query's stay at these rows (`deals.NONE` where not open): the search's
+    own where it has them, else from the calendar."""
+    shared = store.shared
+    totals = np.full(len(wanted), deals.NONE, dtype=np.int64)
+    by_row = np.argsort(found.rows)
+    searched = found.rows[by_row]
+    at = np.searchsorted(searched, wanted).clip(0, max(len(searched) - 1, 0))
+    hit = (searched[at] == wanted) if len(searched) else np.zeros(len(wanted), dtype=bool)
+    totals[hit] = found.total[by_row[at[hit]]]
+    rest = np.flatnonzero(~hit)
+    _, kept, entries = _open_stays(shared, wanted[rest], query.checkin, query.nights)
+    price = _fresh(shared, "entry_price", entries)[entries]
+    currency = _fresh(shared, "entry_currency", entries)[entries]
+    stays = wanted[rest[kept]]
+    charges = fees.stay_charges(shared, stays, np.full(len(stays), query.checkin), query.nights, query.guests)
+    totals[rest[kept]] = night_totals(store.fx, price, currency, (currency == currency[0]).all(axis=0), charges,
+                                      ranking)
+    return np.where(totals == UNRANKED, deals.NONE, totals)
 
 
 def _around(lat: np.ndarray, lon: np.ndarray, km: float) -> Area:
