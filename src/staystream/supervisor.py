@@ -25,6 +25,7 @@ from staystream.config import Config
 from staystream.lifecycle import die_with_parent, set_process_name
 from staystream.logs import configure
 from staystream.paths import CONTROL_FILE, METRICS_DIR, writer_socket
+from staystream.watches.backend import evaluated_here
 
 log = logging.getLogger("staystream.server")
 WATCHER_NICENESS = 5
@@ -169,7 +170,8 @@ def serve(config: Config) -> int:
             log.error("the writer did not start; see its log above")
             return 1
         workers.extend(_start_worker(context, config, shm_path, listener) for listener in listeners)
-        watchers.extend(_start_watcher(context, config, shm_path, shard) for shard in range(config.watchers))
+        watchers.extend(_start_watcher(context, config, shm_path, shard)
+                        for shard in range(config.watchers if evaluated_here(config) else 0))
         log.info("listening", extra={"url": f"http://{host}:{port}", "workers": config.workers,
                                      "data_dir": str(config.data_dir)})
         _announce(f"staystream listening on http://{host}:{port}\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from staystream.events.fx import Fx
 from staystream.events.ingest import Validator
 from staystream.paths import REJECTIONS_DIR, writer_socket
 from staystream.search.view import Store
+from staystream.watches.backend import WatchStore
 from staystream.writer.wire import WriterClient
 
 INFLIGHT_BODIES = 8  # request bodies (at the size limit) one worker holds at most
@@ -38,7 +38,7 @@ class Worker:
     samples_seen: History = field(default_factory=History)  # likewise: rates over the last window
     rate_limits: RateLimits = field(default_factory=RateLimits)  # per credential (api/ratelimit.py)
     offload: Offload = field(default_factory=Offload)  # large native documents (api/offload.py)
-    watches: sqlite3.Connection | None = None  # the watch store, opened on the first watch request
+    watches: WatchStore | None = None  # the watch store, opened on the first watch request
     outbox_signal: Any = None  # api.watches.OutboxSignal, made with `watches`
     watch_creations: Any = None  # api.watches.Creations (group commit of new watches), made with `watches`
 

@@ -1,9 +1,11 @@
 """Watches: create and delete them (no write credential: bounded per address and in total), and
 stream their events as Server-Sent Events, resumable with `Last-Event-ID`.
 
-The watcher process writes events to the outbox and bumps `Counter.OUTBOX`; one task per worker
-follows that counter (`OutboxSignal`) and wakes the streams whose watch has new rows; each reads
-its own.
+The watcher writes events to the outbox; one task per worker hears which watches have new ones
+(`WatchStore.wakeups`: the shared counter with SQLite, LISTEN/NOTIFY with PostgreSQL, where the
+producer may be another node) and wakes their streams (`OutboxSignal`); each reads its own.
+A watch store that cannot be reached answers 503, as does a scaled node that keeps no watches;
+its calls run in threads, so a stalled PostgreSQL stalls no other route of the worker.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ import asyncio
 import contextlib
 import json
 import secrets
-import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -23,13 +24,12 @@ from staystream.api.responses import HTTPError, json_response
 from staystream.api.routing import route
 from staystream.api.state import Worker
 from staystream.memory.shm import Counter, SharedArrays
-from staystream.paths import watches_path
 from staystream.search.engine import QueryError
-from staystream.watches import store
+from staystream.watches import backend, store
+from staystream.watches.backend import WatchStore
 from staystream.watches.spec import parse_watch
 
 BODY_LIMIT = 64 * 1024
-SIGNAL_POLL_SECONDS = 0.02  # how often a worker looks at the outbox counter (within the 1 s promise)
 KEEPALIVE_SECONDS = 15.0  # a comment line, so proxies and clients see a live stream
 CHECK_WATCH_SECONDS = 5.0  # how often a stream checks that its watch still exists (deleted, expired)
 
@@ -37,11 +37,11 @@ CHECK_WATCH_SECONDS = 5.0  # how often a stream checks that its watch still exis
 class OutboxSignal:
     """Wakes the streams of this worker whose watch has new events.
 
-    One task per worker follows `Counter.OUTBOX`; when it moves, the task reads which watches the
-    new outbox rows belong to (one query for all streams) and wakes only their streams, so an
-    idle stream costs nothing however busy the others are."""
+    One task per worker follows the store's `wakeups` (which watches have new events, one look
+    for all streams) and wakes only their streams, so an idle stream costs nothing however busy
+    the others are."""
 
-    def __init__(self, shared: SharedArrays, database: sqlite3.Connection) -> None:
+    def __init__(self, shared: SharedArrays, database: WatchStore) -> None:
         self.shared = shared
         self.database = database
         self.streams: dict[int, set[asyncio.Event]] = {}  # watch seq -> the events of its streams
@@ -71,16 +71,8 @@ class OutboxSignal:
                 del self.streams[watch_seq]
 
     async def _follow(self) -> None:
-        seen = int(self.shared.counters[Counter.OUTBOX])
-        last = store.last_event_id(self.database)
-        while True:
-            await asyncio.sleep(SIGNAL_POLL_SECONDS)
-            now = int(self.shared.counters[Counter.OUTBOX])
-            if now == seen:
-                continue
-            seen = now
-            for event_id, watch_seq in store.new_events(self.database, last):
-                last = max(last, event_id)
+        async for seqs in self.database.wakeups(self.shared):
+            for watch_seq in list(self.streams) if seqs is None else seqs:
                 for woken in self.streams.get(watch_seq, ()):
                     woken.set()
 
@@ -91,7 +83,7 @@ class Creations:
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self.connection = store.connect(watches_path(worker.config.data_dir))  # used by one thread at a time
+        self.database = backend.for_worker(worker.config)  # used by one thread at a time
         self.waiting: list[tuple[store.Watch, str, asyncio.Future[store.LimitReached | None]]] = []
         self.running = False
 
@@ -106,14 +98,14 @@ class Creations:
             raise refused
 
     async def _commit_all(self) -> None:
-        connection = self.connection
+        database = self.database
         try:
             while self.waiting:
                 batch, self.waiting = self.waiting, []
                 config = self.worker.config
                 try:
                     answers = await asyncio.to_thread(
-                        store.create, connection, [(w, c) for w, c, _ in batch],
+                        database.create, [(w, c) for w, c, _ in batch],
                         config.watches_per_address, config.watches_total)
                 except Exception as exc:
                     for _, _, future in batch:
@@ -126,12 +118,25 @@ class Creations:
             self.running = False
 
 
-def _database(worker: Worker) -> sqlite3.Connection:
+def _database(worker: Worker) -> WatchStore:
+    refused = backend.unavailable(worker.config)
+    if refused is not None:
+        raise HTTPError(503, refused)
     if worker.watches is None:
-        worker.watches = store.connect(watches_path(worker.config.data_dir))
+        worker.watches = backend.for_worker(worker.config)
         worker.outbox_signal = OutboxSignal(worker.store.shared, worker.watches)
         worker.watch_creations = Creations(worker)
     return worker.watches
+
+
+@contextlib.contextmanager
+def _reachable(worker: Worker) -> Iterator[None]:
+    """A watch store that cannot be reached (PostgreSQL down) is a 503, not a 500."""
+    try:
+        yield
+    except backend.unreachable_errors(worker.config) as exc:
+        raise HTTPError(503, f"watches: the watch store is unreachable ({type(exc).__name__}); nothing was "
+                             "changed, expected a retry in a moment", {"Retry-After": "1"}) from None
 
 
 async def post_watch(request: Request, worker: Worker) -> Response:
@@ -145,7 +150,8 @@ async def post_watch(request: Request, worker: Worker) -> Response:
     client = request.client.host if request.client else "unknown"
     _database(worker)
     try:
-        await worker.watch_creations.create(watch, client)
+        with _reachable(worker):
+            await worker.watch_creations.create(watch, client)
     except store.LimitReached as exc:
         raise HTTPError(429, str(exc), {"Retry-After": str(exc.retry_after)}) from None
     return json_response({"watch_id": watch.id, "secret": watch.secret}, 201)
@@ -156,7 +162,9 @@ def _json_params(params: dict[str, list[str]]) -> str:
 
 
 async def delete_watch(request: Request, worker: Worker) -> Response:
-    if not store.delete(_database(worker), request.path_params["watch_id"]):
+    with _reachable(worker):
+        deleted = await asyncio.to_thread(_database(worker).delete, request.path_params["watch_id"])
+    if not deleted:
         raise HTTPError(404, f"watch_id: '{request.path_params['watch_id'][:40]}' is no watch "
                              "(deleted, expired or never made)")
     worker.store.shared.counters[Counter.WATCHES_CHANGED] += 1
@@ -166,7 +174,8 @@ async def delete_watch(request: Request, worker: Worker) -> Response:
 async def get_events(request: Request, worker: Worker) -> Response:
     database = _database(worker)
     watch_id = request.path_params["watch_id"]
-    watch = store.find(database, watch_id)
+    with _reachable(worker):
+        watch = await asyncio.to_thread(database.find, watch_id)
     if watch is None:
         raise HTTPError(404, f"watch_id: '{watch_id[:40]}' is no watch (deleted, expired or never made)")
     text = request.headers.get("last-event-id", "").strip()
@@ -181,6 +190,8 @@ async def get_events(request: Request, worker: Worker) -> Response:
         try:
             async for chunk in _events(woken):
                 yield chunk
+        except backend.unreachable_errors(worker.config):
+            return  # the store went away: the client reconnects with Last-Event-ID
         finally:
             signal.unsubscribe(watch.seq, woken)
 
@@ -191,14 +202,14 @@ async def get_events(request: Request, worker: Worker) -> Response:
         last_sent = checked = loop.time()
         while not signal.closed:  # the client reconnects (to another worker, or after a restart)
             woken.clear()
-            while rows := store.events_after(database, watch.seq, after):
+            while rows := await asyncio.to_thread(database.events_after, watch.seq, after):
                 yield b"".join(b"id: %d\nevent: %s\ndata: %s\n\n" % (i, e.encode(), d.encode()) for i, e, d in rows)
                 after = rows[-1][0]
                 last_sent = loop.time()
             now = loop.time()
             if now - checked >= CHECK_WATCH_SECONDS:
                 checked = now
-                if store.find(database, watch_id) is None:
+                if await asyncio.to_thread(database.find, watch_id) is None:
                     return  # deleted or expired: the client's reconnect then gets a 404
             if now - last_sent >= KEEPALIVE_SECONDS:
                 yield b": keep-alive\n\n"

@@ -252,6 +252,17 @@ def keys(connection: sqlite3.Connection, rows: list[int]) -> dict[int, tuple[str
     return found
 
 
+def rows_of(connection: sqlite3.Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The row of each (source, listing_id) asked that this store holds (`keys`, the other way)."""
+    found: dict[tuple[str, str], int] = {}
+    for first in range(0, len(keys), 10_000):  # two parameters a key, under SQLite's limit
+        part = keys[first : first + 10_000]
+        found.update(((source, listing_id), row) for row, source, listing_id in connection.execute(
+            "SELECT row, source, listing_id FROM listings WHERE (source, listing_id) IN "
+            f"(VALUES {','.join(['(?, ?)'] * len(part))})", [value for key in part for value in key]))
+    return found
+
+
 def details(connection: sqlite3.Connection, rows: list[int]) -> dict[int, dict[str, object]]:
     """Listing details by row, for the rows asked (a page of search results)."""
     if not rows:

@@ -175,7 +175,7 @@ def create(
                 answers.append(LimitReached(
                     f"watches: address {client} holds {holds} watches, the most one address may; "
                     "expected a DELETE of one it no longer needs first (or one expiring)",
-                    _seconds_until(soonest)))
+                    seconds_until(soonest)))
             elif count >= total:
                 answers.append(LimitReached(
                     f"watches: the service holds {count} watches, its limit; try again later", 3600))
@@ -190,7 +190,7 @@ def create(
     return answers
 
 
-def _seconds_until(when: float | None) -> int:
+def seconds_until(when: float | None) -> int:
     return 3600 if when is None else int(min(max(when - time.time(), 60), 86400))
 
 

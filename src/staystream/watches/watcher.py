@@ -3,12 +3,16 @@
 It follows the writer's change feed (`memory/feed.py`), finds the watches a change can affect
 through `WatchIndex`, evaluates those watches on the changed places only, every (watch, row) pair
 at once by search's rules (`batch.py`), and records the events with the state they leave in one durable transaction
-(`store.record`) before bumping `Counter.OUTBOX`, which workers serving SSE streams follow.
+(`WatchStore.record`) before bumping `Counter.OUTBOX`, which workers serving SSE streams follow.
 
 On start, when the feed lapped it, and when the FX table changes, it evaluates every watch on
 its whole area instead (`evaluate.py`, over search's own functions), so nothing acknowledged
 while it was down or behind is missed: events are what differs from the stored state, whenever
 the watcher looks.
+
+With PostgreSQL (`watches/postgres.py`) the watcher of shard k on each node waits for that
+shard's lock; the one holding it produces, the others stand by and take over (from the stored
+state, like a restart) when its session ends.
 """
 
 from __future__ import annotations
@@ -30,10 +34,9 @@ from staystream.durable import sqlite as listings_db
 from staystream.events.fx import default_fx
 from staystream.memory.feed import ALL_NIGHTS, FeedReader
 from staystream.memory.shm import Counter
-from staystream.paths import watches_path
 from staystream.search.engine import Query
 from staystream.search.view import Store
-from staystream.watches import batch, store
+from staystream.watches import backend, batch
 from staystream.watches.evaluate import Offer, changes, current_offers
 from staystream.watches.index import WatchIndex
 from staystream.watches.places import place_id, place_rows
@@ -64,12 +67,12 @@ class Watcher:
         self.shard = (shard, config.watchers)
         self.view = Store(config.database_path, shm_path, default_fx(config.fx_table))
         self.shared = self.view.shared
+        self.db = backend.for_watcher(config, shard, self.view.connection)  # a standby waits here
         self.feed = FeedReader(self.shared)  # before the first evaluation: no change falls between
-        self.db = store.connect(watches_path(config.data_dir))
         self.index = WatchIndex()
         self.live: dict[int, Live] = {}  # watches the index follows
         self.waiting: dict[int, Watch] = {}  # watches to evaluate whole, in order (all of them at start)
-        self.said: dict[int, dict[str, Placed]] = store.load_state(self.db, self.shard)
+        self.said: dict[int, dict[str, Placed]] = self.db.load_state(self.shard)
         self.holders: defaultdict[int, set[int]] = defaultdict(set)  # place row -> watches that said it matches
         for seq, places in self.said.items():
             for p in places.values():
@@ -79,7 +82,7 @@ class Watcher:
         self.table = batch.WatchTable()
         self.names: dict[int, tuple[str, str]] = {}  # row -> (source, listing_id): never changes
         self.newest_seq = 0  # the highest seq of this shard's watches taken in
-        self.held_watches, self.highest_seq = 0, 0  # of all shards, at the last look (`store.census`)
+        self.held_watches, self.highest_seq = 0, 0  # of all shards, at the last look (`WatchStore.census`)
         self.watches_changed = -1
         self.fx_label = self.view.fx.label
         self.deliveries = Deliveries(self.db, self.shard)
@@ -135,16 +138,16 @@ class Watcher:
     def _reload_watches(self) -> None:
         """New watches join `waiting` (evaluated whole, then indexed); deleted ones are dropped."""
         changed = int(self.shared.counters[Counter.WATCHES_CHANGED])
-        if changed == self.watches_changed:
+        if changed == self.watches_changed and not self.db.watches_changed_elsewhere():
             return
         self.watches_changed = changed
-        with store.reading(self.db):
-            held, newer, highest = store.census(self.db, self.highest_seq)
-            for watch in store.watches_since(self.db, self.newest_seq, self.shard):
+        with self.db.reading():
+            held, newer, highest = self.db.census(self.highest_seq)
+            for watch in self.db.watches_since(self.newest_seq, self.shard):
                 self.waiting[watch.seq] = watch
                 self.newest_seq = max(self.newest_seq, watch.seq)
             deleted = held < self.held_watches + newer
-            present = store.live_seqs(self.db, self.shard) if deleted else set()
+            present = self.db.live_seqs(self.shard) if deleted else set()
         self.held_watches, self.highest_seq = held, highest
         if deleted:
             self._forget([seq for seq in [*self.live, *self.waiting] if seq not in present])
@@ -164,7 +167,7 @@ class Watcher:
                 self.held.discard((seq << 32) | p.row)
 
     def _expire(self) -> None:
-        self._forget(store.expire(self.db, time.time(), KEEP_EVENTS_SECONDS, self.shard))
+        self._forget(self.db.expire(time.time(), KEEP_EVENTS_SECONDS, self.shard))
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -288,7 +291,7 @@ class Watcher:
         if not (events or placed or gone):
             return
         webhooks = {event.watch_seq for event in events if self.live[event.watch_seq].watch.webhook}
-        store.record(self.db, events, webhooks, placed, gone)
+        self.db.record(events, webhooks, placed, gone)
         for seq, pid, p in placed:
             self.said.setdefault(seq, {})[pid] = p
             self.holders[p.row].add(seq)
@@ -327,7 +330,7 @@ def run(config: Config, shm_path: Path, shard: int = 0) -> None:
 
     async def main() -> None:
         watcher = Watcher(config, shm_path, shard)
-        log.info("watcher started", extra={"shard": shard, "watches": store.count(watcher.db, watcher.shard)})
+        log.info("watcher started", extra={"shard": shard, "watches": watcher.db.count(watcher.shard)})
         await watcher.run()
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -14,13 +14,13 @@ import hashlib
 import hmac
 import logging
 import random
-import sqlite3
 import time
 
 import httpx
 
 from staystream import metrics
-from staystream.watches import store
+from staystream.watches.backend import WatchStore
+from staystream.watches.store import Shard
 
 log = logging.getLogger("staystream.webhooks")
 BATCH = 64  # POSTs in flight at once
@@ -41,8 +41,8 @@ def backoff(attempts: int) -> float:
 
 
 class Deliveries:
-    def __init__(self, connection: sqlite3.Connection, shard: store.Shard) -> None:
-        self.db = connection
+    def __init__(self, db: WatchStore, shard: Shard) -> None:
+        self.db = db
         self.shard = shard  # the watcher delivers its own watches' events
         self.woken = asyncio.Event()
 
@@ -53,13 +53,13 @@ class Deliveries:
         async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
             while True:
                 self.woken.clear()
-                due = store.due_deliveries(self.db, time.time(), BATCH, self.shard)
+                due = self.db.due_deliveries(time.time(), BATCH, self.shard)
                 if due:
                     await asyncio.gather(*(self._deliver(client, *item) for item in due))
-                metrics.webhook_backlog.set(store.backlog(self.db))
+                metrics.webhook_backlog.set(self.db.backlog())
                 if len(due) == BATCH:
                     continue
-                upcoming = store.next_due(self.db)
+                upcoming = self.db.next_due()
                 wait = IDLE_SECONDS if upcoming is None else max(0.0, min(IDLE_SECONDS, upcoming - time.time()))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.woken.wait(), wait)
@@ -81,12 +81,12 @@ class Deliveries:
             reason = "connect"
         else:
             if 200 <= response.status_code < 300:
-                store.delivered(self.db, event_id)
+                self.db.delivered(event_id)
                 metrics.webhook_deliveries.inc()
                 return
             reason = "http_4xx" if response.status_code < 500 else "http_5xx"
         metrics.webhook_failures.labels(reason).inc()
-        store.retry_later(self.db, event_id, attempts + 1, time.time() + backoff(attempts + 1))
+        self.db.retry_later(event_id, attempts + 1, time.time() + backoff(attempts + 1))
         if attempts == 0:
             log.warning("webhook delivery failed; retrying with backoff",
                         extra={"watch_id": watch_id, "reason": reason})
