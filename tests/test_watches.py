@@ -178,6 +178,30 @@ def test_a_deleted_watch_hears_nothing_more(server: Server) -> None:
         assert db.execute("SELECT count(*) FROM watch_state WHERE watch_seq = ?", (seqs[0] + 1,)).fetchone()[0] == 0
 
 
+def test_writes_at_the_price_bound(server: Server) -> None:
+    """The watcher skips pairs whose changed nights alone cost more than the watch's max_price,
+    unless the watch holds the place: a stay at exactly max_price enters, one a cent over leaves
+    (the write far above the bound is one of the skipped kind, held: it must still leave)."""
+    lat, lon = LAT - 0.3, LON  # away from the other tests' listings
+    with server.client() as client:
+        flat = unique_id("bound")
+        post_ok(client, [listing(flat, lat=lat, lon=lon), rate(flat, 10, 13, "120.00")])  # 360
+        watch_id = client.post("/v1/watches", json=watch_body(lat=lat, lon=lon, max_price="300")).json()["watch_id"]
+        stream = Stream(f"{server.url}/v1/watches/{watch_id}/events")
+        try:
+            stream.none_within(0.5)
+            post_ok(client, [rate(flat, 10, 13, "100.00", changed=1)])  # 300: the bound itself
+            assert [(e.event, e.data["total"]) for e in [stream.next()]] == [("entered", "300.00")]
+            post_ok(client, [rate(flat, 10, 13, "150.00", changed=2)])  # 450: these nights alone are over
+            assert [(e.event, e.data["total"]) for e in [stream.next()]] == [("left", "300.00")]
+            post_ok(client, [rate(flat, 11, 12, "99.97", changed=3)])  # 150 + 99.97 + 150
+            stream.none_within(0.5)
+            post_ok(client, [rate(flat, 10, 11, "50.01", changed=4), rate(flat, 12, 13, "150.02", changed=4)])
+            assert [(e.event, e.data["total"]) for e in [stream.next()]] == [("entered", "300.00")]
+        finally:
+            stream.close()
+
+
 class Receiver:
     """A real webhook receiver (http.server on its own port): answers 2xx, keeps what arrived."""
 

@@ -24,6 +24,7 @@ from staystream.search import fees
 from staystream.search.engine import EARTH_RADIUS_KM, UNRANKED, Query, exact_stay_total, night_totals
 
 NO_BOUND = np.iinfo(np.int64).max
+FLOOR_NIGHTS = 62  # longest span of changed nights `price_floors` reads (a longer one gets no floor)
 
 
 class WatchTable:
@@ -51,6 +52,7 @@ class WatchTable:
         self.currency = grown("currency", "i4", -1)  # -1: shown in each listing's own
         self.ranking = grown("ranking", "i4", 0)
         self.bound = grown("bound", "i8", NO_BOUND)  # max_price in ranking minor units
+        self.bound_base = grown("bound_base", "f8", np.inf)  # max_price in the FX base, a little over
         self.size = size
 
     def add(self, seq: int, query: Query, fx: Fx) -> None:
@@ -77,6 +79,10 @@ class WatchTable:
             self.ranking[seq] = ranking
             self.bound[seq] = NO_BOUND if query.max_price is None else int(
                 (query.max_price * Decimal(10) ** EXPONENT[ranking]).to_integral_value(ROUND_FLOOR))
+            # In base units with a minor unit and a millionth of slack over float error: only
+            # `could_match` reads it, and it must never refuse a pair the exact total admits.
+            in_base = (float(self.bound[seq]) + 1) / (fx.minor_scale[ranking] * fx.per_base[ranking]) * (1 + 1e-6)
+            self.bound_base[seq] = in_base if self.bound[seq] != NO_BOUND and np.isfinite(in_base) else np.inf
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,52 @@ def _stays(shared: SharedArrays, fx: Fx, table: WatchTable, watch: np.ndarray, r
             total[i] = exact_stay_total(fx, price[:, i].tolist(), currency[:, i].tolist(), fixed, percent,
                                         int(shown[i]))
     return Matches(watch, row, ranked, total.astype(np.int64), shown)
+
+
+def price_floors(shared: SharedArrays, fx: Fx, rows: np.ndarray, first: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Per changed entry (row, nights [first, end)), the least one of its nights costs now, in
+    FX base units (inf for a night that cannot be booked: no stay through it matches). Prices and
+    fees are never negative, so a stay that includes k of these nights totals at least k times
+    this. 0 (no floor) for descriptions and spans longer than `FLOOR_NIGHTS`."""
+    floors = np.zeros(len(rows))
+    spans = np.asarray(end, np.int64) - np.asarray(first, np.int64)
+    chosen = np.flatnonzero((spans >= 1) & (spans <= FLOOR_NIGHTS))
+    if not len(chosen):
+        return floors
+    counts = spans[chosen]
+    entry_of = np.repeat(np.arange(len(chosen)), counts)
+    starts = np.cumsum(counts) - counts
+    days = np.asarray(first, np.int64)[chosen][entry_of] + np.arange(len(entry_of)) - starts[entry_of]
+    row = np.asarray(rows, np.int64)[chosen][entry_of]
+    directory = shared["directory"]
+    page = days // PAGE - int(shared.counters[Counter.BASE_PAGE])
+    inside = (page >= 0) & (page < directory.shape[1]) & (row < len(directory))
+    slot = np.where(inside, directory[np.where(inside, row, 0), np.where(inside, page, 0)], 0)
+    pages = shared["pages"]
+    if int(slot.max(initial=0)) >= len(pages):
+        shared.refresh()
+        pages = shared["pages"]
+    entries = pages[slot, days % PAGE]
+    if int(entries.max(initial=0)) >= len(shared["entry_available"]):
+        shared.refresh()
+    price = shared["entry_price"][entries]
+    currency = shared["entry_currency"][entries].astype(np.int64)
+    per_base = np.nan_to_num(fx.per_base[currency] * fx.minor_scale[currency], nan=np.inf)  # unknown: floor 0
+    night = np.where(inside & (slot > 0) & (shared["entry_available"][entries] == 1) & (price >= 0),
+                     price / per_base, np.inf)
+    floors[chosen] = np.minimum.reduceat(night, starts)
+    return floors
+
+
+def could_match(table: WatchTable, watch: np.ndarray, floor: np.ndarray, first: np.ndarray,
+                end: np.ndarray) -> np.ndarray:
+    """Which (watch, changed entry) pairs could match, given the entry's `price_floors`: false
+    only when the nights the watch's stay shares with the entry already cost more than its
+    max_price (the stay then cannot match, whatever its other nights and fees)."""
+    checkin = table.checkin[watch]
+    shared_nights = np.minimum(end, checkin + table.nights[watch]) - np.maximum(first, checkin)
+    possible: np.ndarray = np.maximum(shared_nights, 1) * floor <= table.bound_base[watch]
+    return possible
 
 
 def _distance_km(lat: np.ndarray, lon: np.ndarray, center_lat: np.ndarray, center_lon: np.ndarray) -> np.ndarray:

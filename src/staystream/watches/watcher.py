@@ -77,8 +77,6 @@ class Watcher:
         for seq, places in self.said.items():
             for p in places.values():
                 self.holders[p.row].add(seq)
-        # (watch << 32 | place row) of every place a watch said matches
-        self.held = {(seq << 32) | p.row for seq, places in self.said.items() for p in places.values()}
         self.table = batch.WatchTable()
         self.names: dict[int, tuple[str, str]] = {}  # row -> (source, listing_id): never changes
         self.newest_seq = 0  # the highest seq of this shard's watches taken in
@@ -164,7 +162,6 @@ class Watcher:
             self.table.remove(seq)
             for p in self.said.pop(seq, {}).values():
                 self.holders[p.row].discard(seq)
-                self.held.discard((seq << 32) | p.row)
 
     def _expire(self) -> None:
         self._forget(self.db.expire(time.time(), KEEP_EVENTS_SECONDS, self.shard))
@@ -207,6 +204,12 @@ class Watcher:
         known = rows < rows_in_use
         rows, first, end = rows[known], first[known], end[known]
         watch, position = self.index.affected(rows, self.shared["lat"][rows], self.shared["lon"][rows], first, end)
+        # Most pairs are a write far above the watch's max_price: dropped unless the watch holds the place.
+        floors = batch.price_floors(self.shared, self.view.fx, rows, first, end)
+        possible = batch.could_match(self.table, watch, floors[position], first[position], end[position])
+        if not possible.all():
+            possible |= self._holds(watch, rows[position])
+            watch, position = watch[possible], position[possible]
         pairs = np.sort((watch << 32) | rows[position])  # a row may come in several entries and cells
         pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
         watch, row = pairs >> 32, pairs & 0xFFFFFFFF
@@ -232,8 +235,7 @@ class Watcher:
         first_of = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
         best = order[first_of]
         touched = (watch << 32) | place_rows(self.shared, row)
-        held_keys = self.held
-        held = np.unique(touched[np.fromiter((key in held_keys for key in touched.tolist()), bool, len(touched))])
+        held = np.unique(touched[self._holds(watch, row)])
         looked: defaultdict[int, set[int]] = defaultdict(set)  # watch -> place rows looked at
         for key in held.tolist():
             looked[key >> 32].add(key & 0xFFFFFFFF)
@@ -287,6 +289,13 @@ class Watcher:
         pairs = np.unique((np.concatenate([watch, more_w[boxed]]) << 32) | np.concatenate([row, more_r[boxed]]))
         return pairs >> 32, pairs & 0xFFFFFFFF
 
+    def _holds(self, watch: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """Which (watch, row) pairs have the watch holding the row's place (it said it matches)."""
+        places = place_rows(self.shared, row)
+        held = [(seq << 32) | place for place in np.unique(places).tolist() for seq in self.holders.get(place, ())]
+        holds: np.ndarray = np.isin((watch << 32) | places, np.array(held, np.int64))
+        return holds
+
     def _record(self, events: list[Event], placed: list[tuple[int, str, Placed]], gone: list[tuple[int, str]]) -> None:
         if not (events or placed or gone):
             return
@@ -295,13 +304,11 @@ class Watcher:
         for seq, pid, p in placed:
             self.said.setdefault(seq, {})[pid] = p
             self.holders[p.row].add(seq)
-            self.held.add((seq << 32) | p.row)
         for seq, pid in gone:
             said = self.said.get(seq, {})
             if pid in said:
                 row = said.pop(pid).row
                 self.holders[row].discard(seq)
-                self.held.discard((seq << 32) | row)
         if events:
             self.shared.counters[Counter.OUTBOX] += 1
             metrics.watch_events.inc(len(events))
