@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -299,3 +300,43 @@ def test_places_and_links_through_the_stream(tmp_path: Path) -> None:
                 assert place_of(client, "expedia", "ghost") == place_of(client, "vrbo", "flat-1v")
         finally:
             second.stop()
+
+
+def _rebuilt(server: Server) -> dict[str, object]:
+    """The writer's last "places rebuilt" log line."""
+    lines = [json.loads(line) for line in server.log().splitlines() if '"places rebuilt"' in line]
+    assert lines, server.log()
+    last: dict[str, object] = lines[-1]
+    return last
+
+
+def test_a_restart_matches_again_only_what_changed_since_the_cache_saved(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """The places cache (places-cache.sqlite3): kill -9 loses only what came after its last
+    save, and a restart scores those listings alone; the places are those of matching all."""
+    server = server_factory()
+    twins = [listing(source, f"{source}-{i}", f"{street} garden studio", 1.30 + 0.01 * i, 103.80,
+                     address=f"{i} {street}")
+             for i, street in enumerate(("Emerald Hill Rd", "Duxton Rd", "Keong Saik Rd", "Joo Chiat Pl"))
+             for source in ("airbnb", "vrbo")]
+    cache = sqlite3.connect(f"file:{server.data_dir / 'places-cache.sqlite3'}?mode=ro", uri=True)
+    with server.client() as client:
+        post(client, *twins)
+        deadline = time.monotonic() + 10
+        while cache.execute("SELECT count(*) FROM listings").fetchone()[0] < len(twins):
+            assert time.monotonic() < deadline, "the places cache was not saved"
+            time.sleep(0.1)
+        post(client, {**twins[0], "lat": 1.35}, {**twins[1], "lat": 1.35})  # the first pair moves, together
+        before = {(t["source"], t["listing_id"]): place_of(client, str(t["source"]), str(t["listing_id"]))
+                  for t in twins}
+    cache.close()
+    assert len(set(before.values())) == 4  # each pair matched
+    server.kill()
+    again = server_factory(data_dir=server.data_dir)
+    assert _rebuilt(again)["listings"] == len(twins) and 0 <= _rebuilt(again)["rematched"] <= 2  # type: ignore[operator]
+    with again.client() as client:
+        assert {key: place_of(client, *key) for key in before} == before
+    again.stop()
+    third = server_factory(data_dir=server.data_dir)
+    assert _rebuilt(third)["rematched"] == 0  # a clean stop saved everything
+    with third.client() as client:
+        assert {key: place_of(client, *key) for key in before} == before

@@ -9,6 +9,7 @@ from pathlib import Path
 
 DATABASE_FILE = "store.sqlite3"  # the embedded store, or the PostgreSQL store's local mirror
 WATCHES_FILE = "watches.sqlite3"  # embedded store: watches, their state, the event outbox
+PLACES_CACHE_FILE = "places-cache.sqlite3"  # automatic matching's candidate edges, so a restart re-matches little
 LOCK_FILE = "lock"  # flock'ed by the one process that owns the data directory; holds its pid
 REJECTS_FILE = "import-rejects.csv"  # rows `staystream import` rejected, when it started the server itself
 SNAPSHOT_DIR = "snapshot"  # the embedded store's shared-array snapshots

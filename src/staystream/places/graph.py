@@ -41,7 +41,7 @@ from rapidfuzz import fuzz, process
 from staystream.places import matching
 from staystream.places.grid import METRES_PER_DEGREE as _METRES_PER_DEGREE
 from staystream.places.grid import Grid
-from staystream.places.types import Delisted, Link, PlaceEvent, PlaceListing
+from staystream.places.types import Delisted, Link, MatchChanges, PlaceEvent, PlaceListing, SavedMatches
 
 Matched = str  # "self" | "property" | "link" | "auto"
 
@@ -102,6 +102,7 @@ class PlaceGraph:
         self._candidates: dict[str, dict[str, tuple[float, float]]] = {}  # other: (score, metres)
         self._place_of: dict[str, str] = {}
         self._places: dict[str, Place] = {}
+        self._unsaved: set[str] = set()  # keys whose fingerprint or candidates changed since `unsaved`
 
     # -- reading
 
@@ -118,6 +119,10 @@ class PlaceGraph:
 
     def __len__(self) -> int:
         return len(self._listings)
+
+    @property
+    def automatic(self) -> bool:
+        return self._automatic
 
     # -- writing
 
@@ -157,6 +162,49 @@ class PlaceGraph:
             return self._redecide(touched)
         return self._redecide(touched | self._rescore(dirty))
 
+    def restore(self, events: Iterable[PlaceListing | Link], saved: SavedMatches) -> dict[str, str | None]:
+        """Start from the current listings and links and what a cache saved of an earlier
+        matching: listings whose fingerprint is the saved one keep their saved candidates
+        among themselves (a pure function of the two listings); the others are left pending
+        (`match_pending`), to be scored against everyone. Returns the places as `apply` does."""
+        touched: set[str] = set()
+        for event in events:
+            if isinstance(event, PlaceListing):
+                touched |= self._remove(event.key)
+                self._add(event)
+                touched.add(event.key)
+            else:
+                touched |= self._set_link(event)
+        clean = {key for key, listing in self._listings.items()
+                 if saved.fingerprints.get(key) == matching.fingerprint(listing)}
+        self._unsaved = set(saved.fingerprints) - clean  # gone, or changed since: their rows go
+        if self._automatic:
+            for a, b, score, metres in saved.edges:
+                if a in clean and b in clean:
+                    self._candidates[a][b] = self._candidates[b][a] = (score, metres)
+            for key in self._listings.keys() - clean:
+                listing = self._listings[key]
+                self._pending.setdefault(self._grid.cell(listing.lat, listing.lon), set()).add(key)
+                self._unsaved.add(key)
+        return self._redecide(touched)
+
+    @property
+    def has_unsaved(self) -> bool:
+        return bool(self._unsaved)
+
+    def unsaved(self) -> MatchChanges:
+        """What changed since the last call (the first: since `restore`), for `places.cache`."""
+        keys, self._unsaved = self._unsaved, set()
+        matched, dropped, edges = [], [], []
+        for key in sorted(keys):
+            listing = self._listings.get(key)
+            if listing is None or key in self._pending.get(self._grid.cell(listing.lat, listing.lon), ()):
+                dropped.append(key)
+                continue
+            matched.append((key, matching.fingerprint(listing)))
+            edges += [(key, other, score, metres) for other, (score, metres) in self._candidates[key].items()]
+        return MatchChanges(matched, dropped, edges)
+
     @property
     def pending(self) -> int:
         """Listings applied with `match=False` whose candidates are still to be found."""
@@ -195,6 +243,7 @@ class PlaceGraph:
         self._rows[key] = (listing.lat, listing.lon, source, _name_bloom(core), core)
         self._grid.add(key, listing.lat, listing.lon)
         self._cell_columns.pop(self._grid.cell(listing.lat, listing.lon), None)
+        self._unsaved.add(key)
         if (prop := _property(listing)) is not None:
             self._properties.setdefault(prop, set()).add(key)
         self._candidates[key] = {}
@@ -205,6 +254,7 @@ class PlaceGraph:
         if listing is None:
             return set()
         self._unpend(key)
+        self._unsaved.add(key)
         former = self._neighbours(key)
         del self._listings[key]
         self._grid.remove(key, listing.lat, listing.lon)
@@ -264,6 +314,7 @@ class PlaceGraph:
         their token_set_ratio), then a token_set_ratio of at least it, which the score needs.
         """
         gained: set[str] = set()
+        self._unsaved |= dirty
         by_cell: dict[tuple[int, int], list[str]] = {}
         for key in sorted(dirty):
             if key in self._listings:

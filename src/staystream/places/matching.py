@@ -10,6 +10,7 @@ real labeled pairs, and the fitting procedure measured by k-fold cross-validatio
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import unicodedata
@@ -219,6 +220,14 @@ def normalise_address(address: str) -> Address:
         frozenset(n for n in numbers if len(n) > _HOUSE_DIGITS),
         frozenset(words),
     )
+
+
+def fingerprint(listing: PlaceListing) -> int:
+    """A 63-bit hash of everything a listing's candidate edges depend on: equal fingerprints,
+    equal scores against any other listing (with this code: `places.cache` keys on its source)."""
+    fields = (listing.source, listing.lat, listing.lon, listing.name, listing.kind, listing.max_guests,
+              listing.address)
+    return int.from_bytes(hashlib.blake2b(repr(fields).encode(), digest_size=8).digest()) >> 1
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -98,3 +98,25 @@ class Link:
 
 
 PlaceEvent = PlaceListing | Delisted | Link
+
+Edge = tuple[str, str, float, float]  # a candidate pair: key, other key, score, metres
+
+
+@dataclass(frozen=True, slots=True)
+class SavedMatches:
+    """What a `places.cache` file holds: the matched listings' fingerprints
+    (`matching.fingerprint`) and the candidate edges between them."""
+
+    fingerprints: dict[str, int]
+    edges: list[Edge]
+
+
+@dataclass(frozen=True, slots=True)
+class MatchChanges:
+    """What changed in the saved matches since the last save: `matched` listings (key,
+    fingerprint) whose rows and edges replace the old ones, `dropped` keys whose rows and edges
+    go (delisted, or described again and not matched yet), and the `edges` of the matched."""
+
+    matched: list[tuple[str, int]]
+    dropped: list[str]
+    edges: list[Edge]

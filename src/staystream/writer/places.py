@@ -8,7 +8,9 @@ answered (read-after-ack for search, watches and the web page). The column holds
 row, the row of its place's anchor (the member with the smallest key, after which the place is
 named: `place_id_for(anchor key)`); a listing in no place (never described, delisted) is its
 own anchor. Places are a pure function of the current listings and links, so start-up rebuilds
-them from the store with one `apply`.
+them from the store, with the candidate edges of automatic matching from the places cache
+(`places.cache`, saved every `SAVE_SECONDS`): only the listings changed since its last save are
+matched again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import msgspec
 import numpy as np
@@ -27,12 +30,14 @@ from staystream.events.types import KINDS, Link, Listing, split_key
 from staystream.memory.listings import ListingColumns
 from staystream.places import Delisted, PlaceEvent, PlaceGraph, PlaceListing, place_id_for
 from staystream.places import Link as PlaceLink
+from staystream.places.cache import PlacesCache
 
 log = logging.getLogger("staystream.writer")
 _json = msgspec.json.Encoder()
 _PLACE_ID = re.compile("p[0-9a-f]{16}")
 INLINE_MATCHING = 100  # listings a group may carry and still be matched before its answer
 MATCH_SLICE = 50  # listings matched in one slice of deferred matching (~20 ms in a dense city)
+SAVE_SECONDS = 2.0  # the places cache is brought up to date at most this often (a crash loses that much)
 # (row, source, listing_id, name, kind, lat, lon, max_guests, address, property_id): a listing
 # in search, as `sqlite.place_listings` reads it at start-up
 StoredListing = tuple[int, str, str, str, int, float, float, int, str | None, str | None]
@@ -53,26 +58,53 @@ class WriterPlaces:
     """Places for one writer; `automatic=False` keeps property and link edges only."""
 
     def __init__(self, columns: ListingColumns, rows: dict[str, int], automatic: bool,
-                 moved: Callable[[np.ndarray], None] = lambda rows: None) -> None:
+                 moved: Callable[[np.ndarray], None] = lambda rows: None, cache: Path | None = None) -> None:
         self.columns = columns
         self.moved = moved  # told the rows whose place changed, after the column (the watcher's feed)
         self.rows = rows  # the writer's key -> row (shared, not copied)
         self.graph = PlaceGraph(automatic)
         self._hashes = np.zeros(0, np.uint64)  # per listing row, its own place_id as a number
+        self.cache = PlacesCache(cache) if automatic and cache is not None else None
+        self._saved_at = 0.0
 
     def load(self, listings: Iterable[StoredListing], links: Iterable[Link]) -> None:
-        """Rebuild every place from the stored listings in search and the stored links."""
+        """Rebuild every place from the stored listings in search and the stored links, and the
+        candidate edges the cache kept of the listings unchanged since its last save."""
         started, cpu = time.perf_counter(), time.thread_time()
-        events: list[PlaceEvent] = [place_link(link) for link in links]
+        events: list[PlaceListing | PlaceLink] = [place_link(link) for link in links]
         linked = len(events)
         for _, source, listing_id, name, kind, lat, lon, max_guests, address, property_id in listings:
             events.append(PlaceListing(source, listing_id, lat, lon, name, KINDS[kind], max_guests, address,
                                        property_id))
-        self._publish(self.graph.apply(events))
+        if self.cache is None:
+            self._publish(self.graph.apply(events))
+            rematched = len(self.graph) if self.graph.automatic else 0
+        else:
+            changed = self.graph.restore(events, self.cache.load())
+            rematched = self.graph.pending
+            changed.update(self.graph.match_pending(rematched))
+            self._publish(changed)
+            self.cache.save(self.graph.unsaved())
         self._hash_rows()  # here, not on the first unknown id: a million rows take ~1 s
-        log.info("places rebuilt", extra={"listings": len(self.graph), "links": linked,
+        log.info("places rebuilt", extra={"listings": len(self.graph), "links": linked, "rematched": rematched,
                                           "seconds": round(time.perf_counter() - started, 3),
                                           "cpu_seconds": round(time.thread_time() - cpu, 3)})
+
+    @property
+    def unsaved(self) -> bool:
+        """Changes the places cache has not had yet."""
+        return self.cache is not None and self.graph.has_unsaved
+
+    def save(self, now: float, force: bool = False) -> None:
+        """Bring the cache up to date, if `SAVE_SECONDS` passed since the last time (or `force`)."""
+        if self.cache is not None and (force or now - self._saved_at >= SAVE_SECONDS):
+            self._saved_at = now
+            self.cache.save(self.graph.unsaved())
+
+    def close(self) -> None:
+        self.save(0.0, force=True)
+        if self.cache is not None:
+            self.cache.close()
 
     def apply(self, listed: list[Listing], delisted: Iterable[str], links: list[Link]) -> None:
         """After a group: `listed` the newest winning description of each listing in search,

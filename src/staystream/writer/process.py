@@ -48,9 +48,9 @@ from staystream.memory.fees import FeeColumns
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.listings import ListingColumns
 from staystream.memory.shm import Counter, SharedArrays
-from staystream.paths import WRITER_STATUS_FILE, writer_socket
+from staystream.paths import PLACES_CACHE_FILE, WRITER_STATUS_FILE, writer_socket
 from staystream.writer import wire
-from staystream.writer.places import WriterPlaces
+from staystream.writer.places import SAVE_SECONDS, WriterPlaces
 
 log = logging.getLogger("staystream.writer")
 Frame = tuple[asyncio.StreamWriter, WriteRequest, int]  # (reply to, request, events)
@@ -138,7 +138,7 @@ class Writer:
         self.keys: dict[str, int] = {}
         self.history = HistoryKeeper(config.data_dir, config.history_days, self._history_taken)
         self.places = WriterPlaces(self.columns, self.keys, automatic=not config.no_matching,
-                                   moved=self._place_changed)
+                                   moved=self._place_changed, cache=config.data_dir / PLACES_CACHE_FILE)
         self.seq = 0
         self.logged_since_snapshot = 0
         self.newest: dict[str, int] = {}
@@ -213,6 +213,7 @@ class Writer:
         server.close()
         self.waiting.close()
         await committer
+        self.places.close()
         reporter.cancel()
         heart.cancel()
         if self.snapshotting is not None:
@@ -253,14 +254,17 @@ class Writer:
             if self.places.pending and not self.waiting.closed and (now >= match_due or (
                     self.waiting.empty and now - self.waiting.added_at >= MATCH_IDLE_SECONDS)):
                 self.places.match_pending()
+                self.places.save(time.monotonic())  # the places cache: counted in the slice
                 match_due = time.monotonic() + 9 * (time.monotonic() - now)
                 await asyncio.sleep(0)  # frames that arrived meanwhile get in
                 continue
-            frames = await self.waiting.take(MATCH_IDLE_SECONDS if self.places.pending else None)
+            frames = await self.waiting.take(MATCH_IDLE_SECONDS if self.places.pending else
+                                             SAVE_SECONDS if self.places.unsaved else None)
             if frames is None:
                 return
             if frames:
                 await self._commit(Group(frames))
+            self.places.save(time.monotonic())
 
     async def _commit(self, group: Group) -> None:
         rows_before = len(self.keys)
