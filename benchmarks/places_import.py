@@ -6,8 +6,9 @@ Each run starts a fresh server (with and without `--no-matching`, alternating), 
 city as `airbnb`, then again as `vrbo` (every listing then has a same-named twin of another
 source: the most matching a city can cause), and prints the import wall times, the writer's CPU
 time (from /proc), and the sums of `staystream_apply_seconds` (the acknowledged path) and
-`staystream_places_seconds` from `/metrics`. Then it restarts the server once and prints the
-places rebuild ("places rebuilt" log line). Linux only (/proc).
+`staystream_places_seconds` from `/metrics`. Then it restarts the server twice and prints the
+places rebuild ("places rebuilt" log line): with the places cache, then with the cache file
+deleted (everything matched again). Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from staystream.paths import PLACES_CACHE_FILE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import Server, start_server  # noqa: E402 (the tests' real-server helper)
@@ -68,10 +71,15 @@ def run(city: Path, matching: bool, work: Path) -> None:
               f"places s {_metric(server, 'staystream_places_seconds_sum'):.2f}", flush=True)
     finally:
         server.stop()
-    again = start_server(data_dir, *flags, workers=1)
-    again.stop()
-    rebuilt = [line for line in again.log().splitlines() if "places rebuilt" in line]
-    print("  restart:", rebuilt[-1][rebuilt[-1].index('"listings"'):] if rebuilt else "no log line", flush=True)
+    for label, without_cache in (("restart", False), ("restart without the places cache", True)):
+        if without_cache:
+            for suffix in ("", "-wal", "-shm"):
+                (data_dir / f"{PLACES_CACHE_FILE}{suffix}").unlink(missing_ok=True)
+        again = start_server(data_dir, *flags, workers=1)
+        again.stop()
+        rebuilt = [line for line in again.log().splitlines() if "places rebuilt" in line]
+        print(f"  {label}:", rebuilt[-1][rebuilt[-1].index('"listings"'):] if rebuilt else "no log line",
+              flush=True)
 
 
 def main() -> None:
