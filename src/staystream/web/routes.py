@@ -8,9 +8,8 @@ another host unless `tile_url` names a tile server (without one the map draws co
 shipped in `static/vendor/world/`). The page learns the tile URL from a `<meta>` of the HTML,
 so its first request already knows it.
 
-`/v1/ops/summary`, which `/ops` reads every second, is the server's (it knows the counters);
-its shape is pinned in `static/ops.js`'s docstring and in `OPS_SUMMARY_SHAPE` below. Until the
-server has it, the page derives what it can from `/metrics` and `/readyz`.
+`/v1/ops/summary`, which `/ops` reads every second, is the API's (`api/summary.py`: it knows
+the counters); its shape is `OPS_SUMMARY_SHAPE` below.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 // The traveler's search page. Its whole state is the URL (`/?where=&checkin=&checkout=&guests=
 // &currency=&sort=&kind=&min_price=&max_price=&deals=&cursor=&listing=`): the page reads it,
 // asks the JSON API of its own origin, and draws place cards, a map and the flexible-dates strip.
-// Live: a watch on the current search (SSE) re-fetches the cards it names; where the server has
-// no watches the page re-runs the search every POLL_MS instead. Features the server lacks
-// (offers, deals, fees, dates, history) are left out, never an error.
+// Live: a watch on the current search (SSE) re-fetches the cards it names; when the server
+// refuses a watch (429: this address holds too many) the page re-runs the search every POLL_MS.
 
 const POLL_MS = 2000;
 const OUTLINE_MAX_ZOOM = 11;
@@ -15,10 +14,8 @@ const KINDS = {
 const WHEN = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" };
 const FORM_FIELDS = ["where", "checkin", "checkout", "guests", "currency"];
 const FILTER_FIELDS = ["min_price", "max_price", "kind", "sort"];
-const OPTIONAL_PARAMS = ["deals"]; // v1.1 search parameters an older server refuses
 
 const $ = (id) => document.getElementById(id);
-const unsupported = new Set();
 const whereCache = new Map();
 let current = null; // {state, params} of the search on screen, for live refreshes
 let live = { key: null, source: null, watchId: null, timer: null };
@@ -149,35 +146,14 @@ function searchParams(state, area) {
   return params;
 }
 
-/** GET /v1/search; a parameter an older server does not know is dropped and done here. */
+/** GET /v1/search; an error answer becomes an Error with the server's message. */
 async function search(params) {
-  for (;;) {
-    const q = new URLSearchParams(params);
-    for (const name of unsupported) q.delete(name);
-    if (unsupported.has("sort=deal") && q.get("sort") === "deal") q.delete("sort");
-    const { ok, status, body } = await getJson(`/v1/search?${q}`);
-    if (ok) {
-      if (unsupported.has("deals") && params.deals) {
-        body.results = body.results.filter((r) => r.deal);
-        body.matches = body.results.length;
-      }
-      return body;
-    }
-    const error = body?.error || `search failed (${status})`;
-    const refused = OPTIONAL_PARAMS.find((name) => q.has(name) && error.startsWith(name));
-    if (status === 400 && refused) { unsupported.add(refused); continue; }
-    if (status === 400 && q.get("sort") === "deal" && error.startsWith("sort")) {
-      unsupported.add("sort=deal");
-      continue;
-    }
-    throw new Error(error);
-  }
+  const { ok, status, body } = await getJson(`/v1/search?${new URLSearchParams(params)}`);
+  if (!ok) throw new Error(body?.error || `search failed (${status})`);
+  return body;
 }
 
 const placeId = (r) => r.place_id ?? `${r.source}/${r.listing_id}`;
-const offersOf = (r) => (r.offers?.length ? r.offers : [
-  { source: r.source, listing_id: r.listing_id, total: r.total, currency: r.currency, url: r.url, deal: r.deal ?? null },
-]);
 
 // ---- cards ---------------------------------------------------------------------------------
 
@@ -189,7 +165,7 @@ function dealText(deal) {
 
 function card(r, state) {
   const id = placeId(r);
-  const offers = offersOf(r);
+  const offers = r.offers;
   const nights = r.nights?.length || nightsBetween(state.checkin, state.checkout);
   const titleId = `t-${id.replace(/[^a-zA-Z0-9_-]/g, "_")}`;
   const deal = dealText(r.deal);
@@ -222,7 +198,7 @@ function card(r, state) {
 
 function freshText(iso) { return iso ? `price changed ${ago(iso)}` : ""; }
 function signature(r) {
-  return JSON.stringify([r.total, r.currency, offersOf(r).map((o) => [o.source, o.total]), r.deal?.percent_below ?? null, r.price_changed_at]);
+  return JSON.stringify([r.total, r.currency, r.offers.map((o) => [o.source, o.total]), r.deal?.percent_below ?? null, r.price_changed_at]);
 }
 function listingUrl(r) {
   const q = new URLSearchParams(location.search);
