@@ -113,3 +113,30 @@ def test_one_fact_events_become_rows_that_set_their_fact_only(validator: Validat
 def test_price_event_in_yen_rejects_decimals(validator: Validator) -> None:
     parsed = validated(validator, one_fact("price", price="10.5", currency="JPY"))
     assert [r["error"] for r in parsed.rejected] == ["price: '10.5' has more decimals than JPY allows (0)"]
+
+
+@pytest.mark.parametrize("price", ["1_0", "١٢", "12_000.00", "１２"])
+def test_a_price_with_underscores_or_other_scripts_digits_is_refused_by_name(validator: Validator, price: str) -> None:
+    """`Decimal` reads '1_0' as 10 and Arabic-Indic digits as ours; a price is a JSON number or a
+    decimal string, so these are refused, naming the field and the value."""
+    parsed = validated(validator, rate(listing_id="ok-before"), rate(price=price))
+    assert parsed.accepted == 1
+    assert [rejection["index"] for rejection in parsed.rejected] == [1]
+    assert str(parsed.rejected[0]["error"]).startswith(f"price: {price!r} is not a decimal number"), parsed.rejected
+
+
+@pytest.mark.parametrize(("price", "minor"), [
+    ("129.50", 12950), ("129.5", 12950), ("0129", 12900), (129, 12900), (129.5, 12950), ("1E2", 10000), (" 12 ", 1200),
+])
+def test_prices_as_text_or_json_numbers_give_the_same_minor_units(validator: Validator, price: object, minor: int) -> None:
+    """Prices decode as their text (a cache key cheaper than a `Decimal`), JSON numbers with a
+    fraction as exact `Decimal`s: every form reads as before."""
+    parsed = validated(validator, rate(price=price), rate(listing_id="v-2", price="1.00"))
+    assert parsed.rejected == [] and parsed.rate_columns()["price"].tolist() == [minor, 100]
+
+
+@pytest.mark.parametrize("price", ["abc", "NaN", "-1", "1.001", ""])
+def test_a_bad_price_text_is_refused_with_its_value(validator: Validator, price: str) -> None:
+    parsed = validated(validator, rate(price=price), rate(listing_id="v-2"))
+    assert parsed.accepted == 1 and [r["index"] for r in parsed.rejected] == [0]
+    assert str(parsed.rejected[0]["error"]).startswith(f"price: '{price}'"), parsed.rejected

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import msgspec
 import numpy as np
@@ -64,6 +64,32 @@ MAX_PERCENT = Decimal(100)  # of the nights' sum: a fee above the nights themsel
 EVENT_TYPES = ("listing", "rate", "price", "availability", "stay_rule", "delist", "fee", "link")
 FactEvent = PriceEvent | AvailabilityEvent | StayRuleEvent
 
+
+
+class WireRate(msgspec.Struct, tag="rate", tag_field="type", gc=False):
+    """A `rate` event as a request body is decoded: `RateEvent` with its price still as sent.
+
+    A `Decimal` costs ~1 us to build and as much again to hash (the price cache's key), for
+    every event; a price's text is one string, and the same few texts repeat all day. A price
+    that is a JSON number with a fraction does not decode as this: its part is decoded as
+    `RateEvent`s (exact `Decimal`s) instead."""
+
+    source: str
+    listing_id: str | int
+    start: dt.date
+    end: dt.date
+    currency: str
+    changed_at: dt.datetime
+    price: str | int | None = None
+    available: bool = True
+    min_nights: int = 1
+
+
+WireEvent = (ListingEvent | WireRate | PriceEvent | AvailabilityEvent | StayRuleEvent | DelistEvent | FeeEvent
+             | LinkEvent)
+AnyRate = RateEvent | WireRate
+_wire_events = msgspec.json.Decoder(list[WireEvent])
+_wire_event = msgspec.json.Decoder(WireEvent)
 _events = msgspec.json.Decoder(list[Event])
 _event = msgspec.json.Decoder(Event)
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
@@ -155,7 +181,7 @@ class Validator:
     def __init__(self, fx: Fx, earliest_night: dt.date, horizon_days: int, max_night_price_eur: int):
         self.earliest_day = epoch_day(earliest_night)
         self.horizon_days = horizon_days
-        self._prices: dict[tuple[Decimal, int], int] = {}  # prices repeat: skip the Decimal work
+        self._prices: dict[tuple[str, int], int] = {}  # prices repeat: skip the Decimal work
         self.set_fx(fx, max_night_price_eur)
 
     def set_fx(self, fx: Fx, max_night_price_eur: int) -> None:
@@ -196,10 +222,16 @@ class Validator:
             lines = _array_items(body, max_events)
         for first in range(0, len(lines), DECODE_PART):
             part = lines[first:first + DECODE_PART]
+            joined = b"[" + b",".join(part) + b"]"
             try:
-                yield list(_events.decode(b"[" + b",".join(part) + b"]"))
+                yield list(_wire_events.decode(joined))
+                continue
             except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-                yield [_decode_event(line) for line in part]
+                pass
+            try:  # prices that are JSON numbers with a fraction: exact as `Decimal`s only
+                yield list(_events.decode(joined))
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+                yield [_decode_line(line) for line in part]
 
     def validate(self, events: Sequence[object], first_index: int = 0) -> Parsed:
         """Events decoded from any source (or the `Rejected` of one that did not decode);
@@ -207,7 +239,7 @@ class Validator:
         today = epoch_day(dt.date.today())
         now = dt.datetime.now(dt.UTC)
         parsed = Parsed()
-        rate_positions = [i for i, event in enumerate(events, first_index) if type(event) is RateEvent]
+        rate_positions = [i for i, event in enumerate(events, first_index) if type(event) in _RATE_TYPES]
         if rate_positions:
             rate_events = [events[i - first_index] for i in rate_positions]
             self._rates(parsed, rate_events, rate_positions, today, now)  # type: ignore[arg-type]  # all RateEvent, by rate_positions
@@ -262,7 +294,7 @@ class Validator:
         changed_at = _changed_at(event.changed_at, now)
         return (start, nights, changed_at, price, currency, min_nights, available, facts)
 
-    def _rates(self, parsed: Parsed, events: list[RateEvent], positions: list[int], today: int,
+    def _rates(self, parsed: Parsed, events: list[AnyRate], positions: list[int], today: int,
                now: dt.datetime) -> None:
         """Rate events column by column: the Python work per event is a few list items.
 
@@ -397,7 +429,7 @@ class Validator:
             raise Rejected(f"percent: '{percent}' has more than 6 decimals; expected at most 6")
         return int(millionths)
 
-    def _minor_or_invalid(self, price: Decimal | None, available: bool, currency: int) -> int:
+    def _minor_or_invalid(self, price: Decimal | str | int | None, available: bool, currency: int) -> int:
         if price is None:
             return INVALID if available else NO_PRICE
         if currency < 0:
@@ -407,7 +439,7 @@ class Validator:
         except Rejected:
             return INVALID
 
-    def _rate(self, event: RateEvent, today: int, now: dt.datetime) -> tuple[int, int, int, int, int, int, int]:
+    def _rate(self, event: AnyRate, today: int, now: dt.datetime) -> tuple[int, int, int, int, int, int, int]:
         start, nights = self._span(event.start, event.end, today)
         currency = self._currency(event.currency)
         if event.price is None:
@@ -459,16 +491,17 @@ class Validator:
             raise Rejected(f"min_nights: {value} is out of range; expected 1 to {MAX_MIN_NIGHTS}")
         return value
 
-    def _price(self, price: Decimal, currency: int) -> int:
-        if price.is_snan():  # a signaling NaN cannot be a cache key; rejected like any NaN
-            return self._checked_price(price, currency)
-        cached = self._prices.get((price, currency))
+    def _price(self, price: Decimal | str | int, currency: int) -> int:
+        """Minor units of a price; cached by its text (a `Decimal`'s hash costs ~1 us, the
+        `str` of it a tenth of that, and the texts of a feed's prices repeat)."""
+        text = price if type(price) is str else str(price)
+        cached = self._prices.get((text, currency))
         if cached is not None:
             return cached
-        value = self._checked_price(price, currency)
+        value = self._checked_price(_decimal(price), currency)
         if len(self._prices) > 100_000:
             self._prices.clear()
-        self._prices[price, currency] = value
+        self._prices[text, currency] = value
         return value
 
     def _checked_price(self, price: Decimal, currency: int, name: str = "price") -> int:
@@ -589,6 +622,28 @@ def _decode_event(line: bytes) -> object:
         return Rejected("event: nests arrays or objects too deeply; expected a flat JSON object with a 'type'")
 
 
+def _decode_line(line: bytes) -> object:
+    """One event of a part that did not decode as a whole, decoded as the whole parts are."""
+    try:
+        return _wire_event.decode(line)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return _decode_event(line)
+
+
+def _decimal(price: Decimal | str | int) -> Decimal:
+    """A price as sent, exact. `Decimal` alone would take digit group underscores and any
+    script's digits ('1_0', '١٢'): a price is a JSON number or a decimal string, so not those."""
+    if type(price) is not str:
+        return Decimal(price)
+    if not price.isascii() or "_" in price:
+        raise Rejected(f"price: {price!r} is not a decimal number; expected ASCII digits with an optional '.', "
+                       "like '129.00'")
+    try:
+        return Decimal(price)
+    except InvalidOperation:
+        raise Rejected(f"price: {price!r} is not a decimal number; expected one like '129.00'") from None
+
+
 def _explain(exc: msgspec.ValidationError, line: bytes) -> str:
     """msgspec's message with the field named first and the offending value added."""
     message = str(exc)
@@ -614,10 +669,11 @@ def _explain(exc: msgspec.ValidationError, line: bytes) -> str:
 
 
 _FACT_KIND = {fact: kind for kind, fact in FACTS_OF_TYPE.items() if kind != "rate"}
+_RATE_TYPES = (RateEvent, WireRate)
 _keys: dict[tuple[str, str | int], str] = {}
 
 
-def _key(event: RateEvent | FactEvent | ListingEvent | DelistEvent | FeeEvent | LinkEvent) -> str:
+def _key(event: AnyRate | FactEvent | ListingEvent | DelistEvent | FeeEvent | LinkEvent) -> str:
     """The normalized key; feeds repeat the same listings, so normalization is cached."""
     raw = (event.source, event.listing_id)
     key = _keys.get(raw)
@@ -645,7 +701,7 @@ def _micros_or_invalid(moment: dt.datetime) -> int:
     return (moment - EPOCH) // MICROSECOND
 
 
-def _normalized_key(event: RateEvent | FactEvent | ListingEvent | DelistEvent | FeeEvent | LinkEvent | _Other) -> str:
+def _normalized_key(event: AnyRate | FactEvent | ListingEvent | DelistEvent | FeeEvent | LinkEvent | _Other) -> str:
     source = event.source.strip().lower()
     if not SOURCE_PATTERN.fullmatch(source):
         raise Rejected(f"source: '{event.source}' is invalid; expected [a-z0-9_-]{{1,32}}")
