@@ -128,7 +128,8 @@ def test_a_price_with_underscores_or_other_scripts_digits_is_refused_by_name(val
 @pytest.mark.parametrize(("price", "minor"), [
     ("129.50", 12950), ("129.5", 12950), ("0129", 12900), (129, 12900), (129.5, 12950), ("1E2", 10000), (" 12 ", 1200),
 ])
-def test_prices_as_text_or_json_numbers_give_the_same_minor_units(validator: Validator, price: object, minor: int) -> None:
+def test_prices_as_text_or_json_numbers_give_the_same_minor_units(
+        validator: Validator, price: object, minor: int) -> None:
     """Prices decode as their text (a cache key cheaper than a `Decimal`), JSON numbers with a
     fraction as exact `Decimal`s: every form reads as before."""
     parsed = validated(validator, rate(price=price), rate(listing_id="v-2", price="1.00"))
