@@ -479,15 +479,18 @@ def test_kept_neighbour_index_finds_the_comparables_while_listings_change(tmp_pa
     changed = built.changed(reader)
     saved = deals.FIRST_NEAREST
     deals.FIRST_NEAREST = data.draw(st.sampled_from([1, 4, 11, 32]))
+    neighbours_kept = neighbours.CACHED
+    neighbours.CACHED = data.draw(st.sampled_from([4, 32]))  # kept answers: for the first asks, or not
     try:
-        got = deals.similar_references_near(
-            place[units], lambda some, k: built.nearest(reader, lat[units[some]], lon[units[some]],
+        answers = [deals.similar_references_near(  # twice: the second from the kept answers
+            place[units], lambda some, k: built.nearest(reader, units[some], lat[units[some]], lon[units[some]],
                                                         group[units[some]], k, changed),
             lambda rows: place[rows], lambda rows: np.where(is_open[rows], total[rows], deals.NONE),
-            lambda rows: np.array([rank[keys[r]] for r in rows.tolist()]))
+            lambda rows: np.array([rank[keys[r]] for r in rows.tolist()])) for _ in range(2)]
     finally:
-        deals.FIRST_NEAREST = saved
-    for u, reference in zip(units.tolist(), got.tolist(), strict=True):
+        deals.FIRST_NEAREST, neighbours.CACHED = saved, neighbours_kept
+    assert answers[0].tolist() == answers[1].tolist()
+    for u, reference in zip(units.tolist(), answers[0].tolist(), strict=True):
         near = sorted(
             (haversine(lat[u], lon[u], lat[v], lon[v]), keys[v], int(total[v])) for v in range(count)
             if searchable[v] and group[v] == group[u] and place[v] != place[u] and is_open[v]

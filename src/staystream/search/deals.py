@@ -38,7 +38,7 @@ SIMILAR, USUAL = 1, 2  # `choose`'s kinds (0: no deal)
 KeyRanks = Callable[[np.ndarray], np.ndarray]  # rows -> their order by (source, listing_id)
 TotalsOf = Callable[[np.ndarray], np.ndarray]  # pool indices -> totals of the stay, NONE if not open
 UNKNOWN = -2  # a total not asked yet
-FIRST_NEAREST = 32  # neighbours first read per unit: enough open ones for most
+FIRST_NEAREST = 32  # neighbours first read per unit: enough open ones for most (`neighbours.CACHED`)
 PAIRS_LIMIT = 200_000  # (unit, pool member) pairs below which every distance is computed, in one pass
 
 
@@ -116,7 +116,7 @@ def similar_references_near(unit_place: np.ndarray, nearest: Nearest, place_of: 
     them (`neighbours.Neighbours.nearest`); `totals_of(rows)` their totals for the stay (`NONE`
     where not open). Units without enough open ones among the sure ask again for twice as many."""
     reference = np.full(len(unit_place), NONE, dtype=np.int64)
-    known_rows, known_totals = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    known = np.zeros(0, dtype=np.int64)  # by row: each total asked once (UNKNOWN: not yet)
     todo, k = np.arange(len(unit_place)), FIRST_NEAREST
     while len(todo):
         rows, distance, complete = nearest(todo, k)
@@ -125,16 +125,16 @@ def similar_references_near(unit_place: np.ndarray, nearest: Nearest, place_of: 
             rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
             distance = np.pad(distance, ((0, 0), (0, pad)), constant_values=np.inf)
         valid = rows >= 0
-        valid &= place_of(np.maximum(rows, 0)) != unit_place[todo][:, None]
-        wanted = np.unique(rows[valid])
-        new = wanted[~_member(known_rows, wanted)]
+        rows = np.maximum(rows, 0)
+        valid &= place_of(rows) != unit_place[todo][:, None]
+        if rows.size and int(rows.max()) >= len(known):
+            known = np.concatenate([known, np.full(int(rows.max()) + 1 - len(known), UNKNOWN, dtype=np.int64)])
+        wanted = np.zeros(len(known), dtype=bool)  # a mark per row, not a sort of the asked
+        wanted[rows[valid]] = True
+        new = np.flatnonzero(wanted & (known == UNKNOWN))
         if len(new):
-            known_rows = np.concatenate([known_rows, new])
-            known_totals = np.concatenate([known_totals, totals_of(new)])
-            by_row = np.argsort(known_rows)
-            known_rows, known_totals = known_rows[by_row], known_totals[by_row]
-        at = np.searchsorted(known_rows, np.maximum(rows, 0)).clip(0, max(len(known_rows) - 1, 0))
-        total = known_totals[at] if len(known_rows) else np.full(rows.shape, NONE)
+            known[new] = totals_of(new)
+        total = known[rows]
         open_ = valid & (total >= 0)
         distance = np.where(open_, distance, np.inf)
         order = np.argsort(distance, axis=1, kind="stable")
@@ -153,11 +153,6 @@ def similar_references_near(unit_place: np.ndarray, nearest: Nearest, place_of: 
             reference[todo[i]] = int(np.sort(total[i][tied][picked])[REFERENCE_RANK - 1])
         todo, k = todo[~decided], 2 * k
     return reference
-
-
-def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
-    at = np.searchsorted(sorted_values, values).clip(0, max(len(sorted_values) - 1, 0))
-    return np.asarray(sorted_values[at] == values) if len(sorted_values) else np.zeros(len(values), dtype=bool)
 
 
 def _similar_by_pairs(

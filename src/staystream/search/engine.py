@@ -409,7 +409,7 @@ def _similar_references(store: Store, query: Query, ranking: int, rows: np.ndarr
         changed = index.changed(shared)
         return deals.similar_references_near(
             places_of(shared, rows),
-            lambda units, k: index.nearest(shared, lat[units], lon[units], group[units], k, changed),
+            lambda units, k: index.nearest(shared, rows[units], lat[units], lon[units], group[units], k, changed),
             lambda some: places_of(shared, some), lambda some: _stay_totals_of(store, query, ranking, some, found),
             lambda some: key_ranks(store, some))
     kind = shared["kind"][rows].astype(np.int64)
@@ -739,7 +739,12 @@ def window_totals(
         return price[where], currency[where]
 
     sums = running[:, nights:] - running[:, :checkins]
-    charges = fees.stay_charges(shared, rows[unit], first_checkin + day, nights, guests)
+    # The fees of the stays of the rows that have any (one gather a row, not one a stay).
+    charged = np.flatnonzero(fees.has_fees(shared, rows)[unit])
+    some = fees.stay_charges(shared, rows[unit[charged]], first_checkin + day[charged], nights, guests)
+    percent = np.zeros(len(unit), dtype=np.int64)
+    percent[charged] = some.percent
+    charges = fees.Charges(charged[some.stay], some.amount, some.currency, percent)
     own = currency[:, :checkins][open_]
     total[open_] = stay_totals(fx, sums[open_], own, single[open_], nights_of, charges, target)
     single[open_] &= ~charges.foreign(own)  # fees in another currency: not "one currency" either
@@ -805,14 +810,10 @@ def stay_totals(
     """
     factors = fx.minor_factors(target)
     own = own.astype(np.intp)
-    value = np.where(single, sums * factors[own], np.nan)
-    mixed = np.flatnonzero(~single)
-    if len(mixed):
-        price, currency = nights_of(mixed)
-        value[mixed] = (price * factors[currency.astype(np.intp)]).sum(axis=0)
     n = len(sums)
     fixed_in_target = np.zeros(n, dtype=np.int64)
     foreign_charges = np.zeros(n, dtype=np.int64)
+    fixed = None
     if len(charges.stay):
         in_target = charges.currency == target
         # Integer sums where exact (amounts and their sum below 2^53), else exact int64 adds.
@@ -824,15 +825,24 @@ def stay_totals(
         foreign_charges = np.bincount(charges.stay[~in_target], minlength=n)
         fixed = np.bincount(charges.stay, weights=charges.amount * factors[charges.currency.astype(np.intp)],
                             minlength=n)
-        value = value * (1 + charges.percent / fees.PERCENT_DENOMINATOR) + fixed
-    elif charges.percent.any():
-        value = value * (1 + charges.percent / fees.PERCENT_DENOMINATOR)
-    total = np.full(n, UNRANKED, dtype=np.int64)
+    # The common case first, in integers; the floats only for the others (a tenth, or fewer).
     same = single & (own == target) & (charges.percent == 0) & (foreign_charges == 0)
-    total[same] = sums[same] + fixed_in_target[same]
-    other = np.flatnonzero(~same & ~np.isnan(value))
+    total = np.where(same, sums + fixed_in_target, UNRANKED)
+    other = np.flatnonzero(~same)
+    if not len(other):
+        return total
+    value = np.where(single[other], sums[other] * factors[own[other]], np.nan)
+    mixed = np.flatnonzero(~single[other])
+    if len(mixed):
+        price, currency = nights_of(other[mixed])
+        value[mixed] = (price * factors[currency.astype(np.intp)]).sum(axis=0)
+    if charges.percent.any():
+        value = value * (1 + charges.percent[other] / fees.PERCENT_DENOMINATOR)
+    if fixed is not None:
+        value = value + fixed[other]
+    known = ~np.isnan(value)
+    other, value = other[known], value[known]
     if len(other):
-        value = value[other]
         rounded = np.rint(value)
         doubtful = (np.abs(value - np.floor(value) - 0.5) < 1e-6 + 1e-12 * np.abs(value)) | (
             np.abs(value) > 2.0**52

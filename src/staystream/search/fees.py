@@ -65,6 +65,15 @@ def charge(basis: int, amount: int, nights: int, guests: int) -> int:
     return amount
 
 
+def has_fees(shared: SharedArrays, rows: np.ndarray) -> np.ndarray:
+    """Which rows have any fee (mandatory or not, whatever its window)."""
+    span = _fresh(shared, "fee_span", rows)
+    inside = rows < len(span)
+    found = np.zeros(len(rows), dtype=bool)
+    found[inside] = span_count(span[rows[inside]]) > 0
+    return found
+
+
 def stay_charges(shared: SharedArrays, rows: np.ndarray, checkins: np.ndarray, nights: int, guests: int) -> Charges:
     """The mandatory fees that apply to each stay (`rows[i]` checking in on `checkins[i]`), one
     gather of every candidate fee slot: no Python per stay."""

@@ -29,6 +29,7 @@ EARTH_RADIUS_KM = 6371.0088
 RADIUS_KM = 5.0  # the contract's comparables are within 5 km
 GROUP_GAP = 4.0  # > the largest chord (2): groups never meet within a query's bound
 REBUILD_CHANGES = 2_048  # rows changed since the build past which (and past 1/64) it is rebuilt
+CACHED = 32  # answers kept per row: `deals.FIRST_NEAREST`, what most units need
 IN_BACKGROUND_ROWS = 50_000  # from this many rows the tree is built in a thread; below, inline
 _trees: weakref.WeakKeyDictionary[SharedArrays, Neighbours] = weakref.WeakKeyDictionary()
 _building: weakref.WeakSet[SharedArrays] = weakref.WeakSet()
@@ -68,6 +69,10 @@ class Neighbours:
         self.groups, rank = np.unique(group_of(shared, np.arange(rows_in_use)), return_inverse=True)
         points = np.column_stack([unit_vectors(self.lat, self.lon), rank * GROUP_GAP])
         self.tree = cKDTree(points)
+        # Each row's first `CACHED` answers, kept once asked (sort=deal asks thousands a search);
+        # zeros are allocated lazily by the system: memory only for the rows asked.
+        self.cached = np.zeros((rows_in_use, CACHED), dtype=np.int32)
+        self.asked = np.zeros(rows_in_use, dtype=bool)
 
     def changed(self, shared: SharedArrays) -> np.ndarray:
         """Rows whose coordinates, kind or max_guests were set since the build (sorted, unique)."""
@@ -80,19 +85,18 @@ class Neighbours:
             moved = shared["moved"]
         return np.unique(moved[self.moves : moves].astype(np.int64))
 
-    def nearest(self, shared: SharedArrays, lat: np.ndarray, lon: np.ndarray, group: np.ndarray, k: int,
-                changed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For each point: the searchable rows of its group within 5 km, nearest first, as far as
-        they are sure (rows, -1 padded; their haversine km, inf padded), and whether that is
-        every such row (else only the rows nearer than the tree's `k`-th are sure: ask again
-        with a larger `k`). `changed`: `self.changed(shared)`, read once a search."""
+    def nearest(self, shared: SharedArrays, units: np.ndarray, lat: np.ndarray, lon: np.ndarray, group: np.ndarray,
+                k: int, changed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each unit (rows at `lat`, `lon`, of `group`): the searchable rows of its group
+        within 5 km (itself too), nearest first, as far as they are sure (rows, -1 padded; their
+        haversine km, inf padded), and whether that is every such row (else only the rows
+        nearer than the tree's `k`-th are sure: ask again with a larger `k`). `changed`:
+        `self.changed(shared)`, read once a search."""
         k = max(1, min(k, self.tree.n))
-        position = np.searchsorted(self.groups, group).clip(0, max(len(self.groups) - 1, 0))
-        known = self.groups[position] == group if len(self.groups) else np.zeros(len(group), dtype=bool)
-        fourth = np.where(known, position * GROUP_GAP, -GROUP_GAP)
-        points = np.column_stack([unit_vectors(lat, lon), fourth])
-        _, found = self.tree.query(points, k=k, distance_upper_bound=chord(RADIUS_KM))
-        found = np.asarray(found).reshape(len(lat), k)
+        if k == min(CACHED, self.tree.n):
+            found = self._cached(units, lat, lon, group, changed)
+        else:
+            found = self._query(lat, lon, group, k)
         valid = found < self.tree.n
         rows = np.where(valid, found, 0)
         distance = np.where(valid, haversine_km(lat[:, None], lon[:, None], self.lat[rows], self.lon[rows]), np.inf)
@@ -115,6 +119,35 @@ class Neighbours:
         distance = np.take_along_axis(distance, order, axis=1)
         rows = np.where(np.isfinite(distance), np.take_along_axis(rows, order, axis=1), -1)
         return rows, distance, complete
+
+    def _query(self, lat: np.ndarray, lon: np.ndarray, group: np.ndarray, k: int) -> np.ndarray:
+        """The tree's `k` nearest of each point's group within 5 km (`tree.n`: none)."""
+        position = np.searchsorted(self.groups, group).clip(0, max(len(self.groups) - 1, 0))
+        known = self.groups[position] == group if len(self.groups) else np.zeros(len(group), dtype=bool)
+        fourth = np.where(known, position * GROUP_GAP, -GROUP_GAP)
+        points = np.column_stack([unit_vectors(lat, lon), fourth])
+        _, found = self.tree.query(points, k=k, distance_upper_bound=chord(RADIUS_KM))
+        return np.asarray(found).reshape(len(lat), k)
+
+    def _cached(self, units: np.ndarray, lat: np.ndarray, lon: np.ndarray, group: np.ndarray,
+                changed: np.ndarray) -> np.ndarray:
+        """`_query` with k = `CACHED`, kept per row: a unit that changed since the build is
+        asked anew (its kept answer is for where and what it was)."""
+        k = min(CACHED, self.tree.n)
+        keep = units < self.rows
+        if len(changed):
+            keep &= ~np.isin(units, changed)
+        found = np.empty((len(units), k), dtype=np.int64)
+        kept = np.flatnonzero(keep)
+        new = kept[~self.asked[units[kept]]]
+        if len(new):
+            self.cached[units[new], :k] = self._query(lat[new], lon[new], group[new], k)
+            self.asked[units[new]] = True
+        found[kept] = self.cached[units[kept], :k]
+        rest = np.flatnonzero(~keep)
+        if len(rest):
+            found[rest] = self._query(lat[rest], lon[rest], group[rest], k)
+        return found
 
     @staticmethod
     def _changed_near(shared: SharedArrays, lat: np.ndarray, lon: np.ndarray, group: np.ndarray,
