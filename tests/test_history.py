@@ -176,3 +176,23 @@ def test_events_of_one_group_far_apart_are_all_found(tmp_path: Path) -> None:
     assert [e[2] for e in history.changes(connection, 7, 20_001)] == [1]
     assert sorted(e[2] for e in history.changes(connection, 7, 21_000)) == [2, 3]
     assert history.changes(connection, 7, 21_100) == []
+
+
+def test_groups_queued_together_are_copied_in_one_batch_in_arrival_order(tmp_path: Path) -> None:
+    """The history thread takes every group queued behind the next one into one transaction
+    (each transaction rewrites the index pages it touches): a listing's events of several groups
+    share a row, in arrival order, and `taken` is the last group's sequence."""
+    published: list[int] = []
+    keeper = history.HistoryKeeper(tmp_path, 400, published.append)
+    for seq in range(1, 51):  # queued before the thread starts: one batch
+        events = np.zeros(2, RATE_DTYPE)
+        events["key"], events["start"], events["nights"], events["facts"] = [7, 8 + seq], 20_000, 5, ALL_FACTS
+        events["changed_at"] = [seq, seq]
+        keeper.add(seq, events)
+    keeper.start()
+    keeper.close()
+    connection = history.connect(tmp_path / history.HISTORY_FILE)
+    assert history.taken(connection) == 50 and published == [50]
+    assert [e[2] for e in history.changes(connection, 7, 20_002)] == list(range(1, 51))
+    assert connection.execute("SELECT count(*) FROM history WHERE row = 7").fetchone()[0] == 1
+    assert all(history.changes(connection, 8 + seq, 20_004) for seq in range(1, 51))
