@@ -182,3 +182,47 @@ def test_nights_before_the_base_widen_the_directory(shm_dir: Path) -> None:
     reader.shared.refresh()
     entries = reader.entries_for_nights(np.array([0, 1]), np.array([BASE_DAY - 1000, BASE_DAY + 602]))
     assert reader.shared["entry_price"][entries].tolist() == [[100, -1], [-1, 200]]
+
+
+def test_snapshot_copied_across_a_move_of_the_base_is_exact_after_replay(shm_dir: Path) -> None:
+    """Older nights arriving while a snapshot is copied move the directory's base; the copy
+    keeps the columns it started with, and replay makes it exact."""
+    rng = np.random.default_rng(5)
+    writer = CalendarWriter(SharedArrays(shm_dir / "live", ARRAYS, create=True), BASE_DAY // PAGE, 8)
+    reader = CalendarReader(SharedArrays(shm_dir / "live", ARRAYS, create=False))
+    writer.apply(random_batch(rng, 300, 40, clock=0))
+    since_start = []
+    pieces = []
+    for number, piece in enumerate(snapshot.npy_pieces(writer.snapshot_chunks(40, chunk_bytes=256))):
+        pieces.append(piece)
+        batch = random_batch(rng, 20, 40, clock=100 + number)
+        if number == 3:
+            batch["start"][0] = BASE_DAY - 700  # two years before the base: a shift mid-copy
+        writer.apply(batch)
+        since_start.append(batch)
+        reader.shared.refresh()
+    assert writer.base_page < BASE_DAY // PAGE - 700 // PAGE
+    restored = CalendarWriter(SharedArrays(shm_dir / "restored", ARRAYS, create=True), BASE_DAY // PAGE, 8)
+    restored.load_state(assemble(pieces))
+    for batch in since_start:
+        restored.apply(batch)
+    days = np.arange(BASE_DAY - 710, BASE_DAY + 400, dtype=np.int64)
+    expected = CalendarReader(writer.shared).entries_for_nights(np.arange(40), days)
+    found = CalendarReader(restored.shared).entries_for_nights(np.arange(40), days)
+    for name in ("entry_price", "entry_changed_at", "entry_min_nights", "entry_available"):
+        assert np.array_equal(writer.shared[name][expected], restored.shared[name][found]), name
+    old, base = calendar.directory_and_base(reader.shared)
+    assert base == writer.base_page and old.shape[1] == writer.shared["directory"].shape[1]
+
+
+def test_a_directory_loads_without_its_empty_leading_columns(shm_dir: Path) -> None:
+    """A snapshot whose directory starts years before its first written page (the base of
+    `--earliest-night`, before the base followed the data) loads spanning only what is written."""
+    writer = CalendarWriter(SharedArrays(shm_dir / "a", ARRAYS, create=True), BASE_DAY // PAGE - 60, 70)
+    batch = random_batch(np.random.default_rng(3), 100, 10, clock=0)
+    writer.apply(batch)
+    restored = CalendarWriter(SharedArrays(shm_dir / "b", ARRAYS, create=True), BASE_DAY // PAGE, 8)
+    restored.load_state(assemble(snapshot.npy_pieces(writer.snapshot_chunks(10))))
+    assert restored.base_page == (BASE_DAY - 40) // PAGE
+    assert restored.shared["directory"].shape[1] < 20
+    assert read_all(CalendarReader(restored.shared), 10) == read_all(CalendarReader(writer.shared), 10)

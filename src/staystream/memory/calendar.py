@@ -14,7 +14,10 @@ price (minor units and currency, or -1 for "no price"), the availability and the
   merged entry per distinct (old entry, winning events) combination of the batch;
 - nights are kept in *pages* of 64 consecutive nights, allocated on first write; page slot 0 is
   the shared empty page, and entry 0 the "no fact" entry (every fact unknown);
-- `directory[row, page - base_page]` is the slot holding that page of that listing's calendar.
+- `directory[row, page - base_page]` is the slot holding that page of that listing's calendar;
+  it spans the pages written so far (the base moves left when older nights come: readers take
+  the pair from `directory_and_base`), not every page `--earliest-night` allows: a decade of
+  empty history cost 4 bytes a page a listing, 0.3 GB at a million listings.
 
 The writer owns the reference counts and the free list; an entry whose count drops to zero is
 reused only after `GRACE_SECONDS`, so a reader that picked a reference just before it was
@@ -284,14 +287,19 @@ class CalendarWriter:
         shift = max(0, -first_page)
         width = max(directory.shape[1], last_page + 1) + shift
         if shift:
-            # Nights before the base: widen to the left. Only log replay at start-up can get
-            # here (ingest rejects nights before --earliest-night, the configured base), so no
-            # reader sees the base and the directory change apart.
-            self.base_page -= shift
-            self.shared.counters[Counter.BASE_PAGE] = self.base_page
+            # Nights before the base (a historical import): widen to the left, by half the
+            # width at least so an import going back in time copies the directory a few times,
+            # not once a page. Readers take the base and the directory as one pair
+            # (`directory_and_base`): the shift count is odd while the two disagree.
+            shift = max(shift, directory.shape[1] // 2)
+            width = max(directory.shape[1], last_page + 1) + shift
             moved = np.zeros((directory.shape[0], width), dtype=directory.dtype)
             moved[:, shift : shift + directory.shape[1]] = directory
+            self.shared.counters[Counter.DIRECTORY_SHIFTS] += 1
+            self.base_page -= shift
             self.shared.allocate("directory", directory.shape[0], width, moved)
+            self.shared.counters[Counter.BASE_PAGE] = self.base_page
+            self.shared.counters[Counter.DIRECTORY_SHIFTS] += 1
         elif width > directory.shape[1]:
             self.shared.allocate("directory", directory.shape[0], width, directory)
         if rows > len(self.shared["directory"]):
@@ -339,9 +347,12 @@ class CalendarWriter:
         columns only grow. Reference counts are derived at load."""
         self.copying += 1
         try:
-            yield "base_page", (1,), np.array([self.base_page])
-            width = self.shared["directory"].shape[1]
-            yield from _copy_rows("directory", lambda: self.shared["directory"][:, :width], rows, chunk_bytes)
+            base, width = self.base_page, self.shared["directory"].shape[1]
+            yield "base_page", (1,), np.array([base])
+            # The base may move left between chunks (older nights): the same columns, shifted.
+            yield from _copy_rows(
+                "directory", lambda: self.shared["directory"][:, base - self.base_page :][:, :width], rows, chunk_bytes
+            )
             # Slots the directory copy can name exist by now, entries the pages copy can by then.
             yield from _copy_rows("pages", lambda: self.shared["pages"], self.slots, chunk_bytes)
             entries = self.entries
@@ -354,6 +365,9 @@ class CalendarWriter:
         """Restore what `snapshot_chunks` wrote; reference counts and the free list are recomputed."""
         saved = state["directory"]
         saved_base = int(state["base_page"][0])
+        used = np.flatnonzero(saved.any(axis=0))  # leading columns never written cost 4 bytes a row
+        if len(used) and used[0] > 0:
+            saved, saved_base = saved[:, used[0] :], saved_base + int(used[0])
         # The configured span may reach earlier or later than the saved one: take both, now,
         # before any reader maps the directory (at run time ingest rejects nights before it).
         base = min(self.base_page, saved_base)
@@ -406,6 +420,23 @@ def _last_writer_per_night(flat: np.ndarray, changed_at: np.ndarray, arrival: np
     return order[last]
 
 
+def directory_and_base(shared: SharedArrays) -> tuple[np.ndarray, int]:
+    """(Reader) the directory and the page number of its column 0, as one pair.
+
+    The writer spans only the pages written so far and moves the base left when older nights
+    arrive (a new directory, then the new base): a reader taking the two apart could read
+    another page's slots. Every reader of the directory takes it from here."""
+    counters = shared.counters
+    while True:
+        shifts = int(counters[Counter.DIRECTORY_SHIFTS])
+        if shifts % 2 == 0:
+            directory = shared.current("directory")
+            base = int(counters[Counter.BASE_PAGE])
+            if int(counters[Counter.DIRECTORY_SHIFTS]) == shifts:
+                return directory, base
+        time.sleep(0)  # the writer is between the two stores: a few microseconds
+
+
 class CalendarReader:
     """A worker's read-only view of the calendar."""
 
@@ -414,8 +445,7 @@ class CalendarReader:
 
     def entries_for_nights(self, rows: np.ndarray, days: np.ndarray) -> np.ndarray:
         """Entry ids, shape (len(rows), len(days)); 0 where a night has no value."""
-        directory = self.shared["directory"]
-        base = int(self.shared.counters[Counter.BASE_PAGE])
+        directory, base = directory_and_base(self.shared)
         page = days // PAGE - base
         inside = (page >= 0) & (page < directory.shape[1])
         known = rows < len(directory)

@@ -38,6 +38,7 @@ class Counter:
     OUTBOX = 12  # bumped by the watcher after it committed watch events: SSE streams read them
     HISTORY_SEQ = 13  # the last commit sequence the price history holds (`durable.history`)
     FEE_SLOTS = 16  # fee arena slots in use (memory/fees.py)
+    DIRECTORY_SHIFTS = 17  # odd while the writer moves the calendar directory's base (memory/calendar.py)
 
 
 class SharedArrays:
@@ -105,17 +106,26 @@ class SharedArrays:
     def refresh(self) -> None:
         """(Reader) remap every array whose generation changed since the last call."""
         for name in self.names:
-            slot = self._slot(name)
-            generation = int(self.control[slot])
-            if generation and generation != self._generations.get(name):
-                width = int(self.control[slot + 1])
-                try:
-                    mapped = _map(self.path / f"{name}.{generation}", writable=False)
-                except FileNotFoundError:
-                    return self.refresh()  # grown again meanwhile: read the control again
-                rows = len(mapped) // (width * self.dtypes[name].itemsize)
-                self.arrays[name] = _as_array(mapped, self.dtypes[name], rows, width)
-                self._generations[name] = generation
+            self._remap(name)
+
+    def current(self, name: str) -> np.ndarray:
+        """(Reader) `name` as its latest generation, remapped if it changed since it was mapped."""
+        self._remap(name)
+        return self.arrays[name]
+
+    def _remap(self, name: str) -> None:
+        slot = self._slot(name)
+        generation = int(self.control[slot])
+        while generation and generation != self._generations.get(name):
+            width = int(self.control[slot + 1])
+            try:
+                mapped = _map(self.path / f"{name}.{generation}", writable=False)
+            except FileNotFoundError:  # grown again meanwhile: read the control again
+                generation = int(self.control[slot])
+                continue
+            rows = len(mapped) // (width * self.dtypes[name].itemsize)
+            self.arrays[name] = _as_array(mapped, self.dtypes[name], rows, width)
+            self._generations[name] = generation
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]

@@ -74,7 +74,7 @@ from staystream.events.money import (
     parse_decimal,
 )
 from staystream.events.types import KIND_INDEX, KINDS
-from staystream.memory.calendar import PAGE
+from staystream.memory.calendar import PAGE, directory_and_base
 from staystream.memory.shm import Counter, SharedArrays
 from staystream.search import deals, fees, neighbours
 from staystream.search.view import Store, describe
@@ -665,8 +665,7 @@ def _open_stays(
     The check-in night is read first and the other nights a page (64 nights) at a time, dropping
     rows as soon as one night is closed, so a long stay costs little for most rows.
     """
-    directory = shared["directory"]
-    base = int(shared.counters[Counter.BASE_PAGE])
+    directory, base = directory_and_base(shared)
     first_page, last_page = checkin // PAGE - base, (checkin + nights - 1) // PAGE - base
     index = np.flatnonzero(rows < len(directory))
     if first_page < 0 or last_page >= directory.shape[1] or len(index) == 0:
@@ -753,8 +752,7 @@ def window_totals(
 
 def _span_entries(shared: SharedArrays, rows: np.ndarray, first: int, span: int) -> np.ndarray:
     """Entry ids of `span` nights from `first` of each row, rows x nights (0: no value)."""
-    directory = shared["directory"]
-    base = int(shared.counters[Counter.BASE_PAGE])
+    directory, base = directory_and_base(shared)
     result = np.zeros((len(rows), span), dtype=np.uint32)
     known = np.flatnonzero(rows < len(directory))
     day = first

@@ -16,7 +16,7 @@ from staystream.durable.history import HISTORY_FIELDS, TYPE_OF_FACTS
 from staystream.events.fx import Fx, load_fx
 from staystream.events.money import CURRENCIES, format_minor
 from staystream.events.types import FACT_AVAILABILITY, FACT_PRICE, FACT_STAY_RULE, KINDS, listing_key
-from staystream.memory.calendar import OLDEST, PAGE, CalendarReader
+from staystream.memory.calendar import OLDEST, PAGE, CalendarReader, directory_and_base
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.shm import Counter, SharedArrays
 from staystream.places.graph import place_id_for
@@ -127,10 +127,9 @@ class Store:
 
         A fact never received for a night shows as null (`price` and `currency` also where the
         price fact is "no price"); `changed_at` is the newest of the night's facts."""
-        directory = self.shared["directory"]
+        directory, base = directory_and_base(self.shared)
         if row >= len(directory):
             return []
-        base = int(self.shared.counters[Counter.BASE_PAGE])
         used = np.flatnonzero(directory[row])
         if len(used) == 0:
             return []

@@ -18,8 +18,8 @@ import numpy as np
 
 from staystream.events.fx import Fx
 from staystream.events.money import CURRENCY_INDEX, EXPONENT
-from staystream.memory.calendar import PAGE
-from staystream.memory.shm import Counter, SharedArrays
+from staystream.memory.calendar import PAGE, directory_and_base
+from staystream.memory.shm import SharedArrays
 from staystream.search import fees
 from staystream.search.engine import EARTH_RADIUS_KM, UNRANKED, Query, exact_stay_total, night_totals
 
@@ -127,8 +127,7 @@ def fx_known(fx: Fx, currency: np.ndarray) -> np.ndarray:
 
 def _stays(shared: SharedArrays, fx: Fx, table: WatchTable, watch: np.ndarray, row: np.ndarray, nights: int) -> Matches:
     """The pairs (all with stays of `nights`) open for their watch's stay and within its price bound."""
-    directory = shared["directory"]
-    base = int(shared.counters[Counter.BASE_PAGE])
+    directory, base = directory_and_base(shared)
     days = table.checkin[watch][None, :] + np.arange(nights)[:, None]  # nights x pairs
     page = days // PAGE - base
     inside = (page >= 0) & (page < directory.shape[1]) & (row < len(directory))[None, :]
@@ -191,8 +190,8 @@ def price_floors(shared: SharedArrays, fx: Fx, rows: np.ndarray, first: np.ndarr
     starts = np.cumsum(counts) - counts
     days = np.asarray(first, np.int64)[chosen][entry_of] + np.arange(len(entry_of)) - starts[entry_of]
     row = np.asarray(rows, np.int64)[chosen][entry_of]
-    directory = shared["directory"]
-    page = days // PAGE - int(shared.counters[Counter.BASE_PAGE])
+    directory, base = directory_and_base(shared)
+    page = days // PAGE - base
     inside = (page >= 0) & (page < directory.shape[1]) & (row < len(directory))
     slot = np.where(inside, directory[np.where(inside, row, 0), np.where(inside, page, 0)], 0)
     pages = shared["pages"]

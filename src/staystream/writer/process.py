@@ -132,7 +132,8 @@ class Writer:
         self.columns = ListingColumns(self.shared)
         self.feed = FeedWriter(self.shared)
         self.fees = FeeColumns(self.shared)
-        base_page = epoch_day(config.earliest_night) // PAGE
+        # The directory starts at today's page and widens left when older nights arrive.
+        base_page = epoch_day(dt.date.today()) // PAGE
         last_page = (epoch_day(dt.date.today()) + config.horizon_days) // PAGE + 1
         self.calendar = CalendarWriter(self.shared, base_page, last_page - base_page + 1)
         self.keys: dict[str, int] = {}
