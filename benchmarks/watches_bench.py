@@ -216,6 +216,7 @@ class _Canary:
         self.arrived: list[tuple[str, float]] = []
         self.event = threading.Condition()
         self.available, self.at = True, 2  # the canary's state, and the next write's changed_at step
+        self.reconnects = 0  # of the SSE stream, since the start
         self.reset()
         threading.Thread(target=self._follow, args=(f"{url}/v1/watches/{watch_id}/events",), daemon=True).start()
         self._wait_for("entered", time.monotonic() - 1, 1800)  # every watch before it was taken in
@@ -226,15 +227,28 @@ class _Canary:
         self.missed = 0
 
     def _follow(self, url: str) -> None:
-        try:
-            with httpx.stream("GET", url, timeout=httpx.Timeout(10, read=None)) as response:
-                for line in response.iter_lines():
-                    if line.startswith("event:"):
-                        with self.event:
-                            self.arrived.append((line.split(":", 1)[1].strip(), time.monotonic()))
-                            self.event.notify_all()
-        except httpx.HTTPError:
-            pass  # the server stopped at the end of the run
+        """Read the stream; when it ends, reconnect with `Last-Event-ID` as a browser would (and
+        count it: an alert missed while the stream was down is the stream's, not the watcher's)."""
+        last_id: str | None = None
+        while True:
+            headers = {} if last_id is None else {"last-event-id": last_id}
+            try:
+                with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(10, read=None)) as response:
+                    if response.status_code == 404:
+                        return  # the server is stopping
+                    for line in response.iter_lines():
+                        if line.startswith("id:"):
+                            last_id = line.split(":", 1)[1].strip()
+                        elif line.startswith("event:"):
+                            with self.event:
+                                self.arrived.append((line.split(":", 1)[1].strip(), time.monotonic()))
+                                self.event.notify_all()
+            except httpx.ConnectError:
+                return  # the server stopped at the end of the run
+            except httpx.HTTPError:
+                pass
+            self.reconnects += 1
+            time.sleep(0.2)
 
     def _wait_for(self, name: str, since: float, timeout: float) -> float | None:
         deadline = time.monotonic() + timeout
@@ -270,6 +284,7 @@ class _Canary:
         latencies = sorted(self.latencies)
         return {
             "samples": len(latencies), "missed": self.missed, "late": len(self.late), "late_at_s": self.late,
+            "stream_reconnects": self.reconnects,
             "p50_s": round(statistics.median(latencies), 4) if latencies else None,
             "p99_s": round(float(np.percentile(latencies, 99)), 4) if latencies else None,
             "max_s": round(latencies[-1], 4) if latencies else None,
