@@ -32,10 +32,11 @@ test: install system lint
 fuzz: install
 	$(BIN)/python tests/fuzz.py --examples 16000 --openapi-examples 4000
 
-# everything: the embedded service (issues 2-4), then PostgreSQL against the Go daemon and the
+# everything: the embedded service (issues 2-4), the web pages (issue 14), then PostgreSQL against the Go daemon and the
 # scaled mode (issue 5); each part also runs alone (below, and benchmarks.run <scenario>)
 bench: install
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.web_bench
 	$(BIN)/python -m benchmarks.race_go
 	$(BIN)/python -m benchmarks.scaled_bench
 

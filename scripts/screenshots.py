@@ -48,8 +48,8 @@ def shoot(page: Page, path: str, name: str, ready: str, then: str | None = None)
     page.locator(ready).first.wait_for()
     if then:  # e.g. a night of the listing, so its price history shows
         page.locator(then).click()
-        page.locator("#history svg.spark").wait_for()
-    page.wait_for_timeout(1500)  # map outlines and live counters settle
+        page.locator("#history table").scroll_into_view_if_needed()  # the chart and the table in view
+    page.wait_for_timeout(6000 if path == "/ops" else 1500)  # the map settles; the dashboard's curve grows
     page.screenshot(path=OUT / name)
     print(OUT / name)
 

@@ -4,7 +4,8 @@
 Every request a page makes reaches that server: nothing is faked. The writes add one place on
 two marketplaces (airbnb `scene-1`, linked to vrbo `scene-v1`) priced far below the city, so
 it is the first card, a deal, with a mandatory and an optional fee and two offers; and three
-changes of one night (`HISTORY_NIGHT`) of `scene-1`, so that night has a price history.
+changes of one night (`HISTORY_NIGHT`) of `scene-1`, so that night has a price history; its
+Fridays and Saturdays after that night cost more, so its calendar has some heat.
 """
 
 from __future__ import annotations
@@ -89,4 +90,13 @@ def _scene_events() -> list[dict[str, Any]]:
          "price": second, "currency": "SGD", "changed_at": instant(20)},
         {"type": "availability", "source": "airbnb", "listing_id": "scene-1", "start": night,
          "end": after, "available": False, "changed_at": instant(10)},
+        *_weekends("scene-1", HISTORY_NIGHT + dt.timedelta(days=1), dt.date.today() + dt.timedelta(days=90)),
     ]
+
+
+def _weekends(listing_id: str, first: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    """Dearer Friday and Saturday nights from `first` to `end` (none in the tests' stays and strip)."""
+    nights = (first + dt.timedelta(days=i) for i in range((end - first).days))
+    return [{"type": "price", "source": "airbnb", "listing_id": listing_id, "start": str(night),
+             "end": str(night + dt.timedelta(days=1)), "price": "28.00", "currency": "SGD",
+             "changed_at": instant(50)} for night in nights if night.weekday() in (4, 5)]

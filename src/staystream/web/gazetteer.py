@@ -91,8 +91,13 @@ class WhereError(ValueError):
     """A place query is wrong; the message names it, its value and what was expected."""
 
 
+_ASCII_PUNCTUATION = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
+
+
 def fold(text: str) -> str:
     """Case, accents and punctuation folded away: "São Paulo" and "sao-paulo" match."""
+    if text.isascii():  # most names (all the alternates kept), in C: a third of the world's reading
+        return " ".join(text.lower().translate(_ASCII_PUNCTUATION).split())
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     letters = "".join(c if c.isalnum() else " " for c in decomposed if not unicodedata.combining(c))
     return " ".join(letters.split())
