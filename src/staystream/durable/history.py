@@ -157,15 +157,16 @@ class HistoryKeeper:
 
     def catch_up(self, log: Iterable[tuple[int, bytes]]) -> int:
         """At start-up: copy the log rows the history has not taken; returns the events copied."""
-        copied = 0
+        copied = queued = 0
         pending: list[tuple[int, np.ndarray]] = []
         for seq, events in log:
             if seq > self.taken:
                 pending.append((seq, np.frombuffer(events, RATE_DTYPE)))
                 copied += len(pending[-1][1])
-                if sum(len(batch) for _, batch in pending) >= BATCH_EVENTS:
+                queued += len(pending[-1][1])
+                if queued >= BATCH_EVENTS:
                     self._copy(pending)
-                    pending = []
+                    pending, queued = [], 0
         if pending:
             self._copy(pending)
         self.publish(self.taken)
