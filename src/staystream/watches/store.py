@@ -62,6 +62,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_watch ON outbox (watch_seq, id);
+CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created_at);  -- the sweep reads old events only
+CREATE INDEX IF NOT EXISTS watches_expiry ON watches (expires_at);  -- the sweep reads expired watches only
 CREATE TABLE IF NOT EXISTS deliveries (     -- webhook POSTs owed: removed once answered 2xx
     event_id INTEGER PRIMARY KEY,
     attempts INTEGER NOT NULL DEFAULT 0,
