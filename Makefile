@@ -44,9 +44,11 @@ bench: install
 bench-race: install
 	$(BIN)/python -m benchmarks.race_go
 
-# scaled mode (3 NATS servers, PostgreSQL, applier, 1-2 ingest nodes): throughput, latency, sync cost
+# scaled mode (3 NATS servers, PostgreSQL, applier, 1-2 ingest nodes): throughput, latency, sync cost;
+# then a watch's alert latency across three nodes against one embedded node
 bench-scaled: install
 	$(BIN)/python -m benchmarks.scaled_bench
+	$(BIN)/python -m benchmarks.watches_scaled
 
 # 10x a credential's write rate for 60 s with idle, half-sent and stalled sockets (docs/security.md)
 bench-overload: install

@@ -158,8 +158,8 @@ def measure(writers: list[service.Service], reader: service.Service, watch_id: s
     return latencies
 
 
-def embedded_case(args: argparse.Namespace, workdir: Path) -> list[float]:
-    node = service.start(workdir / "embedded", 1, "--watches-per-address", str(args.watches + 10))
+def embedded_case(args: argparse.Namespace, round_number: int, workdir: Path) -> list[float]:
+    node = service.start(workdir / f"embedded-{round_number}", 1, "--watches-per-address", str(args.watches + 10))
     try:
         watch_id = populate(node, [node], args.listings, args.watches)
         return measure([node], node, watch_id, args.samples)
@@ -201,7 +201,7 @@ def main() -> None:
         workdir = Path(temporary)
         for number in range(args.rounds):
             load = os.getloadavg()[0]
-            embedded = quantiles(embedded_case(args, workdir))
+            embedded = quantiles(embedded_case(args, number, workdir))
             scaled = quantiles(scaled_case(args, postgres, number, workdir))
             rounds.append({"embedded": embedded, "scaled": scaled, "load_average": [load, os.getloadavg()[0]],
                            "ratio_p50": scaled["p50_ms"] / embedded["p50_ms"],

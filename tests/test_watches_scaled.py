@@ -3,8 +3,9 @@
 A watch created on one node is served by every other (its stream read on a node that evaluates
 nothing itself), written to through a third, limits count every node's watches, and kill -9 of
 the node producing the events in the middle of a webhook outage loses nothing: the standby on
-the other node takes the shard over, the stream resumes with `Last-Event-ID` on another node,
-and the receiver, back up, gets every event owed, signed."""
+the other node takes the shard over, the stream resumes with `Last-Event-ID` on another node.
+Then kill -9 of PostgreSQL with a write acknowledged while it is down: its event comes once
+PostgreSQL is back. The receiver, back up, gets every event owed, signed."""
 
 from __future__ import annotations
 
@@ -102,14 +103,26 @@ def test_any_node_serves_a_watch_and_a_kill_9_mid_outage_loses_nothing(tmp_path:
             finally:
                 resumed.close()
 
+            postgres.kill()  # kill -9 of every PostgreSQL process: the producer's session goes with it
+            with survivor.client() as client:  # acknowledged by JetStream alone
+                post_ok(client, [rate(flat, 10, 13, "70.00", changed=3)])
+            postgres.start()
+            after_crash = Stream(f"{reader.url}/v1/watches/{watch_id}/events", last_event_id=second_drop.id)
+            try:
+                third_drop = after_crash.next(timeout=60)  # a new watcher, once it holds the shard again
+                assert (third_drop.event, third_drop.data["total"]) == ("price_drop", "210.00")
+            finally:
+                after_crash.close()
+
             receiver = Receiver(port)  # the outage ends: every event owed arrives, signed
             delivered: dict[int, dict[str, object]] = {}
-            deadline = time.monotonic() + 30
-            while {drop.id, second_drop.id} - set(delivered) and time.monotonic() < deadline:
+            owed = {drop.id: drop.data, second_drop.id: second_drop.data, third_drop.id: third_drop.data}
+            deadline = time.monotonic() + 60
+            while set(owed) - set(delivered) and time.monotonic() < deadline:
                 headers, body = receiver.next(timeout=WAIT)
                 verify(secret, headers, body)
                 delivered[int(headers["x-staystream-event-id"])] = json.loads(body)
-            assert delivered[drop.id] == drop.data and delivered[second_drop.id] == second_drop.data
+            assert {event_id: delivered.get(event_id) for event_id in owed} == owed
         finally:
             receiver.close()
             for server in servers:

@@ -113,6 +113,26 @@ class PostgresWatches:
             connection = self._connection = connect(self.uri, self.name)
         return connection
 
+    def _live_session(self) -> psycopg.Connection[Any]:
+        """A worker's session, proven alive before a write: one that died with a server restart
+        since its last use fails its first statement, so it is replaced first, not reported."""
+        if not self.fenced:
+            try:
+                self._session().execute("SELECT 1")
+            except psycopg.OperationalError:
+                self._connection = None
+        return self._session()
+
+    def _read(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """A worker's read, once more on a new session if the old one had died (a read is safe to repeat)."""
+        try:
+            return self._session().execute(sql, parameters).fetchall()
+        except psycopg.OperationalError:
+            if self.fenced:
+                raise
+            self._connection = None
+            return self._session().execute(sql, parameters).fetchall()
+
     @classmethod
     def holding_shard(cls, uri: str, shard: Shard, listings: sqlite3.Connection) -> PostgresWatches:
         """Waits (retrying an unreachable server) until this session holds `shard`'s lock."""
@@ -146,7 +166,7 @@ class PostgresWatches:
         """As `store.create`, for every node's watches: one transaction, limits under a lock."""
         now = time.time()
         answers: list[LimitReached | None] = []
-        connection = self._session()
+        connection = self._live_session()
         with connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (LIMIT_LOCK,))
             (count,) = _one(connection, "SELECT count(*) FROM staystream.watches WHERE expires_at > %s", (now,))
@@ -177,13 +197,12 @@ class PostgresWatches:
         return answers
 
     def find(self, watch_id: str) -> Watch | None:
-        found = self._session().execute(
-            f"SELECT {WATCH_FIELDS} FROM staystream.watches WHERE id = %s AND expires_at > %s",
-            (watch_id, time.time())).fetchone()
-        return None if found is None else Watch(*found)
+        found = self._read(f"SELECT {WATCH_FIELDS} FROM staystream.watches WHERE id = %s AND expires_at > %s",
+                           (watch_id, time.time()))
+        return Watch(*found[0]) if found else None
 
     def delete(self, watch_id: str) -> bool:
-        connection = self._session()
+        connection = self._live_session()
         with connection.transaction():
             found = connection.execute("SELECT seq FROM staystream.watches WHERE id = %s", (watch_id,)).fetchone()
             if found is not None:
@@ -192,9 +211,9 @@ class PostgresWatches:
         return found is not None
 
     def events_after(self, watch_seq: int, after: int, limit: int = 500) -> list[tuple[int, str, str]]:
-        return self._session().execute(
+        return [(int(i), str(e), str(d)) for i, e, d in self._read(
             "SELECT id, event, data FROM staystream.watch_outbox WHERE watch_seq = %s AND id > %s "
-            "ORDER BY id LIMIT %s", (watch_seq, after, limit)).fetchall()
+            "ORDER BY id LIMIT %s", (watch_seq, after, limit))]
 
     async def wakeups(self, shared: SharedArrays) -> AsyncIterator[set[int] | None]:
         """LISTEN on a session of its own; after each (re)connection, None: a stream may have
