@@ -190,17 +190,18 @@ SCHEMA: dict[str, Any] = {
                 "description": "JSON body: the search parameters (lat, lon, radius_km or bbox; checkin, checkout, "
                 "guests, max_price, currency, kind), validated as /v1/search validates them, and an optional "
                 "`webhook` URL. Needs no write credential; bounded per client address and in total (429 with "
-                "Retry-After). A watch expires after its checkout date.",
+                "Retry-After). A watch expires after its checkout date. 503: the watch store (PostgreSQL) is "
+                "unreachable, or this scaled node keeps no watches (no PostgreSQL store).",
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
                 "responses": {"201": {"description": "`{watch_id, secret}`: the secret signs the webhooks"},
-                              "400": _error, "429": _error},
+                              "400": _error, "429": _error, "503": _error},
             }
         },
         "/v1/watches/{watch_id}": {
             "delete": {
                 "summary": "Delete a watch (its events and pending webhooks too)",
                 "parameters": [_param("watch_id", "as created", {"type": "string"}, True, "path")],
-                "responses": {"204": {"description": "deleted"}, "404": _error},
+                "responses": {"204": {"description": "deleted"}, "404": _error, "503": _error},
             }
         },
         "/v1/watches/{watch_id}/events": {
@@ -211,7 +212,7 @@ SCHEMA: dict[str, Any] = {
                 "stream starts with every event kept for the watch (24 h).",
                 "parameters": [_param("watch_id", "as created", {"type": "string"}, True, "path")],
                 "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}},
-                              "400": _error, "404": _error},
+                              "400": _error, "404": _error, "503": _error},
             }
         },
         "/v1/admin/fx": {
