@@ -397,20 +397,22 @@ def score(a: PlaceListing, b: PlaceListing) -> Match:
     return Match(round(total, 4), round(text, 4), evidence, round(distance, 1), kinds, capacity)
 
 
-def _features_many(pairs: Sequence[tuple[PlaceListing, PlaceListing]]) -> np.ndarray:
-    """`TextEvidence.features()` of many pairs, one row each: the similarities by `cpdist`."""
-    x = np.zeros((len(pairs), len(TEXT_WEIGHTS)))
-    names_a = [normalise_name(a.name) for a, _ in pairs]
-    names_b = [normalise_name(b.name) for _, b in pairs]
+Texts = tuple[str, str | None, str, str | None]  # name and address of one side, then the other's
+
+
+def _features_many(texts: Sequence[Texts]) -> np.ndarray:
+    """`TextEvidence.features()` of many pairs of texts, one row each: the similarities by `cpdist`."""
+    x = np.zeros((len(texts), len(TEXT_WEIGHTS)))
+    names_a = [normalise_name(name_a) for name_a, _, _, _ in texts]
+    names_b = [normalise_name(name_b) for _, _, name_b, _ in texts]
     x[:, 0] = 1.0
     for column, scorer in enumerate((fuzz.token_set_ratio, fuzz.token_sort_ratio, fuzz.partial_ratio,
                                      fuzz.WRatio), start=1):
         x[:, column] = process.cpdist(names_a, names_b, scorer=scorer, dtype=np.float64) / 100.0
     x[:, 5] = [bool(na) and na == nb for na, nb in zip(names_a, names_b, strict=True)]
-    both = [i for i, (a, b) in enumerate(pairs) if a.address and b.address]
+    both = [i for i, (_, address_a, _, address_b) in enumerate(texts) if address_a and address_b]
     if both:
-        parts = [(normalise_address(pairs[i][0].address or ""), normalise_address(pairs[i][1].address or ""))
-                 for i in both]
+        parts = [(normalise_address(texts[i][1] or ""), normalise_address(texts[i][3] or "")) for i in both]
         street = process.cpdist([a.street for a, _ in parts], [b.street for _, b in parts],
                                 scorer=fuzz.token_set_ratio, dtype=np.float64) / 100.0
         rows = np.array(both)
@@ -421,14 +423,20 @@ def _features_many(pairs: Sequence[tuple[PlaceListing, PlaceListing]]) -> np.nda
         x[rows, 11] = [_differ(a.postcodes, b.postcodes) for a, b in parts]
     x[:, 10] = x[:, 1] * x[:, 7]
     x[:, 12] = x[:, 7] * x[:, 8]
-    x[:, 13] = [_differ(stay_types(a.name), stay_types(b.name)) for a, b in pairs]
-    x[:, 14] = process.cpdist([_folded(a.name) for a, _ in pairs], [_folded(b.name) for _, b in pairs],
+    x[:, 13] = [_differ(stay_types(name_a), stay_types(name_b)) for name_a, _, name_b, _ in texts]
+    x[:, 14] = process.cpdist([_folded(t[0]) for t in texts], [_folded(t[2]) for t in texts],
                               scorer=fuzz.token_sort_ratio, dtype=np.float64) / 100.0
     x[:, 15] = [
-        _is_address(na, nb, frozenset().union(*(normalise_address(v).words for v in (a.address, b.address) if v)))
-        for (a, b), na, nb in zip(pairs, names_a, names_b, strict=True)
+        (address_a or address_b) is not None and _is_address(na, nb, frozenset().union(
+            *(normalise_address(v).words for v in (address_a, address_b) if v)))
+        for (_, address_a, _, address_b), na, nb in zip(texts, names_a, names_b, strict=True)
     ]
     return x
+
+
+@lru_cache(maxsize=1 << 12)
+def _factors(kind_a: str, guests_a: int, kind_b: str, guests_b: int) -> float:
+    return kind_factor(kind_a, kind_b) * capacity_factor(kind_a, guests_a, kind_b, guests_b)
 
 
 def score_many(pairs: Sequence[tuple[PlaceListing, PlaceListing]]) -> tuple[np.ndarray, np.ndarray]:
@@ -440,7 +448,11 @@ def score_many(pairs: Sequence[tuple[PlaceListing, PlaceListing]]) -> tuple[np.n
     """
     if not pairs:
         return np.zeros(0), np.zeros(0)
-    x = _features_many(pairs)
+    # the text features of each distinct pair of texts once (generic names repeat a lot)
+    distinct: dict[Texts, int] = {}
+    inverse = np.fromiter((distinct.setdefault((a.name, a.address, b.name, b.address), len(distinct))
+                           for a, b in pairs), np.intp, len(pairs))
+    x = _features_many(list(distinct))[inverse]
     text = 1.0 / (1.0 + np.exp(-(x @ np.array(TEXT_WEIGHTS))))
     lat_a, lon_a, lat_b, lon_b = (np.radians(np.array(v)) for v in zip(
         *((a.lat, a.lon, b.lat, b.lon) for a, b in pairs), strict=True))
@@ -448,6 +460,5 @@ def score_many(pairs: Sequence[tuple[PlaceListing, PlaceListing]]) -> tuple[np.n
     distance = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
     near = 1.0 - (1.0 - FAR_FACTOR) * (distance - BLUR_M) / (RADIUS_M - BLUR_M)
     distance_factors = np.where(distance <= BLUR_M, 1.0, np.where(distance > RADIUS_M, 0.0, near))
-    factors = np.array([kind_factor(a.kind, b.kind) * capacity_factor(a.kind, a.max_guests, b.kind, b.max_guests)
-                        for a, b in pairs])
+    factors = np.array([_factors(a.kind, a.max_guests, b.kind, b.max_guests) for a, b in pairs])
     return np.round(text * distance_factors * factors, 4), distance

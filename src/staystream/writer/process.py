@@ -73,6 +73,7 @@ class Group:
 
 GROUP_NIGHTS = 400_000  # applying this many night updates takes ~50 ms: a group's latency bound
 MATCH_IDLE_SECONDS = 0.5  # no frame for this long: deferred matching may use the whole writer
+MATCH_BUDGET_CAP = 0.05  # CPU seconds of deferred matching the commits may have earned, at most
 SNAPSHOT_RETRY_SECONDS = 10.0  # after a failed snapshot (disk full, say): soon, but not every group
 
 
@@ -246,17 +247,21 @@ class Writer:
         metrics.backlog_events.set(self.backlog)
 
     async def _commit_loop(self) -> None:
-        match_due = 0.0
+        budget = 0.0  # CPU seconds deferred matching may take while frames keep coming
         while True:
-            # Deferred automatic matching (imports): while frames keep coming, one slice after
-            # 9x as long as the last one took (10% of the writer's time); once none came for
-            # MATCH_IDLE_SECONDS, slice after slice.
+            # Deferred automatic matching (imports): while frames keep coming, slices take at
+            # most 1/9 of the CPU the commits took (10% of the writer's, and less of the
+            # machine's, which the workers share); once none came for MATCH_IDLE_SECONDS,
+            # slice after slice. CPU, not wall time: on a busy machine a slice's wall time says
+            # more about the others than about it.
             now = time.monotonic()
-            if self.places.pending and not self.waiting.closed and (now >= match_due or (
-                    self.waiting.empty and now - self.waiting.added_at >= MATCH_IDLE_SECONDS)):
+            idle = self.waiting.empty and now - self.waiting.added_at >= MATCH_IDLE_SECONDS
+            if self.places.pending and not self.waiting.closed and (budget > 0 or idle):
+                cpu = time.thread_time()
                 self.places.match_pending()
-                self.places.save(time.monotonic())  # the places cache: counted in the slice
-                match_due = time.monotonic() + 9 * (time.monotonic() - now)
+                self.places.save(now)  # the places cache: counted in the slice
+                if not idle:
+                    budget -= time.thread_time() - cpu
                 await asyncio.sleep(0)  # frames that arrived meanwhile get in
                 continue
             frames = await self.waiting.take(MATCH_IDLE_SECONDS if self.places.pending else
@@ -264,7 +269,10 @@ class Writer:
             if frames is None:
                 return
             if frames:
+                cpu = time.thread_time()
                 await self._commit(Group(frames))
+                if self.places.pending:
+                    budget = min(MATCH_BUDGET_CAP, budget + (time.thread_time() - cpu) / 9)
             self.places.save(time.monotonic())
 
     async def _commit(self, group: Group) -> None:
