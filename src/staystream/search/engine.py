@@ -726,10 +726,15 @@ def window_totals(
     open_ = (closed[:, nights:] == closed[:, :checkins]) & (min_nights <= nights)
     running = np.zeros((len(rows), span + 1), dtype=np.int64)
     np.cumsum(price, axis=1, out=running[:, 1:])
-    # changes[t]: how often the currency changes from night 0 to night t
-    changes = np.zeros((len(rows), span), dtype=np.int16)
-    np.cumsum(currency[:, 1:] != currency[:, :-1], axis=1, dtype=np.int16, out=changes[:, 1:])
-    single = changes[:, nights - 1 : nights - 1 + checkins] == changes[:, :checkins]
+    # changes[t]: how often the currency changes from night 0 to night t (rows whose currency
+    # never changes in the span, nearly all, need no running count)
+    differ = currency[:, 1:] != currency[:, :-1]
+    single = np.ones((len(rows), checkins), dtype=bool)
+    varied = np.flatnonzero(differ.any(axis=1))
+    if len(varied):
+        changes = np.zeros((len(varied), span), dtype=np.int16)
+        np.cumsum(differ[varied], axis=1, dtype=np.int16, out=changes[:, 1:])
+        single[varied] = changes[:, nights - 1 : nights - 1 + checkins] == changes[:, :checkins]
     total = np.full(open_.shape, UNRANKED, dtype=np.int64)
     unit, day = np.nonzero(open_)  # the stays, in the order of `open_`'s true values
 

@@ -108,23 +108,23 @@ def search_dates(store: Store, dates: DatesQuery) -> dict[str, object]:
         offered = np.where(keep & engine.in_price_bounds(total, query, ranking), offered, CLOSED)
         matches = (offered != CLOSED).sum(axis=0)
 
-    answer = []
-    for day in range(dates.days):
-        checkin = query.checkin + day
-        cheapest = None
-        column = offered[:, day]
-        if len(column) and column.min() != CLOSED:
-            at_min = np.flatnonzero(column == column.min())
-            if query.by_place and len(at_min) > 1:
-                at_min = _places_first_offers(store, at_min, place, rows)
-            best = int(rows[at_min[0]])
-            cheapest = _cheapest(store, query, ranking, best, checkin, int(column.min()))
-        answer.append({
-            "checkin": day_from_epoch(checkin).isoformat(),
-            "checkout": day_from_epoch(checkin + query.nights).isoformat(),
-            "matches": int(matches[day]) if len(rows) else 0,
-            "cheapest": cheapest,
-        })
+    # Per day (a contiguous row of the transposed matrix): its cheapest offer, then one
+    # SQLite read for the keys, places and fees of every day's cheapest together.
+    by_day = np.ascontiguousarray(offered.T) if len(rows) else np.zeros((dates.days, 0), dtype=np.int64)
+    least_of_day = by_day.min(axis=1) if len(rows) else np.full(dates.days, CLOSED)
+    best: dict[int, int] = {}  # day -> row of the cheapest result
+    for day in np.flatnonzero(least_of_day != CLOSED).tolist():
+        at_min = np.flatnonzero(by_day[day] == least_of_day[day])
+        if query.by_place and len(at_min) > 1:
+            at_min = _places_first_offers(store, at_min, place, rows)
+        best[day] = int(rows[at_min[0]])
+    cheapest = _cheapest(store, query, ranking, best, least_of_day)
+    answer = [{
+        "checkin": day_from_epoch(query.checkin + day).isoformat(),
+        "checkout": day_from_epoch(query.checkin + day + query.nights).isoformat(),
+        "matches": int(matches[day]) if len(rows) else 0,
+        "cheapest": cheapest.get(day),
+    } for day in range(dates.days)]
     return {
         "dates": answer, "nights": query.nights, "group": "place" if query.by_place else "listing",
         "currency": None if query.currency is None else CURRENCIES[query.currency],
@@ -145,17 +145,29 @@ def _places_first_offers(store: Store, at_min: np.ndarray, place: np.ndarray, ro
                      if chosen[int(place[index])] == rank])
 
 
-def _cheapest(store: Store, query: Query, ranking: int, row: int, checkin: int, ranked_total: int) -> dict[str, object]:
-    """The cheapest result of a day as `GET /v1/search` shows its total (in `currency`, else the
-    listing's own)."""
-    entries = store.calendar.entries_for_nights(np.array([row]), np.arange(checkin, checkin + query.nights))[0]
-    prices = store.calendar.entry("entry_price", entries).tolist()
-    currencies = store.calendar.entry("entry_currency", entries).tolist()
-    shown = currencies[0] if query.currency is None else query.currency
-    _, fixed, percent = fees.breakdown(store.fx, sqlite.fees_of(store.connection, [row]).get(row, []), checkin,
-                                       query.guests, prices, currencies, shown)
-    total = ranked_total if shown == ranking else engine.exact_stay_total(
-        store.fx, prices, currencies, fixed, percent, shown)
-    source, listing_id = store.listing_key(row)
-    return {"total": format_minor(total, shown), "currency": CURRENCIES[shown], "source": source,
-            "listing_id": listing_id, "place_id": store.place_ids([row]).get(row)}
+def _cheapest(store: Store, query: Query, ranking: int, best: dict[int, int],
+              ranked_totals: np.ndarray) -> dict[int, dict[str, object]]:
+    """Each day's cheapest result (day -> row) as `GET /v1/search` shows its total (in
+    `currency`, else the listing's own)."""
+    if not best:
+        return {}
+    rows = sorted(set(best.values()))
+    keys = sqlite.keys(store.connection, rows)
+    fees_of = sqlite.fees_of(store.connection, rows)
+    place_ids = store.place_ids(rows)
+    shown_of: dict[int, dict[str, object]] = {}
+    for day, row in best.items():
+        checkin = query.checkin + day
+        entries = store.calendar.entries_for_nights(np.array([row]), np.arange(checkin, checkin + query.nights))[0]
+        prices = store.calendar.entry("entry_price", entries).tolist()
+        currencies = store.calendar.entry("entry_currency", entries).tolist()
+        shown = currencies[0] if query.currency is None else query.currency
+        total = int(ranked_totals[day])
+        if shown != ranking:
+            _, fixed, percent = fees.breakdown(store.fx, fees_of.get(row, []), checkin, query.guests, prices,
+                                               currencies, shown)
+            total = engine.exact_stay_total(store.fx, prices, currencies, fixed, percent, shown)
+        source, listing_id = keys[row]
+        shown_of[day] = {"total": format_minor(total, shown), "currency": CURRENCIES[shown], "source": source,
+                         "listing_id": listing_id, "place_id": place_ids.get(row)}
+    return shown_of

@@ -109,9 +109,6 @@ class Store:
             "listings": [{"source": source, "listing_id": listing_id, "matched": "self", "score": 1.0}],
         })
 
-    def listing_key(self, row: int) -> tuple[str, str]:
-        return sqlite.keys(self.connection, [row])[row]
-
     def place_ids(self, rows: list[int]) -> dict[int, str]:
         """row -> the `place_id` of the row's place (named after the listing that stands for it)."""
         place = self.shared["place"]
