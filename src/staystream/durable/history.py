@@ -155,6 +155,13 @@ class HistoryKeeper:
         self.connection.execute("COMMIT")
         self.taken = 0
 
+    def start_from(self, seq: int) -> None:
+        """Scaled mode: a node's sequences are its own, counted afresh at each bootstrap, and the
+        groups it replayed from PostgreSQL are not the history's to copy (`StreamDurable.log_after`
+        offers none): nothing up to `seq` is owed to it, so a snapshot need not wait for them."""
+        self.taken = seq
+        self.publish(seq)
+
     def catch_up(self, log: Iterable[tuple[int, bytes]]) -> int:
         """At start-up: copy the log rows the history has not taken; returns the events copied."""
         copied = queued = 0

@@ -175,7 +175,9 @@ class Writer:
             replayed_nights += int(batch["nights"].sum())
         self.logged_since_snapshot = replayed_nights
         self.shared.counters[Counter.SEQ] = self.seq
-        if self.history.taken > self.seq and not self.config.stream:  # scaled mode: sequences are the node's
+        if self.config.stream:
+            self.history.start_from(self.seq)
+        elif self.history.taken > self.seq:
             log.warning("history: it holds groups this store never had (the store was replaced?); emptied",
                         extra={"history_taken": self.history.taken, "store_seq": self.seq})
             self.history.forget()
