@@ -31,7 +31,9 @@ class Server:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(60)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # a hang: its log's end is the clue (pytest shows stdout)
+                last_lines = self.log().splitlines()[-30:]
+                print(f"{self.log_path} did not stop in 60 s; its last lines:", *last_lines, sep="\n")
                 self.kill()
         self._close_pipes()
         return self.process.returncode
