@@ -339,9 +339,13 @@ class StreamDurable:
                 await connection.execute("SELECT pg_advisory_unlock($1)", SNAPSHOT_LOCK)
 
     async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        # Cancelled again until they end: Python 3.11's `asyncio.wait_for` (nats-py's fetch and
+        # next_msg use it) swallows a cancellation that lands as its inner call completes.
+        running = set(self.tasks)
+        while running:
+            for task in running:
+                task.cancel()
+            _, running = await asyncio.wait(running, timeout=1.0)
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.close(), 5)
