@@ -24,8 +24,9 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy
 
+# test files in 2 processes (each file's module fixtures stay in one): most tests wait on real servers
 test: install system lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # hypothesis-drawn event bodies, OTA/Expedia/iCal documents and searches (5 x 16,000), then
 # schemathesis over every /openapi.json operation (4,000 cases each): counts printed, fails on any 5xx

@@ -86,6 +86,20 @@ class Stream:
         self.stopped.set()
 
 
+def drain_until_quiet(streams: list[Stream], quiet: float) -> list[list[Sse]]:
+    """Every stream's events until none of them has said anything for `quiet` seconds: the
+    streams read in their own threads, so one shared quiet spell waits for all of them at once."""
+    heard: list[list[Sse]] = [[] for _ in streams]
+    last_heard = time.monotonic()
+    while time.monotonic() - last_heard < quiet:
+        time.sleep(0.05)
+        for events, stream in zip(heard, streams, strict=True):
+            while not stream.events.empty():
+                events.append(stream.events.get_nowait())
+                last_heard = time.monotonic()
+    return heard
+
+
 def watch_body(**extra: object) -> dict[str, object]:
     return {"lat": LAT, "lon": LON, "radius_km": 2, "checkin": night(10), "checkout": night(13), "guests": 2, **extra}
 
@@ -469,14 +483,11 @@ def test_watch_state_agrees_with_search(server: Server) -> None:
                                        "currency": n["currency"],
                                        "changed_at": stamp(10)})
             post_ok(client, halved)
+            heard = drain_until_quiet(streams, quiet=2.0)
             drops = 0
-            for query, stream in zip(queries, streams, strict=True):
+            for query, events in zip(queries, heard, strict=True):
                 said: dict[str, tuple[str, str]] = {}
-                while True:
-                    try:
-                        event = stream.next(timeout=1.0)
-                    except queue.Empty:
-                        break
+                for event in events:
                     key = str(event.data["listing_id"])
                     drops += event.event == "price_drop"
                     if event.event == "left":
