@@ -265,6 +265,11 @@ def _matches(body: bytes) -> int:
 async def _connection(job: Job, source: RateSource | PrefillSource | SearchSource, times: np.ndarray | None,
                       start: float, out: list[tuple[float, float, float, int, int, int, int, int]]) -> None:
     end = float("inf") if job.workload == "prefill" else start + job.duration
+    if times is not None and len(times):
+        # connect when the schedule starts, not before: a connection left idle through a silent
+        # phase (the tail scenario's half job waits out the full-speed one) would be closed by
+        # the server's keep-alive timeout, and its first request counted as an error
+        await asyncio.sleep(max(0.0, start + times[0] - 0.05 - time.monotonic()))
     reader, writer = await asyncio.open_connection(job.host, job.port, limit=1 << 20)
     k = 0
     reads = random.Random(job.seed * 7919 + id(source) % 7919)  # which acknowledged requests are read back
