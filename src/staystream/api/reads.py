@@ -18,7 +18,7 @@ from staystream.search.engine import QueryError, parse_query, search
 from staystream.search.flexible import parse_dates_query, search_dates
 from staystream.writer.wire import WriterUnavailable
 
-HISTORY_WAIT_SECONDS = 1.0  # the history thread is normally milliseconds behind the writer
+HISTORY_WAIT_SECONDS = 1.0  # the history thread copies a group within ~0.1 s of it
 
 
 async def get_calendar(request: Request, worker: Worker) -> Response:
