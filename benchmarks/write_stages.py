@@ -1,6 +1,6 @@
 """A write's stages one by one, in-process: CPU nanoseconds per event at 7 nights an event.
 
-    python -m benchmarks.write_stages [--events 500] [--nights 7] [--requests 200] [--repeat 5]
+    python -m benchmarks.write_stages [--events 500] [--nights 7] [--requests 200] [--repeat 5] [--history-groups 15]
 
 Each request is the load generator's body (`workload.rate_body`: `--events` rate events on
 distinct listings of a 10,000-listing city, `--nights` nights each, every event newer than the
@@ -12,7 +12,9 @@ last), taken through the same functions the service runs, one stage at a time:
 - `resolve`: the writer's keys to rows and the group's columns (`Writer._prepare`'s work);
 - `commit`: the group's SQLite transaction with fsync (`durable.sqlite.commit_group`);
 - `apply`: `CalendarWriter.apply` into shared memory;
-- `history`: the history thread's copy of the group (`durable.history.add_group`).
+- `history`: the history thread's copy (`durable.history.add_group`), `--history-groups`
+  groups a transaction (15 by default: what one `history.COPY_SECONDS` gathers at the tail
+  scenario's half rate, ~150 groups a second).
 
 CPU time (`time.process_time`, this process alone), so other users of the machine change it
 little; `commit` also reports wall time (its fsync waits, it does not compute). Medians of
@@ -93,9 +95,10 @@ class Stages:
         return rates, new_keys
 
 
-def one_round(stages: Stages, requests: list[bytes]) -> dict[str, float]:
+def one_round(stages: Stages, requests: list[bytes], history_groups: int) -> dict[str, float]:
     """CPU seconds of each stage over all `requests` (and commit's wall time)."""
     spent = dict.fromkeys(STAGES, 0.0)
+    copied: list[np.ndarray] = []  # groups waiting for the history's next transaction
     spent["commit_wall"] = 0.0
 
     def timed(name: str, work: Callable[[], Any]) -> Any:
@@ -127,23 +130,28 @@ def one_round(stages: Stages, requests: list[bytes]) -> dict[str, float]:
         commit = Commit(new_keys, [], [], stages.seq, rates.tobytes(), {})
         timed("commit", lambda commit=commit: sqlite.commit_group(stages.connection, commit))
         timed("apply", lambda rates=rates: stages.calendar.apply(rates))
-        timed("history", lambda rates=rates: history.add_group(stages.history, stages.seq, rates, 20_000))
+        copied.append(rates)
+        if len(copied) == history_groups or body is requests[-1]:
+            batch = np.concatenate(copied)
+            timed("history", lambda batch=batch: history.add_group(stages.history, stages.seq, batch, 20_000))
+            copied.clear()
     return spent
 
 
-def run(events: int, nights: int, requests: int, repeat: int) -> dict[str, Any]:
+def run(events: int, nights: int, requests: int, repeat: int, history_groups: int = 15) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="staystream-stages-"))
     stages = Stages(root)
     try:
-        one_round(stages, bodies(20, events, nights))  # warm caches as a running worker has them
-        rounds = [one_round(stages, bodies(requests, events, nights)) for _ in range(repeat)]
+        one_round(stages, bodies(20, events, nights), history_groups)  # warm caches as a running worker has them
+        rounds = [one_round(stages, bodies(requests, events, nights), history_groups) for _ in range(repeat)]
     finally:
         stages.close()
         shutil.rmtree(root, ignore_errors=True)
     total_events = requests * events
     ns = {name: statistics.median(r[name] for r in rounds) * 1e9 / total_events for name in [*STAGES, "commit_wall"]}
     return {"events_per_request": events, "nights_per_event": nights, "requests": requests, "repeat": repeat,
-            "ns_per_event": ns, "loadavg": Path("/proc/loadavg").read_text().split()[:3]}
+            "history_groups": history_groups, "ns_per_event": ns,
+            "loadavg": Path("/proc/loadavg").read_text().split()[:3]}
 
 
 def main() -> None:
@@ -152,12 +160,14 @@ def main() -> None:
     parser.add_argument("--nights", type=int, default=7, help="nights an event (default 7)")
     parser.add_argument("--requests", type=int, default=200, help="requests a round (default 200)")
     parser.add_argument("--repeat", type=int, default=5, help="rounds; medians are reported (default 5)")
+    parser.add_argument("--history-groups", type=int, default=15, help="groups a history transaction (default 15)")
     args = parser.parse_args()
-    result = run(args.events, args.nights, args.requests, args.repeat)
+    result = run(args.events, args.nights, args.requests, args.repeat, args.history_groups)
     ns = result["ns_per_event"]
     cpu = sum(ns[name] for name in STAGES if name != "commit") + ns["commit"]
     print(f"{args.events} events a request, {args.nights} nights an event; CPU ns an event "
-          f"(median of {args.repeat}), load average {' '.join(result['loadavg'])}")
+          f"(median of {args.repeat}; history {args.history_groups} groups a transaction), "
+          f"load average {' '.join(result['loadavg'])}")
     for name in STAGES:
         print(f"  {name:9} {ns[name]:8.0f}" + (f"   (wall {ns['commit_wall']:.0f})" if name == "commit" else ""))
     print(f"  {'total':9} {cpu:8.0f}   = {1e9 / cpu:,.0f} events/s, {1e9 * args.nights / cpu:,.0f} "
