@@ -158,3 +158,13 @@ def test_the_bulk_score_is_the_score() -> None:
     assert bulk.tolist() == pytest.approx([matching.score(a, b).score for a, b in pairs], abs=1e-4)
     assert 0 < sum(s >= matching.THRESHOLD for s in bulk) < len(pairs)
     assert metres.tolist() == pytest.approx([matching.haversine_m(a.lat, a.lon, b.lat, b.lon) for a, b in pairs])
+
+
+def test_kept_text_scores_are_the_text_scores_and_stay_within_their_capacity() -> None:
+    texts = [(p.names[0], p.addresses[0], p.names[1], p.addresses[1]) for p in places_pairs.load(PAIRS)[:120]]
+    kept = matching.TextScores(capacity=50)
+    for batch in (texts[:40], texts[20:60], texts[50:90], texts[:40]):  # overlapping: some known, some not
+        assert kept.of(batch).tolist() == pytest.approx(matching.text_scores(batch).tolist(), abs=1e-12)
+        assert len(kept) <= 50
+    assert matching.text_scores(texts[:3]).tolist() == pytest.approx(
+        [matching.text_score(matching.text_evidence(*t)) for t in texts[:3]], abs=1e-9)

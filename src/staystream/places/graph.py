@@ -44,6 +44,8 @@ from staystream.places.grid import Grid
 from staystream.places.types import Delisted, Link, MatchChanges, PlaceEvent, PlaceListing, SavedMatches
 
 Matched = str  # "self" | "property" | "link" | "auto"
+# Texts no listing has any more that may be kept numbered, beyond twice the listings
+TEXT_SLACK = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +93,14 @@ class PlaceGraph:
         # listings whose candidates are still to be found (`apply(match=False)`), by grid cell
         self._pending: dict[tuple[int, int], set[str]] = {}
         self._listings: dict[str, PlaceListing] = {}
-        # per listing: lat, lon, source number, name bloom, normalised name (for `_columns`)
-        self._rows: dict[str, tuple[float, float, int, int, str]] = {}
+        # per listing: lat, lon, source number, name bloom, normalised name, kind class
+        # (`matching.KIND_CLASSES`), capacity, text number (for `_columns`)
+        self._rows: dict[str, tuple[float, float, int, int, str, int, int, int]] = {}
         self._source_ids: dict[str, int] = {}
+        # each distinct (name, address) a number, so that pairs of texts are pairs of numbers
+        self._text_ids: dict[tuple[str, str | None], int] = {}
+        self._texts: list[tuple[str, str | None]] = []
+        self._text_scores = matching.TextScores()
         self._cell_columns: dict[tuple[int, int], _Columns] = {}  # built when needed
         self._grid = Grid(matching.RADIUS_M)
         self._properties: dict[tuple[str, str], set[str]] = {}
@@ -240,13 +247,32 @@ class PlaceGraph:
         self._listings[key] = listing
         core = matching.normalise_name(listing.name)
         source = self._source_ids.setdefault(listing.source, len(self._source_ids))
-        self._rows[key] = (listing.lat, listing.lon, source, _name_bloom(core), core)
+        self._rows[key] = (listing.lat, listing.lon, source, _name_bloom(core), core,
+                           matching.KIND_CLASSES[listing.kind], listing.max_guests, self._text_id(listing))
         self._grid.add(key, listing.lat, listing.lon)
         self._cell_columns.pop(self._grid.cell(listing.lat, listing.lon), None)
         self._unsaved.add(key)
         if (prop := _property(listing)) is not None:
             self._properties.setdefault(prop, set()).add(key)
         self._candidates[key] = {}
+
+    def _text_id(self, listing: PlaceListing) -> int:
+        """The number of the listing's (name, address); the numbering starts again from the
+        listings present when texts no listing has any more outnumber them (renames)."""
+        text = (listing.name, listing.address)
+        number = self._text_ids.get(text)
+        if number is not None:
+            return number
+        if len(self._texts) > 2 * len(self._listings) + TEXT_SLACK:
+            self._text_ids, self._texts = {}, []
+            for key, (lat, lon, source, bloom, core, kind, guests, _) in self._rows.items():
+                present = self._listings[key]
+                self._rows[key] = (lat, lon, source, bloom, core, kind, guests, self._text_id(present))
+            self._cell_columns.clear()
+            return self._text_id(listing)
+        self._text_ids[text] = len(self._texts)
+        self._texts.append(text)
+        return self._text_ids[text]
 
     def _remove(self, key: str) -> set[str]:
         """Forget a listing; returns its former neighbours (whose places may change)."""
@@ -315,6 +341,8 @@ class PlaceGraph:
         """
         gained: set[str] = set()
         self._unsaved |= dirty
+        if len(self._source_ids) < 2:  # one marketplace: nothing to pair
+            return gained
         by_cell: dict[tuple[int, int], list[str]] = {}
         for key in sorted(dirty):
             if key in self._listings:
@@ -366,13 +394,35 @@ class PlaceGraph:
             cols = within[cols]
             keep = process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_set_ratio,
                                   score_cutoff=cutoff, dtype=np.float32) >= cutoff
-            found = [(mine[i], b.keys[j]) for i, j in zip(rows[keep].tolist(), cols[keep].tolist(), strict=True)]
-            pairs = [(x, y) if x < y else (y, x) for x, y in found]  # scored in key order
-            scores, metres = matching.score_many([(self._listings[x], self._listings[y]) for x, y in pairs])
-            for (x, y), score, distance in zip(pairs, scores.tolist(), metres.tolist(), strict=True):
-                if score >= matching.THRESHOLD:
-                    self._candidates[x][y] = self._candidates[y][x] = (score, distance)
-                    gained.update((x, y))
+            gained |= self._score(a, rows[keep], b, cols[keep])
+        return gained
+
+    def _score(self, a: _Columns, rows: np.ndarray, b: _Columns, cols: np.ndarray) -> set[str]:
+        """Score the pairs (a[rows[i]], b[cols[i]]) as `matching.score_many` does, in columns,
+        and keep those that reach the threshold as candidates; returns their listings.
+
+        The factors of distance, kinds and capacities come first: a pair whose factors are
+        below the threshold cannot reach it (the text score is below 1) and its texts are not
+        compared (with a margin for the rounding to 4 decimals). Texts are compared in key
+        order, each distinct pair once (`TextScores`)."""
+        distance = matching.distances_m(a.lat[rows], a.lon[rows], b.lat[cols], b.lon[cols])
+        near = matching.distance_factors(distance)
+        factors = matching.factors_many(a.kind[rows], a.guests[rows], b.kind[cols], b.guests[cols])
+        hopeful = near * factors >= matching.THRESHOLD - 1e-4
+        rows, cols, distance, near, factors = (v[hopeful] for v in (rows, cols, distance, near, factors))
+        first, second = a.key[rows], b.key[cols]
+        swap = second < first
+        first, second = np.where(swap, second, first), np.where(swap, first, second)
+        text_a, text_b = a.text[rows], b.text[cols]
+        codes = (np.where(swap, text_b, text_a) << 32) | np.where(swap, text_a, text_b)
+        distinct, inverse = np.unique(codes, return_inverse=True)
+        texts = [self._texts[code >> 32] + self._texts[code & 0xFFFFFFFF] for code in distinct.tolist()]
+        scores = np.round(self._text_scores.of(texts)[inverse] * near * factors, 4)
+        gained: set[str] = set()
+        for i in np.flatnonzero(scores >= matching.THRESHOLD).tolist():
+            x, y = first[i], second[i]
+            self._candidates[x][y] = self._candidates[y][x] = (scores[i].item(), distance[i].item())
+            gained.update((x, y))
         return gained
 
     def _cell(self, cell: tuple[int, int]) -> _Columns:
@@ -382,10 +432,11 @@ class PlaceGraph:
         return columns
 
     def _columns(self, keys: list[str]) -> _Columns:
-        lat, lon, source, bloom, name = zip(*(self._rows[k] for k in keys), strict=True)
+        lat, lon, source, bloom, name, kind, guests, text = zip(*(self._rows[k] for k in keys), strict=True)
         return _Columns(
-            keys=keys, lat=np.array(lat), lon=np.array(lon), source=np.array(source),
-            bloom=np.array(bloom, dtype=np.uint64), name=np.array(name, dtype=object),
+            keys=keys, key=np.array(keys, dtype=object), lat=np.array(lat), lon=np.array(lon),
+            source=np.array(source), bloom=np.array(bloom, dtype=np.uint64), name=np.array(name, dtype=object),
+            kind=np.array(kind), guests=np.array(guests), text=np.array(text, dtype=np.int64),
         )
 
     # -- places
@@ -484,21 +535,22 @@ class _Columns:
     """Listings of a cell or a neighbourhood as arrays, for the bulk tests of `_rescore`."""
 
     keys: list[str]
+    key: np.ndarray  # the keys again, as an array (object)
     lat: np.ndarray
     lon: np.ndarray
     source: np.ndarray
     bloom: np.ndarray
     name: np.ndarray
+    kind: np.ndarray  # `matching.KIND_CLASSES`
+    guests: np.ndarray
+    text: np.ndarray  # the graph's number of the (name, address)
 
     @staticmethod
     def concatenate(parts: list[_Columns]) -> _Columns:
         return _Columns(
             keys=[k for part in parts for k in part.keys],
-            lat=np.concatenate([p.lat for p in parts]),
-            lon=np.concatenate([p.lon for p in parts]),
-            source=np.concatenate([p.source for p in parts]),
-            bloom=np.concatenate([p.bloom for p in parts]),
-            name=np.concatenate([p.name for p in parts]),
+            **{column: np.concatenate([getattr(p, column) for p in parts])
+               for column in ("key", "lat", "lon", "source", "bloom", "name", "kind", "guests", "text")},
         )
 
 

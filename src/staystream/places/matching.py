@@ -434,31 +434,86 @@ def _features_many(texts: Sequence[Texts]) -> np.ndarray:
     return x
 
 
-@lru_cache(maxsize=1 << 12)
-def _factors(kind_a: str, guests_a: int, kind_b: str, guests_b: int) -> float:
-    return kind_factor(kind_a, kind_b) * capacity_factor(kind_a, guests_a, kind_b, guests_b)
+def text_scores(texts: Sequence[Texts]) -> np.ndarray:
+    """`text_score` of many pairs of texts at once (rapidfuzz `cpdist`, numpy)."""
+    scores: np.ndarray = 1.0 / (1.0 + np.exp(-(_features_many(texts) @ np.array(TEXT_WEIGHTS))))
+    return scores
 
 
-def score_many(pairs: Sequence[tuple[PlaceListing, PlaceListing]]) -> tuple[np.ndarray, np.ndarray]:
-    """`score(a, b).score` and the distance in metres of many pairs at once (rapidfuzz `cpdist`,
-    numpy): what the graph uses.
+class TextScores:
+    """Text scores kept by pair of texts, each computed once while kept: a city's generic names
+    (the units of a building, a host's flats, Airbnb's summaries) make the same pairs of texts
+    again and again, slice after slice of an import. At most `capacity` pairs (~150 B each):
+    when full it starts again empty."""
+
+    def __init__(self, capacity: int = 1 << 17) -> None:
+        self._capacity = capacity
+        self._scores: dict[Texts, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+    def of(self, texts: Sequence[Texts]) -> np.ndarray:
+        """The text score of each pair of texts (given once each)."""
+        known = [self._scores.get(t) for t in texts]
+        missing = [t for t, score in zip(texts, known, strict=True) if score is None]
+        if missing:
+            computed = text_scores(missing).tolist()
+            if len(self._scores) + len(missing) > self._capacity:
+                self._scores.clear()
+            self._scores.update(zip(missing, computed, strict=True))
+            fresh = iter(computed)
+            known = [next(fresh) if score is None else score for score in known]
+        return np.array(known, dtype=np.float64)
+
+
+# The kinds as `factors_many` takes them: `other`, a room, a whole unit.
+KIND_CLASSES = {"other": 0, **dict.fromkeys(_ROOMS, 1), **dict.fromkeys(_WHOLE_UNITS, 2)}
+
+
+def factors_many(class_a: np.ndarray, guests_a: np.ndarray, class_b: np.ndarray, guests_b: np.ndarray) -> np.ndarray:
+    """`kind_factor` x `capacity_factor` of many pairs, the kinds as `KIND_CLASSES` numbers."""
+    kinds = np.where((class_a == class_b) | (class_a == 0) | (class_b == 0), 1.0, KIND_MISMATCH_FACTOR)
+    low, high = np.minimum(guests_a, guests_b), np.maximum(guests_a, guests_b)
+    apart = (class_a == 2) & (class_b == 2) & (high - low > 2) & (high > 1.5 * low)
+    return kinds * np.where(apart, CAPACITY_MISMATCH_FACTOR, 1.0)
+
+
+def distances_m(lat_a: np.ndarray, lon_a: np.ndarray, lat_b: np.ndarray, lon_b: np.ndarray) -> np.ndarray:
+    """`haversine_m` of many pairs of points."""
+    lat_a, lon_a, lat_b, lon_b = (np.radians(v) for v in (lat_a, lon_a, lat_b, lon_b))
+    h = np.sin((lat_b - lat_a) / 2) ** 2 + np.cos(lat_a) * np.cos(lat_b) * np.sin((lon_b - lon_a) / 2) ** 2
+    distance: np.ndarray = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+    return distance
+
+
+def distance_factors(distance_m: np.ndarray) -> np.ndarray:
+    """`distance_factor` of many distances."""
+    near = 1.0 - (1.0 - FAR_FACTOR) * (distance_m - BLUR_M) / (RADIUS_M - BLUR_M)
+    factors: np.ndarray = np.where(distance_m <= BLUR_M, 1.0, np.where(distance_m > RADIUS_M, 0.0, near))
+    return factors
+
+
+def score_many(pairs: Sequence[tuple[PlaceListing, PlaceListing]],
+               kept: TextScores | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`score(a, b).score` and the distance in metres of many pairs at once: the graph's bulk
+    path (`text_scores` of each distinct pair of texts, kept in `kept` if given, and the
+    factors in numpy), here for one list of pairs.
 
     The same features, weights and factors as `score`; floating-point sums may differ from it
     in the last bits, the rounding to 4 decimals hides that but at a rounding boundary.
     """
     if not pairs:
         return np.zeros(0), np.zeros(0)
-    # the text features of each distinct pair of texts once (generic names repeat a lot)
     distinct: dict[Texts, int] = {}
     inverse = np.fromiter((distinct.setdefault((a.name, a.address, b.name, b.address), len(distinct))
                            for a, b in pairs), np.intp, len(pairs))
-    x = _features_many(list(distinct))[inverse]
-    text = 1.0 / (1.0 + np.exp(-(x @ np.array(TEXT_WEIGHTS))))
-    lat_a, lon_a, lat_b, lon_b = (np.radians(np.array(v)) for v in zip(
-        *((a.lat, a.lon, b.lat, b.lon) for a, b in pairs), strict=True))
-    h = np.sin((lat_b - lat_a) / 2) ** 2 + np.cos(lat_a) * np.cos(lat_b) * np.sin((lon_b - lon_a) / 2) ** 2
-    distance = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
-    near = 1.0 - (1.0 - FAR_FACTOR) * (distance - BLUR_M) / (RADIUS_M - BLUR_M)
-    distance_factors = np.where(distance <= BLUR_M, 1.0, np.where(distance > RADIUS_M, 0.0, near))
-    factors = np.array([_factors(a.kind, a.max_guests, b.kind, b.max_guests) for a, b in pairs])
-    return np.round(text * distance_factors * factors, 4), distance
+    texts = list(distinct)
+    text = (text_scores(texts) if kept is None else kept.of(texts))[inverse]
+    lat_a, lon_a, lat_b, lon_b = (np.array(v) for v in zip(*((a.lat, a.lon, b.lat, b.lon) for a, b in pairs),
+                                                          strict=True))
+    distance = distances_m(lat_a, lon_a, lat_b, lon_b)
+    class_a, guests_a, class_b, guests_b = (np.array(v) for v in zip(
+        *((KIND_CLASSES[a.kind], a.max_guests, KIND_CLASSES[b.kind], b.max_guests) for a, b in pairs), strict=True))
+    factors = factors_many(class_a, guests_a, class_b, guests_b)
+    return np.round(text * distance_factors(distance) * factors, 4), distance
