@@ -137,7 +137,9 @@ def similar_references_near(unit_place: np.ndarray, nearest: Nearest, place_of: 
         total = known[rows]
         open_ = valid & (total >= 0)
         distance = np.where(open_, distance, np.inf)
-        order = np.argsort(distance, axis=1, kind="stable")
+        # Nearest first already (`nearest`'s order): the open ones first, in that order, is
+        # the stable sort by distance, at the cost of a sort of booleans.
+        order = np.argsort(~open_, axis=1, kind="stable")
         distance, rows, total = (np.take_along_axis(a, order, axis=1) for a in (distance, rows, total))
         count = open_.sum(axis=1)
         decided = complete | (count > COMPARABLES)
@@ -274,9 +276,17 @@ def usual_references(open_: np.ndarray, total: np.ndarray, unranked: int) -> np.
     median of its open, comparable totals, `NONE` with fewer than `USUAL_MIN_STAYS`."""
     valid = open_ & (total != unranked)
     count = valid.sum(axis=1)
-    ordered = np.sort(np.where(valid, total, np.iinfo(np.int64).max), axis=1)
-    median = ordered[np.arange(len(total)), np.maximum(count - 1, 0) // 2] if total.shape[1] else count * 0
-    return np.where(count >= USUAL_MIN_STAYS, median, NONE)
+    reference = np.full(len(total), NONE, dtype=np.int64)
+    columns = total.shape[1]
+    # Every stay open (most units): only the middle needs placing, a partial sort.
+    full = np.flatnonzero(count == columns) if columns >= USUAL_MIN_STAYS else np.zeros(0, dtype=np.int64)
+    if len(full):
+        reference[full] = np.partition(total[full], (columns - 1) // 2, axis=1)[:, (columns - 1) // 2]
+    some = np.flatnonzero((count >= USUAL_MIN_STAYS) & (count < columns))
+    if len(some):
+        ordered = np.sort(np.where(valid[some], total[some], np.iinfo(np.int64).max), axis=1)
+        reference[some] = ordered[np.arange(len(some)), (count[some] - 1) // 2]
+    return reference
 
 
 def choose(total: np.ndarray, similar: np.ndarray, usual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

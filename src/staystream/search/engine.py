@@ -335,16 +335,21 @@ def cheapest_per_place(store: Store, place: np.ndarray, total: np.ndarray, rows:
     from SQLite only for the places whose cheapest total is shared by several offers)."""
     if not len(rows):
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((rows, total, place))
-    first = np.r_[True, place[order][1:] != place[order][:-1]]
+    # One sort by place (not by place, total and row), then each place's least total by segments.
+    by_place = np.argsort(place)
+    ordered = place[by_place]
+    first = np.r_[True, ordered[1:] != ordered[:-1]]
     segment = np.cumsum(first) - 1
-    at_min = total[order] == total[order][first][segment]
-    tied = at_min & (np.bincount(segment, weights=at_min)[segment] > 1)
-    if tied.any():
-        tie = np.zeros(len(order), dtype=np.int64)
-        tie[tied] = key_ranks(store, rows[order[tied]])
-        order = order[np.lexsort((tie, total[order], place[order]))]
-    return order[first]
+    ordered_total = total[by_place]
+    at_min = ordered_total == np.minimum.reduceat(ordered_total, np.flatnonzero(first))[segment]
+    tied = np.flatnonzero(at_min & (np.bincount(segment, weights=at_min) > 1)[segment])
+    if len(tied):  # several offers at a place's least total: by (source, listing_id), then row
+        at_min[tied] = False
+        tied_rows = rows[by_place[tied]]
+        order = np.lexsort((tied_rows, key_ranks(store, tied_rows), segment[tied]))
+        kept = tied[order]
+        at_min[kept[np.r_[True, segment[kept][1:] != segment[kept][:-1]]]] = True
+    return np.asarray(by_place[at_min])
 
 
 def key_ranks(store: Store, rows: np.ndarray) -> np.ndarray:
@@ -430,7 +435,9 @@ def _stay_totals_of(store: Store, query: Query, ranking: int, wanted: np.ndarray
     own where it has them, else from the calendar."""
     shared = store.shared
     totals = np.full(len(wanted), deals.NONE, dtype=np.int64)
-    by_row = np.argsort(found.rows)
+    # The search's rows come sorted (the index and the scans keep row order): no sort then.
+    in_order = bool((found.rows[1:] > found.rows[:-1]).all())
+    by_row = np.arange(len(found.rows)) if in_order else np.argsort(found.rows)
     searched = found.rows[by_row]
     at = np.searchsorted(searched, wanted).clip(0, max(len(searched) - 1, 0))
     hit = (searched[at] == wanted) if len(searched) else np.zeros(len(wanted), dtype=bool)
@@ -735,23 +742,30 @@ def window_totals(
         changes = np.zeros((len(varied), span), dtype=np.int16)
         np.cumsum(differ[varied], axis=1, dtype=np.int16, out=changes[:, 1:])
         single[varied] = changes[:, nights - 1 : nights - 1 + checkins] == changes[:, :checkins]
-    total = np.full(open_.shape, UNRANKED, dtype=np.int64)
-    unit, day = np.nonzero(open_)  # the stays, in the order of `open_`'s true values
+    sums = running[:, nights:] - running[:, :checkins]
+    # Rows without fees whose every night is in `target` (nearly all): each open stay's total
+    # is its sum, as `stay_totals` would say, with no per-stay arrays. The others below.
+    charged_rows = fees.has_fees(shared, rows)
+    plain = ~charged_rows & (currency[:, 0] == target)
+    plain[varied] = False
+    total = np.where(open_ & plain[:, None], sums, UNRANKED)
+    other = np.flatnonzero(~plain)
+    unit, day = np.nonzero(open_[other])  # the other rows' stays, in the order of their true values
+    unit = other[unit]
 
     def nights_of(stays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         where = (unit[stays][None, :], day[stays][None, :] + np.arange(nights)[:, None])
         return price[where], currency[where]
 
-    sums = running[:, nights:] - running[:, :checkins]
     # The fees of the stays of the rows that have any (one gather a row, not one a stay).
-    charged = np.flatnonzero(fees.has_fees(shared, rows)[unit])
+    charged = np.flatnonzero(charged_rows[unit])
     some = fees.stay_charges(shared, rows[unit[charged]], first_checkin + day[charged], nights, guests)
     percent = np.zeros(len(unit), dtype=np.int64)
     percent[charged] = some.percent
     charges = fees.Charges(charged[some.stay], some.amount, some.currency, percent)
-    own = currency[:, :checkins][open_]
-    total[open_] = stay_totals(fx, sums[open_], own, single[open_], nights_of, charges, target)
-    single[open_] &= ~charges.foreign(own)  # fees in another currency: not "one currency" either
+    own = currency[unit, day]
+    total[unit, day] = stay_totals(fx, sums[unit, day], own, single[unit, day], nights_of, charges, target)
+    single[unit, day] &= ~charges.foreign(own)  # fees in another currency: not "one currency" either
     return open_, total, single
 
 

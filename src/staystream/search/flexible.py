@@ -89,7 +89,8 @@ def search_dates(store: Store, dates: DatesQuery) -> dict[str, object]:
     if query.currency is not None or query.min_price is not None or query.max_price is not None:
         keep &= ranked
     # Rows in result order for ties (distance, then row): the first minimum is the one shown.
-    order = np.lexsort((rows, distance))
+    in_order = bool((rows[1:] > rows[:-1]).all())  # as the index and the scans give them: one key left
+    order = np.argsort(distance, kind="stable") if in_order else np.lexsort((rows, distance))
     rows, distance, keep, total = rows[order], distance[order], keep[order], total[order]
     offered = np.where(keep, total, CLOSED)
     if query.by_place:

@@ -69,9 +69,11 @@ class Neighbours:
         self.groups, rank = np.unique(group_of(shared, np.arange(rows_in_use)), return_inverse=True)
         points = np.column_stack([unit_vectors(self.lat, self.lon), rank * GROUP_GAP])
         self.tree = cKDTree(points)
-        # Each row's first `CACHED` answers, kept once asked (sort=deal asks thousands a search);
-        # zeros are allocated lazily by the system: memory only for the rows asked.
+        # Each row's first `CACHED` answers and their haversine km, kept once asked (sort=deal
+        # asks thousands a search: the distances were half of `nearest`); zeros are allocated
+        # lazily by the system: memory only for the rows asked (384 bytes a row).
         self.cached = np.zeros((rows_in_use, CACHED), dtype=np.int32)
+        self.cached_km = np.zeros((rows_in_use, CACHED), dtype=np.float64)
         self.asked = np.zeros(rows_in_use, dtype=bool)
 
     def changed(self, shared: SharedArrays) -> np.ndarray:
@@ -94,12 +96,12 @@ class Neighbours:
         `self.changed(shared)`, read once a search."""
         k = max(1, min(k, self.tree.n))
         if k == min(CACHED, self.tree.n):
-            found = self._cached(units, lat, lon, group, changed)
+            found, distance = self._cached(units, lat, lon, group, changed)
         else:
             found = self._query(lat, lon, group, k)
+            distance = self._km(lat, lon, found)
         valid = found < self.tree.n
         rows = np.where(valid, found, 0)
-        distance = np.where(valid, haversine_km(lat[:, None], lon[:, None], self.lat[rows], self.lon[rows]), np.inf)
         # The k-th answer bounds what the tree did not say; a full answer is sure only below it.
         # Chords of unit vectors err by ~1e-12 km: a margin of 1e-9 km keeps the tree's order sure.
         horizon = np.where(valid[:, -1], distance[:, -1] * (1 - 1e-12) - 1e-9, np.inf)
@@ -129,25 +131,37 @@ class Neighbours:
         _, found = self.tree.query(points, k=k, distance_upper_bound=chord(RADIUS_KM))
         return np.asarray(found).reshape(len(lat), k)
 
+    def _km(self, lat: np.ndarray, lon: np.ndarray, found: np.ndarray) -> np.ndarray:
+        """Haversine km from each point to its answers (`tree.n`: none, inf)."""
+        valid = found < self.tree.n
+        rows = np.where(valid, found, 0)
+        return np.where(valid, haversine_km(lat[:, None], lon[:, None], self.lat[rows], self.lon[rows]), np.inf)
+
     def _cached(self, units: np.ndarray, lat: np.ndarray, lon: np.ndarray, group: np.ndarray,
-                changed: np.ndarray) -> np.ndarray:
-        """`_query` with k = `CACHED`, kept per row: a unit that changed since the build is
-        asked anew (its kept answer is for where and what it was)."""
+                changed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`_query` with k = `CACHED` and the answers' km, kept per row: a unit that changed
+        since the build is asked anew (its kept answer is for where and what it was; one that
+        did not is where it was at the build, so its kept km are the ones computed now)."""
         k = min(CACHED, self.tree.n)
         keep = units < self.rows
         if len(changed):
             keep &= ~np.isin(units, changed)
         found = np.empty((len(units), k), dtype=np.int64)
+        distance = np.empty((len(units), k))
         kept = np.flatnonzero(keep)
         new = kept[~self.asked[units[kept]]]
         if len(new):
-            self.cached[units[new], :k] = self._query(lat[new], lon[new], group[new], k)
+            answers = self._query(lat[new], lon[new], group[new], k)
+            self.cached[units[new], :k] = answers
+            self.cached_km[units[new], :k] = self._km(lat[new], lon[new], answers)
             self.asked[units[new]] = True
         found[kept] = self.cached[units[kept], :k]
+        distance[kept] = self.cached_km[units[kept], :k]
         rest = np.flatnonzero(~keep)
         if len(rest):
             found[rest] = self._query(lat[rest], lon[rest], group[rest], k)
-        return found
+            distance[rest] = self._km(lat[rest], lon[rest], found[rest])
+        return found, distance
 
     @staticmethod
     def _changed_near(shared: SharedArrays, lat: np.ndarray, lon: np.ndarray, group: np.ndarray,
