@@ -150,6 +150,9 @@ def test_all_roles_in_one_node_then_bootstrap_from_postgres(tmp_path: Path) -> N
                 assert "staystream_apply_lag_messages" in client.get("/metrics").text
             written_at = time.time()
             eventually(lambda: applier_drained(first, written_at))
+            lags = httpx.get(first.url + "/v1/ops/summary", timeout=5).json()["scaled"]  # what /ops shows
+            assert lags["role"] == "ingest,apply,search" and lags["apply_lag_messages"] == 0, lags
+            assert lags["follow_lag_messages"] >= 0 and lags["follow_lag_s"] >= 0 and lags["apply_lag_s"] >= 0, lags
         finally:
             assert first.stop() == 0  # a clean stop writes a snapshot into PostgreSQL
         assert postgres.psql("SELECT count(*) FROM staystream.snapshots") == "1"

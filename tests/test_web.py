@@ -102,6 +102,9 @@ def test_shared_url_shows_priced_cards(page: Page) -> None:
     expect(page.locator("li.card .fresh").first).to_contain_text(re.compile(r"price changed \d+ (s|min|h) ago"))
     expect(page.locator("#summary")).to_contain_text("places in Singapore")
     assert page.locator(".leaflet-marker-icon.pin").count() == 20  # a price pin per card
+    # no tiles configured, at street zoom (the outlines would be km off): rings from the centre
+    expect(page.locator("#map")).to_have_class(re.compile(r"\bplain\b"))
+    expect(page.locator(".ring-label", has_text=re.compile(r"^1 km$"))).to_have_count(1)
     assert page.input_value("#where") == "Singapore"
     assert page.input_value("#checkin") == str(CHECKIN)
 
@@ -109,6 +112,7 @@ def test_shared_url_shows_priced_cards(page: Page) -> None:
 def test_the_form_searches_and_puts_its_state_in_the_url(page: Page) -> None:
     page.goto("/")
     expect(page.locator("#summary")).to_contain_text("Where would you like to stay")
+    page.locator("#map .leaflet-overlay-pane path").first.wait_for()  # no search yet: the world's outlines
     page.fill("#where", "Sing")
     expect(page.locator("#where-suggestions option[value='Singapore']")).to_have_count(1)
     page.fill("#where", "Singapore")
@@ -339,6 +343,7 @@ def test_a_configured_tile_server_replaces_the_outlines(browser: Browser, tmp_pa
             assert (tile.get_attribute("src") or "").startswith("http://127.0.0.1:9/tiles/")
             expect(page.locator("#tile-credit")).to_contain_text("OpenStreetMap")
             assert "offline" not in (page.locator("#map").get_attribute("class") or "")
+            assert page.locator(".ring-label").count() == 0
     finally:
         server.stop()
 

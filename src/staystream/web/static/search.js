@@ -258,6 +258,7 @@ async function show(state, stale) {
     $("summary").textContent = "Where would you like to stay? Try Singapore.";
     $("cards").replaceChildren();
     stopLive();
+    showWorld();
     return;
   }
   $("summary").textContent = `Searching ${state.where}…`;
@@ -379,6 +380,8 @@ addEventListener("pagehide", stopLive);
 let map = null;
 let pinLayer = null;
 let areaLayer = null;
+let ringLayer = null; // offline only
+const RINGS_KM = [0.5, 1, 2, 5, 10, 20];
 const pins = new Map();
 
 function meta(name) { return document.querySelector(`meta[name="${name}"]`)?.content || ""; }
@@ -396,17 +399,24 @@ function ensureMap() {
   } else {
     $("map").classList.add("offline");
     map.attributionControl.addAttribution("Natural Earth");
+    // 1:50m outlines are a few km off the real coast: past OUTLINE_MAX_ZOOM they would put pins
+    // in the sea, so the map shows plain land with distance rings around the centre instead.
+    map.createPane("rings").style.zIndex = 350; // under the pins
+    ringLayer = L.layerGroup();
+    let outlines = null;
+    const fit = () => {
+      if (map.getZoom() === undefined) return; // no view yet: the first zoomend comes
+      const show = map.getZoom() <= OUTLINE_MAX_ZOOM;
+      $("map").classList.toggle("plain", !show);
+      for (const [layer, on] of [[outlines, show], [ringLayer, !show]]) {
+        if (layer && on && !map.hasLayer(layer)) layer.addTo(map);
+        else if (layer && !on && map.hasLayer(layer)) layer.remove();
+      }
+      if (show) outlines?.bringToBack();
+    };
+    map.on("zoomend", fit);
     fetch("/static/vendor/world/countries-50m.geojson").then((r) => r.json()).then((world) => {
-      const outlines = L.geoJSON(world, { interactive: false, style: { color: "#7d8f80", weight: 1, fillColor: "#f3f1e7", fillOpacity: 1 } });
-      // 1:50m outlines are a few km off the real coast: past OUTLINE_MAX_ZOOM they would put
-      // pins in the sea, so the map shows plain land (and the search circle) instead.
-      const fit = () => {
-        const show = map.getZoom() <= OUTLINE_MAX_ZOOM;
-        $("map").classList.toggle("plain", !show);
-        if (show && !map.hasLayer(outlines)) outlines.addTo(map).bringToBack();
-        else if (!show && map.hasLayer(outlines)) outlines.remove();
-      };
-      map.on("zoomend", fit);
+      outlines = L.geoJSON(world, { interactive: false, style: { color: "#7d8f80", weight: 1, fillColor: "#f3f1e7", fillOpacity: 1 } });
       fit();
     }).catch(() => {});
   }
@@ -435,6 +445,7 @@ function drawPins(results, area) {
   pins.clear();
   areaLayer?.remove();
   areaLayer = L.circle([area.lat, area.lon], { radius: area.radius_km * 1000, color: "#2c5d8a", weight: 1, fill: false, interactive: false }).addTo(map);
+  if (ringLayer) drawRings(area);
   for (const r of results) {
     const id = placeId(r);
     const marker = L.marker([r.lat, r.lon], { icon: pinIcon(r), title: r.name, alt: `${r.name}: ${money(r.total, r.currency)}`, riseOnHover: true });
@@ -446,6 +457,29 @@ function drawPins(results, area) {
   const points = results.map((r) => [r.lat, r.lon]);
   if (points.length) map.fitBounds(L.latLngBounds(points).pad(0.1), { maxZoom: 15, animate: false });
   else map.fitBounds(L.latLng(area.lat, area.lon).toBounds(area.radius_km * 2000), { animate: false });
+}
+
+/** No search yet: the whole world, so the map is a map from the first look. */
+function showWorld() {
+  if (!ensureMap()) return;
+  pinLayer.clearLayers();
+  pins.clear();
+  areaLayer?.remove();
+  ringLayer?.clearLayers();
+  map.fitBounds([[-50, -170], [72, 190]], { animate: false });
+}
+
+/** Rings at 0.5, 1, 2, 5... km from the search's centre (what a card's distance counts from). */
+function drawRings(area) {
+  const L = window.L;
+  const still = { pane: "rings", interactive: false, keyboard: false };
+  ringLayer.clearLayers();
+  L.marker([area.lat, area.lon], { ...still, icon: L.divIcon({ className: "ring-centre", iconSize: [9, 9] }) }).addTo(ringLayer);
+  for (const km of RINGS_KM.filter((km) => km < area.radius_km)) {
+    L.circle([area.lat, area.lon], { ...still, radius: km * 1000, color: "#9a8f6a", weight: 1, dashArray: "3 5", fill: false }).addTo(ringLayer);
+    const label = L.divIcon({ className: "ring-label", html: `<span>${km} km</span>`, iconSize: null });
+    L.marker([area.lat + km / 111.2, area.lon], { ...still, icon: label }).addTo(ringLayer);
+  }
 }
 
 /** A pin's card scrolled into view, focused and flashed. */
