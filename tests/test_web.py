@@ -112,7 +112,7 @@ def test_shared_url_shows_priced_cards(page: Page) -> None:
 def test_the_form_searches_and_puts_its_state_in_the_url(page: Page) -> None:
     page.goto("/")
     expect(page.locator("#summary")).to_contain_text("Where would you like to stay")
-    page.locator("#map .leaflet-overlay-pane path").first.wait_for()  # no search yet: the world's outlines
+    page.locator("#map .leaflet-overlay-pane path").first.wait_for(state="attached")  # no search yet: the world
     page.fill("#where", "Sing")
     expect(page.locator("#where-suggestions option[value='Singapore']")).to_have_count(1)
     page.fill("#where", "Singapore")
