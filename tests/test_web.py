@@ -260,6 +260,22 @@ def test_a_price_change_shows_on_the_open_page(api: Server, page: Page) -> None:
     assert page.locator("li.card").nth(2).get_attribute("data-place-id") == place  # nothing moved
 
 
+def test_a_stay_that_sells_out_greys_its_card_on_the_open_page(api: Server, page: Page) -> None:
+    page.goto(SHARED)
+    cards = page.locator("li.card")
+    cards.nth(19).wait_for()
+    index = next(i for i in range(4, 20) if cards.nth(i).locator(".offers li").count() == 1)  # one listing
+    card = cards.nth(index)
+    place = card.get_attribute("data-place-id")
+    source, listing_id = card.get_attribute("data-source"), card.get_attribute("data-listing-id")
+    page.wait_for_function("() => document.querySelector('#cards').dataset.live === 'watch'")
+    post(api, [{"type": "availability", "source": source, "listing_id": listing_id, "start": str(CHECKIN),
+                "end": str(CHECKOUT), "available": False, "changed_at": instant()}])
+    expect(card).to_have_class(re.compile(r"\bgone\b"))  # the watch's `left`: greyed, not removed
+    expect(card.locator(".gone-note")).to_be_visible()
+    assert cards.nth(index).get_attribute("data-place-id") == place  # nothing moved
+
+
 def test_ops_shows_the_write_just_made(api: Server, page: Page) -> None:
     listing = {"type": "listing", "source": "opsprobe", "name": "Probe", "kind": "house", "lon": 103.8,
                "max_guests": 2, "changed_at": instant()}
