@@ -97,12 +97,21 @@ def test_random_batches_match_the_model(shm_dir: Path, seed: int, facts: str) ->
         apply_to_model(model, batch)
         reader.shared.refresh()
         assert read_all(reader, 40) == model, f"seed={seed} step={step} facts={facts}"
-    # every page reference is counted exactly once; nothing referenced is on the free list
-    pages = writer.shared["pages"][: writer.slots].ravel()
-    counted = np.bincount(pages, minlength=len(writer.refcount))
+    assert_references_counted(writer)
+
+
+def assert_references_counted(writer: CalendarWriter) -> None:
+    """Every night's reference is counted once (a uniform page's PAGE times), nothing referenced
+    is free, and no slot the directory names is free or named twice."""
+    directory = writer.shared["directory"][:].ravel()
+    slots = directory[directory > 0]
+    assert len(np.unique(slots)) == len(slots)
+    assert not np.isin(writer.free_slots.held(), slots).any()
+    nights = np.concatenate([writer.shared["pages"][slots].ravel(), np.repeat(-directory[directory < 0], PAGE)])
+    counted = np.bincount(nights, minlength=len(writer.refcount))
     counted[0] = 0
     assert np.array_equal(counted[: writer.entries], writer.refcount[: writer.entries])
-    assert not np.isin(np.concatenate([np.empty(0, np.int64), *writer.free]), pages).any()
+    assert not np.isin(writer.free_entries.held(), nights).any()
 
 
 def assemble(pieces: Iterable[tuple[str, memoryview]]) -> dict[str, np.ndarray]:
@@ -226,3 +235,83 @@ def test_a_directory_loads_without_its_empty_leading_columns(shm_dir: Path) -> N
     assert restored.base_page == (BASE_DAY - 40) // PAGE
     assert restored.shared["directory"].shape[1] < 20
     assert read_all(CalendarReader(restored.shared), 10) == read_all(CalendarReader(writer.shared), 10)
+
+
+def seasons(rows: int, first_day: int, clock: int) -> np.ndarray:
+    """Each row's next 365 nights in 4 seasons of its own (the benchmark's calendars)."""
+    rng = np.random.default_rng(rows + first_day)
+    cuts = np.sort(rng.choice(np.arange(30, 335), (rows, 3)), axis=1)
+    bounds = np.concatenate([np.zeros((rows, 1), int), cuts, np.full((rows, 1), 365)], axis=1)
+    batch = np.zeros(rows * 4, RATE_DTYPE)
+    batch["key"] = np.repeat(np.arange(rows), 4)
+    batch["start"] = first_day + bounds[:, :4].ravel()
+    batch["nights"] = np.diff(bounds, axis=1).ravel()
+    batch["changed_at"] = clock
+    batch["price"] = rng.integers(5_000, 40_000, rows * 4)
+    batch["available"] = 1
+    batch["min_nights"] = 2
+    batch["facts"] = ALL_FACTS
+    return batch
+
+
+def test_uniform_pages_hold_no_slot_and_read_the_same(shm_dir: Path) -> None:
+    """Seasons leave most pages uniform: they fold into the directory. A short write into one
+    gives it a slot again, a season over it folds it back; every read matches the model, and a
+    snapshot restores it compacted."""
+    rows = 30
+    writer = CalendarWriter(SharedArrays(shm_dir / "a", ARRAYS, create=True), BASE_DAY // PAGE, 30)
+    reader = CalendarReader(SharedArrays(shm_dir / "a", ARRAYS, create=False))
+    model: dict = {}
+    first = BASE_DAY + 5  # not on a page boundary: first and last pages are partly empty
+    batches = [seasons(rows, first, clock=1)]
+    week = random_batch(np.random.default_rng(4), 60, rows, clock=10)
+    week["start"] = first + np.random.default_rng(5).integers(0, 358, 60)
+    week["nights"] = 7
+    batches += [week, seasons(rows, first, clock=100)]  # newer than every week
+    for number, batch in enumerate(batches):
+        writer.apply(batch)
+        apply_to_model(model, batch)
+        reader.shared.refresh()
+        assert read_all(reader, rows) == model
+        assert_references_counted(writer)
+        if number == 1:
+            continue  # the weeks gave slots to the pages they fell in
+        directory = writer.shared["directory"][:rows]
+        held = np.count_nonzero(directory > 0)
+        # a season calendar holds a slot for its partial first and last pages and the pages
+        # where seasons change (at most 3); every other page is uniform
+        assert held <= 5 * rows, (number, held)
+        assert np.count_nonzero(directory < 0) >= 5 * rows
+    restored = CalendarWriter(SharedArrays(shm_dir / "b", ARRAYS, create=True), BASE_DAY // PAGE, 30)
+    restored.load_state(assemble(snapshot.npy_pieces(writer.snapshot_chunks(rows))))
+    assert read_all(CalendarReader(restored.shared), rows) == model
+    assert restored.slots == 1 + np.count_nonzero(writer.shared["directory"][:rows] > 0)
+    assert_references_counted(restored)
+
+
+def test_a_snapshot_of_64_night_pages_loads(shm_dir: Path) -> None:
+    """Snapshots written before issue 15 held pages of 64 nights: each loads as two pages."""
+    rows = 12
+    writer = CalendarWriter(SharedArrays(shm_dir / "a", ARRAYS, create=True), BASE_DAY // PAGE, 30)
+    writer.apply(random_batch(np.random.default_rng(8), 200, rows, clock=0))
+    state = assemble(snapshot.npy_pieces(writer.snapshot_chunks(rows)))
+    # The same calendar in pages of 64: one page per pair of columns (the base made even first).
+    directory, base = state["directory"], int(state["base_page"][0])
+    if base % 2:
+        directory, base = np.concatenate([np.zeros((len(directory), 1), directory.dtype), directory], 1), base - 1
+    if directory.shape[1] % 2:
+        directory = np.concatenate([directory, np.zeros((len(directory), 1), directory.dtype)], 1)
+    nights = np.zeros((len(directory), directory.shape[1], PAGE), np.uint32)
+    held = directory > 0
+    nights[held] = state["pages"][directory[held]]
+    nights[directory < 0] = (-directory[directory < 0]).astype(np.uint32)[:, None]
+    wide = nights.reshape(len(directory), -1, 2 * PAGE)
+    used = wide.any(axis=2)
+    state["pages"] = np.concatenate([np.zeros((1, 2 * PAGE), np.uint32), wide[used]])
+    state["directory"] = np.zeros(used.shape, np.int32)
+    state["directory"][used] = np.arange(1, used.sum() + 1)
+    state["base_page"] = np.array([base // 2])
+    restored = CalendarWriter(SharedArrays(shm_dir / "b", ARRAYS, create=True), BASE_DAY // PAGE, 30)
+    restored.load_state(state)
+    assert read_all(CalendarReader(restored.shared), rows) == read_all(CalendarReader(writer.shared), rows)
+    assert_references_counted(restored)

@@ -12,16 +12,21 @@ price (minor units and currency, or -1 for "no price"), the availability and the
   the night, or any event on an empty night) references it. A night where it wins only some
   facts references a *merged* entry: its facts where they win, the old entry's otherwise, one
   merged entry per distinct (old entry, winning events) combination of the batch;
-- nights are kept in *pages* of 64 consecutive nights, allocated on first write; page slot 0 is
+- nights are kept in *pages* of 32 consecutive nights, allocated on first write; page slot 0 is
   the shared empty page, and entry 0 the "no fact" entry (every fact unknown);
-- `directory[row, page - base_page]` is the slot holding that page of that listing's calendar;
-  it spans the pages written so far (the base moves left when older nights come: readers take
-  the pair from `directory_and_base`), not every page `--earliest-night` allows: a decade of
-  empty history cost 4 bytes a page a listing, 0.3 GB at a million listings.
+- `directory[row, page - base_page]` is the slot holding that page of that listing's calendar,
+  or, negated, the one entry every night of a *uniform* page references: such a page holds no
+  slot (a season's calendar is mostly whole pages of one rate: 1 M seasonal listings held 2.1 GB
+  of pages, most of them uniform). A write into a uniform page gives it a slot first, and a page
+  found uniform after a write gives its slot back (`page_nights`/`night_entries` read both).
+  The directory spans the pages written so far (the base moves left when older nights come:
+  readers take the pair from `directory_and_base`), not every page `--earliest-night` allows: a
+  decade of empty history cost 4 bytes a page a listing, 0.3 GB at a million listings.
 
-The writer owns the reference counts and the free list; an entry whose count drops to zero is
-reused only after `GRACE_SECONDS`, so a reader that picked a reference just before it was
-overwritten still reads the value it saw.
+The writer owns the reference counts (one per night, uniform pages included) and the free
+lists; an entry whose count drops to zero, and a page slot given back, are reused only after
+`GRACE_SECONDS`, so a reader that picked a reference just before it was overwritten still reads
+the value it saw.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from staystream.durable.snapshot import Chunk
 from staystream.events.types import ALL_FACTS, FACT_AVAILABILITY, FACT_PRICE, FACT_STAY_RULE, NO_PRICE
 from staystream.memory.shm import Counter, SharedArrays
 
-PAGE = 64
+PAGE = 32
 # Nights to set: (flat night index, entry referenced now, event index or, for merged nights,
 # the winning event of each fact, shape (3, nights), -1 where the old entry's fact stays).
 Nights = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -66,6 +71,47 @@ FACTS = (
 )
 
 
+class Recycled:
+    """Ids readers may still hold (entries, page slots): one given back is reused only after
+    `GRACE_SECONDS`, and none leaves quarantine while a snapshot is copied (`frozen`)."""
+
+    def __init__(self) -> None:
+        # Ids to reuse, oldest first, in the chunks they were freed in: after a burst it holds
+        # ~1 M ids, and one array grown by concatenation copied them all at every group (0.9 ms a
+        # group instead of 0.06 on a fresh server, docs/benchmarks.md, issue 15).
+        self.free: deque[np.ndarray] = deque()
+        self.quarantine: deque[tuple[float, np.ndarray]] = deque()
+
+    def give_back(self, ids: np.ndarray, seen: bool = True) -> None:
+        """Ids no longer referenced; `seen=False` for ids no reader could have seen: free at once."""
+        if len(ids):
+            if seen:
+                self.quarantine.append((time.monotonic() + GRACE_SECONDS, ids))
+            else:
+                self.free.append(ids)
+
+    def take(self, n: int, frozen: bool) -> np.ndarray:
+        """Up to `n` ids past their grace period, oldest first."""
+        now = time.monotonic()
+        while self.quarantine and self.quarantine[0][0] <= now and not frozen:
+            self.free.append(self.quarantine.popleft()[1])
+        taken = []
+        while n and self.free:
+            head = self.free[0]
+            if len(head) <= n:
+                taken.append(self.free.popleft())
+                n -= len(head)
+            else:
+                taken.append(head[:n])
+                self.free[0] = head[n:]
+                n = 0
+        return np.concatenate(taken) if taken else np.empty(0, dtype=np.int64)
+
+    def held(self) -> np.ndarray:
+        """Every id free or in quarantine."""
+        return np.concatenate([np.empty(0, np.int64), *self.free, *(ids for _, ids in self.quarantine)])
+
+
 class CalendarWriter:
     """The writer's handle: applies batches of calendar events to the shared calendar."""
 
@@ -83,11 +129,8 @@ class CalendarWriter:
         self.slots = 1  # slot 0: the empty page
         self.entries = 1  # entry 0: no fact
         self.refcount = np.zeros(1024, dtype=np.int64)
-        # Entry ids to reuse, oldest first, in the chunks they were freed in: after a burst it holds
-        # ~1 M ids, and one array grown by concatenation copied them all at every group (0.9 ms a
-        # group instead of 0.06 on a fresh server, docs/benchmarks.md, issue 15).
-        self.free: deque[np.ndarray] = deque()
-        self.quarantine: deque[tuple[float, np.ndarray]] = deque()
+        self.free_entries = Recycled()
+        self.free_slots = Recycled()
         self.copying = 0  # snapshots in progress: entries stay out of reuse meanwhile
         self._publish()
 
@@ -109,7 +152,7 @@ class CalendarWriter:
         last_page = (start + counts - 1) // PAGE - self.base_page
         self._ensure_capacity(int(row_of_event.max()) + 1, int(first_page.min()), int(last_page.max()))
         shift = self.base_page  # the base may have moved left
-        self._allocate_pages(row_of_event, start // PAGE - shift, (start + counts - 1) // PAGE - shift)
+        given = self._give_slots(row_of_event, start // PAGE - shift, (start + counts - 1) // PAGE - shift)
 
         event = np.repeat(np.arange(len(batch)), counts)
         day = start[event] + (np.arange(len(event)) - (np.cumsum(counts) - counts)[event])
@@ -132,6 +175,7 @@ class CalendarWriter:
             replaced = np.concatenate([direct_old, merged_old])
             won = referenced + np.bincount(sources[sources >= 0], minlength=len(batch))
         self._count_references(replaced, ids, referenced)
+        self._fold_uniform(np.union1d(given, self._covered_cells(row_of_event, start, counts)))
         changed = len(direct_flat) + (0 if merged is None else len(merged[0]))
         return changed, int(np.count_nonzero(won == 0))
 
@@ -239,10 +283,7 @@ class CalendarWriter:
 
     def _allocate(self, n: int) -> np.ndarray:
         """`n` entry ids: reused ones past their grace period first, then fresh ones."""
-        now = time.monotonic()
-        while self.quarantine and self.quarantine[0][0] <= now and not self.copying:
-            self.free.append(self.quarantine.popleft()[1])
-        reused = self._reuse(n)
+        reused = self.free_entries.take(n, frozen=bool(self.copying))
         fresh = np.arange(self.entries, self.entries + n - len(reused), dtype=np.int64)
         if len(fresh):
             self.entries += len(fresh)
@@ -254,31 +295,13 @@ class CalendarWriter:
                 self.refcount = refcount
         return np.concatenate([reused, fresh])
 
-    def _reuse(self, n: int) -> np.ndarray:
-        """Up to `n` ids from the head of the free list."""
-        taken = []
-        while n and self.free:
-            head = self.free[0]
-            if len(head) <= n:
-                taken.append(self.free.popleft())
-                n -= len(head)
-            else:
-                taken.append(head[:n])
-                self.free[0] = head[n:]
-                n = 0
-        return np.concatenate(taken) if taken else np.empty(0, dtype=np.int64)
-
     def _count_references(self, replaced: np.ndarray, ids: np.ndarray, referenced: np.ndarray) -> None:
         """Merged entries were counted as made; here the events' own entries and the replaced."""
         self.refcount[ids] += referenced
         replaced = replaced[replaced != 0]
         np.subtract.at(self.refcount, replaced, 1)
-        dead = np.unique(replaced[self.refcount[replaced] == 0])
-        if len(dead):
-            self.quarantine.append((time.monotonic() + GRACE_SECONDS, dead))
-        unused = ids[referenced == 0]  # never visible to a reader: free at once
-        if len(unused):
-            self.free.append(unused)
+        self.free_entries.give_back(np.unique(replaced[self.refcount[replaced] == 0]))
+        self.free_entries.give_back(ids[referenced == 0], seen=False)  # never visible to a reader
 
     # -- space ---------------------------------------------------------------------------
 
@@ -310,24 +333,48 @@ class CalendarWriter:
         if rows > len(self.shared["directory"]):
             self.shared.grow("directory", rows)
 
-    def _allocate_pages(self, row: np.ndarray, first_page: np.ndarray, last_page: np.ndarray) -> None:
-        """Give every (row, page) the events touch a slot, at page granularity (not per night)."""
-        directory = self.shared["directory"]
-        width = directory.shape[1]
-        spans = last_page - first_page + 1
+    def _cells(self, row: np.ndarray, first_page: np.ndarray, last_page: np.ndarray) -> np.ndarray:
+        """Flat directory cells of pages [first_page, last_page] of each row (directory columns)."""
+        spans = np.maximum(last_page - first_page + 1, 0)
         event = np.repeat(np.arange(len(row)), spans)
         page = first_page[event] + (np.arange(len(event)) - (np.cumsum(spans) - spans)[event])
-        cell = row[event] * width + page
-        missing = cell[directory.reshape(-1)[cell] == 0]
-        if len(missing) == 0:
-            return
-        needed = np.unique(missing)
-        first = self.slots
-        self.slots += len(needed)
+        return row[event] * self.shared["directory"].shape[1] + page  # type: ignore[no-any-return]  # numpy types this operation as Any
+
+    def _give_slots(self, row: np.ndarray, first_page: np.ndarray, last_page: np.ndarray) -> np.ndarray:
+        """Give every (row, page) the events touch a slot of its own, at page granularity (not
+        per night), holding what the page held (nothing, or its one entry); returns those cells."""
+        cells = self._cells(row, first_page, last_page)
+        directory = self.shared["directory"].reshape(-1)
+        needed = np.unique(cells[directory[cells] <= 0])
+        if len(needed) == 0:
+            return needed
+        slots = self.free_slots.take(len(needed), frozen=bool(self.copying))
+        fresh = np.arange(self.slots, self.slots + len(needed) - len(slots), dtype=np.int64)
+        self.slots += len(fresh)
         if self.slots > len(self.shared["pages"]):
             self.shared.grow("pages", self.slots)
-        self.shared["directory"].reshape(-1)[needed] = np.arange(first, self.slots)
+        slots = np.concatenate([slots, fresh])
+        # Filled before the directory names them: a reader sees the page as before, either way.
+        self.shared["pages"][slots] = (-directory[needed]).astype(np.uint32)[:, None]
+        directory[needed] = slots
         self._publish()
+        return needed
+
+    def _covered_cells(self, row: np.ndarray, start: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Cells of the pages some event covers whole: the ones a batch can make uniform."""
+        return self._cells(row, -(-start // PAGE) - self.base_page, (start + counts) // PAGE - 1 - self.base_page)
+
+    def _fold_uniform(self, cells: np.ndarray) -> None:
+        """Pages among `cells` whose nights all reference one entry give their slot back: the
+        directory holds the entry (negated). The slot is reused after the grace period, so a
+        reader that took it from the directory just before still reads the page it saw."""
+        directory = self.shared["directory"].reshape(-1)
+        slots = directory[cells].astype(np.int64)
+        nights = self.shared["pages"][slots]
+        uniform = np.flatnonzero((nights == nights[:, :1]).all(axis=1))
+        if len(uniform):
+            directory[cells[uniform]] = -nights[uniform, 0].astype(np.int64)
+            self.free_slots.give_back(slots[uniform])
 
     def _publish(self) -> None:
         self.shared.counters[Counter.SLOTS] = self.slots
@@ -343,8 +390,8 @@ class CalendarWriter:
         The copy is fuzzy: each chunk is as of when it was copied, newer than the sequence
         at the start. Replaying the log after that sequence makes it exact (last-writer-wins,
         in order). It holds because nothing it references changes meanwhile: entries are
-        immutable and, until the last chunk is taken, none is reused; page slots and directory
-        columns only grow. Reference counts are derived at load."""
+        immutable and, until the last chunk is taken, no entry and no page slot is reused;
+        directory columns only grow. Reference counts are derived at load."""
         self.copying += 1
         try:
             base, width = self.base_page, self.shared["directory"].shape[1]
@@ -362,9 +409,10 @@ class CalendarWriter:
             self.copying -= 1
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore what `snapshot_chunks` wrote; reference counts and the free list are recomputed."""
-        saved = state["directory"]
-        saved_base = int(state["base_page"][0])
+        """Restore what `snapshot_chunks` wrote, compacted: uniform pages folded into the
+        directory, the others renumbered densely (slots given back are not kept); reference
+        counts and the free lists are recomputed."""
+        saved, saved_base, pages = _in_pages(state["directory"], int(state["base_page"][0]), state["pages"])
         used = np.flatnonzero(saved.any(axis=0))  # leading columns never written cost 4 bytes a row
         if len(used) and used[0] > 0:
             saved, saved_base = saved[:, used[0] :], saved_base + int(used[0])
@@ -374,23 +422,56 @@ class CalendarWriter:
         last = max(self.base_page + self.shared["directory"].shape[1], saved_base + saved.shape[1])
         directory = np.zeros((max(len(saved), 1024), last - base), dtype=saved.dtype)
         directory[: len(saved), saved_base - base : saved_base - base + saved.shape[1]] = saved
-        self.base_page = base
-        self.shared.counters[Counter.BASE_PAGE] = base
-        self.shared.allocate("directory", len(directory), directory.shape[1], directory)
-        self.slots = len(state["pages"])
-        self.shared.allocate("pages", max(self.slots, 1024), PAGE, state["pages"])
         self.entries = len(state["entry_price"])
         for name in ("entry_price_at", "entry_available_at", "entry_stay_at"):
             if name not in state:  # a snapshot from before facts: each entry's facts set at once
                 state[name] = state["entry_changed_at"]
         for name in ENTRY_FIELDS:
             self.shared.allocate(name, max(self.entries, 1024), 1, state[name])
-        self.refcount = np.bincount(
-            state["pages"].ravel(), minlength=len(self.shared["entry_price"])
-        ).astype(np.int64)
+        self.refcount = np.zeros(len(self.shared["entry_price"]), dtype=np.int64)
+        self.slots = _compact_pages(directory, pages, self.shared.allocate("pages", len(pages) + 1, PAGE),
+                                    self.refcount)
         self.refcount[0] = 0
-        self.free = deque([np.flatnonzero(self.refcount[1 : self.entries] == 0) + 1])
+        self.base_page = base
+        self.shared.counters[Counter.BASE_PAGE] = base
+        self.shared.allocate("directory", len(directory), directory.shape[1], directory)
+        self.free_entries, self.free_slots = Recycled(), Recycled()
+        self.free_entries.give_back(np.flatnonzero(self.refcount[1 : self.entries] == 0) + 1, seen=False)
         self._publish()
+
+
+def _in_pages(directory: np.ndarray, base: int, pages: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """A snapshot's directory, base page and pages in pages of `PAGE` nights: snapshots written
+    before issue 15 held pages of 64 nights, each now two (or more) pages."""
+    split = pages.shape[1] // PAGE
+    if split == 1:
+        return directory, base, pages
+    slots = directory[..., None].astype(np.int64)
+    parts = np.where(slots > 0, slots * split + np.arange(split), slots)  # the empty page's parts: empty
+    return parts.reshape(len(directory), -1).astype(directory.dtype), base * split, pages.reshape(-1, PAGE)
+
+
+def _compact_pages(directory: np.ndarray, saved: np.ndarray, pages: np.ndarray, refcount: np.ndarray,
+                   cells_a_step: int = 1 << 18) -> int:
+    """Copy the saved pages the directory names into `pages` from slot 1 on, in its order, and
+    point the directory at them, folding uniform ones into it (negated entry); counts every
+    night's reference into `refcount`. Returns the slots used. A step at a time: the saved pages
+    are a memory-mapped file, read once."""
+    flat = directory.reshape(-1)
+    refcount += PAGE * np.bincount(-flat[flat < 0], minlength=len(refcount))  # saved folded
+    cells = np.flatnonzero(flat > 0)
+    slots = 1
+    for first in range(0, len(cells), cells_a_step):
+        cell = cells[first : first + cells_a_step]
+        nights = np.asarray(saved[flat[cell]])
+        refcount += np.bincount(nights.reshape(-1), minlength=len(refcount))
+        uniform = (nights == nights[:, :1]).all(axis=1)
+        flat[cell[uniform]] = -nights[uniform, 0].astype(np.int64)
+        own = np.flatnonzero(~uniform)
+        pages[slots : slots + len(own)] = nights[own]
+        flat[cell[own]] = np.arange(slots, slots + len(own))
+        slots += len(own)
+    return slots
 
 
 def _copy_rows(name: str, array: Callable[[], np.ndarray], rows: int, chunk_bytes: int) -> Iterator[Chunk]:
@@ -437,6 +518,25 @@ def directory_and_base(shared: SharedArrays) -> tuple[np.ndarray, int]:
         time.sleep(0)  # the writer is between the two stores: a few microseconds
 
 
+def page_nights(pages: np.ndarray, slot: np.ndarray, nights: int | slice) -> np.ndarray:
+    """(Reader) The entries of nights `nights` (a column, or a slice of columns) of the pages
+    the directory names at `slot` (1-D), a row per slot: a uniform page (a negative slot) has its
+    entry at every night."""
+    found = pages[:, nights][np.maximum(slot, 0)]
+    uniform = np.flatnonzero(slot < 0)
+    if len(uniform):
+        entry = (-slot[uniform]).astype(pages.dtype)
+        found[uniform] = entry if found.ndim == 1 else entry[:, None]
+    return found  # type: ignore[no-any-return]  # numpy types this operation as Any
+
+
+def night_entries(pages: np.ndarray, slot: np.ndarray, night: np.ndarray) -> np.ndarray:
+    """(Reader) The entry of each (directory slot, night of its page) pair, broadcast together."""
+    found = pages[np.maximum(slot, 0), night]
+    np.copyto(found, (-slot).astype(pages.dtype), where=slot < 0)
+    return found  # type: ignore[no-any-return]  # numpy types this operation as Any
+
+
 class CalendarReader:
     """A worker's read-only view of the calendar."""
 
@@ -452,7 +552,7 @@ class CalendarReader:
         result = np.zeros((len(rows), len(days)), dtype=np.int64)
         if inside.any() and known.any():
             slot = directory[np.ix_(rows[known], page[inside])]
-            found = self._mapped("pages", slot)[slot, (days[inside] % PAGE)[None, :]]
+            found = night_entries(self._mapped("pages", slot), slot, (days[inside] % PAGE)[None, :])
             result[np.ix_(np.flatnonzero(known), np.flatnonzero(inside))] = found
         return result
 

@@ -74,7 +74,7 @@ from staystream.events.money import (
     parse_decimal,
 )
 from staystream.events.types import KIND_INDEX, KINDS
-from staystream.memory.calendar import PAGE, directory_and_base
+from staystream.memory.calendar import PAGE, directory_and_base, page_nights
 from staystream.memory.shm import Counter, SharedArrays
 from staystream.search import deals, fees, neighbours
 from staystream.search.view import Store, describe
@@ -669,7 +669,7 @@ def _open_stays(
     rows they are, and their entries, nights x rows (night-major: the reductions over the nights
     of each row then run over contiguous memory, several times faster than along short rows).
 
-    The check-in night is read first and the other nights a page (64 nights) at a time, dropping
+    The check-in night is read first and the other nights a page (`PAGE` nights) at a time, dropping
     rows as soon as one night is closed, so a long stay costs little for most rows.
     """
     directory, base = directory_and_base(shared)
@@ -680,7 +680,7 @@ def _open_stays(
     rows = rows[index]
     slot = directory[:, first_page][rows]  # a column, then a 1-D gather: faster than 2-D indexing
     pages = _fresh(shared, "pages", slot)
-    first = pages[:, checkin % PAGE][slot]
+    first = page_nights(pages, slot, checkin % PAGE)
     min_nights = _fresh(shared, "entry_min_nights", first)
     open_ = _bookable(shared, first) & (min_nights[first] <= nights)
     rows, index, blocks = rows[open_], index[open_], [first[None, open_]]
@@ -690,7 +690,7 @@ def _open_stays(
         slot = directory[:, day // PAGE - base][rows]
         pages = _fresh(shared, "pages", slot)
         # Slices of whole page rows, then transposed: faster than one 2-D fancy index.
-        block = np.ascontiguousarray(pages[:, day % PAGE : (end - 1) % PAGE + 1][slot].T)
+        block = np.ascontiguousarray(page_nights(pages, slot, slice(day % PAGE, (end - 1) % PAGE + 1)).T)
         open_ = _bookable(shared, block).all(axis=0)
         rows, index = rows[open_], index[open_]
         blocks = [b[:, open_] for b in blocks] + [block[:, open_]]
@@ -781,7 +781,7 @@ def _span_entries(shared: SharedArrays, rows: np.ndarray, first: int, span: int)
         if 0 <= page < directory.shape[1]:
             slot = directory[:, page][rows[known]]
             pages = _fresh(shared, "pages", slot)
-            result[known, day - first : end - first] = pages[:, day % PAGE : (end - 1) % PAGE + 1][slot]
+            result[known, day - first : end - first] = page_nights(pages, slot, slice(day % PAGE, (end - 1) % PAGE + 1))
         day = end
     return result
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from staystream.events.fx import Fx
 from staystream.events.money import CURRENCY_INDEX, EXPONENT
-from staystream.memory.calendar import PAGE, directory_and_base
+from staystream.memory.calendar import PAGE, directory_and_base, night_entries
 from staystream.memory.shm import SharedArrays
 from staystream.search import fees
 from staystream.search.engine import EARTH_RADIUS_KM, UNRANKED, Query, exact_stay_total, night_totals
@@ -136,7 +136,7 @@ def _stays(shared: SharedArrays, fx: Fx, table: WatchTable, watch: np.ndarray, r
     if int(slot.max(initial=0)) >= len(pages):
         shared.refresh()
         pages = shared["pages"]
-    entries = pages[slot, days % PAGE]
+    entries = night_entries(pages, slot, days % PAGE)
     if int(entries.max(initial=0)) >= len(shared["entry_available"]):
         shared.refresh()
     open_ = inside.all(axis=0) & (shared["entry_available"][entries] == 1).all(axis=0)
@@ -198,13 +198,13 @@ def price_floors(shared: SharedArrays, fx: Fx, rows: np.ndarray, first: np.ndarr
     if int(slot.max(initial=0)) >= len(pages):
         shared.refresh()
         pages = shared["pages"]
-    entries = pages[slot, days % PAGE]
+    entries = night_entries(pages, slot, days % PAGE)
     if int(entries.max(initial=0)) >= len(shared["entry_available"]):
         shared.refresh()
     price = shared["entry_price"][entries]
     currency = shared["entry_currency"][entries].astype(np.int64)
     per_base = np.nan_to_num(fx.per_base[currency] * fx.minor_scale[currency], nan=np.inf)  # unknown: floor 0
-    night = np.where(inside & (slot > 0) & (shared["entry_available"][entries] == 1) & (price >= 0),
+    night = np.where(inside & (slot != 0) & (shared["entry_available"][entries] == 1) & (price >= 0),
                      price / per_base, np.inf)
     floors[chosen] = np.minimum.reduceat(night, starts)
     return floors
