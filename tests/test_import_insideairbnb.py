@@ -322,7 +322,9 @@ def test_seed_sample_gives_results_for_today(server_factory) -> None:
         assert page["results"][0]["city"] == "Singapore"
         week = {**params, "checkin": (today + dt.timedelta(days=7)).isoformat(),
                 "checkout": (today + dt.timedelta(days=10)).isoformat()}  # the README's example
-        time.sleep(1.0)  # the listings go last: once one is searchable, all are
+        deadline = time.monotonic() + 10  # the listings go last: once one is searchable, all are soon
+        while client.get("/v1/search", params=week).json()["matches"] < 50 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert client.get("/v1/search", params=week).json()["matches"] >= 50
         listing_id = page["results"][0]["listing_id"]
         nights = client.get(f"/v1/listings/airbnb/{listing_id}/calendar").json()["nights"]
@@ -330,10 +332,12 @@ def test_seed_sample_gives_results_for_today(server_factory) -> None:
         described = client.get(f"/v1/listings/airbnb/{listing_id}").json()["described_at"]
     seeded.stop()
     again = server_factory("--seed-sample", data_dir=seeded.data_dir)  # not empty: not seeded again
-    time.sleep(2.0)
+    deadline = time.monotonic() + 10
+    while "already holds listings" not in again.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "already holds listings" in again.log()
     with again.client() as client:
         assert client.get(f"/v1/listings/airbnb/{listing_id}").json()["described_at"] == described
-    assert "already holds listings" in again.log()
 
 
 # -- the adapter's rules, in-process ----------------------------------------------------------------
