@@ -15,6 +15,14 @@ import httpx
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Children get SIGINT as a terminal's Ctrl-C delivers it. A runner started in the background
+    by a script has SIGINT ignored (POSIX shells do that to background jobs); an ignored signal
+    stays ignored across exec, so a `staystream probe` under test would never see its Ctrl-C."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @dataclass
 class Server:
     process: subprocess.Popen
