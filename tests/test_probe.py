@@ -104,7 +104,12 @@ def test_exports_results_as_metrics(server: Server) -> None:
         assert abs(samples["staystream_probe_last_run_timestamp_seconds"] - time.time()) < 5, samples
     finally:
         running.send_signal(signal.SIGINT)
-        stdout, stderr = running.communicate(timeout=30)
+        try:
+            stdout, stderr = running.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # fail this test, not the next one with a probe left running
+            running.kill()
+            running.communicate()
+            raise
     assert running.returncode == 0, stderr
     runs = [json.loads(line) for line in stdout.splitlines()]
     assert len(runs) >= 3 and all(run["ok"] for run in runs), runs
