@@ -6,9 +6,10 @@ at once by search's rules (`batch.py`), and records the events with the state th
 (`WatchStore.record`) before bumping `Counter.OUTBOX`, which workers serving SSE streams follow.
 
 On start, when the feed lapped it, and when the FX table changes, it evaluates every watch on
-its whole area instead (`evaluate.py`, over search's own functions), so nothing acknowledged
-while it was down or behind is missed: events are what differs from the stored state, whenever
-the watcher looks.
+its whole area instead (a group of watches at a time: every listing of their areas, by search's
+`candidates`, through the same `batch.py`), so nothing acknowledged while it was down or behind
+is missed: events are what differs from the stored state (`evaluate.changes`), whenever the
+watcher looks.
 
 With PostgreSQL (`watches/postgres.py`) the watcher of shard k on each node waits for that
 shard's lock; the one holding it produces, the others stand by and take over (from the stored
@@ -34,10 +35,10 @@ from staystream.durable import sqlite as listings_db
 from staystream.events.fx import default_fx
 from staystream.memory.feed import ALL_NIGHTS, FeedReader
 from staystream.memory.shm import Counter
-from staystream.search.engine import Query
+from staystream.search.engine import Query, candidates
 from staystream.search.view import Store
 from staystream.watches import backend, batch
-from staystream.watches.evaluate import Offer, changes, current_offers
+from staystream.watches.evaluate import Offer, changes
 from staystream.watches.index import WatchIndex
 from staystream.watches.places import place_id, place_rows
 from staystream.watches.spec import query_of
@@ -45,11 +46,13 @@ from staystream.watches.store import Event, Placed, Watch
 from staystream.watches.webhooks import Deliveries
 
 log = logging.getLogger("staystream.watcher")
+Cheapest = tuple[int, int, int, int]  # a place's cheapest offer: listing row, ranking total, total shown, currency
 IDLE_POLL_SECONDS = 0.02  # between looks at an idle feed: far inside the 1 s promise
 BUSY_POLL_SECONDS = 0.02  # after a poll that had work: its cost grows with the changes, not the polls
 EXPIRY_SECONDS = 60.0  # between sweeps of expired watches
 SLICE_SECONDS = 0.1  # of whole-area evaluations per poll: the feed is read again in between
-WHOLE_BATCH = 20  # whole-area evaluations per transaction (short: workers create watches meanwhile)
+WHOLE_GROUP = 64  # watches evaluated whole together, one transaction (short: workers create watches meanwhile)
+WHOLE_PAIRS = 200_000  # or fewer, once their areas hold this many listing rows
 KEEP_EVENTS_SECONDS = 86400.0  # how long a reconnecting SSE client may ask for missed events
 
 
@@ -170,15 +173,12 @@ class Watcher:
 
     def _evaluate_waiting(self, until: float) -> None:
         """Watches evaluated over their whole area (new ones, all after a start, a lapped feed or
-        a new FX table), oldest first, until `until`; each then follows the feed (the index).
-        A change applied meanwhile is in what this reads, or in the feed read after."""
+        a new FX table), oldest first, a group at a time until `until`; each then follows the
+        feed (the index). A change applied meanwhile is in what this reads, or in the feed read after."""
         while self.waiting:
-            events: list[Event] = []
-            placed: list[tuple[int, str, Placed]] = []
-            gone: list[tuple[int, str]] = []
-            for _ in range(WHOLE_BATCH):
-                if not self.waiting:
-                    break
+            group: list[tuple[int, np.ndarray]] = []
+            pairs = 0
+            while self.waiting and len(group) < WHOLE_GROUP and pairs < WHOLE_PAIRS:
                 seq = next(iter(self.waiting))
                 watch = self.waiting.pop(seq)
                 live = self.live.get(seq)
@@ -186,15 +186,34 @@ class Watcher:
                     live = self.live[seq] = Live(watch, query_of(watch.params))
                     self.index.add(seq, live.query.area, live.query.checkin, live.query.nights)
                     self.table.add(seq, live.query, self.view.fx)
-                now = current_offers(self.shared, self.view.fx, live.query, self._names)
-                said = self.said.get(seq, {})
-                found = changes(seq, said, now, set(now) | set(said))
-                events += found[0]
-                placed += found[1]
-                gone += found[2]
-            self._record(events, placed, gone)
+                query = live.query
+                rows = candidates(self.shared, query.area, query.guests, query.kinds).astype(np.int64)
+                group.append((seq, rows))
+                pairs += len(rows)
+            self._evaluate_whole(group)
             if time.perf_counter() >= until:
                 return
+
+    def _evaluate_whole(self, group: list[tuple[int, np.ndarray]]) -> None:
+        """Each watch of `group` paired with every listing row of its area box (search's own
+        `candidates`), all pairs judged at once (`batch.evaluate`, as for changes): the places
+        that match now, against every place the watch last said."""
+        watch = np.concatenate([np.full(len(rows), seq, np.int64) for seq, rows in group])
+        row = np.concatenate([rows for _, rows in group])
+        now = self._cheapest(batch.evaluate(self.shared, self.view.fx, self.table, watch, row))
+        names = self._names(sorted({place for offers in now.values() for place in offers}
+                                   | {found[0] for offers in now.values() for found in offers.values()}))
+        events: list[Event] = []
+        placed: list[tuple[int, str, Placed]] = []
+        gone: list[tuple[int, str]] = []
+        for seq, _ in group:
+            offers = _offers(now.get(seq, {}), names)
+            said = self.said.get(seq, {})
+            result = changes(seq, said, offers, set(offers) | set(said))
+            events += result[0]
+            placed += result[1]
+            gone += result[2]
+        self._record(events, placed, gone)
 
     def _evaluate_changes(self, entries: np.ndarray) -> None:
         """The watches the changed rows can affect, on those rows only, all pairs at once
@@ -227,46 +246,41 @@ class Watcher:
             watch, row = self._with_place_members(watch, row, rows_in_use)
         if not len(watch):
             return
-        matches = batch.evaluate(self.shared, self.view.fx, self.table, watch, row)
-        match_places = place_rows(self.shared, matches.row)
-        # Per (watch, place) its cheapest matching offer (ranking total, then row): the first after sorting.
-        order = np.lexsort((matches.row, matches.ranked, match_places, matches.watch))
-        keys = (matches.watch[order] << 32) | match_places[order]
-        first_of = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
-        best = order[first_of]
+        now = self._cheapest(batch.evaluate(self.shared, self.view.fx, self.table, watch, row))
         touched = (watch << 32) | place_rows(self.shared, row)
         held = np.unique(touched[self._holds(watch, row)])
         looked: defaultdict[int, set[int]] = defaultdict(set)  # watch -> place rows looked at
         for key in held.tolist():
             looked[key >> 32].add(key & 0xFFFFFFFF)
-        now: defaultdict[int, dict[int, tuple[int, int, int, int]]] = defaultdict(dict)
+        for w, offers in now.items():
+            looked[w].update(offers)
+        names = self._names(sorted({p for places in looked.values() for p in places}
+                                   | {found[0] for offers in now.values() for found in offers.values()}))
+        events: list[Event] = []
+        placed: list[tuple[int, str, Placed]] = []
+        gone: list[tuple[int, str]] = []
+        for seq, places in looked.items():
+            ids = {place_id(*names[place]) for place in places if place in names}
+            result = changes(seq, self.said.get(seq, {}), _offers(now.get(seq, {}), names), ids)
+            events += result[0]
+            placed += result[1]
+            gone += result[2]
+        self._record(events, placed, gone)
+
+    def _cheapest(self, matches: batch.Matches) -> dict[int, dict[int, Cheapest]]:
+        """Per watch, per place row, its cheapest matching offer (ranking total, then row), as search ranks."""
+        match_places = place_rows(self.shared, matches.row)
+        order = np.lexsort((matches.row, matches.ranked, match_places, matches.watch))
+        keys = (matches.watch[order] << 32) | match_places[order]
+        first_of = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
+        best = order[first_of]
+        now: defaultdict[int, dict[int, Cheapest]] = defaultdict(dict)
         for w, r, place, ranked, total, currency in zip(
             matches.watch[best].tolist(), matches.row[best].tolist(), match_places[best].tolist(),
             matches.ranked[best].tolist(), matches.total[best].tolist(), matches.currency[best].tolist(), strict=True,
         ):
             now[w][place] = (r, ranked, total, currency)
-            looked[w].add(place)
-        names = self._names(sorted({p for places in looked.values() for p in places} | set(matches.row[best].tolist())))
-        events: list[Event] = []
-        placed: list[tuple[int, str, Placed]] = []
-        gone: list[tuple[int, str]] = []
-        for seq, places in looked.items():
-            offers: dict[str, Offer] = {}
-            ids = set()
-            for place in places:
-                if place not in names:
-                    continue
-                pid = place_id(*names[place])
-                ids.add(pid)
-                found = now[seq].get(place)
-                if found is not None and found[0] in names:
-                    r, ranked, total, currency = found
-                    offers[pid] = Offer(r, ranked, Placed(place, *names[r], total, currency))
-            result = changes(seq, self.said.get(seq, {}), offers, ids)
-            events += result[0]
-            placed += result[1]
-            gone += result[2]
-        self._record(events, placed, gone)
+        return now
 
     def _with_place_members(
         self, watch: np.ndarray, row: np.ndarray, rows_in_use: int
@@ -322,6 +336,15 @@ class Watcher:
                 for row, found in listings_db.details(self.view.connection, missing[start : start + 900]).items():
                     self.names[row] = (str(found["source"]), str(found["listing_id"]))
         return {row: self.names[row] for row in rows if row in self.names}
+
+
+def _offers(cheapest: dict[int, Cheapest], names: dict[int, tuple[str, str]]) -> dict[str, Offer]:
+    """A watch's cheapest offers by place id (a place or listing SQLite no longer names is skipped, as search does)."""
+    offers = {}
+    for place, (row, ranked, total, currency) in cheapest.items():
+        if place in names and row in names:
+            offers[place_id(*names[place])] = Offer(row, ranked, Placed(place, *names[row], total, currency))
+    return offers
 
 
 def _distinct(entries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
