@@ -148,30 +148,33 @@ def _stays(shared: SharedArrays, fx: Fx, table: WatchTable, watch: np.ndarray, r
     single = (currency == currency[0]).all(axis=0) if len(row) else np.zeros(0, bool)
     ranked = np.full(len(row), UNRANKED, np.int64)
     foreign = np.zeros(len(row), bool)  # a fee in another currency than the stay's nights
-    charges_of: dict[int, tuple[list[tuple[int, int]], int]] = {}  # pair -> its fees, for exact totals
+    charged = np.zeros(len(row), bool)  # any mandatory fee: the total in its own currency needs them
+    groups: list[tuple[np.ndarray, fees.Charges]] = []  # (pairs, their fees) per ranking currency and party
     ranking, guests = table.ranking[watch], table.guests[watch]
     for target, party in sorted(set(zip(ranking.tolist(), guests.tolist(), strict=True))):
         mine = np.flatnonzero((ranking == target) & (guests == party))
         charges = fees.stay_charges(shared, row[mine], table.checkin[watch[mine]], nights, party)
         ranked[mine] = night_totals(fx, price[:, mine], currency[:, mine], single[mine], charges, target)
         foreign[mine] = charges.foreign(currency[0, mine])
-        for stay, found in charges.of(np.arange(len(mine))).items():
-            charges_of[int(mine[stay])] = found
+        charged[mine] = (charges.percent != 0) | (np.bincount(charges.stay, minlength=len(mine)) > 0)
+        groups.append((mine, charges))
     chosen = table.currency[watch]
     keep = priced & ((ranked != UNRANKED) | (single & ~foreign))
     bounded = (chosen >= 0) | (table.bound[watch] != NO_BOUND)
     keep &= ~bounded | ((ranked != UNRANKED) & (ranked <= table.bound[watch]))
-    pair = np.flatnonzero(keep)
-    watch, row, ranked, price, currency, chosen = (
-        watch[keep], row[keep], ranked[keep], price[:, keep], currency[:, keep], chosen[keep])
+    total = np.where(chosen >= 0, ranked, price.sum(axis=0))
     own = currency[0] if len(row) else np.zeros(0, np.int64)
     shown = np.where(chosen >= 0, chosen, own).astype(np.int64)
-    total = np.where(chosen >= 0, ranked, price.sum(axis=0))
-    for i in np.flatnonzero(chosen < 0).tolist():  # in its own currency: exact, fees included
-        fixed, percent = charges_of[int(pair[i])]
-        if fixed or percent or not (currency[:, i] == own[i]).all():
+    # In its own currency with fees or nights in several currencies: exact, as search's total
+    # (Python per such pair only: the fees of a pair are looked up only when it is kept).
+    exact = keep & (chosen < 0) & (charged | ~single)
+    for mine, charges in groups:
+        stays = np.flatnonzero(exact[mine])
+        for stay, (fixed, percent) in charges.of(stays).items():
+            i = int(mine[stay])
             total[i] = exact_stay_total(fx, price[:, i].tolist(), currency[:, i].tolist(), fixed, percent,
                                         int(shown[i]))
+    watch, row, ranked, total, shown = watch[keep], row[keep], ranked[keep], total[keep], shown[keep]
     return Matches(watch, row, ranked, total.astype(np.int64), shown)
 
 
