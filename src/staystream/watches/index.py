@@ -123,6 +123,16 @@ class WatchIndex:
                 found.add((watch, position))
         return found
 
+    def affects(
+        self, watch: np.ndarray, lat: np.ndarray, lon: np.ndarray, first: np.ndarray, end: np.ndarray
+    ) -> np.ndarray:
+        """Which (watch, changed entry) pairs `affected` would return: the live watch's box holds
+        the row and its stay overlaps the changed nights (a watch never indexed: none)."""
+        known = watch < len(self.alive)
+        found = np.zeros(len(watch), bool)
+        found[known] = self._overlaps(watch[known], lat[known], lon[known], first[known], end[known])
+        return found
+
     def in_box(self, watch: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
         """Which (watch, point) pairs have the point inside the live watch's area box."""
         every = np.full(len(watch), np.iinfo(np.int64).min), np.full(len(watch), np.iinfo(np.int64).max)

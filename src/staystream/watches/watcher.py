@@ -222,13 +222,17 @@ class Watcher:
         rows_in_use = min(int(self.shared.counters[Counter.ROWS]), len(self.shared["lat"]))
         known = rows < rows_in_use
         rows, first, end = rows[known], first[known], end[known]
-        watch, position = self.index.affected(rows, self.shared["lat"][rows], self.shared["lon"][rows], first, end)
-        # Most pairs are a write far above the watch's max_price: dropped unless the watch holds the place.
+        lat, lon = self.shared["lat"][rows], self.shared["lon"][rows]
+        watch, position = self.index.affected(rows, lat, lon, first, end)
+        # Most pairs are a write far above the watch's max_price: dropped, and the pairs of the
+        # watches holding the row's place (they may have to say `left`) added back, found from
+        # the holders (a dozen a place) rather than by looking each pair up.
         floors = batch.price_floors(self.shared, self.view.fx, rows, first, end)
         possible = batch.could_match(self.table, watch, floors[position], first[position], end[position])
-        if not possible.all():
-            possible |= self._holds(watch, rows[position])
-            watch, position = watch[possible], position[possible]
+        held_w, held_p = self._held_pairs(rows)
+        held = self.index.affects(held_w, lat[held_p], lon[held_p], first[held_p], end[held_p])
+        watch = np.concatenate([watch[possible], held_w[held]])
+        position = np.concatenate([position[possible], held_p[held]])
         pairs = np.sort((watch << 32) | rows[position])  # a row may come in several entries and cells
         pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
         watch, row = pairs >> 32, pairs & 0xFFFFFFFF
@@ -302,6 +306,17 @@ class Watcher:
         boxed = self.index.in_box(more_w, self.shared["lat"][more_r], self.shared["lon"][more_r])
         pairs = np.unique((np.concatenate([watch, more_w[boxed]]) << 32) | np.concatenate([row, more_r[boxed]]))
         return pairs >> 32, pairs & 0xFFFFFFFF
+
+    def _held_pairs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(watch, position in `rows`) for every watch holding the place of each row."""
+        watches: list[int] = []
+        positions: list[int] = []
+        for position, place in enumerate(place_rows(self.shared, rows).tolist()):
+            holders = self.holders.get(place)
+            if holders:
+                watches += holders
+                positions += [position] * len(holders)
+        return np.array(watches, np.int64), np.array(positions, np.int64)
 
     def _holds(self, watch: np.ndarray, row: np.ndarray) -> np.ndarray:
         """Which (watch, row) pairs have the watch holding the row's place (it said it matches)."""
