@@ -152,7 +152,7 @@ class CalendarWriter:
         last_page = (start + counts - 1) // PAGE - self.base_page
         self._ensure_capacity(int(row_of_event.max()) + 1, int(first_page.min()), int(last_page.max()))
         shift = self.base_page  # the base may have moved left
-        given = self._give_slots(row_of_event, start // PAGE - shift, (start + counts - 1) // PAGE - shift)
+        self._give_slots(row_of_event, start // PAGE - shift, (start + counts - 1) // PAGE - shift)
 
         event = np.repeat(np.arange(len(batch)), counts)
         day = start[event] + (np.arange(len(event)) - (np.cumsum(counts) - counts)[event])
@@ -175,7 +175,7 @@ class CalendarWriter:
             replaced = np.concatenate([direct_old, merged_old])
             won = referenced + np.bincount(sources[sources >= 0], minlength=len(batch))
         self._count_references(replaced, ids, referenced)
-        self._fold_uniform(np.union1d(given, self._covered_cells(row_of_event, start, counts)))
+        self._fold_uniform(np.unique(self._covered_cells(row_of_event, start, counts)))
         changed = len(direct_flat) + (0 if merged is None else len(merged[0]))
         return changed, int(np.count_nonzero(won == 0))
 
@@ -340,14 +340,14 @@ class CalendarWriter:
         page = first_page[event] + (np.arange(len(event)) - (np.cumsum(spans) - spans)[event])
         return row[event] * self.shared["directory"].shape[1] + page  # type: ignore[no-any-return]  # numpy types this operation as Any
 
-    def _give_slots(self, row: np.ndarray, first_page: np.ndarray, last_page: np.ndarray) -> np.ndarray:
+    def _give_slots(self, row: np.ndarray, first_page: np.ndarray, last_page: np.ndarray) -> None:
         """Give every (row, page) the events touch a slot of its own, at page granularity (not
-        per night), holding what the page held (nothing, or its one entry); returns those cells."""
+        per night), holding what the page held (nothing, or its one entry)."""
         cells = self._cells(row, first_page, last_page)
         directory = self.shared["directory"].reshape(-1)
         needed = np.unique(cells[directory[cells] <= 0])
         if len(needed) == 0:
-            return needed
+            return
         slots = self.free_slots.take(len(needed), frozen=bool(self.copying))
         fresh = np.arange(self.slots, self.slots + len(needed) - len(slots), dtype=np.int64)
         self.slots += len(fresh)
@@ -358,10 +358,12 @@ class CalendarWriter:
         self.shared["pages"][slots] = (-directory[needed]).astype(np.uint32)[:, None]
         directory[needed] = slots
         self._publish()
-        return needed
 
     def _covered_cells(self, row: np.ndarray, start: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """Cells of the pages some event covers whole: the ones a batch can make uniform."""
+        """Cells of the pages some event covers whole: the ones checked after a batch. A page an
+        event only partly covers is left with its slot even in the rare case it stays uniform
+        (every night it got lost to newer facts): checking the pages given a slot too read a
+        whole page for each page a 7-night change touches; a snapshot's load folds it."""
         return self._cells(row, -(-start // PAGE) - self.base_page, (start + counts) // PAGE - 1 - self.base_page)
 
     def _fold_uniform(self, cells: np.ndarray) -> None:
