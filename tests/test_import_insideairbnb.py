@@ -433,5 +433,5 @@ def test_shed_load_and_oversized_batches_are_retried_not_dropped(server_factory,
     assert sent and sent.group(1) == sent.group(2), result.stdout
     with strict.client() as client:
         metrics = client.get("/metrics").text
-        assert re.search(r'staystream_http_requests_total\{route="events",status="413"\} [1-9]', metrics)
+        assert re.search(r'staystream_http_requests_total\{route="bulk_rates",status="413"\} [1-9]', metrics)
         assert re.search(r"staystream_shed_requests_total [1-9]", metrics), "no 503 was provoked"

@@ -3,6 +3,7 @@ sheds, splits a batch the service finds too large, and stops on a refusal, namin
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import threading
@@ -15,6 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from staystream.api.headers import BULK_HEADER
+from staystream.events import columns
+from staystream.events.columns import MEDIA_TYPE, RateColumnsBuilder
 from staystream.importer.command import Batch, ImportFailed, Sender
 
 from .conftest import serving
@@ -30,11 +33,20 @@ class Service:
         self.received: list[list[bytes]] = []
         self.bulk: list[str | None] = []
         self.lock = threading.Lock()
-        self.app = Starlette(routes=[Route("/v1/events", self.events, methods=["POST"])])
+        self.app = Starlette(routes=[Route("/v1/events", self.events, methods=["POST"]),
+                                     Route("/v1/bulk/rates", self.events, methods=["POST"])])
 
     async def events(self, request: Request) -> Response:
+        """NDJSON lines as they are; rate columns as one line per event (its listing id and start)."""
         assert request.headers["content-encoding"] == "gzip"
-        lines = gzip.decompress(await request.body()).splitlines()
+        body = gzip.decompress(await request.body())
+        if request.url.path.endswith("/bulk/rates"):
+            assert request.headers["content-type"] == MEDIA_TYPE
+            table, arrays = columns.decode(body, 100)
+            lines = [f"{table.listings[listing][1]} {start}".encode()
+                     for listing, start in zip(arrays["listing"].tolist(), arrays["start"].tolist(), strict=True)]
+        else:
+            lines = body.splitlines()
         with self.lock:
             self.received.append(lines)
             self.bulk.append(request.headers.get(BULK_HEADER))
@@ -78,6 +90,19 @@ def test_a_batch_refused_as_too_large_is_split_until_it_fits() -> None:
     assert sizes[0] == 5 and sorted(sizes) == [1, 2, 2, 3, 5]
     delivered = [line for lines in service.received if len(lines) <= 2 for line in lines]
     assert sorted(delivered) == sorted(batch(5).lines)  # every line once, none lost
+
+
+def test_a_batch_of_rate_columns_refused_as_too_large_is_halved_until_it_fits() -> None:
+    rates = RateColumnsBuilder()
+    for i in range(5):
+        rates.add("airbnb", f"L{i % 2}", dt.date(2026, 1, 1 + i), dt.date(2026, 1, 2 + i), "SGD",
+                  dt.datetime(2025, 12, 1, tzinfo=dt.UTC), None if i == 3 else f"{100 + i}.00", i != 3, 1)
+    service = Service(lambda n, lines: JSONResponse({"error": "too many events"}, 413)
+                      if len(lines) > 2 else accepted(lines))
+    assert sorted(send(service, Batch(where=[("c.csv", i + 2, i + 2, 1) for i in range(5)], rates=rates))) == [1, 2, 2]
+    delivered = sorted(line for lines in service.received if len(lines) <= 2 for line in lines)
+    first = (dt.date(2026, 1, 1) - dt.date(1970, 1, 1)).days
+    assert delivered == sorted(f"L{i % 2} {first + i}".encode() for i in range(5))  # every event once
 
 
 def test_a_refusal_stops_the_import_naming_the_lines_not_stored() -> None:

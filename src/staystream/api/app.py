@@ -18,7 +18,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from staystream.api import operations, reads, sources, summary, watches, writes
+from staystream.api import bulk, operations, reads, sources, summary, watches, writes
 from staystream.api.auth import Credentials
 from staystream.api.deadlines import BodyDeadline
 from staystream.api.pages import page_routes
@@ -40,7 +40,7 @@ def create_app(config: Config, shm_path: Path) -> Starlette:
         yield
         app.state.worker.offload.close()  # its helper process, if a large document started one
 
-    routes = [*writes.ROUTES, *reads.ROUTES, *operations.ROUTES, *sources.ROUTES, *summary.ROUTES,
+    routes = [*writes.ROUTES, *bulk.ROUTES, *reads.ROUTES, *operations.ROUTES, *sources.ROUTES, *summary.ROUTES,
               *watches.ROUTES, *page_routes(config)]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _no_route},
                      middleware=[Middleware(BodyDeadline, idle=config.body_timeout, total=config.body_total_timeout)])

@@ -219,6 +219,20 @@ SCHEMA: dict[str, Any] = {
             "get": {"summary": "The FX table in use", "responses": {"200": {"description": "the table"}}},
             "put": {"summary": "Replace the FX table (all workers, durable)", "responses": {"200": {"description": "replaced"}, "400": _error}},
         },
+        "/v1/bulk/rates": {
+            "post": {
+                "summary": "Rate events as columns (what `staystream import` sends): stored, checked and answered as on /v1/events",
+                "description": "A msgpack map (`application/vnd.staystream.rates+msgpack`, gzip accepted): the tables `listings` "
+                "([source, listing_id] pairs), `currencies` and `prices` (decimal texts), each once, then one little-endian "
+                "array per field with a value per event: `listing`, `currency`, `price` (int32 indexes into the tables; "
+                "price -1: none), `start` and `end` (int32 days since 1970-01-01), `available` (uint8), `min_nights` "
+                "(int32), `changed_at` (int64 microseconds since 1970, UTC). Each event is accepted or rejected (by its "
+                "index) exactly as the same `rate` event in NDJSON would be. See src/staystream/events/columns.py.",
+                "requestBody": {"content": {"application/vnd.staystream.rates+msgpack": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": {"200": {"description": "accepted (durable) and rejected events, as /v1/events answers"},
+                              "400": _error, "413": _error, "415": _error, "503": _error},
+            }
+        },
         "/v1/sources/{source}/ota": {
             "post": {
                 "summary": "OpenTravel ARI push: OTA_HotelRateAmountNotifRQ, OTA_HotelAvailNotifRQ, OTA_HotelInvCountNotifRQ",

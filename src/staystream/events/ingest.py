@@ -278,6 +278,16 @@ class Validator:
             mine = (sources == source) & (rows["facts"] == FACTS_OF_TYPE[kind])
             parsed.count(source, kind, int(rows["changed_at"][mine].max()), int(mine.sum()))
 
+    def rate_row(self, event: AnyRate, today: int, now: dt.datetime) -> tuple[str, tuple[int, ...]]:
+        """One rate event's key and row (start, nights, changed_at, price, currency, min_nights,
+        available), or the `Rejected` saying why: what whole-column checks fall back to for the
+        events they refuse (`_rates`, `columns.validate`), so both say the same."""
+        return _key(event), self._rate(event, today, now)
+
+    def price_minor(self, price: str, currency: int) -> int:
+        """Minor units of a price text in a currency (cached), or `Rejected` saying why."""
+        return self._price(price, currency)
+
     def _fact(self, event: FactEvent, today: int, now: dt.datetime) -> tuple[int, ...]:
         """A one-fact event as the row columns after `key`: start, nights, changed_at, price,
         currency, min_nights, available, facts (the columns of facts it does not set: 0, price -1)."""

@@ -2,7 +2,9 @@
 
     staystream import --format insideairbnb --source airbnb --currency SGD listings.csv.gz calendar.csv.gz
 
-Events go over HTTP (`POST /v1/events`, gzip NDJSON batches, several in flight), to `--url` or
+Events go over HTTP, several batches in flight: rate events as columns to `POST /v1/bulk/rates`
+(`events/columns.py`: no JSON per event on either side), the others as gzip NDJSON to
+`POST /v1/events`; to `--url` or
 to a server this command starts on a loopback port against `--data-dir` for the duration of the
 import, so an import gets exactly the validation and durability of any other write. Files are
 read as streams (memory does not grow with their size); a batch is retried until the service
@@ -49,6 +51,7 @@ from staystream.api.auth import EVERY_SOURCE, Credentials
 from staystream.api.headers import BULK_HEADER
 from staystream.durable.lock import owner_of
 from staystream.events.bounds import Rejected
+from staystream.events.columns import MEDIA_TYPE, RateColumnsBuilder
 from staystream.events.types import CalendarEvent, ListingEvent, RateEvent
 from staystream.lifecycle import die_with_parent
 from staystream.paths import REJECTS_FILE
@@ -191,31 +194,55 @@ def _placeholder(text: str | None, currency: str | None) -> Decimal | None:
 
 @dataclass
 class Batch:
+    """Events for one request: NDJSON `lines` for /v1/events, or `rates` as columns for /v1/bulk/rates."""
+
     lines: list[bytes] = field(default_factory=list)
     where: list[tuple[str, int, int, int]] = field(default_factory=list)  # file, line, last_line, nights
     listings: int = 0
+    rates: RateColumnsBuilder | None = None
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def halves(self) -> tuple[Batch, Batch]:
+        half = len(self) // 2
+        if self.rates is not None:
+            first, second = self.rates.split(half)
+            return Batch(where=self.where[:half], rates=first), Batch(where=self.where[half:], rates=second)
+        return Batch(self.lines[:half], self.where[:half]), Batch(self.lines[half:], self.where[half:])
 
 
 def send(items: Iterable[Item], url: str, report: Report, batch_events: int = BATCH_EVENTS,
          in_flight: int = IN_FLIGHT) -> None:
     """Every item's event posted to `url` (rejections reported); returns once all are answered."""
     sender = Sender(url, in_flight, report.answered)
-    batch = Batch()
+    batch, rates = Batch(), Batch(rates=RateColumnsBuilder())
     try:
         for count, item in enumerate(items):
             report.read(item)
-            if not isinstance(item.event, Rejected):
-                nights = (item.event.end - item.event.start).days if isinstance(item.event, CalendarEvent) else 0
-                batch.lines.append(_encoder.encode(item.event))
+            event = item.event
+            if isinstance(event, RateEvent):
+                assert rates.rates is not None
+                rates.rates.add(event.source, str(event.listing_id), event.start, event.end, event.currency,
+                                event.changed_at, None if event.price is None else str(event.price),
+                                event.available, event.min_nights)
+                rates.where.append((item.file, item.line, item.last_line, (event.end - event.start).days))
+                if len(rates) >= batch_events:
+                    sender.submit(rates)
+                    rates = Batch(rates=RateColumnsBuilder())
+            elif not isinstance(event, Rejected):
+                nights = (event.end - event.start).days if isinstance(event, CalendarEvent) else 0
+                batch.lines.append(_encoder.encode(event))
                 batch.where.append((item.file, item.line, item.last_line, nights))
-                batch.listings += isinstance(item.event, ListingEvent)
-                if len(batch.lines) >= batch_events or batch.listings >= LISTINGS_A_BATCH:
+                batch.listings += isinstance(event, ListingEvent)
+                if len(batch) >= batch_events or batch.listings >= LISTINGS_A_BATCH:
                     sender.submit(batch)
                     batch = Batch()
             if count % 2048 == 0:
                 report.show()
-        if batch.lines:
-            sender.submit(batch)
+        for last in (batch, rates):
+            if len(last):
+                sender.submit(last)
     except BaseException:
         sender.abort()
         raise
@@ -235,7 +262,7 @@ class Sender:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InputError(f"--url: '{url}' is not an http(s) URL like http://127.0.0.1:8080")
         self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
-        self.path = parts.path.rstrip("/") + "/v1/events"
+        self.path = parts.path.rstrip("/")
         self.url = url
         self.answered = answered
         self.pool = ThreadPoolExecutor(in_flight, thread_name_prefix="post")
@@ -283,14 +310,19 @@ class Sender:
             self.slots.release()
 
     def _deliver(self, batch: Batch) -> None:
-        body = gzip.compress(b"\n".join(batch.lines) + b"\n", compresslevel=1)
+        if batch.rates is not None:
+            path, content_type = f"{self.path}/v1/bulk/rates", MEDIA_TYPE
+            body = gzip.compress(batch.rates.encode(), compresslevel=1)
+        else:
+            path, content_type = f"{self.path}/v1/events", "application/x-ndjson"
+            body = gzip.compress(b"\n".join(batch.lines) + b"\n", compresslevel=1)
         unreachable_since: float | None = None
         backoff = 0.2
         while True:
             if self.stopping.is_set():
                 raise ImportFailed("stopped")
             try:
-                status, headers, data = self._post(body)
+                status, headers, data = self._post(path, content_type, body)
             except (OSError, http.client.HTTPException) as exc:
                 self._disconnect()
                 status, headers, data = 0, {}, str(exc).encode()
@@ -301,10 +333,10 @@ class Sender:
                 unreachable_since = None
                 time.sleep(_retry_after(headers.get("retry-after")))
                 continue
-            if status == 413 and len(batch.lines) > 1:
-                half = len(batch.lines) // 2
-                self._deliver(Batch(batch.lines[:half], batch.where[:half]))
-                self._deliver(Batch(batch.lines[half:], batch.where[half:]))
+            if status == 413 and len(batch) > 1:
+                first_half, second_half = batch.halves()
+                self._deliver(first_half)
+                self._deliver(second_half)
                 return
             first = batch.where[0]
             what = f"{first[0]} lines {first[1]} to {batch.where[-1][2]}"
@@ -320,20 +352,20 @@ class Sender:
             raise ImportFailed(f"{self.url} refused a batch ({_error_text(status, data)}); "
                                f"{what} are not stored")
 
-    def _post(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _post(self, path: str, content_type: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         connection = getattr(self.local, "connection", None)
         if connection is None:
             kind = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
             connection = self.local.connection = kind(self.host, self.port, timeout=600)
             self.connections.append(connection)
         headers = {
-            "content-type": "application/x-ndjson", "content-encoding": "gzip",
+            "content-type": content_type, "content-encoding": "gzip",
             "user-agent": "staystream-import",
             BULK_HEADER: "1",  # an import yields to live traffic in the writer's groups
         }
         if os.environ.get(TOKEN_VARIABLE):
             headers["authorization"] = f"Bearer {os.environ[TOKEN_VARIABLE]}"
-        connection.request("POST", self.path, body, headers)
+        connection.request("POST", path, body, headers)
         response = connection.getresponse()
         data = response.read()
         headers = {name.lower(): value for name, value in response.getheaders()}
