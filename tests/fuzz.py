@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import gzip
 import json
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -22,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from staystream.events.columns import MEDIA_TYPE
 
 TODAY = dt.date.today()
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -290,6 +294,33 @@ def fuzz_formats(url: str, examples: int, tally: Tally) -> None:
         run(search_params, search)
 
 
+def rate_columns() -> st.SearchStrategy[bytes]:
+    """Bodies of `/v1/bulk/rates`: the fields of `RateColumns` for 0 to 4 events, small tables
+    (names, codes and prices good and bad) and values around their bounds."""
+
+    def packed(code: str, n: int, values: st.SearchStrategy[int]) -> st.SearchStrategy[bytes]:
+        return st.lists(values, min_size=n, max_size=n).map(lambda v: struct.pack(f"<{n}{code}", *v))
+
+    today = (TODAY - dt.date(1970, 1, 1)).days
+    now = int((NOW - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)).total_seconds()) * 1_000_000
+    day = st.integers(today - 3000, today + 800) | st.integers(-(2**31), 2**31 - 1)
+
+    def body(n: int) -> st.SearchStrategy[bytes]:
+        return st.builds(
+            lambda **fields: msgspec.msgpack.encode(fields),
+            listings=st.lists(st.tuples(st.sampled_from(["airbnb", "AIRBNB", "", "x y"]), st.text(max_size=6)),
+                              min_size=1, max_size=3),
+            currencies=st.lists(st.sampled_from(["EUR", "SGD", " eur ", "XXX", ""]), min_size=1, max_size=2),
+            prices=st.lists(st.sampled_from(["129.00", "1e3", "-1", "NaN", "1.234", "", "x"]), max_size=3),
+            listing=packed("i", n, st.integers(-1, 3)), start=packed("i", n, day), end=packed("i", n, day),
+            currency=packed("i", n, st.integers(-1, 2)), price=packed("i", n, st.integers(-2, 3)),
+            available=packed("B", n, st.integers(0, 2)), min_nights=packed("i", n, st.integers(-1, 2000)),
+            changed_at=packed("q", n, st.integers(now - 10**13, now + 10**12) | st.integers(-(2**63), 2**63 - 1)),
+        )
+
+    return st.integers(0, 4).flatmap(body)
+
+
 def fuzz_openapi(url: str, examples: int, tally: Tally) -> None:
     """Every operation of `/openapi.json`, `examples` schemathesis cases each: no 5xx, and every
     answer matches the schema (status, content type, body)."""
@@ -301,6 +332,8 @@ def fuzz_openapi(url: str, examples: int, tally: Tally) -> None:
         status_code_conformance,
     )
 
+    # schemathesis has no msgpack: the importer's rate columns are raw bytes and maps of its fields
+    schemathesis.openapi.media_type(MEDIA_TYPE, st.one_of(st.binary(max_size=256), rate_columns()))
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     for result in schema.get_all_operations():
