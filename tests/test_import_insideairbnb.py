@@ -422,7 +422,7 @@ def test_currency_is_required() -> None:
 def test_shed_load_and_oversized_batches_are_retried_not_dropped(server_factory, tmp_path: Path) -> None:
     """A server that sheds (503 + Retry-After) and refuses big bodies (413) still gets every event."""
     # a backlog of one event: any batch that arrives while another is being written is shed
-    strict = server_factory("--max-backlog-events", "1000", "--max-events-per-request", "2500")
+    strict = server_factory("--max-backlog-events", "100", "--max-events-per-request", "2500")
     package = Path(__file__).resolve().parent.parent / "src/staystream/data"
     result, _ = run_import(
         *import_args(package / "sample-singapore-listings.csv.gz", package / "sample-singapore-calendar.csv.gz",
