@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import re
 
 import httpx
 import msgspec
@@ -60,6 +61,13 @@ def _columns(events: list[dict[str, object]]) -> bytes:
     return builder.encode()
 
 
+def _clockless(reply: dict[str, object]) -> dict[str, object]:
+    """A reply without the server clock a `changed_at` rejection names (the two posts may straddle a second)."""
+    rejected = [{**r, "error": re.sub(r"\(\d{4}-[^)]*\)$", "(clock)", r["error"])}
+                for r in reply["rejected"]]  # type: ignore[attr-defined]
+    return {**reply, "rejected": rejected}
+
+
 def _calendar(server: Server, listing: str) -> list[dict[str, object]]:
     end = TODAY + dt.timedelta(days=120)
     response = httpx.get(f"{server.url}/v1/listings/airbnb/{listing}/calendar", params={
@@ -76,7 +84,7 @@ def test_columns_are_stored_and_rejected_as_ndjson_is(server: Server) -> None:
     assert by_json.status_code == by_columns.status_code == 200, (by_json.text, by_columns.text)
     assert by_columns.json()["accepted"] == 7
     assert [r["index"] for r in by_columns.json()["rejected"]] == [3, 4, 5, 6, 7, 8, 9, 11, 14, 15, 16]
-    assert by_columns.json() == by_json.json()
+    assert _clockless(by_columns.json()) == _clockless(by_json.json())
     for json_listing, bulk_listing in ((json_a, bulk_a), (json_b, bulk_b)):
         assert _calendar(server, bulk_listing) == _calendar(server, json_listing)
     assert len(_calendar(server, bulk_a)) == 13 and len(_calendar(server, bulk_b)) == 37
