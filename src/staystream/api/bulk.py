@@ -11,24 +11,20 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from staystream import metrics
 from staystream.api.auth import check_sources
 from staystream.api.headers import BULK_HEADER, is_bulk
 from staystream.api.requests import read_body
 from staystream.api.responses import HTTPError, json_response
 from staystream.api.routing import route
 from staystream.api.state import Worker
-from staystream.api.writes import submit
+from staystream.api.writes import shed_when_backlogged, submit
 from staystream.events import columns
 from staystream.events.ingest import BodyError, TooManyEvents
 
 
 async def post_rates(request: Request, worker: Worker) -> Response:
     config = worker.config
-    if worker.store.backlog >= config.max_backlog_events:
-        metrics.shed.inc()
-        raise HTTPError(503, f"the writer has {worker.store.backlog} events waiting; retry shortly",
-                        {"Retry-After": "1"})
+    shed_when_backlogged(worker)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != columns.MEDIA_TYPE:
         raise HTTPError(415, f"content-type: '{content_type}' is not supported; expected {columns.MEDIA_TYPE} "

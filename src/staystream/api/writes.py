@@ -24,12 +24,17 @@ from staystream.writer.wire import WriterUnavailable
 VALIDATION_SLICE = 250  # events validated between two chances for other requests to run
 
 
-async def post_events(request: Request, worker: Worker) -> Response:
-    config = worker.config
-    if worker.store.backlog >= config.max_backlog_events:
+def shed_when_backlogged(worker: Worker) -> None:
+    """A 503 with Retry-After, before the body is read, while the writer's backlog is full."""
+    if worker.store.backlog >= worker.config.max_backlog_events:
         metrics.shed.inc()
         raise HTTPError(503, f"the writer has {worker.store.backlog} events waiting; retry shortly",
                         {"Retry-After": "1"})
+
+
+async def post_events(request: Request, worker: Worker) -> Response:
+    config = worker.config
+    shed_when_backlogged(worker)
     ndjson = is_ndjson(request)
     body = await read_body(request, config.max_body_bytes)  # charged to the worker's body budget
     if ndjson is None:

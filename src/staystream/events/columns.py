@@ -38,7 +38,7 @@ from staystream.events.ingest import (
     WireRate,
 )
 from staystream.events.money import CURRENCY_INDEX
-from staystream.events.types import ALL_FACTS, NO_PRICE, RATE_DTYPE, listing_key
+from staystream.events.types import NO_PRICE, listing_key
 
 __all__ = ["MEDIA_TYPE", "RateColumns", "RateColumnsBuilder", "decode", "validate"]
 MEDIA_TYPE = "application/vnd.staystream.rates+msgpack"
@@ -186,26 +186,7 @@ def validate(validator: Validator, columns: RateColumns, arrays: dict[str, np.nd
         keys[i], start[i], nights[i], changed_at[i], price[i], currency[i], min_nights[i] = (key, *row[:6])
         good = np.append(good, i)
     good.sort()
-    parsed.rate_positions = good.tolist()
-    key_index: dict[str, int] = {}
-    slots = [key_index.setdefault(keys[i], len(key_index)) for i in parsed.rate_positions]  # type: ignore[arg-type]  # str keys at good rows
-    parsed.keys = list(key_index)
-    rates = np.empty(len(good), RATE_DTYPE)
-    rates["key"] = slots
-    rates["start"] = start[good]
-    rates["nights"] = nights[good]
-    rates["changed_at"] = changed_at[good]
-    rates["price"] = price[good]
-    rates["currency"] = currency[good]
-    rates["min_nights"] = min_nights[good]
-    rates["available"] = available[good]
-    rates["facts"] = ALL_FACTS
-    parsed.rates = rates
-    if len(good):
-        sources = np.array([key.partition("\x00")[0] for key in parsed.keys])[rates["key"]]
-        for source in np.unique(sources).tolist():
-            mine = sources == source
-            parsed.count(source, "rate", int(rates["changed_at"][mine].max()), int(mine.sum()))
+    parsed.take_rates(good, keys, start, nights, changed_at, price, currency, min_nights, available[good])
     parsed.rejected.sort(key=lambda rejection: rejection["index"])  # type: ignore[arg-type,return-value]  # index is an int
     return parsed
 

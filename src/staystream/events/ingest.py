@@ -134,6 +134,33 @@ class Parsed:
             self.newest_changed_at[source] = newest
         self.accepted_by_source[source, kind] = self.accepted_by_source.get((source, kind), 0) + events
 
+    def take_rates(self, good: np.ndarray, keys: list[str | None], start: np.ndarray, nights: np.ndarray,
+                   changed_at: np.ndarray, price: np.ndarray, currency: np.ndarray, min_nights: np.ndarray,
+                   available: np.ndarray) -> None:
+        """The accepted rate events (positions `good`, sorted; `available` already theirs) as
+        `RATE_DTYPE` rows, their keys numbered in order of first use, counted per source: the
+        NDJSON and the columns paths end alike."""
+        self.rate_positions = good.tolist()
+        key_index: dict[str, int] = {}
+        slots = [key_index.setdefault(keys[i], len(key_index)) for i in self.rate_positions]  # type: ignore[arg-type]  # str keys at good rows
+        self.keys = list(key_index)
+        rates = np.empty(len(good), RATE_DTYPE)
+        rates["key"] = slots
+        rates["start"] = start[good]
+        rates["nights"] = nights[good]
+        rates["changed_at"] = changed_at[good]
+        rates["price"] = price[good]
+        rates["currency"] = currency[good]
+        rates["min_nights"] = min_nights[good]
+        rates["available"] = available
+        rates["facts"] = ALL_FACTS
+        self.rates = rates
+        if len(good):
+            sources = np.array([key.partition("\x00")[0] for key in self.keys])[rates["key"]]
+            for source in np.unique(sources).tolist():
+                mine = sources == source
+                self.count(source, "rate", int(rates["changed_at"][mine].max()), int(mine.sum()))
+
     def extend(self, later: Parsed) -> None:
         """Append the result of validating the next slice of the same request."""
         if len(later.rates):
@@ -343,26 +370,8 @@ class Validator:
             keys[i], start[i], nights[i], changed_at[i], price[i], currency[i], min_nights[i] = (key, *row[:6])
             good = np.append(good, i)
         good.sort()
-        parsed.rate_positions = good.tolist()
-        key_index: dict[str, int] = {}
-        slots = [key_index.setdefault(keys[i], len(key_index)) for i in good.tolist()]  # type: ignore[arg-type]  # str keys at good rows
-        parsed.keys = list(key_index)
-        rates = np.empty(len(good), RATE_DTYPE)
-        rates["key"] = slots
-        rates["start"] = start[good]
-        rates["nights"] = nights[good]
-        rates["changed_at"] = changed_at[good]
-        rates["price"] = price[good]
-        rates["currency"] = currency[good]
-        rates["min_nights"] = min_nights[good]
-        rates["available"] = np.fromiter([events[i].available for i in good.tolist()], bool, len(good))
-        rates["facts"] = ALL_FACTS
-        parsed.rates = rates
-        if len(good):
-            sources = np.array([key.partition("\x00")[0] for key in parsed.keys])[rates["key"]]
-            for source in np.unique(sources).tolist():
-                mine = sources == source
-                parsed.count(source, "rate", int(rates["changed_at"][mine].max()), int(mine.sum()))
+        available = np.fromiter([events[i].available for i in good.tolist()], bool, len(good))
+        parsed.take_rates(good, keys, start, nights, changed_at, price, currency, min_nights, available)
 
     def _other(self, parsed: Parsed, index: int, event: object, now: dt.datetime) -> None:
         try:
