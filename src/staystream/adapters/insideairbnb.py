@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import importlib
 import io
 import re
 import sys
@@ -47,7 +48,7 @@ from staystream.events.types import FeeEvent, ListingEvent, RateEvent
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 
-__all__ = ["kind_of", "parse_amount", "read"]
+__all__ = ["kind_of", "parse_amount", "read", "warm_up"]
 LISTING_COLUMNS = ("id", "name", "latitude", "longitude", "room_type", "property_type", "accommodates")
 CALENDAR_COLUMNS = ("listing_id", "date", "available", "price", "minimum_nights")
 # An amount as Inside Airbnb writes it: an optional currency sign, comma thousands, a point.
@@ -82,6 +83,13 @@ def read(inputs: Sequence[Input], options: Options) -> Iterator[Item]:
         yield from _listings(*by_kind["listings"], options, scraped)
     if "calendar" in by_kind:
         yield from _calendar(*by_kind["calendar"], options, scraped, streams["calendar"])
+
+
+def warm_up() -> None:
+    """Import what reading a calendar needs (pyarrow: ~0.2 s), ahead of it: the importer calls
+    this on a thread while its server starts. Never in the server (see `_columnar`)."""
+    for module in ("pyarrow.compute", "pyarrow.csv"):
+        importlib.import_module(module)
 
 
 class Scraped:

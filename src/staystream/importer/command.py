@@ -124,6 +124,8 @@ def main(args: argparse.Namespace) -> int:
             if not path.is_file():
                 raise InputError(f"{path}: no such file")
             files.append(open(path, "rb"))  # noqa: SIM115  closed in the finally below, after the import
+        # what the adapter imports on first use (pyarrow: ~0.2 s) loads while the server starts
+        threading.Thread(target=getattr(adapter, "warm_up", lambda: None), name="warm-up", daemon=True).start()
         items = adapter.read([Input(path.name, f) for path, f in zip(args.files, files, strict=True)], options)
         first = next(items, None)  # headers are checked before a server is started for nothing
         url = args.url
