@@ -435,3 +435,34 @@ def test_shed_load_and_oversized_batches_are_retried_not_dropped(server_factory,
         metrics = client.get("/metrics").text
         assert re.search(r'staystream_http_requests_total\{route="bulk_rates",status="413"\} [1-9]', metrics)
         assert re.search(r"staystream_shed_requests_total [1-9]", metrics), "no 503 was provoked"
+
+
+def test_a_server_from_before_bulk_rates_gets_the_rates_as_ndjson(server_factory, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`import --url` into staystream as it was before `POST /v1/bulk/rates` (80b3bee's parent, run
+    from git): that route answers 404, and the import goes on as NDJSON with a warning."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", "80b3bee^", "src"], capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"no git history to run the service from: {archive.stderr.decode(errors='replace')}")
+    subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=archive.stdout, check=True)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "src"))
+    before = server_factory()
+    monkeypatch.delenv("PYTHONPATH")
+    with gzip.open(CALENDAR, "rt", encoding="utf-8", newline="") as f:
+        lines = [next(f) for _ in range(20_001)]  # the header and the first 55 listings' nights
+    calendar = tmp_path / "calendar.csv.gz"
+    calendar.write_bytes(gzip.compress("".join(lines).encode()))
+    result, _ = run_import(*import_args(calendar), "--url", before.url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"{before.url} has no /v1/bulk/rates (404" in result.stderr
+    assert re.search(r"events accepted: ([\d,]+) of \1 sent \(20,000 nights\)", result.stdout), result.stdout
+    rows = list(csv.reader(lines[1:]))
+    with before.client() as client:
+        for listing_id in (rows[0][0], rows[-1][0]):
+            response = client.get(f"/v1/listings/airbnb/{listing_id}/calendar",
+                                  params={"start": FIRST_NIGHT.isoformat(), "end": LAST_NIGHT.isoformat()})
+            got = {n["night"]: (Decimal(n["price"]), n["available"], n["min_nights"])
+                   for n in response.json()["nights"]}
+            assert got == {night: (money(price), available == "t", int(minimum))
+                           for listing, night, available, price, _, minimum, _ in rows if listing == listing_id}

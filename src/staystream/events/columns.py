@@ -106,6 +106,18 @@ class RateColumnsBuilder:
             half.columns = tuple(column[part] for column in self.columns)
         return halves
 
+    def events(self) -> list[WireRate]:
+        """The events one by one, as NDJSON carries them (for a service without the bulk route)."""
+        listings, currencies, prices = list(self.listings), list(self.currencies), list(self.prices)
+        return [
+            WireRate(source=listings[listing][0], listing_id=listings[listing][1],
+                     start=dt.date.fromordinal(start + EPOCH_ORDINAL), end=dt.date.fromordinal(end + EPOCH_ORDINAL),
+                     currency=currencies[currency], changed_at=EPOCH + dt.timedelta(microseconds=moment),
+                     price=None if price == NO_PRICE_INDEX else prices[price], available=bool(available),
+                     min_nights=min_nights)
+            for listing, start, end, currency, price, available, min_nights, moment in zip(*self.columns, strict=True)
+        ]
+
     def encode(self) -> bytes:
         arrays = {name: np.array(column, dtype).tobytes()
                   for (name, dtype, _), column in zip(_ARRAYS, self.columns, strict=True)}

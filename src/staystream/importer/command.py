@@ -270,9 +270,11 @@ class Sender:
         self.pool = ThreadPoolExecutor(in_flight, thread_name_prefix="post")
         self.slots = threading.BoundedSemaphore(in_flight * 2)
         self.local = threading.local()
+        self.lock = threading.Lock()
         self.connections: list[http.client.HTTPConnection] = []  # every thread's, closed at the end
         self.failure: BaseException | None = None
         self.stopping = threading.Event()
+        self.columns = True  # whether the service takes rate columns (a server before them answers 404)
 
     def submit(self, batch: Batch) -> None:
         while not self.slots.acquire(timeout=0.5):
@@ -312,6 +314,8 @@ class Sender:
             self.slots.release()
 
     def _deliver(self, batch: Batch) -> None:
+        if batch.rates is not None and not self.columns:
+            batch = Batch([_encoder.encode(event) for event in batch.rates.events()], batch.where)
         if batch.rates is not None:
             path, content_type = f"{self.path}/v1/bulk/rates", MEDIA_TYPE
             body = gzip.compress(batch.rates.encode(), compresslevel=1)
@@ -330,6 +334,10 @@ class Sender:
                 status, headers, data = 0, {}, str(exc).encode()
             if status == 200:
                 self.answered(batch, _reply.decode(data))
+                return
+            if status == 404 and batch.rates is not None:
+                self._without_columns()
+                self._deliver(batch)
                 return
             if status in (429, 503):
                 unreachable_since = None
@@ -353,6 +361,15 @@ class Sender:
                 continue
             raise ImportFailed(f"{self.url} refused a batch ({_error_text(status, data)}); "
                                f"{what} are not stored")
+
+    def _without_columns(self) -> None:
+        """The service has no `POST /v1/bulk/rates` (it predates it): rate events go as NDJSON."""
+        with self.lock:
+            if self.columns:
+                self.columns = False
+                log.warning("%s has no /v1/bulk/rates (404, a service before it): sending rate events "
+                            "as NDJSON to /v1/events instead (the same answers, more work on both sides)",
+                            self.url)
 
     def _post(self, path: str, content_type: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         connection = getattr(self.local, "connection", None)
