@@ -1,6 +1,7 @@
 """A write's stages one by one, in-process: CPU nanoseconds per event at 7 nights an event.
 
-    python -m benchmarks.write_stages [--events 500] [--nights 7] [--requests 200] [--repeat 5] [--history-groups 15]
+    python -m benchmarks.write_stages [--events 500] [--nights 7] [--requests 200] [--repeat 5]
+        [--history-groups 15] [--compact-groups 200]
 
 Each request is the load generator's body (`workload.rate_body`: `--events` rate events on
 distinct listings of a 10,000-listing city, `--nights` nights each, every event newer than the
@@ -12,9 +13,11 @@ last), taken through the same functions the service runs, one stage at a time:
 - `resolve`: the writer's keys to rows and the group's columns (`Writer._prepare`'s work);
 - `commit`: the group's SQLite transaction with fsync (`durable.sqlite.commit_group`);
 - `apply`: `CalendarWriter.apply` into shared memory;
-- `history`: the history thread's copy (`durable.history.add_group`), `--history-groups`
-  groups a transaction (15 by default: what one `history.COPY_SECONDS` gathers at the tail
-  scenario's half rate, ~150 groups a second).
+- `history`: the history thread's copy: `--history-groups` groups a batch
+  (`durable.history.add_batch`; 15 by default: what one `history.COPY_SECONDS` gathers at the
+  tail scenario's half rate, ~150 groups a second), and the batches moved into the listings'
+  rows (`history.compact`) every `--compact-groups` groups (200 by default: ~1.3 s of full
+  speed, fewer events a compaction than the service's `COMPACT_SECONDS` gathers: more rows).
 
 CPU time (`time.process_time`, this process alone), so other users of the machine change it
 little; `commit` also reports wall time (its fsync waits, it does not compute). Medians of
@@ -95,7 +98,7 @@ class Stages:
         return rates, new_keys
 
 
-def one_round(stages: Stages, requests: list[bytes], history_groups: int) -> dict[str, float]:
+def one_round(stages: Stages, requests: list[bytes], history_groups: int, compact_groups: int) -> dict[str, float]:
     """CPU seconds of each stage over all `requests` (and commit's wall time)."""
     spent = dict.fromkeys(STAGES, 0.0)
     copied: list[np.ndarray] = []  # groups waiting for the history's next transaction
@@ -133,24 +136,28 @@ def one_round(stages: Stages, requests: list[bytes], history_groups: int) -> dic
         copied.append(rates)
         if len(copied) == history_groups or body is requests[-1]:
             batch = np.concatenate(copied)
-            timed("history", lambda batch=batch: history.add_group(stages.history, stages.seq, batch, 20_000))
+            timed("history", lambda batch=batch: history.add_batch(stages.history, stages.seq, batch, 20_000))
             copied.clear()
+        if stages.seq % compact_groups == 0:
+            timed("history", lambda: history.compact(stages.history))
     return spent
 
 
-def run(events: int, nights: int, requests: int, repeat: int, history_groups: int = 15) -> dict[str, Any]:
+def run(events: int, nights: int, requests: int, repeat: int, history_groups: int = 15,
+        compact_groups: int = 200) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="staystream-stages-"))
     stages = Stages(root)
     try:
-        one_round(stages, bodies(20, events, nights), history_groups)  # warm caches as a running worker has them
-        rounds = [one_round(stages, bodies(requests, events, nights), history_groups) for _ in range(repeat)]
+        one_round(stages, bodies(20, events, nights), history_groups, compact_groups)  # warm caches as a worker's
+        rounds = [one_round(stages, bodies(requests, events, nights), history_groups, compact_groups)
+                  for _ in range(repeat)]
     finally:
         stages.close()
         shutil.rmtree(root, ignore_errors=True)
     total_events = requests * events
     ns = {name: statistics.median(r[name] for r in rounds) * 1e9 / total_events for name in [*STAGES, "commit_wall"]}
     return {"events_per_request": events, "nights_per_event": nights, "requests": requests, "repeat": repeat,
-            "history_groups": history_groups, "ns_per_event": ns,
+            "history_groups": history_groups, "compact_groups": compact_groups, "ns_per_event": ns,
             "loadavg": Path("/proc/loadavg").read_text().split()[:3]}
 
 
@@ -160,13 +167,15 @@ def main() -> None:
     parser.add_argument("--nights", type=int, default=7, help="nights an event (default 7)")
     parser.add_argument("--requests", type=int, default=200, help="requests a round (default 200)")
     parser.add_argument("--repeat", type=int, default=5, help="rounds; medians are reported (default 5)")
-    parser.add_argument("--history-groups", type=int, default=15, help="groups a history transaction (default 15)")
+    parser.add_argument("--history-groups", type=int, default=15, help="groups a history batch (default 15)")
+    parser.add_argument("--compact-groups", type=int, default=200, help="groups a history compaction (default 200)")
     args = parser.parse_args()
-    result = run(args.events, args.nights, args.requests, args.repeat, args.history_groups)
+    result = run(args.events, args.nights, args.requests, args.repeat, args.history_groups, args.compact_groups)
     ns = result["ns_per_event"]
     cpu = sum(ns[name] for name in STAGES if name != "commit") + ns["commit"]
     print(f"{args.events} events a request, {args.nights} nights an event; CPU ns an event "
-          f"(median of {args.repeat}; history {args.history_groups} groups a transaction), "
+          f"(median of {args.repeat}; history {args.history_groups} groups a batch, "
+          f"{args.compact_groups} a compaction), "
           f"load average {' '.join(result['loadavg'])}")
     for name in STAGES:
         print(f"  {name:9} {ns[name]:8.0f}" + (f"   (wall {ns['commit_wall']:.0f})" if name == "commit" else ""))

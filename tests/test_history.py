@@ -157,8 +157,10 @@ def test_prune_drops_groups_older_than_the_kept_days(tmp_path: Path) -> None:
     events = np.zeros(3, RATE_DTYPE)
     events["key"], events["start"], events["nights"], events["facts"] = [7, 7, 8], 20_000, 5, ALL_FACTS
     events["changed_at"] = [1, 2, 3]
-    history.add_group(connection, 1, events, day=100)
-    history.add_group(connection, 2, events, day=500)
+    history.add_batch(connection, 1, events, day=100)
+    assert history.compact(connection) == 3
+    history.add_batch(connection, 2, events, day=500)
+    assert history.compact(connection) == 3
     assert history.taken(connection) == 2
     assert len(history.changes(connection, 7, 20_002)) == 4
     assert history.prune(connection, oldest_day=101) == 2  # the day-100 group's rows: listings 7 and 8
@@ -172,16 +174,40 @@ def test_events_of_one_group_far_apart_are_all_found(tmp_path: Path) -> None:
     events["key"], events["start"], events["facts"] = 7, [20_000, 21_000, 20_990], ALL_FACTS
     events["nights"] = [3, 1, 30]
     events["changed_at"] = [1, 2, 3]
-    history.add_group(connection, 1, events, day=100)
-    assert [e[2] for e in history.changes(connection, 7, 20_001)] == [1]
-    assert sorted(e[2] for e in history.changes(connection, 7, 21_000)) == [2, 3]
-    assert history.changes(connection, 7, 21_100) == []
+    history.add_batch(connection, 1, events, day=100)
+    for moved in (False, True):  # read from the recent batch, then from the compacted rows
+        assert [e[2] for e in history.changes(connection, 7, 20_001)] == [1], moved
+        assert sorted(e[2] for e in history.changes(connection, 7, 21_000)) == [2, 3], moved
+        assert history.changes(connection, 7, 21_100) == [], moved
+        history.compact(connection)
+
+
+def test_a_night_is_read_from_compacted_rows_then_recent_batches_in_arrival_order(tmp_path: Path) -> None:
+    connection = history.connect(tmp_path / history.HISTORY_FILE)
+    reader = history.connect(tmp_path / history.HISTORY_FILE, readonly=True)
+
+    def batch(seq: int, rows: list[int], changed_at: list[int]) -> None:
+        events = np.zeros(len(rows), RATE_DTYPE)
+        events["key"], events["start"], events["nights"], events["facts"] = rows, 20_000, 3, ALL_FACTS
+        events["changed_at"] = changed_at
+        history.add_batch(connection, seq, events, day=100)
+
+    batch(1, [9, 7, 3, 7], [50, 40, 50, 30])
+    history.compact(connection)
+    batch(2, [7, 9], [20, 60])
+    batch(3, [3, 7, 7], [70, 10, 5])  # one batch's events of a row keep their arrival order
+    assert [e[2] for e in history.changes(reader, 7, 20_001)] == [40, 30, 20, 10, 5]
+    assert [e[2] for e in history.changes(reader, 9, 20_002)] == [50, 60]
+    assert history.changes(reader, 8, 20_001) == [] and history.changes(reader, 7, 20_003) == []
+    assert history.compact(connection) == 5
+    assert [e[2] for e in history.changes(reader, 7, 20_001)] == [40, 30, 20, 10, 5]
+    assert connection.execute("SELECT count(*) FROM recent").fetchone()[0] == 0
 
 
 def test_groups_queued_together_are_copied_in_one_batch_in_arrival_order(tmp_path: Path) -> None:
-    """The history thread takes every group queued behind the next one into one transaction
-    (each transaction rewrites the index pages it touches): a listing's events of several groups
-    share a row, in arrival order, and `taken` is the last group's sequence."""
+    """The history thread takes every group queued behind the next one into one transaction,
+    and `taken` is the last group's sequence; closing moves the recent batches into `history`,
+    where a listing's events of several groups share a row, in arrival order."""
     published: list[int] = []
     keeper = history.HistoryKeeper(tmp_path, 400, published.append)
     for seq in range(1, 51):  # queued before the thread starts: one batch
@@ -195,4 +221,5 @@ def test_groups_queued_together_are_copied_in_one_batch_in_arrival_order(tmp_pat
     assert history.taken(connection) == 50 and published == [50]
     assert [e[2] for e in history.changes(connection, 7, 20_002)] == list(range(1, 51))
     assert connection.execute("SELECT count(*) FROM history WHERE row = 7").fetchone()[0] == 1
+    assert connection.execute("SELECT count(*) FROM recent").fetchone()[0] == 0
     assert all(history.changes(connection, 8 + seq, 20_004) for seq in range(1, 51))
