@@ -90,6 +90,22 @@ def test_slices_validated_apart_extend_into_one_result(validator: Validator) -> 
     assert parts.rate_columns().tolist() == whole.rate_columns().tolist()
 
 
+def test_keys_are_the_same_whatever_the_sources_and_forms_met_before(validator: Validator) -> None:
+    """Keys of pairs that need no normalizing are cached per source: a slice of one source,
+    of several, and ids that must be normalized (or refused) all give the keys one event alone does."""
+    forms = [rate(listing_id="k-1"), rate(listing_id=" k-1 "), rate(source=" AirBnb", listing_id="k-1"),
+             rate(source="vrbo", listing_id="k-1"), rate(listing_id=12), rate(listing_id="12"),
+             rate(source="vrbo", listing_id="K\u0301"), rate(listing_id=""), rate(source="vrbo", listing_id="k-2")]
+    alone = [validated(validator, event).keys for event in forms]
+    assert alone[:3] == [["airbnb\x00k-1"]] * 3 and alone[3] == ["vrbo\x00k-1"] and alone[7] == []
+    for _ in range(2):  # the second time from the cache
+        together = validated(validator, *forms)
+        assert [rejection["index"] for rejection in together.rejected] == [7]
+        assert together.keys == list(dict.fromkeys(key for keys in alone for key in keys))
+        one_source = validated(validator, rate(listing_id="k-1"), rate(listing_id=" k-1 "), rate(listing_id=12))
+        assert one_source.keys == ["airbnb\x00k-1", "airbnb\x0012"]
+
+
 def one_fact(kind: str, listing_id: str = "v-1", **fields: object) -> dict[str, object]:
     return {"type": kind, "source": "airbnb", "listing_id": listing_id, "start": str(TODAY),
             "end": str(TODAY + dt.timedelta(days=2)), "changed_at": NOW, **fields}
