@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Server, start_server
-from staystream.adapters import Input, InputError, Options, load
+from staystream.adapters import Input, InputError, Options, load, one_by_one
 from staystream.adapters.insideairbnb import kind_of, parse_amount
 from staystream.events.bounds import Rejected
 from staystream.events.types import ListingEvent, RateEvent
@@ -386,8 +386,8 @@ def test_runs_of_equal_nights_become_one_rate_event() -> None:
     del rows[30]  # a gap in the dates
     rows.insert(100, "8,2024-02-01,t,$5.00,,1,1\n")  # another listing in between
     data = (header + "".join(rows)).encode()
-    items = list(load("insideairbnb").read([Input("cal.csv", io.BytesIO(gzip.compress(data)))],
-                                           Options("airbnb", "SGD")))
+    items = list(one_by_one(load("insideairbnb").read([Input("cal.csv", io.BytesIO(gzip.compress(data)))],
+                                                      Options("airbnb", "SGD"))))
     spans = [(i.event.listing_id, str(i.event.start), (i.event.end - i.event.start).days, i.line, i.last_line)
              for i in items if isinstance(i.event, RateEvent)]
     assert spans == [  # line 1 is the header

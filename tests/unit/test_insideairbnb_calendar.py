@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from staystream.adapters import Input, Options, insideairbnb
+from staystream.adapters import Input, Options, RateRuns, insideairbnb, one_by_one
 
 HEADER = "listing_id,date,available,price,adjusted_price,minimum_nights,maximum_nights\n"
 
@@ -29,7 +30,7 @@ def calendar_rows() -> list[str]:
 def items(text: str, block_bytes: int, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     monkeypatch.setattr(insideairbnb, "_BLOCK_BYTES", block_bytes)
     read = insideairbnb.read([Input("cal.csv", io.BytesIO(text.encode()))], Options("airbnb", "SGD"))
-    return [(f"{type(i.event).__name__}: {i.event}", i.line, i.last_line, i.rows, i.note) for i in read]
+    return [(f"{type(i.event).__name__}: {i.event}", i.line, i.last_line, i.rows, i.note) for i in one_by_one(read)]
 
 
 @pytest.mark.parametrize("block_bytes", [1_000, 7_000, 1 << 20])
@@ -57,3 +58,40 @@ def test_a_file_the_columns_cannot_take_is_read_row_by_row(block_bytes: int,
     split = items(HEADER + "".join(two_lines), block_bytes, monkeypatch)
     assert [event for event, *_ in split] == [event for event, *_ in plain]
     assert len(split) == len(plain)
+
+
+class _Unseekable(io.RawIOBase):
+    """A stream the columns cannot read again: the calendar goes row by row through the csv module."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+@pytest.mark.parametrize("block_bytes", [1_000, 7_000, 1 << 20])
+def test_runs_found_as_columns_are_the_csv_modules(block_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No row rejected, so every block's runs are found for whole columns: a price written two
+    ways ($100 and $100.00: one run, its first night's text), a placeholder price, runs past the
+    cap and across blocks give the events, lines and notes the csv module's rows give."""
+    rows = [row.replace("maybe", "f") for row in calendar_rows()]
+    for i in range(300, 320):
+        rows[i] = rows[i].replace('"$100.00"', '"$100"', 1)
+    rows[716:719] = [row.replace('"$1,250.00"', '"$12,500.00"', 1) for row in rows[716:719]]
+    text = HEADER + "".join(rows)
+    options = Options("airbnb", "SGD", placeholder_price=Decimal(10_000))
+    stream = io.BufferedReader(_Unseekable(text.encode()))
+    by_rows = [(repr(i.event), i.line, i.last_line, i.rows, i.note)
+               for i in insideairbnb.read([Input("cal.csv", stream)], options)]  # type: ignore[list-item]  # a binary stream
+    monkeypatch.setattr(insideairbnb, "_BLOCK_BYTES", block_bytes)
+    read = insideairbnb.read([Input("cal.csv", io.BytesIO(text.encode()))], options)
+    as_columns = list(read)
+    assert any(isinstance(item.event, RateRuns) for item in as_columns)
+    assert [(repr(i.event), i.line, i.last_line, i.rows, i.note) for i in one_by_one(as_columns)] == by_rows
+    assert sum(note is not None for *_, note in by_rows) == 1

@@ -7,7 +7,9 @@ An adapter is a module `staystream.adapters.<format>` with one function:
 It streams: it yields an `Item` per canonical event (`ListingEvent`, `RateEvent`,
 `DelistEvent` from `staystream.types`) or per record it cannot turn into one (a
 `staystream.ingest.Rejected` naming the field, the value and what was expected), each with the
-place in the source it came from, so a rejection can be found in the original file. It never
+place in the source it came from, so a rejection can be found in the original file. An adapter
+of big files may yield many rate events as one `RateRuns` item (columns, no object per event);
+`one_by_one` turns those back into an item per event. It never
 validates what the service validates anyway (ranges, horizons, ceilings): the importer maps the
 service's rejections back to the item's lines. A problem with an input as a whole (a missing
 column, the wrong file) raises `InputError`.
@@ -25,16 +27,18 @@ import gzip
 import importlib
 import io
 import pkgutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import ModuleType
 from typing import BinaryIO, NamedTuple, Protocol, TextIO
 
+from staystream.adapters.runs import RateRuns
 from staystream.events.bounds import Rejected
 from staystream.events.types import Event
 
-__all__ = ["Adapter", "Input", "InputError", "Item", "Options", "formats", "load", "open_text"]
+__all__ = ["Adapter", "Input", "InputError", "Item", "Options", "RateRuns", "formats", "load", "one_by_one",
+           "open_text"]
 
 
 class InputError(ValueError):
@@ -65,10 +69,11 @@ class Item(NamedTuple):
     `line` and `last_line` are the source's own 1-based line numbers (a CSV header is line 1):
     several lines when one event merges several rows, or a quoted field holds line breaks.
     `rows` is how many source records the item accounts for; `note` says what the adapter
-    changed on purpose (a placeholder price kept as unavailable), for the import report.
+    changed on purpose (a placeholder price kept as unavailable), for the import report. For
+    `RateRuns`, the lines span its events' and `rows` counts all of theirs (each has its own).
     """
 
-    event: Event | Rejected
+    event: Event | Rejected | RateRuns
     file: str
     line: int
     last_line: int
@@ -104,6 +109,18 @@ def formats() -> list[str]:
         if callable(getattr(imported, "read", None)):
             names.append(module.name)
     return sorted(names)
+
+
+def one_by_one(items: Iterable[Item]) -> Iterator[Item]:
+    """The items with every `RateRuns` as an item per event (its lines, rows and note)."""
+    for item in items:
+        runs = item.event
+        if not isinstance(runs, RateRuns):
+            yield item
+            continue
+        for i, (event, line, last_line, rows) in enumerate(zip(
+                runs.events(), runs.line.tolist(), runs.last_line.tolist(), runs.nights.tolist(), strict=True)):
+            yield Item(event, item.file, line, last_line, rows, runs.notes.get(i))
 
 
 def open_text(stream: BinaryIO) -> TextIO:

@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from staystream.adapters import Input, InputError, Item, Options, open_text
+from staystream.adapters.runs import RateRuns
+from staystream.dates import day_from_epoch, epoch_day, micros
 from staystream.events.bounds import Rejected
 from staystream.events.ingest import MAX_NIGHTS_PER_EVENT
 from staystream.events.types import FeeEvent, ListingEvent, RateEvent
@@ -214,13 +216,14 @@ def _cleaning_fee(options: Options, listing_id: str, text: str, changed_at: dt.d
 def _calendar(name: str, reader: Any, columns: dict[str, int], options: Options,
               scraped: Scraped, stream: BinaryIO) -> Iterator[Item]:
     """Rate events, one per run of equal nights: columnar when the file is plain CSV (a row a
-    line), else row by row with the csv module. Both give the same items (`_columnar`)."""
+    line: whole blocks of events as `RateRuns`), else row by row with the csv module. Both give
+    the same events, with the same lines and notes (`_columnar`)."""
     yielded = 0
     if stream.seekable():
         try:
             for item in _columnar(stream, _Calendar(name, options, scraped)):
                 yield item
-                yielded += 1
+                yielded += len(item.event) if isinstance(item.event, RateRuns) else 1
             return
         except _NotPlain:
             # read it again row by row (a broken row may be deep in the file), past what went out
@@ -235,16 +238,16 @@ class _NotPlain(Exception):
     """The calendar is not one record a line (a blank line, a broken or multi-line row, bad UTF-8)."""
 
 
-# Rows are converted a block at a time: memory holds a block, not a file (the importer peaks at
-# ~160 MB whatever the file's size, ~40 MB of it pyarrow's libraries; 8 MB blocks: ~230 MB).
-_BLOCK_BYTES = 1 << 20
+_FIRST_DAY = epoch_day(dt.date.min)
+# Rows are converted a block at a time: memory holds a block, not a file (the importer peaked at
+# ~160 MB with 1 MB blocks whatever the file's size, ~40 MB of it pyarrow's libraries; 8 MB: ~230
+# MB). 2 MB blocks read a city's calendar in about half the time 1 MB blocks take.
+_BLOCK_BYTES = 2 << 20
 
 
 def _columnar(stream: BinaryIO, calendar: _Calendar) -> Iterator[Item]:
-    """The calendar read by pyarrow a block at a time. A row that repeats the one before it (same
-    listing, availability, price and minimum stay as text, the next night) only lengthens the
-    run: that is found for whole columns at once, and Python sees only the other rows (about
-    one in ten in a real city). Raises `_NotPlain` where line numbers would not be row numbers.
+    """The calendar read by pyarrow a block at a time, each block's runs found for whole columns
+    at once (`_Calendar.block`). Raises `_NotPlain` where line numbers would not be row numbers.
 
     pyarrow is imported here, not with the module: the server imports every adapter, and
     pyarrow's thread pools started before the supervisor forks hung its shutdown."""
@@ -263,14 +266,14 @@ def _columnar(stream: BinaryIO, calendar: _Calendar) -> Iterator[Item]:
             # one thread: the import shares its cores with the server it feeds
             read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES, use_threads=False),
             parse_options=pa_csv.ParseOptions(ignore_empty_lines=False, newlines_in_values=False),
-            # every column as text, as the csv module gives it: `_Calendar.row` parses them
-            convert_options=pa_csv.ConvertOptions(include_columns=list(CALENDAR_COLUMNS),
-                                                  column_types=dict.fromkeys(CALENDAR_COLUMNS, pa.string())),
+            # nights as dates (only YYYY-MM-DD: any other form stops the reading); the other
+            # columns as text, as the csv module gives it, each block's distinct texts once
+            convert_options=pa_csv.ConvertOptions(include_columns=list(CALENDAR_COLUMNS), column_types={
+                **dict.fromkeys(CALENDAR_COLUMNS, pa.dictionary(pa.int32(), pa.string())), "date": pa.date32()}),
         )
     except (pa.ArrowInvalid, KeyError, UnicodeDecodeError):
         raise _NotPlain from None
     line = 2  # of the block's first row; the header is line 1
-    previous: pa.RecordBatch | None = None  # the last row of the block before
     while True:
         try:
             block = batches.read_next_batch()
@@ -280,9 +283,10 @@ def _columnar(stream: BinaryIO, calendar: _Calendar) -> Iterator[Item]:
             raise _NotPlain from None
         if block.num_rows == 0:
             continue
-        yield from _block(block, previous, line, calendar)
+        if block.column("date").null_count:
+            raise _NotPlain  # a blank line reads as a row of empty fields here; the csv module skips it
+        yield from calendar.block(block, line)
         line += block.num_rows
-        previous = block.slice(block.num_rows - 1)
     yield from calendar.finish()
 
 
@@ -301,55 +305,8 @@ class _Borrowed(io.RawIOBase):
         return len(data)
 
 
-def _block(block: pa.RecordBatch, previous: pa.RecordBatch | None, line: int, calendar: _Calendar) -> Iterator[Item]:
-    """The items a block of rows completes; rows that repeat the row before go by count."""
-    import pyarrow as pa
-    import pyarrow.compute as pc  # type: ignore[import-untyped]
-
-    rows = block.num_rows
-    if pc.any(pc.equal(block.column("listing_id"), "")).as_py():
-        raise _NotPlain  # a blank line reads as a row of empty fields here; the csv module skips it
-    both = block if previous is None else pa.Table.from_batches([previous, block]).combine_chunks().to_batches()[0]
-    column = {name: both.column(name) for name in CALENDAR_COLUMNS}
-    same = np.ones(both.num_rows - 1, dtype=bool)
-    for name in ("listing_id", "available", "price", "minimum_nights"):
-        values = column[name]
-        same &= pc.equal(values.slice(1), values.slice(0, len(values) - 1)).to_numpy(zero_copy_only=False)
-    # the next night, written as `date.isoformat()` writes it (as the row-by-row reader compares)
-    dates = column["date"]
-    days = pc.cast(pc.strptime(dates, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
-    days = pc.fill_null(pc.cast(days, pa.int32()), -(2**31)).to_numpy()
-    canonical = pc.match_substring_regex(dates, r"^\d{4}-\d{2}-\d{2}$").to_numpy(zero_copy_only=False)
-    same &= (days[1:] == days[:-1] + 1) & canonical[1:]
-    # row i of the block against the row before it; the first against `previous`, if any
-    repeats = np.concatenate(([False], same)) if previous is None else same
-    heads = np.flatnonzero(~repeats)
-    # rows after each head that repeat it (up to the next head, or the block's end)
-    counts = np.diff(np.append(heads, rows)) - 1
-    first_repeats = rows if len(heads) == 0 else int(heads[0])
-    if first_repeats:
-        yield from _repeats(block, 0, first_repeats, line, calendar)
-    if len(heads) == 0:
-        return
-    taken = block.take(pa.array(heads))
-    fields = [taken.column(name).to_pylist() for name in CALENDAR_COLUMNS]
-    for head, count, values in zip(heads.tolist(), counts.tolist(), zip(*fields, strict=True), strict=True):
-        at = line + head
-        yield from calendar.row(at, at, *values)
-        if count:
-            yield from _repeats(block, head + 1, count, line, calendar)
-
-
-def _repeats(block: pa.RecordBatch, first: int, count: int, line: int, calendar: _Calendar) -> Iterator[Item]:
-    """Rows [first, first + count) of a block, each repeating the row before it."""
-    if not calendar.rejected:
-        yield from calendar.repeat(count, line + first + count - 1)
-        return
-    # a rejected row's repeats are rejected too, each on its own line (rare: read them one by one)
-    rows = block.slice(first, count)
-    fields = [rows.column(name).to_pylist() for name in CALENDAR_COLUMNS]
-    for offset, values in enumerate(zip(*fields, strict=True)):
-        yield from calendar.row(line + first + offset, line + first + offset, *values)
+class _Unusual(Exception):
+    """A row of the block is rejected, or written in a way only `_Calendar.row` reads right."""
 
 
 def _rows(name: str, reader: Any, columns: dict[str, int], calendar: _Calendar) -> Iterator[Item]:
@@ -386,11 +343,19 @@ class _Calendar:
         self.listing_id = ""
         self.changed_at: dt.datetime | None = None
         self.fallback_price, self.fallback_min = "", ""
-        self.rejected = False  # whether the last row read was rejected
+        # what `RateRuns` index, numbered as first seen: listing ids, price texts, scrape moments
+        self.listing_ids: list[str] = []
+        self.listing_index: dict[str, int] = {}
+        self.prices: list[str] = []
+        self.price_index: dict[str, int] = {}
+        self.moments: list[dt.datetime] = []
+        self.moment_index: dict[dt.datetime, int] = {}
+        self.fallbacks: list[tuple[str, str]] = []  # a listing's (price, minimum stay) in the listings file
+        self.fallback_index: dict[tuple[str, str], int] = {}
+        self.value_index: dict[tuple[Decimal | None, bool, int, bool], int] = {}
 
     def row(self, first: int, last: int, listing_id: str, date: str, available: str, price: str,
             min_text: str) -> Iterator[Item]:
-        self.rejected = False
         options = self.options
         try:
             this_id = listing_id.strip()
@@ -407,17 +372,11 @@ class _Calendar:
             night = _date(date)
             if self.changed_at is None:  # no listings file: a calendar starts on its scrape date
                 self.changed_at = self.scraped.latest = _midnight(night)
-            key = (available, price, min_text, self.fallback_price, self.fallback_min)
-            values = self.values.get(key)
-            if values is None:
-                if len(self.values) > 100_000:
-                    self.values.clear()
-                values = self.values[key] = self._values(*key)
+            values = self._cached(available, price, min_text, self.fallback_price, self.fallback_min)
             if isinstance(values, str):
                 raise Rejected(values)
         except Rejected as exc:
             yield Item(Rejected(f"listing {listing_id.strip()!r}: {exc}"), self.name, first, last)
-            self.rejected = True
             return
         amount, is_available, min_nights, blocked = values
         if self.run is not None and self.run.extends(night, amount, is_available, min_nights, blocked):
@@ -429,6 +388,16 @@ class _Calendar:
             assert self.changed_at is not None
             self.run = _Run(self.listing_id, night, amount, is_available, min_nights, blocked, first, last,
                             self.changed_at)
+
+    def _cached(self, available: str, price: str, min_text: str, fallback_price: str,
+                fallback_min: str) -> tuple[Decimal | None, bool, int, bool] | str:
+        key = (available, price, min_text, fallback_price, fallback_min)
+        values = self.values.get(key)
+        if values is None:
+            if len(self.values) > 100_000:
+                self.values.clear()
+            values = self.values[key] = self._values(*key)
+        return values
 
     def _values(self, available: str, price: str, min_text: str, fallback_price: str,
                 fallback_min: str) -> tuple[Decimal | None, bool, int, bool] | str:
@@ -450,25 +419,114 @@ class _Calendar:
         blocked = placeholder is not None and amount is not None and amount >= placeholder and is_available
         return amount, is_available and not blocked, min_nights, blocked
 
-    def repeat(self, rows: int, last: int) -> Iterator[Item]:
-        """`rows` more rows (lines up to `last`) that repeat the last row read, each the next night:
-        they lengthen its run (a new run of the same values past `MAX_NIGHTS_PER_EVENT`)."""
+    def block(self, block: pa.RecordBatch, line: int) -> Iterator[Item]:
+        """The runs a block of rows (lines from `line` on) completes, as one `RateRuns`; its last
+        run stays open (the next block may lengthen it). Row by row if any row is unusual."""
+        try:
+            listing, day, value, combination, moment, combinations = self._columns(block)
+        except _Unusual:
+            fields = [block.column(name).to_pylist() for name in CALENDAR_COLUMNS]
+            fields[1] = [night.isoformat() for night in fields[1]]
+            for offset, values in enumerate(zip(*fields, strict=True)):
+                yield from self.row(line + offset, line + offset, *values)
+            return
+        count = len(listing)
+        # a row starts a run unless it is the next night of the row before, with equal values
+        starts = np.ones(count, dtype=bool)
+        starts[1:] = (listing[1:] != listing[:-1]) | (day[1:] != day[:-1] + 1) | (value[1:] != value[:-1])
         run = self.run
-        assert run is not None
-        line = last - rows
-        while rows:
-            if run.rows == MAX_NIGHTS_PER_EVENT:
-                yield run.item(self.options, self.currency, self.name)
-                start = run.start + dt.timedelta(days=run.rows)
-                run = self.run = _Run(run.listing_id, start, run.price, run.available, run.min_nights, run.blocked,
-                                      line + 1, line + 1, run.changed_at)
-                taken = 1
-            else:
-                taken = min(rows, MAX_NIGHTS_PER_EVENT - run.rows)
-                run.rows += taken
-            line += taken
-            run.last = line
-            rows -= taken
+        goes_on = run is not None and run.listing_id == self.listing_ids[listing[0]] and run.extends(
+            day_from_epoch(int(day[0])), *combinations[combination[0]])
+        starts[0] = not goes_on
+        # a run ends at `MAX_NIGHTS_PER_EVENT` nights: the next night starts one of the same values
+        index = np.arange(count)
+        position = index - np.maximum.accumulate(np.where(starts, index, 0))
+        if run is not None and goes_on:
+            position[: int(np.argmax(starts)) if starts.any() else count] += run.rows
+        heads = np.flatnonzero(position % MAX_NIGHTS_PER_EVENT == 0)
+        if run is not None:
+            if goes_on:
+                lengthened = int(heads[0]) if len(heads) else count
+                run.rows += lengthened
+                run.last = line + lengthened - 1
+            if not len(heads):
+                return
+            yield run.item(self.options, self.currency, self.name)
+        done, last = heads[:-1], int(heads[-1])
+        if len(done):
+            yield self._runs(listing[done], day[done], np.diff(heads), combination[done], combinations,
+                             moment[done], line + done)
+        amount, available, min_nights, blocked = combinations[combination[last]]
+        self.run = _Run(self.listing_ids[listing[last]], day_from_epoch(int(day[last])), amount, available,
+                        min_nights, blocked, line + last, line + count - 1, self.moments[moment[last]])
+        self.run.rows = count - last
+        self.listing_id, self.changed_at = self.run.listing_id, self.run.changed_at
+        _, self.fallback_price, self.fallback_min = self.scraped.by_listing.get(self.listing_id, (None, "", ""))
+
+    def _columns(self, block: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                        list[tuple[Decimal | None, bool, int, bool]]]:
+        """Per row: its listing (an index into `listing_ids`), its night (days since 1970), its
+        values' identity (equal prices written differently are equal), its values as written (an
+        index into the list returned last), its `changed_at` (an index into `moments`).
+        `_Unusual` if a row is rejected, or written in a form only `row` reads right."""
+        import pyarrow as pa
+
+        column = {name: block.column(name) for name in CALENDAR_COLUMNS}
+        day = column["date"].cast(pa.int32()).to_numpy().astype(np.int64)
+        if day.min() < _FIRST_DAY:
+            raise _NotPlain  # year 0: pyarrow takes it, `dt.date` (and the csv module path) refuses it
+        if self.scraped.latest is None:  # no listings file: a calendar starts on its scrape date
+            self.scraped.latest = _midnight(day_from_epoch(int(day[0])))
+        ids = column["listing_id"]
+        listing_of, fallback_of, moment_of = [], [], []
+        for text in ids.dictionary.to_pylist():
+            listing_id = text.strip()
+            if not listing_id:
+                raise _Unusual  # rejected
+            scraped_at, fallback_price, fallback_min = self.scraped.by_listing.get(listing_id, (None, "", ""))
+            listing_of.append(_numbered(self.listing_index, self.listing_ids, listing_id))
+            moment_of.append(_numbered(self.moment_index, self.moments, scraped_at or self.scraped.latest))
+            fallback_of.append(_numbered(self.fallback_index, self.fallbacks, (fallback_price, fallback_min)))
+        local = ids.indices.to_numpy()
+        # the few distinct (available, price, minimum stay, listing's fallbacks) of the block, read once
+        code = np.array(fallback_of, np.int64)[local]
+        texts = []
+        for name in ("minimum_nights", "price", "available"):
+            texts.append(column[name].dictionary.to_pylist())
+            code = code * len(texts[-1]) + column[name].indices.to_numpy()
+        distinct, combination = np.unique(code, return_inverse=True)
+        combinations, value = [], []
+        for number in distinct.tolist():
+            number, available = divmod(number, len(texts[2]))
+            number, price = divmod(number, len(texts[1]))
+            fallback, min_text = divmod(number, len(texts[0]))
+            values = self._cached(texts[2][available], texts[1][price], texts[0][min_text], *self.fallbacks[fallback])
+            if isinstance(values, str):
+                raise _Unusual  # rejected
+            combinations.append(values)
+            value.append(self.value_index.setdefault(values, len(self.value_index)))  # Decimal equality
+        combination = combination.reshape(-1)
+        return (np.array(listing_of, np.int64)[local], day, np.array(value, np.int64)[combination], combination,
+                np.array(moment_of, np.int64)[local], combinations)
+
+    def _runs(self, listing: np.ndarray, start: np.ndarray, nights: np.ndarray, combination: np.ndarray,
+              combinations: list[tuple[Decimal | None, bool, int, bool]], moment: np.ndarray,
+              line: np.ndarray) -> Item:
+        """Complete runs of a block as one item: their first rows' columns and lengths."""
+        price = np.array([-1 if amount is None else _numbered(self.price_index, self.prices, str(amount))
+                          for amount, *_ in combinations], np.int64)
+        available, min_nights, blocked = (np.array([values[i] for values in combinations], dtype)
+                                          for i, dtype in ((1, bool), (2, np.int64), (3, bool)))
+        micros_of = np.array([micros(moment) for moment in self.moments], np.int64)
+        notes = {int(i): _placeholder_note(combinations[c][0], self.currency, self.options.placeholder_price, rows)
+                 for i, c, rows in zip(np.flatnonzero(blocked[combination]).tolist(),
+                                       combination[blocked[combination]].tolist(),
+                                       nights[blocked[combination]].tolist(), strict=True)}
+        runs = RateRuns(self.options.source, self.currency, self.listing_ids, self.prices, listing=listing,
+                        start=start, nights=nights, price=price[combination], available=available[combination],
+                        min_nights=min_nights[combination], changed_at=micros_of[moment], line=line,
+                        last_line=line + nights - 1, notes=notes)
+        return Item(runs, self.name, int(line[0]), int(line[-1] + nights[-1] - 1), int(nights.sum()))
 
     def finish(self) -> Iterator[Item]:
         if self.run is not None:
@@ -506,14 +564,22 @@ class _Run:
             changed_at=self.changed_at, price=self.price, available=self.available,
             min_nights=self.min_nights,
         )
-        note = None
-        if self.blocked:
-            note = (f"price {self.price} {currency} is at or above the placeholder price "
-                    f"{options.placeholder_price}: {self.rows} nights kept as unavailable")
+        note = _placeholder_note(self.price, currency, options.placeholder_price, self.rows) if self.blocked else None
         return Item(event, name, self.first, self.last, self.rows, note)
 
 
-_DAY = dt.timedelta(days=1)
+def _placeholder_note(price: Decimal | None, currency: str, placeholder: Decimal | None, rows: int) -> str:
+    return (f"price {price} {currency} is at or above the placeholder price {placeholder}: "
+            f"{rows} nights kept as unavailable")
+
+
+def _numbered(index: dict[Any, int], table: list[Any], key: Any) -> int:
+    """`key`'s place in `table`, appended when new (`index` finds it)."""
+    number = index.get(key)
+    if number is None:
+        number = index[key] = len(table)
+        table.append(key)
+    return number
 
 
 def parse_amount(text: str, column: str = "price") -> Decimal:

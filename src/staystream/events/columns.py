@@ -18,6 +18,7 @@ exactly as the same event sent as JSON would be, with the same message.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from types import SimpleNamespace
 
 import msgspec
@@ -97,6 +98,26 @@ class RateColumnsBuilder:
         availables.append(available)
         min_nights_.append(min_nights)
         moments.append(micros)
+
+    def extend(self, source: str, listing_ids: Sequence[str], listing: np.ndarray, start: np.ndarray,
+               end: np.ndarray, currency: str, changed_at: np.ndarray, prices: Sequence[str], price: np.ndarray,
+               available: np.ndarray, min_nights: np.ndarray) -> None:
+        """Many events at once, as arrays: `listing` and `price` index the tables given (a price
+        of -1: none), days count from 1970-01-01, `changed_at` is in microseconds."""
+        listings, starts, ends, currencies, prices_, availables, min_nights_, moments = self.columns
+        distinct, inverse = np.unique(listing, return_inverse=True)
+        mine = [self.listings.setdefault((source, listing_ids[i]), len(self.listings)) for i in distinct.tolist()]
+        listings += np.array(mine, np.int64)[inverse.reshape(-1)].tolist()
+        distinct, inverse = np.unique(price, return_inverse=True)
+        mine = [NO_PRICE_INDEX if i < 0 else self.prices.setdefault(prices[i], len(self.prices))
+                for i in distinct.tolist()]
+        prices_ += np.array(mine, np.int64)[inverse.reshape(-1)].tolist()
+        starts += start.tolist()
+        ends += end.tolist()
+        currencies += [self.currencies.setdefault(currency, len(self.currencies))] * len(listing)
+        availables += available.tolist()
+        min_nights_ += min_nights.tolist()
+        moments += changed_at.tolist()
 
     def split(self, at: int) -> tuple[RateColumnsBuilder, RateColumnsBuilder]:
         """The events before `at` and from `at` on (a body the service found too large, halved)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime as dt
 import gzip
 import http.client
@@ -45,10 +46,12 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 import msgspec
+import numpy as np
 
-from staystream.adapters import Input, InputError, Item, Options, load
+from staystream.adapters import Input, InputError, Item, Options, RateRuns, load
 from staystream.api.auth import EVERY_SOURCE, Credentials
 from staystream.api.headers import BULK_HEADER
+from staystream.dates import day_from_epoch, micros
 from staystream.durable.lock import owner_of
 from staystream.events.bounds import Rejected
 from staystream.events.columns import MEDIA_TYPE, RateColumnsBuilder
@@ -223,7 +226,9 @@ def send(items: Iterable[Item], url: str, report: Report, batch_events: int = BA
         for count, item in enumerate(items):
             report.read(item)
             event = item.event
-            if isinstance(event, RateEvent):
+            if isinstance(event, RateRuns):
+                rates = _add_runs(event, item.file, rates, sender, batch_events)
+            elif isinstance(event, RateEvent):
                 assert rates.rates is not None
                 rates.rates.add(event.source, str(event.listing_id), event.start, event.end, event.currency,
                                 event.changed_at, None if event.price is None else str(event.price),
@@ -249,6 +254,22 @@ def send(items: Iterable[Item], url: str, report: Report, batch_events: int = BA
         sender.abort()
         raise
     sender.close()
+
+
+def _add_runs(runs: RateRuns, file: str, rates: Batch, sender: Sender, batch_events: int) -> Batch:
+    """`runs` added to the batch of rate columns, each full batch sent; the batch being filled."""
+    first = 0
+    while first < len(runs):
+        part = runs.part(first, min(len(runs), first + batch_events - len(rates)))
+        assert rates.rates is not None
+        rates.rates.extend(part.source, part.listing_ids, part.listing, part.start, part.start + part.nights,
+                           part.currency, part.changed_at, part.prices, part.price, part.available, part.min_nights)
+        rates.where += zip(itertools.repeat(file), part.line.tolist(), part.last_line.tolist(), part.nights.tolist())
+        first += len(part)
+        if len(rates) >= batch_events:
+            sender.submit(rates)
+            rates = Batch(rates=RateColumnsBuilder())
+    return rates
 
 
 class Sender:
@@ -443,6 +464,13 @@ class Report:
 
     def read(self, item: Item) -> None:
         self.rows[item.file] = self.rows.get(item.file, 0) + item.rows
+        runs = item.event
+        if isinstance(runs, RateRuns):
+            self.events_sent += len(runs)
+            self.nights_read += item.rows
+            for i, note in runs.notes.items():
+                self.note(item.file, int(runs.line[i]), int(runs.last_line[i]), int(runs.nights[i]), note)
+            return
         if isinstance(item.event, Rejected):
             self.reject(item.file, item.line, item.last_line, str(item.event))
         else:
@@ -450,10 +478,14 @@ class Report:
             if isinstance(item.event, CalendarEvent):
                 self.nights_read += item.rows
         if item.note is not None:
-            with self.lock:
-                self.adjusted += item.rows
-                if self.rejects is not None:
-                    self.rejects.writerow([item.file, item.line, item.last_line, "adjusted", item.note])
+            self.note(item.file, item.line, item.last_line, item.rows, item.note)
+
+    def note(self, file: str, line: int, last_line: int, rows: int, note: str) -> None:
+        """Rows the adapter changed on purpose (a placeholder price kept as unavailable)."""
+        with self.lock:
+            self.adjusted += rows
+            if self.rejects is not None:
+                self.rejects.writerow([file, line, last_line, "adjusted", note])
 
     def reject(self, file: str, line: int, last_line: int, reason: str) -> None:
         with self.lock:
@@ -602,7 +634,11 @@ def sample_items(today: dt.date, now: dt.datetime) -> Iterator[Item]:
         inputs = [Input("listings", listings), Input("calendar", calendar)]  # type: ignore[arg-type]  # IO[bytes]
         for item in adapter.read(inputs, options):
             event = item.event
-            if isinstance(event, RateEvent):
+            if isinstance(event, RateRuns):
+                shift = shift if shift is not None else today - day_from_epoch(int(event.start[0]))
+                event = dataclasses.replace(event, start=event.start + shift.days,
+                                            changed_at=np.full(len(event), micros(now), np.int64))
+            elif isinstance(event, RateEvent):
                 shift = shift if shift is not None else today - event.start
                 event = msgspec.structs.replace(event, start=event.start + shift, end=event.end + shift,
                                                 changed_at=now)
