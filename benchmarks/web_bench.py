@@ -14,8 +14,9 @@ open page's card updated within 1 s of a write's 200; JavaScript kept small.
    the page marks `staystream:results` when its first cards are drawn: milliseconds since the
    navigation started, beside the HTML's and the API calls' own times from Resource Timing.
 3. `live`: the page open on the shared URL with its watch stream open; a price drop posted for
-   one of its cards; from the write's 200 (the client's clock) to the card's new total in the
-   DOM (a MutationObserver, the same clock).
+   one of its cards, then a rise of the same card (told by the watch's `changes` opt-in); from
+   each write's 200 (the client's clock) to the card's new total in the DOM (a MutationObserver,
+   the same clock).
 4. `size`: bytes of the pages' own JavaScript and CSS, plain and gzipped, and of vendored Leaflet.
 
 Figures are medians with min-max; the load average is printed beside them.
@@ -154,31 +155,34 @@ def first_results(browser: Browser, url: str, repeat: int) -> dict[str, list[flo
     return figures
 
 
-def live_updates(browser: Browser, server: Any, repeat: int) -> list[float]:
+def live_updates(browser: Browser, server: Any, repeat: int) -> dict[str, list[float]]:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(server.url + SHARED)
     page.wait_for_function("() => document.querySelector('#cards').dataset.live === 'watch'")
-    seen_ms = []
+    seen_ms: dict[str, list[float]] = {"drop": [], "rise": []}
     for i in range(repeat):
         card = page.locator("li.card").nth(i + 1)
         place, listing = card.get_attribute("data-place-id"), card.get_attribute("data-listing-id")
-        before = card.locator(".total").inner_text()
-        page.evaluate("""([place, before]) => {
-            window.seenAt = null;
-            const observer = new MutationObserver(() => {
-              const total = document.querySelector(`li.card[data-place-id="${place}"] .total`);
-              if (total && total.textContent !== before) { window.seenAt = Date.now(); observer.disconnect(); }
-            });
-            observer.observe(document.querySelector('#cards'), {subtree: true, childList: true, characterData: true});
-        }""", [place, before])
-        price = f"{30 - i}.00"  # below every sample place, and lower each time: a price drop
-        post(server, [{"type": "rate", "source": "airbnb", "listing_id": listing, "start": str(CHECKIN),
-                       "end": str(CHECKOUT), "price": price, "currency": "SGD", "changed_at": instant()}])
-        acked_ms = time.time() * 1000
-        page.wait_for_function("() => window.seenAt !== null", timeout=10_000)
-        seen_ms.append(page.evaluate("() => window.seenAt") - acked_ms)
+        # below every sample place, and lower each time: a price drop; then a rise, still the cheapest
+        for kind, price in (("drop", f"{30 - i}.00"), ("rise", f"{32 - i}.00")):
+            before = page.locator(f"li.card[data-place-id='{place}'] .total").inner_text()
+            page.evaluate("""([place, before]) => {
+                window.seenAt = null;
+                const observer = new MutationObserver(() => {
+                  const total = document.querySelector(`li.card[data-place-id="${place}"] .total`);
+                  if (total && total.textContent !== before) { window.seenAt = Date.now(); observer.disconnect(); }
+                });
+                const cards = document.querySelector('#cards');
+                observer.observe(cards, {subtree: true, childList: true, characterData: true});
+            }""", [place, before])
+            post(server, [{"type": "rate", "source": "airbnb", "listing_id": listing, "start": str(CHECKIN),
+                           "end": str(CHECKOUT), "price": price, "currency": "SGD", "changed_at": instant()}])
+            acked_ms = time.time() * 1000
+            page.wait_for_function("() => window.seenAt !== null", timeout=10_000)
+            seen_ms[kind].append(page.evaluate("() => window.seenAt") - acked_ms)
     page.close()
-    print(f"  live card update: {spread(seen_ms)} ms after the write's 200")
+    for kind, found in seen_ms.items():
+        print(f"  live card update, a price {kind}: {spread(found)} ms after the write's 200")
     return seen_ms
 
 

@@ -193,6 +193,47 @@ def test_a_deleted_watch_hears_nothing_more(server: Server) -> None:
         assert db.execute("SELECT count(*) FROM watch_state WHERE watch_seq = ?", (seqs[0] + 1,)).fetchone()[0] == 0
 
 
+def test_changes_tells_every_change_of_a_place_only_to_a_watch_that_opted_in(server: Server) -> None:
+    """`changes: true` (the web page's live cards) adds `price_change` for a rise, a fall under
+    1% and a new cheapest listing of the place; a plain watch of the same search hears only the
+    contract's events. A fall of 1% is a `price_drop` to both, told once."""
+    lat, lon = LAT - 0.6, LON + 0.5  # away from the other tests' listings
+    with server.client() as client:
+        hotel, room_a, room_b = unique_id("hotel"), unique_id("room-a"), unique_id("room-b")
+        post_ok(client, [listing(room_a, lat=lat, lon=lon, property_id=hotel),
+                         listing(room_b, lat=lat, lon=lon + 0.0002, property_id=hotel),
+                         rate(room_a, 10, 13, "100.00"), rate(room_b, 10, 13, "120.00")])
+        plain = Stream(f"{server.url}/v1/watches/"
+                       + client.post("/v1/watches", json=watch_body(lat=lat, lon=lon)).json()["watch_id"] + "/events")
+        created = client.post("/v1/watches", json=watch_body(lat=lat, lon=lon, changes=True))
+        assert created.status_code == 201, created.text
+        told = Stream(f"{server.url}/v1/watches/{created.json()['watch_id']}/events")
+        try:
+            for stream in (plain, told):
+                assert [(e.event, e.data["listing_id"], e.data["total"]) for e in [stream.next()]] == [
+                    ("entered", room_a, "300.00")]
+            post_ok(client, [rate(room_a, 10, 13, "110.00", changed=1)])  # a rise: 330
+            rise = told.next()
+            assert (rise.event, rise.data["listing_id"], rise.data["total"], rise.data["previous_total"]) == (
+                "price_change", room_a, "330.00", "300.00")
+            assert rise.data["total"] == search_total(client, room_a, lat=lat, lon=lon)
+            post_ok(client, [rate(room_a, 10, 13, "130.00", changed=2)])  # room b (360) is the cheapest now
+            moved = told.next()
+            assert (moved.event, moved.data["listing_id"], moved.data["total"], moved.data["previous_total"]) == (
+                "price_change", room_b, "360.00", "330.00")
+            post_ok(client, [rate(room_b, 10, 13, "119.00", changed=3)])  # 357: under 1% below
+            assert [(e.event, e.data["total"]) for e in [told.next()]] == [("price_change", "357.00")]
+            plain.none_within(0.3)
+            post_ok(client, [rate(room_b, 10, 13, "90.00", changed=4)])  # 270
+            assert [(e.event, e.data["previous_total"]) for e in [plain.next(), told.next()]] == [
+                ("price_drop", "300.00"), ("price_drop", "357.00")]
+            plain.none_within(0.3)
+            told.none_within(0.3)
+        finally:
+            plain.close()
+            told.close()
+
+
 def test_writes_at_the_price_bound(server: Server) -> None:
     """The watcher skips pairs whose changed nights alone cost more than the watch's max_price,
     unless the watch holds the place: a stay at exactly max_price enters, one a cent over leaves
@@ -403,6 +444,7 @@ def test_expired_watches_are_gone(tmp_path: Path) -> None:
     ({**watch_body(), "colour": "red"}, "colour: unknown field"),
     ({**watch_body(), "checkin": night(-5), "checkout": night(-2)}, "is past; expected today or later"),
     ({**watch_body(), "kind": ["house", "castle"]}, "kind: 'castle' is not one of"),
+    ({**watch_body(), "changes": "yes"}, 'changes: "yes" is not a boolean; expected true'),
 ])
 def test_bad_watches_are_refused_naming_the_field(server: Server, body: dict[str, object], message: str) -> None:
     with server.client() as client:
@@ -539,18 +581,27 @@ def test_events_with_the_postgresql_store(postgres: Postgres, tmp_path: Path) ->
             flat = unique_id("pg")
             post_ok(client, [listing(flat, lat=LAT, lon=LON), rate(flat, 10, 13, "100.00")])
             watch_id = client.post("/v1/watches", json=watch_body()).json()["watch_id"]
+            told_id = client.post("/v1/watches", json=watch_body(changes=True)).json()["watch_id"]
             stream = Stream(f"{server.url}/v1/watches/{watch_id}/events")
+            told = Stream(f"{server.url}/v1/watches/{told_id}/events")
             try:
-                assert stream.next().event == "entered"
+                assert stream.next().event == told.next().event == "entered"
                 post_ok(client, [rate(flat, 10, 13, "80.00", changed=1)])
                 drop = stream.next()
                 assert (drop.event, drop.data["total"]) == ("price_drop", "240.00")
                 assert drop.data["total"] == search_total(client, flat)
+                post_ok(client, [rate(flat, 10, 13, "85.00", changed=2)])  # a rise: only the opted-in hears it
+                assert [(e.event, e.data["total"]) for e in [told.next(), told.next()]] == [
+                    ("price_drop", "240.00"), ("price_change", "255.00")]
+                stream.none_within(0.3)
             finally:
                 stream.close()
+                told.close()
         assert postgres.psql(f"SELECT count(*) FROM staystream.watches WHERE id = '{watch_id}'", uri) == "1"
+        assert postgres.psql("SELECT string_agg(id || ':' || changes::text, ',' ORDER BY seq) FROM staystream.watches",
+                             uri) == f"{watch_id}:false,{told_id}:true"
         assert postgres.psql("SELECT string_agg(event, ',' ORDER BY id) FROM staystream.watch_outbox", uri) == \
-            "entered,price_drop"
+            "entered,entered,price_drop,price_drop,price_change"
         assert not (tmp_path / "data" / "watches.sqlite3").exists()
     finally:
         server.stop()

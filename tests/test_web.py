@@ -260,6 +260,35 @@ def test_a_price_change_shows_on_the_open_page(api: Server, page: Page) -> None:
     assert page.locator("li.card").nth(2).get_attribute("data-place-id") == place  # nothing moved
 
 
+def test_a_price_rise_shows_on_the_open_page(api: Server, page: Page) -> None:
+    """The page's watch opts in to `changes`: a rise (which a plain watch does not tell) redraws
+    the card in place, with the total search gives."""
+    page.goto(SHARED)
+    cards = page.locator("li.card")
+    cards.nth(19).wait_for()
+    index = next(i for i in range(19, 3, -1) if cards.nth(i).locator(".offers li").count() == 1)  # one listing
+    card = cards.nth(index)
+    place = card.get_attribute("data-place-id")
+    source, listing_id = card.get_attribute("data-source"), card.get_attribute("data-listing-id")
+    before = totals(page)[index]
+    page.wait_for_function("() => document.querySelector('#cards').dataset.live === 'watch'")
+    nightly = f"{before / 3 + 10:.2f}"  # every night of the stay dearer than the stay's average
+    post(api, [{"type": "rate", "source": source, "listing_id": listing_id, "start": str(CHECKIN),
+                "end": str(CHECKOUT), "price": nightly, "currency": "SGD", "changed_at": instant()}])
+    acked = time.monotonic()
+    where = httpx.get(f"{api.url}/v1/listings/{source}/{listing_id}", timeout=30).json()
+    found = httpx.get(f"{api.url}/v1/search", timeout=30, params={
+        "lat": where["lat"], "lon": where["lon"], "radius_km": 0.01, "checkin": str(CHECKIN),
+        "checkout": str(CHECKOUT), "guests": 2, "currency": "SGD"}).json()["results"]
+    total = next(r["total"] for r in found if r["listing_id"] == listing_id)
+    expect(card.locator(".total")).to_contain_text(f"{float(total):,.2f}")
+    print(f"card updated {time.monotonic() - acked:.3f} s after the 200")  # the bar: benchmarks/web_bench.py
+    assert float(total) > before
+    assert "flash" in (card.get_attribute("class") or "")
+    assert cards.nth(index).get_attribute("data-place-id") == place  # nothing moved
+    assert page.locator("#cards").get_attribute("data-live") == "watch"  # no polling timer
+
+
 def test_a_stay_that_sells_out_greys_its_card_on_the_open_page(api: Server, page: Page) -> None:
     page.goto(SHARED)
     cards = page.locator("li.card")

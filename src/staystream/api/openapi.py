@@ -188,8 +188,9 @@ SCHEMA: dict[str, Any] = {
             "post": {
                 "summary": "Watch a search: events when a place enters or leaves it, or its total drops 1% or more",
                 "description": "JSON body: the search parameters (lat, lon, radius_km or bbox; checkin, checkout, "
-                "guests, max_price, currency, kind), validated as /v1/search validates them, and an optional "
-                "`webhook` URL. Needs no write credential; bounded per client address and in total (429 with "
+                "guests, max_price, currency, kind), validated as /v1/search validates them, an optional "
+                "`webhook` URL, and an optional `changes` boolean (default false; true adds price_change "
+                "events, the web page's opt-in). Needs no write credential; bounded per client address and in total (429 with "
                 "Retry-After). A watch expires after its checkout date. 503: the watch store (PostgreSQL) is "
                 "unreachable, or this scaled node keeps no watches (no PostgreSQL store).",
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
@@ -208,7 +209,8 @@ SCHEMA: dict[str, Any] = {
             "get": {
                 "summary": "The watch's events as Server-Sent Events: entered, left, price_drop",
                 "description": "`data` is JSON: place_id, source, listing_id, total, currency (and previous_total for "
-                "price_drop). Each event's `id` resumes the stream with the Last-Event-ID header; without it the "
+                "price_drop). A watch made with `changes: true` also hears price_change: any other change of a "
+                "matching place's total or cheapest offer (same data; previous_total when in the same currency). Each event's `id` resumes the stream with the Last-Event-ID header; without it the "
                 "stream starts with every event kept for the watch (24 h).",
                 "parameters": [_param("watch_id", "as created", {"type": "string"}, True, "path")],
                 "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}},

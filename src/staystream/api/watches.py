@@ -146,7 +146,7 @@ async def post_watch(request: Request, worker: Worker) -> Response:
     except QueryError as exc:
         raise HTTPError(400, str(exc)) from None
     watch = store.Watch(0, secrets.token_urlsafe(16), secrets.token_hex(32), _json_params(spec.params),
-                        spec.webhook, spec.expires_at)
+                        spec.webhook, spec.expires_at, spec.changes)
     client = request.client.host if request.client else "unknown"
     _database(worker)
     try:

@@ -27,9 +27,11 @@ class Offer:
 
 
 def changes(
-    watch_seq: int, said: dict[str, Placed], now: dict[str, Offer], places: set[str]
+    watch_seq: int, said: dict[str, Placed], now: dict[str, Offer], places: set[str], every_change: bool
 ) -> tuple[list[Event], list[tuple[int, str, Placed]], list[tuple[int, str]]]:
-    """For the `places` looked at: the events, the state to keep and the state to drop."""
+    """For the `places` looked at: the events, the state to keep and the state to drop. With
+    `every_change` (the watch's `changes` opt-in) any other change of a place's total or of the
+    listing offering it is a `price_change`: each change is told once, a drop of 1% as before."""
     events, placed, gone = [], [], []
     for pid in sorted(places):
         before, offer = said.get(pid), now.get(pid)
@@ -43,6 +45,10 @@ def changes(
             new = offer.placed
             if new.currency == before.currency and new.total * 100 <= before.total * (100 - DROP_PERCENT):
                 events.append(_event(watch_seq, "price_drop", pid, new, before.total))
+                placed.append((watch_seq, pid, new))
+            elif every_change and new != before:
+                previous = before.total if new.currency == before.currency else None
+                events.append(_event(watch_seq, "price_change", pid, new, previous))
                 placed.append((watch_seq, pid, new))
     return events, placed, gone
 

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS staystream.watches (
     created_at double precision NOT NULL,
     expires_at double precision NOT NULL
 );
+ALTER TABLE staystream.watches ADD COLUMN IF NOT EXISTS changes boolean NOT NULL DEFAULT false;  -- price_change too
 CREATE INDEX IF NOT EXISTS watches_client ON staystream.watches (client, expires_at);
 CREATE INDEX IF NOT EXISTS watches_expiry ON staystream.watches (expires_at);
 CREATE TABLE IF NOT EXISTS staystream.watch_state (
@@ -187,9 +188,10 @@ class PostgresWatches:
                         f"watches: the service holds {count} watches, its limit; try again later", 3600))
                 else:
                     connection.execute(
-                        "INSERT INTO staystream.watches (id, secret, params, webhook, client, created_at, expires_at) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        (watch.id, watch.secret, watch.params, watch.webhook, client, now, watch.expires_at))
+                        "INSERT INTO staystream.watches (id, secret, params, webhook, client, created_at, "
+                        "expires_at, changes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                        (watch.id, watch.secret, watch.params, watch.webhook, client, now, watch.expires_at,
+                         watch.changes))
                     held[client] = (holds + 1, watch.expires_at if soonest is None else min(soonest, watch.expires_at))
                     count += 1
                     answers.append(None)

@@ -16,6 +16,7 @@ import msgspec
 from staystream.search.engine import Query, QueryError, parse_query
 
 FIELDS = ("lat", "lon", "radius_km", "bbox", "checkin", "checkout", "guests", "max_price", "currency", "kind")
+OPTIONS = ("webhook", "changes")  # how the watch tells, not what it matches
 WEBHOOK_MAX_LENGTH = 2048
 
 
@@ -25,6 +26,7 @@ class WatchSpec:
     query: Query
     webhook: str | None
     expires_at: float  # Unix time: the end of the checkout date, UTC
+    changes: bool  # opted in to `price_change` events (the web page's live cards)
 
 
 class Params:
@@ -53,10 +55,11 @@ def parse_watch(body: bytes, horizon_days: int, today: dt.date | None = None) ->
                          '"checkin": "2027-05-01", "checkout": "2027-05-03"}') from None
     if not isinstance(document, dict):
         raise QueryError(f"body: a JSON {type(document).__name__}; expected an object of search parameters")
-    unknown = sorted(set(document) - {*FIELDS, "webhook"})
+    unknown = sorted(set(document) - {*FIELDS, *OPTIONS})
     if unknown:
-        raise QueryError(f"{unknown[0]}: unknown field; expected some of {', '.join((*FIELDS, 'webhook'))}")
-    values = {name: _texts(name, value) for name, value in document.items() if name != "webhook" and value is not None}
+        raise QueryError(f"{unknown[0]}: unknown field; expected some of {', '.join((*FIELDS, *OPTIONS))}")
+    values = {name: _texts(name, value) for name, value in document.items()
+              if name not in OPTIONS and value is not None}
     query = parse_query(Params(values), horizon_days)
     checkout = query.checkin + query.nights  # days since the epoch
     expires_at = (checkout + 1) * 86400.0
@@ -64,7 +67,7 @@ def parse_watch(body: bytes, horizon_days: int, today: dt.date | None = None) ->
     if dt.date(1970, 1, 1) + dt.timedelta(days=checkout) < today:
         raise QueryError(f"checkout: '{document['checkout']}' is past; expected today or later "
                          "(a watch ends after its checkout)")
-    return WatchSpec(values, query, _webhook(document.get("webhook")), expires_at)
+    return WatchSpec(values, query, _webhook(document.get("webhook")), expires_at, _changes(document.get("changes")))
 
 
 def _texts(name: str, value: object) -> list[str]:
@@ -89,6 +92,17 @@ def _webhook(value: object) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname or len(value) > WEBHOOK_MAX_LENGTH:
         raise QueryError(f"webhook: '{value[:100]}' is not an http(s) URL of at most {WEBHOOK_MAX_LENGTH} characters; "
                          "expected like https://example.com/hooks/staystream")
+    return value
+
+
+def _changes(value: object) -> bool:
+    """`changes: true` adds `price_change` events; off by default, so an API client hears only
+    the contract's entered, left and price_drop."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise QueryError(f"changes: {json.dumps(value)[:80]} is not a boolean; expected true (also tell every "
+                         "change of a matching place's total or cheapest offer, as price_change) or false")
     return value
 
 

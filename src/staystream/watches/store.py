@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS watches (
     webhook TEXT,
     client TEXT NOT NULL,                   -- address that created it (per-address limit)
     created_at REAL NOT NULL,
-    expires_at REAL NOT NULL                -- Unix time: the end of its checkout date (UTC)
+    expires_at REAL NOT NULL,               -- Unix time: the end of its checkout date (UTC)
+    changes INTEGER NOT NULL DEFAULT 0      -- 1: it also hears price_change (spec.py)
 );
 DROP INDEX IF EXISTS watches_client;
 CREATE INDEX IF NOT EXISTS watches_client_expiry ON watches (client, expires_at);  -- covers the per-address count
@@ -81,6 +82,7 @@ class Watch:
     params: str
     webhook: str | None
     expires_at: float
+    changes: bool  # also tell price_change (`spec.parse_watch`)
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class Placed:
 @dataclass(frozen=True)
 class Event:
     watch_seq: int
-    event: str  # entered, left, price_drop
+    event: str  # entered, left, price_drop, price_change
     data: bytes  # JSON
 
 
@@ -107,7 +109,7 @@ class LimitReached(Exception):
         self.retry_after = retry_after
 
 
-WATCH_FIELDS = "seq, id, secret, params, webhook, expires_at"
+WATCH_FIELDS = "seq, id, secret, params, webhook, expires_at, changes"
 
 
 class Database(sqlite3.Connection):
@@ -123,8 +125,16 @@ def connect(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
     with _turn(connection):  # the schema, the count and its triggers in one transaction, whoever else starts
-        connection.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+        connection.executescript(f"BEGIN IMMEDIATE; {SCHEMA} {_added_columns(connection)} COMMIT;")
     return connection
+
+
+def _added_columns(connection: sqlite3.Connection) -> str:
+    """The columns a file made before them lacks (SQLite has no ADD COLUMN IF NOT EXISTS)."""
+    have = {name for _, name, *_ in connection.execute("PRAGMA table_info(watches)")}
+    if not have or "changes" in have:  # a new file (the schema makes it whole), or one made since
+        return ""
+    return "ALTER TABLE watches ADD COLUMN changes INTEGER NOT NULL DEFAULT 0;"
 
 
 @contextlib.contextmanager
@@ -183,9 +193,9 @@ def create(
                     f"watches: the service holds {count} watches, its limit; try again later", 3600))
             else:
                 connection.execute(
-                    "INSERT INTO watches (id, secret, params, webhook, client, created_at, expires_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (watch.id, watch.secret, watch.params, watch.webhook, client, now, watch.expires_at))
+                    "INSERT INTO watches (id, secret, params, webhook, client, created_at, expires_at, changes) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (watch.id, watch.secret, watch.params, watch.webhook, client, now, watch.expires_at, watch.changes))
                 held[client] = (holds + 1, watch.expires_at if soonest is None else min(soonest, watch.expires_at))
                 count += 1
                 answers.append(None)

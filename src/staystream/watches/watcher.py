@@ -209,7 +209,7 @@ class Watcher:
         for seq, _ in group:
             offers = _offers(now.get(seq, {}), names)
             said = self.said.get(seq, {})
-            result = changes(seq, said, offers, set(offers) | set(said))
+            result = changes(seq, said, offers, set(offers) | set(said), self._every_change(seq))
             events += result[0]
             placed += result[1]
             gone += result[2]
@@ -265,11 +265,17 @@ class Watcher:
         gone: list[tuple[int, str]] = []
         for seq, places in looked.items():
             ids = {place_id(*names[place]) for place in places if place in names}
-            result = changes(seq, self.said.get(seq, {}), _offers(now.get(seq, {}), names), ids)
+            result = changes(seq, self.said.get(seq, {}), _offers(now.get(seq, {}), names), ids,
+                             self._every_change(seq))
             events += result[0]
             placed += result[1]
             gone += result[2]
         self._record(events, placed, gone)
+
+    def _every_change(self, seq: int) -> bool:
+        """Whether the watch opted in to `price_change` (one not yet taken in is judged whole later)."""
+        live = self.live.get(seq)
+        return live is not None and live.watch.changes
 
     def _cheapest(self, matches: batch.Matches) -> dict[int, dict[int, Cheapest]]:
         """Per watch, per place row, its cheapest matching offer (ranking total, then row), as search ranks."""

@@ -289,9 +289,11 @@ async function show(state, stale) {
 // ---- live updates --------------------------------------------------------------------------
 
 let refreshing = null;
+let refreshAgain = false; // an event came during a refresh whose search may predate its write
 /** Re-run the current page's search and patch cards in place: no card moves. */
 function refreshCards() {
-  refreshing ??= (async () => {
+  if (refreshing) { refreshAgain = true; return refreshing; }
+  refreshing = (async () => {
     try {
       if (!current?.params) return;
       const body = await search(current.params);
@@ -300,22 +302,39 @@ function refreshCards() {
       for (const [id, r] of fresh) {
         const node = cardNode(id);
         if (!node) { newcomers += 1; continue; }
-        if (node.dataset.signature !== signature(r) || node.classList.contains("gone")) {
-          const replacement = card(r, current.state);
-          node.replaceWith(replacement);
-          flash(replacement);
-          updatePin(r);
-        }
+        patchCard(node, r);
       }
-      for (const node of $("cards").children) {
-        if (!fresh.has(node.dataset.placeId) && !node.classList.contains("gone")) markGone(node);
-      }
+      const missing = [...$("cards").children].filter((node) => !fresh.has(node.dataset.placeId) && !node.classList.contains("gone"));
+      await Promise.all(missing.map(async (node) => {
+        const r = await lookUp(node.dataset.placeId);
+        if (r) patchCard(node, r); else markGone(node);
+      }));
       if (newcomers) showNotice(`${newcomers} more place${newcomers === 1 ? "" : "s"} now match.`);
     } catch { /* the next event or poll tries again */ } finally {
       refreshing = null;
+      if (refreshAgain) { refreshAgain = false; refreshCards(); }
     }
   })();
   return refreshing;
+}
+
+function patchCard(node, r) {
+  if (node.dataset.signature === signature(r) && !node.classList.contains("gone")) return;
+  const replacement = card(r, current.state);
+  node.replaceWith(replacement);
+  flash(replacement);
+  updatePin(r);
+}
+
+/** A place on screen that left this page of results: still matching (a rise moved it to a later
+ * page) or not. Searched for around its own pin, with the page's filters. */
+async function lookUp(id) {
+  const shown = pins.get(id)?.r;
+  if (!shown) return null;
+  const params = { ...current.params, lat: shown.lat, lon: shown.lon, radius_km: 0.2, sort: "distance", limit: 5 };
+  delete params.cursor;
+  const found = (await search(params)).results.find((r) => placeId(r) === id);
+  return found ? { ...found, distance_km: shown.distance_km } : null; // from the page's centre, as before
 }
 
 function markGone(node) {
@@ -340,7 +359,7 @@ function stopLive() {
 async function startLive(state, area) {
   const watch = {
     lat: area.lat, lon: area.lon, radius_km: area.radius_km, checkin: state.checkin,
-    checkout: state.checkout, guests: Number(state.guests),
+    checkout: state.checkout, guests: Number(state.guests), changes: true, // rises too (price_change)
   };
   for (const name of ["currency", "kind", "max_price"]) if (state[name]) watch[name] = state[name];
   const key = JSON.stringify(watch);
@@ -355,7 +374,7 @@ async function startLive(state, area) {
       live.watchId = body.watch_id;
       live.source = new EventSource(`/v1/watches/${encodeURIComponent(body.watch_id)}/events`);
       live.source.addEventListener("open", () => { $("cards").dataset.live = "watch"; });
-      for (const name of ["entered", "left", "price_drop"]) {
+      for (const name of ["entered", "left", "price_drop", "price_change"]) {
         live.source.addEventListener(name, (event) => onWatchEvent(name, JSON.parse(event.data)));
       }
       return;
