@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from staystream.places import Delisted, Link, PlaceEvent, PlaceGraph, PlaceListing, matching
+from staystream.places import Link, PlaceEvent, PlaceGraph, PlaceListing, matching
 from staystream.places.cache import PlacesCache
 from test_places_graph import delists, final_state, hotel, link_parts, listings, snapshot
 
@@ -34,7 +34,9 @@ def _restored(path: Path, evs: list[PlaceEvent]) -> tuple[PlaceGraph, int]:
     listings it had to score again."""
     graph = PlaceGraph()
     cache = PlacesCache(path)
-    graph.restore([x for x in final_state(evs) if not isinstance(x, Delisted)], cache.load())
+    state = final_state(evs)
+    graph.restore([x.row for x in state if isinstance(x, PlaceListing)], [x for x in state if isinstance(x, Link)],
+                  cache.load())
     rematched = graph.pending
     graph.match_pending(rematched)
     cache.save(graph.unsaved())

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from staystream import places
-from staystream.places import graph as graph_module
 from staystream.places import matching
 from staystream.places.graph import PlaceGraph, place_id_for
 from staystream.places.grid import Grid
@@ -54,6 +53,7 @@ def test_a_listing_alone_is_its_own_place_in_the_contract_shape() -> None:
     changed = graph.apply([hotel("booking", "1")])
     pid = place_id_for(listing_key("booking", "1"))
     assert changed == {listing_key("booking", "1"): pid}
+    assert graph.place(pid) == graph.alone(listing_key("booking", "1"))
     assert graph.place(pid).as_json() == {  # type: ignore[union-attr]
         "place_id": pid, "name": "Hotel Lutetia", "lat": PARIS[0], "lon": PARIS[1],
         "listings": [{"source": "booking", "listing_id": "1", "matched": "self", "score": 1.0}],
@@ -227,21 +227,6 @@ def test_incremental_equals_from_scratch_in_any_order(raw: list[object], rnd: ob
     current = {k: v for k, v in reported.items() if v is not None}
     assert current == {m["source"] + "\x00" + m["listing_id"]: pid  # type: ignore[index,operator]
                        for pid, place in expected.items() for m in place["listings"]}  # type: ignore[index]
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.one_of(listings, listings, delists), max_size=25))
-def test_numbering_the_texts_again_after_renames_changes_no_place(evs: list[PlaceEvent]) -> None:
-    """With no slack the graph numbers its texts again whenever texts of the past outnumber
-    twice the listings: the candidates found after that are still the right ones."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(graph_module, "TEXT_SLACK", 0)
-        one_by_one = PlaceGraph()
-        for event in evs:
-            one_by_one.apply([event])
-    from_scratch = PlaceGraph()
-    from_scratch.apply(final_state(list(evs)))
-    assert snapshot(one_by_one) == snapshot(from_scratch)
 
 
 @settings(max_examples=200, deadline=None)

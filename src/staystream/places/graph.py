@@ -30,7 +30,6 @@ change its places, so the incremental result equals the recomputed one.
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,11 +40,21 @@ from rapidfuzz import fuzz, process
 from staystream.places import matching
 from staystream.places.grid import METRES_PER_DEGREE as _METRES_PER_DEGREE
 from staystream.places.grid import Grid
-from staystream.places.types import Delisted, Link, MatchChanges, PlaceEvent, PlaceListing, SavedMatches
+from staystream.places.table import ListingTable
+from staystream.places.types import (
+    Delisted,
+    Link,
+    ListingRow,
+    MatchChanges,
+    PlaceEvent,
+    PlaceListing,
+    SavedMatches,
+    place_id_for,
+)
+
+__all__ = ["Place", "PlaceGraph", "place_id_for"]  # place_id_for is `types`', named here too
 
 Matched = str  # "self" | "property" | "link" | "auto"
-# Texts no listing has any more that may be kept numbered, beyond twice the listings
-TEXT_SLACK = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +77,6 @@ class Place:
         }
 
 
-def place_id_for(anchor_key: str) -> str:
-    """Opaque and URL-safe: "p" and 16 hex digits of a hash of the smallest member key."""
-    return "p" + hashlib.blake2b(anchor_key.encode(), digest_size=8).hexdigest()
-
-
-def _property(listing: PlaceListing) -> tuple[str, str] | None:
-    return None if listing.property_id is None else (listing.source, listing.property_id)
-
-
 def _name_bloom(core_name: str) -> int:
     """64 bits, one per word hashed: two names sharing a word share a bit."""
     bits = 0
@@ -86,43 +86,63 @@ def _name_bloom(core_name: str) -> int:
 
 
 class PlaceGraph:
-    """Listings, links and the places they make; `apply` takes events, the rest reads."""
+    """Listings, links and the places they make; `apply` takes events, the rest reads.
 
-    def __init__(self, automatic: bool = True) -> None:
+    Most listings are alone in their place and have no edge: they cost their columns in the
+    `ListingTable` and a grid entry, nothing more (their `Place` is made when asked for). Only
+    listings with an edge have candidates, and only places of two or more are kept.
+    `index` is the writer's key -> row map, shared so that slots are rows (see `table`).
+    """
+
+    def __init__(self, automatic: bool = True, index: dict[str, int] | None = None) -> None:
         self._automatic = automatic  # False: property and link edges only (no candidates scored)
         # listings whose candidates are still to be found (`apply(match=False)`), by grid cell
         self._pending: dict[tuple[int, int], set[str]] = {}
-        self._listings: dict[str, PlaceListing] = {}
-        # per listing: lat, lon, source number, name bloom, normalised name, kind class
-        # (`matching.KIND_CLASSES`), capacity, text number (for `_columns`)
-        self._rows: dict[str, tuple[float, float, int, int, str, int, int, int]] = {}
-        self._source_ids: dict[str, int] = {}
-        # each distinct (name, address) a number, so that pairs of texts are pairs of numbers
-        self._text_ids: dict[tuple[str, str | None], int] = {}
-        self._texts: list[tuple[str, str | None]] = []
+        self._listings = ListingTable(index)
         self._text_scores = matching.TextScores()
         self._cell_columns: dict[tuple[int, int], _Columns] = {}  # built when needed
         self._grid = Grid(matching.RADIUS_M)
         self._properties: dict[tuple[str, str], set[str]] = {}
         self._links: dict[tuple[str, str], Link] = {}
         self._link_partners: dict[str, set[str]] = {}
-        self._candidates: dict[str, dict[str, tuple[float, float]]] = {}  # other: (score, metres)
-        self._place_of: dict[str, str] = {}
-        self._places: dict[str, Place] = {}
+        # other: (score, metres), only for listings with a candidate
+        self._candidates: dict[str, dict[str, tuple[float, float]]] = {}
+        self._place_of: dict[str, str] = {}  # listings in a place of two or more
+        self._places: dict[str, Place] = {}  # the places of two or more
         self._unsaved: set[str] = set()  # keys whose fingerprint or candidates changed since `unsaved`
 
     # -- reading
 
     def place_id_of(self, key: str) -> str | None:
         """The place of a listing by its key (`types.listing_key`), None if not listed."""
-        return self._place_of.get(key)
+        place_id = self._place_of.get(key)
+        if place_id is None and key in self._listings:
+            return place_id_for(key)
+        return place_id
 
     def place(self, place_id: str) -> Place | None:
-        return self._places.get(place_id)
+        place = self._places.get(place_id)
+        if place is None:  # a listing alone in its place, if one is
+            key = self._listings.named(place_id)
+            return None if key is None else self.alone(key)
+        return place
+
+    def alone(self, key: str) -> Place | None:
+        """The place of a listing that is alone in it, None if it is not (or not listed)."""
+        listing = self._listings.get(key)
+        if listing is None or key in self._place_of:
+            return None
+        return Place(place_id_for(key), listing, ((listing, "self", 1.0),))
 
     def places(self) -> dict[str, Place]:
-        """Every place by id (a copy)."""
-        return dict(self._places)
+        """Every place by id (a copy; the listings alone made for it)."""
+        found = dict(self._places)
+        for key in self._listings:
+            if key not in self._place_of:
+                place = self.alone(key)
+                assert place is not None
+                found[place.place_id] = place
+        return found
 
     def __len__(self) -> int:
         return len(self._listings)
@@ -143,57 +163,66 @@ class PlaceGraph:
         """
         touched: set[str] = set()
         dirty: set[str] = set()
+        before: dict[str, str | None] = {}  # the place of each listing an event is about, before it
         for event in events:
             if isinstance(event, PlaceListing):
-                if self._listings.get(event.key) == event:
+                if self._listings.same(event):
                     continue  # sent again: nothing to re-decide
+                before.setdefault(event.key, self.place_id_of(event.key))
                 touched |= self._remove(event.key)
                 self._add(event)
                 touched |= self._neighbours(event.key)
                 touched.add(event.key)
                 dirty.add(event.key)
             elif isinstance(event, Delisted):
+                before.setdefault(event.key, self.place_id_of(event.key))
                 touched |= self._remove(event.key)
                 touched.add(event.key)
                 dirty.discard(event.key)
             else:
                 touched |= self._set_link(event)
         if not self._automatic:
-            return self._redecide(touched)
+            return self._redecide(touched, before)
         for key in dirty:
             self._unpend(key)
             if not match:
-                listing = self._listings[key]
-                self._pending.setdefault(self._grid.cell(listing.lat, listing.lon), set()).add(key)
+                self._pending.setdefault(self._grid.cell(*self._listings.point(key)), set()).add(key)
         if not match:
-            return self._redecide(touched)
-        return self._redecide(touched | self._rescore(dirty))
+            return self._redecide(touched, before)
+        return self._redecide(touched | self._rescore(dirty), before)
 
-    def restore(self, events: Iterable[PlaceListing | Link], saved: SavedMatches) -> dict[str, str | None]:
-        """Start from the current listings and links and what a cache saved of an earlier
-        matching: listings whose fingerprint is the saved one keep their saved candidates
-        among themselves (a pure function of the two listings); the others are left pending
-        (`match_pending`), to be scored against everyone. Returns the places as `apply` does."""
-        touched: set[str] = set()
-        for event in events:
-            if isinstance(event, PlaceListing):
-                touched |= self._remove(event.key)
-                self._add(event)
-                touched.add(event.key)
-            else:
-                touched |= self._set_link(event)
-        clean = {key for key, listing in self._listings.items()
-                 if saved.fingerprints.get(key) == matching.fingerprint(listing)}
+    def restore(self, listings: Iterable[ListingRow], links: Iterable[Link],
+                saved: SavedMatches) -> dict[str, str | None]:
+        """Start an empty graph from the current listings and links and what a cache saved of
+        an earlier matching: listings whose fingerprint is the saved one keep their saved
+        candidates among themselves (a pure function of the two listings); the others are left
+        pending (`match_pending`), to be scored against everyone. Returns the place of every
+        listing in a place of two or more (the others are alone in theirs); only the listings
+        with an edge are decided, so a million listings take seconds, not a minute."""
+        assert not len(self._listings), "restore starts an empty graph"
+        for link in links:
+            self._set_link(link)
+        self._listings.extend(listings)
+        keys = list(self._listings)
+        self._grid.add_many(keys, self._listings.lat[self._listings.slots(keys)],
+                            self._listings.lon[self._listings.slots(keys)])
+        for key in keys:
+            if (prop := self._listings.property_of(key)) is not None:
+                self._properties.setdefault(prop, set()).add(key)
+        clean = {key for key, fingerprint in self._listings.fingerprints()
+                 if saved.fingerprints.get(key) == fingerprint}
         self._unsaved = set(saved.fingerprints) - clean  # gone, or changed since: their rows go
         if self._automatic:
             for a, b, score, metres in saved.edges:
                 if a in clean and b in clean:
-                    self._candidates[a][b] = self._candidates[b][a] = (score, metres)
-            for key in self._listings.keys() - clean:
-                listing = self._listings[key]
-                self._pending.setdefault(self._grid.cell(listing.lat, listing.lon), set()).add(key)
-                self._unsaved.add(key)
-        return self._redecide(touched)
+                    self._candidates.setdefault(a, {})[b] = self._candidates.setdefault(b, {})[a] = (score, metres)
+            for key in keys:
+                if key not in clean:
+                    self._pending.setdefault(self._grid.cell(*self._listings.point(key)), set()).add(key)
+                    self._unsaved.add(key)
+        linked = {key for key in self._link_partners if key in self._listings}
+        grouped = {key for keys in self._properties.values() if len(keys) > 1 for key in keys}
+        return self._redecide(linked | grouped | set(self._candidates))
 
     @property
     def has_unsaved(self) -> bool:
@@ -204,12 +233,12 @@ class PlaceGraph:
         keys, self._unsaved = self._unsaved, set()
         matched, dropped, edges = [], [], []
         for key in sorted(keys):
-            listing = self._listings.get(key)
-            if listing is None or key in self._pending.get(self._grid.cell(listing.lat, listing.lon), ()):
+            slot = self._listings.slot(key)
+            if slot is None or key in self._pending.get(self._grid.cell(*self._listings.point(key)), ()):
                 dropped.append(key)
                 continue
-            matched.append((key, matching.fingerprint(listing)))
-            edges += [(key, other, score, metres) for other, (score, metres) in self._candidates[key].items()]
+            matched.append((key, self._listings.fingerprint(slot)))
+            edges += [(key, other, score, metres) for other, (score, metres) in self._candidates.get(key, {}).items()]
         return MatchChanges(matched, dropped, edges)
 
     @property
@@ -232,10 +261,9 @@ class PlaceGraph:
         return self._redecide(self._rescore(chosen))
 
     def _unpend(self, key: str) -> None:
-        listing = self._listings.get(key)
-        if listing is None:
+        if key not in self._listings:
             return
-        cell = self._grid.cell(listing.lat, listing.lon)
+        cell = self._grid.cell(*self._listings.point(key))
         keys = self._pending.get(cell)
         if keys is not None:
             keys.discard(key)
@@ -244,62 +272,40 @@ class PlaceGraph:
 
     def _add(self, listing: PlaceListing) -> None:
         key = listing.key
-        self._listings[key] = listing
-        core = matching.normalise_name(listing.name)
-        source = self._source_ids.setdefault(listing.source, len(self._source_ids))
-        self._rows[key] = (listing.lat, listing.lon, source, _name_bloom(core), core,
-                           matching.KIND_CLASSES[listing.kind], listing.max_guests, self._text_id(listing))
+        self._listings.add(listing)
         self._grid.add(key, listing.lat, listing.lon)
         self._cell_columns.pop(self._grid.cell(listing.lat, listing.lon), None)
         self._unsaved.add(key)
-        if (prop := _property(listing)) is not None:
-            self._properties.setdefault(prop, set()).add(key)
-        self._candidates[key] = {}
-
-    def _text_id(self, listing: PlaceListing) -> int:
-        """The number of the listing's (name, address); the numbering starts again from the
-        listings present when texts no listing has any more outnumber them (renames)."""
-        text = (listing.name, listing.address)
-        number = self._text_ids.get(text)
-        if number is not None:
-            return number
-        if len(self._texts) > 2 * len(self._listings) + TEXT_SLACK:
-            self._text_ids, self._texts = {}, []
-            for key, (lat, lon, source, bloom, core, kind, guests, _) in self._rows.items():
-                present = self._listings[key]
-                self._rows[key] = (lat, lon, source, bloom, core, kind, guests, self._text_id(present))
-            self._cell_columns.clear()
-            return self._text_id(listing)
-        self._text_ids[text] = len(self._texts)
-        self._texts.append(text)
-        return self._text_ids[text]
+        if listing.property_id is not None:
+            self._properties.setdefault((listing.source, listing.property_id), set()).add(key)
 
     def _remove(self, key: str) -> set[str]:
         """Forget a listing; returns its former neighbours (whose places may change)."""
-        listing = self._listings.get(key)
-        if listing is None:
+        if key not in self._listings:
             return set()
         self._unpend(key)
         self._unsaved.add(key)
         former = self._neighbours(key)
-        del self._listings[key]
-        self._grid.remove(key, listing.lat, listing.lon)
-        self._cell_columns.pop(self._grid.cell(listing.lat, listing.lon), None)
-        if (prop := _property(listing)) is not None:
+        lat, lon = self._listings.point(key)
+        self._grid.remove(key, lat, lon)
+        self._cell_columns.pop(self._grid.cell(lat, lon), None)
+        if (prop := self._listings.property_of(key)) is not None:
             group = self._properties[prop]
             group.discard(key)
             if not group:
                 del self._properties[prop]
-        for other in self._candidates.pop(key):
-            del self._candidates[other][key]
-        del self._rows[key]
+        for other in self._candidates.pop(key, {}):
+            theirs = self._candidates[other]
+            del theirs[key]
+            if not theirs:
+                del self._candidates[other]
+        self._listings.remove(key)
         return former
 
     def _neighbours(self, key: str) -> set[str]:
         """Listings joined to `key` by any property, link or candidate edge (present or not)."""
-        listing = self._listings[key]
         found = set(self._candidates.get(key, ()))
-        if (prop := _property(listing)) is not None:
+        if (prop := self._listings.property_of(key)) is not None:
             found |= self._properties[prop]
         found |= self._link_partners.get(key, set())
         found.discard(key)
@@ -310,13 +316,13 @@ class PlaceGraph:
         found = self._neighbours(key)
         for other in self._link_partners.get(key, ()):
             apart = not self._links[(key, other) if key < other else (other, key)].same
-            if apart and other not in self._candidates[key] and not self._same_property(key, other):
+            if apart and other not in self._candidates.get(key, ()) and not self._same_property(key, other):
                 found.discard(other)
         return {other for other in found if other in self._listings}
 
     def _same_property(self, a: str, b: str) -> bool:
-        x, y = self._listings.get(a), self._listings.get(b)
-        return x is not None and y is not None and _property(x) is not None and _property(x) == _property(y)
+        prop = self._listings.property_of(a)
+        return prop is not None and prop == self._listings.property_of(b)
 
     def _set_link(self, link: Link) -> set[str]:
         pair = link.pair
@@ -341,13 +347,12 @@ class PlaceGraph:
         """
         gained: set[str] = set()
         self._unsaved |= dirty
-        if len(self._source_ids) < 2:  # one marketplace: nothing to pair
+        if self._listings.sources < 2:  # one marketplace: nothing to pair
             return gained
         by_cell: dict[tuple[int, int], list[str]] = {}
         for key in sorted(dirty):
             if key in self._listings:
-                listing = self._listings[key]
-                by_cell.setdefault(self._grid.cell(listing.lat, listing.lon), []).append(key)
+                by_cell.setdefault(self._grid.cell(*self._listings.point(key)), []).append(key)
         cutoff = matching.MIN_NAME_SET * 100.0
         # reach, in degrees of latitude, squared: an equirectangular test (with a margin),
         # the exact haversine distance is the score's
@@ -404,7 +409,7 @@ class PlaceGraph:
         The factors of distance, kinds and capacities come first: a pair whose factors are
         below the threshold cannot reach it (the text score is below 1) and its texts are not
         compared (with a margin for the rounding to 4 decimals). Texts are compared in key
-        order, each distinct pair once (`TextScores`)."""
+        order, each distinct pair of texts once (`TextScores`)."""
         distance = matching.distances_m(a.lat[rows], a.lon[rows], b.lat[cols], b.lon[cols])
         near = matching.distance_factors(distance)
         factors = matching.factors_many(a.kind[rows], a.guests[rows], b.kind[cols], b.guests[cols])
@@ -413,15 +418,21 @@ class PlaceGraph:
         first, second = a.key[rows], b.key[cols]
         swap = second < first
         first, second = np.where(swap, second, first), np.where(swap, first, second)
-        text_a, text_b = a.text[rows], b.text[cols]
-        codes = (np.where(swap, text_b, text_a) << 32) | np.where(swap, text_a, text_b)
+        slot_a, slot_b = a.slot[rows], b.slot[cols]
+        codes = (np.where(swap, slot_b, slot_a) << 32) | np.where(swap, slot_a, slot_b)
         distinct, inverse = np.unique(codes, return_inverse=True)
-        texts = [self._texts[code >> 32] + self._texts[code & 0xFFFFFFFF] for code in distinct.tolist()]
-        scores = np.round(self._text_scores.of(texts)[inverse] * near * factors, 4)
+        table = self._listings
+        texts: dict[matching.Texts, int] = {}  # each distinct pair of texts, numbered
+        numbers = np.fromiter(
+            (texts.setdefault((table.name(x), table.address(x), table.name(y), table.address(y)), len(texts))
+             for x, y in ((code >> 32, code & 0xFFFFFFFF) for code in distinct.tolist())),
+            np.int64, len(distinct))
+        scores = np.round(self._text_scores.of(list(texts))[numbers[inverse]] * near * factors, 4)
         gained: set[str] = set()
         for i in np.flatnonzero(scores >= matching.THRESHOLD).tolist():
             x, y = first[i], second[i]
-            self._candidates[x][y] = self._candidates[y][x] = (scores[i].item(), distance[i].item())
+            self._candidates.setdefault(x, {})[y] = self._candidates.setdefault(y, {})[x] = (
+                scores[i].item(), distance[i].item())
             gained.update((x, y))
         return gained
 
@@ -432,39 +443,41 @@ class PlaceGraph:
         return columns
 
     def _columns(self, keys: list[str]) -> _Columns:
-        lat, lon, source, bloom, name, kind, guests, text = zip(*(self._rows[k] for k in keys), strict=True)
+        table = self._listings
+        slots = table.slots(keys)
+        names = [matching.normalise_name(table.name(slot)) for slot in slots.tolist()]
         return _Columns(
-            keys=keys, key=np.array(keys, dtype=object), lat=np.array(lat), lon=np.array(lon),
-            source=np.array(source), bloom=np.array(bloom, dtype=np.uint64), name=np.array(name, dtype=object),
-            kind=np.array(kind), guests=np.array(guests), text=np.array(text, dtype=np.int64),
+            keys=keys, key=np.array(keys, dtype=object), lat=table.lat[slots], lon=table.lon[slots],
+            source=table.source[slots], bloom=np.fromiter(map(_name_bloom, names), np.uint64, len(names)),
+            name=np.array(names, dtype=object), kind=table.kind_classes(slots), guests=table.guests[slots],
+            slot=slots,
         )
 
     # -- places
 
-    def _redecide(self, touched: set[str]) -> dict[str, str | None]:
-        changed: dict[str, str | None] = {}
-        for key in touched:
-            if key not in self._listings and key in self._place_of:
-                self._places.pop(self._place_of.pop(key), None)
-                changed[key] = None
+    def _redecide(self, touched: set[str], before: dict[str, str | None] | None = None) -> dict[str, str | None]:
+        """Decide again the groups of the `touched` listings; returns the listings whose place
+        is not what it was (`before` holds the old place of the listings an event was about:
+        they changed since; any other's is still in `_place_of`)."""
         groups: list[set[str]] = []
         seen: set[str] = set()
         for start in sorted(touched):
             if start not in seen and start in self._listings:
                 groups.append(self._group(start))
                 seen |= groups[-1]
-        for key in seen:  # every old place of these listings lies within these groups
-            old = self._place_of.get(key)
+        involved = touched | seen
+        known = before or {}
+        previous = {key: known[key] if key in known else self.place_id_of(key) for key in involved}
+        for key in involved:  # every old place of these listings lies within these groups
+            old = self._place_of.pop(key, None)
             if old is not None:
                 self._places.pop(old, None)
         for group in groups:
             for place in self._decide(group):
                 self._places[place.place_id] = place
                 for member, _, _ in place.members:
-                    if self._place_of.get(member.key) != place.place_id:
-                        self._place_of[member.key] = place.place_id
-                        changed[member.key] = place.place_id
-        return changed
+                    self._place_of[member.key] = place.place_id
+        return {key: now for key in involved if (now := self.place_id_of(key)) != previous[key]}
 
     def _group(self, start: str) -> set[str]:
         """The present listings reachable from `start` by property, link(same) or candidate edges."""
@@ -480,17 +493,15 @@ class PlaceGraph:
         return group
 
     def _decide(self, group: set[str]) -> list[Place]:
-        """Steps 2-4 of the module docstring, for one connected group."""
+        """Steps 2-4 of the module docstring, for one connected group: its places of two or more."""
         if len(group) == 1:
-            (key,) = group
-            listing = self._listings[key]
-            return [Place(place_id_for(key), listing, ((listing, "self", 1.0),))]
+            return []
         links = [
             self._links[(k, o)] for k in group for o in self._link_partners.get(k, ()) if o in group and k < o
         ]
         linked = {link.pair for link in links}
         joins = _Joins(group, [link.pair for link in links if not link.same])
-        properties = {p for k in group if (p := _property(self._listings[k])) is not None}
+        properties = {p for k in group if (p := self._listings.property_of(k)) is not None}
         for prop in sorted(properties):
             ordered = sorted(self._properties[prop])
             for other in ordered[1:]:
@@ -499,17 +510,17 @@ class PlaceGraph:
             joins.join(*link.pair, "link", 1.0)
         candidates = sorted(
             (-score, distance, a, b)
-            for a in group for b, (score, distance) in self._candidates[a].items()
+            for a in group for b, (score, distance) in self._candidates.get(a, {}).items()
             if a < b and (a, b) not in linked
         )
         taken: set[tuple[str, str]] = set()
         for negative, _, a, b in candidates:
-            source_a, source_b = self._listings[a].source, self._listings[b].source
+            source_a, source_b = a.partition("\x00")[0], b.partition("\x00")[0]
             if (a, source_b) in taken or (b, source_a) in taken:
                 continue
             if joins.join(a, b, "auto", -negative):  # refused by a "not same": takes no slot
                 taken.update(((a, source_b), (b, source_a)))
-        return [self._place(members, joins) for members in joins.groups()]
+        return [self._place(members, joins) for members in joins.groups() if len(members) > 1]
 
     def _place(self, members: list[str], joins: _Joins) -> Place:
         anchor = members[0]
@@ -521,7 +532,7 @@ class PlaceGraph:
                 if other not in how:
                     how[other] = (kind, score)
                     frontier.append(other)
-        listings = [self._listings[k] for k in members]
+        listings = [self._listings.listing(slot) for slot in self._listings.slots(members).tolist()]
         representative = next((x for x in listings if x.address), listings[0])
         return Place(
             place_id_for(anchor),
@@ -543,14 +554,14 @@ class _Columns:
     name: np.ndarray
     kind: np.ndarray  # `matching.KIND_CLASSES`
     guests: np.ndarray
-    text: np.ndarray  # the graph's number of the (name, address)
+    slot: np.ndarray  # in the graph's `ListingTable` (names and addresses)
 
     @staticmethod
     def concatenate(parts: list[_Columns]) -> _Columns:
         return _Columns(
             keys=[k for part in parts for k in part.keys],
             **{column: np.concatenate([getattr(p, column) for p in parts])
-               for column in ("key", "lat", "lon", "source", "bloom", "name", "kind", "guests", "text")},
+               for column in ("key", "lat", "lon", "source", "bloom", "name", "kind", "guests", "slot")},
         )
 
 

@@ -225,8 +225,15 @@ def normalise_address(address: str) -> Address:
 def fingerprint(listing: PlaceListing) -> int:
     """A 63-bit hash of everything a listing's candidate edges depend on: equal fingerprints,
     equal scores against any other listing (with this code: `places.cache` keys on its source)."""
-    fields = (listing.source, listing.lat, listing.lon, listing.name, listing.kind, listing.max_guests,
-              listing.address)
+    return fingerprint_of(listing.source, listing.lat, listing.lon, listing.name, listing.kind,
+                          listing.max_guests, listing.address)
+
+
+def fingerprint_of(source: str, lat: float, lon: float, name: str, kind: str, max_guests: int,
+                   address: str | None) -> int:
+    """`fingerprint` of a listing given by its fields (no `PlaceListing` built: a restart
+    checks a million)."""
+    fields = (source, lat, lon, name, kind, max_guests, address)
     return int.from_bytes(hashlib.blake2b(repr(fields).encode(), digest_size=8).digest()) >> 1
 
 

@@ -5,17 +5,25 @@ Plain values, nothing of the store: the writer converts its events into these.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 KINDS = frozenset(
     {"hotel_room", "apartment", "house", "private_room", "shared_room", "hostel_bed", "other"}
 )
 MAX_ADDRESS_CHARS = 512
+# A listing as the store keeps it: key, lat, lon, name, kind, max_guests, address, property_id
+ListingRow = tuple[str, float, float, str, str, int, str | None, str | None]
 
 
 def listing_key(source: str, listing_id: str) -> str:
     """The store's key of a listing: `source`, NUL, `listing_id` (sorts like the pair)."""
     return f"{source}\x00{listing_id}"
+
+
+def place_id_for(anchor_key: str) -> str:
+    """Opaque and URL-safe: "p" and 16 hex digits of a hash of the smallest member key."""
+    return "p" + hashlib.blake2b(anchor_key.encode(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,10 @@ class PlaceListing:
                 f"at most {MAX_ADDRESS_CHARS} expected"
             )
         object.__setattr__(self, "key", listing_key(self.source, self.listing_id))
+
+    @property
+    def row(self) -> ListingRow:
+        return (self.key, self.lat, self.lon, self.name, self.kind, self.max_guests, self.address, self.property_id)
 
 
 @dataclass(frozen=True, slots=True)

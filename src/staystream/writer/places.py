@@ -31,6 +31,7 @@ from staystream.memory.listings import ListingColumns
 from staystream.places import Delisted, PlaceEvent, PlaceGraph, PlaceListing, place_id_for
 from staystream.places import Link as PlaceLink
 from staystream.places.cache import PlacesCache
+from staystream.places.types import SavedMatches
 
 log = logging.getLogger("staystream.writer")
 _json = msgspec.json.Encoder()
@@ -62,7 +63,7 @@ class WriterPlaces:
         self.columns = columns
         self.moved = moved  # told the rows whose place changed, after the column (the watcher's feed)
         self.rows = rows  # the writer's key -> row (shared, not copied)
-        self.graph = PlaceGraph(automatic)
+        self.graph = PlaceGraph(automatic, index=rows)  # slots are rows: the map is not copied
         self._hashes = np.zeros(0, np.uint64)  # per listing row, its own place_id as a number
         self.cache = PlacesCache(cache) if automatic and cache is not None else None
         self._saved_at = 0.0
@@ -71,22 +72,21 @@ class WriterPlaces:
         """Rebuild every place from the stored listings in search and the stored links, and the
         candidate edges the cache kept of the listings unchanged since its last save."""
         started, cpu = time.perf_counter(), time.thread_time()
-        events: list[PlaceListing | PlaceLink] = [place_link(link) for link in links]
-        linked = len(events)
-        for _, source, listing_id, name, kind, lat, lon, max_guests, address, property_id in listings:
-            events.append(PlaceListing(source, listing_id, lat, lon, name, KINDS[kind], max_guests, address,
-                                       property_id))
-        if self.cache is None:
-            self._publish(self.graph.apply(events))
-            rematched = len(self.graph) if self.graph.automatic else 0
-        else:
-            changed = self.graph.restore(events, self.cache.load())
-            rematched = self.graph.pending
-            changed.update(self.graph.match_pending(rematched))
-            self._publish(changed)
+        place_links = [place_link(link) for link in links]
+        keys: list[str] = [""] * len(self.rows)  # by row: the graph keeps these very strings
+        for key, row in self.rows.items():
+            keys[row] = key
+        changed = self.graph.restore(
+            ((keys[row], lat, lon, name, KINDS[kind], max_guests, address, property_id)
+             for row, _, _, name, kind, lat, lon, max_guests, address, property_id in listings),
+            place_links, SavedMatches({}, []) if self.cache is None else self.cache.load())
+        rematched = self.graph.pending
+        changed.update(self.graph.match_pending(rematched))
+        self._publish(changed)
+        if self.cache is not None:
             self.cache.save(self.graph.unsaved())
-        self._hash_rows()  # here, not on the first unknown id: a million rows take ~1 s
-        log.info("places rebuilt", extra={"listings": len(self.graph), "links": linked, "rematched": rematched,
+        log.info("places rebuilt", extra={"listings": len(self.graph), "links": len(place_links),
+                                          "rematched": rematched,
                                           "seconds": round(time.perf_counter() - started, 3),
                                           "cpu_seconds": round(time.thread_time() - cpu, 3)})
 
@@ -146,7 +146,8 @@ class WriterPlaces:
 
     def _outside(self, place_id: str) -> str | None:
         """The key of the listing outside the graph that `place_id` names, if any: a scan of one
-        64-bit hash per listing row (8 B a row, extended with the rows added since)."""
+        64-bit hash per listing row (8 B a row, hashed at the first question: ~1 s a million
+        rows, then extended with the rows added since)."""
         if not _PLACE_ID.fullmatch(place_id):
             return None
         self._hash_rows()
