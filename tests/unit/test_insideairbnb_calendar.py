@@ -78,19 +78,30 @@ class _Unseekable(io.RawIOBase):
 @pytest.mark.parametrize("block_bytes", [1_000, 7_000, 1 << 20])
 def test_runs_found_as_columns_are_the_csv_modules(block_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """No row rejected, so every block's runs are found for whole columns: a price written two
-    ways ($100 and $100.00: one run, its first night's text), a placeholder price, runs past the
-    cap and across blocks give the events, lines and notes the csv module's rows give."""
+    ways ($100 and $100.00: one run, its first night's text), a placeholder price, empty prices
+    and minimum stays (the listings file's), runs past the cap and across blocks give the
+    events, lines and notes the csv module's rows give."""
     rows = [row.replace("maybe", "f") for row in calendar_rows()]
     for i in range(300, 320):
         rows[i] = rows[i].replace('"$100.00"', '"$100"', 1)
     rows[716:719] = [row.replace('"$1,250.00"', '"$12,500.00"', 1) for row in rows[716:719]]
+    rows[400:410] = [row.replace('"$100.00","$100.00"', '"",""') for row in rows[400:410]]
+    rows[420:426] = [row.replace(",2,30", ",,30") for row in rows[420:426]]
+    rows[730:734] = [row.replace('"$1,250.00","$1,250.00",2', '"","",') for row in rows[730:734]]
+    listings = ("id,name,latitude,longitude,room_type,property_type,accommodates,price,minimum_nights,last_scraped\n"
+                "7,Flat,1.3,103.8,Private room,Room,2,$77.00,3,2023-12-30\n"
+                '8,Loft,1.3,103.8,Private room,Room,2,"$1,100.00",4,2023-12-31\n')
     text = HEADER + "".join(rows)
     options = Options("airbnb", "SGD", placeholder_price=Decimal(10_000))
     stream = io.BufferedReader(_Unseekable(text.encode()))
-    by_rows = [(repr(i.event), i.line, i.last_line, i.rows, i.note)
-               for i in insideairbnb.read([Input("cal.csv", stream)], options)]  # type: ignore[list-item]  # a binary stream
+    inputs = [Input("l.csv", io.BytesIO(listings.encode())), Input("cal.csv", stream)]  # type: ignore[arg-type]  # a binary stream
+    by_rows = [(repr(i.event), i.line, i.last_line, i.rows, i.note) for i in insideairbnb.read(inputs, options)]
+    assert sum("Decimal('77.00')" in event for event, *_ in by_rows) == 1
+    assert sum("min_nights=3" in event for event, *_ in by_rows) == 1
+    assert sum("Decimal('1100.00')" in event for event, *_ in by_rows) == 1
     monkeypatch.setattr(insideairbnb, "_BLOCK_BYTES", block_bytes)
-    read = insideairbnb.read([Input("cal.csv", io.BytesIO(text.encode()))], options)
+    inputs = [Input("l.csv", io.BytesIO(listings.encode())), Input("cal.csv", io.BytesIO(text.encode()))]
+    read = insideairbnb.read(inputs, options)
     as_columns = list(read)
     assert any(isinstance(item.event, RateRuns) for item in as_columns)
     assert [(repr(i.event), i.line, i.last_line, i.rows, i.note) for i in one_by_one(as_columns)] == by_rows

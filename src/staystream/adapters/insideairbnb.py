@@ -488,12 +488,14 @@ class _Calendar:
             moment_of.append(_numbered(self.moment_index, self.moments, scraped_at or self.scraped.latest))
             fallback_of.append(_numbered(self.fallback_index, self.fallbacks, (fallback_price, fallback_min)))
         local = ids.indices.to_numpy()
-        # the few distinct (available, price, minimum stay, listing's fallbacks) of the block, read once
-        code = np.array(fallback_of, np.int64)[local]
-        texts = []
-        for name in ("minimum_nights", "price", "available"):
-            texts.append(column[name].dictionary.to_pylist())
-            code = code * len(texts[-1]) + column[name].indices.to_numpy()
+        # the few distinct (available, price, minimum stay, listing's fallbacks) of the block, read
+        # once; the fallbacks only where the calendar leaves the price or the minimum stay empty
+        texts = [column[name].dictionary.to_pylist() for name in ("minimum_nights", "price", "available")]
+        indices = [column[name].indices.to_numpy() for name in ("minimum_nights", "price", "available")]
+        empty = [np.array([not text.strip() for text in table], bool) for table in texts[:2]]
+        code = np.where(empty[0][indices[0]] | empty[1][indices[1]], np.array(fallback_of, np.int64)[local], 0)
+        for table, index in zip(texts, indices, strict=True):
+            code = code * len(table) + index
         distinct, combination = np.unique(code, return_inverse=True)
         combinations, value = [], []
         for number in distinct.tolist():
