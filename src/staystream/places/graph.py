@@ -43,6 +43,7 @@ from staystream.places.grid import Grid
 from staystream.places.table import ListingTable
 from staystream.places.types import (
     Delisted,
+    Edge,
     Link,
     ListingRow,
     MatchChanges,
@@ -209,8 +210,10 @@ class PlaceGraph:
         for key in keys:
             if (prop := self._listings.property_of(key)) is not None:
                 self._properties.setdefault(prop, set()).add(key)
-        clean = {key for key, fingerprint in self._listings.fingerprints()
-                 if saved.fingerprints.get(key) == fingerprint}
+        listed, fingerprints = self._listings.fingerprints()
+        known = saved.fingerprints
+        clean = {key for key, fingerprint in zip(listed, fingerprints.tolist(), strict=True)
+                 if known.get(key) == fingerprint}
         self._unsaved = set(saved.fingerprints) - clean  # gone, or changed since: their rows go
         if self._automatic:
             for a, b, score, metres in saved.edges:
@@ -231,14 +234,17 @@ class PlaceGraph:
     def unsaved(self) -> MatchChanges:
         """What changed since the last call (the first: since `restore`), for `places.cache`."""
         keys, self._unsaved = self._unsaved, set()
-        matched, dropped, edges = [], [], []
+        dropped: list[str] = []
+        edges: list[Edge] = []
+        present: list[str] = []
         for key in sorted(keys):
-            slot = self._listings.slot(key)
-            if slot is None or key in self._pending.get(self._grid.cell(*self._listings.point(key)), ()):
+            if key not in self._listings or key in self._pending.get(self._grid.cell(*self._listings.point(key)), ()):
                 dropped.append(key)
                 continue
-            matched.append((key, self._listings.fingerprint(slot)))
+            present.append(key)
             edges += [(key, other, score, metres) for other, (score, metres) in self._candidates.get(key, {}).items()]
+        _, fingerprints = self._listings.fingerprints(self._listings.slots(present))
+        matched = list(zip(present, fingerprints.tolist(), strict=True))
         return MatchChanges(matched, dropped, edges)
 
     @property

@@ -225,16 +225,35 @@ def normalise_address(address: str) -> Address:
 def fingerprint(listing: PlaceListing) -> int:
     """A 63-bit hash of everything a listing's candidate edges depend on: equal fingerprints,
     equal scores against any other listing (with this code: `places.cache` keys on its source)."""
-    return fingerprint_of(listing.source, listing.lat, listing.lon, listing.name, listing.kind,
-                          listing.max_guests, listing.address)
+    return int(fingerprints([listing.key], [listing.kind], [listing.name], [listing.address],
+                            np.array([listing.lat]), np.array([listing.lon]), np.array([listing.max_guests]))[0])
 
 
-def fingerprint_of(source: str, lat: float, lon: float, name: str, kind: str, max_guests: int,
-                   address: str | None) -> int:
-    """`fingerprint` of a listing given by its fields (no `PlaceListing` built: a restart
-    checks a million)."""
-    fields = (source, lat, lon, name, kind, max_guests, address)
-    return int.from_bytes(hashlib.blake2b(repr(fields).encode(), digest_size=8).digest()) >> 1
+def _mixed(state: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser of `state ^ value`: a bijection, so each field changes the hash."""
+    x = state ^ value
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    mixed: np.ndarray = x
+    return mixed
+
+
+def fingerprints(keys: Sequence[str], kinds: Sequence[str], names: Sequence[str], addresses: Sequence[str | None],
+                 lat: np.ndarray, lon: np.ndarray, max_guests: np.ndarray) -> np.ndarray:
+    """`fingerprint` of many listings at once (int64, >= 0): the texts by blake2b one by one,
+    the numbers mixed in in numpy (a restart checks a million: ~0.4 s, not 2 s by `repr`)."""
+    texts = b"".join(hashlib.blake2b(f"{key}\x00{kind}\x00{name}\x00{address}".encode(), digest_size=8).digest()
+                     for key, kind, name, address in zip(keys, kinds, names, addresses, strict=True))
+    state = np.frombuffer(texts, np.uint64).copy()
+    with np.errstate(over="ignore"):
+        for column in (np.ascontiguousarray(lat, np.float64).view(np.uint64),
+                       np.ascontiguousarray(lon, np.float64).view(np.uint64), max_guests.astype(np.uint64)):
+            state = _mixed(state, column)
+    found: np.ndarray = (state >> np.uint64(1)).astype(np.int64)
+    return found
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

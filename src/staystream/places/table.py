@@ -124,21 +124,16 @@ class ListingTable:
         classes: np.ndarray = _KIND_CLASSES[self.kind[slots]]
         return classes
 
-    def fingerprint(self, slot: int) -> int:
-        """`matching.fingerprint` of the listing in `slot`."""
-        return matching.fingerprint_of(self.key(slot).partition("\x00")[0], float(self.lat[slot]),
-                                       float(self.lon[slot]), self._names[slot], KIND_NAMES[self.kind[slot]],
-                                       int(self.guests[slot]), self._addresses.get(slot))
-
-    def fingerprints(self) -> Iterator[tuple[str, int]]:
-        """(key, `matching.fingerprint`) of every listing, by slot."""
-        addresses = self._addresses
-        for slot, (key, name, lat, lon, kind, guests) in enumerate(zip(
-                self._keys, self._names, self.lat.tolist(), self.lon.tolist(), self.kind.tolist(),
-                self.guests.tolist(), strict=False)):
-            if key is not None:
-                yield key, matching.fingerprint_of(key.partition("\x00")[0], lat, lon, name, KIND_NAMES[kind],
-                                                   guests, addresses.get(slot))
+    def fingerprints(self, slots: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+        """The keys of the listings in `slots` (default: every listing, by slot) and their
+        `matching.fingerprint`s."""
+        if slots is None:
+            slots = np.array([slot for slot, key in enumerate(self._keys) if key is not None], np.int64)
+        keys = [self.key(slot) for slot in slots.tolist()]
+        return keys, matching.fingerprints(
+            keys, [KIND_NAMES[kind] for kind in self.kind[slots].tolist()],
+            [self._names[slot] for slot in slots.tolist()], [self._addresses.get(slot) for slot in slots.tolist()],
+            self.lat[slots], self.lon[slots], self.guests[slots])
 
     def slots(self, keys: Iterable[str]) -> np.ndarray:
         return np.fromiter((self._index[key] for key in keys), np.int64)
