@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import weakref
 from pathlib import Path
 
 import msgspec
@@ -37,6 +38,7 @@ from staystream.events.fx import default_fx
 from staystream.events.money import CURRENCY_INDEX
 from staystream.events.types import ALL_FACTS, ALWAYS_FROM, ALWAYS_UNTIL, FEE_BASIS_INDEX, RATE_DTYPE, Fee
 from staystream.memory.calendar import PAGE, CalendarWriter
+from staystream.memory.feed import FeedWriter
 from staystream.memory.fees import FeeColumns
 from staystream.memory.layout import SHARED_ARRAYS
 from staystream.memory.listings import ListingColumns
@@ -49,6 +51,7 @@ from staystream.search.view import Store
 CITY_LAT, CITY_LON = 48.8566, 2.3522
 HALF_LAT, HALF_LON = 0.10, 0.15  # about 22 km x 22 km, as benchmarks/workload.py
 HORIZON_DAYS = 730
+_feeds: weakref.WeakKeyDictionary[SharedArrays, FeedWriter] = weakref.WeakKeyDictionary()
 _json = msgspec.json.Encoder()
 
 
@@ -70,6 +73,7 @@ def build(directory: Path, listings: int, nights: int, seed: int, cities: int,
     rng = np.random.default_rng(seed)
     shm = directory / "shm"
     shared = SharedArrays(shm, SHARED_ARRAYS, create=True)
+    _feeds[shared] = FeedWriter(shared)  # the change feed: searches' kept ceilings follow it, as in the server
     columns = ListingColumns(shared)
     fee_columns = FeeColumns(shared)
     today = epoch_day(dt.date.today())
@@ -191,6 +195,7 @@ def write_load(calendar: CalendarWriter, listings: int, first_night: int, nights
     if pid:
         return pid
     rng = np.random.default_rng(os.getpid())
+    feed = _feeds[calendar.shared]
     changed_at = 1_800_000_000_000_000
     try:
         while True:
@@ -207,6 +212,8 @@ def write_load(calendar: CalendarWriter, listings: int, first_night: int, nights
             batch["available"] = 1
             batch["facts"] = ALL_FACTS
             calendar.apply(batch)
+            start = batch["start"].astype(np.int32)
+            feed.append(batch["key"], start, start + batch["nights"])  # as the writer does after applying
             applied[0] += len(batch)
             time.sleep(max(0.0, 1000 / per_second - (time.perf_counter() - started)))
     finally:

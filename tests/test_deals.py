@@ -365,6 +365,43 @@ def test_place_of_a_listing_follows_its_property_and_survives_a_restart(server_f
         assert client.get("/v1/search", params=search).json()["results"][0]["offers"][1]["listing_id"] == "r1"
 
 
+def test_usual_deal_follows_price_changes_after_its_ceiling_was_kept(server) -> None:
+    """Each worker keeps every listing's highest bookable price (`search/ceilings.py`) to rule
+    out usual deals unread: a rise around the stay must make it a deal at once, a fall undo it."""
+    day = (dt.date.today() - dt.date(1970, 1, 1)).days + 60
+    listing = {"type": "listing", "source": "alpha", "listing_id": "ceiling-1", "name": "n", "kind": "apartment",
+               "lat": 75.0, "lon": 10.0, "max_guests": 2, "changed_at": "2026-01-01T00:00:00Z"}
+
+    def rate(start: int, end: int, price: str, changed_at: str) -> dict:
+        return {"type": "rate", "source": "alpha", "listing_id": "ceiling-1", "start": iso(start), "end": iso(end),
+                "price": price, "currency": "EUR", "available": True, "min_nights": 1, "changed_at": changed_at}
+
+    def post(*events: dict) -> None:
+        with server.client() as client:
+            answer = client.post("/v1/events", content="\n".join(map(json.dumps, events)), headers=NDJSON)
+            assert answer.status_code == 200 and not answer.json()["rejected"], answer.text
+
+    def deals_seen() -> list[object]:
+        """The stay's deal as each of several connections (so both workers) sees it."""
+        seen = []
+        for _ in range(6):
+            with server.client() as client:
+                answer = client.get("/v1/search", params={
+                    "lat": 75.0, "lon": 10.0, "radius_km": 1, "checkin": iso(day), "checkout": iso(day + 2),
+                    "guests": 2, "sort": "deal"})
+                assert answer.status_code == 200, answer.text
+                seen.append(answer.json()["results"][0]["deal"])
+        return seen
+
+    post(listing, rate(day - 50, day + 50, "100", "2026-01-01T00:00:00Z"))
+    assert deals_seen() == [None] * 6  # each worker now keeps a ceiling of 100 a night
+    post(rate(day - 50, day, "200", "2026-01-02T00:00:00Z"), rate(day + 2, day + 50, "200", "2026-01-02T00:00:00Z"))
+    usual = {"kind": "less_than_usual", "percent_below": "50.0", "reference_total": "400.00"}
+    assert deals_seen() == [usual] * 6
+    post(rate(day - 50, day + 50, "90", "2026-01-03T00:00:00Z"))
+    assert deals_seen() == [None] * 6
+
+
 def test_search_dates_refuses_bad_parameters(server) -> None:
     with server.client() as client:
         base = {"lat": 1.3, "lon": 103.8, "nights": 2, "from": dt.date.today().isoformat()}

@@ -76,7 +76,7 @@ from staystream.events.money import (
 from staystream.events.types import KIND_INDEX, KINDS
 from staystream.memory.calendar import PAGE, directory_and_base, page_nights
 from staystream.memory.shm import Counter, SharedArrays
-from staystream.search import deals, fees, neighbours
+from staystream.search import ceilings, deals, fees, neighbours
 from staystream.search.view import Store, describe
 
 EARTH_RADIUS_KM = 6371.0088
@@ -379,11 +379,25 @@ class _Deals:
         rows, total = self.found.rows[todo], self.found.total[todo]
         similar = _similar_references(self.store, self.query, self.ranking, rows, self.found)
         query = self.query
-        open_, totals, _ = window_totals(
-            self.store.shared, self.store.fx, rows, query.checkin - deals.USUAL_DAYS, 2 * deals.USUAL_DAYS + 1,
-            query.nights, query.guests, self.ranking)
-        usual = deals.usual_references(open_, totals, int(UNRANKED))
+        usual = np.full(len(todo), deals.NONE, dtype=np.int64)
+        maybe = np.flatnonzero(~self._above_usual_ceiling(rows, total))
+        if len(maybe):
+            open_, totals, _ = window_totals(
+                self.store.shared, self.store.fx, rows[maybe], query.checkin - deals.USUAL_DAYS,
+                2 * deals.USUAL_DAYS + 1, query.nights, query.guests, self.ranking)
+            usual[maybe] = deals.usual_references(open_, totals, int(UNRANKED))
         self.kind[todo], self.reference[todo] = deals.choose(total, similar, usual)
+
+    def _above_usual_ceiling(self, rows: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """Which units cannot be a `less_than_usual` deal: without fees, whose total is above
+        3/4 of the stay's nights at their listing's highest bookable price (`ceilings.py`), an
+        upper bound of every usual total (rounding and float error inside the margin)."""
+        shared = self.store.shared
+        price, currency = ceilings.ceilings(shared).of(shared, rows)
+        factor = self.store.fx.minor_factors(self.ranking)[currency.astype(np.intp)]
+        bound = self.query.nights * price * factor * (1 + 1e-9) + 1  # NaN without a rate: never above
+        share, whole = deals.DEAL_SHARE
+        return np.asarray((price != ceilings.NONE) & ~fees.has_fees(shared, rows) & (whole * total > share * bound))
 
     def sort_key(self, positions: np.ndarray) -> np.ndarray:
         """`sort=deal`'s first key: percent below descending (in tenths, as shown), no deal last."""
