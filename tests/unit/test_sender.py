@@ -32,14 +32,17 @@ class Service:
         self.answer = answer
         self.received: list[list[bytes]] = []
         self.bulk: list[str | None] = []
+        self.encodings: list[str | None] = []
         self.lock = threading.Lock()
         self.app = Starlette(routes=[Route("/v1/events", self.events, methods=["POST"]),
                                      Route("/v1/bulk/rates", self.events, methods=["POST"])])
 
     async def events(self, request: Request) -> Response:
         """NDJSON lines as they are; rate columns as one line per event (its listing id and start)."""
-        assert request.headers["content-encoding"] == "gzip"
-        body = gzip.decompress(await request.body())
+        body = await request.body()
+        if request.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        self.encodings.append(request.headers.get("content-encoding"))
         if request.url.path.endswith("/bulk/rates"):
             assert request.headers["content-type"] == MEDIA_TYPE
             table, arrays = columns.decode(body, 100)
@@ -80,6 +83,15 @@ def test_a_shed_batch_is_sent_again_after_retry_after() -> None:
     assert send(service, batch(3)) == [3]
     assert [len(lines) for lines in service.received] == [3, 3, 3]
     assert service.bulk == ["1", "1", "1"]  # an import yields to live traffic
+    assert service.encodings == [None, None, None]  # a service on this machine: no gzip
+
+
+@pytest.mark.parametrize("url, compressed", [
+    ("http://127.0.0.1:8080", False), ("http://localhost:8080", False), ("http://[::1]:8080", False),
+    ("http://127.3.2.1", False), ("http://10.1.2.3:8080", True), ("https://api.example.com", True),
+])
+def test_bodies_are_compressed_for_another_machine_only(url: str, compressed: bool) -> None:
+    assert Sender(url, 1, lambda sent, reply: None).gzip is compressed
 
 
 def test_a_batch_refused_as_too_large_is_split_until_it_fits() -> None:

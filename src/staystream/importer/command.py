@@ -3,8 +3,8 @@
     staystream import --format insideairbnb --source airbnb --currency SGD listings.csv.gz calendar.csv.gz
 
 Events go over HTTP, several batches in flight: rate events as columns to `POST /v1/bulk/rates`
-(`events/columns.py`: no JSON per event on either side), the others as gzip NDJSON to
-`POST /v1/events`; to `--url` or
+(`events/columns.py`: no JSON per event on either side), the others as NDJSON to
+`POST /v1/events` (gzip, unless the service is on this machine); to `--url` or
 to a server this command starts on a loopback port against `--data-dir` for the duration of the
 import, so an import gets exactly the validation and durability of any other write. Files are
 read as streams (memory does not grow with their size); a batch is retried until the service
@@ -27,6 +27,7 @@ import dataclasses
 import datetime as dt
 import gzip
 import http.client
+import ipaddress
 import itertools
 import logging
 import os
@@ -285,6 +286,7 @@ class Sender:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InputError(f"--url: '{url}' is not an http(s) URL like http://127.0.0.1:8080")
         self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
+        self.gzip = not _loopback(parts.hostname)
         self.path = parts.path.rstrip("/")
         self.url = url
         self.answered = answered
@@ -339,10 +341,12 @@ class Sender:
             batch = Batch([_encoder.encode(event) for event in batch.rates.events()], batch.where)
         if batch.rates is not None:
             path, content_type = f"{self.path}/v1/bulk/rates", MEDIA_TYPE
-            body = gzip.compress(batch.rates.encode(), compresslevel=1)
+            body = batch.rates.encode()
         else:
             path, content_type = f"{self.path}/v1/events", "application/x-ndjson"
-            body = gzip.compress(b"\n".join(batch.lines) + b"\n", compresslevel=1)
+            body = b"\n".join(batch.lines) + b"\n"
+        if self.gzip:
+            body = gzip.compress(body, compresslevel=1)
         unreachable_since: float | None = None
         backoff = 0.2
         while True:
@@ -399,10 +403,11 @@ class Sender:
             connection = self.local.connection = kind(self.host, self.port, timeout=600)
             self.connections.append(connection)
         headers = {
-            "content-type": content_type, "content-encoding": "gzip",
-            "user-agent": "staystream-import",
+            "content-type": content_type, "user-agent": "staystream-import",
             BULK_HEADER: "1",  # an import yields to live traffic in the writer's groups
         }
+        if self.gzip:
+            headers["content-encoding"] = "gzip"
         if os.environ.get(TOKEN_VARIABLE):
             headers["authorization"] = f"Bearer {os.environ[TOKEN_VARIABLE]}"
         connection.request("POST", path, body, headers)
@@ -418,6 +423,18 @@ class Sender:
         if connection is not None:
             connection.close()
             self.local.connection = None
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` is this machine. Bodies to it go uncompressed: gzip would cost both sides
+    CPU for no transfer saved, and a worker charges a gzip body's inflated copy at the largest
+    body size to its client's share (`api/requests.py`), so a second one in progress got 429."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _retry_after(value: str | None) -> float:
