@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import random
 import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import overture_pairs
 from staystream import places
 from staystream.places import matching
 from staystream.places.graph import PlaceGraph, place_id_for
@@ -245,6 +247,37 @@ def test_the_grid_finds_every_point_within_the_radius(points: list[tuple[float, 
             continue
         grid.add(f"b{i}", lat2, lon2)
         assert grid.cell(lat2, lon2) in grid.cells_near(grid.cell(lat, lon))
+
+
+def test_the_candidates_are_every_pair_the_score_matches() -> None:
+    """The bulk filters (cells, shared words, `MIN_NAME_SET`, the factors, the text score's
+    bound) drop no pair the score alone would match: the labeled pairs' real names and
+    addresses, each pair's records within 150 m of each other, in a 1.2 km square where every
+    listing has dozens of the other source within reach; against scoring every such pair."""
+    rnd = random.Random(5)
+    kinds = ("hotel_room", "apartment", "house", "private_room", "other")
+    listings = []
+    for i, pair in enumerate(overture_pairs.load(overture_pairs.DEFAULT_PATH)[:300]):
+        north, east = rnd.uniform(0, 1200), rnd.uniform(0, 1200)
+        for side, source in enumerate(("a", "b")):
+            lat, lon = at(north + rnd.uniform(-100, 100) * side, east + rnd.uniform(-100, 100) * side)
+            listings.append(PlaceListing(source, str(i), lat, lon, pair.names[side], rnd.choice(kinds),
+                                         rnd.choice((2, 4, 8)), pair.addresses[side]))
+    graph = PlaceGraph()
+    graph.apply(listings[:100], match=False)
+    graph.apply(listings[100:])
+    graph.match_pending(len(listings))
+    found = {(a, b) if a < b else (b, a) for a, b, _, _ in graph.unsaved().edges}
+    expected, borderline = set(), set()
+    for x in (x for x in listings if x.source == "a"):
+        for y in (y for y in listings if y.source == "b"):
+            if matching.haversine_m(x.lat, x.lon, y.lat, y.lon) <= matching.RADIUS_M:
+                pair = (x.key, y.key) if x.key < y.key else (y.key, x.key)
+                score = matching.score(x, y).score
+                expected |= {pair} if score >= matching.THRESHOLD else set()
+                borderline |= {pair} if abs(score - matching.THRESHOLD) < 1e-4 else set()
+    assert len(expected) > 100
+    assert found ^ expected <= borderline
 
 
 def test_a_listing_sent_again_or_an_unknown_delisting_changes_nothing() -> None:

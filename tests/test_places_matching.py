@@ -6,6 +6,7 @@ import doctest
 import random
 import statistics
 
+import numpy as np
 import pytest
 from rapidfuzz import fuzz
 
@@ -117,6 +118,19 @@ def test_the_name_prefilter_never_drops_a_pair_that_could_match() -> None:
         evidence = matching.text_evidence(pair.names[0], pair.addresses[0], pair.names[1], pair.addresses[1])
         if matching.text_score(evidence) >= matching.THRESHOLD:
             assert evidence.name_set >= matching.MIN_NAME_SET, pair
+
+
+def test_the_text_score_bound_is_never_below_the_text_score() -> None:
+    """`text_score_bounds` from the names' token_set and token_sort ratios, their equality and
+    whether both have an address is at least the text score, on every labeled pair."""
+    evidence = [matching.text_evidence(p.names[0], p.addresses[0], p.names[1], p.addresses[1])
+                for p in places_pairs.load(PAIRS)]
+    bounds = matching.text_score_bounds(*(np.array([getattr(e, field) for e in evidence], dtype=float)
+                                          for field in ("name_set", "name_sort", "name_equal", "has_address")))
+    scores = np.array([matching.text_score(e) for e in evidence])
+    assert (bounds >= scores - 1e-12).all()
+    passed = np.array([e.name_set >= matching.MIN_NAME_SET for e in evidence])
+    assert (passed & (bounds < matching.THRESHOLD)).sum() > 100  # it rules out some MIN_NAME_SET lets through
 
 
 def test_precision_and_recall_of_the_fitting_on_pairs_it_did_not_see() -> None:

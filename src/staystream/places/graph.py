@@ -56,6 +56,9 @@ from staystream.places.types import (
 __all__ = ["Place", "PlaceGraph", "place_id_for"]  # place_id_for is `types`', named here too
 
 Matched = str  # "self" | "property" | "link" | "auto"
+# Dirty listings x listings near them that one batch of `_rescore` compares at most (booleans
+# and floats of that many pairs; a batch of one cell may exceed it)
+RESCORE_MATRIX = 1 << 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,12 +347,16 @@ class PlaceGraph:
     # -- candidates
 
     def _rescore(self, dirty: set[str]) -> set[str]:
-        """Recompute the candidate edges of the `dirty` listings, cell by cell in bulk.
+        """Recompute the candidate edges of the `dirty` listings, in bulk over batches of cells.
 
         Returns the listings that gained an edge. Pairs within reach (distance, other source)
         are filtered in bulk before the full score: their names must share a word or have a
         token_sort_ratio of at least `matching.MIN_NAME_SET` (without a shared word, that is
         their token_set_ratio), then a token_set_ratio of at least it, which the score needs.
+        A batch is the dirty listings of some cells against every listing of the cells near
+        them, as large as `RESCORE_MATRIX` allows: a few listings of live traffic, each in its
+        own cell, are one batch (each numpy and rapidfuzz call has a fixed cost well above a
+        pair's); an import's slices, a cell or a few. All batches' pairs are scored at once.
         """
         gained: set[str] = set()
         self._unsaved |= dirty
@@ -359,75 +366,85 @@ class PlaceGraph:
         for key in sorted(dirty):
             if key in self._listings:
                 by_cell.setdefault(self._grid.cell(*self._listings.point(key)), []).append(key)
+        if not by_cell:
+            return gained
+        # A pair of two dirty listings is scored once, from the one in the smaller slot.
+        slots = np.sort(self._listings.slots(key for keys in by_cell.values() for key in keys))
+        found: list[tuple[_Columns, _Columns, np.ndarray]] = []
+        mine: list[str] = []
+        near: dict[tuple[int, int], int] = {}  # cells near the batch's, with their listings
+        for cell, keys in by_cell.items():
+            more = {c: len(self._grid.keys(c)) for c in self._grid.cells_near(cell) if c not in near}
+            if mine and (len(mine) + len(keys)) * (sum(near.values()) + sum(more.values())) > RESCORE_MATRIX:
+                found.append(self._reach(mine, list(near), slots))
+                mine, near = [], {c: len(self._grid.keys(c)) for c in self._grid.cells_near(cell)}
+            mine += keys
+            near.update(more)
+        if mine:
+            found.append(self._reach(mine, list(near), slots))
+        lefts, rights, name_sets = zip(*found, strict=True)
+        return self._score(_Columns.concatenate(list(lefts)), _Columns.concatenate(list(rights)),
+                           np.concatenate(name_sets))
+
+    def _reach(self, mine: list[str], cells: list[tuple[int, int]],
+               dirty: np.ndarray) -> tuple[_Columns, _Columns, np.ndarray]:
+        """The pairs of `mine` (dirty listings) and the listings of `cells` that pass the
+        filters of `_rescore`: the two sides as aligned columns, and their names'
+        token_set_ratio (in [0, 1]). `dirty` is the slots of every dirty listing, sorted."""
         cutoff = matching.MIN_NAME_SET * 100.0
         # reach, in degrees of latitude, squared: an equirectangular test (with a margin),
         # the exact haversine distance is the score's
         reach_deg2 = (matching.RADIUS_M * 1.001 / _METRES_PER_DEGREE) ** 2
-        done: set[tuple[int, int]] = set()
-        for cell, mine in by_cell.items():
-            a = self._columns(mine)
-            # A pair of two dirty listings is scored once: from the cell done first, or within
-            # one cell from the smaller key.
-            parts: list[_Columns] = []
-            scored: list[np.ndarray] = []
-            for near in self._grid.cells_near(cell):
-                part = self._cell(near)
-                if near in done and len(by_cell[near]) == len(part.keys):
-                    continue
-                parts.append(part)
-                if near not in by_cell:  # no dirty listing there
-                    scored.append(np.zeros((len(mine), len(part.keys)), dtype=bool))
-                    continue
-                flags = np.fromiter((k in dirty for k in part.keys), dtype=bool, count=len(part.keys))
-                if near in done:
-                    scored.append(np.broadcast_to(flags, (len(mine), len(part.keys))))
-                elif near == cell:
-                    position = {k: i for i, k in enumerate(part.keys)}
-                    mine_at = np.array([position[k] for k in mine])
-                    scored.append(flags[None, :] & (np.arange(len(part.keys))[None, :] <= mine_at[:, None]))
-                else:
-                    scored.append(np.zeros((len(mine), len(part.keys)), dtype=bool))
-            done.add(cell)
-            b = _Columns.concatenate(parts)
-            dlat = b.lat[None, :] - a.lat[:, None]
-            dlon = (b.lon[None, :] - a.lon[:, None] + 180.0) % 360.0 - 180.0
-            dlon *= np.cos(np.radians(a.lat))[:, None]
-            reach = dlat * dlat + dlon * dlon <= reach_deg2
-            reach &= a.source[:, None] != b.source[None, :]
-            reach &= ~np.concatenate(scored, axis=1)
-            # names of the listings within reach of any of mine, each converted once
-            within = np.flatnonzero(reach.any(axis=0))
-            reach = reach[:, within]
-            hopeful = (a.bloom[:, None] & b.bloom[None, within]) != 0
-            hopeful |= process.cdist(a.name, b.name[within], scorer=fuzz.token_sort_ratio, score_cutoff=cutoff,
-                                     dtype=np.float32) >= cutoff
-            rows, cols = np.nonzero(reach & hopeful)
-            cols = within[cols]
-            keep = process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_set_ratio,
-                                  score_cutoff=cutoff, dtype=np.float32) >= cutoff
-            gained |= self._score(a, rows[keep], b, cols[keep])
-        return gained
+        a = self._columns(mine)
+        b = _Columns.concatenate([self._cell(c) for c in cells])
+        dlat = b.lat[None, :] - a.lat[:, None]
+        dlon = (b.lon[None, :] - a.lon[:, None] + 180.0) % 360.0 - 180.0
+        dlon *= np.cos(np.radians(a.lat))[:, None]
+        reach = dlat * dlat + dlon * dlon <= reach_deg2
+        reach &= a.source[:, None] != b.source[None, :]
+        reach &= ~(np.isin(b.slot, dirty)[None, :] & (b.slot[None, :] < a.slot[:, None]))  # scored from b
+        rows, cols = np.nonzero(reach)
+        hopeful = (a.bloom[rows] & b.bloom[cols]) != 0  # a shared word, else token_sort_ratio
+        other = np.flatnonzero(~hopeful)
+        hopeful[other] = process.cpdist(a.name[rows[other]], b.name[cols[other]], scorer=fuzz.token_sort_ratio,
+                                        score_cutoff=cutoff, dtype=np.float32) >= cutoff
+        rows, cols = rows[hopeful], cols[hopeful]
+        name_set = process.cpdist(a.name[rows], b.name[cols], scorer=fuzz.token_set_ratio,
+                                  score_cutoff=cutoff, dtype=np.float64)
+        keep = name_set >= cutoff
+        return a.take(rows[keep]), b.take(cols[keep]), name_set[keep] / 100.0
 
-    def _score(self, a: _Columns, rows: np.ndarray, b: _Columns, cols: np.ndarray) -> set[str]:
-        """Score the pairs (a[rows[i]], b[cols[i]]) as `matching.score_many` does, in columns,
-        and keep those that reach the threshold as candidates; returns their listings.
+    def _score(self, a: _Columns, b: _Columns, name_set: np.ndarray) -> set[str]:
+        """Score the pairs (a[i], b[i]) as `matching.score_many` does, in columns, and keep
+        those that reach the threshold as candidates; returns their listings. `name_set` is
+        their names' token_set_ratio, in [0, 1].
 
-        The factors of distance, kinds and capacities come first: a pair whose factors are
-        below the threshold cannot reach it (the text score is below 1) and its texts are not
-        compared (with a margin for the rounding to 4 decimals). Texts are compared in key
-        order, each distinct pair of texts once (`TextScores`)."""
-        distance = matching.distances_m(a.lat[rows], a.lon[rows], b.lat[cols], b.lon[cols])
+        What can rule a pair out comes first, and a pair ruled out is not compared further
+        (with a margin for the rounding to 4 decimals): the factors of distance, kinds and
+        capacities (the text score is below 1), then the most the text score can be given the
+        names' token_set and token_sort ratios and whether both have an address
+        (`matching.text_score_bounds`). Texts are compared in key order, each distinct pair
+        of texts once (`TextScores`)."""
+        table = self._listings
+        distance = matching.distances_m(a.lat, a.lon, b.lat, b.lon)
         near = matching.distance_factors(distance)
-        factors = matching.factors_many(a.kind[rows], a.guests[rows], b.kind[cols], b.guests[cols])
-        hopeful = near * factors >= matching.THRESHOLD - 1e-4
-        rows, cols, distance, near, factors = (v[hopeful] for v in (rows, cols, distance, near, factors))
-        first, second = a.key[rows], b.key[cols]
+        factors = matching.factors_many(a.kind, a.guests, b.kind, b.guests)
+        hopeful = np.flatnonzero(near * factors >= matching.THRESHOLD - 1e-4)
+        a, b = a.take(hopeful), b.take(hopeful)
+        name_set, distance, near, factors = (v.take(hopeful) for v in (name_set, distance, near, factors))
+        name_sort = process.cpdist(a.name, b.name, scorer=fuzz.token_sort_ratio, dtype=np.float64) / 100.0
+        equal = (a.name == b.name) & (a.name != "")
+        has_address = np.fromiter((bool(table.address(x)) and bool(table.address(y))
+                                   for x, y in zip(a.slot.tolist(), b.slot.tolist(), strict=True)), bool, len(a.slot))
+        bounds = matching.text_score_bounds(name_set, name_sort, equal, has_address)
+        hopeful = np.flatnonzero(bounds * near * factors >= matching.THRESHOLD - 1e-4)
+        a, b = a.take(hopeful), b.take(hopeful)
+        distance, near, factors = (v.take(hopeful) for v in (distance, near, factors))
+        first, second = a.key, b.key
         swap = second < first
         first, second = np.where(swap, second, first), np.where(swap, first, second)
-        slot_a, slot_b = a.slot[rows], b.slot[cols]
-        codes = (np.where(swap, slot_b, slot_a) << 32) | np.where(swap, slot_a, slot_b)
+        codes = (np.where(swap, b.slot, a.slot) << 32) | np.where(swap, a.slot, b.slot)
         distinct, inverse = np.unique(codes, return_inverse=True)
-        table = self._listings
         texts: dict[matching.Texts, int] = {}  # each distinct pair of texts, numbered
         numbers = np.fromiter(
             (texts.setdefault((table.name(x), table.address(x), table.name(y), table.address(y)), len(texts))
@@ -453,7 +470,7 @@ class PlaceGraph:
         slots = table.slots(keys)
         names = [matching.normalise_name(table.name(slot)) for slot in slots.tolist()]
         return _Columns(
-            keys=keys, key=np.array(keys, dtype=object), lat=table.lat[slots], lon=table.lon[slots],
+            key=np.array(keys, dtype=object), lat=table.lat[slots], lon=table.lon[slots],
             source=table.source[slots], bloom=np.fromiter(map(_name_bloom, names), np.uint64, len(names)),
             name=np.array(names, dtype=object), kind=table.kind_classes(slots), guests=table.guests[slots],
             slot=slots,
@@ -551,8 +568,7 @@ class PlaceGraph:
 class _Columns:
     """Listings of a cell or a neighbourhood as arrays, for the bulk tests of `_rescore`."""
 
-    keys: list[str]
-    key: np.ndarray  # the keys again, as an array (object)
+    key: np.ndarray  # (object)
     lat: np.ndarray
     lon: np.ndarray
     source: np.ndarray
@@ -562,13 +578,17 @@ class _Columns:
     guests: np.ndarray
     slot: np.ndarray  # in the graph's `ListingTable` (names and addresses)
 
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """Every column, in the order of the fields."""
+        return (self.key, self.lat, self.lon, self.source, self.bloom, self.name, self.kind, self.guests, self.slot)
+
+    def take(self, indices: np.ndarray) -> _Columns:
+        """The listings at `indices`, in that order (repeats allowed)."""
+        return _Columns(*(column.take(indices) for column in self.arrays()))
+
     @staticmethod
     def concatenate(parts: list[_Columns]) -> _Columns:
-        return _Columns(
-            keys=[k for part in parts for k in part.keys],
-            **{column: np.concatenate([getattr(p, column) for p in parts])
-               for column in ("key", "lat", "lon", "source", "bloom", "name", "kind", "guests", "slot")},
-        )
+        return _Columns(*(np.concatenate(columns) for columns in zip(*(p.arrays() for p in parts), strict=True)))
 
 
 class _Joins:

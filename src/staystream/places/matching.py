@@ -172,7 +172,7 @@ def normalise_name(name: str) -> str:
     A name made only of generic words keeps them (else "Hotel" would equal "Apartments").
     Repeated words count once.
     """
-    words = fold(name)
+    words = _folded(name).split()
     core = [w for w in words if w not in LODGING_WORDS and w not in STOP_WORDS and w != "&"]
     # each word once: then, without a shared word, token_set_ratio <= token_sort_ratio,
     # which the graph's bulk pre-filter relies on
@@ -186,7 +186,7 @@ def stay_types(name: str) -> frozenset[str]:
     >>> sorted(stay_types("Fistral Beach Hotel And Spa"))
     ['hotel', 'resort']
     """
-    return frozenset(STAY_TYPES[w] for w in fold(name) if w in STAY_TYPES)
+    return frozenset(STAY_TYPES[w] for w in _folded(name).split() if w in STAY_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +299,8 @@ def _differ(a: frozenset[str], b: frozenset[str]) -> bool:
 
 @lru_cache(maxsize=1 << 18)
 def _folded(name: str) -> str:
+    """A name's folded words, joined by spaces (a word holds none): folded once a name for
+    `normalise_name`, `stay_types` and the whole-name feature, which read one name many times."""
     return " ".join(fold(name))
 
 
@@ -353,13 +355,8 @@ def _min_name_set(weights: tuple[float, ...], threshold: float) -> float:
     pair need not be scored: a safe pre-filter that rapidfuzz evaluates in bulk.
     """
     w = weights
-    # no address (nothing), or both: street 0 or 1, houses differ / shared / neither, postcodes
-    addresses = [(0.0, 0.0)] + [
-        (w[6] + w[7] * street + w[8] * differ + w[9] * shared + w[11] * postcodes + w[12] * street * differ,
-         street)
-        for street in (0.0, 1.0) for differ, shared in ((0, 0), (1, 0), (0, 1)) for postcodes in (0, 1)
-    ]
-    free = sum(max(0.0, w[i]) for i in (3, 4, 13, 14, 15))  # partial, weighted, stay types, full, is address
+    addresses = [(0.0, 0.0), *_address_cases(w)]  # no address (nothing), or both
+    free = _free_best(w)
     for hundredths in range(101):
         s = hundredths / 100.0
         logit = w[0] + w[1] * s + max(0.0, w[2] * s) + free + (max(0.0, w[5]) if hundredths == 100 else 0.0)
@@ -369,8 +366,39 @@ def _min_name_set(weights: tuple[float, ...], threshold: float) -> float:
     return 1.0
 
 
+def _address_cases(w: tuple[float, ...]) -> list[tuple[float, float]]:
+    """Each case of the address features of a pair where both have one, as (its logit but the
+    name x street product, street): street 0 or 1 (the logit is linear in it between), house
+    numbers differ, shared or neither, postcodes differ or not."""
+    return [
+        (w[6] + w[7] * street + w[8] * differ + w[9] * shared + w[11] * postcodes + w[12] * street * differ,
+         street)
+        for street in (0.0, 1.0) for differ, shared in ((0, 0), (1, 0), (0, 1)) for postcodes in (0, 1)
+    ]
+
+
+def _free_best(w: tuple[float, ...]) -> float:
+    """The most the features no bound knows can add: partial, weighted, stay types, whole names,
+    name is an address, each at its better end."""
+    return sum(max(0.0, w[i]) for i in (3, 4, 13, 14, 15))
+
+
 # Pairs whose normalised names have a lower token_set_ratio cannot be the same property.
 MIN_NAME_SET = _min_name_set(TEXT_WEIGHTS, THRESHOLD)
+
+
+def text_score_bounds(name_set: np.ndarray, name_sort: np.ndarray, name_equal: np.ndarray,
+                      has_address: np.ndarray, weights: tuple[float, ...] = TEXT_WEIGHTS) -> np.ndarray:
+    """The most `text_score` can be for pairs of which these features are known (ratios in
+    [0, 1]): the others at their better end, the address features at their best case. The
+    graph scores in full only the pairs whose bound can reach the threshold: in a city of
+    look-alike names ("Rental unit in Singapore ...", "Bench apartment 12") most pairs near a
+    listing share words and pass `MIN_NAME_SET`, yet differ too much to match."""
+    w = weights
+    logit = w[0] + w[1] * name_set + w[2] * name_sort + w[5] * name_equal + _free_best(w)
+    best_address = np.max([part + w[10] * name_set * street for part, street in _address_cases(w)], axis=0)
+    bounds: np.ndarray = 1.0 / (1.0 + np.exp(-(logit + np.where(has_address, best_address, 0.0))))
+    return bounds
 
 
 def kind_factor(a: str, b: str) -> float:
