@@ -105,7 +105,7 @@ class PlaceGraph:
         self._listings = ListingTable(index)
         self._text_scores = matching.TextScores()
         self._cell_columns: dict[tuple[int, int], _Columns] = {}  # built when needed
-        self._grid = Grid(matching.RADIUS_M)
+        self._grid: Grid[int] = Grid(matching.RADIUS_M)  # slots
         self._properties: dict[tuple[str, str], set[str]] = {}
         self._links: dict[tuple[str, str], Link] = {}
         self._link_partners: dict[str, set[str]] = {}
@@ -208,8 +208,9 @@ class PlaceGraph:
             self._set_link(link)
         self._listings.extend(listings)
         keys = list(self._listings)
-        self._grid.add_many(keys, self._listings.lat[self._listings.slots(keys)],
-                            self._listings.lon[self._listings.slots(keys)])
+        slots = self._listings.slots(keys)
+        self._grid.add_many([self._listings.slot_object(key) for key in keys], self._listings.lat[slots],
+                            self._listings.lon[slots])
         for key in keys:
             if (prop := self._listings.property_of(key)) is not None:
                 self._properties.setdefault(prop, set()).add(key)
@@ -282,7 +283,7 @@ class PlaceGraph:
     def _add(self, listing: PlaceListing) -> None:
         key = listing.key
         self._listings.add(listing)
-        self._grid.add(key, listing.lat, listing.lon)
+        self._grid.add(self._listings.slot_object(key), listing.lat, listing.lon)
         self._cell_columns.pop(self._grid.cell(listing.lat, listing.lon), None)
         self._unsaved.add(key)
         if listing.property_id is not None:
@@ -296,7 +297,7 @@ class PlaceGraph:
         self._unsaved.add(key)
         former = self._neighbours(key)
         lat, lon = self._listings.point(key)
-        self._grid.remove(key, lat, lon)
+        self._grid.remove(self._listings.slot_object(key), lat, lon)
         self._cell_columns.pop(self._grid.cell(lat, lon), None)
         if (prop := self._listings.property_of(key)) is not None:
             group = self._properties[prop]
@@ -374,10 +375,10 @@ class PlaceGraph:
         mine: list[str] = []
         near: dict[tuple[int, int], int] = {}  # cells near the batch's, with their listings
         for cell, keys in by_cell.items():
-            more = {c: len(self._grid.keys(c)) for c in self._grid.cells_near(cell) if c not in near}
+            more = {c: len(self._grid.items(c)) for c in self._grid.cells_near(cell) if c not in near}
             if mine and (len(mine) + len(keys)) * (sum(near.values()) + sum(more.values())) > RESCORE_MATRIX:
                 found.append(self._reach(mine, list(near), slots))
-                mine, near = [], {c: len(self._grid.keys(c)) for c in self._grid.cells_near(cell)}
+                mine, near = [], {c: len(self._grid.items(c)) for c in self._grid.cells_near(cell)}
             mine += keys
             near.update(more)
         if mine:
@@ -462,16 +463,19 @@ class PlaceGraph:
     def _cell(self, cell: tuple[int, int]) -> _Columns:
         columns = self._cell_columns.get(cell)
         if columns is None:
-            columns = self._cell_columns[cell] = self._columns(sorted(self._grid.keys(cell)))
+            columns = self._cell_columns[cell] = self._columns(sorted(map(self._listings.key, self._grid.items(cell))))
         return columns
 
     def _columns(self, keys: list[str]) -> _Columns:
         table = self._listings
         slots = table.slots(keys)
         names = [matching.normalise_name(table.name(slot)) for slot in slots.tolist()]
+        bloom = table.name_bloom[slots]
+        for i in np.flatnonzero(bloom == 0).tolist():
+            bloom[i] = table.name_bloom[slots[i]] = _name_bloom(names[i])
         return _Columns(
             key=np.array(keys, dtype=object), lat=table.lat[slots], lon=table.lon[slots],
-            source=table.source[slots], bloom=np.fromiter(map(_name_bloom, names), np.uint64, len(names)),
+            source=table.source[slots], bloom=bloom,
             name=np.array(names, dtype=object), kind=table.kind_classes(slots), guests=table.guests[slots],
             slot=slots,
         )

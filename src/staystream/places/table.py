@@ -40,6 +40,9 @@ class ListingTable:
         self.source = np.zeros(0, np.int16)
         self.kind = np.zeros(0, np.int8)  # `KIND_NAMES` numbers
         self.guests = np.zeros(0, np.int32)
+        # matching's 64-bit bloom of the normalised name's words, kept once a match needed it
+        # (0: not yet; a name without words has 0 and is simply computed again)
+        self.name_bloom = np.zeros(0, np.uint64)
         self._count = 0
         # per slot, the number in its key's own place_id (`place_id_for`): a listing alone is
         # found by its place_id in one scan; hashed when first asked (~1 s a million slots)
@@ -60,6 +63,11 @@ class ListingTable:
         """The slot of a listing present, else None."""
         slot = self._index.get(key)
         return slot if slot is not None and slot < len(self._keys) and self._keys[slot] is not None else None
+
+    def slot_object(self, key: str) -> int:
+        """The slot of a listing present as the index holds it: the same int object, so that
+        keeping it (the grid does) costs no new one."""
+        return self._index[key]
 
     def __iter__(self) -> Iterator[str]:
         """Every listing's key, by slot."""
@@ -188,6 +196,7 @@ class ListingTable:
         at = np.array(slots, np.int64)
         self.lat[at], self.lon[at] = lats, lons
         self.source[at], self.kind[at], self.guests[at] = sources, kinds, guests
+        self.name_bloom[at] = 0
 
     def remove(self, key: str) -> None:
         slot = self.slot(key)
@@ -204,7 +213,7 @@ class ListingTable:
         if slots <= len(self.lat):
             return
         size = max(slots, len(self.lat) * 3 // 2, 1024)
-        for name in ("lat", "lon", "source", "kind", "guests"):
+        for name in ("lat", "lon", "source", "kind", "guests", "name_bloom"):
             old: np.ndarray = getattr(self, name)
             new = np.zeros(size, old.dtype)
             new[: len(old)] = old
