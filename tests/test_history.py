@@ -223,3 +223,33 @@ def test_groups_queued_together_are_copied_in_one_batch_in_arrival_order(tmp_pat
     assert connection.execute("SELECT count(*) FROM history WHERE row = 7").fetchone()[0] == 1
     assert connection.execute("SELECT count(*) FROM recent").fetchone()[0] == 0
     assert all(history.changes(connection, 8 + seq, 20_004) for seq in range(1, 51))
+
+
+def test_a_compaction_cut_short_is_resumed_and_no_event_is_read_twice_or_lost(tmp_path: Path) -> None:
+    """A compaction moves a range of listing rows a transaction; a read in between, or after a
+    crash between two of them, finds every event once, and the next compaction finishes it."""
+    connection = history.connect(tmp_path / history.HISTORY_FILE)
+    reader = history.connect(tmp_path / history.HISTORY_FILE, readonly=True)
+    for seq in range(1, 4):
+        events = np.zeros(40, RATE_DTYPE)
+        events["key"], events["start"], events["nights"], events["facts"] = np.arange(40) % 20, 20_000, 2, ALL_FACTS
+        events["changed_at"] = seq * 100 + np.arange(40)
+        history.add_batch(connection, seq, events, day=100)
+    expected = {row: [seq * 100 + i for seq in range(1, 4) for i in (row, row + 20)] for row in range(20)}
+
+    class Crash(Exception):
+        pass
+
+    def crash() -> None:
+        assert {row: [e[2] for e in history.changes(reader, row, 20_001)] for row in range(20)} == expected
+        raise Crash
+
+    with pytest.raises(Crash):
+        history.compact(connection, crash, step_events=30)  # moved the first rows, then "crashed"
+    moved = connection.execute("SELECT count(DISTINCT row) FROM history").fetchone()[0]
+    assert 0 < moved < 20
+    assert {row: [e[2] for e in history.changes(reader, row, 20_001)] for row in range(20)} == expected
+    assert history.compact(connection, step_events=30) == 120 - moved * 6
+    assert {row: [e[2] for e in history.changes(reader, row, 20_001)] for row in range(20)} == expected
+    assert connection.execute("SELECT count(*) FROM recent").fetchone()[0] == 0
+    assert connection.execute("SELECT count(*) FROM compacting").fetchone()[0] == 0
