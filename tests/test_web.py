@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from conftest import Server, start_server
+from nats_fixtures import NatsCluster
+from pg_fixtures import Postgres
 from web_scene import (
     CHECKIN,
     CHECKOUT,
@@ -324,6 +328,54 @@ def test_ops_shows_the_write_just_made(api: Server, page: Page) -> None:
     expect(page.locator("#scaled")).to_contain_text("single node")
     airbnb = page.locator("tr[data-source='airbnb']")
     expect(airbnb.locator("td").nth(4)).to_contain_text(re.compile(r"ms / .*(ms|s)$"))  # ack -> searchable
+
+
+def ops_tile(page: Page, panel: str, name: str) -> Locator:
+    """The value of the /ops tile named `name` in the panel `#panel`."""
+    return page.locator(f"#{panel} .tile").filter(has=page.get_by_text(name, exact=True)).locator("dd")
+
+
+def test_ops_shows_the_backlog_of_a_held_store(api: Server, page: Page) -> None:
+    """A real backlog: another connection holds the store's write lock (as a stalled disk would),
+    so the writer's commit waits (SQLite's busy timeout, 5 s) while it takes the next request in;
+    the tile counts those events until the lock is let go and they are answered."""
+    page.goto("/ops")
+    backlog = ops_tile(page, "tiles", "Backlog (events)")
+    expect(backlog).to_have_text("0")
+    events = [{"type": "listing", "source": "backlog", "listing_id": f"b{i}", "name": "Held", "kind": "house",
+               "lat": 1.3, "lon": 103.8, "max_guests": 2, "changed_at": instant()} for i in range(5)]
+    holder = sqlite3.connect(api.data_dir / "store.sqlite3", isolation_level=None)
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            answer = pool.submit(post, api, events)
+            expect(backlog).to_have_text("5", timeout=3_000)  # let go before the writer's busy timeout
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert answer.result()["accepted"] == 5
+    expect(backlog).to_have_text("0")
+
+
+def test_ops_shows_a_scaled_nodes_lags(browser: Browser, tmp_path: Path) -> None:
+    """A node of scaled mode (PostgreSQL, a JetStream cluster, every role): its lags drawn as tiles."""
+    with Postgres() as postgres, NatsCluster(3) as cluster:
+        node = start_server(tmp_path / "var", "--store", postgres.uri, "--stream", cluster.url, "--role",
+                            "ingest,apply,search", "--stream-partitions", "1", "--stream-replicas", "1", workers=1)
+        try:
+            post(node, [{"type": "listing", "source": "scaled", "listing_id": "s1", "name": "Node", "kind": "house",
+                         "lat": 1.3, "lon": 103.8, "max_guests": 2, "changed_at": instant()}])
+            for page in _page(browser, node.url):
+                page.goto("/ops")
+                expect(ops_tile(page, "scaled", "Role")).to_have_text("ingest,apply,search")
+                expect(ops_tile(page, "scaled", "Apply lag (msgs)")).to_have_text("0")
+                expect(ops_tile(page, "scaled", "Follow lag (msgs)")).to_have_text("0")
+                for lag in ("Follow lag", "Apply lag"):  # seconds, measured: not the dash of an unknown
+                    expect(ops_tile(page, "scaled", lag)).to_have_text(re.compile(r"^[\d.,]+ (ms|s)$"))
+                expect(ops_tile(page, "tiles", "Backlog (events)")).to_have_text("0")
+                assert "single node" not in page.locator("#scaled").inner_text()
+        finally:
+            node.stop()
 
 
 @pytest.mark.parametrize("path", [SHARED, SHARED + f"&listing={SCENE_LISTING}", "/ops"])
