@@ -156,12 +156,16 @@ def _cheapest(store: Store, query: Query, ranking: int, best: dict[int, int],
     keys = sqlite.keys(store.connection, rows)
     fees_of = sqlite.fees_of(store.connection, rows)
     place_ids = store.place_ids(rows)
+    # One read of the nights of every day's stay of these rows (a strip has a few cheapest rows).
+    entries = store.calendar.entries_for_nights(np.array(rows), np.arange(query.checkin, query.checkin + max(best)
+                                                                            + query.nights))
+    price_of = dict(zip(rows, store.calendar.entry("entry_price", entries).tolist(), strict=True))
+    currency_of = dict(zip(rows, store.calendar.entry("entry_currency", entries).tolist(), strict=True))
     shown_of: dict[int, dict[str, object]] = {}
     for day, row in best.items():
         checkin = query.checkin + day
-        entries = store.calendar.entries_for_nights(np.array([row]), np.arange(checkin, checkin + query.nights))[0]
-        prices = store.calendar.entry("entry_price", entries).tolist()
-        currencies = store.calendar.entry("entry_currency", entries).tolist()
+        prices = price_of[row][day : day + query.nights]
+        currencies = currency_of[row][day : day + query.nights]
         shown = currencies[0] if query.currency is None else query.currency
         total = int(ranked_totals[day])
         if shown != ranking:
