@@ -1,6 +1,7 @@
 """The watch index finds exactly the (watch, changed row) pairs a brute-force check of every watch
 against every row finds: areas of every size and shape (antimeridian, poles, country-wide), stays,
-watches added in bursts (both levels, merges) and removed."""
+price bounds against the changed rows' floors (long stays never pruned), watches added in bursts
+(both levels, merges), removed, and bounds moved (a new FX table)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from staystream.watches.index import WatchIndex
 
 LAT = st.floats(-89.9, 89.9)
 LON = st.floats(-180, 180)
+PRICE = st.one_of(st.just(0.0), st.just(float("inf")), st.floats(0.01, 1e4), st.sampled_from([50.0, 65.0, 130.0]))
 
 
 @st.composite
@@ -59,10 +61,13 @@ def check_rounds(data: st.DataObject) -> None:
             area = data.draw(areas())
             seq = len(watch_areas) + 1
             watch_areas.append(area)
-            index.add(seq, area, data.draw(st.integers(0, 60)), data.draw(st.integers(1, 12)))
+            index.add(seq, area, data.draw(st.integers(0, 60)), data.draw(st.integers(1, 12)), data.draw(PRICE))
         for seq in data.draw(st.lists(st.integers(1, max(1, len(watch_areas))), max_size=3)):
             if seq <= len(watch_areas):
                 index.remove(seq)
+        if watch_areas and data.draw(st.booleans()):
+            moved = data.draw(st.lists(st.integers(1, len(watch_areas)), max_size=5, unique=True))
+            index.set_bounds(moved, np.array([data.draw(PRICE) for _ in moved]))
         points = data.draw(st.lists(near(watch_areas), min_size=1, max_size=30))
         rows = np.arange(len(points))
         lat = np.array([p[0] for p in points])
@@ -70,9 +75,10 @@ def check_rounds(data: st.DataObject) -> None:
         every = np.iinfo(np.int32).min  # a description or delist: every night
         first = np.array([data.draw(st.one_of(st.just(every), st.integers(0, 60))) for _ in points])
         end = np.array([f + data.draw(st.integers(1, 20)) if f != every else np.iinfo(np.int32).max for f in first])
-        watch, position = index.affected(rows, lat, lon, first, end)
+        floor = np.array([data.draw(PRICE) for _ in points]) if data.draw(st.booleans()) else None
+        watch, position = index.affected(rows, lat, lon, first, end, floor)
         found = set(zip(watch.tolist(), position.tolist(), strict=True))
-        assert found == index.brute_force(rows, lat, lon, first, end), f"round {round_}"
+        assert found == index.brute_force(rows, lat, lon, first, end, floor), f"round {round_}"
 
 
 def test_every_stay_against_every_change_of_nights() -> None:
@@ -88,3 +94,30 @@ def test_every_stay_against_every_change_of_nights() -> None:
     end = np.array([c[1] for c in changes])
     watch, position = index.affected(rows, lat, lon, first, end)
     assert set(zip(watch.tolist(), position.tolist(), strict=True)) == index.brute_force(rows, lat, lon, first, end)
+
+
+def test_a_floor_prunes_exactly_the_watches_it_prices_out() -> None:
+    """Bounds and floors a hair apart on each side, and stays either side of `PRUNED_NIGHTS`:
+    quantizing the bounds into levels must neither drop a watch whose bound allows the floor
+    nor keep one it does not (the exact check after the levels)."""
+    index = WatchIndex()
+    per_night = [1e-3, 0.5, 64.99, 65.0, 65.01, 1e6]
+    stays = [(10, 1), (10, index_module.PRUNED_NIGHTS), (10, index_module.PRUNED_NIGHTS + 1)]
+    seq = 0
+    for price in per_night:
+        for checkin, nights in stays:
+            seq += 1
+            index.add(seq, circle_area(10.0, 10.0, 1.0), checkin, nights, price * nights)
+    floors = np.array([0.0, *per_night, *np.nextafter(per_night, np.inf), *np.nextafter(per_night, 0), np.inf])
+    rows = np.arange(len(floors))
+    lat, lon = np.full(len(rows), 10.0), np.full(len(rows), 10.0)
+    first, end = np.full(len(rows), 10), np.full(len(rows), 11)
+    watch, position = index.affected(rows, lat, lon, first, end, floors)
+    found = set(zip(watch.tolist(), position.tolist(), strict=True))
+    assert found == index.brute_force(rows, lat, lon, first, end, floors)
+    long_stays = {w for w, _ in found if (w - 1) % len(stays) == 2}
+    assert long_stays == {3 * (i + 1) for i in range(len(per_night))}  # never pruned
+    # Watch 4 allows 0.5 a night: floors 0, 0.001 (either side) and 0.5 and the float under
+    # it, not the float over it.
+    n = len(per_night)
+    assert {p for w, p in found if w == 4} == {0, 1, 1 + n, 1 + 2 * n, 2, 2 + 2 * n}

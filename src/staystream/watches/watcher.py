@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import time
 from collections import defaultdict
@@ -39,7 +40,7 @@ from staystream.search.engine import Query, candidates
 from staystream.search.view import Store
 from staystream.watches import backend, batch
 from staystream.watches.evaluate import Offer, changes
-from staystream.watches.index import WatchIndex
+from staystream.watches.index import BUCKET_NIGHTS, WatchIndex, window
 from staystream.watches.places import place_id, place_rows
 from staystream.watches.spec import query_of
 from staystream.watches.store import Event, Placed, Watch
@@ -114,6 +115,7 @@ class Watcher:
         if self.view.fx.label != self.fx_label:  # every total may have moved
             self.fx_label = self.view.fx.label
             self.table.price_bounds(self.view.fx, list(self.live))
+            self.index.set_bounds(list(self.live), self.table.bound_base[list(self.live)])
             self.feed.read()
             self._reevaluate_all()
             busy = True
@@ -184,8 +186,9 @@ class Watcher:
                 live = self.live.get(seq)
                 if live is None:
                     live = self.live[seq] = Live(watch, query_of(watch.params))
-                    self.index.add(seq, live.query.area, live.query.checkin, live.query.nights)
                     self.table.add(seq, live.query, self.view.fx)
+                    self.index.add(seq, live.query.area, live.query.checkin, live.query.nights,
+                                   float(self.table.bound_base[seq]))
                 query = live.query
                 rows = candidates(self.shared, query.area, query.guests, query.kinds).astype(np.int64)
                 group.append((seq, rows))
@@ -218,15 +221,17 @@ class Watcher:
     def _evaluate_changes(self, entries: np.ndarray) -> None:
         """The watches the changed rows can affect, on those rows only, all pairs at once
         (`batch.evaluate`); Python then runs only for the pairs that match or were said to."""
-        rows, first, end = _distinct(entries)
+        rows, first, end = _pieces(entries)
         rows_in_use = min(int(self.shared.counters[Counter.ROWS]), len(self.shared["lat"]))
         known = rows < rows_in_use
         rows, first, end = rows[known], first[known], end[known]
         lat, lon = self.shared["lat"][rows], self.shared["lon"][rows]
-        watch, position = self.index.affected(rows, lat, lon, first, end)
-        # Most pairs are a write far above the watch's max_price: dropped, and the pairs of the
-        # watches holding the row's place (they may have to say `left`) added back, found from
-        # the holders (a dozen a place) rather than by looking each pair up.
+        # Most pairs are a write far above the watch's max_price: the index never gathers those
+        # the row's cheapest night around the change already prices out, `could_match` drops those
+        # the changed nights alone price out, and the pairs of the watches holding the row's
+        # place (they may have to say `left`) are added back, found from the holders.
+        around = batch.price_floors(self.shared, self.view.fx, rows, *window(first, end))
+        watch, position = self.index.affected(rows, lat, lon, first, end, around)
         floors = batch.price_floors(self.shared, self.view.fx, rows, first, end)
         possible = batch.could_match(self.table, watch, floors[position], first[position], end[position])
         held_w, held_p = self._held_pairs(rows)
@@ -315,21 +320,27 @@ class Watcher:
 
     def _held_pairs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(watch, position in `rows`) for every watch holding the place of each row."""
-        watches: list[int] = []
-        positions: list[int] = []
-        for position, place in enumerate(place_rows(self.shared, rows).tolist()):
-            holders = self.holders.get(place)
-            if holders:
-                watches += holders
-                positions += [position] * len(holders)
-        return np.array(watches, np.int64), np.array(positions, np.int64)
+        return self._holders_of(place_rows(self.shared, rows))
 
     def _holds(self, watch: np.ndarray, row: np.ndarray) -> np.ndarray:
         """Which (watch, row) pairs have the watch holding the row's place (it said it matches)."""
         places = place_rows(self.shared, row)
-        held = [(seq << 32) | place for place in np.unique(places).tolist() for seq in self.holders.get(place, ())]
-        holds: np.ndarray = np.isin((watch << 32) | places, np.array(held, np.int64))
+        distinct = np.unique(places)
+        held_w, held_p = self._holders_of(distinct)
+        holds: np.ndarray = np.isin((watch << 32) | places, (held_w << 32) | distinct[held_p])
         return holds
+
+    def _holders_of(self, places: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(watch, position in `places`) for every watch holding each place: Python touches each
+        distinct place once, numpy spreads the holders over the positions."""
+        distinct, inverse = np.unique(places, return_inverse=True)
+        held = [self.holders.get(place, ()) for place in distinct.tolist()]
+        counts = np.fromiter(map(len, held), np.int64, len(held))
+        watches = np.fromiter(itertools.chain.from_iterable(held), np.int64, int(counts.sum()))
+        per_position = counts[inverse]
+        position = np.repeat(np.arange(len(places)), per_position)
+        offsets = np.arange(len(position)) - np.repeat(np.cumsum(per_position) - per_position, per_position)
+        return watches[np.repeat((np.cumsum(counts) - counts)[inverse], per_position) + offsets], position
 
     def _record(self, events: list[Event], placed: list[tuple[int, str, Placed]], gone: list[tuple[int, str]]) -> None:
         if not (events or placed or gone):
@@ -368,11 +379,31 @@ def _offers(cheapest: dict[int, Cheapest], names: dict[int, tuple[str, str]]) ->
     return offers
 
 
-def _distinct(entries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The distinct (row, first, end) entries. Not merged into one span per row: a row changed
-    in spring and in autumn would otherwise reach every watch of the summer too."""
-    unique = np.unique(entries)
-    return unique["row"].astype(np.int64), unique["first"].astype(np.int64), unique["end"].astype(np.int64)
+def _pieces(entries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The feed's entries coalesced, as (row, first, end): each described row once (every night),
+    and per (row, bucket of the index) its changed nights there as one span (their union), so the
+    work grows with the distinct rows and buckets changed, not with the writes repeating them.
+    Not one span per row: a row changed in spring and in autumn would reach every watch of the summer."""
+    row, first, end = (entries[name].astype(np.int64) for name in ("row", "first", "end"))
+    described = first == ALL_NIGHTS[0]
+    described_rows = np.unique(row[described])
+    dated = ~described & ~np.isin(row, described_rows)  # a description reaches every stay anyway
+    row, first, end = row[dated], first[dated], end[dated]
+    low, high = first // BUCKET_NIGHTS, (end - 1) // BUCKET_NIGHTS
+    spans = np.maximum(high - low + 1, 0)
+    of = np.repeat(np.arange(len(row)), spans)
+    bucket = low[of] + np.arange(len(of)) - np.repeat(np.cumsum(spans) - spans, spans)
+    row, first = row[of], np.maximum(first[of], bucket * BUCKET_NIGHTS)
+    end = np.minimum(end[of], (bucket + 1) * BUCKET_NIGHTS)
+    order = np.lexsort((bucket, row))
+    row, bucket, first, end = row[order], bucket[order], first[order], end[order]
+    new_piece = np.r_[True, (row[1:] != row[:-1]) | (bucket[1:] != bucket[:-1])] if len(row) else np.zeros(0, bool)
+    starts = np.flatnonzero(new_piece)
+    return (np.concatenate([described_rows, row[starts]]),
+            np.concatenate([np.full(len(described_rows), ALL_NIGHTS[0], np.int64),
+                            np.minimum.reduceat(first, starts) if len(starts) else starts]),
+            np.concatenate([np.full(len(described_rows), ALL_NIGHTS[1], np.int64),
+                            np.maximum.reduceat(end, starts) if len(starts) else starts]))
 
 
 def run(config: Config, shm_path: Path, shard: int = 0) -> None:
