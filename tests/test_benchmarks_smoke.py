@@ -57,15 +57,18 @@ def test_quick_tail_run(tmp_path: Path) -> None:
 
 def test_quick_watches_run(tmp_path: Path) -> None:
     """The watches scenario: watches from many loopback addresses under the default per-address
-    limit, the canary's alerts timed at max and at half load; every canary write made its event."""
+    limit, the canary's alerts timed at max and at half load, `--repeat` rounds of them; every
+    canary write made its event, and the watcher caught up after each phase."""
     command = [
         sys.executable, "-m", "benchmarks.run", "watches", "--quick", "--listings", "2000", "--watches", "300",
-        "--workers", "2", "--time-scale", "0.5", "--output", str(tmp_path), "--workdir", str(tmp_path),
+        "--workers", "2", "--time-scale", "0.5", "--repeat", "2", "--output", str(tmp_path), "--workdir", str(tmp_path),
     ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     [results] = tmp_path.glob("*.json")
     result = json.loads(results.read_text())["scenarios"]["watches"]
-    assert result["watches"] == 300 and result["addresses"] == 2
-    for alerts in (result["alerts_at_half_load"], result["alerts_at_max_load"]):
-        assert alerts["samples"] > 0 and alerts["missed"] == 0
+    assert result["watches"] == 300 and result["addresses"] == 2 and len(result["runs"]) == 2
+    for round_ in result["runs"]:
+        for alerts in (round_["alerts_at_half_load"], round_["alerts_at_max_load"]):
+            assert alerts["samples"] > 0 and alerts["missed"] == 0
+        assert round_["catch_up_s_after_max"] is not None and round_["catch_up_s_after_half"] is not None
