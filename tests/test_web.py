@@ -418,6 +418,28 @@ def test_readable_on_a_phone(phone: Page, path: str) -> None:
     assert serious_violations(phone) == []
 
 
+def test_price_pins_do_not_cover_one_another_on_a_phone(phone: Page) -> None:
+    """At 390 px the sample city's pins crowd: a label covered by a cheaper one's is drawn as a
+    dot instead; every card keeps its pin, the cheapest its label."""
+    phone.goto(SHARED)
+    phone.locator("li.card").first.wait_for()
+    expect(phone.locator(".leaflet-marker-icon.pin")).to_have_count(20)
+    boxes: list[list[float]] = phone.evaluate("""() => [...document.querySelectorAll(
+        '.leaflet-marker-icon.pin:not(.pin-dot) span')].map((label) => {
+          const box = label.getBoundingClientRect();
+          return [box.left, box.top, box.right, box.bottom];
+        })""")
+    covered = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+               if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
+    assert covered == [] and len(boxes) >= 3, (covered, len(boxes))
+    assert phone.locator(".leaflet-marker-icon.pin-dot").count() > 0  # the scene crowds at this width
+    cheapest = phone.locator("li.card").first.get_attribute("data-place-id")
+    expect(phone.locator(f".leaflet-marker-icon.pin[data-place-id='{cheapest}']")).not_to_have_class(
+        re.compile(r"\bpin-dot\b"))
+    for dot in phone.locator(".leaflet-marker-icon.pin-dot").all():
+        assert dot.get_attribute("title"), "a dot is named (its place) for screen readers"
+
+
 def test_the_listing_view_fits_a_phone(phone: Page) -> None:
     phone.goto(SHARED + f"&listing={SCENE_LISTING}")
     expect(phone.locator("#calendar button.night")).to_have_count(90)

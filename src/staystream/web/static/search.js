@@ -6,6 +6,7 @@
 
 const POLL_MS = 2000;
 const OUTLINE_MAX_ZOOM = 11;
+const PIN_LABEL_PX = 22; // a price label's height
 const LIMIT = 20;
 const KINDS = {
   hotel_room: "Hotel room", apartment: "Apartment", house: "House", private_room: "Private room",
@@ -440,6 +441,7 @@ function ensureMap() {
     }).catch(() => {});
   }
   pinLayer = L.layerGroup().addTo(map);
+  map.on("zoomend", declutter);
   // Leaflet makes a pin focusable (role=button) but Enter only opens popups, and a pin has none
   map.getPane("markerPane").addEventListener("keydown", (event) => {
     const id = event.target.closest?.(".pin")?.dataset.placeId;
@@ -450,11 +452,31 @@ function ensureMap() {
   return map;
 }
 
-function pinIcon(r, active = false) {
+function pinIcon(r, active = false, labelled = true) {
+  const shown = labelled || active; // a dot's price shows while its card is hovered
   return window.L.divIcon({
-    className: `pin${r.deal ? " pin-deal" : ""}${active ? " active" : ""}`,
-    html: `<span>${money(r.total, r.currency, true).replace(/[<>&]/g, "")}</span>`, iconSize: null,
+    className: `pin${r.deal ? " pin-deal" : ""}${active ? " active" : ""}${shown ? "" : " pin-dot"}`,
+    html: `<span>${shown ? money(r.total, r.currency, true).replace(/[<>&]/g, "") : ""}</span>`, iconSize: null,
   });
+}
+
+/** Price labels that would cover one another (close places, a phone's narrow map) are not drawn:
+ * cheapest first, a pin keeps its label only where no label kept so far is; the others show as
+ * dots (still a pin each: focusable, named by their title, their price on the card's hover). */
+function declutter() {
+  const kept = [];
+  const cheapestFirst = [...pins.entries()].sort(([, a], [, b]) => Number(a.r.total) - Number(b.r.total));
+  for (const [id, pin] of cheapestFirst) {
+    const at = map.latLngToLayerPoint([pin.r.lat, pin.r.lon]);
+    const width = money(pin.r.total, pin.r.currency, true).length * 7.5 + 18; // 12px bold digits, padding
+    const box = [at.x - width / 2, at.y - PIN_LABEL_PX, at.x + width / 2, at.y]; // the label sits above its point
+    const free = !kept.some((k) => box[0] < k[2] && k[0] < box[2] && box[1] < k[3] && k[1] < box[3]);
+    if (free) kept.push(box);
+    if (pin.labelled !== free) {
+      pin.labelled = free;
+      setPin(id, pin.r);
+    }
+  }
 }
 
 function drawPins(results, area) {
@@ -471,11 +493,12 @@ function drawPins(results, area) {
     marker.on("click", () => bringCard(id));
     marker.on("add", () => { marker.getElement().dataset.placeId = id; }); // once the map has its view
     marker.addTo(pinLayer);
-    pins.set(id, { marker, r });
+    pins.set(id, { marker, r, labelled: true });
   }
   const points = results.map((r) => [r.lat, r.lon]);
   if (points.length) map.fitBounds(L.latLngBounds(points).pad(0.1), { maxZoom: 15, animate: false });
   else map.fitBounds(L.latLng(area.lat, area.lon).toBounds(area.radius_km * 2000), { animate: false });
+  declutter();
 }
 
 /** No search yet: the whole world, so the map is a map from the first look. */
@@ -513,7 +536,8 @@ function setPin(id, r, active = false) {
   const pin = pins.get(id);
   if (!pin) return;
   pin.r = r;
-  pin.marker.setIcon(pinIcon(r, active));
+  pin.marker.setIcon(pinIcon(r, active, pin.labelled));
+  pin.marker.setZIndexOffset(active ? 1000 : pin.labelled ? 500 : 0); // labels above dots
   const element = pin.marker.getElement(); // a new element: it needs its place again
   if (element) element.dataset.placeId = id;
 }
@@ -524,7 +548,6 @@ function highlightPin(id, on) {
   const pin = pins.get(id);
   if (!pin) return;
   setPin(id, pin.r, on);
-  pin.marker.setZIndexOffset(on ? 1000 : 0);
 }
 
 // ---- the flexible-dates strip --------------------------------------------------------------
