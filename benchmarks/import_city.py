@@ -8,8 +8,8 @@ starts its own server: the writer and 2 HTTP workers on the same cores), or with
 server of the same tree started before the run (and stopped after it). Per run: the command's
 own elapsed time (first read to last acknowledgment, from the nights/s it prints, which is not
 rounded), night updates/s and events/s, the importer's CPU and the server's (every process of
-it, sampled from /proc every 20 ms), the command's wall time and the load average. Then
-medians (min-max) per tree and the ratio of the medians. Linux only.
+it, sampled from /proc every 20 ms), the importer's peak RSS, the command's wall time and the
+load average. Then medians (min-max) per tree and the ratio of the medians. Linux only.
 """
 
 from __future__ import annotations
@@ -35,6 +35,14 @@ _TICK = os.sysconf("SC_CLK_TCK")
 def _cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _peak_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _children(pid: int) -> list[int]:
@@ -85,13 +93,14 @@ def run(src: Path, city: Path, work: Path, url_mode: bool) -> dict[str, float]:
          "--currency", "SGD", *target, str(city / "listings.csv.gz"), str(city / "calendar.csv.gz")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    importer, served, before = 0.0, dict[int, float](), dict[int, float]()
+    importer, peak, served, before = 0.0, 0.0, dict[int, float](), dict[int, float]()
     if server is not None:
         _tree_cpu(server.pid, before)  # what starting it cost is not the import's
         before[server.pid] = served[server.pid] = _cpu(server.pid)
     while process.poll() is None:
         with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
             importer = _cpu(process.pid)
+            peak = max(peak, _peak_mb(process.pid))  # a process that ended has none
             if server is not None:
                 served[server.pid] = _cpu(server.pid)
         _tree_cpu(server.pid if server is not None else process.pid, served)
@@ -109,7 +118,7 @@ def run(src: Path, city: Path, work: Path, url_mode: bool) -> dict[str, float]:
     events, nights = (int(group.replace(",", "")) for group in accepted.groups())
     elapsed = nights / int(rate.group(1).replace(",", ""))
     return {"elapsed_s": elapsed, "nights_per_s": nights / elapsed, "events_per_s": events / elapsed,
-            "events": events, "nights": nights, "importer_cpu_s": importer,
+            "events": events, "nights": nights, "importer_cpu_s": importer, "importer_peak_mb": peak,
             "server_cpu_s": sum(served.values()) - sum(before.values()), "wall_s": wall,
             "load": max(load, os.getloadavg()[0])}
 
@@ -140,7 +149,7 @@ def main() -> None:
         print(f"{name:8}: " + ", ".join(
             f"{key} {medians[name][key]:,.2f} ({min(r[key] for r in runs):,.2f}-{max(r[key] for r in runs):,.2f})"
             for key in ("elapsed_s", "nights_per_s", "events_per_s", "importer_cpu_s", "server_cpu_s", "wall_s",
-                        "load")))
+                        "importer_peak_mb", "load")))
     if "compared" in medians:
         print("this / compared, medians: " + ", ".join(
             f"{key} {medians['this'][key] / medians['compared'][key]:.2f}"
