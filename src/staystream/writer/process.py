@@ -28,7 +28,7 @@ from staystream import metrics
 from staystream.config import Config
 from staystream.dates import epoch_day
 from staystream.durable import snapshot
-from staystream.durable.embedded import Durable, SqliteDurable
+from staystream.durable.embedded import Durable, Recovered, SqliteDurable
 from staystream.durable.history import HistoryKeeper
 from staystream.durable.lock import StoreLocked
 from staystream.events.types import (
@@ -155,24 +155,19 @@ class Writer:
     async def recover(self) -> None:
         started = time.perf_counter()
         recovered = await self.durable.recover()
-        snapshot_seq = 0
-        if recovered.snapshot is not None:
-            snapshot_seq, state = recovered.snapshot
-            self.calendar.load_state(state)
+        # The calendar (snapshot, then the log after it: numpy, mostly without the GIL) loads on
+        # a thread while this one rebuilds the keys, columns, fees and places (Python): on two
+        # cores the restart takes the longer of the two, not their sum. They share no array.
+        calendar = asyncio.get_running_loop().run_in_executor(
+            None, self._recover_calendar, recovered, len(recovered.keys))
         for row, source, listing_id in recovered.keys:
             self.keys[f"{source}\x00{listing_id}"] = row
-        self._add_rows(len(self.keys))
+        self.columns.add_rows(len(self.keys))
+        self.fees.add_rows(len(self.keys))
         self.columns.load(recovered.columns)
         self.fees.load(recovered.fees)
         self.places.load(recovered.places, recovered.links)
-        self.seq = snapshot_seq
-        replayed = replayed_nights = 0
-        for seq, events in recovered.log:
-            batch = np.frombuffer(events, dtype=RATE_DTYPE)
-            self.calendar.apply(batch)
-            self.seq = seq
-            replayed += len(batch)
-            replayed_nights += int(batch["nights"].sum())
+        snapshot_seq, self.seq, replayed, replayed_nights = await calendar
         self.logged_since_snapshot = replayed_nights
         self.shared.counters[Counter.SEQ] = self.seq
         if self.config.stream:
@@ -192,6 +187,23 @@ class Writer:
             extra={"listings": len(self.keys), "snapshot_seq": snapshot_seq, "replayed_events": replayed,
                    "history_copied_events": copied, "seconds": seconds},
         )
+
+    def _recover_calendar(self, recovered: Recovered, rows: int) -> tuple[int, int, int, int]:
+        """Load the calendar snapshot and replay the log after it; returns the snapshot's
+        sequence, the last one applied, the events and the night updates replayed."""
+        snapshot_seq = 0
+        if recovered.snapshot is not None:
+            snapshot_seq, state = recovered.snapshot
+            self.calendar.load_state(state)
+        self.calendar.ensure_rows(rows)
+        last, replayed, replayed_nights = snapshot_seq, 0, 0
+        for seq, events in recovered.log:
+            batch = np.frombuffer(events, dtype=RATE_DTYPE)
+            self.calendar.apply(batch)
+            last = seq
+            replayed += len(batch)
+            replayed_nights += int(batch["nights"].sum())
+        return snapshot_seq, last, replayed, replayed_nights
 
     def _add_rows(self, rows: int) -> None:
         self.calendar.ensure_rows(rows)
