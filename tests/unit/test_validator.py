@@ -102,8 +102,10 @@ def test_keys_are_the_same_whatever_the_sources_and_forms_met_before(validator: 
         together = validated(validator, *forms)
         assert [rejection["index"] for rejection in together.rejected] == [7]
         assert together.keys == list(dict.fromkeys(key for keys in alone for key in keys))
+        assert together.accepted_by_source == {("airbnb", "rate"): 5, ("vrbo", "rate"): 3}
         one_source = validated(validator, rate(listing_id="k-1"), rate(listing_id=" k-1 "), rate(listing_id=12))
         assert one_source.keys == ["airbnb\x00k-1", "airbnb\x0012"]
+        assert one_source.accepted_by_source == {("airbnb", "rate"): 3}
 
 
 def one_fact(kind: str, listing_id: str = "v-1", **fields: object) -> dict[str, object]:

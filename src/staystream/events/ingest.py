@@ -155,7 +155,10 @@ class Parsed:
         rates["available"] = available
         rates["facts"] = ALL_FACTS
         self.rates = rates
-        if len(good):
+        named = {key.partition("\x00")[0] for key in self.keys}
+        if len(named) == 1:  # a feed's slice: one source, counted without a column of names
+            self.count(named.pop(), "rate", int(rates["changed_at"].max()), len(rates))
+        elif named:
             sources = np.array([key.partition("\x00")[0] for key in self.keys])[rates["key"]]
             for source in np.unique(sources).tolist():
                 mine = sources == source
