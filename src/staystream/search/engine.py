@@ -291,14 +291,14 @@ def find_stays(shared: SharedArrays, fx: Fx, query: Query, ranking: int) -> Foun
     )
     price = _fresh(shared, "entry_price", entries)[entries]
     currency = _fresh(shared, "entry_currency", entries)[entries]
-    priced = price.min(axis=0) >= 0  # bookable = available and priced (contract v1.1): a night may be one only
+    # `_open_stays` kept only stays whose every night is bookable (available and priced).
     single = (currency == currency[0]).all(axis=0)
 
     charges = fees.stay_charges(shared, rows, np.full(len(rows), query.checkin), query.nights, query.guests)
     total = night_totals(fx, price, currency, single, charges, ranking)
     ranked = total != UNRANKED
     # a stay in several currencies (nights or fees) needs rates for any total
-    keep = priced & (ranked | (single & ~charges.foreign(currency[0])))
+    keep = ranked | (single & ~charges.foreign(currency[0]))
     if query.currency is not None or query.min_price is not None or query.max_price is not None:
         keep &= ranked
     return Found(rows[keep], distance[keep], entries[:, keep], total[keep])
