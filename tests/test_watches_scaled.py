@@ -1,7 +1,8 @@
 """Watches in scaled mode, with real servers: PostgreSQL, JetStream, three staystream nodes.
 
 A watch created on one node is served by every other (its stream read on a node that evaluates
-nothing itself), written to through a third, limits count every node's watches, and kill -9 of
+nothing itself), written to through a third; one made with `changes` hears a rise there, the
+plain one does not; limits count every node's watches, and kill -9 of
 the node producing the events in the middle of a webhook outage loses nothing: the standby on
 the other node takes the shard over, the stream resumes with `Last-Event-ID` on another node.
 Then kill -9 of PostgreSQL with a write acknowledged while it is down: its event comes once
@@ -68,6 +69,21 @@ def test_any_node_serves_a_watch_and_a_kill_9_mid_outage_loses_nothing(tmp_path:
                 headers, body = receiver.next()
                 verify(secret, headers, body)
                 assert json.loads(body) == entered.data
+
+                with second.client() as client:  # `changes` is stored in PostgreSQL: any node's watcher honours it
+                    told_id = client.post("/v1/watches", json=watch_body(changes=True)).json()["watch_id"]
+                told = Stream(f"{reader.url}/v1/watches/{told_id}/events")
+                try:
+                    assert told.next(timeout=30).event == "entered"
+                    with second.client() as client:
+                        post_ok(client, [rate(flat, 10, 13, "110.00", changed=0.5)])  # a rise: 330
+                    rise = told.next()
+                    assert (rise.event, rise.data["total"], rise.data["previous_total"]) == (
+                        "price_change", "330.00", "300.00")
+                    stream.none_within(0.5)  # the plain watch: nothing
+                finally:
+                    told.close()
+                assert httpx.delete(f"{first.url}/v1/watches/{told_id}").status_code == 204
 
                 receiver.close()  # the outage starts
                 with reader.client() as client:  # written through the node without a watcher
