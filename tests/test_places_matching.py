@@ -180,5 +180,9 @@ def test_kept_text_scores_are_the_text_scores_and_stay_within_their_capacity() -
     for batch in (texts[:40], texts[20:60], texts[50:90], texts[:40]):  # overlapping: some known, some not
         assert kept.of(batch).tolist() == pytest.approx(matching.text_scores(batch).tolist(), abs=1e-12)
         assert len(kept) <= 50
+    fresh = matching.TextScores()
+    fresh.of(texts[:10])
+    assert fresh.kept(texts[:10]).tolist() == pytest.approx(matching.text_scores(texts[:10]).tolist(), abs=1e-12)
+    assert np.isnan(fresh.kept(texts[10:12])).all()  # never asked for
     assert matching.text_scores(texts[:3]).tolist() == pytest.approx(
         [matching.text_score(matching.text_evidence(*t)) for t in texts[:3]], abs=1e-9)

@@ -422,10 +422,11 @@ class PlaceGraph:
 
         What can rule a pair out comes first, and a pair ruled out is not compared further
         (with a margin for the rounding to 4 decimals): the factors of distance, kinds and
-        capacities (the text score is below 1), then the most the text score can be given the
-        names' token_set and token_sort ratios and whether both have an address
-        (`matching.text_score_bounds`). Texts are compared in key order, each distinct pair
-        of texts once (`TextScores`)."""
+        capacities (the text score is below 1). Texts are compared in key order, each distinct
+        pair of texts once (`TextScores`), and a pair of texts not kept is compared only if
+        the most its text score can be (`matching.text_score_bounds`: from the names'
+        token_set and token_sort ratios, whether they are equal and whether both have an
+        address) times its pairs' best factors can reach the threshold."""
         table = self._listings
         distance = matching.distances_m(a.lat, a.lon, b.lat, b.lon)
         near = matching.distance_factors(distance)
@@ -433,14 +434,6 @@ class PlaceGraph:
         hopeful = np.flatnonzero(near * factors >= matching.THRESHOLD - 1e-4)
         a, b = a.take(hopeful), b.take(hopeful)
         name_set, distance, near, factors = (v.take(hopeful) for v in (name_set, distance, near, factors))
-        name_sort = process.cpdist(a.name, b.name, scorer=fuzz.token_sort_ratio, dtype=np.float64) / 100.0
-        equal = (a.name == b.name) & (a.name != "")
-        has_address = np.fromiter((bool(table.address(x)) and bool(table.address(y))
-                                   for x, y in zip(a.slot.tolist(), b.slot.tolist(), strict=True)), bool, len(a.slot))
-        bounds = matching.text_score_bounds(name_set, name_sort, equal, has_address)
-        hopeful = np.flatnonzero(bounds * near * factors >= matching.THRESHOLD - 1e-4)
-        a, b = a.take(hopeful), b.take(hopeful)
-        distance, near, factors = (v.take(hopeful) for v in (distance, near, factors))
         first, second = a.key, b.key
         swap = second < first
         first, second = np.where(swap, second, first), np.where(swap, first, second)
@@ -450,8 +443,24 @@ class PlaceGraph:
         numbers = np.fromiter(
             (texts.setdefault((table.name(x), table.address(x), table.name(y), table.address(y)), len(texts))
              for x, y in ((code >> 32, code & 0xFFFFFFFF) for code in distinct.tolist())),
-            np.int64, len(distinct))
-        scores = np.round(self._text_scores.of(list(texts))[numbers[inverse]] * near * factors, 4)
+            np.int64, len(distinct))[inverse]  # per pair
+        listed = list(texts)
+        text = self._text_scores.kept(listed)
+        unknown = np.flatnonzero(np.isnan(text))
+        if len(unknown):
+            best = np.zeros(len(listed))  # per pair of texts, the best factors of its pairs
+            np.maximum.at(best, numbers, near * factors)
+            one = np.empty(len(listed), np.int64)  # per pair of texts, one of its pairs
+            one[numbers] = np.arange(len(numbers))
+            at = one[unknown]
+            name_sort = process.cpdist(a.name[at], b.name[at], scorer=fuzz.token_sort_ratio, dtype=np.float64) / 100
+            equal = (a.name[at] == b.name[at]) & (a.name[at] != "")
+            has_address = np.array([bool(listed[i][1]) and bool(listed[i][3]) for i in unknown.tolist()], dtype=bool)
+            bounds = matching.text_score_bounds(name_set[at], name_sort, equal, has_address)
+            worth = unknown[bounds * best[unknown] >= matching.THRESHOLD - 1e-4]
+            text[unknown] = 0.0  # below the threshold, whatever the factors
+            text[worth] = self._text_scores.of([listed[i] for i in worth.tolist()])
+        scores = np.round(text[numbers] * near * factors, 4)
         gained: set[str] = set()
         for i in np.flatnonzero(scores >= matching.THRESHOLD).tolist():
             x, y = first[i], second[i]

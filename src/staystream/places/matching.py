@@ -507,6 +507,10 @@ class TextScores:
     def __len__(self) -> int:
         return len(self._scores)
 
+    def kept(self, texts: Sequence[Texts]) -> np.ndarray:
+        """The kept text score of each pair of texts, NaN where none is kept."""
+        return np.array([self._scores.get(t, math.nan) for t in texts], dtype=np.float64)
+
     def of(self, texts: Sequence[Texts]) -> np.ndarray:
         """The text score of each pair of texts (given once each)."""
         known = [self._scores.get(t) for t in texts]
