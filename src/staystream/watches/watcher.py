@@ -40,7 +40,7 @@ from staystream.search.engine import Query, candidates
 from staystream.search.view import Store
 from staystream.watches import backend, batch
 from staystream.watches.evaluate import Offer, changes
-from staystream.watches.index import BUCKET_NIGHTS, WatchIndex, window
+from staystream.watches.index import BUCKET_NIGHTS, WatchIndex
 from staystream.watches.places import place_id, place_rows
 from staystream.watches.spec import query_of
 from staystream.watches.store import Event, Placed, Watch
@@ -230,9 +230,8 @@ class Watcher:
         # the row's cheapest night around the change already prices out, `could_match` drops those
         # the changed nights alone price out, and the pairs of the watches holding the row's
         # place (they may have to say `left`) are added back, found from the holders.
-        around = batch.price_floors(self.shared, self.view.fx, rows, *window(first, end))
+        floors, around = self._bucket_floors(rows, first)
         watch, position = self.index.affected(rows, lat, lon, first, end, around)
-        floors = batch.price_floors(self.shared, self.view.fx, rows, first, end)
         possible = batch.could_match(self.table, watch, floors[position], first[position], end[position])
         held_w, held_p = self._held_pairs(rows)
         held = self.index.affects(held_w, lat[held_p], lon[held_p], first[held_p], end[held_p])
@@ -281,6 +280,25 @@ class Watcher:
         """Whether the watch opted in to `price_change` (one not yet taken in is judged whole later)."""
         live = self.live.get(seq)
         return live is not None and live.watch.changes
+
+    def _bucket_floors(self, rows: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per piece (`_pieces`: a row's changed nights inside one bucket of the index), the least
+        a night of the row costs in its bucket (so in its changed nights), and in its window (the
+        bucket and one each side); 0 for a description. Each (row, bucket) is read once, however
+        many pieces share it as a neighbour."""
+        floors, around = np.zeros(len(rows)), np.zeros(len(rows))
+        dated = np.flatnonzero(first != ALL_NIGHTS[0])
+        if not len(dated):
+            return floors, around
+        piece = (rows[dated] << 32) + first[dated] // BUCKET_NIGHTS
+        keys = np.unique(np.concatenate([piece - 1, piece, piece + 1]))
+        bucket = keys & 0xFFFFFFFF
+        least = batch.price_floors(self.shared, self.view.fx, keys >> 32, bucket * BUCKET_NIGHTS,
+                                   (bucket + 1) * BUCKET_NIGHTS)
+        floors[dated] = least[np.searchsorted(keys, piece)]
+        around[dated] = np.minimum(np.minimum(least[np.searchsorted(keys, piece - 1)], floors[dated]),
+                                   least[np.searchsorted(keys, piece + 1)])
+        return floors, around
 
     def _cheapest(self, matches: batch.Matches) -> dict[int, dict[int, Cheapest]]:
         """Per watch, per place row, its cheapest matching offer (ranking total, then row), as search ranks."""
