@@ -108,6 +108,15 @@ class SharedArrays:
         for name in self.names:
             self._remap(name)
 
+    def covering(self, name: str, index: np.ndarray) -> np.ndarray:
+        """(Reader) `name`, remapped if the writer grew it past every position in `index` since
+        this process mapped it."""
+        array = self.arrays[name]
+        if index.size and int(index.max()) >= len(array):
+            self.refresh()
+            array = self.arrays[name]
+        return array
+
     def current(self, name: str) -> np.ndarray:
         """(Reader) `name` as its latest generation, remapped if it changed since it was mapped."""
         self._remap(name)

@@ -75,28 +75,19 @@ def highest_prices(shared: SharedArrays, rows: np.ndarray) -> tuple[np.ndarray, 
     row, page = np.nonzero(directory[rows[inside]])
     slot = directory[rows[inside][row], page].astype(np.int64)
     uniform = slot < 0  # the page's one entry, in the directory
-    pages = _fresh(shared, "pages", slot)
+    pages = shared.covering("pages", slot)
     entries = np.concatenate([-slot[uniform], pages[slot[~uniform]].ravel()]).astype(np.int64)
     owner = np.concatenate([row[uniform], np.repeat(row[~uniform], pages.shape[1])])
-    night_price = _fresh(shared, "entry_price", entries)[entries]
-    bookable = (_fresh(shared, "entry_available", entries)[entries] == 1) & (night_price >= 0)
+    night_price = shared.covering("entry_price", entries)[entries]
+    bookable = (shared.covering("entry_available", entries)[entries] == 1) & (night_price >= 0)
     owner, night_price = inside[owner[bookable]], night_price[bookable]
-    night_currency = _fresh(shared, "entry_currency", entries)[entries[bookable]]
+    night_currency = shared.covering("entry_currency", entries)[entries[bookable]]
     np.maximum.at(price, owner, night_price)
     low = np.full(len(rows), np.iinfo(np.uint16).max, dtype=np.uint16)
     np.minimum.at(low, owner, night_currency)
     np.maximum.at(currency, owner, night_currency)
     price[low != currency] = NONE  # several currencies (or none): no single ceiling
     return price, currency
-
-
-def _fresh(shared: SharedArrays, name: str, index: np.ndarray) -> np.ndarray:
-    """`shared[name]`, remapped if the writer grew it after this request mapped it."""
-    array = shared[name]
-    if index.size and int(index.max()) >= len(array):
-        shared.refresh()
-        array = shared[name]
-    return array
 
 
 _kept: weakref.WeakKeyDictionary[SharedArrays, Ceilings] = weakref.WeakKeyDictionary()

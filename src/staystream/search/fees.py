@@ -67,7 +67,7 @@ def charge(basis: int, amount: int, nights: int, guests: int) -> int:
 
 def has_fees(shared: SharedArrays, rows: np.ndarray) -> np.ndarray:
     """Which rows have any fee (mandatory or not, whatever its window)."""
-    span = _fresh(shared, "fee_span", rows)
+    span = shared.covering("fee_span", rows)
     inside = rows < len(span)
     found = np.zeros(len(rows), dtype=bool)
     found[inside] = span_count(span[rows[inside]]) > 0
@@ -77,7 +77,7 @@ def has_fees(shared: SharedArrays, rows: np.ndarray) -> np.ndarray:
 def stay_charges(shared: SharedArrays, rows: np.ndarray, checkins: np.ndarray, nights: int, guests: int) -> Charges:
     """The mandatory fees that apply to each stay (`rows[i]` checking in on `checkins[i]`), one
     gather of every candidate fee slot: no Python per stay."""
-    span = _fresh(shared, "fee_span", rows)
+    span = shared.covering("fee_span", rows)
     spans = np.where(rows < len(span), span[np.minimum(rows, len(span) - 1)], 0) if len(rows) else np.zeros(0, np.int64)
     count = span_count(spans)
     total = int(count.sum())
@@ -87,17 +87,18 @@ def stay_charges(shared: SharedArrays, rows: np.ndarray, checkins: np.ndarray, n
     stay = np.repeat(np.arange(len(rows)), count)
     starts = np.cumsum(count) - count
     slot = span_first(spans)[stay] + (np.arange(total) - starts[stay])
-    basis = _fresh(shared, "fee_basis", slot)[slot]
+    basis = shared.covering("fee_basis", slot)[slot]
     checkin = checkins[stay]
-    applies = (_fresh(shared, "fee_mandatory", slot)[slot] == 1) & (_fresh(shared, "fee_start", slot)[slot] <= checkin)
-    applies &= checkin < _fresh(shared, "fee_end", slot)[slot]
-    amount = _fresh(shared, "fee_amount", slot)[slot]
+    applies = shared.covering("fee_mandatory", slot)[slot] == 1
+    applies &= shared.covering("fee_start", slot)[slot] <= checkin
+    applies &= checkin < shared.covering("fee_end", slot)[slot]
+    amount = shared.covering("fee_amount", slot)[slot]
     is_percent = applies & (basis == PERCENT)
     # Exact in float64: each is at most 10^8, and a listing has few.
     percent = np.bincount(stay[is_percent], weights=amount[is_percent], minlength=len(rows)).astype(np.int64)
     fixed = applies & (basis != PERCENT)
     multiplier = np.where(basis == PER_NIGHT, nights, np.where(basis == PER_GUEST_PER_NIGHT, nights * guests, 1))
-    currency = _fresh(shared, "fee_currency", slot)[slot]
+    currency = shared.covering("fee_currency", slot)[slot]
     return Charges(stay[fixed], (amount * multiplier)[fixed], currency[fixed].astype(np.int64), percent)
 
 
@@ -174,12 +175,3 @@ def breakdown(fx: Fx, fees: list[dict[str, Any]], checkin: int, guests: int, pri
         listed.append({"fee_id": fee["fee_id"], "label": fee["label"], "amount": round(shown_value),
                        "mandatory": bool(fee["mandatory"])})
     return listed, fixed, percent
-
-
-def _fresh(shared: SharedArrays, name: str, index: np.ndarray) -> np.ndarray:
-    """`shared[name]`, remapped if the writer grew it after this request mapped it."""
-    array = shared[name]
-    if index.size and int(index.max()) >= len(array):
-        shared.refresh()
-        array = shared[name]
-    return array
