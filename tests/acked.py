@@ -42,6 +42,7 @@ class AckedLoad:
     acked: dict[tuple[str, int], Night] = field(default_factory=dict)
     statuses: dict[int, int] = field(default_factory=dict)
     retry_after_seen: int = 0
+    transport_errors: int = 0  # no answer at all (a connection refused, reset or timed out)
     requests_acked: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -82,7 +83,9 @@ class AckedLoad:
         deadline = time.monotonic() + timeout
         target = self.requests_acked + requests
         while self.requests_acked < target:
-            assert time.monotonic() < deadline, f"only {self.requests_acked} of {target} requests acknowledged"
+            assert time.monotonic() < deadline, (
+                f"only {self.requests_acked} of {target} requests acknowledged; answers so far by status: "
+                f"{self.statuses}, without an answer: {self.transport_errors}")
             time.sleep(0.02)
 
     def _run(self, thread: int) -> None:
@@ -116,6 +119,8 @@ class AckedLoad:
                     response = client.post(self.url() + "/v1/events", content=body,
                                            headers={"content-type": "application/x-ndjson"})
                 except httpx.HTTPError:
+                    with self._lock:
+                        self.transport_errors += 1
                     time.sleep(0.05)
                     continue
                 with self._lock:
