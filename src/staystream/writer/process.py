@@ -246,7 +246,7 @@ class Writer:
                 request = await wire.read_request(reader)
                 if request.place is not None:  # a question, not a write: answered at once
                     answer = self.places.as_json(request.place)
-                    stream.write(wire.encode(WriteReply(request.id, self.seq, None, answer)))
+                    wire.reply(stream, WriteReply(request.id, self.seq, None, answer))
                     continue
                 rates = request.rate_rows()
                 events = len(request.listings) + len(request.delists) + len(request.fees) + len(rates)
@@ -311,7 +311,7 @@ class Writer:
         events = 0
         for stream, request, count in group.frames:
             events += count
-            stream.write(wire.encode(WriteReply(request.id, self.seq, error)))
+            wire.reply(stream, WriteReply(request.id, self.seq, error))
         self._backlog(-events)
         metrics.group_requests.observe(len(group.frames))
         metrics.group_events.observe(events)

@@ -37,6 +37,13 @@ def encode(message: WriteRequest | WriteReply) -> bytes:
     return _frame(message)
 
 
+def reply(stream: asyncio.StreamWriter, message: WriteReply) -> None:
+    """Send a reply unless its worker has gone (killed): under uvloop a write to a stream whose
+    peer died raises, and that would stop the commit loop for every other worker too."""
+    if not stream.is_closing():
+        stream.write(encode(message))
+
+
 class WriterUnavailable(ConnectionError):
     """The writer cannot be reached: the request is answered 503, nothing was acknowledged."""
 
